@@ -1,0 +1,51 @@
+# showrunner: `make demo`, `make test`, `make bench`.
+# Each target sets itself up on a fresh Debian 12 machine: system packages through apt (when root;
+# otherwise the exact apt line is printed), then a .venv with the project installed. Idempotent:
+# a second run installs nothing (stamp files).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config portaudio19-dev libasound2 \
+	jackd2 libjack-jackd2-0 libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 ffmpeg
+SYSTEM_STAMP := $(VENV)/.system-packages
+VENV_STAMP := $(VENV)/.installed
+DEMO_SETLIST ?= setlists/demo.toml
+DEMO_MIDI ?= assets/midi/partitura_mozart_k265_var1.mid
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV_STAMP)
+
+$(SYSTEM_STAMP):
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages:" $$missing; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -q && apt-get install -y -q --no-install-recommends $$missing || exit 1; \
+	  else \
+	    echo "missing system packages; run as root:"; \
+	    echo "  sudo apt-get install -y --no-install-recommends $$missing"; exit 1; \
+	  fi; \
+	fi
+	@mkdir -p $(VENV) && touch $@
+
+$(VENV_STAMP): $(SYSTEM_STAMP) pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+demo: setup
+	$(BIN)/showrunner run $(DEMO_SETLIST) --midi-file $(DEMO_MIDI) $$( [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || echo --headless )
+
+test: setup
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache logs

@@ -1,0 +1,110 @@
+"""The ``showrunner`` command: run, check, render, devices.
+
+Exit codes: 0 success; 2 bad input (setlist, MIDI file, arguments, a device named explicitly but
+missing) with one line on stderr and no traceback; 1 internal error (details in the show's log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from engine.errors import UserError
+
+log = logging.getLogger("showrunner.cli")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage otherwise)
+        self.exit(2, f"showrunner: error: {message} (see 'showrunner {self.prog.split()[-1]} --help')\n"
+                  if " " in self.prog else f"showrunner: error: {message}\n")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got '{text}'") from None
+    if not (16 <= width <= 8192 and 16 <= height <= 8192):
+        raise argparse.ArgumentTypeError(f"size {text} out of range 16..8192")
+    return width, height
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="showrunner", description="Run a live audiovisual show from a setlist.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="perform a setlist live")
+    run.add_argument("setlist", type=Path)
+    run.add_argument("--cue", help="cue id to start at (rehearsal)")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--midi-in", metavar="NAME", help="MIDI input port: case-insensitive name substring")
+    source.add_argument("--midi-file", metavar="FILE", type=Path, help="play a Standard MIDI File as the performer")
+    run.add_argument("--midi-api", choices=["auto", "alsa", "jack"], help="MIDI system for --midi-in")
+    run.add_argument("--camera", metavar="SOURCE", help="camera index, name or video file")
+    run.add_argument("--record", metavar="FILE", type=Path, help="record the show (video + audio)")
+    screen = run.add_mutually_exclusive_group()
+    screen.add_argument("--fullscreen", action="store_true", help="full screen on --display")
+    screen.add_argument("--headless", action="store_true", help="no window: render offscreen (EGL)")
+    run.add_argument("--display", type=int, default=0, metavar="N", help="display index for the window")
+    run.add_argument("--duration", type=_positive, metavar="SECONDS", help="stop after this many seconds")
+    run.add_argument("--metrics", metavar="FILE", type=Path, help="write a JSON Lines metrics log")
+    run.add_argument("--log-dir", type=Path, default=Path("logs"), help="folder for the show log")
+
+    check = commands.add_parser("check", help="validate a setlist and load every scene")
+    check.add_argument("setlist", type=Path)
+
+    render = commands.add_parser("render", help="render a setlist offline from a MIDI file")
+    render.add_argument("setlist", type=Path)
+    render.add_argument("--midi-file", metavar="FILE", type=Path, required=True)
+    render.add_argument("--out", metavar="FILE", type=Path, required=True, help="video file to write")
+    render.add_argument("--cue", help="cue id to start at")
+    render.add_argument("--duration", type=_positive, metavar="SECONDS")
+    render.add_argument("--size", type=_size, metavar="WxH", help="frame size (default: the setlist's)")
+    render.add_argument("--fps", type=_positive, default=None, help="frames per second (default: the setlist's)")
+    render.add_argument("--camera", metavar="SOURCE")
+    render.add_argument("--metrics", metavar="FILE", type=Path)
+    render.add_argument("--log-dir", type=Path, default=Path("logs"))
+
+    commands.add_parser("devices", help="list MIDI ports, audio devices and cameras")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from engine import commands
+
+    handler = {"run": commands.run, "check": commands.check,
+               "render": commands.render, "devices": commands.devices}[args.command]
+    try:
+        return handler(args)
+    except UserError as error:
+        print(f"showrunner: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("showrunner: stopped", file=sys.stderr)
+        return 130
+    except Exception as error:  # internal: one line for people, the traceback for the log
+        logging.getLogger("showrunner").exception("internal error")
+        print(f"showrunner: internal error: {type(error).__name__}: {error} (details in the show log)",
+              file=sys.stderr)
+        if os.environ.get("SHOWRUNNER_DEBUG"):
+            raise
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""What each ``showrunner`` subcommand does. Bad input is found before any device opens."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from engine.clock import RealTime, VirtualTime
+from engine.display import open_display
+from engine.errors import UserError
+from engine.midi_file import MidiFilePerformer, Performance, load_performance
+from engine.midi_port import MidiPortInput, api_from_environment
+from engine.setlist import LoadedSetlist, load_setlist
+from engine.show import Show, ShowOptions, ShowSummary
+from engine.showlog import start_show_log
+
+log = logging.getLogger("showrunner")
+console = Console(stderr=True)
+
+
+def _load_inputs(args: argparse.Namespace) -> tuple[LoadedSetlist, Performance | None]:
+    setlist = load_setlist(args.setlist)
+    if args.cue:
+        setlist.index_of(args.cue)
+    performance = load_performance(args.midi_file) if getattr(args, "midi_file", None) else None
+    if getattr(args, "camera", None):
+        log.debug("camera source %s requested", args.camera)
+    return setlist, performance
+
+
+def _has_display() -> bool:
+    driver = os.environ.get("SDL_VIDEODRIVER", "")
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or driver in ("offscreen", "kmsdrm"))
+
+
+def _load_scenes(show: Show) -> None:
+    cues = show.setlist.cues
+    with Progress(TextColumn("loading scenes"), BarColumn(), TextColumn("{task.completed}/{task.total} {task.description}"),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("", total=len(cues))
+        failures = show.load(lambda done, cue_id: progress.update(task, completed=done, description=cue_id))
+    for failure in failures:
+        log.error("%s (this cue will show black; the show goes on)", failure)
+
+
+def _report(summary: ShowSummary, log_path: Path, metrics: Path | None) -> None:
+    log.info("show over: %d ticks, %d frames (median %.1f ms), %d notes, %d scene errors; cues %s",
+             summary.ticks, summary.frames, summary.median_frame_ms, summary.notes,
+             summary.scene_errors, " ".join(summary.cues_played) or "-")
+    log.info("log: %s%s", log_path, f"; metrics: {metrics}" if metrics else "")
+
+
+def run(args: argparse.Namespace) -> int:
+    setlist, performance = _load_inputs(args)
+    settings = setlist.settings
+    if args.record:
+        raise UserError("--record is not available yet in this version; use 'showrunner render' for video")
+    log_path = start_show_log(args.log_dir)
+    headless = args.headless
+    if not headless and not _has_display():
+        log.info("no display found (DISPLAY unset): running headless")
+        headless = True
+    midi_pattern = args.midi_in or (settings.midi.input if performance is None else None)
+    display = open_display(settings.resolution, headless=headless, fullscreen=args.fullscreen,
+                           display_index=args.display, title=settings.title)
+    port = None
+    try:
+        show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=settings.fps,
+                                         metrics=args.metrics), RealTime(), display)
+        _load_scenes(show)
+        if performance is not None:
+            show.add_source(MidiFilePerformer(performance, show.queue))
+            log.info("performer: %s (%.1f s, %d notes)", performance.path.name, performance.length,
+                     performance.note_count)
+        elif midi_pattern:
+            api = args.midi_api or api_from_environment(settings.midi.api)
+            port = MidiPortInput(midi_pattern, show.queue, show.time.now, api=api)
+            port.open()
+            show.add_source(port)
+        else:
+            log.info("no MIDI input set: play the computer keyboard in the window (see README)")
+        log.info("%s: %d cues, %s at %s ticks/s on %s", settings.title, len(setlist.cues),
+                 "x".join(map(str, settings.resolution)), f"{settings.tick_rate:g}", display.renderer)
+        summary = show.run(performer_end=performance.length if performance else None)
+    finally:
+        if port is not None:
+            port.close()
+        display.close()
+    _report(summary, log_path, args.metrics)
+    return 0
+
+
+def render(args: argparse.Namespace) -> int:
+    from engine.video import VideoWriter
+
+    setlist, performance = _load_inputs(args)
+    settings = setlist.settings
+    size = args.size or settings.resolution
+    fps = args.fps or settings.fps
+    log_path = start_show_log(args.log_dir)
+    writer = VideoWriter(args.out, size, fps)
+    display = open_display(size, headless=True)
+    try:
+        clock = VirtualTime()
+        show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=fps,
+                                         metrics=args.metrics), clock, display)
+        show.frame_sink = lambda: writer.write(display.read_pixels())
+        _load_scenes(show)
+        show.add_source(MidiFilePerformer(performance, show.queue))
+        summary = show.run(performer_end=performance.length)
+    finally:
+        writer.close()
+        display.close()
+    log.info("wrote %s: %d frames at %g fps", args.out, writer.frames, fps)
+    _report(summary, log_path, args.metrics)
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    setlist = load_setlist(args.setlist)
+    settings = setlist.settings
+    display = open_display(settings.resolution, headless=True)
+    try:
+        show = Show(setlist, ShowOptions(), VirtualTime(), display)
+        failures = show.load()
+    finally:
+        display.close()
+    table = Table(title=f"{settings.title} ({setlist.path})")
+    for column in ("#", "cue", "scene", "advance", "transition", "loaded"):
+        table.add_column(column)
+    failed = {f.split("'")[1] for f in failures}
+    for number, cue in enumerate(setlist.cues, start=1):
+        advance = cue.cue.advance.model_dump(exclude_none=True)
+        trigger = ", ".join(f"{k} {v}" for k, v in advance.items()) or "manual"
+        transition = cue.cue.transition
+        table.add_row(str(number), cue.id, cue.cue.scene, trigger,
+                      transition.kind + (f" {transition.seconds:g}s" if transition.seconds else ""),
+                      "FAILED" if cue.id in failed else "ok")
+    Console().print(table)
+    if failures:
+        raise UserError(failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""))
+    print(f"ok: {len(setlist.cues)} cues, every scene loaded and its shaders compiled")
+    return 0
+
+
+def devices(args: argparse.Namespace) -> int:
+    from engine.devices import audio_devices, cameras, midi_inputs
+
+    out = Console()
+    midi = Table(title="MIDI inputs (use with --midi-in NAME)")
+    midi.add_column("api")
+    midi.add_column("port")
+    ports = midi_inputs()
+    for api, names in ports.items():
+        for name in names or ["(no ports)"]:
+            midi.add_row(api, name)
+    if not ports:
+        midi.add_row("-", "no ALSA sequencer or JACK server reachable")
+    out.print(midi)
+    audio = Table(title="Audio devices")
+    for column in ("#", "name", "host api", "in", "out", "rate"):
+        audio.add_column(column)
+    found = audio_devices()
+    for dev in found:
+        audio.add_row(str(dev["index"]), dev["name"], dev["host_api"], str(dev["inputs"]),
+                      str(dev["outputs"]), str(dev["rate"]))
+    if not found:
+        audio.add_row("-", "no audio devices", "", "", "", "")
+    out.print(audio)
+    cams = Table(title="Cameras (use with --camera)")
+    cams.add_column("device")
+    cams.add_column("name")
+    for device, name in cameras() or [("-", "no cameras (a video file works as --camera FILE)")]:
+        cams.add_row(device, name)
+    out.print(cams)
+    return 0

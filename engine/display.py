@@ -1,0 +1,180 @@
+"""Where frames go: a pygame window (OpenGL 3.3 core) or a headless EGL context, one code path.
+
+Every frame is drawn into an offscreen framebuffer at the show's resolution; a window then presents
+it letterboxed to whatever size the window or projector has, so what is recorded and what tests read
+back is exactly what the audience sees.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import moderngl
+import numpy as np
+
+from engine.errors import UserError
+from engine.shaders import ShaderLibrary
+
+log = logging.getLogger("showrunner.display")
+
+_PRESENT_VERT = """
+#version 330
+in vec2 in_pos;
+out vec2 uv;
+void main() { uv = in_pos * 0.5 + 0.5; gl_Position = vec4(in_pos, 0.0, 1.0); }
+"""
+_PRESENT_FRAG = """
+#version 330
+uniform sampler2D frame;
+uniform float gain;
+in vec2 uv;
+out vec4 color;
+void main() { color = vec4(texture(frame, uv).rgb * gain, 1.0); }
+"""
+
+
+class Display:
+    """An OpenGL context plus the show framebuffer. Use :func:`open_display` to make one.
+
+    Attributes:
+        gl: the moderngl context.
+        size: show resolution (width, height) in pixels.
+        fbo: the framebuffer scenes draw into.
+        windowed: True for a pygame window.
+    """
+
+    def __init__(self, gl: moderngl.Context, size: tuple[int, int], windowed: bool) -> None:
+        self.gl = gl
+        self.size = size
+        self.windowed = windowed
+        self.color = gl.texture(size, 4)
+        self.fbo = gl.framebuffer(color_attachments=[self.color])
+        self.shaders = ShaderLibrary(gl)
+        self._present = gl.program(vertex_shader=_PRESENT_VERT, fragment_shader=_PRESENT_FRAG)
+        quad = gl.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4").tobytes())
+        self._quad = gl.vertex_array(self._present, [(quad, "2f", "in_pos")])
+        self.fade = 1.0  # 0 = black, 1 = full image (transitions)
+        self._scratch: moderngl.Texture | None = None
+        self.renderer = gl.info.get("GL_RENDERER", "?")
+
+    def begin_frame(self) -> None:
+        self.fbo.use()
+        self.gl.viewport = (0, 0, *self.size)
+        self.gl.clear(0.0, 0.0, 0.0, 1.0)
+
+    def end_frame(self) -> None:
+        """Apply the transition fade and present (windowed) the finished frame."""
+        if self.fade < 1.0:
+            self._fade_to_black(1.0 - self.fade)
+        if self.windowed:
+            self._present_to_window()
+
+    def _fade_to_black(self, amount: float) -> None:
+        # Scale the frame in place: copy it aside, then draw it back through the present program.
+        if self._scratch is None:
+            self._scratch = self.gl.texture(self.size, 4)
+        self.gl.copy_framebuffer(self._scratch, self.fbo)
+        self.fbo.use()
+        self.gl.viewport = (0, 0, *self.size)
+        self.gl.disable(moderngl.BLEND)
+        self._scratch.use(0)
+        self._present["gain"].value = max(0.0, 1.0 - amount)
+        self._quad.render(moderngl.TRIANGLE_STRIP)
+
+    def _present_to_window(self) -> None:
+        import pygame
+
+        screen = self.gl.screen
+        width, height = pygame.display.get_window_size()
+        screen.use()
+        self.gl.viewport = (0, 0, width, height)
+        self.gl.clear(0.0, 0.0, 0.0, 1.0)
+        scale = min(width / self.size[0], height / self.size[1])
+        w, h = int(self.size[0] * scale), int(self.size[1] * scale)
+        self.gl.viewport = ((width - w) // 2, (height - h) // 2, w, h)
+        self.color.use(0)
+        self._present["gain"].value = 1.0
+        self._quad.render(moderngl.TRIANGLE_STRIP)
+        pygame.display.flip()
+
+    def read_pixels(self) -> np.ndarray:
+        """The show frame as an (height, width, 3) uint8 array, top row first."""
+        data = self.fbo.read(components=3, alignment=1)
+        return np.frombuffer(data, dtype=np.uint8).reshape(self.size[1], self.size[0], 3)[::-1]
+
+    def read_window(self) -> np.ndarray:
+        """What the window shows, as (height, width, 3) uint8, top row first (windowed only)."""
+        import pygame
+
+        width, height = pygame.display.get_window_size()
+        data = self.gl.screen.read(viewport=(0, 0, width, height), components=3, alignment=1)
+        return np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)[::-1]
+
+    def poll_events(self) -> list:
+        if not self.windowed:
+            return []
+        import pygame
+
+        return pygame.event.get()
+
+    def set_caption(self, text: str) -> None:
+        if self.windowed:
+            import pygame
+
+            pygame.display.set_caption(text)
+
+    def close(self) -> None:
+        if self.windowed:
+            import pygame
+
+            pygame.display.quit()
+        else:
+            self.gl.release()
+
+
+def open_display(size: tuple[int, int], headless: bool, fullscreen: bool = False,
+                 display_index: int = 0, title: str = "showrunner") -> Display:
+    """Open the window (or headless EGL context) and its show framebuffer.
+
+    Raises :class:`UserError` when no OpenGL 3.3 context can be had (no display, no EGL).
+    """
+    if headless:
+        try:
+            gl = moderngl.create_standalone_context(backend="egl", require=330)
+        except Exception as error:  # moderngl raises plain Exception for missing EGL
+            raise UserError(f"cannot create a headless OpenGL 3.3 context through EGL: {error} "
+                            "(install libegl1 libegl-mesa0 libgl1-mesa-dri)") from None
+        return Display(gl, size, windowed=False)
+
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import pygame
+
+    pygame.display.init()
+    pygame.font.init()
+    pygame.display.gl_set_attribute(pygame.GL_CONTEXT_MAJOR_VERSION, 3)
+    pygame.display.gl_set_attribute(pygame.GL_CONTEXT_MINOR_VERSION, 3)
+    pygame.display.gl_set_attribute(pygame.GL_CONTEXT_PROFILE_MASK, pygame.GL_CONTEXT_PROFILE_CORE)
+    displays = pygame.display.get_num_displays()
+    if display_index >= displays:
+        pygame.display.quit()
+        raise UserError(f"--display {display_index}: only {displays} display(s) found (0..{displays - 1})")
+    flags = pygame.OPENGL | pygame.DOUBLEBUF
+    if fullscreen:
+        flags |= pygame.FULLSCREEN
+        window_size = pygame.display.get_desktop_sizes()[display_index]
+    else:
+        flags |= pygame.RESIZABLE
+        window_size = size
+    try:
+        pygame.display.set_mode(window_size, flags, display=display_index, vsync=1)
+    except pygame.error:
+        try:
+            pygame.display.set_mode(window_size, flags, display=display_index)
+        except pygame.error as error:
+            pygame.display.quit()
+            raise UserError(f"cannot open an OpenGL 3.3 window: {error} (try --headless)") from None
+    pygame.display.set_caption(title)
+    gl = moderngl.create_context(require=330)
+    log.info("window %sx%s on display %s (%s)", *window_size, display_index, gl.info.get("GL_RENDERER"))
+    return Display(gl, size, windowed=True)

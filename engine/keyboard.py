@@ -1,0 +1,58 @@
+"""The computer keyboard in a window: rehearsal moves and a small instrument.
+
+Rehearsal: Space / Right / Page Down = GO (next cue); Left / Page Up = previous; 1..9 and 0 = jump
+to cue 1..10; Backspace / Home = restart the cue; Escape = end the show.
+Instrument ("musical typing", for rehearsal without a piano): the home row plays white keys and the
+row above black keys from C4 (MIDI 60): a w s e d f t g y h u j k o l p ; ' ; z / x shift an octave.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INSTRUMENT_KEYS = {key: semitone for semitone, key in enumerate(
+    ["a", "w", "s", "e", "d", "f", "t", "g", "y", "h", "u", "j", "k", "o", "l", "p", ";", "'"])}
+BASE_NOTE = 60
+VELOCITY = 96
+
+
+@dataclass(frozen=True)
+class KeyAction:
+    """What a key does: ``kind`` is go, previous, jump (``value`` = cue index), restart, quit,
+    note_on / note_off (``value`` = MIDI note) or octave (``value`` = +1 / -1)."""
+
+    kind: str
+    value: int = 0
+
+
+class KeyboardInstrument:
+    def __init__(self, base_note: int = BASE_NOTE) -> None:
+        self.base_note = base_note
+        self._sounding: dict[str, int] = {}
+
+    def key_down(self, key: str) -> KeyAction | None:
+        """Map a pygame key name (``pygame.key.name``) pressed to an action, or None."""
+        if key in ("space", "right", "page down"):
+            return KeyAction("go")
+        if key in ("left", "page up"):
+            return KeyAction("previous")
+        if key in ("backspace", "home"):
+            return KeyAction("restart")
+        if key == "escape":
+            return KeyAction("quit")
+        if len(key) == 1 and key.isdigit():
+            return KeyAction("jump", (int(key) - 1) % 10)
+        if key in ("z", "x"):
+            step = -12 if key == "z" else 12
+            if 0 <= self.base_note + step <= 127 - 17:
+                self.base_note += step
+            return KeyAction("octave", step // 12)
+        if key in INSTRUMENT_KEYS and key not in self._sounding:
+            note = self.base_note + INSTRUMENT_KEYS[key]
+            self._sounding[key] = note
+            return KeyAction("note_on", note)
+        return None
+
+    def key_up(self, key: str) -> KeyAction | None:
+        note = self._sounding.pop(key, None)
+        return KeyAction("note_off", note) if note is not None else None

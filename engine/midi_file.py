@@ -1,0 +1,116 @@
+"""MIDI-file performer: plays a Standard MIDI File into the show as if a pianist played it.
+
+The file is read with mido and flattened to (seconds, event) pairs through its own tempo map (types 0
+and 1; in type 1 the tempo events of any track govern every track). The performer pushes each event
+into the same :class:`~engine.midi.EventQueue` a live port uses, stamped with the exact time it is
+due, so live and file input share one code path. Under virtual time it follows the virtual clock.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import mido
+
+from engine.errors import UserError
+from engine.midi import EventQueue, MidiEvent, NoteOn, normalize
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Performance:
+    """A MIDI file flattened to events at their times in seconds from the start of the file."""
+
+    path: Path
+    events: tuple[tuple[float, MidiEvent], ...]
+    length: float  # seconds, to the last event of the file (meta events included)
+
+    @property
+    def note_count(self) -> int:
+        return sum(1 for _, e in self.events if isinstance(e, NoteOn))
+
+
+def load_performance(path: str | os.PathLike) -> Performance:
+    """Read and flatten a Standard MIDI File; any problem raises :class:`UserError` (one line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"MIDI file not found: {path}")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise UserError(f"{path}: {size} bytes is too large for a MIDI file (limit {MAX_FILE_BYTES})")
+    try:
+        midi = mido.MidiFile(path)
+    except EOFError:
+        raise UserError(f"{path}: corrupt MIDI file: data ends in the middle of a track "
+                        "(truncated, or a message with missing data bytes)") from None
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path}: not a valid Standard MIDI File: {reason}") from None
+    if midi.type == 0 and len(midi.tracks) != 1:
+        raise UserError(f"{path}: invalid MIDI file: type 0 must have exactly one track, "
+                        f"this one has {len(midi.tracks)}")
+    if midi.type == 2:
+        raise UserError(f"{path}: MIDI file type 2 (independent sequences) is not supported; "
+                        "use type 0 or 1")
+    events: list[tuple[float, MidiEvent]] = []
+    now = 0.0
+    try:
+        for msg in midi:  # delta times in seconds through the merged tempo map
+            now += msg.time
+            if msg.is_meta:
+                continue
+            event = normalize(msg)
+            if event is not None:
+                events.append((now, event))
+    except (ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{path}: cannot play MIDI file: {error}") from None
+    return Performance(path=path, events=tuple(events), length=now)
+
+
+class MidiFilePerformer:
+    """Feeds a :class:`Performance` into an event queue as the show's time passes.
+
+    Args:
+        performance: the flattened file.
+        queue: where events go (the same queue as live ports).
+        speed: playback speed factor (1.0 = as recorded).
+    """
+
+    def __init__(self, performance: Performance, queue: EventQueue, speed: float = 1.0) -> None:
+        self.performance = performance
+        self.queue = queue
+        self.speed = float(speed)
+        self._origin: float | None = None
+        self._next = 0
+
+    def start(self, origin: float) -> None:
+        """Begin playback so that file time 0 falls at time-source second ``origin``."""
+        self._origin = origin
+        self._next = 0
+
+    @property
+    def finished(self) -> bool:
+        return self._next >= len(self.performance.events)
+
+    @property
+    def end_time(self) -> float | None:
+        """Time-source seconds at which the file ends, once started."""
+        if self._origin is None:
+            return None
+        return self._origin + self.performance.length / self.speed
+
+    def poll(self, now: float) -> None:
+        """Push every event due at or before ``now`` (time-source seconds), stamped exactly."""
+        if self._origin is None:
+            return
+        events = self.performance.events
+        while self._next < len(events):
+            at, event = events[self._next]
+            stamp = self._origin + at / self.speed
+            if stamp > now:
+                break
+            self.queue.push(stamp, event)
+            self._next += 1

@@ -1,0 +1,124 @@
+"""Scenes: one part of a performance, as a class with hooks overridden by name.
+
+Subclass :class:`Scene`, give it a ``name`` and override only the hooks the part needs; every hook
+does nothing by default. Naming the class registers it: setlists refer to scenes by that name. A
+scene declares its parameters as a pydantic model (``Params``); the setlist's ``params`` table for a
+cue is validated against it before any device opens. State lives on the scene (dataclasses and
+arrays it owns); show-wide services come through :class:`SceneContext`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.midi import MidiEvent, PedalState
+
+if TYPE_CHECKING:
+    import moderngl
+
+    from engine.shaders import ShaderLibrary
+
+
+class SceneParams(BaseModel):
+    """Base for scene parameter models: unknown keys are errors, values are type-checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class SceneContext:
+    """What a scene may use from the show.
+
+    Attributes:
+        gl: the moderngl context (None in unit tests without OpenGL).
+        size: show resolution in pixels (width, height); scenes draw into a framebuffer of this size.
+        shaders: loads GLSL programs from shaders/ by name (None without OpenGL).
+        seed: the show's random seed, combined by scenes with their cue id for reproducibility.
+        pedals: sustain / sostenuto / soft pedal positions, updated before each event is dispatched.
+        log: the show's logger.
+    """
+
+    gl: moderngl.Context | None = None
+    size: tuple[int, int] = (1280, 720)
+    shaders: ShaderLibrary | None = None
+    seed: int = 0
+    pedals: PedalState = field(default_factory=PedalState)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("showrunner.scene"))
+
+
+_REGISTRY: dict[str, type[Scene]] = {}
+
+
+class Scene:
+    """A part of the show. Override hooks by name; none is required.
+
+    Class attributes:
+        name: the name setlists use; setting it registers the class.
+        Params: the pydantic model of this scene's setlist parameters.
+        overlay: True for a scene drawn over the one below (that scene keeps running and receives
+            the events the overlay does not consume); False pauses the scene below while on top.
+    """
+
+    name: ClassVar[str | None] = None
+    Params: ClassVar[type[SceneParams]] = SceneParams
+    overlay: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name:
+            other = _REGISTRY.get(name)
+            if other is not None and other.__qualname__ != cls.__qualname__:
+                raise ValueError(f"scene name '{name}' is taken by {other.__module__}.{other.__qualname__}")
+            _REGISTRY[name] = cls
+
+    def __init__(self, params: SceneParams | None = None, context: SceneContext | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        self.context = context if context is not None else SceneContext()
+
+    # Hooks, in the order a show calls them. All do nothing by default.
+    def load(self) -> None:
+        """Once per show, before it starts: compile shaders, jit, allocate. May be slow."""
+
+    def enter(self) -> None:
+        """The scene becomes active (its cue starts or restarts): reset per-run state here."""
+
+    def exit(self) -> None:
+        """The scene stops being active."""
+
+    def pause(self) -> None:
+        """An opaque scene was pushed on top of this one."""
+
+    def resume(self) -> None:
+        """The scene on top was popped; this one is active again."""
+
+    def on_midi(self, event: MidiEvent) -> bool:
+        """Handle an event at a tick; return True to consume it, False to let it fall below."""
+        return False
+
+    def tick(self, dt: float) -> None:
+        """Advance state by one fixed tick of ``dt`` seconds."""
+
+    def draw(self, alpha: float) -> None:
+        """Draw into the bound framebuffer; ``alpha`` (0..1) is the fraction of the next tick elapsed."""
+
+    def status(self) -> dict[str, Any]:
+        """Extra fields for this tick's metrics line (for example ``loss`` and ``grad``)."""
+        return {}
+
+
+def scene_class(name: str) -> type[Scene]:
+    """The registered scene class called ``name``; KeyError when unknown."""
+    import scenes  # noqa: F401  (registers the bundled scenes)
+
+    return _REGISTRY[name]
+
+
+def known_scenes() -> list[str]:
+    import scenes  # noqa: F401
+
+    return sorted(_REGISTRY)

@@ -1,0 +1,223 @@
+"""Setlists: a concert as TOML, validated before any device opens.
+
+Show-level settings (title, seed, tick rate, resolution, MIDI input, camera, audio) persist across
+cues; each cue names a scene, its params (validated by the scene's own model), an advance trigger
+and a transition. Every problem becomes one :class:`UserError` line that names the file, the cue
+and the field and says what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.errors import UserError
+from engine.scene import Scene, SceneParams, known_scenes, scene_class
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MidiSettings(_Strict):
+    input: str | None = Field(None, description="case-insensitive substring of the input port name")
+    api: Literal["auto", "alsa", "jack"] = "auto"
+
+
+class CameraSettings(_Strict):
+    source: str | int | None = Field(None, description="device index, device name or video file")
+    fallback: str | None = Field(None, description="video file used when no camera is available")
+
+
+class AudioSettings(_Strict):
+    enabled: bool = True
+    device: str | None = Field(None, description="output device name substring; default device if unset")
+    sample_rate: int = Field(48000, ge=8000, le=192000, description="Hz")
+    block_size: int = Field(256, ge=16, le=8192, description="frames per callback")
+    master_gain_db: float = Field(0.0, le=12.0, description="dBFS gain on the master bus")
+
+
+class Advance(_Strict):
+    """When a cue hands over to the next; with no field set, only the performer advances (manual)."""
+
+    after: float | None = Field(None, gt=0, description="seconds of show time after the cue starts")
+    cc: int | None = Field(None, ge=0, le=127, description="controller number, e.g. 67 (soft pedal)")
+    note: int | None = Field(None, ge=0, le=127, description="a note-on of this MIDI note")
+    program: int | None = Field(None, ge=0, le=127, description="a program change to this program")
+
+
+class Transition(_Strict):
+    kind: Literal["cut", "fade"] = "cut"
+    seconds: float = Field(0.0, ge=0, le=60, description="fade-in length in seconds")
+
+
+CUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class Cue(_Strict):
+    id: str
+    scene: str
+    title: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    advance: Advance = Advance()
+    transition: Transition = Transition()
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_word(cls, value: str) -> str:
+        if not CUE_ID.match(value):
+            raise ValueError("a cue id is letters, digits, '_', '-' or '.', starting with a letter or digit")
+        return value
+
+
+class Setlist(_Strict):
+    title: str
+    seed: int = 0
+    tick_rate: float = Field(60.0, gt=0, le=1000, description="fixed ticks per second (Hz)")
+    fps: float = Field(60.0, gt=0, le=240, description="frames per second drawn")
+    resolution: tuple[int, int] = (1280, 720)
+    midi: MidiSettings = MidiSettings()
+    camera: CameraSettings = CameraSettings()
+    audio: AudioSettings = AudioSettings()
+    cues: list[Cue] = Field(min_length=1)
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _parse_resolution(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
+            if not match:
+                raise ValueError("expected WIDTHxHEIGHT such as \"1280x720\" or [1280, 720]")
+            return (int(match[1]), int(match[2]))
+        return value
+
+    @field_validator("resolution")
+    @classmethod
+    def _sane_resolution(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not (16 <= value[0] <= 8192 and 16 <= value[1] <= 8192):
+            raise ValueError("width and height must be between 16 and 8192 pixels")
+        return value
+
+
+@dataclass(frozen=True)
+class LoadedCue:
+    """A validated cue with its scene class and params model instance."""
+
+    cue: Cue
+    scene_class: type[Scene]
+    params: SceneParams
+
+    @property
+    def id(self) -> str:
+        return self.cue.id
+
+
+@dataclass(frozen=True)
+class LoadedSetlist:
+    path: Path
+    settings: Setlist
+    cues: tuple[LoadedCue, ...]
+
+    def index_of(self, cue_id: str) -> int:
+        for index, loaded in enumerate(self.cues):
+            if loaded.id == cue_id:
+                return index
+        raise UserError(f"{self.path}: no cue '{cue_id}'; cues: {', '.join(c.id for c in self.cues)}")
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the setlist, relative to the setlist's folder."""
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else (self.path.parent / path)
+
+
+def load_setlist(path: str | os.PathLike) -> LoadedSetlist:
+    """Read, validate and resolve a setlist; any problem raises a one-line :class:`UserError`."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"setlist not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"setlist is a folder, expected a .toml file: {path}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file (expected UTF-8 TOML)") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path}: invalid TOML: {error}") from None
+    try:
+        settings = Setlist.model_validate(raw)
+    except ValidationError as error:
+        raise UserError(_describe(path, error, raw)) from None
+
+    seen: dict[str, int] = {}
+    for number, cue in enumerate(settings.cues, start=1):
+        if cue.id in seen:
+            raise UserError(f"{path}: cue '{cue.id}' (#{number}): duplicate cue id "
+                            f"(first used by cue #{seen[cue.id]}); cue ids must be unique")
+        seen[cue.id] = number
+
+    loaded = []
+    for number, cue in enumerate(settings.cues, start=1):
+        where = f"{path}: cue '{cue.id}' (#{number})"
+        try:
+            cls = scene_class(cue.scene)
+        except KeyError:
+            raise UserError(f"{where}: field 'scene': unknown scene '{cue.scene}'; "
+                            f"known scenes: {', '.join(known_scenes())}") from None
+        try:
+            params = cls.Params.model_validate(cue.params)
+        except ValidationError as error:
+            first = error.errors()[0]
+            raise UserError(f"{where}: field 'params.{_dotted(first['loc'])}' of scene '{cue.scene}': "
+                            f"{_explain(first)}{_more(error)}") from None
+        loaded.append(LoadedCue(cue, cls, params))
+    return LoadedSetlist(path=path, settings=settings, cues=tuple(loaded))
+
+
+def _dotted(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _explain(error: dict) -> str:
+    kind, message = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key (not allowed here)"
+    if kind == "missing":
+        return "required but missing"
+    shown = repr(error.get("input"))
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    message = message.removeprefix("Value error, ")
+    return f"{message[0].lower()}{message[1:]} (got {shown})"
+
+
+def _more(error: ValidationError) -> str:
+    extra = error.error_count() - 1
+    return f" (and {extra} more problem{'s' if extra > 1 else ''})" if extra else ""
+
+
+def _describe(path: Path, error: ValidationError, raw: dict) -> str:
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    where = f"{path}"
+    if len(loc) >= 2 and loc[0] == "cues" and isinstance(loc[1], int):
+        index = loc[1]
+        cues = raw.get("cues") if isinstance(raw, dict) else None
+        cue_id = None
+        if isinstance(cues, list) and index < len(cues) and isinstance(cues[index], dict):
+            cue_id = cues[index].get("id")
+        label = f"cue '{cue_id}' (#{index + 1})" if isinstance(cue_id, str) else f"cue #{index + 1}"
+        where += f": {label}"
+        loc = loc[2:]
+    field_name = _dotted(loc) if loc else None
+    if first["type"] == "extra_forbidden" and field_name:
+        return f"{where}: unknown key '{field_name}' (not allowed here){_more(error)}"
+    if first["type"] == "too_short" and loc == ("cues",):
+        return f"{where}: field 'cues': a setlist needs at least one cue ([[cues]] with id and scene)"
+    label = f"field '{field_name}'" if field_name else "setlist"
+    return f"{where}: {label}: {_explain(first)}{_more(error)}"

@@ -1,0 +1,302 @@
+"""The show: the fixed-timestep loop that runs a setlist's cues as scenes, fed by MIDI.
+
+Per frame: read the time source, let the clock say how many fixed ticks are owed, poll the MIDI
+sources, run the ticks (cue changes, due MIDI events, scene ticks, advance triggers, one metrics line
+each), then draw once with the interpolation alpha. Show time is ``tick * dt``; a MIDI event stamped
+at show second ``s`` is delivered in the first tick whose end is at or after ``s``, in arrival order.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from engine.clock import FixedStepClock, TimeSource, VirtualTime
+from engine.display import Display
+from engine.keyboard import KeyAction, KeyboardInstrument
+from engine.metrics import MetricsLog
+from engine.midi import EventQueue, NoteOff, NoteOn, PedalState, ProgramChange, describe
+from engine.playhead import Playhead
+from engine.scene import Scene, SceneContext
+from engine.setlist import LoadedSetlist
+from engine.stack import SceneStack
+
+log = logging.getLogger("showrunner.show")
+
+END_TAIL = 2.0  # seconds the show runs on after a MIDI file's last event
+
+
+class MidiSource(Protocol):
+    def start(self, origin: float) -> None: ...
+
+    def poll(self, now: float) -> None: ...
+
+
+@dataclass
+class ShowOptions:
+    """How to run a setlist.
+
+    Attributes:
+        start_cue: cue id to start at (rehearsal); None = the first cue.
+        duration: stop after this many show seconds; None = run until quit (or the MIDI file ends).
+        fps: frames drawn per second (the loop paces itself to it in real time).
+        metrics: path of the JSON Lines metrics log, or None.
+        program_change_jumps: a program change p jumps to cue p + 1 (cue index p).
+        end_with_file: with a MIDI file and no duration, end END_TAIL seconds after its last event.
+    """
+
+    start_cue: str | None = None
+    duration: float | None = None
+    fps: float = 60.0
+    metrics: Path | None = None
+    program_change_jumps: bool = True
+    end_with_file: bool = True
+
+
+@dataclass
+class ShowSummary:
+    ticks: int = 0
+    frames: int = 0
+    notes: int = 0
+    scene_errors: int = 0
+    frame_ms: list[float] = field(default_factory=list)
+    cues_played: list[str] = field(default_factory=list)
+
+    @property
+    def median_frame_ms(self) -> float:
+        return statistics.median(self.frame_ms) if self.frame_ms else 0.0
+
+
+class Show:
+    def __init__(self, setlist: LoadedSetlist, options: ShowOptions, time_source: TimeSource,
+                 display: Display | None, queue: EventQueue | None = None) -> None:
+        self.setlist = setlist
+        self.options = options
+        self.time = time_source
+        self.display = display
+        self.queue = queue or EventQueue()
+        settings = setlist.settings
+        self.clock = FixedStepClock(settings.tick_rate)
+        self.pedals = PedalState()
+        self.stack = SceneStack(on_error=self._scene_failed)
+        start = setlist.index_of(options.start_cue) if options.start_cue else 0
+        self.playhead = Playhead(setlist.cues, start)
+        self.sources: list[MidiSource] = []
+        self.keyboard = KeyboardInstrument()
+        self.summary = ShowSummary()
+        self.scenes: list[Scene] = []
+        self._origin = 0.0  # time-source seconds of show time 0
+        self._quit = False
+        self._end_at: float | None = None  # show seconds
+        self._pending_events: list[str] = []
+        self._metrics: MetricsLog | None = None
+        self._last_frame_ms: float | None = None
+        self._error_counts: dict[tuple[int, str], int] = {}
+        self.frame_sink: Callable[[], None] | None = None  # called after each frame is drawn
+
+    # Set-up.
+    def load(self, progress: Callable[[int, str], None] | None = None) -> list[str]:
+        """Instantiate and load every cue's scene (before the show, so jumps never stall).
+
+        Returns one message per scene that failed to load; such a cue shows black, the show goes on.
+        """
+        settings = self.setlist.settings
+        failures = []
+        for index, cue in enumerate(self.setlist.cues):
+            context = SceneContext(
+                gl=self.display.gl if self.display else None,
+                size=self.display.size if self.display else settings.resolution,
+                shaders=self.display.shaders if self.display else None,
+                seed=settings.seed, pedals=self.pedals,
+                log=logging.getLogger(f"showrunner.scene.{cue.cue.scene}"))
+            scene = cue.scene_class(cue.params, context)
+            try:
+                scene.load()
+            except Exception as error:
+                log.exception("cue %s: scene %s failed to load", cue.id, cue.cue.scene)
+                failures.append(f"cue '{cue.id}': scene '{cue.cue.scene}' failed to load: {error}")
+                scene = Scene(context=context)  # an empty stand-in keeps the cue list intact
+            self.scenes.append(scene)
+            if progress is not None:
+                progress(index + 1, cue.id)
+        return failures
+
+    def add_source(self, source: MidiSource) -> None:
+        self.sources.append(source)
+
+    def request_quit(self) -> None:
+        self._quit = True
+
+    # The loop.
+    def run(self, performer_end: float | None = None) -> ShowSummary:
+        """Run until quit, ``duration`` show seconds, or the end of a MIDI file (``performer_end``,
+        in file seconds, when a MIDI-file performer was started at show time 0)."""
+        if self.options.duration is not None:
+            self._end_at = self.options.duration
+        elif performer_end is not None and self.options.end_with_file:
+            self._end_at = performer_end + END_TAIL
+        if self.options.metrics is not None:
+            self._metrics = MetricsLog(self.options.metrics)
+        frame_period = 1.0 / self.options.fps
+        freewheel = isinstance(self.time, VirtualTime)
+        last = self.time.now()
+        deadline = last
+        self._origin = last
+        for source in self.sources:
+            source.start(self._origin)
+        try:
+            while not self._quit:
+                now = self.time.now()
+                steps = self.clock.advance(now - last)
+                last = now
+                self._origin += steps.dropped
+                if steps.dropped > 0:
+                    log.warning("frame took too long: %.0f ms of show time dropped", steps.dropped * 1000)
+                for source in self.sources:
+                    source.poll(now)
+                self._handle_window_events(now)
+                first = self.clock.tick_count - steps.ticks + 1
+                for tick in range(first, self.clock.tick_count + 1):
+                    self._tick(tick)
+                    if self._end_at is not None and tick * self.clock.dt >= self._end_at - 1e-9:
+                        self._quit = True
+                        break
+                self._draw(steps.alpha)
+                if freewheel:
+                    self.time.advance(frame_period)
+                else:
+                    deadline += frame_period
+                    wait = deadline - self.time.now()
+                    if wait < -frame_period:  # far behind: do not try to catch up on sleep
+                        deadline = self.time.now()
+                    self.time.sleep(wait)
+        finally:
+            if self._metrics is not None:
+                self._metrics.close()
+            for scene in reversed(self.stack.scenes):
+                self.stack._call(scene, "exit")
+        self.summary.ticks = self.clock.tick_count
+        self.summary.scene_errors = self.stack.errors
+        return self.summary
+
+    def _tick(self, tick: int) -> None:
+        dt = self.clock.dt
+        show_time = tick * dt
+        events = self._pending_events
+        self._pending_events = []
+        requested = self.playhead.take_request()
+        if requested is not None:
+            self.stack.replace_all(self.scenes[requested])
+            self.playhead.started(requested, show_time - dt)
+            cue = self.setlist.cues[requested]
+            self.summary.cues_played.append(cue.id)
+            events.append("cue")
+            log.info("cue %s (#%d): %s", cue.id, requested + 1, cue.cue.title or cue.cue.scene)
+            if self.display is not None:
+                self.display.set_caption(f"{self.setlist.settings.title} - {cue.id} ({cue.cue.scene})")
+        self.stack.apply_pending()
+
+        delivered = []
+        for stamp, event in self.queue.pop_due(self._origin + show_time):
+            event = replace(event, time=stamp - self._origin)
+            delivered.append([describe(event), round(event.time, 6)])
+            self.pedals.update(event)
+            if isinstance(event, NoteOn):
+                self.summary.notes += 1
+            if self.playhead.check_event(event):
+                events.append("advance")
+                continue
+            if isinstance(event, ProgramChange) and self.options.program_change_jumps:
+                if self.playhead.jump_to_index(event.program):
+                    events.append("program_jump")
+                continue
+            self.stack.dispatch(event)
+
+        self.stack.tick(dt)
+        if self.playhead.check_time(show_time):
+            events.append("advance")
+
+        if self._metrics is not None:
+            top = self.stack.top
+            record: dict[str, Any] = {
+                "tick": tick, "time": round(show_time, 6), "cue": self.playhead.current.id,
+                "scene": self.playhead.current.cue.scene, "events": events}
+            if delivered:
+                record["midi"] = delivered
+            if self._last_frame_ms is not None:
+                record["frame_ms"] = round(self._last_frame_ms, 3)
+                self._last_frame_ms = None
+            if top is not None:
+                status = self.stack._call(top, "status")
+                if status:
+                    record.update(status)
+            self._metrics.write(record)
+
+    def _draw(self, alpha: float) -> None:
+        if self.display is None:
+            return
+        started = time.perf_counter()
+        self.display.begin_frame()
+        self.stack.draw(alpha)
+        transition = self.playhead.current.cue.transition
+        if transition.kind == "fade" and transition.seconds > 0:
+            elapsed = self.clock.show_time + alpha * self.clock.dt - self.playhead.cue_started_at
+            self.display.fade = min(1.0, max(0.0, elapsed / transition.seconds))
+        else:
+            self.display.fade = 1.0
+        self.display.end_frame()
+        if self.frame_sink is not None:
+            self.frame_sink()
+        self._last_frame_ms = (time.perf_counter() - started) * 1000
+        self.summary.frames += 1
+        self.summary.frame_ms.append(self._last_frame_ms)
+
+    # Performer input from the window.
+    def _handle_window_events(self, now: float) -> None:
+        if self.display is None or not self.display.windowed:
+            return
+        import pygame
+
+        for event in self.display.poll_events():
+            if event.type == pygame.QUIT:
+                self._quit = True
+            elif event.type == pygame.KEYDOWN:
+                self.apply_key(self.keyboard.key_down(pygame.key.name(event.key)), now)
+            elif event.type == pygame.KEYUP:
+                self.apply_key(self.keyboard.key_up(pygame.key.name(event.key)), now)
+
+    def apply_key(self, action: KeyAction | None, now: float) -> None:
+        """Carry out a keyboard action; notes join the MIDI queue stamped ``now``."""
+        if action is None:
+            return
+        match action.kind:
+            case "go":
+                self.playhead.go()
+            case "previous":
+                self.playhead.previous()
+            case "jump":
+                self.playhead.jump_to_index(action.value)
+            case "restart":
+                self.playhead.restart()
+            case "quit":
+                self._quit = True
+            case "note_on":
+                self.queue.push(now, NoteOn(action.value, self.keyboard_velocity))
+            case "note_off":
+                self.queue.push(now, NoteOff(action.value, 0))
+
+    keyboard_velocity = 96
+
+    def _scene_failed(self, scene: Scene, hook: str, error: BaseException) -> None:
+        key = (id(scene), hook)
+        count = self._error_counts.get(key, 0) + 1
+        self._error_counts[key] = count
+        self._pending_events.append("scene_error")
+        if count == 1 or count % 600 == 0:  # a scene failing every tick must not flood the log
+            log.error("scene %s: %s raised %s: %s (the show goes on; %d so far)", type(scene).__name__,
+                      hook, type(error).__name__, error, count, exc_info=count == 1)

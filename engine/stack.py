@@ -1,0 +1,123 @@
+"""The scene stack: push / pop / switch requested any time, applied at the next tick boundary.
+
+The top scene and any overlays above an opaque scene are *active*: they tick, draw (bottom-up) and
+receive MIDI (top-down; an event falls through until a scene consumes it). An opaque scene pushed on
+top pauses the one below. A hook that raises is logged and counted, never allowed to stop the show.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from engine.midi import MidiEvent
+from engine.scene import Scene
+
+log = logging.getLogger("showrunner.stack")
+
+
+class SceneStack:
+    def __init__(self, on_error: Callable[[Scene, str, BaseException], None] | None = None) -> None:
+        self._scenes: list[Scene] = []
+        self._pending: list[tuple[str, Scene | None]] = []
+        self.errors = 0
+        self._on_error = on_error
+
+    # Requests: safe at any time (inside hooks too); nothing changes until apply_pending().
+    def push(self, scene: Scene) -> None:
+        self._pending.append(("push", scene))
+
+    def pop(self) -> None:
+        self._pending.append(("pop", None))
+
+    def switch(self, scene: Scene) -> None:
+        """Replace the top scene with ``scene``."""
+        self._pending.append(("switch", scene))
+
+    def replace_all(self, scene: Scene) -> None:
+        """Exit every scene (top first) and enter ``scene`` alone: what a cue change does."""
+        self._pending.append(("replace_all", scene))
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+    @property
+    def scenes(self) -> tuple[Scene, ...]:
+        return tuple(self._scenes)
+
+    @property
+    def top(self) -> Scene | None:
+        return self._scenes[-1] if self._scenes else None
+
+    def active(self) -> list[Scene]:
+        """Scenes that run this tick, bottom-up: the top opaque scene and the overlays above it."""
+        start = 0
+        for index in range(len(self._scenes) - 1, -1, -1):
+            if not self._scenes[index].overlay:
+                start = index
+                break
+        return self._scenes[start:]
+
+    def apply_pending(self) -> bool:
+        """Apply queued requests in order; True when anything changed."""
+        changed = False
+        while self._pending:
+            operation, scene = self._pending.pop(0)
+            changed = True
+            if operation == "push":
+                self._push_now(scene)
+            elif operation == "pop":
+                self._pop_now()
+            elif operation == "switch":
+                if self._scenes:
+                    self._call(self._scenes.pop(), "exit")
+                self._scenes.append(scene)
+                self._call(scene, "enter")
+            elif operation == "replace_all":
+                while self._scenes:
+                    self._call(self._scenes.pop(), "exit")
+                self._scenes.append(scene)
+                self._call(scene, "enter")
+        return changed
+
+    def dispatch(self, event: MidiEvent) -> bool:
+        """Offer ``event`` to active scenes top-down; True when one consumed it."""
+        for scene in reversed(self.active()):
+            if self._call(scene, "on_midi", event):
+                return True
+        return False
+
+    def tick(self, dt: float) -> None:
+        for scene in self.active():
+            self._call(scene, "tick", dt)
+
+    def draw(self, alpha: float) -> None:
+        for scene in self.active():
+            self._call(scene, "draw", alpha)
+
+    def _push_now(self, scene: Scene) -> None:
+        if self._scenes and not scene.overlay:
+            self._call(self._scenes[-1], "pause")
+        self._scenes.append(scene)
+        self._call(scene, "enter")
+
+    def _pop_now(self) -> None:
+        if not self._scenes:
+            return
+        gone = self._scenes.pop()
+        self._call(gone, "exit")
+        if self._scenes and not gone.overlay:
+            self._call(self._scenes[-1], "resume")
+
+    def _call(self, scene: Scene, hook: str, *args: Any) -> Any:
+        try:
+            return getattr(scene, hook)(*args)
+        except Exception as error:  # a failing scene must not stop the show
+            self.errors += 1
+            if self._on_error is not None:
+                self._on_error(scene, hook, error)
+            else:
+                log.exception("scene %s: %s failed", type(scene).__name__, hook)
+            return None

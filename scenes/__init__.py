@@ -1,0 +1,3 @@
+"""Performance parts as scene classes, one package per piece. Importing this registers them all."""
+
+from scenes import builtin  # noqa: F401
