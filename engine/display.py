@@ -175,6 +175,12 @@ def open_display(size: tuple[int, int], headless: bool, fullscreen: bool = False
             pygame.display.quit()
             raise UserError(f"cannot open an OpenGL 3.3 window: {error} (try --headless)") from None
     pygame.display.set_caption(title)
-    gl = moderngl.create_context(require=330)
+    # Wrap whatever context SDL made current (GLX on X11, EGL offscreen or on Wayland): moderngl's
+    # default loader resolves through it, where create_context() would assume GLX after the first.
+    moderngl.init_context()
+    gl = moderngl.get_context()
+    if gl.version_code < 330:
+        pygame.display.quit()
+        raise UserError(f"the window's OpenGL is version {gl.version_code}, 3.3 is needed (try --headless)")
     log.info("window %sx%s on display %s (%s)", *window_size, display_index, gl.info.get("GL_RENDERER"))
     return Display(gl, size, windowed=True)

@@ -110,7 +110,7 @@ class MidiFilePerformer:
         while self._next < len(events):
             at, event = events[self._next]
             stamp = self._origin + at / self.speed
-            if stamp > now:
+            if stamp > now + 1e-9:  # the same tolerance as the clock and the queue
                 break
             self.queue.push(stamp, event)
             self._next += 1

@@ -166,9 +166,10 @@ class MidiPortInput:
             with _quiet_c_stderr():
                 midi_in = rtmidi.MidiIn(rtapi=API_NAMES[api], name=CLIENT_NAME)
             midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
-            midi_in.set_callback(self._on_message)
             self._midi_in, self._api_in_use = midi_in, api
         index = list(self._midi_in.get_ports()).index(name)
+        # Set on every (re)connection: python-rtmidi's close_port() cancels the callback.
+        self._midi_in.set_callback(self._on_message)
         self._midi_in.open_port(index, "midi_in")
         self.port_name, self.connected = name, True
         log.info("MIDI input connected: %s (%s)", name, api)

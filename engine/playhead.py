@@ -2,8 +2,9 @@
 
 Moves are requests: the show applies them at the next tick boundary. Advance triggers (after N
 seconds, a controller such as the soft pedal, a note, a program change) are checked here, once per
-tick and per event. A controller trigger fires when the value rises above 0 and re-arms at 0, so a
-held pedal advances once.
+tick and per event. A controller trigger fires when the value rises from 0 to above 0 (the pedal goes
+down), so a held pedal, even one still sending values as it moves, advances exactly once, also
+across the cue change it caused.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class Playhead:
         self.cue_started_at = 0.0  # show seconds
         self._requested: int | None = start
         self._restart = False
-        self._armed: set[int] = set()
+        self._controller_values: dict[int, int] = {}  # last value per controller, kept across cues
 
     @property
     def current(self) -> LoadedCue:
@@ -68,8 +69,6 @@ class Playhead:
     def started(self, index: int, show_time: float) -> None:
         self.index = index
         self.cue_started_at = show_time
-        advance = self.current.cue.advance
-        self._armed = {advance.cc} if advance.cc is not None else set()
 
     # Advance triggers.
     def check_time(self, show_time: float) -> bool:
@@ -81,14 +80,12 @@ class Playhead:
     def check_event(self, event: MidiEvent) -> bool:
         """True when ``event`` fired the current cue's advance trigger (the event is then consumed)."""
         advance: Advance = self.current.cue.advance
-        if self._requested is not None:
+        if self._requested is not None and not isinstance(event, ControlChange):
             return False
-        if isinstance(event, ControlChange) and event.control == advance.cc:
-            if event.value == 0:
-                self._armed.add(event.control)
-                return False
-            if event.control in self._armed:
-                self._armed.discard(event.control)
+        if isinstance(event, ControlChange):
+            was_up = self._controller_values.get(event.control, 0) == 0
+            self._controller_values[event.control] = event.value
+            if event.control == advance.cc and was_up and event.value > 0 and self._requested is None:
                 self.go()
                 return True
             return False

@@ -159,6 +159,9 @@ class Show:
                     log.warning("frame took too long: %.0f ms of show time dropped", steps.dropped * 1000)
                 for source in self.sources:
                     source.poll(now)
+                    take_notices = getattr(source, "take_notices", None)
+                    if take_notices is not None:
+                        self._pending_events.extend(take_notices())
                 self._handle_window_events(now)
                 first = self.clock.tick_count - steps.ticks + 1
                 for tick in range(first, self.clock.tick_count + 1):
@@ -166,7 +169,8 @@ class Show:
                     if self._end_at is not None and tick * self.clock.dt >= self._end_at - 1e-9:
                         self._quit = True
                         break
-                self._draw(steps.alpha)
+                if self.clock.tick_count > 0:  # nothing to show before the first cue has started
+                    self._draw(steps.alpha)
                 if freewheel:
                     self.time.advance(frame_period)
                 else:

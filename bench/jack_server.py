@@ -1,0 +1,68 @@
+"""A private JACK server for a benchmark: ``jackd --no-realtime -d dummy``, started and stopped by PID.
+
+The server gets its own name (``-n``), and clients reach it through ``JACK_DEFAULT_SERVER``, so a
+JACK server someone else runs on the machine is neither used nor disturbed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class JackUnavailable(RuntimeError):
+    pass
+
+
+@contextmanager
+def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10.0) -> Iterator[dict[str, str]]:
+    """Run a dummy-driver JACK server; yields the environment its clients need.
+
+    While the block runs, ``os.environ`` carries ``JACK_DEFAULT_SERVER`` and ``JACK_NO_START_SERVER``
+    (restored afterwards) so in-process clients such as python-rtmidi find this server.
+    """
+    if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
+        raise JackUnavailable("jackd / jack_lsp not found (Debian package jackd2)")
+    name = f"showrunner-bench-{os.getpid()}"
+    env = {"JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
+    child_env = {**os.environ, **env}
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen(
+        ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(sample_rate), "-p", str(period)],
+        env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    saved = {key: os.environ.get(key) for key in env}
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if server.poll() is not None:
+                log.seek(0)
+                tail = log.read().decode(errors="replace").strip().splitlines()[-3:]
+                raise JackUnavailable(f"jackd exited with status {server.returncode}: {' | '.join(tail)}")
+            probe = subprocess.run(["jack_lsp"], env=child_env, capture_output=True)
+            if probe.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise JackUnavailable(f"jackd did not answer jack_lsp within {timeout:g} s")
+            time.sleep(0.1)
+        os.environ.update(env)
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        log.close()

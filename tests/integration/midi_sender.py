@@ -1,0 +1,67 @@
+"""A stand-in for a MIDI piano: plays a MIDI file (or a list of notes) out of a JACK MIDI port.
+
+Run as its own process by the tests: ``python midi_sender.py PORT_NAME --file F [--seconds S]
+[--wait-for PATH] [--hold S]``. It creates a virtual JACK output port, waits until PATH exists and is
+non-empty (the engine has started), plays the file in real time from its own tempo map, holds the
+port open for ``--hold`` seconds, then exits (taking its port with it, like an unplugged piano).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import mido
+import rtmidi
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port")
+    parser.add_argument("--file")
+    parser.add_argument("--notes", help="comma-separated MIDI notes to play 50 ms apart")
+    parser.add_argument("--seconds", type=float, default=None, help="play only this much of the file")
+    parser.add_argument("--wait-for", default=None)
+    parser.add_argument("--hold", type=float, default=0.5)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before playing")
+    args = parser.parse_args()
+
+    out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="piano-sim")
+    out.open_virtual_port(args.port)
+    if args.wait_for:
+        deadline = time.monotonic() + 30
+        while not (os.path.exists(args.wait_for) and os.path.getsize(args.wait_for) > 0):
+            if time.monotonic() > deadline:
+                print("engine never started", file=sys.stderr)
+                return 1
+            time.sleep(0.02)
+        time.sleep(0.3)  # let the engine's connection settle
+    time.sleep(args.delay)
+    if args.file:
+        messages = []
+        at = 0.0
+        for msg in mido.MidiFile(args.file):
+            at += msg.time
+            if args.seconds is not None and at > args.seconds:
+                break
+            if not msg.is_meta and msg.type != "sysex":
+                messages.append((at, msg.bytes()))
+    else:
+        messages = []
+        for index, note in enumerate(int(n) for n in args.notes.split(",")):
+            messages += [(index * 0.05, [0x90, note, 100]), (index * 0.05 + 0.025, [0x80, note, 0])]
+    start = time.perf_counter()
+    for at, data in messages:
+        delay = start + at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        out.send_message(data)
+    time.sleep(args.hold)
+    out.close_port()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

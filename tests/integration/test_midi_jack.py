@@ -1,0 +1,175 @@
+"""Real MIDI through a real JACK server: a sender process plays real piano performances into the
+engine's port; the metrics log shows every note arrived once, in order, at the right tick."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mido
+import pytest
+
+from tests.conftest import PERFORMANCES, ROOT, showrunner_command
+
+SENDER = Path(__file__).with_name("midi_sender.py")
+TICK_RATE = 60
+
+SETLIST = """
+title = "jack test"
+tick_rate = 60
+resolution = "320x180"
+[[cues]]
+id = "only"
+scene = "pulse"
+"""
+
+
+def expected_events(path: Path, seconds: float | None) -> list[tuple[float, str]]:
+    """(file time, text) for note and controller messages, normalised as the engine describes them."""
+    found, at = [], 0.0
+    for msg in mido.MidiFile(path):
+        at += msg.time
+        if seconds is not None and at > seconds:
+            break
+        if msg.type == "note_on" and msg.velocity > 0:
+            found.append((at, f"note_on {msg.note} {msg.velocity}"))
+        elif msg.type in ("note_on", "note_off"):
+            found.append((at, f"note_off {msg.note} {msg.velocity if msg.type == 'note_off' else 0}"))
+        elif msg.type == "control_change":
+            found.append((at, f"cc {msg.control} {msg.value}"))
+        elif msg.type == "program_change":
+            found.append((at, f"program {msg.program}"))
+    return found
+
+
+def delivered(metrics: Path) -> list[tuple[int, str, float]]:
+    """(tick, text, stamp) for every MIDI event in the metrics log, in delivery order."""
+    rows = []
+    for line in metrics.read_text().splitlines():
+        record = json.loads(line)
+        for text, stamp in record.get("midi", []):
+            rows.append((record["tick"], text, stamp))
+    return rows
+
+
+def run_show_with_sender(tmp_path: Path, jack_env: dict, sender_args: list[str], duration: float,
+                         pattern: str) -> tuple[subprocess.CompletedProcess, Path]:
+    setlist = tmp_path / "show.toml"
+    setlist.write_text(SETLIST)
+    metrics = tmp_path / "metrics.jsonl"
+    sender = subprocess.Popen([sys.executable, str(SENDER), *sender_args, "--wait-for", str(metrics)],
+                              env=jack_env, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # the piano is switched on before the show starts
+    try:
+        engine = subprocess.run(
+            showrunner_command("run", str(setlist), "--midi-in", pattern, "--midi-api", "jack",
+                               "--headless", "--duration", str(duration), "--metrics", str(metrics),
+                               "--log-dir", str(tmp_path / "logs")),
+            env=jack_env, cwd=ROOT, capture_output=True, text=True, timeout=duration + 60)
+    finally:
+        sender.wait(timeout=duration + 60)
+    assert sender.returncode == 0, sender.stderr.read().decode()
+    return engine, metrics
+
+
+@pytest.mark.jack
+@pytest.mark.parametrize("name, seconds", [
+    ("partitura_mozart_k265_var1.mid", None),          # the whole 46 s performance
+    ("asap_Bach_Prelude_bwv846_Shi05M.mid", 20.0),     # Disklavier take, dense pedalling
+])
+def test_every_note_of_a_real_performance_arrives_once_in_order_at_the_right_tick(
+        tmp_path, jack, shared_data, name, seconds):
+    path = PERFORMANCES / name
+    expected = expected_events(path, seconds)
+    length = expected[-1][0]
+    sender_args = ["Disklavier Sim", "--file", str(path), "--hold", "1.0"]
+    if seconds is not None:
+        sender_args += ["--seconds", str(seconds)]
+    engine, metrics = run_show_with_sender(tmp_path, jack, sender_args, length + 4.0, "disklavier")
+    assert engine.returncode == 0, engine.stderr
+
+    got = delivered(metrics)
+    assert [text for _, text, _ in got] == [text for _, text in expected]
+
+    # Each event is delivered in the first tick that ends at or after its arrival stamp.
+    exact = sum(tick == math.ceil(stamp * TICK_RATE - 1e-6) for tick, _, stamp in got)
+    late_by_one = sum(tick == math.ceil(stamp * TICK_RATE - 1e-6) + 1 for tick, _, stamp in got)
+    assert exact >= 0.99 * len(got)
+    assert exact + late_by_one == len(got)
+
+    # Arrival times keep the performance's own timing: a constant offset, within one tick.
+    offsets = [stamp - at for (_, _, stamp), (at, _) in zip(got, expected)]
+    centre = statistics.median(offsets)
+    within_a_tick = sum(abs(o - centre) <= 1 / TICK_RATE for o in offsets)
+    assert within_a_tick >= 0.99 * len(offsets), sorted(abs(o - centre) for o in offsets)[-5:]
+    assert max(abs(o - centre) for o in offsets) < 0.1
+
+
+@pytest.mark.jack
+def test_show_goes_on_when_the_midi_port_vanishes_and_reconnects_when_it_returns(tmp_path, jack):
+    setlist = tmp_path / "show.toml"
+    setlist.write_text(SETLIST)
+    metrics = tmp_path / "metrics.jsonl"
+    first = subprocess.Popen([sys.executable, str(SENDER), "Hotplug Piano", "--notes", "60,61,62",
+                              "--wait-for", str(metrics), "--hold", "0.5"], env=jack)
+    time.sleep(1.0)
+    engine = subprocess.Popen(
+        showrunner_command("run", str(setlist), "--midi-in", "hotplug", "--midi-api", "jack", "--headless",
+                           "--duration", "9", "--metrics", str(metrics), "--log-dir", str(tmp_path / "logs")),
+        env=jack, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert first.wait(timeout=30) == 0  # played its notes, then unplugged (port gone)
+    time.sleep(1.5)  # the show runs on without its piano
+    # Plugged back in: it plays once the engine's watcher (polling every 0.5 s) has reconnected.
+    second = subprocess.run([sys.executable, str(SENDER), "Hotplug Piano", "--notes", "70,71,72",
+                             "--delay", "1.5", "--hold", "0.5"], env=jack, timeout=30)
+    assert second.returncode == 0
+    _, stderr = engine.communicate(timeout=60)
+    assert engine.returncode == 0, stderr
+
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    events = [e for r in records for e in r["events"]]
+    notes = [text for _, text, _ in delivered(metrics) if text.startswith("note_on")]
+    assert notes == [f"note_on {n} 100" for n in (60, 61, 62, 70, 71, 72)]
+    assert events.index("midi_lost") < events.index("midi_reconnected")
+    assert records[-1]["time"] == pytest.approx(9.0, abs=0.02)  # ran to the end
+
+
+@pytest.mark.jack
+def test_missing_midi_port_is_bad_input_listing_the_real_ports(tmp_path, jack):
+    sender = subprocess.Popen([sys.executable, str(SENDER), "Some Other Keyboard", "--notes", "60",
+                               "--hold", "5"], env=jack)
+    try:
+        time.sleep(1.0)
+        result = subprocess.run(showrunner_command("run", str(ROOT / "setlists" / "demo.toml"),
+                                                   "--midi-in", "disklavier", "--midi-api", "jack",
+                                                   "--headless", "--duration", "1",
+                                                   "--log-dir", str(tmp_path / "logs")),
+                                env=jack, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    finally:
+        sender.kill()
+        sender.wait()
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "no MIDI input matches 'disklavier'" in lines[0]
+    assert "piano-sim:Some Other Keyboard" in lines[0]
+
+
+@pytest.mark.jack
+def test_devices_lists_jack_midi_ports(jack):
+    sender = subprocess.Popen([sys.executable, str(SENDER), "Listed Piano", "--notes", "60", "--hold", "5"],
+                              env=jack)
+    try:
+        time.sleep(1.0)
+        result = subprocess.run(showrunner_command("devices"), env=jack, cwd=ROOT, capture_output=True,
+                                text=True, timeout=60)
+    finally:
+        sender.kill()
+        sender.wait()
+    assert result.returncode == 0, result.stderr
+    assert "Listed Piano" in result.stdout

@@ -1,0 +1,269 @@
+"""Whole shows on the real stack: Mesa EGL headless, the pygame window path (offscreen), PyAV files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from engine.clock import VirtualTime
+from engine.display import open_display
+from engine.midi import NoteOn
+from engine.scene import Scene
+from engine.setlist import load_setlist
+from engine.show import Show, ShowOptions
+from tests.conftest import BUNDLED_MIDI, DEMO_SETLIST, ROOT, showrunner_command
+
+FOUR_CUES = """
+title = "four cues"
+resolution = "320x180"
+[[cues]]
+id = "one"
+scene = "pulse"
+advance = { cc = 67 }
+[[cues]]
+id = "two"
+scene = "pulse"
+advance = { cc = 67 }
+[[cues]]
+id = "three"
+scene = "pulse"
+advance = { after = 1.0 }
+[[cues]]
+id = "four"
+scene = "blackout"
+"""
+
+
+class Exploding(Scene):
+    """A scene with a bug: its tick raises after a few ticks, its draw always."""
+
+    name = "test_exploding"
+
+    def enter(self) -> None:
+        self.ticks = 0
+
+    def tick(self, dt: float) -> None:
+        self.ticks += 1
+        if self.ticks > 3:
+            raise RuntimeError("division by zero in the performer's patch")
+
+    def draw(self, alpha: float) -> None:
+        raise RuntimeError("shader uniform missing")
+
+
+def write(tmp_path: Path, text: str, name: str = "show.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def cues_in(metrics: Path) -> list[str]:
+    order = []
+    for line in metrics.read_text().splitlines():
+        cue = json.loads(line)["cue"]
+        if not order or order[-1] != cue:
+            order.append(cue)
+    return order
+
+
+def test_headless_show_lights_a_bar_over_the_played_key(tmp_path, egl):
+    setlist = load_setlist(write(tmp_path, FOUR_CUES))
+    display = open_display((320, 180), headless=True)
+    frames = []
+    try:
+        show = Show(setlist, ShowOptions(duration=0.2), VirtualTime(), display)
+        show.frame_sink = lambda: frames.append(display.read_pixels().copy())
+        show.load()
+        show.queue.push(0.05, NoteOn(60, 127))
+        show.run()
+    finally:
+        display.close()
+    frame = frames[-1]
+    x = int((60 - 21 + 0.5) / 88 * 320)
+    assert frame[100, x].max() > 100          # the bar over middle C is lit
+    assert frame[100, 20].max() == 0          # far from it, black
+    assert frame[5, x].max() == 0             # above the bar's top, black
+
+
+def test_window_path_shows_exactly_the_show_framebuffer(tmp_path, egl, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "offscreen")
+    setlist = load_setlist(write(tmp_path, FOUR_CUES))
+    display = open_display((320, 180), headless=False)
+    shots = []
+    try:
+        assert display.windowed
+        show = Show(setlist, ShowOptions(duration=0.3), VirtualTime(), display)
+        show.frame_sink = lambda: shots.append((display.read_pixels().copy(), display.read_window().copy()))
+        show.load()
+        for note in (40, 60, 80):
+            show.queue.push(0.1, NoteOn(note, 100))
+        show.run()
+    finally:
+        display.close()
+    fbo, window = shots[-1]
+    assert fbo.max() > 100
+    assert np.array_equal(fbo, window)
+
+
+def test_keys_in_the_window_jump_between_cues(tmp_path, egl, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "offscreen")
+    import pygame
+
+    setlist = load_setlist(write(tmp_path, FOUR_CUES))
+    display = open_display((320, 180), headless=False)
+    metrics = tmp_path / "metrics.jsonl"
+    try:
+        show = Show(setlist, ShowOptions(duration=0.5, metrics=metrics), VirtualTime(), display)
+        show.load()
+        keys = iter([pygame.K_3, pygame.K_LEFT, pygame.K_BACKSPACE, pygame.K_SPACE])
+        frames = {"n": 0}
+
+        def press_every_few_frames():
+            frames["n"] += 1
+            if frames["n"] % 5 == 0:
+                key = next(keys, None)
+                if key is not None:
+                    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0))
+        show.frame_sink = press_every_few_frames
+        show.run()
+    finally:
+        display.close()
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    starts = [(r["tick"], r["cue"]) for r in records if "cue" in r["events"]]
+    # 3 jumps to cue 3, Left goes back to cue 2, Backspace restarts cue 2, Space goes on to cue 3.
+    assert [cue for _, cue in starts] == ["one", "three", "two", "two", "three"]
+
+
+def make_midi(path: Path, script: list[tuple[float, mido.Message]]) -> Path:
+    """A type 0 file at 120 bpm (480 ticks per beat: 1 s = 960 ticks) with the given messages."""
+    midi = mido.MidiFile(type=0, ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    last = 0
+    for at, msg in script:
+        tick = round(at * 960)
+        track.append(msg.copy(time=tick - last))
+        last = tick
+    midi.save(path)
+    return path
+
+
+def test_soft_pedal_program_change_and_timer_move_the_playhead(tmp_path, egl):
+    midi = make_midi(tmp_path / "moves.mid", [
+        (0.5, mido.Message("note_on", note=60, velocity=90)),
+        (1.0, mido.Message("control_change", control=67, value=127)),   # pedal down: one -> two
+        (1.2, mido.Message("control_change", control=67, value=100)),   # still held: no move
+        (1.5, mido.Message("control_change", control=67, value=0)),     # released
+        (2.0, mido.Message("program_change", program=2)),               # program 3 -> cue three
+        (4.0, mido.Message("note_off", note=60, velocity=0)),
+    ])
+    metrics = tmp_path / "metrics.jsonl"
+    result = subprocess.run(showrunner_command("render", str(write(tmp_path, FOUR_CUES)), "--midi-file", str(midi),
+                                               "--out", str(tmp_path / "moves.mkv"), "--metrics", str(metrics),
+                                               "--log-dir", str(tmp_path / "logs")),
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert cues_in(metrics) == ["one", "two", "three", "four"]
+    start = {r["cue"]: r["time"] for r in reversed(records)}
+    # A cue starts in the tick after the one that delivered its trigger (tick times are their ends).
+    assert start["two"] == pytest.approx(1.0 + 1 / 60, abs=1e-6)
+    assert start["three"] == pytest.approx(2.0 + 1 / 60, abs=1e-6)
+    assert start["four"] == pytest.approx(3.0 + 1 / 60, abs=1e-6)  # 1 s after cue three began
+
+
+def decoded_frame_hashes(path: Path) -> list[str]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [hashlib.sha1(frame.to_ndarray(format="rgb24").tobytes()).hexdigest()
+                for frame in container.decode(video=0)]
+
+
+def test_render_is_deterministic_and_writes_a_real_video(tmp_path, egl):
+    outputs = []
+    for run in ("a", "b"):
+        out, metrics = tmp_path / f"{run}.mkv", tmp_path / f"{run}.jsonl"
+        result = subprocess.run(showrunner_command("render", str(DEMO_SETLIST), "--midi-file", str(BUNDLED_MIDI),
+                                                   "--out", str(out), "--duration", "4", "--size", "320x180",
+                                                   "--fps", "30", "--metrics", str(metrics),
+                                                   "--log-dir", str(tmp_path / "logs")),
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        outputs.append((metrics.read_bytes(), decoded_frame_hashes(out)))
+    # Everything but the measured wall-clock frame time is identical.
+    show_state = [[{k: v for k, v in json.loads(line).items() if k != "frame_ms"}
+                   for line in metrics.splitlines()] for metrics, _ in outputs]
+    assert show_state[0] == show_state[1]
+    assert sum(len(r.get("midi", [])) for r in show_state[0]) > 20
+    assert outputs[0][1] == outputs[1][1]
+    assert len(outputs[0][1]) == 4 * 30
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                            "stream=codec_name,width,height", "-of", "csv=p=0", str(tmp_path / "a.mkv")],
+                           capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "h264,320,180"
+    lines = outputs[0][0].decode().splitlines()
+    assert len(lines) == 4 * 60
+    first = json.loads(lines[0])
+    assert {"tick", "time", "cue", "scene", "events"} <= set(first)
+
+
+def test_a_failing_scene_does_not_stop_the_show(tmp_path, egl):
+    text = FOUR_CUES.replace('id = "one"\nscene = "pulse"', 'id = "one"\nscene = "test_exploding"')
+    setlist = load_setlist(write(tmp_path, text))
+    display = open_display((320, 180), headless=True)
+    metrics = tmp_path / "metrics.jsonl"
+    try:
+        show = Show(setlist, ShowOptions(duration=1.0, metrics=metrics), VirtualTime(), display)
+        show.load()
+        show.playhead.jump_to_index(0)
+        summary = show.run()
+    finally:
+        display.close()
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert records[-1]["time"] == pytest.approx(1.0)
+    assert summary.scene_errors > 50
+    assert sum("scene_error" in r["events"] for r in records) > 50
+
+
+def test_run_starts_at_the_cue_asked_for_and_rejects_an_unknown_one(tmp_path, egl):
+    metrics = tmp_path / "m.jsonl"
+    common = ["--midi-file", str(BUNDLED_MIDI), "--headless", "--duration", "1", "--log-dir", str(tmp_path / "logs")]
+    ok = subprocess.run(showrunner_command("run", str(DEMO_SETLIST), "--cue", "blue", "--metrics", str(metrics), *common),
+                        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert cues_in(metrics) == ["blue"]
+    bad = subprocess.run(showrunner_command("run", str(DEMO_SETLIST), "--cue", "encore", *common),
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        f"showrunner: {DEMO_SETLIST}: no cue 'encore'; cues: rainbow, blue, coda"]
+
+
+def test_run_opens_a_window_when_a_display_exists(tmp_path, egl):
+    env = dict(os.environ, SDL_VIDEODRIVER="offscreen")
+    env.pop("DISPLAY", None)
+    result = subprocess.run(showrunner_command("run", str(DEMO_SETLIST), "--midi-file", str(BUNDLED_MIDI),
+                                               "--duration", "2", "--log-dir", str(tmp_path / "logs")),
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    log = next((tmp_path / "logs").glob("show-*.log")).read_text()
+    assert "window 1280x720 on display 0" in log
+    assert "cue rainbow (#1)" in log
+
+
+def test_bad_arguments_exit_2_with_one_line(tmp_path):
+    for args in (["run"], ["run", str(DEMO_SETLIST), "--duration", "-3"],
+                 ["render", str(DEMO_SETLIST), "--midi-file", str(BUNDLED_MIDI), "--out", "x.mkv", "--size", "big"],
+                 ["run", str(DEMO_SETLIST), "--midi-file", str(tmp_path / "none.mid")], ["dance"]):
+        result = subprocess.run(showrunner_command(*args), cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, args
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+        assert "Traceback" not in result.stderr
