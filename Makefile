@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config portaudio19-dev libasound2 \
-	jackd2 libjack-jackd2-0 libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 ffmpeg
+	jackd2 libjack-jackd2-0 libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libgles2 ffmpeg
 SYSTEM_STAMP := $(VENV)/.system-packages
 VENV_STAMP := $(VENV)/.installed
 DEMO_SETLIST ?= setlists/demo.toml

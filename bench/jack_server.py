@@ -21,11 +21,17 @@ class JackUnavailable(RuntimeError):
 
 
 @contextmanager
-def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10.0) -> Iterator[dict[str, str]]:
+def jack_server(sample_rate: int = 48000, period: int = 256,
+                timeout: float = 10.0) -> Iterator[dict[str, str]]:
     """Run a dummy-driver JACK server; yields the environment its clients need.
 
     While the block runs, ``os.environ`` carries ``JACK_DEFAULT_SERVER`` and ``JACK_NO_START_SERVER``
     (restored afterwards) so in-process clients such as python-rtmidi find this server.
+
+    Args:
+        sample_rate: Hz, default 48000.
+        period: frames per process cycle, default 256 (5.33 ms at 48 kHz).
+        timeout: seconds to wait for the server to answer ``jack_lsp``, default 10.
     """
     if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
         raise JackUnavailable("jackd / jack_lsp not found (Debian package jackd2)")

@@ -3,9 +3,10 @@
 ``python -m bench.midi_sender --count N --rate HZ`` opens a virtual JACK MIDI output port
 ``bench-sender:piano``, prints ``ready``, waits for a ``go`` line on stdin, then sends N messages
 (note-on / note-off alternately) about ``rate`` times a second. Each message is identified by its
-note and velocity (see :func:`message`). When done it prints one JSON line ``{"sends": [...]}``: the
-``time.perf_counter()`` taken just before each send, and keeps its port until stdin closes. On Linux that is CLOCK_MONOTONIC, the same
-clock in every process, so the receiver can subtract it from its own stamps.
+note and velocity (see :func:`message`). When done it prints one JSON line ``{"sends": [...]}``,
+the ``time.perf_counter()`` taken just before each send, and keeps its port until stdin closes. On
+Linux that clock is CLOCK_MONOTONIC, the same in every process, so the receiver can subtract it from
+its own stamps.
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ WINDOW = 10  # frames after a jump (the jump's own frame first) whose slowest is
 GOAL_RATIO = 1.5
 CUES = [
     {"id": "rainbow", "scene": "pulse", "params": {"palette": "rainbow", "decay": 1.5}},
-    {"id": "blue", "scene": "pulse", "params": {"palette": "mono", "hue": 0.6, "decay": 3.0, "bar_width": 2.0}},
+    {"id": "blue", "scene": "pulse",
+     "params": {"palette": "mono", "hue": 0.6, "decay": 3.0, "bar_width": 2.0}},
     {"id": "coda", "scene": "pulse", "params": {"palette": "rainbow", "hue": 0.5, "decay": 0.8}},
 ]
 
@@ -55,8 +56,9 @@ class IterationTimer(RealTime):
 
 
 class Jumper:
-    """The show's frame sink: requests a jump every ``JUMP_EVERY`` show seconds and notes the index
-    of the loop iteration in which each cue change was applied."""
+    """The show's frame sink: requests a jump every ``JUMP_EVERY`` show seconds and notes the indices
+    of the loop iteration and of the drawn frame in which each cue change was applied (they differ:
+    an iteration that runs no tick yet draws nothing)."""
 
     def __init__(self, show: Show, timer: IterationTimer) -> None:
         self.show, self.timer = show, timer
@@ -64,12 +66,14 @@ class Jumper:
         self.forward = True
         self.cues_seen = 1  # the first cue starting is not a jump
         self.jump_iterations: list[int] = []
+        self.jump_frames: list[int] = []
 
     def __call__(self) -> None:
         played = len(self.show.summary.cues_played)
         if played > self.cues_seen:  # a cue changed in this iteration's ticks
             self.cues_seen = played
             self.jump_iterations.append(len(self.timer.work_ms))
+            self.jump_frames.append(len(self.show.summary.frame_ms))  # this frame is appended later
         if self.show.clock.show_time >= self.next_jump - 1e-9:
             self.next_jump += JUMP_EVERY
             (self.show.playhead.go if self.forward else self.show.playhead.previous)()
@@ -81,7 +85,11 @@ def _ratios(frame_ms: list[float], starts: list[int]) -> list[float]:
     return [max(frame_ms[s:s + WINDOW]) / median for s in starts if s + WINDOW <= len(frame_ms)]
 
 
-def _measure() -> tuple[list[float], list[float], list[int], str]:
+def _argmax(values: list[float]) -> int:
+    return max(range(len(values)), key=values.__getitem__)
+
+
+def _measure() -> tuple[list[float], list[float], list[int], list[int], str]:
     performance = load_performance(MIDI_FILE)
     display = open_display(SIZE, headless=True)
     try:
@@ -103,7 +111,8 @@ def _measure() -> tuple[list[float], list[float], list[int], str]:
         jumper = Jumper(show, timer)
         show.frame_sink = jumper
         summary = show.run()
-        return timer.work_ms, summary.frame_ms, jumper.jump_iterations, display.renderer
+        return (timer.work_ms, summary.frame_ms, jumper.jump_iterations, jumper.jump_frames,
+                display.renderer)
     finally:
         display.close()
 
@@ -125,15 +134,20 @@ def run() -> BenchResult:
                 f"among the {WINDOW} frames starting with the one whose ticks applied the cue change "
                 "is divided by the median over the whole run; reported are the maximum and the "
                 "median of that ratio over the jumps. As a control, the same ratio is computed for "
-                f"{WINDOW}-frame windows starting 1 s after each jump, where nothing changes."),
+                f"{WINDOW}-frame windows starting 1 s after each jump, where nothing changes, and the "
+                "iteration that applied the cue change is also reported alone. With frames of about a "
+                "millisecond, a single scheduling hiccup of a few milliseconds (another process on a "
+                "shared core) sets a window's maximum; the control windows show how much of the ratio "
+                "is that noise rather than the jump."),
         goal=(f"Goal: max ratio <= {GOAL_RATIO:g}: a cue change must not stall the picture "
               "(scenes load everything before the show, so entering one is cheap)."))
-    work_ms, draw_ms, jumps, renderer = _measure()
-    control = [j + round(TICK_RATE) for j in jumps]
+    work_ms, draw_ms, jumps, jump_frames, renderer = _measure()
     if not jumps:
         raise RuntimeError("no cue change happened")
-    loop_ratios, draw_ratios = _ratios(work_ms, jumps), _ratios(draw_ms, jumps)
+    control = [j + round(TICK_RATE) for j in jumps]
+    loop_ratios, draw_ratios = _ratios(work_ms, jumps), _ratios(draw_ms, jump_frames)
     control_ratios = _ratios(work_ms, control)
+    jump_alone = max(work_ms[j] for j in jumps) / statistics.median(work_ms)
     result.figures = [
         Figure("jumps", len(loop_ratios), "count"),
         Figure("median loop iteration", statistics.median(work_ms), "ms"),
@@ -144,11 +158,20 @@ def run() -> BenchResult:
         Figure("draw: max ratio over jumps", max(draw_ratios), "x", f"<= {GOAL_RATIO:g}",
                max(draw_ratios) <= GOAL_RATIO),
         Figure("draw: median ratio over jumps", statistics.median(draw_ratios), "x"),
+        Figure("jump iteration alone: max ratio", jump_alone, "x"),
         Figure("control (no jump): max ratio", max(control_ratios), "x"),
         Figure("control (no jump): median ratio", statistics.median(control_ratios), "x"),
     ]
-    first = loop_ratios[0]
-    result.notes.append("Loop ratio per jump, in order: " + ", ".join(f"{r:.2f}" for r in loop_ratios)
-                        + f" (first jump {first:.2f}).")
+    median = statistics.median(work_ms)
+    windows = [f"{max(work_ms[j:j + WINDOW]) / median:.2f} (slowest at +{_argmax(work_ms[j:j + WINDOW])})"
+               for j in jumps if j + WINDOW <= len(work_ms)]
+    result.notes.append("Loop ratio per jump, in order, with the slowest frame's position in its window "
+                        "(+0 = the iteration that applied the cue change): " + ", ".join(windows) + ".")
+    slow = sum(1 for w in work_ms if w > GOAL_RATIO * median)
+    result.notes.append(
+        f"Over the whole run, {slow} of {len(work_ms)} loop iterations ({100 * slow / len(work_ms):.1f} %) "
+        f"took more than {GOAL_RATIO:g}x the median, jump or not; a {WINDOW}-frame window catches one "
+        f"of them by chance with probability about {100 * (1 - (1 - slow / len(work_ms)) ** WINDOW):.0f} %. "
+        f"The iteration that applied the cue change was at most {jump_alone:.2f}x the median.")
     result.notes.append(f"Rendered by {renderer}.")
     return result

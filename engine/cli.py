@@ -98,9 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         print("showrunner: stopped", file=sys.stderr)
         return 130
     except Exception as error:  # internal: one line for people, the traceback for the log
-        logging.getLogger("showrunner").exception("internal error")
-        print(f"showrunner: internal error: {type(error).__name__}: {error} (details in the show log)",
-              file=sys.stderr)
+        logger = logging.getLogger("showrunner")
+        if logger.handlers:  # a show log is open (run, render); check and devices have none
+            logger.debug("internal error", exc_info=True)
+            hint = "details in the show log"
+        else:
+            hint = "set SHOWRUNNER_DEBUG=1 for the traceback"
+        print(f"showrunner: internal error: {type(error).__name__}: {error} ({hint})", file=sys.stderr)
         if os.environ.get("SHOWRUNNER_DEBUG"):
             raise
         return 1

@@ -40,7 +40,7 @@ class KeyboardInstrument:
             return KeyAction("restart")
         if key == "escape":
             return KeyAction("quit")
-        if len(key) == 1 and key.isdigit():
+        if len(key) == 1 and key in "0123456789":
             return KeyAction("jump", (int(key) - 1) % 10)
         if key in ("z", "x"):
             step = -12 if key == "z" else 12

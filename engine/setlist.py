@@ -140,7 +140,7 @@ def load_setlist(path: str | os.PathLike) -> LoadedSetlist:
     """Read, validate and resolve a setlist; any problem raises a one-line :class:`UserError`."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise UserError(f"setlist not found: {path}") from None
     except IsADirectoryError:
@@ -149,6 +149,8 @@ def load_setlist(path: str | os.PathLike) -> LoadedSetlist:
         raise UserError(f"{path}: not a text file (expected UTF-8 TOML)") from None
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{path}: invalid TOML: {error}") from None
+    except OSError as error:
+        raise UserError(f"{path}: cannot read setlist: {error.strerror}") from None
     try:
         settings = Setlist.model_validate(raw)
     except ValidationError as error:
@@ -219,5 +221,5 @@ def _describe(path: Path, error: ValidationError, raw: dict) -> str:
         return f"{where}: unknown key '{field_name}' (not allowed here){_more(error)}"
     if first["type"] == "too_short" and loc == ("cues",):
         return f"{where}: field 'cues': a setlist needs at least one cue ([[cues]] with id and scene)"
-    label = f"field '{field_name}'" if field_name else "setlist"
+    label = f"field '{field_name}'" if field_name else ("the cue" if where.endswith(")") or ": cue #" in where else "setlist")
     return f"{where}: {label}: {_explain(first)}{_more(error)}"

@@ -79,7 +79,7 @@ class Show:
         self.options = options
         self.time = time_source
         self.display = display
-        self.queue = queue or EventQueue()
+        self.queue = queue if queue is not None else EventQueue()
         settings = setlist.settings
         self.clock = FixedStepClock(settings.tick_rate)
         self.pedals = PedalState()
@@ -182,8 +182,7 @@ class Show:
         finally:
             if self._metrics is not None:
                 self._metrics.close()
-            for scene in reversed(self.stack.scenes):
-                self.stack._call(scene, "exit")
+            self.stack.exit_all()
         self.summary.ticks = self.clock.tick_count
         self.summary.scene_errors = self.stack.errors
         return self.summary
@@ -226,7 +225,6 @@ class Show:
             events.append("advance")
 
         if self._metrics is not None:
-            top = self.stack.top
             record: dict[str, Any] = {
                 "tick": tick, "time": round(show_time, 6), "cue": self.playhead.current.id,
                 "scene": self.playhead.current.cue.scene, "events": events}
@@ -235,10 +233,7 @@ class Show:
             if self._last_frame_ms is not None:
                 record["frame_ms"] = round(self._last_frame_ms, 3)
                 self._last_frame_ms = None
-            if top is not None:
-                status = self.stack._call(top, "status")
-                if status:
-                    record.update(status)
+            record.update(self.stack.status())
             self._metrics.write(record)
 
     def _draw(self, alpha: float) -> None:

@@ -62,10 +62,10 @@ class SceneStack:
 
     def apply_pending(self) -> bool:
         """Apply queued requests in order; True when anything changed."""
-        changed = False
-        while self._pending:
-            operation, scene = self._pending.pop(0)
-            changed = True
+        # Requests made by the hooks called here wait for the next call (two scenes switching to
+        # each other from enter() must not loop forever).
+        pending, self._pending = self._pending, []
+        for operation, scene in pending:
             if operation == "push":
                 self._push_now(scene)
             elif operation == "pop":
@@ -76,11 +76,10 @@ class SceneStack:
                 self._scenes.append(scene)
                 self._call(scene, "enter")
             elif operation == "replace_all":
-                while self._scenes:
-                    self._call(self._scenes.pop(), "exit")
+                self.exit_all()
                 self._scenes.append(scene)
                 self._call(scene, "enter")
-        return changed
+        return bool(pending)
 
     def dispatch(self, event: MidiEvent) -> bool:
         """Offer ``event`` to active scenes top-down; True when one consumed it."""
@@ -96,6 +95,15 @@ class SceneStack:
     def draw(self, alpha: float) -> None:
         for scene in self.active():
             self._call(scene, "draw", alpha)
+
+    def exit_all(self) -> None:
+        """Exit every scene, top first, now (the show is over)."""
+        while self._scenes:
+            self._call(self._scenes.pop(), "exit")
+
+    def status(self) -> dict[str, Any]:
+        """The top scene's extra metrics fields ({} when it has none or fails)."""
+        return (self._call(self._scenes[-1], "status") or {}) if self._scenes else {}
 
     def _push_now(self, scene: Scene) -> None:
         if self._scenes and not scene.overlay:

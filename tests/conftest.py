@@ -41,8 +41,10 @@ def jack():
     jackd = shutil.which("jackd")
     if jackd is None:
         pytest.fail("jackd not installed (make test installs jackd2)")
-    env = dict(os.environ, JACK_NO_START_SERVER="1")
-    process = subprocess.Popen([jackd, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+    # A server name of our own: a JACK server the developer already runs is left alone.
+    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER=f"showrunner-test-{os.getpid()}")
+    process = subprocess.Popen([jackd, "-n", env["JACK_DEFAULT_SERVER"], "--no-realtime",
+                                "-d", "dummy", "-r", "48000", "-p", "256"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                                start_new_session=True)
     deadline = time.monotonic() + 10

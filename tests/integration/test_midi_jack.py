@@ -94,7 +94,11 @@ def test_every_note_of_a_real_performance_arrives_once_in_order_at_the_right_tic
     assert engine.returncode == 0, engine.stderr
 
     got = delivered(metrics)
-    assert [text for _, text, _ in got] == [text for _, text in expected]
+    texts, wanted = [text for _, text, _ in got], [text for _, text in expected]
+    first_difference = next((i for i, (a, b) in enumerate(zip(texts, wanted)) if a != b), None)
+    assert texts == wanted, (f"{len(texts)} delivered, {len(wanted)} sent; first difference at "
+                             f"{first_difference}: {got[first_difference - 2:first_difference + 3] if first_difference else got[-3:]}"
+                             f" vs {expected[first_difference - 2:first_difference + 3] if first_difference else expected[-3:]}")
 
     # Each event is delivered in the first tick that ends at or after its arrival stamp.
     exact = sum(tick == math.ceil(stamp * TICK_RATE - 1e-6) for tick, _, stamp in got)

@@ -91,7 +91,5 @@ def test_unmapped_keys_give_none(keys: KeyboardInstrument, key: str) -> None:
     assert keys.key_down(key) is None
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: key_down uses str.isdigit(), true for '²' (the key left of 1 "
-                   "on French AZERTY keyboards), then int('²') raises ValueError out of the show loop")
 def test_superscript_two_key_is_not_a_cue_jump_and_does_not_raise(keys: KeyboardInstrument) -> None:
     assert keys.key_down("²") is None

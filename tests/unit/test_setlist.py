@@ -118,8 +118,6 @@ def test_unknown_scene_message_lists_the_registered_scenes_in_order(tmp_path: Pa
         load_setlist(path)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: load_setlist catches FileNotFoundError/IsADirectoryError but "
-                   "not other OSErrors (e.g. ENAMETOOLONG, EACCES): they escape as OSError, not UserError")
 def test_unreadable_setlist_path_is_a_user_error(tmp_path: Path) -> None:
     too_long = tmp_path / ("a" * 300 + ".toml")  # NAME_MAX is 255 on Linux: open() fails with ENAMETOOLONG
     with pytest.raises(UserError, match="a.toml"):
@@ -161,9 +159,6 @@ def test_check_command_exits_2_with_one_stderr_line_for_malformed_setlist(
         assert part in lines[0]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an OSError other than not-found/is-a-folder escapes "
-                   "load_setlist; cli.main then exits 1 and prints 'internal error' plus a traceback "
-                   "on stderr (no log handler is set up for 'check')")
 def test_check_command_exits_2_for_unopenable_setlist_path(tmp_path: Path) -> None:
     result = _check(tmp_path / ("a" * 300 + ".toml"))
     assert result.returncode == 2

@@ -215,9 +215,6 @@ def test_request_made_during_tick_applies_at_the_next_apply_pending(calls: list)
     assert stack.top is follower
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: apply_pending loops `while self._pending`, so a request made "
-                   "from enter/exit/pause/resume is applied in the same call (two scenes whose enter() "
-                   "switch to each other hang apply_pending forever)")
 def test_request_made_inside_enter_applies_at_the_next_apply_pending(calls: list) -> None:
     stack = SceneStack()
     second = Recorder("second", calls)

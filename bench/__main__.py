@@ -1,0 +1,72 @@
+"""Run every benchmark, print a table, and rewrite docs/benchmarks.md: ``python -m bench [NAME ...]``.
+
+Names: tick, midi, jump (default: all). A run of only some benchmarks prints its table but leaves
+docs/benchmarks.md alone, so the file always holds one complete run. Exit status 1 when a benchmark
+could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+
+from bench import midi_latency, scene_jump, tick_overhead
+from bench.machine import describe_machine
+from bench.report import markdown, results_table
+from bench.result import BenchResult
+
+BENCHMARKS: dict[str, tuple[str, Callable[[], BenchResult]]] = {
+    "tick": ("Tick overhead of an empty scene", tick_overhead.run),
+    "midi": ("MIDI arrival to scene handler through JACK", midi_latency.run),
+    "jump": ("Scene jump", scene_jump.run),
+}
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def _run_one(key: str, console: Console) -> BenchResult:
+    title, run = BENCHMARKS[key]
+    started = time.perf_counter()
+    with console.status(f"running: {title}"):
+        try:
+            result = run()
+        except Exception as error:  # one failing benchmark must not hide the others' figures
+            logging.getLogger("bench").debug("benchmark %s failed", key, exc_info=True)
+            result = BenchResult(key=key, title=title, method="", goal="",
+                                 error=f"{type(error).__name__}: {error}")
+    result.seconds = time.perf_counter() - started
+    state = f"[red]failed: {result.error}[/red]" if result.error else "done"
+    console.print(f"{title}: {state} ({result.seconds:.1f} s)")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"benchmarks to run ({', '.join(BENCHMARKS)}); default all")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+    names = args.names or list(BENCHMARKS)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    console = Console()
+    machine = describe_machine()  # before the benchmarks, so the load average is the machine's own
+    results = [_run_one(name, console) for name in names]
+    console.print(results_table(results))
+    if len(names) == len(BENCHMARKS):
+        DOC.parent.mkdir(parents=True, exist_ok=True)
+        DOC.write_text(markdown(results, machine, "python -m bench"), encoding="utf-8")
+        console.print(f"wrote {DOC.relative_to(Path.cwd()) if DOC.is_relative_to(Path.cwd()) else DOC}")
+    else:
+        console.print(f"(a partial run: {DOC.name} left as it was)")
+    return 1 if any(r.error for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
