@@ -27,10 +27,18 @@ void main() { uv = in_pos * 0.5 + 0.5; gl_Position = vec4(in_pos, 0.0, 1.0); }
 _PRESENT_FRAG = """
 #version 330
 uniform sampler2D frame;
-uniform float gain;
 in vec2 uv;
 out vec4 color;
-void main() { color = vec4(texture(frame, uv).rgb * gain, 1.0); }
+void main() { color = vec4(texture(frame, uv).rgb, 1.0); }
+"""
+
+
+_SHADE_FRAG = """
+#version 330
+uniform float alpha;
+in vec2 uv;
+out vec4 color;
+void main() { color = vec4(0.0, 0.0, 0.0, alpha); }
 """
 
 
@@ -54,8 +62,9 @@ class Display:
         self._present = gl.program(vertex_shader=_PRESENT_VERT, fragment_shader=_PRESENT_FRAG)
         quad = gl.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4").tobytes())
         self._quad = gl.vertex_array(self._present, [(quad, "2f", "in_pos")])
+        self._shade = gl.program(vertex_shader=_PRESENT_VERT, fragment_shader=_SHADE_FRAG)
+        self._shade_quad = gl.vertex_array(self._shade, [(quad, "2f", "in_pos")])
         self.fade = 1.0  # 0 = black, 1 = full image (transitions)
-        self._scratch: moderngl.Texture | None = None
         self.renderer = gl.info.get("GL_RENDERER", "?")
 
     def begin_frame(self) -> None:
@@ -69,18 +78,28 @@ class Display:
             self._fade_to_black(1.0 - self.fade)
         if self.windowed:
             self._present_to_window()
+        else:
+            # Headless there is no buffer swap to flush the frame: without this, Mesa queues
+            # frame after frame and the next sync point (a readback, a fade's copy) pays for all.
+            self.gl.finish()
+
+    def warm_up(self) -> None:
+        """Run the fade and present paths once, unseen, so their first real use does not stall."""
+        self.begin_frame()
+        self._fade_to_black(0.5)
+        if self.windowed:
+            self._present_to_window()
+        self.gl.finish()
 
     def _fade_to_black(self, amount: float) -> None:
-        # Scale the frame in place: copy it aside, then draw it back through the present program.
-        if self._scratch is None:
-            self._scratch = self.gl.texture(self.size, 4)
-        self.gl.copy_framebuffer(self._scratch, self.fbo)
+        # Blend black over the frame: one full-screen pass, no copy of the frame.
         self.fbo.use()
         self.gl.viewport = (0, 0, *self.size)
+        self.gl.enable(moderngl.BLEND)
+        self.gl.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+        self._shade["alpha"].value = min(1.0, max(0.0, amount))
+        self._shade_quad.render(moderngl.TRIANGLE_STRIP)
         self.gl.disable(moderngl.BLEND)
-        self._scratch.use(0)
-        self._present["gain"].value = max(0.0, 1.0 - amount)
-        self._quad.render(moderngl.TRIANGLE_STRIP)
 
     def _present_to_window(self) -> None:
         import pygame
@@ -94,7 +113,6 @@ class Display:
         w, h = int(self.size[0] * scale), int(self.size[1] * scale)
         self.gl.viewport = ((width - w) // 2, (height - h) // 2, w, h)
         self.color.use(0)
-        self._present["gain"].value = 1.0
         self._quad.render(moderngl.TRIANGLE_STRIP)
         pygame.display.flip()
 

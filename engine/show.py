@@ -122,9 +122,25 @@ class Show:
                 failures.append(f"cue '{cue.id}': scene '{cue.cue.scene}' failed to load: {error}")
                 scene = Scene(context=context)  # an empty stand-in keeps the cue list intact
             self.scenes.append(scene)
+            self._warm_up(scene)
             if progress is not None:
                 progress(index + 1, cue.id)
+        if self.display is not None:
+            self.display.warm_up()
         return failures
+
+    def _warm_up(self, scene: Scene) -> None:
+        """Draw a freshly loaded scene once, unseen, so the GL driver compiles its pipeline now
+        (llvmpipe JIT-compiles on first draw, ~100 ms) and not in the first frame after a jump."""
+        if self.display is None:
+            return
+        self.display.begin_frame()
+        try:
+            scene.draw(0.0)
+        except Exception:
+            log.debug("warm-up draw of %s failed (it will be retried live)", type(scene).__name__,
+                      exc_info=True)
+        self.display.gl.finish()
 
     def add_source(self, source: MidiSource) -> None:
         self.sources.append(source)
