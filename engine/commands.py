@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         elif midi_pattern:
             api = args.midi_api or api_from_environment(settings.midi.api)
             port = MidiPortInput(midi_pattern, show.queue, show.time.now, api=api)
-            port.open()
+            port.open(required=bool(args.midi_in))
             show.add_source(port)
         else:
             log.info("no MIDI input set: play the computer keyboard in the window (see README)")

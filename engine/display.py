@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 import moderngl
 import numpy as np
@@ -185,7 +186,9 @@ def open_display(size: tuple[int, int], headless: bool, fullscreen: bool = False
         flags |= pygame.RESIZABLE
         window_size = size
     try:
-        pygame.display.set_mode(window_size, flags, display=display_index, vsync=1)
+        with warnings.catch_warnings():  # no vsync (Xvfb, some drivers): pace by sleeping instead
+            warnings.simplefilter("ignore")
+            pygame.display.set_mode(window_size, flags, display=display_index, vsync=1)
     except pygame.error:
         try:
             pygame.display.set_mode(window_size, flags, display=display_index)

@@ -116,20 +116,33 @@ class MidiPortInput:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def open(self) -> None:
-        """Connect now; a missing port is bad input (exit 2) that lists the ports there are."""
-        ports = input_port_names(self.api)
+    def open(self, required: bool = True) -> None:
+        """Connect now and start watching for hot-plug.
+
+        A missing port is bad input (exit 2, listing the ports there are) when ``required`` (the
+        performer named it on the command line); otherwise it is a warning, and the port is
+        connected as soon as it appears (a setlist's piano switched on after the show started).
+        """
+        if not self._try_connect(input_port_names(self.api), required):
+            log.warning("MIDI input '%s' not found yet; watching for it (%s)", self.pattern,
+                        self._listing(input_port_names(self.api)))
+        self._thread = threading.Thread(target=self._watch, name="midi-hotplug", daemon=True)
+        self._thread.start()
+
+    def _try_connect(self, ports: dict[str, list[str]], required: bool = False) -> bool:
         for api, names in ports.items():
             name = match_port(self.pattern, names)
             if name is not None:
                 self._connect(api, name)
-                break
-        else:
-            listing = "; ".join(f"{api}: {', '.join(n) or '(none)'}" for api, n in ports.items())
-            raise UserError(f"no MIDI input matches '{self.pattern}'; ports: "
-                            f"{listing or 'none (no ALSA sequencer or JACK server reachable)'}")
-        self._thread = threading.Thread(target=self._watch, name="midi-hotplug", daemon=True)
-        self._thread.start()
+                return True
+        if required:
+            raise UserError(f"no MIDI input matches '{self.pattern}'; {self._listing(ports)}")
+        return False
+
+    @staticmethod
+    def _listing(ports: dict[str, list[str]]) -> str:
+        listing = "; ".join(f"{api}: {', '.join(n) or '(none)'}" for api, n in ports.items())
+        return f"ports: {listing or 'none (no ALSA sequencer or JACK server reachable)'}"
 
     def start(self, origin: float) -> None:
         """Nothing to do: arrivals are stamped with the time source directly (MIDI source interface)."""
@@ -138,7 +151,7 @@ class MidiPortInput:
         """Nothing to do per frame: arrivals come on rtmidi's thread (MIDI source interface)."""
 
     def take_notices(self) -> list[str]:
-        """Connection changes since the last call ("midi_lost", "midi_reconnected")."""
+        """Connection changes since the last call ("midi_connected", "midi_lost", "midi_reconnected")."""
         with self._lock:
             notices, self._notices = self._notices, []
         return notices
@@ -197,7 +210,11 @@ class MidiPortInput:
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_interval):
             try:
-                names = list(self._midi_in.get_ports()) if self._midi_in is not None else []
+                if self._midi_in is None:  # never connected yet: probe every API asked for
+                    if self._try_connect(input_port_names(self.api)):
+                        self._notice("midi_connected")
+                    continue
+                names = list(self._midi_in.get_ports())
                 if self.connected and self.port_name not in names:
                     self._disconnect()
                     log.warning("MIDI input lost: %s; the show goes on, watching for it", self.port_name)

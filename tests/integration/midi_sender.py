@@ -1,9 +1,10 @@
 """A stand-in for a MIDI piano: plays a MIDI file (or a list of notes) out of a JACK MIDI port.
 
 Run as its own process by the tests: ``python midi_sender.py PORT_NAME --file F [--seconds S]
-[--wait-for PATH] [--hold S]``. It creates a virtual JACK output port, waits until PATH exists and is
-non-empty (the engine has started), plays the file in real time from its own tempo map, holds the
-port open for ``--hold`` seconds, then exits (taking its port with it, like an unplugged piano).
+[--wait-for PATH] [--late] [--delay S] [--hold S]``. It creates a virtual JACK output port (with
+``--late``, only after the wait), waits until PATH exists and is non-empty (the engine has started),
+plays the file in real time from its own tempo map, holds the port open for ``--hold`` seconds, then
+exits (taking its port with it, like an unplugged piano).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ def main() -> int:
     parser.add_argument("--wait-for", default=None)
     parser.add_argument("--hold", type=float, default=0.5)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before playing")
+    parser.add_argument("--late", action="store_true", help="create the port only after --wait-for")
     args = parser.parse_args()
 
     out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="piano-sim")
-    out.open_virtual_port(args.port)
+    if not args.late:
+        out.open_virtual_port(args.port)
     if args.wait_for:
         deadline = time.monotonic() + 30
         while not (os.path.exists(args.wait_for) and os.path.getsize(args.wait_for) > 0):
@@ -38,6 +41,8 @@ def main() -> int:
                 return 1
             time.sleep(0.02)
         time.sleep(0.3)  # let the engine's connection settle
+    if args.late:
+        out.open_virtual_port(args.port)
     time.sleep(args.delay)
     if args.file:
         messages = []

@@ -177,3 +177,23 @@ def test_devices_lists_jack_midi_ports(jack):
         sender.wait()
     assert result.returncode == 0, result.stderr
     assert "Listed Piano" in result.stdout
+
+
+@pytest.mark.jack
+def test_setlist_piano_switched_on_after_the_show_started_is_connected(tmp_path, jack):
+    setlist = tmp_path / "show.toml"
+    setlist.write_text(SETLIST.replace('[[cues]]', '[midi]\ninput = "late piano"\napi = "jack"\n\n[[cues]]', 1))
+    metrics = tmp_path / "metrics.jsonl"
+    engine = subprocess.Popen(
+        showrunner_command("run", str(setlist), "--headless", "--duration", "6", "--metrics", str(metrics),
+                           "--log-dir", str(tmp_path / "logs")),
+        env=jack, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sender = subprocess.run([sys.executable, str(SENDER), "Late Piano", "--notes", "64,65",
+                             "--wait-for", str(metrics), "--late", "--delay", "1.5", "--hold", "0.5"], env=jack, timeout=30)
+    assert sender.returncode == 0
+    _, stderr = engine.communicate(timeout=60)
+    assert engine.returncode == 0, stderr
+    assert "MIDI input 'late piano' not found yet; watching for it" in stderr
+    events = [e for line in metrics.read_text().splitlines() for e in json.loads(line)["events"]]
+    assert "midi_connected" in events
+    assert [t for _, t, _ in delivered(metrics) if t.startswith("note_on")] == ["note_on 64 100", "note_on 65 100"]
