@@ -33,14 +33,20 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+def _number_between(low: float, high: float, unit: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+        if not low <= value <= high:  # also rejects nan and inf
+            raise argparse.ArgumentTypeError(f"expected {low:g} to {high:g} {unit}, got {text}")
+        return value
+    return parse
+
+
+_duration = _number_between(0.001, 24 * 3600, "seconds")
+_fps = _number_between(1, 240, "frames per second")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     screen.add_argument("--fullscreen", action="store_true", help="full screen on --display")
     screen.add_argument("--headless", action="store_true", help="no window: render offscreen (EGL)")
     run.add_argument("--display", type=int, default=0, metavar="N", help="display index for the window")
-    run.add_argument("--duration", type=_positive, metavar="SECONDS", help="stop after this many seconds")
+    run.add_argument("--duration", type=_duration, metavar="SECONDS", help="stop after this many seconds")
     run.add_argument("--metrics", metavar="FILE", type=Path, help="write a JSON Lines metrics log")
     run.add_argument("--log-dir", type=Path, default=Path("logs"), help="folder for the show log")
 
@@ -72,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--midi-file", metavar="FILE", type=Path, required=True)
     render.add_argument("--out", metavar="FILE", type=Path, required=True, help="video file to write")
     render.add_argument("--cue", help="cue id to start at")
-    render.add_argument("--duration", type=_positive, metavar="SECONDS")
+    render.add_argument("--duration", type=_duration, metavar="SECONDS")
     render.add_argument("--size", type=_size, metavar="WxH", help="frame size (default: the setlist's)")
-    render.add_argument("--fps", type=_positive, default=None, help="frames per second (default: the setlist's)")
+    render.add_argument("--fps", type=_fps, default=None, help="frames per second (default: the setlist's)")
     render.add_argument("--camera", metavar="SOURCE")
     render.add_argument("--metrics", metavar="FILE", type=Path)
     render.add_argument("--log-dir", type=Path, default=Path("logs"))

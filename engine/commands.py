@@ -1,10 +1,18 @@
-"""What each ``showrunner`` subcommand does. Bad input is found before any device opens."""
+"""What each ``showrunner`` subcommand does.
+
+Bad input (setlist, MIDI file, cue, metrics path, output path, a MIDI port named on the command line)
+is found before the window or the OpenGL context opens. SIGINT (Ctrl-C) and SIGTERM end a show the
+normal way: the metrics log, the video and the show log are closed properly and the summary written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -14,6 +22,8 @@ from rich.table import Table
 from engine.clock import RealTime, VirtualTime
 from engine.display import open_display
 from engine.errors import UserError
+from engine.metrics import MetricsLog
+from engine.midi import EventQueue
 from engine.midi_file import MidiFilePerformer, Performance, load_performance
 from engine.midi_port import MidiPortInput, api_from_environment
 from engine.setlist import LoadedSetlist, load_setlist
@@ -29,6 +39,8 @@ def _load_inputs(args: argparse.Namespace) -> tuple[LoadedSetlist, Performance |
     if args.cue:
         setlist.index_of(args.cue)
     performance = load_performance(args.midi_file) if getattr(args, "midi_file", None) else None
+    if args.metrics:
+        MetricsLog(args.metrics).close()  # unwritable: exit 2 now, not after the window opened
     if getattr(args, "camera", None):
         log.debug("camera source %s requested", args.camera)
     return setlist, performance
@@ -49,6 +61,24 @@ def _load_scenes(show: Show) -> None:
         log.error("%s (this cue will show black; the show goes on)", failure)
 
 
+@contextlib.contextmanager
+def _stop_on_signals(show: Show) -> Iterator[None]:
+    """Ctrl-C or SIGTERM ends the show cleanly at the next frame; a second one stops at once."""
+
+    def stop(signum, _frame) -> None:
+        if show.quit_requested:
+            raise KeyboardInterrupt
+        log.warning("%s: ending the show (again to stop at once)", signal.Signals(signum).name)
+        show.request_quit()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _report(summary: ShowSummary, log_path: Path, metrics: Path | None) -> None:
     log.info("show over: %d ticks, %d frames (median %.1f ms), %d notes, %d scene errors; cues %s",
              summary.ticks, summary.frames, summary.median_frame_ms, summary.notes,
@@ -61,37 +91,45 @@ def run(args: argparse.Namespace) -> int:
     settings = setlist.settings
     if args.record:
         raise UserError("--record is not available yet in this version; use 'showrunner render' for video")
-    log_path = start_show_log(args.log_dir)
     headless = args.headless
     if not headless and not _has_display():
-        log.info("no display found (DISPLAY unset): running headless")
+        if args.fullscreen or args.display:
+            raise UserError("--fullscreen/--display need a display and none was found (DISPLAY is unset); "
+                            "use --headless to run without one")
         headless = True
+    log_path = start_show_log(args.log_dir)
+    if headless and not args.headless:
+        log.info("no display found (DISPLAY unset): running headless")
+    clock, queue, port = RealTime(), EventQueue(), None
     midi_pattern = args.midi_in or (settings.midi.input if performance is None else None)
-    display = open_display(settings.resolution, headless=headless, fullscreen=args.fullscreen,
-                           display_index=args.display, title=settings.title)
-    port = None
+    if midi_pattern:
+        api = args.midi_api or api_from_environment(settings.midi.api)
+        port = MidiPortInput(midi_pattern, queue, clock.now, api=api)
+        port.open(required=bool(args.midi_in))
     try:
-        show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=settings.fps,
-                                         metrics=args.metrics), RealTime(), display)
-        _load_scenes(show)
-        if performance is not None:
-            show.add_source(MidiFilePerformer(performance, show.queue))
-            log.info("performer: %s (%.1f s, %d notes)", performance.path.name, performance.length,
-                     performance.note_count)
-        elif midi_pattern:
-            api = args.midi_api or api_from_environment(settings.midi.api)
-            port = MidiPortInput(midi_pattern, show.queue, show.time.now, api=api)
-            port.open(required=bool(args.midi_in))
-            show.add_source(port)
-        else:
-            log.info("no MIDI input set: play the computer keyboard in the window (see README)")
-        log.info("%s: %d cues, %s at %s ticks/s on %s", settings.title, len(setlist.cues),
-                 "x".join(map(str, settings.resolution)), f"{settings.tick_rate:g}", display.renderer)
-        summary = show.run(performer_end=performance.length if performance else None)
+        display = open_display(settings.resolution, headless=headless, fullscreen=args.fullscreen,
+                               display_index=args.display, title=settings.title)
+        try:
+            show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=settings.fps,
+                                             metrics=args.metrics), clock, display, queue=queue)
+            _load_scenes(show)
+            if performance is not None:
+                show.add_source(MidiFilePerformer(performance, show.queue))
+                log.info("performer: %s (%.1f s, %d notes)", performance.path.name, performance.length,
+                         performance.note_count)
+            elif port is not None:
+                show.add_source(port)
+            else:
+                log.info("no MIDI input set: play the computer keyboard in the window (see README)")
+            log.info("%s: %d cues, %s at %s ticks/s on %s", settings.title, len(setlist.cues),
+                     "x".join(map(str, settings.resolution)), f"{settings.tick_rate:g}", display.renderer)
+            with _stop_on_signals(show):
+                summary = show.run(performer_end=performance.length if performance else None)
+        finally:
+            display.close()
     finally:
         if port is not None:
             port.close()
-        display.close()
     _report(summary, log_path, args.metrics)
     return 0
 
@@ -113,7 +151,8 @@ def render(args: argparse.Namespace) -> int:
         show.frame_sink = lambda: writer.write(display.read_pixels())
         _load_scenes(show)
         show.add_source(MidiFilePerformer(performance, show.queue))
-        summary = show.run(performer_end=performance.length)
+        with _stop_on_signals(show):
+            summary = show.run(performer_end=performance.length)
     finally:
         writer.close()
         display.close()

@@ -36,6 +36,8 @@ class Performance:
 def load_performance(path: str | os.PathLike) -> Performance:
     """Read and flatten a Standard MIDI File; any problem raises :class:`UserError` (one line)."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected a MIDI file (.mid)")
     if not path.is_file():
         raise UserError(f"MIDI file not found: {path}")
     size = path.stat().st_size

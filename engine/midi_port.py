@@ -1,9 +1,10 @@
 """Live MIDI input through python-rtmidi (ALSA or JACK), chosen by name substring, with hot-plug.
 
 The port is matched by a case-insensitive substring of its name (``--midi-in disklavier``). Each
-message is stamped with the show's time source on arrival and normalised into the event queue from
-rtmidi's callback thread. A watcher thread polls the port list (default every 0.5 s): when the port
-disappears the show goes on, and when a matching port returns it is reconnected.
+message is stamped with the show's time source on arrival and normalised into the event queue. The
+port list is checked five times a second: when the port disappears the show goes on, and when a
+matching port returns it is reconnected. A port that vanishes and returns between two checks (under
+0.2 s) can go unnoticed: rtmidi does not report connections, only port names.
 
 rtmidi is used directly rather than through mido's port wrapper because the wrapper names our own
 JACK port after the source ("client:port"), and JACK then fails to connect it silently.
@@ -15,6 +16,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import mido
@@ -92,63 +94,59 @@ def match_port(pattern: str, names: list[str]) -> str | None:
 class MidiPortInput:
     """A live MIDI input that survives the port vanishing and reconnects when it returns.
 
+    One thread of ours does all the work: it drains rtmidi's input queue every ``read_interval``
+    and checks the port list every ``poll_interval``. No Python callback runs on rtmidi's thread:
+    under JACK that thread is the audio process thread, and a callback there would wait for Python's
+    GIL and make JACK miss its deadline. Arrival times are rebuilt from rtmidi's own delta times: the
+    last message of a batch is stamped when it is read, each earlier one its delta before the next.
+
     Args:
         pattern: case-insensitive substring of the source port's name.
         queue: the show's event queue.
-        now: the time source's clock, called on rtmidi's thread to stamp arrivals (seconds).
+        now: the time source's clock (seconds).
         api: "alsa", "jack" or "auto" (ALSA first, then JACK).
-        poll_interval: seconds between port-list polls while watching for hot-plug, default 0.5.
+        poll_interval: seconds between port-list checks (hot-plug), default 0.2.
+        read_interval: seconds between reads of arrived messages, default 0.002.
     """
 
     def __init__(self, pattern: str, queue: EventQueue, now: Callable[[], float],
-                 api: str = "auto", poll_interval: float = 0.5) -> None:
+                 api: str = "auto", poll_interval: float = 0.2, read_interval: float = 0.002) -> None:
         self.pattern = pattern
         self.queue = queue
         self.now = now
         self.api = api
         self.poll_interval = poll_interval
+        self.read_interval = read_interval
         self.port_name: str | None = None
         self.connected = False
+        self._clients: dict[str, rtmidi.MidiIn] = {}  # one per API, kept for the whole show
         self._api_in_use: str | None = None
-        self._midi_in: rtmidi.MidiIn | None = None
         self._notices: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def open(self, required: bool = True) -> None:
-        """Connect now and start watching for hot-plug.
+        """Connect now and start the input thread.
 
         A missing port is bad input (exit 2, listing the ports there are) when ``required`` (the
         performer named it on the command line); otherwise it is a warning, and the port is
         connected as soon as it appears (a setlist's piano switched on after the show started).
         """
-        if not self._try_connect(input_port_names(self.api), required):
+        ports = self._ports()
+        if not self._try_connect(ports):
+            if required:
+                raise UserError(f"no MIDI input matches '{self.pattern}'; {self._listing(ports)}")
             log.warning("MIDI input '%s' not found yet; watching for it (%s)", self.pattern,
-                        self._listing(input_port_names(self.api)))
-        self._thread = threading.Thread(target=self._watch, name="midi-hotplug", daemon=True)
+                        self._listing(ports))
+        self._thread = threading.Thread(target=self._run, name="midi-input", daemon=True)
         self._thread.start()
-
-    def _try_connect(self, ports: dict[str, list[str]], required: bool = False) -> bool:
-        for api, names in ports.items():
-            name = match_port(self.pattern, names)
-            if name is not None:
-                self._connect(api, name)
-                return True
-        if required:
-            raise UserError(f"no MIDI input matches '{self.pattern}'; {self._listing(ports)}")
-        return False
-
-    @staticmethod
-    def _listing(ports: dict[str, list[str]]) -> str:
-        listing = "; ".join(f"{api}: {', '.join(n) or '(none)'}" for api, n in ports.items())
-        return f"ports: {listing or 'none (no ALSA sequencer or JACK server reachable)'}"
 
     def start(self, origin: float) -> None:
         """Nothing to do: arrivals are stamped with the time source directly (MIDI source interface)."""
 
     def poll(self, now: float) -> None:
-        """Nothing to do per frame: arrivals come on rtmidi's thread (MIDI source interface)."""
+        """Nothing to do per frame: the input thread delivers (MIDI source interface)."""
 
     def take_notices(self) -> list[str]:
         """Connection changes since the last call ("midi_connected", "midi_lost", "midi_reconnected")."""
@@ -159,70 +157,100 @@ class MidiPortInput:
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=2)
-        self._release()
-
-    def _on_message(self, payload, _data=None) -> None:
-        stamp = self.now()
-        message_bytes, _delta = payload
-        try:
-            msg = mido.Message.from_bytes(message_bytes)
-        except (ValueError, TypeError):
-            return
-        event = normalize(msg)
-        if event is not None:
-            self.queue.push(stamp, event)
-
-    def _connect(self, api: str, name: str) -> None:
-        if self._midi_in is None or self._api_in_use != api:
-            self._release()
-            with _quiet_c_stderr():
-                midi_in = rtmidi.MidiIn(rtapi=API_NAMES[api], name=CLIENT_NAME)
-            midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
-            self._midi_in, self._api_in_use = midi_in, api
-        index = list(self._midi_in.get_ports()).index(name)
-        # Set on every (re)connection: python-rtmidi's close_port() cancels the callback.
-        self._midi_in.set_callback(self._on_message)
-        self._midi_in.open_port(index, "midi_in")
-        self.port_name, self.connected = name, True
-        log.info("MIDI input connected: %s (%s)", name, api)
-
-    def _disconnect(self) -> None:
-        """Close our port but keep the client: it lists ports while we wait for a return."""
-        self.connected = False
-        if self._midi_in is not None:
+            self._thread.join()
+        for client in self._clients.values():
             with contextlib.suppress(Exception):
-                self._midi_in.close_port()
-
-    def _release(self) -> None:
-        midi_in, self._midi_in = self._midi_in, None
+                client.close_port()
+                client.delete()
+        self._clients.clear()
         self.connected = False
-        if midi_in is not None:
-            with contextlib.suppress(Exception):
-                midi_in.cancel_callback()
-                midi_in.close_port()
-                midi_in.delete()
+
+    # Everything below runs on the input thread (and in open(), before it starts).
+    def _client(self, api: str) -> rtmidi.MidiIn | None:
+        client = self._clients.get(api)
+        if client is None:
+            try:
+                with _quiet_c_stderr():
+                    client = rtmidi.MidiIn(rtapi=API_NAMES[api], name=CLIENT_NAME)
+            except (RuntimeError, SystemError, rtmidi.RtMidiError):
+                return None  # no ALSA sequencer / no JACK server (now)
+            client.ignore_types(sysex=True, timing=True, active_sense=True)
+            self._clients[api] = client
+        return client
+
+    def _ports(self) -> dict[str, list[str]]:
+        found = {}
+        for api in ([self._api_in_use] if self._api_in_use else _apis(self.api)):
+            client = self._client(api)
+            if client is not None:
+                found[api] = list(client.get_ports())
+        return found
+
+    def _try_connect(self, ports: dict[str, list[str]]) -> bool:
+        for api, names in ports.items():
+            name = match_port(self.pattern, names)
+            if name is not None:
+                client = self._clients[api]
+                client.open_port(names.index(name), "midi_in")
+                self._api_in_use, self.port_name, self.connected = api, name, True
+                log.info("MIDI input connected: %s (%s)", name, api)
+                return True
+        return False
+
+    @staticmethod
+    def _listing(ports: dict[str, list[str]]) -> str:
+        listing = "; ".join(f"{api}: {', '.join(n) or '(none)'}" for api, n in ports.items())
+        return f"ports: {listing or 'none (no ALSA sequencer or JACK server reachable)'}"
 
     def _notice(self, text: str) -> None:
         with self._lock:
             self._notices.append(text)
 
-    def _watch(self) -> None:
-        while not self._stop.wait(self.poll_interval):
+    def _read(self) -> None:
+        client = self._clients.get(self._api_in_use) if self._api_in_use else None
+        if client is None:
+            return
+        batch = []
+        while (item := client.get_message()) is not None:
+            batch.append(item)
+        if not batch:
+            return
+        stamp = self.now()
+        stamps = [stamp]
+        for _, delta in reversed(batch[1:]):
+            stamp -= delta
+            stamps.append(stamp)
+        for (message_bytes, _), at in zip(batch, reversed(stamps)):
             try:
-                if self._midi_in is None:  # never connected yet: probe every API asked for
-                    if self._try_connect(input_port_names(self.api)):
-                        self._notice("midi_connected")
-                    continue
-                names = list(self._midi_in.get_ports())
-                if self.connected and self.port_name not in names:
-                    self._disconnect()
-                    log.warning("MIDI input lost: %s; the show goes on, watching for it", self.port_name)
-                    self._notice("midi_lost")
-                elif not self.connected:
-                    name = match_port(self.pattern, names)
-                    if name is not None:
-                        self._connect(self._api_in_use, name)
-                        self._notice("midi_reconnected")
-            except Exception:  # the watcher must outlive any backend hiccup
-                log.exception("MIDI hot-plug watcher error; retrying")
+                event = normalize(mido.Message.from_bytes(message_bytes))
+            except (ValueError, TypeError):
+                continue
+            if event is not None:
+                self.queue.push(at, event)
+
+    def _check_port(self) -> None:
+        ports = self._ports()
+        names = [n for found in ports.values() for n in found]
+        if self.connected and self.port_name not in names:
+            self._read()  # what arrived before it went
+            with contextlib.suppress(Exception):
+                self._clients[self._api_in_use].close_port()
+            self.connected = False
+            log.warning("MIDI input lost: %s; the show goes on, watching for it", self.port_name)
+            self._notice("midi_lost")
+        elif not self.connected:
+            first = self.port_name is None
+            if self._try_connect(ports):
+                self._notice("midi_connected" if first else "midi_reconnected")
+
+    def _run(self) -> None:
+        next_check = 0.0
+        while not self._stop.wait(self.read_interval):
+            try:
+                self._read()
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + self.poll_interval
+                    self._check_port()
+            except Exception:  # the input thread must outlive any backend hiccup
+                log.exception("MIDI input error; retrying")
+                self._stop.wait(self.poll_interval)

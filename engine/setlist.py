@@ -79,8 +79,8 @@ class Cue(_Strict):
 class Setlist(_Strict):
     title: str
     seed: int = 0
-    tick_rate: float = Field(60.0, gt=0, le=1000, description="fixed ticks per second (Hz)")
-    fps: float = Field(60.0, gt=0, le=240, description="frames per second drawn")
+    tick_rate: float = Field(60.0, ge=1, le=1000, description="fixed ticks per second (Hz)")
+    fps: float = Field(60.0, ge=1, le=240, description="frames per second drawn")
     resolution: tuple[int, int] = (1280, 720)
     midi: MidiSettings = MidiSettings()
     camera: CameraSettings = CameraSettings()

@@ -9,6 +9,7 @@ at show second ``s`` is delivered in the first tick whose end is at or after ``s
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -81,7 +82,16 @@ class Show:
         self.display = display
         self.queue = queue if queue is not None else EventQueue()
         settings = setlist.settings
-        self.clock = FixedStepClock(settings.tick_rate)
+        if isinstance(time_source, VirtualTime):
+            # Offline every frame's time is exact: never drop any (no catch-up bound needed).
+            self.clock = FixedStepClock(settings.tick_rate, max_ticks_per_frame=2**31,
+                                        max_frame_time=float("inf"))
+        else:
+            # Room for twice the ticks a frame normally runs (tick rates above the frame rate), and
+            # at least 5 so a hiccup of a few frames is made up instead of dropped.
+            per_frame = math.ceil(settings.tick_rate / options.fps)
+            self.clock = FixedStepClock(settings.tick_rate, max_ticks_per_frame=max(5, 2 * per_frame),
+                                        max_frame_time=max(0.25, 2 * per_frame / settings.tick_rate))
         self.pedals = PedalState()
         self.stack = SceneStack(on_error=self._scene_failed)
         start = setlist.index_of(options.start_cue) if options.start_cue else 0
@@ -146,7 +156,12 @@ class Show:
         self.sources.append(source)
 
     def request_quit(self) -> None:
+        """End the show at the end of the current frame (safe from a signal handler)."""
         self._quit = True
+
+    @property
+    def quit_requested(self) -> bool:
+        return self._quit
 
     # The loop.
     def run(self, performer_end: float | None = None) -> ShowSummary:
@@ -182,6 +197,7 @@ class Show:
                 first = self.clock.tick_count - steps.ticks + 1
                 for tick in range(first, self.clock.tick_count + 1):
                     self._tick(tick)
+                    self.summary.ticks = tick
                     if self._end_at is not None and tick * self.clock.dt >= self._end_at - 1e-9:
                         self._quit = True
                         break
@@ -199,7 +215,6 @@ class Show:
             if self._metrics is not None:
                 self._metrics.close()
             self.stack.exit_all()
-        self.summary.ticks = self.clock.tick_count
         self.summary.scene_errors = self.stack.errors
         return self.summary
 

@@ -53,31 +53,37 @@ class SceneStack:
 
     def active(self) -> list[Scene]:
         """Scenes that run this tick, bottom-up: the top opaque scene and the overlays above it."""
-        start = 0
-        for index in range(len(self._scenes) - 1, -1, -1):
-            if not self._scenes[index].overlay:
-                start = index
-                break
-        return self._scenes[start:]
+        return _active_part(self._scenes)
 
     def apply_pending(self) -> bool:
-        """Apply queued requests in order; True when anything changed."""
+        """Apply queued requests in order; True when anything changed.
+
+        Per request, in this order: scenes that stop running but stay on the stack are paused (top
+        first), scenes that leave exit (top first), scenes that run again are resumed, and the new
+        scene enters.
+        """
         # Requests made by the hooks called here wait for the next call (two scenes switching to
         # each other from enter() must not loop forever).
         pending, self._pending = self._pending, []
         for operation, scene in pending:
             if operation == "push":
-                self._push_now(scene)
-            elif operation == "pop":
-                self._pop_now()
-            elif operation == "switch":
-                if self._scenes:
-                    self._call(self._scenes.pop(), "exit")
-                self._scenes.append(scene)
-                self._call(scene, "enter")
+                leaving = []
             elif operation == "replace_all":
-                self.exit_all()
-                self._scenes.append(scene)
+                leaving = list(reversed(self._scenes))
+            else:  # pop, switch: the top scene leaves
+                leaving = self._scenes[-1:]
+            staying = self._scenes[:len(self._scenes) - len(leaving)] + ([scene] if scene else [])
+            before, after = self.active(), _active_part(staying)
+            for old in reversed(before):
+                if old not in after and old not in leaving:
+                    self._call(old, "pause")
+            for old in leaving:
+                self._call(old, "exit")
+            self._scenes = staying
+            for again in after:
+                if again not in before and again is not scene:
+                    self._call(again, "resume")
+            if scene is not None:
                 self._call(scene, "enter")
         return bool(pending)
 
@@ -105,20 +111,6 @@ class SceneStack:
         """The top scene's extra metrics fields ({} when it has none or fails)."""
         return (self._call(self._scenes[-1], "status") or {}) if self._scenes else {}
 
-    def _push_now(self, scene: Scene) -> None:
-        if self._scenes and not scene.overlay:
-            self._call(self._scenes[-1], "pause")
-        self._scenes.append(scene)
-        self._call(scene, "enter")
-
-    def _pop_now(self) -> None:
-        if not self._scenes:
-            return
-        gone = self._scenes.pop()
-        self._call(gone, "exit")
-        if self._scenes and not gone.overlay:
-            self._call(self._scenes[-1], "resume")
-
     def _call(self, scene: Scene, hook: str, *args: Any) -> Any:
         try:
             return getattr(scene, hook)(*args)
@@ -129,3 +121,10 @@ class SceneStack:
             else:
                 log.exception("scene %s: %s failed", type(scene).__name__, hook)
             return None
+
+
+def _active_part(scenes: list[Scene]) -> list[Scene]:
+    for index in range(len(scenes) - 1, -1, -1):
+        if not scenes[index].overlay:
+            return scenes[index:]
+    return list(scenes)

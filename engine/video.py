@@ -1,4 +1,5 @@
-"""Writing frames to a video file with PyAV (H.264 in Matroska: survives a killed writer)."""
+"""Writing frames to a video file with PyAV: H.264 in Matroska or fragmented MP4, both of which stay
+playable when the writer is killed mid-show."""
 
 from __future__ import annotations
 
@@ -25,11 +26,18 @@ class VideoWriter:
         self.path = Path(path)
         if size[0] % 2 or size[1] % 2:
             raise UserError(f"video size {size[0]}x{size[1]} must have even width and height")
+        if self.path.is_dir():
+            raise UserError(f"cannot write video {self.path}: it is a folder")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(self.path), mode="w")
+            self.path.open("wb").close()  # PyAV opens the file only at the first frame: fail now
+            # Fragmented MP4: what was written stays playable if the writer is killed.
+            fragmented = self.path.suffix.lower() in (".mp4", ".mov", ".m4v")
+            self._container = av.open(str(self.path), mode="w",
+                                      options={"movflags": "frag_keyframe+empty_moov"} if fragmented else {})
         except (OSError, ValueError) as error:
-            raise UserError(f"cannot write video {self.path}: {error}") from None
+            reason = getattr(error, "strerror", None) or str(error)
+            raise UserError(f"cannot write video {self.path}: {reason}") from None
         rate = Fraction(fps).limit_denominator(1001)
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = size

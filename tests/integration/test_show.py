@@ -267,3 +267,56 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path):
         assert result.returncode == 2, args
         assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_render_at_a_low_frame_rate_keeps_every_tick(tmp_path, egl):
+    metrics = tmp_path / "m.jsonl"
+    result = subprocess.run(showrunner_command("render", str(DEMO_SETLIST), "--midi-file", str(BUNDLED_MIDI),
+                                               "--out", str(tmp_path / "slow.mkv"), "--fps", "5", "--duration", "3",
+                                               "--size", "160x90", "--metrics", str(metrics),
+                                               "--log-dir", str(tmp_path / "logs")),
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    ticks = [json.loads(line)["tick"] for line in metrics.read_text().splitlines()]
+    assert ticks == list(range(1, 3 * 60 + 1))  # 12 ticks a frame offline: none dropped
+    assert len(decoded_frame_hashes(tmp_path / "slow.mkv")) == 15
+
+
+def test_sigterm_ends_a_render_cleanly_with_a_playable_video(tmp_path, egl):
+    import signal
+    import time
+
+    out, metrics = tmp_path / "stopped.mp4", tmp_path / "m.jsonl"
+    render = subprocess.Popen(showrunner_command("render", str(DEMO_SETLIST), "--midi-file", str(BUNDLED_MIDI),
+                                                 "--out", str(out), "--fps", "30", "--metrics", str(metrics),
+                                                 "--log-dir", str(tmp_path / "logs")),
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not metrics.exists() or metrics.stat().st_size < 10_000:
+        assert render.poll() is None, render.stderr.read()
+        time.sleep(0.1)
+    render.send_signal(signal.SIGTERM)
+    _, stderr = render.communicate(timeout=60)
+    assert render.returncode == 0, stderr
+    assert "SIGTERM: ending the show" in stderr
+    frames = decoded_frame_hashes(out)
+    lines = metrics.read_text().splitlines()
+    assert 0 < len(frames) < 46 * 30
+    assert json.loads(lines[-1])["tick"] == len(lines)  # every line complete, none lost
+
+
+@pytest.mark.parametrize("out, reason", [("/proc/no/such.mkv", "cannot write video"), (".", "it is a folder")])
+def test_unwritable_video_output_is_bad_input_found_before_rendering(tmp_path, out, reason):
+    result = subprocess.run(showrunner_command("render", str(DEMO_SETLIST), "--midi-file", str(BUNDLED_MIDI),
+                                               "--out", out, "--log-dir", str(tmp_path / "logs")),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and reason in result.stderr
+
+
+def test_fullscreen_without_a_display_is_bad_input(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
+    result = subprocess.run(showrunner_command("run", str(DEMO_SETLIST), "--fullscreen", "--display", "1",
+                                               "--log-dir", str(tmp_path / "logs")),
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "need a display and none was found" in result.stderr

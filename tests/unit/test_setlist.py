@@ -28,8 +28,8 @@ DEMO = REPO / "setlists" / "demo.toml"
 BAD_SETLISTS = [
     ("bad_toml_syntax.toml", ["invalid TOML", "line 2"]),
     ("bad_seed_type.toml", ["field 'seed'", "valid integer", "'seven'"]),
-    ("bad_tick_rate_zero.toml", ["field 'tick_rate'", "greater than 0", "got 0"]),
-    ("bad_tick_rate_negative.toml", ["field 'tick_rate'", "greater than 0", "got -60"]),
+    ("bad_tick_rate_zero.toml", ["field 'tick_rate'", "greater than or equal to 1", "got 0"]),
+    ("bad_tick_rate_negative.toml", ["field 'tick_rate'", "greater than or equal to 1", "got -60"]),
     ("bad_resolution_string.toml", ["field 'resolution'", "WIDTHxHEIGHT", "'1280 by 720'"]),
     ("bad_resolution_too_small.toml", ["field 'resolution'", "between 16 and 8192 pixels"]),
     ("bad_unknown_top_level_key.toml", ["unknown key 'colour'", "not allowed here"]),

@@ -328,3 +328,43 @@ def test_scene_whose_on_midi_raises_lets_the_event_fall_through(calls: list) -> 
     assert stack.dispatch(NoteOn(61, 70)) is True
     assert base.events == [NoteOn(61, 70)]
     assert stack.errors == 1
+
+
+def _settled(*ops) -> SceneStack:
+    stack = SceneStack()
+    for op, *args in ops:
+        getattr(stack, op)(*args)
+    stack.apply_pending()
+    return stack
+
+
+def test_opaque_push_over_an_overlay_pauses_both_scenes_that_stop_running() -> None:
+    calls: list = []
+    base, hud, cover = Recorder("base", calls), Overlay("hud", calls), Recorder("cover", calls)
+    stack = _settled(("push", base), ("push", hud))
+    calls.clear()
+    stack.push(cover)
+    stack.apply_pending()
+    assert calls == [("hud", "pause"), ("base", "pause"), ("cover", "enter")]
+    assert stack.active() == [cover]
+
+
+def test_switching_an_opaque_top_to_an_overlay_resumes_the_scene_below() -> None:
+    calls: list = []
+    base, cover, hud = Recorder("base", calls), Recorder("cover", calls), Overlay("hud", calls)
+    stack = _settled(("push", base), ("push", cover))
+    calls.clear()
+    stack.switch(hud)
+    stack.apply_pending()
+    assert calls == [("cover", "exit"), ("base", "resume"), ("hud", "enter")]
+    assert stack.active() == [base, hud]
+
+
+def test_popping_an_opaque_scene_resumes_the_scene_and_overlay_below() -> None:
+    calls: list = []
+    base, hud, cover = Recorder("base", calls), Overlay("hud", calls), Recorder("cover", calls)
+    stack = _settled(("push", base), ("push", hud), ("push", cover))
+    calls.clear()
+    stack.pop()
+    stack.apply_pending()
+    assert calls == [("cover", "exit"), ("base", "resume"), ("hud", "resume")]
