@@ -29,6 +29,7 @@ log = logging.getLogger("showrunner.midi")
 
 API_NAMES = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK}
 CLIENT_NAME = "showrunner"
+API_RETRY_SECONDS = 5.0
 
 
 def api_from_environment(default: str = "auto") -> str:
@@ -120,6 +121,7 @@ class MidiPortInput:
         self.port_name: str | None = None
         self.connected = False
         self._clients: dict[str, rtmidi.MidiIn] = {}  # one per API, kept for the whole show
+        self._retry_at: dict[str, float] = {}  # monotonic time to try an unreachable API again
         self._api_in_use: str | None = None
         self._notices: list[str] = []
         self._lock = threading.Lock()
@@ -169,11 +171,15 @@ class MidiPortInput:
     def _client(self, api: str) -> rtmidi.MidiIn | None:
         client = self._clients.get(api)
         if client is None:
+            if time.monotonic() < self._retry_at.get(api, 0.0):
+                return None
             try:
                 with _quiet_c_stderr():
                     client = rtmidi.MidiIn(rtapi=API_NAMES[api], name=CLIENT_NAME)
             except (RuntimeError, SystemError, rtmidi.RtMidiError):
-                return None  # no ALSA sequencer / no JACK server (now)
+                # No ALSA sequencer / no JACK server now: ask again in a while, not at every check.
+                self._retry_at[api] = time.monotonic() + API_RETRY_SECONDS
+                return None
             client.ignore_types(sysex=True, timing=True, active_sense=True)
             self._clients[api] = client
         return client
