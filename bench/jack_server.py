@@ -1,4 +1,5 @@
-"""A private JACK server for a benchmark: ``jackd --no-realtime -d dummy``, started and stopped by PID.
+"""A private JACK server for benchmarks and tests: ``jackd --no-realtime -d dummy``, started and
+stopped by PID (tests/conftest.py's ``jack`` fixture uses it too).
 
 The server gets its own name (``-n``), and clients reach it through ``JACK_DEFAULT_SERVER``, so a
 JACK server someone else runs on the machine is neither used nor disturbed.
@@ -21,8 +22,8 @@ class JackUnavailable(RuntimeError):
 
 
 @contextmanager
-def jack_server(sample_rate: int = 48000, period: int = 256,
-                timeout: float = 10.0) -> Iterator[dict[str, str]]:
+def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10.0,
+                name_prefix: str = "showrunner-bench") -> Iterator[dict[str, str]]:
     """Run a dummy-driver JACK server; yields the environment its clients need.
 
     While the block runs, ``os.environ`` carries ``JACK_DEFAULT_SERVER`` and ``JACK_NO_START_SERVER``
@@ -32,10 +33,11 @@ def jack_server(sample_rate: int = 48000, period: int = 256,
         sample_rate: Hz, default 48000.
         period: frames per process cycle, default 256 (5.33 ms at 48 kHz).
         timeout: seconds to wait for the server to answer ``jack_lsp``, default 10.
+        name_prefix: the server is called ``PREFIX-PID``.
     """
     if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
         raise JackUnavailable("jackd / jack_lsp not found (Debian package jackd2)")
-    name = f"showrunner-bench-{os.getpid()}"
+    name = f"{name_prefix}-{os.getpid()}"
     env = {"JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
     child_env = {**os.environ, **env}
     log = tempfile.TemporaryFile()

@@ -6,7 +6,7 @@ import glob
 import os
 from pathlib import Path
 
-from engine.midi_port import _quiet_c_stderr, input_port_names
+from engine.midi_port import quiet_c_stderr, input_port_names
 
 
 def midi_inputs() -> dict[str, list[str]]:
@@ -17,7 +17,7 @@ def midi_inputs() -> dict[str, list[str]]:
 def audio_devices() -> list[dict]:
     """PortAudio devices as dicts (name, host API, input and output channel counts, default rate)."""
     try:
-        with _quiet_c_stderr():
+        with quiet_c_stderr():
             import pyaudio
 
             pa = pyaudio.PyAudio()
@@ -34,7 +34,7 @@ def audio_devices() -> list[dict]:
                 "rate": int(info["defaultSampleRate"])})
         return found
     finally:
-        with _quiet_c_stderr():
+        with quiet_c_stderr():
             pa.terminate()
 
 

@@ -43,7 +43,7 @@ def api_from_environment(default: str = "auto") -> str:
 
 
 @contextlib.contextmanager
-def _quiet_c_stderr() -> Iterator[None]:
+def quiet_c_stderr() -> Iterator[None]:
     """Silence what ALSA and libjack print on file descriptor 2 while probing for ports."""
     try:
         saved = os.dup(2)
@@ -65,19 +65,26 @@ def _apis(api: str) -> list[str]:
     return [n for n in names if API_NAMES[n] in compiled]
 
 
+def open_client(api: str, name: str = CLIENT_NAME) -> rtmidi.MidiIn | None:
+    """An rtmidi input client on ``api`` ("alsa" or "jack"), or None when that MIDI system is not
+    reachable (no ALSA sequencer, no JACK server)."""
+    try:
+        with quiet_c_stderr():
+            return rtmidi.MidiIn(rtapi=API_NAMES[api], name=name)
+    except (RuntimeError, SystemError, rtmidi.RtMidiError):
+        return None
+
+
 def input_port_names(api: str = "auto") -> dict[str, list[str]]:
     """Source ports per available MIDI API, e.g. ``{"jack": ["piano:out"]}``; unreachable APIs omitted."""
     found: dict[str, list[str]] = {}
     for name in _apis(api):
-        try:
-            with _quiet_c_stderr():
-                probe = rtmidi.MidiIn(rtapi=API_NAMES[name], name=f"{CLIENT_NAME}-probe")
-                try:
-                    found[name] = list(probe.get_ports())
-                finally:
-                    probe.delete()
-        except (RuntimeError, SystemError, rtmidi.RtMidiError):
-            continue
+        probe = open_client(name, f"{CLIENT_NAME}-probe")
+        if probe is not None:
+            try:
+                found[name] = list(probe.get_ports())
+            finally:
+                probe.delete()
     return found
 
 
@@ -173,10 +180,8 @@ class MidiPortInput:
         if client is None:
             if time.monotonic() < self._retry_at.get(api, 0.0):
                 return None
-            try:
-                with _quiet_c_stderr():
-                    client = rtmidi.MidiIn(rtapi=API_NAMES[api], name=CLIENT_NAME)
-            except (RuntimeError, SystemError, rtmidi.RtMidiError):
+            client = open_client(api)
+            if client is None:
                 # No ALSA sequencer / no JACK server now: ask again in a while, not at every check.
                 self._retry_at[api] = time.monotonic() + API_RETRY_SECONDS
                 return None

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from engine.clock import FixedStepClock, TimeSource, VirtualTime
 from engine.display import Display
-from engine.keyboard import KeyAction, KeyboardInstrument
+from engine.keyboard import VELOCITY, KeyAction, KeyboardInstrument
 from engine.metrics import MetricsLog
 from engine.midi import EventQueue, NoteOff, NoteOn, PedalState, ProgramChange, describe
 from engine.playhead import Playhead
@@ -316,11 +316,10 @@ class Show:
             case "quit":
                 self._quit = True
             case "note_on":
-                self.queue.push(now, NoteOn(action.value, self.keyboard_velocity))
+                self.queue.push(now, NoteOn(action.value, VELOCITY))
             case "note_off":
                 self.queue.push(now, NoteOff(action.value, 0))
 
-    keyboard_velocity = 96
 
     def _scene_failed(self, scene: Scene, hook: str, error: BaseException) -> None:
         key = (id(scene), hook)

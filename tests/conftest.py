@@ -1,17 +1,14 @@
 """Shared fixtures: the real stand-ins for devices this machine lacks.
 
-- ``jack``: a real JACK server (``jackd --no-realtime -d dummy``), started here and stopped by PID.
+- ``jack``: a real JACK server (``jackd --no-realtime -d dummy``, bench/jack_server.py), started
+  here and stopped by PID.
 - ``egl``: skips nothing; fails loudly if Mesa EGL cannot give an OpenGL 3.3 context.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -37,33 +34,12 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def jack():
-    """A JACK dummy server at 48 kHz / 256 frames; yields the environment that selects JACK MIDI."""
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        pytest.fail("jackd not installed (make test installs jackd2)")
-    # A server name of our own: a JACK server the developer already runs is left alone.
-    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER=f"showrunner-test-{os.getpid()}")
-    process = subprocess.Popen([jackd, "-n", env["JACK_DEFAULT_SERVER"], "--no-realtime",
-                                "-d", "dummy", "-r", "48000", "-p", "256"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                               start_new_session=True)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"jackd exited: {process.stderr.read().decode(errors='replace')[-500:]}")
-        if subprocess.run(["jack_lsp"], capture_output=True, env=env).returncode == 0:
-            break
-        time.sleep(0.1)
-    else:
-        os.killpg(process.pid, signal.SIGKILL)
-        pytest.fail("jackd did not start within 10 s")
-    yield dict(env, MIDO_BACKEND="mido.backends.rtmidi/UNIX_JACK")
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    """A JACK dummy server at 48 kHz / 256 frames, under a name of our own (a JACK server the
+    developer already runs is left alone); yields the environment that selects it and JACK MIDI."""
+    from bench.jack_server import jack_server
+
+    with jack_server(48000, 256, name_prefix="showrunner-test"):
+        yield dict(os.environ, MIDO_BACKEND="mido.backends.rtmidi/UNIX_JACK")
 
 
 @pytest.fixture(scope="session")
