@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--midi-api", choices=["auto", "alsa", "jack"], help="MIDI system for --midi-in")
     run.add_argument("--camera", metavar="SOURCE", help="camera index, name or video file")
     run.add_argument("--record", metavar="FILE", type=Path, help="record the show (video + audio)")
+    run.add_argument("--audio-device", metavar="NAME", help="audio output: device name substring")
+    run.add_argument("--no-audio", action="store_true", help="no sound (the overtone mixer is not started)")
     screen = run.add_mutually_exclusive_group()
     screen.add_argument("--fullscreen", action="store_true", help="full screen on --display")
     screen.add_argument("--headless", action="store_true", help="no window: render offscreen (EGL)")
@@ -82,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--size", type=_size, metavar="WxH", help="frame size (default: the setlist's)")
     render.add_argument("--fps", type=_fps, default=None, help="frames per second (default: the setlist's)")
     render.add_argument("--camera", metavar="SOURCE")
+    render.add_argument("--audio-out", metavar="FILE.wav", type=Path,
+                        help="also write the overtone mixer's sound as a 16-bit WAV file")
     render.add_argument("--metrics", metavar="FILE", type=Path)
     render.add_argument("--log-dir", type=Path, default=Path("logs"))
 

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from engine.audio.control import AudioOut, NoAudio
 from engine.clock import RealTime, VirtualTime
 from engine.display import open_display
 from engine.errors import UserError
@@ -44,6 +45,29 @@ def _load_inputs(args: argparse.Namespace) -> tuple[LoadedSetlist, Performance |
     if getattr(args, "camera", None):
         log.debug("camera source %s requested", args.camera)
     return setlist, performance
+
+
+def _piano_wanted(setting: str, live_port: bool) -> bool:
+    """The additive piano plays when asked, or ("auto") when no acoustic piano is in the room:
+    the performer is a MIDI file or the computer keyboard rather than a live MIDI port."""
+    return setting == "on" or (setting == "auto" and not live_port)
+
+
+def _live_audio(args: argparse.Namespace, setlist: LoadedSetlist, midi_pattern: str | None,
+                midi_api: str, log_path: Path) -> AudioOut:
+    settings = setlist.settings.audio
+    if args.no_audio or not settings.enabled:
+        log.info("sound off (%s)", "--no-audio" if args.no_audio else "[audio] enabled = false")
+        return NoAudio()
+    from engine.audio.config import MixerConfig
+    from engine.audio.live import LiveAudio
+
+    config = MixerConfig(**settings.model_dump(include=set(MixerConfig.model_fields)))
+    audio = LiveAudio(config, piano=_piano_wanted(settings.piano, midi_pattern is not None),
+                      device=args.audio_device or settings.device, midi_input=midi_pattern,
+                      midi_api=midi_api, log_file=log_path)
+    audio.start()
+    return audio
 
 
 def _has_display() -> bool:
@@ -102,16 +126,19 @@ def run(args: argparse.Namespace) -> int:
         log.info("no display found (DISPLAY unset): running headless")
     clock, queue, port = RealTime(), EventQueue(), None
     midi_pattern = args.midi_in or (settings.midi.input if performance is None else None)
+    api = args.midi_api or api_from_environment(settings.midi.api)
     if midi_pattern:
-        api = args.midi_api or api_from_environment(settings.midi.api)
         port = MidiPortInput(midi_pattern, queue, clock.now, api=api)
         port.open(required=bool(args.midi_in))
+    audio: AudioOut = NoAudio()
     try:
+        audio = _live_audio(args, setlist, midi_pattern, api, log_path)
         display = open_display(settings.resolution, headless=headless, fullscreen=args.fullscreen,
                                display_index=args.display, title=settings.title)
         try:
             show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=settings.fps,
-                                             metrics=args.metrics), clock, display, queue=queue)
+                                             metrics=args.metrics), clock, display, queue=queue,
+                        audio=audio)
             _load_scenes(show)
             if performance is not None:
                 show.add_source(MidiFilePerformer(performance, show.queue))
@@ -128,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             display.close()
     finally:
+        audio.close()
         if port is not None:
             port.close()
     _report(summary, log_path, args.metrics)
@@ -142,12 +170,17 @@ def render(args: argparse.Namespace) -> int:
     size = args.size or settings.resolution
     fps = args.fps or settings.fps
     log_path = start_show_log(args.log_dir)
-    writer = VideoWriter(args.out, size, fps)
+    audio = _offline_audio(args, setlist)
+    try:
+        writer = VideoWriter(args.out, size, fps)
+    except BaseException:
+        audio.close()
+        raise
     display = open_display(size, headless=True)
     try:
         clock = VirtualTime()
         show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=fps,
-                                         metrics=args.metrics), clock, display)
+                                         metrics=args.metrics), clock, display, audio=audio)
         show.frame_sink = lambda: writer.write(display.read_pixels())
         _load_scenes(show)
         show.add_source(MidiFilePerformer(performance, show.queue))
@@ -156,9 +189,24 @@ def render(args: argparse.Namespace) -> int:
     finally:
         writer.close()
         display.close()
+        audio.close()
     log.info("wrote %s: %d frames at %g fps", args.out, writer.frames, fps)
+    if args.audio_out:
+        log.info("wrote %s: %.1f s of sound", args.audio_out, audio.rendered / audio.sample_rate)
     _report(summary, log_path, args.metrics)
     return 0
+
+
+def _offline_audio(args: argparse.Namespace, setlist: LoadedSetlist) -> AudioOut:
+    """The offline renderer; with ``--audio-out`` its blocks stream into a WAV file."""
+    from engine.audio.config import MixerConfig
+    from engine.audio.offline import OfflineAudio, WavWriter
+
+    settings = setlist.settings.audio
+    config = MixerConfig(**settings.model_dump(include=set(MixerConfig.model_fields)))
+    sink = WavWriter(args.audio_out, config.sample_rate) if args.audio_out else None
+    return OfflineAudio(config, piano=_piano_wanted(settings.piano, live_port=False), keep=False,
+                        sink=sink)
 
 
 def check(args: argparse.Namespace) -> int:

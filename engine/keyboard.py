@@ -2,6 +2,7 @@
 
 Rehearsal: Space / Right / Page Down = GO (next cue); Left / Page Up = previous; 1..9 and 0 = jump
 to cue 1..10; Backspace / Home = restart the cue; Escape = end the show.
+Sound: F12 = panic (all sound stops at once); - / = lower / raise the master gain by 1 dB.
 Instrument ("musical typing", for rehearsal without a piano): the home row plays white keys and the
 row above black keys from C4 (MIDI 60): a w s e d f t g y h u j k o l p ; ' ; z / x shift an octave.
 """
@@ -19,7 +20,8 @@ VELOCITY = 96
 @dataclass(frozen=True)
 class KeyAction:
     """What a key does: ``kind`` is go, previous, jump (``value`` = cue index), restart, quit,
-    note_on / note_off (``value`` = MIDI note) or octave (``value`` = +1 / -1)."""
+    note_on / note_off (``value`` = MIDI note), octave (``value`` = +1 / -1), panic, or gain
+    (``value`` = dB step of the master gain)."""
 
     kind: str
     value: int = 0
@@ -40,6 +42,10 @@ class KeyboardInstrument:
             return KeyAction("restart")
         if key == "escape":
             return KeyAction("quit")
+        if key == "f12":
+            return KeyAction("panic")
+        if key in ("-", "="):
+            return KeyAction("gain", -1 if key == "-" else 1)
         if len(key) == 1 and key in "0123456789":
             return KeyAction("jump", (int(key) - 1) % 10)
         if key in ("z", "x"):

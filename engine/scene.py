@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.audio.control import AudioOut, NoAudio
 from engine.midi import MidiEvent, PedalState
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class SceneContext:
         seed: the show's random seed, combined by scenes with their cue id for reproducibility.
         pedals: sustain / sostenuto / soft pedal positions, updated before each event is dispatched.
         log: the show's logger.
+        audio: the overtone mixer (note_on / note_off / detune / set_gain / panic), live or offline.
     """
 
     gl: moderngl.Context | None = None
@@ -48,6 +50,7 @@ class SceneContext:
     seed: int = 0
     pedals: PedalState = field(default_factory=PedalState)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("showrunner.scene"))
+    audio: AudioOut = field(default_factory=lambda: NoAudio())
 
 
 _REGISTRY: dict[str, type[Scene]] = {}

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine.audio.config import MixerConfig
 from engine.errors import UserError
 from engine.scene import Scene, SceneParams, known_scenes, scene_class
 
@@ -35,12 +36,11 @@ class CameraSettings(_Strict):
     fallback: str | None = Field(None, description="video file used when no camera is available")
 
 
-class AudioSettings(_Strict):
+class AudioSettings(MixerConfig):
+    """The overtone mixer's settings (see :class:`engine.audio.config.MixerConfig`) and its device."""
+
     enabled: bool = True
     device: str | None = Field(None, description="output device name substring; default device if unset")
-    sample_rate: int = Field(48000, ge=8000, le=192000, description="Hz")
-    block_size: int = Field(256, ge=16, le=8192, description="frames per callback")
-    master_gain_db: float = Field(0.0, le=12.0, description="dBFS gain on the master bus")
 
 
 class Advance(_Strict):

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine.audio.control import AudioOut, NoAudio
 from engine.clock import FixedStepClock, TimeSource, VirtualTime
 from engine.display import Display
 from engine.keyboard import VELOCITY, KeyAction, KeyboardInstrument
 from engine.metrics import MetricsLog
-from engine.midi import EventQueue, NoteOff, NoteOn, PedalState, ProgramChange, describe
+from engine.midi import (SUSTAIN, ControlChange, EventQueue, MidiEvent, NoteOff, NoteOn, PedalState,
+                         ProgramChange, describe)
 from engine.playhead import Playhead
 from engine.scene import Scene, SceneContext
 from engine.setlist import LoadedSetlist
@@ -75,12 +77,15 @@ class ShowSummary:
 
 class Show:
     def __init__(self, setlist: LoadedSetlist, options: ShowOptions, time_source: TimeSource,
-                 display: Display | None, queue: EventQueue | None = None) -> None:
+                 display: Display | None, queue: EventQueue | None = None,
+                 audio: AudioOut | None = None) -> None:
         self.setlist = setlist
         self.options = options
         self.time = time_source
         self.display = display
         self.queue = queue if queue is not None else EventQueue()
+        self.audio = audio if audio is not None else NoAudio()
+        self.master_gain_db = setlist.settings.audio.master_gain_db
         settings = setlist.settings
         if isinstance(time_source, VirtualTime):
             # Offline every frame's time is exact: never drop any (no catch-up bound needed).
@@ -122,7 +127,7 @@ class Show:
                 gl=self.display.gl if self.display else None,
                 size=self.display.size if self.display else settings.resolution,
                 shaders=self.display.shaders if self.display else None,
-                seed=settings.seed, pedals=self.pedals,
+                seed=settings.seed, pedals=self.pedals, audio=self.audio,
                 log=logging.getLogger(f"showrunner.scene.{cue.cue.scene}"))
             scene = cue.scene_class(cue.params, context)
             try:
@@ -221,6 +226,7 @@ class Show:
     def _tick(self, tick: int) -> None:
         dt = self.clock.dt
         show_time = tick * dt
+        self.audio.show_time = show_time - dt  # commands of this tick act from its start
         events = self._pending_events
         self._pending_events = []
         requested = self.playhead.take_request()
@@ -240,6 +246,8 @@ class Show:
             event = replace(event, time=stamp - self._origin)
             delivered.append([describe(event), round(event.time, 6)])
             self.pedals.update(event)
+            if not self.audio.hears_midi:
+                self._play(event)
             if isinstance(event, NoteOn):
                 self.summary.notes += 1
             if self.playhead.check_event(event):
@@ -254,6 +262,9 @@ class Show:
         self.stack.tick(dt)
         if self.playhead.check_time(show_time):
             events.append("advance")
+        events.extend(self.audio.poll())
+        self.audio.advance(show_time)
+        sent = self.audio.take_sent()
 
         if self._metrics is not None:
             record: dict[str, Any] = {
@@ -264,8 +275,20 @@ class Show:
             if self._last_frame_ms is not None:
                 record["frame_ms"] = round(self._last_frame_ms, 3)
                 self._last_frame_ms = None
+            if sent:
+                record["audio"] = sent
+            record.update(self.audio.health())
             record.update(self.stack.status())
             self._metrics.write(record)
+
+    def _play(self, event: MidiEvent) -> None:
+        """Hand a performed note or pedal to the audio side (which plays it over the piano)."""
+        if isinstance(event, NoteOn):
+            self.audio.note_on(event.note, event.velocity, event.channel)
+        elif isinstance(event, NoteOff):
+            self.audio.note_off(event.note, event.channel)
+        elif isinstance(event, ControlChange) and event.control == SUSTAIN:
+            self.audio.sustain(event.value)
 
     def _draw(self, alpha: float) -> None:
         if self.display is None:
@@ -315,10 +338,19 @@ class Show:
                 self.playhead.restart()
             case "quit":
                 self._quit = True
-            case "note_on":
-                self.queue.push(now, NoteOn(action.value, VELOCITY))
-            case "note_off":
-                self.queue.push(now, NoteOff(action.value, 0))
+            case "note_on" | "note_off":
+                event = NoteOn(action.value, VELOCITY) if action.kind == "note_on" \
+                    else NoteOff(action.value, 0)
+                self.queue.push(now, event)
+                if self.audio.hears_midi:  # it will not hear the computer keyboard: tell it now
+                    self._play(event)
+            case "panic":
+                self.audio.panic()
+                log.warning("panic: all sound stopped")
+            case "gain":
+                self.master_gain_db = min(12.0, max(-60.0, self.master_gain_db + action.value))
+                self.audio.set_gain("master", self.master_gain_db)
+                log.info("master gain %+.0f dB", self.master_gain_db)
 
 
     def _scene_failed(self, scene: Scene, hook: str, error: BaseException) -> None:

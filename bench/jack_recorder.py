@@ -1,0 +1,134 @@
+"""A JACK client that listens to what the engine plays and can play MIDI at exact frames.
+
+Used by the audio tests and benchmarks: it records every output port matching a pattern (by
+default PortAudio's, which the audio process registers) into memory, stamped with JACK frame
+times, and reconnects by itself when a new matching port appears (a restarted audio process).
+MIDI written through :meth:`send_midi` goes out in the next cycle at frame offset 0, and its frame
+time is remembered, so note-to-sound latency is measured in frames on JACK's own clock.
+
+Python runs in JACK's process thread here; that is acceptable for a measuring client (xruns it
+causes show up in the capture as gaps, which the tests check for), never for the engine.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import jack
+import numpy as np
+
+
+class JackRecorder:
+    """Args: seconds: capture length kept (older audio is overwritten); pattern: regex of the
+    output ports to record (two ports: left, right); midi_to: regex of a MIDI input port to feed
+    (None = no MIDI out)."""
+
+    def __init__(self, seconds: float = 60.0, pattern: str = r"^PortAudio.*:out_[01]$",
+                 midi_to: str | None = None, name: str = "recorder") -> None:
+        self.client = jack.Client(name, no_start_server=True)
+        self.rate = self.client.samplerate
+        self.pattern = re.compile(pattern)
+        self.ins = [self.client.inports.register(f"in_{side}") for side in ("l", "r")]
+        self.midi_out = self.client.midi_outports.register("midi_out") if midi_to else None
+        self.midi_to = re.compile(midi_to) if midi_to else None
+        self.capacity = int(seconds * self.rate)
+        self.buffer = np.zeros((self.capacity, 2), np.float32)
+        self.written = 0  # frames recorded
+        self.first_frame: int | None = None  # JACK frame time of buffer frame 0
+        self.cycles = 0
+        self.xruns = 0
+        self._midi_pending: list[bytes] = []
+        self.midi_sent_at: list[int] = []  # JACK frame time each sent message went out at
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.client.set_process_callback(self._process)
+        self.client.set_xrun_callback(self._xrun)
+        self.client.activate()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._watcher.start()
+
+    def _xrun(self, _delay):
+        self.xruns += 1
+
+    def _process(self, frames: int) -> None:
+        start = self.client.last_frame_time
+        if self.first_frame is None:
+            self.first_frame = start
+        offset = (self.written) % self.capacity
+        for channel, port in enumerate(self.ins):
+            data = port.get_array()
+            end = offset + frames
+            if end <= self.capacity:
+                self.buffer[offset:end, channel] = data
+            else:
+                split = self.capacity - offset
+                self.buffer[offset:, channel] = data[:split]
+                self.buffer[:end - self.capacity, channel] = data[split:]
+        self.written += frames
+        self.cycles += 1
+        if self.midi_out is not None:
+            self.midi_out.clear_buffer()
+            with self._lock:
+                pending, self._midi_pending = self._midi_pending, []
+            for message in pending:
+                self.midi_out.write_midi_event(0, message)
+                self.midi_sent_at.append(start)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._connect_new()
+            except jack.JackError:
+                pass
+            time.sleep(0.02)
+
+    def _connect_new(self) -> None:
+        sources = sorted(p.name for p in self.client.get_ports(is_output=True, is_audio=True)
+                         if self.pattern.search(p.name))
+        for source in sources:
+            port = self.ins[0] if source.endswith("0") else self.ins[1]
+            if source not in [c.name for c in self.client.get_all_connections(port)]:
+                self.client.connect(source, port)
+        if self.midi_out is not None:
+            for sink in self.client.get_ports(is_input=True, is_midi=True):
+                if self.midi_to.search(sink.name) and sink.name not in [
+                        c.name for c in self.client.get_all_connections(self.midi_out)]:
+                    self.client.connect(self.midi_out, sink)
+
+    def connected(self) -> bool:
+        return any(self.client.get_all_connections(port) for port in self.ins)
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.connected():
+                return True
+            time.sleep(0.01)
+        return False
+
+    def send_midi(self, *message: int) -> None:
+        with self._lock:
+            self._midi_pending.append(bytes(message))
+
+    def mark(self) -> int:
+        """Frames recorded so far: pass to :meth:`since` to get what was heard after this."""
+        return self.written
+
+    def since(self, mark: int) -> np.ndarray:
+        """(frames, 2) audio recorded after ``mark`` (a copy)."""
+        end = self.written
+        count = min(end - mark, self.capacity)
+        index = np.arange(end - count, end) % self.capacity
+        return self.buffer[index].copy()
+
+    def frame_of(self, jack_frame: int) -> int:
+        """Buffer frame count (as :meth:`mark`) at a JACK frame time."""
+        return jack_frame - (self.first_frame or 0)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._watcher.join(timeout=1.0)
+        self.client.deactivate()
+        self.client.close()

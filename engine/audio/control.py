@@ -1,0 +1,103 @@
+"""What the show and the scenes call to make sound: :class:`AudioOut`, one small interface over
+three backends: the live audio process (:class:`engine.audio.live.LiveAudio`), the offline
+renderer (:class:`engine.audio.offline.OfflineAudio`) and silence (:class:`NoAudio`).
+
+Every command the show sends during a tick is also kept (``take_sent``) so the metrics log can
+show it: what the audio side was told is part of the record of a show.
+"""
+
+from __future__ import annotations
+
+import math
+
+from engine.audio import commands as cmd
+from engine.audio.mixer import BUSES
+
+
+class AudioOut:
+    """Base class: builds commands and hands them to :meth:`_send`.
+
+    Attributes:
+        hears_midi: the audio side reads the live MIDI port itself (note-ons sound without waiting
+            for the engine's tick), so the show must not forward that port's notes again.
+        show_time: show seconds of the tick being run; the offline renderer stamps commands with it.
+    """
+
+    hears_midi = False
+
+    def __init__(self) -> None:
+        self.show_time = 0.0
+        self._sent: list[list] = []
+
+    # Notes and the pedal.
+    def note_on(self, note: int, velocity: int, channel: int = 0) -> None:
+        self._command(cmd.NOTE_ON, cmd.voice_id(note, channel), note, float(velocity))
+
+    def note_off(self, note: int, channel: int = 0) -> None:
+        self._command(cmd.NOTE_OFF, cmd.voice_id(note, channel), note)
+
+    def sustain(self, value: int) -> None:
+        """Sustain pedal position 0..127 (64 and up = down)."""
+        self._command(cmd.SUSTAIN, value=float(value))
+
+    # What the learners drive.
+    def detune(self, value: float, note: int | None = None, channel: int = 0) -> None:
+        """Detune d for the overtones of ``note`` (every sounding note when None): partial k >= 2
+        glides to k * f * (1 + d). Later notes start from the last value sent. A value that is not
+        finite is dropped here and never reaches the audio side."""
+        if not math.isfinite(value):
+            return
+        voice = cmd.ALL_VOICES if note is None else cmd.voice_id(note, channel)
+        self._command(cmd.DETUNE, voice, -1 if note is None else note, float(value))
+
+    def set_gain(self, bus: str, db: float) -> None:
+        """Set a bus gain in dB: "master", "overtones" or "piano" (ramped within a block)."""
+        self._command(cmd.GAIN, BUSES.index(bus), 0, float(db))
+
+    def all_notes_off(self) -> None:
+        self._command(cmd.ALL_NOTES_OFF)
+
+    def panic(self) -> None:
+        """Silence everything at once (5 ms fade), detune back to 0, pedal up."""
+        self._command(cmd.PANIC)
+
+    # Show plumbing.
+    def take_sent(self) -> list[list]:
+        """The commands sent since the last call, as [name, note, value] lists for the metrics log."""
+        sent, self._sent = self._sent, []
+        return sent
+
+    def advance(self, show_time: float) -> None:
+        """The show has reached ``show_time`` seconds (the offline renderer renders up to it)."""
+
+    def poll(self) -> list[str]:
+        """Check on the audio side once a tick; returns notices for the metrics log's events."""
+        return []
+
+    def health(self) -> dict:
+        """Fields for the metrics log and HUD (``xruns``, ``audio_load``), when known."""
+        return {}
+
+    def close(self) -> None:
+        """Stop sound and release the audio side."""
+
+    def _command(self, kind: int, voice: int = 0, note: int = 0, value: float = 0.0) -> None:
+        entry = [cmd.NAMES[kind]]
+        if kind in (cmd.NOTE_ON, cmd.NOTE_OFF, cmd.DETUNE):
+            entry.append(note if note >= 0 else None)
+        if kind in (cmd.NOTE_ON, cmd.DETUNE, cmd.GAIN, cmd.SUSTAIN):
+            entry.append(BUSES[voice] if kind == cmd.GAIN else value)
+        if kind == cmd.GAIN:
+            entry.append(value)
+        self._sent.append(entry)
+        self._send(kind, voice, note, value)
+
+    def _send(self, kind: int, voice: int, note: int, value: float) -> None:
+        raise NotImplementedError
+
+
+class NoAudio(AudioOut):
+    """Sound switched off (``[audio] enabled = false``): commands are recorded, nothing plays."""
+
+    def _send(self, kind, voice, note, value):
+        pass

@@ -1,0 +1,136 @@
+"""Live sound: the engine's side of the audio process.
+
+:class:`LiveAudio` starts ``engine.audio.server`` as a child process, sends it commands through
+the shared ring, reads its health once a tick and restarts it if it dies (the show goes on; the
+restarted process gets the bus gains and the last detune again). Nothing here ever waits for the
+audio process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from engine.audio import commands as cmd
+from engine.audio import shared
+from engine.audio.config import MixerConfig
+from engine.audio.control import AudioOut
+from engine.audio.server import ServerSettings
+
+log = logging.getLogger("showrunner.audio")
+
+RESTART_BACKOFF = 1.0  # seconds between restarts of an audio process that keeps dying
+
+
+class LiveAudio(AudioOut):
+    """Args: config: synth settings; piano: mix the piano in; device: output device name
+    substring (None = the default device); midi_input / midi_api: the live MIDI port the audio
+    process reads itself (None = the engine forwards notes); log_file: the show log."""
+
+    def __init__(self, config: MixerConfig, piano: bool = False, device: str | None = None,
+                 midi_input: str | None = None, midi_api: str = "auto",
+                 log_file: Path | None = None) -> None:
+        super().__init__()
+        self.state = shared.SharedAudioState.create()
+        self.hears_midi = midi_input is not None
+        self.settings = ServerSettings(
+            state=str(self.state.path), mixer=config, piano=piano, device=device,
+            midi_input=midi_input, midi_api=midi_api,
+            log_file=str(log_file) if log_file else None, parent=os.getpid())
+        handle, name = tempfile.mkstemp(prefix="showrunner-audio-", suffix=".json")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(self.settings.model_dump(mode="json"), file)
+        self._settings_file = Path(name)
+        self.process: subprocess.Popen | None = None
+        self.restarts = 0
+        self._restart_at = 0.0
+        self._status = shared.STARTING
+        self._gains: dict[int, float] = {}
+        self._detune: float | None = None
+
+    def start(self) -> None:
+        """Start (or restart) the audio process; it opens its device once its imports are done."""
+        self.state.set("status", shared.STARTING)
+        self.state.set("blocks", 0)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "engine.audio.server", str(self._settings_file)],
+            stdin=subprocess.DEVNULL, start_new_session=True)
+        log.debug("audio process %d started", self.process.pid)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def _send(self, kind, voice, note, value):
+        if kind == cmd.GAIN:
+            self._gains[voice] = value
+        elif kind == cmd.DETUNE:
+            self._detune = value
+        elif kind == cmd.PANIC:
+            self._detune = 0.0
+        self.state.ring.push(kind, voice, note, value)
+
+    def poll(self) -> list[str]:
+        notices = []
+        process = self.process
+        if process is not None and process.poll() is not None:
+            now = time.monotonic()
+            if now >= self._restart_at:
+                log.error("audio process %d ended (status %s); restarting it, the show goes on",
+                          process.pid, process.returncode)
+                self._restart_at = now + RESTART_BACKOFF
+                self.restarts += 1
+                self.start()
+                for bus, db in self._gains.items():  # what the new process must know
+                    self.state.ring.push(cmd.GAIN, bus, 0, db)
+                if self._detune is not None:
+                    self.state.ring.push(cmd.DETUNE, cmd.ALL_VOICES, -1, self._detune)
+                notices.append("audio_restarted")
+        status = int(self.state.get("status"))
+        if status != self._status:
+            if status == shared.RUNNING and self._status in (shared.NO_DEVICE, shared.DEVICE_LOST):
+                notices.append("audio_device_back")
+                log.info("audio output back: %s", self.state.device)
+            elif status == shared.DEVICE_LOST:
+                notices.append("audio_device_lost")
+                log.warning("audio output lost; the show goes on silently while it is looked for")
+            elif status == shared.NO_DEVICE and self._status == shared.STARTING:
+                notices.append("audio_no_device")
+                log.warning("no audio output device; the show goes on silently (see the log)")
+            self._status = status
+        return notices
+
+    def health(self) -> dict:
+        state = self.state
+        report = {"xruns": int(state.get("underruns")), "audio_load": round(state.get("load_peak"), 4)}
+        if self._status != shared.RUNNING:
+            report["audio_status"] = shared.STATUS.get(self._status, "?")
+        return report
+
+    def wait_running(self, timeout: float = 10.0) -> bool:
+        """Block until the stream runs (tests and benchmarks; a show never waits)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if int(self.state.get("status")) == shared.RUNNING and self.state.get("blocks") > 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def close(self) -> None:
+        process = self.process
+        self.process = None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=3.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.state.close()
+        self._settings_file.unlink(missing_ok=True)

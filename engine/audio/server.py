@@ -1,0 +1,291 @@
+"""The audio process: the overtone mixer inside a PortAudio callback, away from the engine's GIL.
+
+Started by :class:`engine.audio.live.LiveAudio` as ``python -m engine.audio.server SETTINGS.json``.
+Everything heavy (numpy, the mixer and its buffers, a warm-up block) is ready before the stream
+opens. The callback drains the command ring and, when the show has a live MIDI input, this process's
+own reader of that port (so a note sounds at once, with the last detune, and glides when the
+learner's detune for it arrives a tick later). The main thread watches the stream: a device that
+fails or vanishes is closed and looked for again every second, while commands keep being drained;
+the process ends when the engine does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from engine.audio import commands as cmd
+from engine.audio import shared
+from engine.audio.config import MixerConfig
+from engine.audio.mixer import OvertoneMixer
+from engine.midi import ControlChange, EventQueue, NoteOff, NoteOn
+
+log = logging.getLogger("showrunner.audio")
+
+OUTPUT_UNDERFLOW = 0x4  # paOutputUnderflow
+STALL = 1.0  # seconds without a callback before the stream counts as lost
+RETRY = 1.0  # seconds between attempts to open a device
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: str  # the shared state file
+    mixer: MixerConfig = MixerConfig()
+    piano: bool = False
+    device: str | None = None  # output device name substring; None = the default device
+    midi_input: str | None = None  # MIDI port name substring this process reads directly
+    midi_api: str = "auto"
+    log_file: str | None = None
+    parent: int | None = None  # pid of the engine; the process ends with it
+
+
+def choose_output(pa, pattern: str | None) -> tuple[int, str]:
+    """(device index, "name (host API)") of the output device to use; LookupError if none."""
+    if pattern is None:
+        info = pa.get_default_output_device_info()  # IOError when there is none
+        api = pa.get_host_api_info_by_index(info["hostApi"])["name"]
+        return int(info["index"]), f"{info['name']} ({api})"
+    seen = []
+    for index in range(pa.get_device_count()):
+        info = pa.get_device_info_by_index(index)
+        if info["maxOutputChannels"] < 1:
+            continue
+        label = f"{info['name']} ({pa.get_host_api_info_by_index(info['hostApi'])['name']})"
+        if pattern.lower() in label.lower():
+            return index, label
+        seen.append(label)
+    raise LookupError(f"no audio output matches '{pattern}' (outputs: {', '.join(seen) or 'none'})")
+
+
+class AudioServer:
+    def __init__(self, settings: ServerSettings, state: shared.SharedAudioState) -> None:
+        self.settings = settings
+        self.state = state
+        self.mixer = OvertoneMixer(settings.mixer, piano=settings.piano)
+        self.block_size = settings.mixer.block_size
+        self.period = self.block_size / settings.mixer.sample_rate
+        self.midi_queue = EventQueue()
+        self.midi = None
+        self.pa = None
+        self.stream = None
+        self.channels = 2
+        self._stop = False
+        self._leftover = np.zeros((0, 2), np.float32)
+        self._errors = 0
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Run the DSP once with a note so first-use costs are paid before any device opens."""
+        probe = OvertoneMixer(self.settings.mixer, piano=self.settings.piano)
+        probe.apply(cmd.NOTE_ON, 0, 60, 100)
+        probe.apply(cmd.DETUNE, cmd.ALL_VOICES, 0, 0.01)
+        for _ in range(4):
+            probe.render()
+
+    # The callback (PortAudio's thread).
+    def callback(self, _in_data, frame_count, _time_info, status):
+        started = time.perf_counter()
+        state = self.state
+        try:
+            if status & OUTPUT_UNDERFLOW:
+                state.set("underruns", state.get("underruns") + 1)
+            self._drain()
+            block = self._frames(frame_count)
+            if self.channels == 1:
+                block = block.mean(axis=1, dtype=np.float32)
+            data = block.tobytes()
+        except Exception:
+            self._errors += 1
+            state.set("callback_errors", self._errors)
+            if self._errors == 1:
+                log.exception("audio callback failed (silence for this block; the show goes on)")
+            data = bytes(4 * self.channels * frame_count)
+        self._account(time.perf_counter() - started)
+        return data, 0  # paContinue
+
+    def _drain(self) -> None:
+        for kind, voice, note, value in self.state.ring.take():
+            self.mixer.apply(int(kind), int(voice), int(note), float(value))
+        if self.midi is not None:
+            for _stamp, event in self.midi_queue.pop_due(float("inf")):
+                self._play_midi(event)
+
+    def _play_midi(self, event) -> None:
+        if isinstance(event, NoteOn):
+            self.mixer.apply(cmd.NOTE_ON, cmd.voice_id(event.note, event.channel), event.note,
+                             event.velocity)
+        elif isinstance(event, NoteOff):
+            self.mixer.apply(cmd.NOTE_OFF, cmd.voice_id(event.note, event.channel), event.note)
+        elif isinstance(event, ControlChange):
+            if event.control == 64:
+                self.mixer.apply(cmd.SUSTAIN, value=event.value)
+            elif event.control in (120, 123):  # all sound off / all notes off
+                self.mixer.apply(cmd.ALL_NOTES_OFF)
+
+    def _frames(self, count: int) -> np.ndarray:
+        if count == self.block_size and len(self._leftover) == 0:
+            return self.mixer.render()
+        parts = [self._leftover]
+        have = len(self._leftover)
+        while have < count:
+            parts.append(self.mixer.render().copy())
+            have += self.block_size
+        joined = np.concatenate(parts)
+        self._leftover = joined[count:]
+        return joined[:count]
+
+    def _account(self, seconds: float) -> None:
+        state = self.state
+        load = seconds / self.period
+        blocks = int(state.get("blocks"))
+        state.loads[blocks % len(state.loads)] = seconds
+        state.set("load", load)
+        state.set("load_peak", max(load, state.get("load_peak") * 0.995))
+        state.set("load_mean", 0.99 * state.get("load_mean") + 0.01 * load)
+        state.set("voices", self.mixer.voices_sounding())
+        state.set("limiter_db", self.mixer.limiter.reduction_db)
+        state.set("blocks", blocks + 1)
+
+    # The device (main thread).
+    def _open(self) -> bool:
+        import pyaudio
+
+        from engine.midi_port import quiet_c_stderr
+
+        self._close()
+        try:
+            with quiet_c_stderr():
+                self.pa = pyaudio.PyAudio()  # a fresh scan: the device may have come back
+            index, label = choose_output(self.pa, self.settings.device)
+            info = self.pa.get_device_info_by_index(index)
+            self.channels = min(2, int(info["maxOutputChannels"]))
+            config = self.settings.mixer
+            with quiet_c_stderr():
+                self.stream = self.pa.open(
+                    rate=config.sample_rate, channels=self.channels, format=pyaudio.paFloat32,
+                    output=True, output_device_index=index, frames_per_buffer=self.block_size,
+                    stream_callback=self.callback)
+        except Exception as error:
+            self._close()
+            return self._failed(f"{error}")
+        self.state.device = label
+        self.state.set("latency", self.stream.get_output_latency())
+        self.state.set("status", shared.RUNNING)
+        log.info("audio out: %s, %d Hz, %d frames per block, %.1f ms output latency", label,
+                 self.settings.mixer.sample_rate, self.block_size, 1000 * self.stream.get_output_latency())
+        return True
+
+    def _failed(self, reason: str) -> bool:
+        status = self.state.get("status")
+        if status not in (shared.NO_DEVICE, shared.DEVICE_LOST):
+            log.warning("no audio output (%s); the show goes on silently, retrying every %g s",
+                        reason, RETRY)
+        if status != shared.DEVICE_LOST:
+            self.state.set("status", shared.NO_DEVICE)
+        return False
+
+    def _close(self) -> None:
+        from engine.midi_port import quiet_c_stderr
+
+        with quiet_c_stderr():
+            if self.stream is not None:
+                try:
+                    self.stream.close()
+                except Exception:
+                    log.debug("closing the stream failed", exc_info=True)
+                self.stream = None
+            if self.pa is not None:
+                try:
+                    self.pa.terminate()
+                except Exception:
+                    log.debug("terminating PortAudio failed", exc_info=True)
+                self.pa = None
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def run(self) -> None:
+        state = self.state
+        state.ring.skip_pending()  # anything queued belongs to a process that died
+        state.set("pid", os.getpid())
+        state.set("starts", state.get("starts") + 1)
+        if self.settings.midi_input:
+            from engine.midi_port import MidiPortInput
+
+            self.midi = MidiPortInput(self.settings.midi_input, self.midi_queue, time.monotonic,
+                                      api=self.settings.midi_api)
+            self.midi.open(required=False)
+        retry_at = 0.0
+        last_blocks, last_progress = -1, time.monotonic()
+        try:
+            while not self._stop and self._parent_alive():
+                now = time.monotonic()
+                if self.stream is None:
+                    self._drain()  # keep the ring flowing and the voices current while silent
+                    if now >= retry_at:
+                        retry_at = now + RETRY
+                        if self._open():
+                            self.mixer.apply(cmd.PANIC)  # notes held while silent are stale
+                            last_progress = now
+                else:
+                    blocks = int(state.get("blocks"))
+                    if blocks != last_blocks:
+                        last_blocks, last_progress = blocks, now
+                    if not self.stream.is_active() or now - last_progress > STALL:
+                        log.warning("audio output lost (%s); retrying every %g s",
+                                    state.device or "device", RETRY)
+                        self._close()
+                        state.set("status", shared.DEVICE_LOST)
+                        retry_at = now + RETRY
+                time.sleep(0.02)
+        finally:
+            self._close()
+            if self.midi is not None:
+                self.midi.close()
+            state.set("status", shared.STOPPED)
+
+    def _parent_alive(self) -> bool:
+        parent = self.settings.parent
+        return parent is None or os.getppid() == parent
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the engine dies (prctl PR_SET_PDEATHSIG)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    with open(argv[0], encoding="utf-8") as file:
+        settings = ServerSettings.model_validate(json.load(file))
+    logger = logging.getLogger("showrunner")
+    logger.setLevel(logging.DEBUG)
+    handler = logging.FileHandler(settings.log_file, encoding="utf-8") if settings.log_file \
+        else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    _die_with_parent()
+    state = shared.SharedAudioState.attach(settings.state)
+    server = AudioServer(settings, state)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle; it ends us
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

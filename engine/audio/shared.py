@@ -1,0 +1,90 @@
+"""The memory the engine and the audio process share: the command ring and the health report.
+
+One small file in /dev/shm (falling back to the temp directory), mapped by both processes with
+numpy. The engine creates it before starting the audio process and removes it at the end; a
+restarted audio process maps the same file and carries on.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from engine.audio.commands import FIELDS, CommandRing
+
+CAPACITY = 4096  # commands in flight
+LOADS = 4096  # recent per-block compute times kept for benchmarks
+HEALTH_FIELDS = ("blocks", "underruns", "load", "load_peak", "load_mean", "status", "pid", "voices",
+                 "limiter_db", "latency", "starts", "callback_errors")
+STATUS = {0: "starting", 1: "running", 2: "no_device", 3: "device_lost", 4: "stopped"}
+STARTING, RUNNING, NO_DEVICE, DEVICE_LOST, STOPPED = range(5)
+TEXT_BYTES = 256  # the output device's name
+
+
+def _layout() -> dict[str, tuple[int, int]]:
+    """(offset in bytes, count of 8-byte items) of each section."""
+    sections = {"header": 2, "records": CAPACITY * FIELDS, "health": len(HEALTH_FIELDS),
+                "loads": LOADS, "text": TEXT_BYTES // 8}
+    layout, offset = {}, 0
+    for name, count in sections.items():
+        layout[name] = (offset, count)
+        offset += 8 * count
+    return layout
+
+
+LAYOUT = _layout()
+SIZE = sum(8 * count for _offset, count in LAYOUT.values())
+
+
+class SharedAudioState:
+    def __init__(self, path: Path, owner: bool) -> None:
+        self.path = path
+        self.owner = owner
+        self._map = np.memmap(path, dtype=np.uint8, mode="r+", shape=(SIZE,))
+
+        def section(name: str, dtype) -> np.ndarray:
+            offset, count = LAYOUT[name]
+            return np.ndarray((count,), dtype=dtype, buffer=self._map, offset=offset)
+
+        self.ring = CommandRing(section("header", np.int64),
+                                section("records", np.float64).reshape(CAPACITY, FIELDS))
+        self.health = section("health", np.float64)
+        self.loads = section("loads", np.float64)
+        self._text = np.ndarray((TEXT_BYTES,), np.uint8, buffer=self._map, offset=LAYOUT["text"][0])
+
+    @classmethod
+    def create(cls) -> SharedAudioState:
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+        handle, name = tempfile.mkstemp(prefix="showrunner-audio-", dir=folder)
+        with os.fdopen(handle, "wb") as file:
+            file.truncate(SIZE)
+        return cls(Path(name), owner=True)
+
+    @classmethod
+    def attach(cls, path: str | Path) -> SharedAudioState:
+        return cls(Path(path), owner=False)
+
+    def get(self, field: str) -> float:
+        return float(self.health[HEALTH_FIELDS.index(field)])
+
+    def set(self, field: str, value: float) -> None:
+        self.health[HEALTH_FIELDS.index(field)] = value
+
+    @property
+    def device(self) -> str:
+        raw = bytes(self._text)
+        return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    @device.setter
+    def device(self, name: str) -> None:
+        raw = name.encode("utf-8")[:TEXT_BYTES - 1]
+        self._text[:] = 0
+        self._text[:len(raw)] = np.frombuffer(raw, np.uint8)
+
+    def close(self) -> None:
+        """Remove the file (owner only); the mapping itself goes when the arrays are collected."""
+        if self.owner:
+            self.path.unlink(missing_ok=True)

@@ -1,0 +1,224 @@
+"""Banks of additive voices: allocation, stealing, phases and stereo, shared by every timbre.
+
+A voice is a sum of K sinusoids (partials) under an envelope. Each block, a bank renders all its
+sounding voices at once as numpy arrays of shape (voices, partials, frames): no Python loop over
+voices or samples. Frequencies and amplitudes move linearly across a block (phase stays continuous,
+so neither a detune change nor a gain change clicks); a voice that is stolen or silenced by a panic
+fades out over ``fade`` seconds instead of stopping dead.
+
+Subclasses say what the partials are (frequency multipliers and amplitudes per voice) and what the
+envelope is; this class does the rest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TWO_PI = 2.0 * np.pi
+
+
+def curve_shape(x: np.ndarray, curve: float) -> np.ndarray:
+    """A segment from 0 to 1 over x in [0, 1] with SuperCollider's curvature (0 = linear)."""
+    x = np.clip(x, 0.0, 1.0)
+    if abs(curve) < 1e-4:
+        return x
+    return (1.0 - np.exp(curve * x)) / (1.0 - np.exp(curve))
+
+
+class VoiceBank:
+    """Voices keyed by a voice id (by convention ``channel * 128 + note``).
+
+    Args:
+        sample_rate: Hz.
+        block_size: frames per block.
+        partials: sinusoids per voice.
+        polyphony: voices sounding at once before stealing; a few more slots hold stolen voices
+            while they fade.
+        spread: stereo width by pitch, 0..1.
+        fade: seconds a stolen or panicked voice takes to fade out.
+    """
+
+    def __init__(self, sample_rate: int, block_size: int, partials: int, polyphony: int,
+                 spread: float = 0.8, fade: float = 0.005) -> None:
+        self.sample_rate = sample_rate
+        self.block_size = n = block_size
+        self.partials = partials
+        self.polyphony = polyphony
+        self.slots = slots = polyphony + max(8, polyphony // 4)
+        self.spread = spread
+        self.fade_samples = max(1.0, fade * sample_rate)
+        self.frames = np.arange(n, dtype=np.float64)
+        # Phase of a linearly gliding partial at frame n: w0*n + (w1-w0)*n*(n+1)/(2N).
+        self._glide = (self.frames * (self.frames + 1) / (2 * n)).astype(np.float32)
+        self._frames32 = self.frames.astype(np.float32)
+        self._ramp = ((self.frames + 1) / n).astype(np.float32)  # gains reach the target at the end
+        self.active = np.zeros(slots, bool)
+        self.voice_id = np.full(slots, -1, np.int64)
+        self.note = np.zeros(slots, np.int64)
+        self.order = np.zeros(slots, np.int64)  # note-on sequence number: lower = older
+        self.age = np.zeros(slots, np.int64)  # frames since note-on
+        self.released = np.zeros(slots, bool)
+        self.release_age = np.zeros(slots, np.int64)  # frames since release began
+        self.release_level = np.zeros(slots)  # envelope level when release began
+        self.fading = np.zeros(slots, bool)
+        self.fade_age = np.zeros(slots, np.int64)
+        self.velocity = np.zeros(slots)  # 0..1
+        self.gain = np.zeros(slots)  # linear amplitude at envelope 1
+        self.pan_left = np.zeros(slots)
+        self.pan_right = np.zeros(slots)
+        self.fundamental = np.zeros(slots)  # Hz
+        self.phase = np.zeros((slots, partials))  # radians, kept in [0, 2 pi)
+        self._sequence = 0
+        self._arg = np.zeros(slots * partials * n, np.float32)  # work buffers, see render
+        self._extra = np.zeros(slots * partials * n, np.float32)
+
+    # Subclass hooks (arrays indexed by the sounding slots ``idx``).
+    def _multipliers(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Partial frequency / fundamental at the start and end of the block, shape (V, K)."""
+        raise NotImplementedError
+
+    def _amplitudes(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Partial amplitudes at the start and end of the block, shape (V, K)."""
+        raise NotImplementedError
+
+    def _envelope(self, idx: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Envelope level 0..1 at ``t`` frames since note-on (shape (V,), one time per voice)."""
+        raise NotImplementedError
+
+    def _finished(self, idx: np.ndarray) -> np.ndarray:
+        """Which of the voices (after this block's ages advanced) have fallen silent."""
+        raise NotImplementedError
+
+    def _started(self, slot: int, note: int, velocity: float) -> None:
+        """Set per-voice timbre state at note-on."""
+
+    def _block_done(self, idx: np.ndarray) -> None:
+        """Advance per-voice timbre state by one block."""
+
+    # Notes.
+    def note_on(self, voice: int, note: int, velocity: float, fundamental: float) -> None:
+        """Start a voice; an id already sounding is faded out first (a repeated note)."""
+        for slot in np.flatnonzero(self.active & (self.voice_id == voice) & ~self.fading):
+            self._fade_out(int(slot))
+        live = self.active & ~self.fading
+        if np.count_nonzero(live) >= self.polyphony:
+            self._fade_out(self._victim(live))
+        slot = self._free_slot()
+        self._sequence += 1
+        self.active[slot] = True
+        self.voice_id[slot] = voice
+        self.note[slot] = note
+        self.order[slot] = self._sequence
+        self.age[slot] = 0
+        self.released[slot] = False
+        self.release_age[slot] = 0
+        self.release_level[slot] = 0.0
+        self.fading[slot] = False
+        self.fade_age[slot] = 0
+        self.velocity[slot] = velocity
+        self.fundamental[slot] = fundamental
+        self.phase[slot] = 0.0
+        pan = np.clip(self.spread * (note - 64) / 64.0, -1.0, 1.0)
+        angle = (pan + 1.0) * np.pi / 4.0  # equal power: centre = 1/sqrt(2) on both sides
+        self.pan_left[slot] = np.cos(angle)
+        self.pan_right[slot] = np.sin(angle)
+        self._started(slot, note, velocity)
+
+    def note_off(self, voice: int) -> None:
+        slots = np.flatnonzero(self.active & (self.voice_id == voice) & ~self.released)
+        self.release(slots)
+
+    def release(self, slots: np.ndarray) -> None:
+        """Begin the release of these slots from the envelope level they are at now."""
+        if slots.size == 0:
+            return
+        level = self._envelope(slots, self.age[slots].astype(np.float64))
+        self.release_level[slots] = level
+        self.release_age[slots] = 0
+        self.released[slots] = True
+
+    def release_all(self) -> None:
+        self.release(np.flatnonzero(self.active & ~self.released))
+
+    def fade_all(self) -> None:
+        for slot in np.flatnonzero(self.active & ~self.fading):
+            self._fade_out(int(slot))
+
+    def sounding(self) -> int:
+        return int(np.count_nonzero(self.active & ~self.fading))
+
+    def _fade_out(self, slot: int) -> None:
+        self.fading[slot] = True
+        self.fade_age[slot] = 0
+
+    def _victim(self, live: np.ndarray) -> int:
+        """The voice to steal: the oldest released one, else the oldest."""
+        pool = live & self.released
+        if not pool.any():
+            pool = live
+        candidates = np.flatnonzero(pool)
+        return int(candidates[np.argmin(self.order[candidates])])
+
+    def _free_slot(self) -> int:
+        free = np.flatnonzero(~self.active)
+        if free.size:
+            return int(free[0])
+        # Every slot busy, most with fading voices (notes hammered faster than fades end): reuse
+        # the fade closest to silence.
+        fading = np.flatnonzero(self.fading)
+        return int(fading[np.argmax(self.fade_age[fading])])
+
+    # Rendering.
+    def render(self, out_left: np.ndarray, out_right: np.ndarray) -> None:
+        """Add one block of every sounding voice into the two float64 channel buffers."""
+        idx = np.flatnonzero(self.active)
+        if idx.size == 0:
+            return
+        n = self.block_size
+        m0, m1 = self._multipliers(idx)
+        scale = TWO_PI / self.sample_rate
+        w0 = self.fundamental[idx, None] * m0 * scale  # radians per frame, (V, K)
+        w1 = self.fundamental[idx, None] * m1 * scale
+        a0, a1 = self._amplitudes(idx)
+        nyquist = 0.45 * TWO_PI  # partials above 0.45 * sample rate are silent (no aliasing)
+        audible = np.maximum(w0, w1) < nyquist
+        a0 = np.where(audible, a0, 0.0)
+        a1 = np.where(audible, a1, 0.0)
+        phase = self.phase[idx]
+        # Preallocated buffers: a fresh (V, K, N) array per block would be mapped and faulted in by
+        # the allocator every time, which costs more than the arithmetic.
+        size = idx.size * self.partials * n
+        arg = self._arg[:size].reshape(idx.size, self.partials, n)
+        np.multiply(w0.astype(np.float32)[:, :, None], self._frames32, out=arg)
+        arg += phase.astype(np.float32)[:, :, None]
+        glide = w1 - w0
+        if glide.any():
+            extra = self._extra[:size].reshape(idx.size, self.partials, n)
+            np.multiply(glide.astype(np.float32)[:, :, None], self._glide, out=extra)
+            arg += extra
+        np.sin(arg, out=arg)
+        tone = np.matmul(a0.astype(np.float32)[:, None, :], arg)[:, 0, :]
+        if not np.array_equal(a0, a1):
+            tone += self._ramp * np.matmul((a1 - a0).astype(np.float32)[:, None, :], arg)[:, 0, :]
+        # The envelope is evaluated at the block's two ends and drawn as a line between them
+        # (5 ms at 256 frames: smooth to the ear, and it turns all per-voice work into four
+        # matrix-vector products).
+        age = self.age[idx].astype(np.float64)
+        g0 = self._envelope(idx, age) * self.gain[idx]
+        g1 = self._envelope(idx, age + n) * self.gain[idx]
+        fading = self.fading[idx]
+        if fading.any():
+            since = self.fade_age[idx]
+            g0 = np.where(fading, g0 * np.clip(1.0 - since / self.fade_samples, 0.0, 1.0), g0)
+            g1 = np.where(fading, g1 * np.clip(1.0 - (since + n) / self.fade_samples, 0.0, 1.0), g1)
+        for pan, out in ((self.pan_left[idx], out_left), (self.pan_right[idx], out_right)):
+            out += (pan * g0).astype(np.float32) @ tone
+            out += self._ramp * ((pan * (g1 - g0)).astype(np.float32) @ tone)
+        self.phase[idx] = np.mod(phase + w0 * n + (w1 - w0) * (n + 1) / 2.0, TWO_PI)
+        self._block_done(idx)
+        self.age[idx] += n
+        self.release_age[idx] += np.where(self.released[idx], n, 0)
+        self.fade_age[idx] += np.where(fading, n, 0)
+        done = self._finished(idx) | (fading & (self.fade_age[idx] >= self.fade_samples))
+        self.active[idx[done]] = False
+        self.voice_id[idx[done]] = -1
