@@ -22,16 +22,17 @@ import numpy as np
 
 class JackRecorder:
     """Args: seconds: capture length kept (older audio is overwritten); pattern: regex of the
-    output ports to record (two ports: left, right); midi_to: regex of a MIDI input port to feed
-    (None = no MIDI out)."""
+    output ports to record (two ports: left, right); midi: register a MIDI output port
+    ``NAME:midi_out`` (for a reader that connects itself); midi_to: regex of MIDI input ports
+    to connect that port to (implies ``midi``)."""
 
     def __init__(self, seconds: float = 60.0, pattern: str = r"^PortAudio.*:out_[01]$",
-                 midi_to: str | None = None, name: str = "recorder") -> None:
+                 midi_to: str | None = None, name: str = "recorder", midi: bool = False) -> None:
         self.client = jack.Client(name, no_start_server=True)
         self.rate = self.client.samplerate
         self.pattern = re.compile(pattern)
         self.ins = [self.client.inports.register(f"in_{side}") for side in ("l", "r")]
-        self.midi_out = self.client.midi_outports.register("midi_out") if midi_to else None
+        self.midi_out = self.client.midi_outports.register("midi_out") if midi or midi_to else None
         self.midi_to = re.compile(midi_to) if midi_to else None
         self.capacity = int(seconds * self.rate)
         self.buffer = np.zeros((self.capacity, 2), np.float32)
@@ -91,7 +92,7 @@ class JackRecorder:
             port = self.ins[0] if source.endswith("0") else self.ins[1]
             if source not in [c.name for c in self.client.get_all_connections(port)]:
                 self.client.connect(source, port)
-        if self.midi_out is not None:
+        if self.midi_to is not None:
             for sink in self.client.get_ports(is_input=True, is_midi=True):
                 if self.midi_to.search(sink.name) and sink.name not in [
                         c.name for c in self.client.get_all_connections(self.midi_out)]:

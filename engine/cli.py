@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--camera", metavar="SOURCE", help="camera index, name or video file")
     run.add_argument("--record", metavar="FILE", type=Path, help="record the show (video + audio)")
     run.add_argument("--audio-device", metavar="NAME", help="audio output: device name substring")
+    run.add_argument("--audio-in", metavar="NAME",
+                     help="audio input to record with the show: name substring or 'default'")
     run.add_argument("--no-audio", action="store_true", help="no sound (the overtone mixer is not started)")
     screen = run.add_mutually_exclusive_group()
     screen.add_argument("--fullscreen", action="store_true", help="full screen on --display")

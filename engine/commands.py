@@ -65,9 +65,24 @@ def _live_audio(args: argparse.Namespace, setlist: LoadedSetlist, midi_pattern: 
     config = MixerConfig(**settings.model_dump(include=set(MixerConfig.model_fields)))
     audio = LiveAudio(config, piano=_piano_wanted(settings.piano, midi_pattern is not None),
                       device=args.audio_device or settings.device, midi_input=midi_pattern,
-                      midi_api=midi_api, log_file=log_path)
+                      midi_api=midi_api, log_file=log_path,
+                      input_device=args.audio_in or settings.input)
     audio.start()
     return audio
+
+
+def _check_audio_devices(output: str | None, audio_input: str | None) -> None:
+    """Devices named on the command line must exist now (exit 2 listing those there are); devices
+    named in a setlist are waited for instead, like MIDI ports."""
+    from engine.devices import audio_devices
+
+    found = audio_devices()
+    for pattern, key, kind in ((output, "outputs", "output"), (audio_input, "inputs", "input")):
+        if pattern is None or (kind == "input" and pattern == "default"):
+            continue
+        labels = [f"{d['name']} ({d['host_api']})" for d in found if d[key] > 0]
+        if not any(pattern.lower() in label.lower() for label in labels):
+            raise UserError(f"no audio {kind} matches '{pattern}'; {kind}s: {', '.join(labels) or 'none'}")
 
 
 def _has_display() -> bool:
@@ -124,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     log_path = start_show_log(args.log_dir)
     if headless and not args.headless:
         log.info("no display found (DISPLAY unset): running headless")
+    if (args.audio_device or args.audio_in) and settings.audio.enabled and not args.no_audio:
+        _check_audio_devices(args.audio_device, args.audio_in)
     clock, queue, port = RealTime(), EventQueue(), None
     midi_pattern = args.midi_in or (settings.midi.input if performance is None else None)
     api = args.midi_api or api_from_environment(settings.midi.api)

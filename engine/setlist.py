@@ -41,6 +41,7 @@ class AudioSettings(MixerConfig):
 
     enabled: bool = True
     device: str | None = Field(None, description="output device name substring; default device if unset")
+    input: str | None = Field(None, description="audio input to record (name substring or \"default\")")
 
 
 class Advance(_Strict):

@@ -21,7 +21,7 @@ from engine.audio import commands as cmd
 from engine.audio import shared
 from engine.audio.config import MixerConfig
 from engine.audio.control import AudioOut
-from engine.audio.server import ServerSettings
+from engine.audio.server import EXIT_DEVICE_LOST, ServerSettings
 
 log = logging.getLogger("showrunner.audio")
 
@@ -31,16 +31,21 @@ RESTART_BACKOFF = 1.0  # seconds between restarts of an audio process that keeps
 class LiveAudio(AudioOut):
     """Args: config: synth settings; piano: mix the piano in; device: output device name
     substring (None = the default device); midi_input / midi_api: the live MIDI port the audio
-    process reads itself (None = the engine forwards notes); log_file: the show log."""
+    process reads itself (None = the engine forwards notes); log_file: the show log;
+    input_device: an audio input recorded alongside the mixer (name substring, "default", None).
+
+    What the mixer played and the input heard are kept in ``state``'s tap (the last 5 s) for the
+    recorder: :meth:`engine.audio.shared.SharedAudioState.read_tap`."""
 
     def __init__(self, config: MixerConfig, piano: bool = False, device: str | None = None,
                  midi_input: str | None = None, midi_api: str = "auto",
-                 log_file: Path | None = None) -> None:
+                 log_file: Path | None = None, input_device: str | None = None) -> None:
         super().__init__()
         self.state = shared.SharedAudioState.create()
         self.hears_midi = midi_input is not None
         self.settings = ServerSettings(
             state=str(self.state.path), mixer=config, piano=piano, device=device,
+            input_device=input_device,
             midi_input=midi_input, midi_api=midi_api,
             log_file=str(log_file) if log_file else None, parent=os.getpid())
         handle, name = tempfile.mkstemp(prefix="showrunner-audio-", suffix=".json")
@@ -53,6 +58,7 @@ class LiveAudio(AudioOut):
         self._status = shared.STARTING
         self._gains: dict[int, float] = {}
         self._detune: float | None = None
+        self._xruns_before = 0  # underruns counted by audio processes that have ended
 
     def start(self) -> None:
         """Start (or restart) the audio process; it opens its device once its imports are done."""
@@ -82,10 +88,16 @@ class LiveAudio(AudioOut):
         if process is not None and process.poll() is not None:
             now = time.monotonic()
             if now >= self._restart_at:
-                log.error("audio process %d ended (status %s); restarting it, the show goes on",
-                          process.pid, process.returncode)
+                if process.returncode == EXIT_DEVICE_LOST:
+                    log.warning("audio output lost; the show goes on silently while it is looked for")
+                    notices.append("audio_device_lost")
+                else:
+                    log.error("audio process %d ended (status %s); restarting it, the show goes on",
+                              process.pid, process.returncode)
                 self._restart_at = now + RESTART_BACKOFF
                 self.restarts += 1
+                self._xruns_before += int(self.state.get("underruns"))
+                self.state.set("underruns", 0)
                 self.start()
                 for bus, db in self._gains.items():  # what the new process must know
                     self.state.ring.push(cmd.GAIN, bus, 0, db)
@@ -97,9 +109,6 @@ class LiveAudio(AudioOut):
             if status == shared.RUNNING and self._status in (shared.NO_DEVICE, shared.DEVICE_LOST):
                 notices.append("audio_device_back")
                 log.info("audio output back: %s", self.state.device)
-            elif status == shared.DEVICE_LOST:
-                notices.append("audio_device_lost")
-                log.warning("audio output lost; the show goes on silently while it is looked for")
             elif status == shared.NO_DEVICE and self._status == shared.STARTING:
                 notices.append("audio_no_device")
                 log.warning("no audio output device; the show goes on silently (see the log)")
@@ -108,7 +117,7 @@ class LiveAudio(AudioOut):
 
     def health(self) -> dict:
         state = self.state
-        report = {"xruns": int(state.get("underruns")), "audio_load": round(state.get("load_peak"), 4)}
+        report = {"xruns": self._xruns_before + int(state.get("underruns")), "audio_load": round(state.get("load_peak"), 4)}
         if self._status != shared.RUNNING:
             report["audio_status"] = shared.STATUS.get(self._status, "?")
         return report

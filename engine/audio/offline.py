@@ -83,9 +83,10 @@ class WavWriter:
 
     def __init__(self, path: Path, sample_rate: int) -> None:
         try:
-            self._file = wave.open(str(path), "wb")
+            self._handle = open(path, "wb")  # opened here: wave.open leaves a noisy half-object
         except OSError as error:
             raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+        self._file = wave.open(self._handle, "wb")
         self._file.setnchannels(2)
         self._file.setsampwidth(2)
         self._file.setframerate(sample_rate)
@@ -98,4 +99,5 @@ class WavWriter:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+            self._handle.close()
             self._file = None

@@ -5,8 +5,8 @@ Everything heavy (numpy, the mixer and its buffers, a warm-up block) is ready be
 opens. The callback drains the command ring and, when the show has a live MIDI input, this process's
 own reader of that port (so a note sounds at once, with the last detune, and glides when the
 learner's detune for it arrives a tick later). The main thread watches the stream: a device that
-fails or vanishes is closed and looked for again every second, while commands keep being drained;
-the process ends when the engine does.
+fails or vanishes ends the process (exit status 3; the engine starts a fresh one, which looks for
+a device every second while draining commands); the process ends when the engine does.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ log = logging.getLogger("showrunner.audio")
 OUTPUT_UNDERFLOW = 0x4  # paOutputUnderflow
 STALL = 1.0  # seconds without a callback before the stream counts as lost
 RETRY = 1.0  # seconds between attempts to open a device
+EXIT_DEVICE_LOST = 3  # exit status: the stream died; the engine restarts the process
 
 
 class ServerSettings(BaseModel):
@@ -42,6 +43,7 @@ class ServerSettings(BaseModel):
     mixer: MixerConfig = MixerConfig()
     piano: bool = False
     device: str | None = None  # output device name substring; None = the default device
+    input_device: str | None = None  # audio input name substring, "default", or None = no input
     midi_input: str | None = None  # MIDI port name substring this process reads directly
     midi_api: str = "auto"
     log_file: str | None = None
@@ -66,6 +68,24 @@ def choose_output(pa, pattern: str | None) -> tuple[int, str]:
     raise LookupError(f"no audio output matches '{pattern}' (outputs: {', '.join(seen) or 'none'})")
 
 
+def choose_input(pa, pattern: str) -> tuple[int, str]:
+    """(device index, "name (host API)") of the input to record; "default" = the default input."""
+    if pattern == "default":
+        info = pa.get_default_input_device_info()
+        api = pa.get_host_api_info_by_index(info["hostApi"])["name"]
+        return int(info["index"]), f"{info['name']} ({api})"
+    seen = []
+    for index in range(pa.get_device_count()):
+        info = pa.get_device_info_by_index(index)
+        if info["maxInputChannels"] < 1:
+            continue
+        label = f"{info['name']} ({pa.get_host_api_info_by_index(info['hostApi'])['name']})"
+        if pattern.lower() in label.lower():
+            return index, label
+        seen.append(label)
+    raise LookupError(f"no audio input matches '{pattern}' (inputs: {', '.join(seen) or 'none'})")
+
+
 class AudioServer:
     def __init__(self, settings: ServerSettings, state: shared.SharedAudioState) -> None:
         self.settings = settings
@@ -78,6 +98,7 @@ class AudioServer:
         self.pa = None
         self.stream = None
         self.channels = 2
+        self.input_channels = 0
         self._stop = False
         self._leftover = np.zeros((0, 2), np.float32)
         self._errors = 0
@@ -92,7 +113,7 @@ class AudioServer:
             probe.render()
 
     # The callback (PortAudio's thread).
-    def callback(self, _in_data, frame_count, _time_info, status):
+    def callback(self, in_data, frame_count, _time_info, status):
         started = time.perf_counter()
         state = self.state
         try:
@@ -100,6 +121,10 @@ class AudioServer:
                 state.set("underruns", state.get("underruns") + 1)
             self._drain()
             block = self._frames(frame_count)
+            heard = None
+            if self.input_channels and in_data:
+                heard = np.frombuffer(in_data, np.float32).reshape(-1, self.input_channels)
+            state.write_tap(block, heard)
             if self.channels == 1:
                 block = block.mean(axis=1, dtype=np.float32)
             data = block.tobytes()
@@ -169,16 +194,28 @@ class AudioServer:
             info = self.pa.get_device_info_by_index(index)
             self.channels = min(2, int(info["maxOutputChannels"]))
             config = self.settings.mixer
+            duplex = {}
+            self.input_channels = 0
+            if self.settings.input_device:
+                # Output and input share one stream (one clock): on stage the acoustic piano, in
+                # the recording, stays in sync with the overtones.
+                in_index, in_label = choose_input(self.pa, self.settings.input_device)
+                in_info = self.pa.get_device_info_by_index(in_index)
+                # PortAudio (through pyaudio) gives a duplex stream one channel count for both.
+                self.channels = self.input_channels = min(self.channels, int(in_info["maxInputChannels"]))
+                duplex = {"input": True, "input_device_index": in_index}
+                label += f", input {in_label}"
             with quiet_c_stderr():
                 self.stream = self.pa.open(
                     rate=config.sample_rate, channels=self.channels, format=pyaudio.paFloat32,
                     output=True, output_device_index=index, frames_per_buffer=self.block_size,
-                    stream_callback=self.callback)
+                    stream_callback=self.callback, **duplex)
         except Exception as error:
             self._close()
             return self._failed(f"{error}")
         self.state.device = label
         self.state.set("latency", self.stream.get_output_latency())
+        self.state.set("input_channels", self.input_channels)
         self.state.set("status", shared.RUNNING)
         log.info("audio out: %s, %d Hz, %d frames per block, %.1f ms output latency", label,
                  self.settings.mixer.sample_rate, self.block_size, 1000 * self.stream.get_output_latency())
@@ -241,11 +278,13 @@ class AudioServer:
                     if blocks != last_blocks:
                         last_blocks, last_progress = blocks, now
                     if not self.stream.is_active() or now - last_progress > STALL:
-                        log.warning("audio output lost (%s); retrying every %g s",
-                                    state.device or "device", RETRY)
-                        self._close()
+                        # Closing a stream whose server died can block for good inside PortAudio
+                        # (JACK), so the process leaves at once and the engine starts a fresh one,
+                        # which looks for the device again.
+                        log.warning("audio output lost (%s); starting afresh", state.device or "device")
                         state.set("status", shared.DEVICE_LOST)
-                        retry_at = now + RETRY
+                        logging.shutdown()
+                        os._exit(EXIT_DEVICE_LOST)
                 time.sleep(0.02)
         finally:
             self._close()

@@ -18,7 +18,9 @@ from engine.audio.commands import FIELDS, CommandRing
 CAPACITY = 4096  # commands in flight
 LOADS = 4096  # recent per-block compute times kept for benchmarks
 HEALTH_FIELDS = ("blocks", "underruns", "load", "load_peak", "load_mean", "status", "pid", "voices",
-                 "limiter_db", "latency", "starts", "callback_errors")
+                 "limiter_db", "latency", "starts", "callback_errors", "tap_frames", "input_channels")
+TAP_FRAMES = 1 << 18  # 5.5 s at 48 kHz of what was played and heard, for the recorder
+TAP_CHANNELS = 4  # mixer left, right; audio input left, right (zeros without an input)
 STATUS = {0: "starting", 1: "running", 2: "no_device", 3: "device_lost", 4: "stopped"}
 STARTING, RUNNING, NO_DEVICE, DEVICE_LOST, STOPPED = range(5)
 TEXT_BYTES = 256  # the output device's name
@@ -27,7 +29,7 @@ TEXT_BYTES = 256  # the output device's name
 def _layout() -> dict[str, tuple[int, int]]:
     """(offset in bytes, count of 8-byte items) of each section."""
     sections = {"header": 2, "records": CAPACITY * FIELDS, "health": len(HEALTH_FIELDS),
-                "loads": LOADS, "text": TEXT_BYTES // 8}
+                "loads": LOADS, "text": TEXT_BYTES // 8, "tap": TAP_FRAMES * TAP_CHANNELS // 2}
     layout, offset = {}, 0
     for name, count in sections.items():
         layout[name] = (offset, count)
@@ -54,7 +56,31 @@ class SharedAudioState:
         self.health = section("health", np.float64)
         self.loads = section("loads", np.float64)
         self._text = np.ndarray((TEXT_BYTES,), np.uint8, buffer=self._map, offset=LAYOUT["text"][0])
+        self.tap = np.ndarray((TAP_FRAMES, TAP_CHANNELS), np.float32, buffer=self._map,
+                              offset=LAYOUT["tap"][0])
 
+    def write_tap(self, played: np.ndarray, heard: np.ndarray | None) -> None:
+        """Append a block to the tap (audio process): ``played`` (N, 2) mixer output, ``heard``
+        (N, channels) audio input or None. ``tap_frames`` counts frames ever written."""
+        written = int(self.get("tap_frames"))
+        count = len(played)
+        rows = np.arange(written, written + count) % TAP_FRAMES
+        self.tap[rows, :2] = played
+        if heard is None:
+            self.tap[rows, 2:] = 0.0
+        else:
+            self.tap[rows, 2:2 + heard.shape[1]] = heard
+            if heard.shape[1] == 1:
+                self.tap[rows, 3] = heard[:, 0]
+        self.set("tap_frames", written + count)
+
+    def read_tap(self, since: int) -> tuple[np.ndarray, int]:
+        """What the tap holds after frame ``since`` (at most the last TAP_FRAMES), as a
+        (frames, 4) copy, and the frame count to pass next time."""
+        written = int(self.get("tap_frames"))
+        start = max(since, written - TAP_FRAMES)
+        rows = np.arange(start, written) % TAP_FRAMES
+        return self.tap[rows].copy(), written
     @classmethod
     def create(cls) -> SharedAudioState:
         folder = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
