@@ -10,6 +10,9 @@ BIN := $(VENV)/bin
 APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config portaudio19-dev libasound2 \
 	jackd2 libjack-jackd2-0 libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libgles2 ffmpeg
 SYSTEM_STAMP := $(VENV)/.system-packages
+# Only `make bench` needs these: scsynth, the peer the audio benchmark compares with.
+BENCH_APT_PACKAGES := supercollider-server
+BENCH_STAMP := $(VENV)/.bench-packages
 VENV_STAMP := $(VENV)/.installed
 DEMO_SETLIST ?= setlists/demo.toml
 DEMO_MIDI ?= assets/midi/partitura_mozart_k265_var1.mid
@@ -32,6 +35,20 @@ $(SYSTEM_STAMP):
 	fi
 	@mkdir -p $(VENV) && touch $@
 
+$(BENCH_STAMP): $(SYSTEM_STAMP)
+	@missing=$$(for p in $(BENCH_APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing benchmark packages:" $$missing; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -q && apt-get install -y -q --no-install-recommends $$missing || exit 1; \
+	  else \
+	    echo "missing benchmark packages; run as root:"; \
+	    echo "  sudo apt-get install -y --no-install-recommends $$missing"; exit 1; \
+	  fi; \
+	fi
+	@touch $@
+
 $(VENV_STAMP): $(SYSTEM_STAMP) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -44,7 +61,7 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
-bench: setup
+bench: setup $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:  # the show logs in logs/ are the performer's: kept

@@ -23,10 +23,11 @@ GAIN = 4  # voice = bus index (0 master, 1 overtones, 2 piano), value = dB
 SUSTAIN = 5  # value = pedal position 0..127
 ALL_NOTES_OFF = 6
 PANIC = 7  # every voice fades out in 5 ms, detune back to 0, pedal up
+TUNE = 8  # voice = pitch class 0..11, value = cents from equal temperament (for later notes)
 
 ALL_VOICES = -1
 NAMES = {NOTE_ON: "note_on", NOTE_OFF: "note_off", DETUNE: "detune", GAIN: "gain",
-         SUSTAIN: "sustain", ALL_NOTES_OFF: "all_notes_off", PANIC: "panic"}
+         SUSTAIN: "sustain", ALL_NOTES_OFF: "all_notes_off", PANIC: "panic", TUNE: "tune"}
 FIELDS = 4
 
 

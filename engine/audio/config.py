@@ -68,6 +68,17 @@ class MixerConfig(BaseModel):
     master_gain_db: float = Field(0.0, ge=-120.0, le=12.0, description="dB on the master bus")
     piano: Literal["auto", "on", "off"] = "auto"
 
+    @field_validator("tuning", mode="before")
+    @classmethod
+    def _known_tuning(cls, value):
+        names = ("equal", "just", "pythagorean")
+        if isinstance(value, str) and value not in names:
+            raise ValueError(f"expected 'equal', 'just', 'pythagorean' or twelve cent offsets, got '{value}'")
+        if not isinstance(value, (str, list)) or (isinstance(value, list) and not all(
+                isinstance(cents, (int, float)) and not isinstance(cents, bool) for cents in value)):
+            raise ValueError("expected 'equal', 'just', 'pythagorean' or a list of twelve cent offsets")
+        return value
+
     @field_validator("tuning")
     @classmethod
     def _twelve_offsets(cls, value):

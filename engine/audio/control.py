@@ -52,7 +52,17 @@ class AudioOut:
 
     def set_gain(self, bus: str, db: float) -> None:
         """Set a bus gain in dB: "master", "overtones" or "piano" (ramped within a block)."""
+        if bus not in BUSES:
+            raise ValueError(f"unknown bus '{bus}'; buses: {', '.join(BUSES)}")
         self._command(cmd.GAIN, BUSES.index(bus), 0, float(db))
+
+    def set_tuning(self, tuning: str | list[float], root: int = 0) -> None:
+        """Retune live: "equal", "just", "pythagorean" (from pitch class ``root``) or twelve cent
+        offsets for C .. B. Notes struck afterwards use it; sounding notes keep their pitch."""
+        from engine.audio.tuning import cent_offsets
+
+        for pitch_class, cents in enumerate(cent_offsets(tuning, root)):
+            self._command(cmd.TUNE, pitch_class, 0, float(cents))
 
     def all_notes_off(self) -> None:
         self._command(cmd.ALL_NOTES_OFF)
@@ -85,9 +95,9 @@ class AudioOut:
         entry = [cmd.NAMES[kind]]
         if kind in (cmd.NOTE_ON, cmd.NOTE_OFF, cmd.DETUNE):
             entry.append(note if note >= 0 else None)
-        if kind in (cmd.NOTE_ON, cmd.DETUNE, cmd.GAIN, cmd.SUSTAIN):
-            entry.append(BUSES[voice] if kind == cmd.GAIN else value)
-        if kind == cmd.GAIN:
+        if kind in (cmd.NOTE_ON, cmd.DETUNE, cmd.GAIN, cmd.SUSTAIN, cmd.TUNE):
+            entry.append(BUSES[voice] if kind == cmd.GAIN else voice if kind == cmd.TUNE else value)
+        if kind in (cmd.GAIN, cmd.TUNE):
             entry.append(value)
         self._sent.append(entry)
         self._send(kind, voice, note, value)

@@ -98,6 +98,7 @@ class LiveAudio(AudioOut):
                 self.restarts += 1
                 self._xruns_before += int(self.state.get("underruns"))
                 self.state.set("underruns", 0)
+                self.state.ring.skip_pending()  # notes queued for the dead process are stale now
                 self.start()
                 for bus, db in self._gains.items():  # what the new process must know
                     self.state.ring.push(cmd.GAIN, bus, 0, db)

@@ -15,7 +15,7 @@ from engine.audio.config import MixerConfig
 from engine.audio.limiter import SoftLimiter
 from engine.audio.overtones import OvertoneVoices
 from engine.audio.piano import PianoVoices
-from engine.audio.tuning import note_frequencies
+from engine.audio.tuning import cent_offsets, frequencies_from_offsets
 
 BUSES = ("master", "overtones", "piano")
 
@@ -31,8 +31,9 @@ class OvertoneMixer:
         self.config = config
         self.sample_rate = config.sample_rate
         self.block_size = n = config.block_size
-        self.frequencies = note_frequencies(config.tuning, config.tuning_root, config.reference_hz,
-                                            config.reference_note)
+        self.tuning_offsets = cent_offsets(config.tuning, config.tuning_root)
+        self.frequencies = frequencies_from_offsets(self.tuning_offsets, config.reference_hz,
+                                                    config.reference_note)
         self.overtones = OvertoneVoices(config)
         self.piano = PianoVoices(config.sample_rate, n, config.polyphony, spread=config.spread) \
             if piano else None
@@ -78,9 +79,15 @@ class OvertoneMixer:
             self.overtones.release_all()
             if self.piano is not None:
                 self.piano.release_all()
+        elif kind == cmd.TUNE:
+            if 0 <= voice < 12 and np.isfinite(value) and abs(value) <= 1200:
+                self.tuning_offsets[voice] = float(value)
+                self.frequencies = frequencies_from_offsets(
+                    self.tuning_offsets, self.config.reference_hz, self.config.reference_note)
         elif kind == cmd.PANIC:
             self.overtones.fade_all()
             self.overtones.set_detune(0.0)
+            self.overtones.set_sustain(False)
             if self.piano is not None:
                 self.piano.fade_all()
                 self.piano.set_sustain(False)

@@ -252,7 +252,6 @@ class AudioServer:
 
     def run(self) -> None:
         state = self.state
-        state.ring.skip_pending()  # anything queued belongs to a process that died
         state.set("pid", os.getpid())
         state.set("starts", state.get("starts") + 1)
         if self.settings.midi_input:

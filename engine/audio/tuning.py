@@ -45,7 +45,13 @@ def note_frequencies(tuning: str | Sequence[float] = "equal", root: int = 0,
     The reference note always sounds at ``reference_hz``; every other pitch class sits at its
     offset relative to the reference's offset, so A4 stays 440 Hz in every tuning.
     """
-    offsets = np.asarray(cent_offsets(tuning, root))
+    return frequencies_from_offsets(cent_offsets(tuning, root), reference_hz, reference_note)
+
+
+def frequencies_from_offsets(offsets: Sequence[float], reference_hz: float = 440.0,
+                             reference_note: int = 69) -> np.ndarray:
+    """Like :func:`note_frequencies`, from twelve cent offsets (C .. B) from equal temperament."""
+    offsets = np.asarray(offsets, dtype=np.float64)
     notes = np.arange(128)
     cents = 100.0 * (notes - reference_note) + offsets[notes % 12] - offsets[reference_note % 12]
     return reference_hz * 2.0 ** (cents / 1200.0)

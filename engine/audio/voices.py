@@ -44,7 +44,9 @@ class VoiceBank:
         self.block_size = n = block_size
         self.partials = partials
         self.polyphony = polyphony
-        self.slots = slots = polyphony + max(8, polyphony // 4)
+        # As many spare slots as voices: a whole new chord can steal a whole old one, every stolen
+        # voice still fading out in a slot of its own.
+        self.slots = slots = 2 * polyphony + 8
         self.spread = spread
         self.fade_samples = max(1.0, fade * sample_rate)
         self.frames = np.arange(n, dtype=np.float64)
@@ -163,9 +165,13 @@ class VoiceBank:
         free = np.flatnonzero(~self.active)
         if free.size:
             return int(free[0])
-        # Every slot busy, most with fading voices (notes hammered faster than fades end): reuse
-        # the fade closest to silence.
+        # Every slot busy, most with fading voices (notes hammered faster than fades end). A voice
+        # struck and stolen within this block was never heard: reuse it; else the fade closest to
+        # silence.
         fading = np.flatnonzero(self.fading)
+        unheard = fading[self.age[fading] == 0]
+        if unheard.size:
+            return int(unheard[0])
         return int(fading[np.argmax(self.fade_age[fading])])
 
     # Rendering.

@@ -1,0 +1,345 @@
+"""Benchmark: does the audio process keep up while the show's process is busy?
+
+For each JACK period size a private dummy JACK server runs with the audio process (``LiveAudio``,
+blocks of the period) playing notes; meanwhile this process does what a show's main process does
+each frame: a learner step (a stand-in: the jax learners do not exist yet), a detune command, a
+1280x720 frame drawn on the headless EGL display and read back. A listener in a process of its own
+(:mod:`bench.jack_listener`) counts JACK's xruns and checks that sound is heard. Reported per period
+size: underruns counted by the audio process, xruns, the callback's compute time as a share of the
+period, and the frames rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import moderngl
+import numpy as np
+
+from bench.jack_server import JackUnavailable, jack_server
+from bench.midi_latency import _read_line
+from bench.result import BenchResult, Figure
+from engine.audio.config import MixerConfig
+from engine.audio.live import LiveAudio
+from engine.display import Display, open_display
+from engine.errors import UserError
+
+SAMPLE_RATE = 48000
+PERIODS = (256, 128)
+SECONDS = float(os.environ.get("SHOWRUNNER_SOAK_SECONDS", "300"))  # per period size
+SETTLE = 2.0  # seconds of the same load before the measured window
+SIZE = (1280, 720)
+FPS = 60.0
+PARTIALS, POLYPHONY = 8, 64
+NOTE_GAP = (0.1, 0.2)  # seconds between note-ons, uniform
+POINTS = 300  # the learner stand-in's data points
+CURVES, CURVE_POINTS = 8, 2000
+ROOT = Path(__file__).resolve().parent.parent
+
+_QUAD_VERT = """
+#version 330
+in vec2 in_pos;
+out vec2 uv;
+void main() { uv = in_pos * 0.5 + 0.5; gl_Position = vec4(in_pos, 0.0, 1.0); }
+"""
+# A moving interference field: a few dozen trigonometric calls per pixel, like a scene's background.
+_FIELD_FRAG = """
+#version 330
+uniform float time;
+uniform vec4 theta;
+in vec2 uv;
+out vec4 color;
+void main() {
+    vec2 p = (uv - 0.5) * vec2(16.0 / 9.0, 1.0) * 6.0;
+    float v = 0.0;
+    for (int i = 0; i < 8; i++) {
+        float a = float(i) * 0.785 + time * 0.1 * float(i + 1);
+        vec2 d = vec2(cos(a), sin(a));
+        v += sin(dot(p, d) * (1.0 + 0.3 * float(i)) + time + theta[i % 4]);
+    }
+    v = v / 8.0;
+    color = vec4(0.5 + 0.5 * cos(6.283 * (v + vec3(0.0, 0.33, 0.67))), 1.0);
+}
+"""
+_CURVE_VERT = """
+#version 330
+in vec2 in_pos;
+void main() { gl_Position = vec4(in_pos, 0.0, 1.0); }
+"""
+_CURVE_FRAG = """
+#version 330
+uniform vec3 tint;
+out vec4 color;
+void main() { color = vec4(tint, 1.0); }
+"""
+
+
+class CubicLearner:
+    """The stand-in for a jax learner: a cubic fitted by gradient descent to noisy points of a
+    target cubic (numpy, hand-written gradient), one step per frame; a new target on demand."""
+
+    def __init__(self, seed: int = 0, points: int = POINTS, rate: float = 0.3) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.x = np.linspace(-1.0, 1.0, points)
+        self.design = np.vander(self.x, 4, increasing=True)  # 1, x, x^2, x^3
+        self.rate = rate
+        self.theta = np.zeros(4)
+        self.new_target()
+
+    def new_target(self) -> None:
+        coefficients = self.rng.uniform(-1.0, 1.0, 4)
+        self.y = self.design @ coefficients + self.rng.normal(0.0, 0.05, self.x.size)
+
+    def step(self) -> float:
+        """One gradient step on the mean squared error; returns the loss before it."""
+        residual = self.design @ self.theta - self.y
+        self.theta -= self.rate * (2.0 / self.x.size) * (self.design.T @ residual)
+        return float(residual @ residual / self.x.size)
+
+
+class FrameLoad:
+    """What the main process draws each frame: the field shader over the whole frame, then
+    ``CURVES`` line strips of ``CURVE_POINTS`` points (the learner's curve, shifted), read back."""
+
+    def __init__(self, display: Display) -> None:
+        gl = display.gl
+        self.display = display
+        self.field = gl.program(vertex_shader=_QUAD_VERT, fragment_shader=_FIELD_FRAG)
+        quad = gl.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4").tobytes())
+        self.quad = gl.vertex_array(self.field, [(quad, "2f", "in_pos")])
+        self.curve = gl.program(vertex_shader=_CURVE_VERT, fragment_shader=_CURVE_FRAG)
+        self.points = np.zeros((CURVES, CURVE_POINTS, 2), np.float32)
+        self.points[:, :, 0] = np.linspace(-0.95, 0.95, CURVE_POINTS)
+        self.powers = np.vander(np.linspace(-1.0, 1.0, CURVE_POINTS), 4, increasing=True)
+        self.vertices = gl.buffer(reserve=self.points.nbytes)
+        self.lines = gl.vertex_array(self.curve, [(self.vertices, "2f", "in_pos")])
+
+    def draw(self, now: float, theta: np.ndarray) -> np.ndarray:
+        display = self.display
+        display.begin_frame()
+        self.field["time"].value = now
+        self.field["theta"].value = tuple(float(t) for t in theta)
+        self.quad.render(moderngl.TRIANGLE_STRIP)
+        shape = self.powers @ theta
+        for index in range(CURVES):
+            self.points[index, :, 1] = np.clip(0.15 * shape + 0.8 - 0.2 * index, -1.0, 1.0)
+        self.vertices.write(self.points.tobytes())
+        self.curve["tint"].value = (1.0, 1.0, 1.0)
+        for index in range(CURVES):
+            self.lines.render(moderngl.LINE_STRIP, first=index * CURVE_POINTS, vertices=CURVE_POINTS)
+        display.end_frame()
+        return display.read_pixels()
+
+
+@dataclass
+class SoakRun:
+    period: int
+    seconds: float = 0.0
+    underruns: int = 0
+    underruns_at_start: int = 0
+    xruns: int = 0
+    listener: dict = field(default_factory=dict)
+    loads: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    loads_lost: int = 0
+    blocks: int = 0
+    frames: int = 0
+    frame_ms: list[float] = field(default_factory=list)
+    notes: int = 0
+    voices: list[float] = field(default_factory=list)
+    restarts: int = 0
+    callback_errors: int = 0
+
+
+class LoadCollector:
+    """Copies the audio process's per-block compute times out of its ring (``state.loads``,
+    indexed by ``blocks % len``) before they are overwritten; call at least every few hundred ms."""
+
+    def __init__(self, state) -> None:
+        self.state = state
+        self.seen = int(state.get("blocks"))
+        self.parts: list[np.ndarray] = []
+        self.lost = 0
+
+    def collect(self) -> None:
+        ring = self.state.loads
+        blocks = int(self.state.get("blocks"))
+        if blocks - self.seen > len(ring):
+            self.lost += blocks - self.seen - len(ring)
+            self.seen = blocks - len(ring)
+        if blocks > self.seen:
+            self.parts.append(ring[np.arange(self.seen, blocks) % len(ring)].copy())
+            self.seen = blocks
+
+    def loads(self) -> np.ndarray:
+        return np.concatenate(self.parts) if self.parts else np.zeros(0)
+
+
+def _frame(state: dict, audio: LiveAudio, learner: CubicLearner, frames: FrameLoad,
+           now: float, rng: random.Random) -> None:
+    """One frame of the stand-in show: a note when due, a learner step, a detune, a drawn frame."""
+    if now >= state["next_note"]:
+        note = rng.randint(36, 96)
+        audio.note_on(note, rng.randint(40, 120))
+        if note < 60:  # a bass note starts a new polynomial, as in the piece
+            learner.new_target()
+        state["next_note"] = now + rng.uniform(*NOTE_GAP)
+        state["notes"] += 1
+    loss = learner.step()
+    audio.detune(min(0.5, 0.05 * loss))
+    frames.draw(now, learner.theta)
+    audio.poll()
+
+
+def _soak(period: int, frames: FrameLoad, seconds: float) -> SoakRun:
+    run = SoakRun(period)
+    rng = random.Random(period)
+    learner = CubicLearner(seed=period)
+    with jack_server(SAMPLE_RATE, period) as jack_env:
+        audio = LiveAudio(MixerConfig(sample_rate=SAMPLE_RATE, block_size=period, partials=PARTIALS,
+                                      polyphony=POLYPHONY, piano="off"))
+        listener = None
+        try:
+            audio.start()
+            if not audio.wait_running(15.0):
+                raise RuntimeError(f"the audio process did not start at {period} frames per period")
+            listener = subprocess.Popen(
+                [sys.executable, "-m", "bench.jack_listener"], cwd=ROOT, env={**os.environ, **jack_env},
+                text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            ready = _read_line(listener.stdout, 20, "'ready' from the listener")
+            if ready.strip() != "ready":
+                raise RuntimeError(f"listener: {ready.strip()}")
+            state = {"next_note": 0.0, "notes": 0}
+            started = time.perf_counter()
+            while time.perf_counter() - started < SETTLE:  # the same load, unmeasured
+                _frame(state, audio, learner, frames, time.perf_counter() - started, rng)
+            listener.stdin.write("mark\n")
+            listener.stdin.flush()
+            run.underruns_at_start = audio.health()["xruns"]  # summed over restarts, if any
+            blocks_at_start = int(audio.state.get("blocks"))
+            collector = LoadCollector(audio.state)
+            state["notes"] = 0
+            window = time.perf_counter()
+            due = window
+            while (now := time.perf_counter()) - window < seconds:
+                _frame(state, audio, learner, frames, now - started, rng)
+                run.frame_ms.append((time.perf_counter() - now) * 1000)
+                collector.collect()
+                run.voices.append(audio.state.get("voices"))
+                due += 1.0 / FPS
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                else:
+                    due = time.perf_counter()  # behind: no burst of frames to catch up
+            run.seconds = time.perf_counter() - window
+            collector.collect()
+            listener.stdin.write("report\n")
+            listener.stdin.flush()
+            run.listener = json.loads(_read_line(listener.stdout, 10, "the listener's report"))
+            run.xruns = int(run.listener["xruns"])
+            run.underruns = audio.health()["xruns"] - run.underruns_at_start
+            run.blocks = int(audio.state.get("blocks")) - blocks_at_start
+            run.loads, run.loads_lost = collector.loads(), collector.lost
+            run.frames, run.notes = len(run.frame_ms), state["notes"]
+            run.restarts = audio.restarts
+            run.callback_errors = int(audio.state.get("callback_errors"))
+        finally:
+            if listener is not None:
+                listener.stdin.close()
+                try:
+                    listener.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    listener.kill()
+                    listener.wait()
+            audio.close()
+    return run
+
+
+def _figures(run: SoakRun) -> list[Figure]:
+    period_ms = 1000 * run.period / SAMPLE_RATE
+    load = run.loads * 1000 / period_ms * 100  # % of the period
+    tag = f"{run.period} frames"
+    return [
+        Figure(f"{tag}: underruns (audio process)", run.underruns, "count", "= 0", run.underruns == 0),
+        Figure(f"{tag}: JACK xruns (listener)", run.xruns, "count"),
+        Figure(f"{tag}: callback load p50", float(np.percentile(load, 50)), "%"),
+        Figure(f"{tag}: callback load p99", float(np.percentile(load, 99)), "%"),
+        Figure(f"{tag}: callback load max", float(load.max()), "%"),
+        Figure(f"{tag}: frames rendered", run.frames, "count"),
+        Figure(f"{tag}: frames per second", run.frames / run.seconds, "fps"),
+    ]
+
+
+def run() -> BenchResult:
+    minutes = f"{SECONDS / 60:g} minutes" if SECONDS >= 60 else f"{SECONDS:g} s"
+    result = BenchResult(
+        key="soak",
+        title="Audio soak under show load",
+        method=(f"For each period size ({' and '.join(map(str, PERIODS))} frames at {SAMPLE_RATE} Hz) a "
+                f"private `jackd --no-realtime -d dummy -p PERIOD` runs and the audio process "
+                f"(`LiveAudio`, blocks of the period, {PARTIALS} partials, polyphony {POLYPHONY}, the "
+                "default percussive envelope: 2 s release, 8 s below middle C) plays a note-on every "
+                f"{NOTE_GAP[0]:g}-{NOTE_GAP[1]:g} s (random notes 36-96, velocities 40-120). The "
+                f"benchmark process meanwhile runs a frame loop paced at {FPS:g} fps: a learner "
+                "stand-in step (the jax learners are not written yet: a numpy cubic fitted by one "
+                f"hand-written gradient step per frame on {POINTS} noisy points, a new target cubic "
+                "at each bass note), a `DETUNE` command for all voices from its loss, then a "
+                f"{SIZE[0]}x{SIZE[1]} frame on the headless EGL display (a full-frame shader summing "
+                f"eight moving sine gratings per pixel, then {CURVES} line strips of {CURVE_POINTS} "
+                "points updated from the learner), `gl.finish()` and `read_pixels()`. A JACK "
+                "listener in a process of its own (`bench/jack_listener.py`: in this process its "
+                "Python process callback would wait for the GIL behind the rendering and cause the "
+                "xruns it counts) records the output, counts JACK xrun callbacks and checks that "
+                f"sound is heard. After {SETTLE:g} s of the same load, a window of {minutes} per "
+                "period size is measured (`SHOWRUNNER_SOAK_SECONDS` sets it): underruns are the "
+                "audio process's own count (PortAudio's output-underflow status flag, which the "
+                "JACK host API raises after any xrun of the graph), xruns the listener's; the "
+                "callback load is each block's compute time in the callback (`state.loads`, "
+                "collected every frame before the ring wraps) over the period."),
+        goal=("Goal: 0 underruns at both period sizes: the audio process, away from the main "
+              "process's GIL, keeps up while frames are rendered, read back and learned from."))
+    if SECONDS <= 0:
+        result.error = "SHOWRUNNER_SOAK_SECONDS must be positive"
+        return result
+    try:
+        display = open_display(SIZE, headless=True)
+    except UserError as error:
+        result.error = str(error)
+        return result
+    try:
+        frames = FrameLoad(display)
+        for _ in range(10):  # shader compilation and first-use costs before any audio runs
+            frames.draw(0.0, np.zeros(4))
+        runs = [_soak(period, frames, SECONDS) for period in PERIODS]
+        renderer = display.renderer
+    except JackUnavailable as error:
+        result.error = str(error)
+        return result
+    finally:
+        display.close()
+    for soak in runs:
+        result.figures += _figures(soak)
+        heard = soak.listener
+        frame_ms = np.asarray(soak.frame_ms)
+        result.notes.append(
+            f"{soak.period} frames per period: {soak.seconds:.0f} s measured, {soak.blocks} blocks, "
+            f"{soak.notes} note-ons, voices sounding median {np.median(soak.voices):.0f} / max "
+            f"{max(soak.voices):.0f}; frame work median {np.median(frame_ms):.1f} ms, p99 "
+            f"{np.percentile(frame_ms, 99):.1f} ms; underruns before the window (start-up) "
+            f"{soak.underruns_at_start}; listener heard peak {heard['peak']:.2f}, "
+            f"{heard['silent_seconds']:.0f} s of {heard['seconds']:.0f} s silent"
+            + (f"; {soak.loads_lost} block loads lost (ring wrapped)" if soak.loads_lost else "")
+            + (f"; audio process restarted {soak.restarts}x" if soak.restarts else "")
+            + (f"; {soak.callback_errors} callback errors" if soak.callback_errors else "") + ".")
+        if heard["peak"] < 0.01:
+            raise RuntimeError(f"the listener heard nothing at {soak.period} frames per period "
+                               f"(peak {heard['peak']:.4f}): the soak did not play")
+    result.notes.append(f"Rendered by {renderer}.")
+    return result
