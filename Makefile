@@ -21,32 +21,28 @@ DEMO_MIDI ?= assets/midi/partitura_mozart_k265_var1.mid
 
 setup: $(VENV_STAMP)
 
-$(SYSTEM_STAMP):
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+# $(call apt_install,PACKAGES,WHAT): install the missing Debian packages (apt when root; otherwise
+# print the exact apt line and fail).
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing system packages:" $$missing; \
+	    echo "installing $(2):" $$missing; \
 	    export DEBIAN_FRONTEND=noninteractive; \
 	    apt-get update -q && apt-get install -y -q --no-install-recommends $$missing || exit 1; \
 	  else \
-	    echo "missing system packages; run as root:"; \
+	    echo "missing $(2); run as root:"; \
 	    echo "  sudo apt-get install -y --no-install-recommends $$missing"; exit 1; \
 	  fi; \
 	fi
+endef
+
+$(SYSTEM_STAMP):
+	$(call apt_install,$(APT_PACKAGES),system packages)
 	@mkdir -p $(VENV) && touch $@
 
 $(BENCH_STAMP): $(SYSTEM_STAMP)
-	@missing=$$(for p in $(BENCH_APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing benchmark packages:" $$missing; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -q && apt-get install -y -q --no-install-recommends $$missing || exit 1; \
-	  else \
-	    echo "missing benchmark packages; run as root:"; \
-	    echo "  sudo apt-get install -y --no-install-recommends $$missing"; exit 1; \
-	  fi; \
-	fi
+	$(call apt_install,$(BENCH_APT_PACKAGES),benchmark packages)
 	@touch $@
 
 $(VENV_STAMP): $(SYSTEM_STAMP) pyproject.toml

@@ -3,10 +3,10 @@
 For each JACK period size a private dummy JACK server runs with the audio process (``LiveAudio``,
 blocks of the period) playing notes; meanwhile this process does what a show's main process does
 each frame: a learner step (a stand-in: the jax learners do not exist yet), a detune command, a
-1280x720 frame drawn on the headless EGL display and read back. A listener in a process of its own
-(:mod:`bench.jack_listener`) counts JACK's xruns and checks that sound is heard. Reported per period
-size: underruns counted by the audio process, xruns, the callback's compute time as a share of the
-period, and the frames rendered.
+1280x720 frame drawn on the headless EGL display and read back. A client in a process of its own
+(:mod:`bench.jack_listener`) counts JACK's xruns; the audio process's tap shows that sound is
+played. Reported per period size: underruns counted by the audio process, xruns, the callback's
+compute time as a share of the period, and the frames rendered.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import moderngl
 import numpy as np
 
 from bench.jack_server import JackUnavailable, jack_server
-from bench.midi_latency import _read_line
+from bench.midi_latency import read_line
 from bench.result import BenchResult, Figure
 from engine.audio.config import MixerConfig
 from engine.audio.live import LiveAudio
@@ -41,6 +41,7 @@ PARTIALS, POLYPHONY = 8, 64
 NOTE_GAP = (0.1, 0.2)  # seconds between note-ons, uniform
 POINTS = 300  # the learner stand-in's data points
 CURVES, CURVE_POINTS = 8, 2000
+SILENT = 1e-4  # a second of the tap whose peak stays under this was silence
 ROOT = Path(__file__).resolve().parent.parent
 
 _QUAD_VERT = """
@@ -145,9 +146,10 @@ class SoakRun:
     underruns: int = 0
     underruns_at_start: int = 0
     xruns: int = 0
-    listener: dict = field(default_factory=dict)
+    heard: TapWatch | None = None
     loads: np.ndarray = field(default_factory=lambda: np.zeros(0))
     loads_lost: int = 0
+    late_blocks: int = 0
     blocks: int = 0
     frames: int = 0
     frame_ms: list[float] = field(default_factory=list)
@@ -181,6 +183,27 @@ class LoadCollector:
         return np.concatenate(self.parts) if self.parts else np.zeros(0)
 
 
+class TapWatch:
+    """Looks at what the audio process played (its tap, ``state.read_tap``) about once a second:
+    the peak, and how much of it was silent (a whole second's peak under ``SILENT``)."""
+
+    def __init__(self, state, sample_rate: int) -> None:
+        self.state = state
+        self.rate = sample_rate
+        self.seen = int(state.get("tap_frames"))
+        self.seconds = self.silent_seconds = self.peak = 0.0
+
+    def look(self) -> None:
+        if int(self.state.get("tap_frames")) - self.seen < self.rate:
+            return
+        played, self.seen = self.state.read_tap(self.seen)
+        loudest = float(np.abs(played[:, :2]).max())
+        self.peak = max(self.peak, loudest)
+        self.seconds += len(played) / self.rate
+        if loudest < SILENT:
+            self.silent_seconds += len(played) / self.rate
+
+
 def _frame(state: dict, audio: LiveAudio, learner: CubicLearner, frames: FrameLoad,
            now: float, rng: random.Random) -> None:
     """One frame of the stand-in show: a note when due, a learner step, a detune, a drawn frame."""
@@ -212,7 +235,7 @@ def _soak(period: int, frames: FrameLoad, seconds: float) -> SoakRun:
             listener = subprocess.Popen(
                 [sys.executable, "-m", "bench.jack_listener"], cwd=ROOT, env={**os.environ, **jack_env},
                 text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-            ready = _read_line(listener.stdout, 20, "'ready' from the listener")
+            ready = read_line(listener.stdout, 20, "'ready' from the listener")
             if ready.strip() != "ready":
                 raise RuntimeError(f"listener: {ready.strip()}")
             state = {"next_note": 0.0, "notes": 0}
@@ -224,6 +247,7 @@ def _soak(period: int, frames: FrameLoad, seconds: float) -> SoakRun:
             run.underruns_at_start = audio.health()["xruns"]  # summed over restarts, if any
             blocks_at_start = int(audio.state.get("blocks"))
             collector = LoadCollector(audio.state)
+            run.heard = TapWatch(audio.state, SAMPLE_RATE)
             state["notes"] = 0
             window = time.perf_counter()
             due = window
@@ -231,6 +255,7 @@ def _soak(period: int, frames: FrameLoad, seconds: float) -> SoakRun:
                 _frame(state, audio, learner, frames, now - started, rng)
                 run.frame_ms.append((time.perf_counter() - now) * 1000)
                 collector.collect()
+                run.heard.look()
                 run.voices.append(audio.state.get("voices"))
                 due += 1.0 / FPS
                 wait = due - time.perf_counter()
@@ -242,11 +267,12 @@ def _soak(period: int, frames: FrameLoad, seconds: float) -> SoakRun:
             collector.collect()
             listener.stdin.write("report\n")
             listener.stdin.flush()
-            run.listener = json.loads(_read_line(listener.stdout, 10, "the listener's report"))
-            run.xruns = int(run.listener["xruns"])
+            report = read_line(listener.stdout, 10, "the listener's report")
+            run.xruns = int(json.loads(report)["xruns"])
             run.underruns = audio.health()["xruns"] - run.underruns_at_start
             run.blocks = int(audio.state.get("blocks")) - blocks_at_start
             run.loads, run.loads_lost = collector.loads(), collector.lost
+            run.late_blocks = int(np.count_nonzero(run.loads > period / SAMPLE_RATE))
             run.frames, run.notes = len(run.frame_ms), state["notes"]
             run.restarts = audio.restarts
             run.callback_errors = int(audio.state.get("callback_errors"))
@@ -269,6 +295,7 @@ def _figures(run: SoakRun) -> list[Figure]:
     return [
         Figure(f"{tag}: underruns (audio process)", run.underruns, "count", "= 0", run.underruns == 0),
         Figure(f"{tag}: JACK xruns (listener)", run.xruns, "count"),
+        Figure(f"{tag}: callbacks computing longer than the period", run.late_blocks, "count"),
         Figure(f"{tag}: callback load p50", float(np.percentile(load, 50)), "%"),
         Figure(f"{tag}: callback load p99", float(np.percentile(load, 99)), "%"),
         Figure(f"{tag}: callback load max", float(load.max()), "%"),
@@ -278,7 +305,7 @@ def _figures(run: SoakRun) -> list[Figure]:
 
 
 def run() -> BenchResult:
-    minutes = f"{SECONDS / 60:g} minutes" if SECONDS >= 60 else f"{SECONDS:g} s"
+    minutes = f"{SECONDS / 60:g} min" if SECONDS >= 60 else f"{SECONDS:g} s"
     result = BenchResult(
         key="soak",
         title="Audio soak under show load",
@@ -293,16 +320,23 @@ def run() -> BenchResult:
                 "at each bass note), a `DETUNE` command for all voices from its loss, then a "
                 f"{SIZE[0]}x{SIZE[1]} frame on the headless EGL display (a full-frame shader summing "
                 f"eight moving sine gratings per pixel, then {CURVES} line strips of {CURVE_POINTS} "
-                "points updated from the learner), `gl.finish()` and `read_pixels()`. A JACK "
-                "listener in a process of its own (`bench/jack_listener.py`: in this process its "
-                "Python process callback would wait for the GIL behind the rendering and cause the "
-                "xruns it counts) records the output, counts JACK xrun callbacks and checks that "
-                f"sound is heard. After {SETTLE:g} s of the same load, a window of {minutes} per "
-                "period size is measured (`SHOWRUNNER_SOAK_SECONDS` sets it): underruns are the "
-                "audio process's own count (PortAudio's output-underflow status flag, which the "
-                "JACK host API raises after any xrun of the graph), xruns the listener's; the "
-                "callback load is each block's compute time in the callback (`state.loads`, "
-                "collected every frame before the ring wraps) over the period."),
+                "points updated from the learner), `gl.finish()` and `read_pixels()`. A JACK client "
+                "in a process of its own (`bench/jack_listener.py`) counts JACK's xrun "
+                "notifications; it has no process callback and no ports, so it adds nothing to the "
+                "cycle and cannot be late itself (a recording client, Python in every cycle, missed "
+                "cycles under this load and multiplied the xruns: tried while writing this "
+                "benchmark, about 10x the underruns at 256 frames; in this process, behind the "
+                "rendering's GIL, 1684 underruns in 20 s with realtime JACK instead of 0). Whether "
+                "sound is played is checked on the audio process's tap (what its callback "
+                f"produced) about once a second. After {SETTLE:g} s of the same load, a window of "
+                f"{minutes} per period size is measured (`SHOWRUNNER_SOAK_SECONDS` sets it): "
+                "underruns are the audio process's own count (PortAudio's output-underflow status "
+                "flag, which the JACK host API raises after any xrun of the graph, whichever "
+                "client was late), xruns the listener's; the callback load is each block's compute "
+                "time in the callback (`state.loads`, collected every frame before the ring wraps) "
+                "over the period, and the callbacks computing longer than the period are the "
+                "underruns the audio process itself certainly caused (a callback can also start "
+                "late, which that time does not show)."),
         goal=("Goal: 0 underruns at both period sizes: the audio process, away from the main "
               "process's GIL, keeps up while frames are rendered, read back and learned from."))
     if SECONDS <= 0:
@@ -326,20 +360,20 @@ def run() -> BenchResult:
         display.close()
     for soak in runs:
         result.figures += _figures(soak)
-        heard = soak.listener
+        heard = soak.heard
         frame_ms = np.asarray(soak.frame_ms)
         result.notes.append(
             f"{soak.period} frames per period: {soak.seconds:.0f} s measured, {soak.blocks} blocks, "
             f"{soak.notes} note-ons, voices sounding median {np.median(soak.voices):.0f} / max "
             f"{max(soak.voices):.0f}; frame work median {np.median(frame_ms):.1f} ms, p99 "
             f"{np.percentile(frame_ms, 99):.1f} ms; underruns before the window (start-up) "
-            f"{soak.underruns_at_start}; listener heard peak {heard['peak']:.2f}, "
-            f"{heard['silent_seconds']:.0f} s of {heard['seconds']:.0f} s silent"
+            f"{soak.underruns_at_start}; the tap's peak {heard.peak:.2f}, {heard.silent_seconds:.0f} s "
+            f"of {heard.seconds:.0f} s silent"
             + (f"; {soak.loads_lost} block loads lost (ring wrapped)" if soak.loads_lost else "")
             + (f"; audio process restarted {soak.restarts}x" if soak.restarts else "")
             + (f"; {soak.callback_errors} callback errors" if soak.callback_errors else "") + ".")
-        if heard["peak"] < 0.01:
-            raise RuntimeError(f"the listener heard nothing at {soak.period} frames per period "
-                               f"(peak {heard['peak']:.4f}): the soak did not play")
+        if heard.peak < 0.01:
+            raise RuntimeError(f"the audio process played nothing at {soak.period} frames per period "
+                               f"(tap peak {heard.peak:.4f}): the soak did not play")
     result.notes.append(f"Rendered by {renderer}.")
     return result

@@ -84,7 +84,7 @@ def _index(event: MidiEvent) -> int | None:
     return None
 
 
-def _read_line(stream: IO[str], timeout: float, what: str) -> str:
+def read_line(stream: IO[str], timeout: float, what: str) -> str:
     selector = selectors.DefaultSelector()
     selector.register(stream, selectors.EVENT_READ)
     try:
@@ -115,7 +115,7 @@ def _measure() -> tuple[list[float], list, list]:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         port = None
         try:
-            _read_line(sender.stdout, 15, "'ready'")
+            read_line(sender.stdout, 15, "'ready'")
             queue = ArrivalLog()
             setlist = setlist_from_cues([{"id": "probe", "scene": "bench_probe"}],
                                         tick_rate=TICK_RATE, fps=TICK_RATE)
@@ -127,7 +127,7 @@ def _measure() -> tuple[list[float], list, list]:
             show.add_source(port)
             show.add_source(StartSignal(sender.stdin))
             show.run()
-            report = json.loads(_read_line(sender.stdout, 10, "its send times"))
+            report = json.loads(read_line(sender.stdout, 10, "its send times"))
             port.close()  # before the sender's port goes away: no "MIDI input lost" warning
             port = None
             sender.stdin.close()  # the sender closes its port and exits

@@ -125,7 +125,8 @@ def _ours(config: MixerConfig) -> tuple[float, float, int, float]:
     try:
         audio.start()
         if not audio.wait_running(15.0):
-            raise RuntimeError(f"our audio process did not start on JACK ({audio.state.device or 'no device'})")
+            raise RuntimeError("our audio process did not start on JACK "
+                               f"({audio.state.device or 'no device'})")
         if not recorder.wait_connected(10.0):
             raise RuntimeError("the recorder found no PortAudio output ports")
         idle, _ = _measure(audio.pid, recorder, audio.detune)
@@ -139,8 +140,10 @@ def _ours(config: MixerConfig) -> tuple[float, float, int, float]:
         recorder.close()
 
 
-def _scsynth(config: MixerConfig, control_block: int) -> tuple[float, float, dict]:
-    """(CPU seconds, peak heard, scsynth's /status figures) of scsynth playing the voices."""
+def _scsynth(config: MixerConfig, control_block: int,
+             measure_idle: bool) -> tuple[float, float, dict, float | None]:
+    """(CPU seconds, peak heard, scsynth's /status figures) of scsynth playing the voices, and
+    (when ``measure_idle``) its CPU seconds over the same wall time before any synth."""
     port = _free_udp_port()
     log = tempfile.TemporaryFile()
     recorder = JackRecorder(seconds=SECONDS + SETTLE + 5, pattern=r"^SuperCollider:out_[12]$")
@@ -167,17 +170,21 @@ def _scsynth(config: MixerConfig, control_block: int) -> tuple[float, float, dic
         client.wait_for("/done", 5.0)
         if not recorder.wait_connected(10.0):
             raise RuntimeError("the recorder found no SuperCollider output ports")
+
+        def set_detune(d: float) -> None:
+            client.send("/n_set", 0, "detune", float(d))  # every synth in the root group
+
+        idle = _measure(server.pid, recorder, set_detune)[0] if measure_idle else None
         for number, (_note, hz, amp, pan) in enumerate(_voices(config)):
             client.send("/s_new", SYNTH, 1000 + number, 1, 0,  # add to the tail of the root group
                         "freq", hz, "amp", amp, "pan", pan, "gate", 1.0)
         client.send("/sync", 1)
         client.wait_for("/synced", 5.0)
-        cpu, peak = _measure(server.pid, recorder,
-                             lambda d: client.send("/n_set", 0, "detune", float(d)))
+        cpu, peak = _measure(server.pid, recorder, set_detune)
         client.send("/status")
         reply = client.wait_for("/status.reply", 2.0)
         status = {"ugens": reply[1], "synths": reply[2], "avg_cpu": reply[5], "peak_cpu": reply[6]}
-        return cpu, peak, status
+        return cpu, peak, status, idle
     finally:
         if server.poll() is None:
             client.send("/quit")
@@ -205,27 +212,30 @@ def run() -> BenchResult:
     result = BenchResult(
         key="scsynth",
         title="Audio process CPU against scsynth",
-        method=(f"A private `jackd --no-realtime -d dummy -r {SAMPLE_RATE} -p {PERIOD}` runs. First our "
-                f"audio process (`LiveAudio`, {PERIOD} frames per block, no piano) plays {VOICES} held "
-                f"ADSR voices x {PARTIALS} partials (notes {LOWEST}..{LOWEST + VOICES - 1}, velocity "
-                f"{VELOCITY}), after the same time with no voice (its fixed cost); then SuperCollider's `scsynth` (Debian's supercollider-server, JACK "
-                f"backend, hardware buffer {PERIOD}) plays {VOICES} synths of a synth definition "
+        method=(f"A private `jackd --no-realtime -d dummy -r {SAMPLE_RATE} -p {PERIOD}` runs. First "
+                f"our audio process (`LiveAudio`, {PERIOD} frames per block, no piano) plays {VOICES} "
+                f"held ADSR voices x {PARTIALS} partials (notes {LOWEST}..{LOWEST + VOICES - 1}, "
+                f"velocity {VELOCITY}); then SuperCollider's `scsynth` (Debian's supercollider-server, "
+                f"JACK backend, hardware buffer {PERIOD}) plays {VOICES} synths of a synth definition "
                 "written from Python in the SCgf version 2 format (`bench/scgf.py`, loaded with "
                 f"`/d_recv`, started with `/s_new`): {PARTIALS} `SinOsc.ar` per synth "
                 f"({VOICES * PARTIALS} in all), partial k >= 2 at k * freq * (1 + `Lag.kr`(detune)), "
                 "the mixer's partial weights summed with `MulAdd`, `EnvGen.kr` with the mixer's ADSR "
                 "(attack, decay, sustain, release and curve) scaled by the voice's amplitude, "
                 "`Pan2.ar` with the mixer's pan for the note, `Out.ar`; the same fundamentals and "
-                f"amplitudes. Each runs alone; {SETTLE:g} s after the notes start, the process's CPU "
-                f"time (`/proc/PID/stat` utime + stime, all threads) is read, then again after "
-                f"{SECONDS:g} s of wall time during which the detune of every voice changes "
-                f"{DETUNE_RATE:g} times a second (our ring `DETUNE` for all voices; `/n_set 0 detune` "
-                "on scsynth's root group). scsynth runs twice: with its control block equal to the "
-                f"period (`-z {PERIOD}`, our mixer's granularity: envelopes and glides per block) "
-                "and with its default `-z 64`. A JACK client records each one's output ports; a "
-                f"capture that stays under {SILENCE} is reported as an error. Differences that "
-                "remain: our process also runs its soft limiter and bus gains and a Python main "
-                "thread waking every 20 ms; scsynth has no limiter and clips nothing (JACK floats)."),
+                f"amplitudes. Each runs alone on the server and is measured from {SETTLE:g} s after "
+                f"the notes start, over {SECONDS:g} s of wall time: the process's CPU time "
+                "(`/proc/PID/stat` utime + stime, all threads) read at both ends, while the detune "
+                f"of every voice changes {DETUNE_RATE:g} times a second (our ring `DETUNE` for all "
+                "voices; `/n_set 0 detune`, which reaches every synth in scsynth's root group). Our "
+                f"process and scsynth (`-z {PERIOD}`) are also measured for as long before any note: "
+                "the fixed cost of a JACK client with nothing to play. scsynth runs twice: with its "
+                f"control block equal to the period (`-z {PERIOD}`, our mixer's granularity: "
+                "envelopes and glides per block) and with its default `-z 64`. A JACK client records "
+                f"each one's output ports; a capture that stays under {SILENCE} is reported as an "
+                "error. Differences that remain: our process also runs its soft limiter and bus "
+                "gains, copies every block to its tap in shared memory and has a Python main thread "
+                "waking every 20 ms; scsynth has no limiter and clips nothing (JACK floats)."),
         goal=(f"Goal: our CPU time <= {GOAL_RATIO:g}x scsynth's (at `-z {PERIOD}`): numpy in a "
               "Python process within a small factor of a C++ synthesis server."))
     if shutil.which("scsynth") is None:
@@ -236,11 +246,11 @@ def run() -> BenchResult:
             ours, ours_peak, underruns, idle = _ours(config)
             if ours_peak < SILENCE:
                 raise RuntimeError(f"our audio process was silent in the capture (peak {ours_peak:.4f})")
-            peer, peer_peak, status = _scsynth(config, PERIOD)
+            peer, peer_peak, status, peer_idle = _scsynth(config, PERIOD, measure_idle=True)
             if peer_peak < SILENCE or status["synths"] != VOICES:
                 raise RuntimeError(f"scsynth did not play: peak {peer_peak:.4f}, "
                                    f"{status['synths']} synths running (expected {VOICES})")
-            default, default_peak, default_status = _scsynth(config, 64)
+            default, default_peak, default_status, _ = _scsynth(config, 64, measure_idle=False)
             if default_peak < SILENCE or default_status["synths"] != VOICES:
                 raise RuntimeError(f"scsynth -z 64 did not play: peak {default_peak:.4f}, "
                                    f"{default_status['synths']} synths running (expected {VOICES})")
@@ -252,6 +262,7 @@ def run() -> BenchResult:
         Figure("ours: CPU, % of one core", 100 * ours / SECONDS, "%"),
         Figure("ours, no voice sounding: CPU, % of one core", 100 * idle / SECONDS, "%"),
         Figure(f"scsynth -z {PERIOD}: CPU, % of one core", 100 * peer / SECONDS, "%"),
+        Figure(f"scsynth -z {PERIOD}, no synth: CPU, % of one core", 100 * peer_idle / SECONDS, "%"),
         Figure("scsynth -z 64: CPU, % of one core", 100 * default / SECONDS, "%"),
         Figure(f"ours / scsynth -z {PERIOD}", ratio, "x", f"<= {GOAL_RATIO:g}", bool(ratio <= GOAL_RATIO)),
         Figure("ours / scsynth -z 64", ours / default, "x"),

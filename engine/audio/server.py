@@ -50,40 +50,26 @@ class ServerSettings(BaseModel):
     parent: int | None = None  # pid of the engine; the process ends with it
 
 
-def choose_output(pa, pattern: str | None) -> tuple[int, str]:
-    """(device index, "name (host API)") of the output device to use; LookupError if none."""
-    if pattern is None:
-        info = pa.get_default_output_device_info()  # IOError when there is none
+def choose_device(pa, pattern: str | None, kind: str = "output") -> tuple[int, str]:
+    """(device index, "name (host API)") of the ``kind`` ("output" or "input") device whose label
+    contains ``pattern`` (case-insensitive); None or "default" = the default device. LookupError
+    (IOError from PortAudio for a missing default) when there is none."""
+    if pattern is None or pattern == "default":
+        info = pa.get_default_output_device_info() if kind == "output" \
+            else pa.get_default_input_device_info()
         api = pa.get_host_api_info_by_index(info["hostApi"])["name"]
         return int(info["index"]), f"{info['name']} ({api})"
+    channels = "maxOutputChannels" if kind == "output" else "maxInputChannels"
     seen = []
     for index in range(pa.get_device_count()):
         info = pa.get_device_info_by_index(index)
-        if info["maxOutputChannels"] < 1:
+        if info[channels] < 1:
             continue
         label = f"{info['name']} ({pa.get_host_api_info_by_index(info['hostApi'])['name']})"
         if pattern.lower() in label.lower():
             return index, label
         seen.append(label)
-    raise LookupError(f"no audio output matches '{pattern}' (outputs: {', '.join(seen) or 'none'})")
-
-
-def choose_input(pa, pattern: str) -> tuple[int, str]:
-    """(device index, "name (host API)") of the input to record; "default" = the default input."""
-    if pattern == "default":
-        info = pa.get_default_input_device_info()
-        api = pa.get_host_api_info_by_index(info["hostApi"])["name"]
-        return int(info["index"]), f"{info['name']} ({api})"
-    seen = []
-    for index in range(pa.get_device_count()):
-        info = pa.get_device_info_by_index(index)
-        if info["maxInputChannels"] < 1:
-            continue
-        label = f"{info['name']} ({pa.get_host_api_info_by_index(info['hostApi'])['name']})"
-        if pattern.lower() in label.lower():
-            return index, label
-        seen.append(label)
-    raise LookupError(f"no audio input matches '{pattern}' (inputs: {', '.join(seen) or 'none'})")
+    raise LookupError(f"no audio {kind} matches '{pattern}' ({kind}s: {', '.join(seen) or 'none'})")
 
 
 class AudioServer:
@@ -190,7 +176,7 @@ class AudioServer:
         try:
             with quiet_c_stderr():
                 self.pa = pyaudio.PyAudio()  # a fresh scan: the device may have come back
-            index, label = choose_output(self.pa, self.settings.device)
+            index, label = choose_device(self.pa, self.settings.device)
             info = self.pa.get_device_info_by_index(index)
             self.channels = min(2, int(info["maxOutputChannels"]))
             config = self.settings.mixer
@@ -199,7 +185,7 @@ class AudioServer:
             if self.settings.input_device:
                 # Output and input share one stream (one clock): on stage the acoustic piano, in
                 # the recording, stays in sync with the overtones.
-                in_index, in_label = choose_input(self.pa, self.settings.input_device)
+                in_index, in_label = choose_device(self.pa, self.settings.input_device, "input")
                 in_info = self.pa.get_device_info_by_index(in_index)
                 # PortAudio (through pyaudio) gives a duplex stream one channel count for both.
                 self.channels = self.input_channels = min(self.channels, int(in_info["maxInputChannels"]))
