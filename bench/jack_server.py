@@ -23,7 +23,7 @@ class JackUnavailable(RuntimeError):
 
 @contextmanager
 def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10.0,
-                name_prefix: str = "showrunner-bench") -> Iterator[dict[str, str]]:
+                name_prefix: str = "showrunner-bench", realtime: bool = False) -> Iterator[dict[str, str]]:
     """Run a dummy-driver JACK server; yields the environment its clients need.
 
     While the block runs, ``os.environ`` carries ``JACK_DEFAULT_SERVER`` and ``JACK_NO_START_SERVER``
@@ -34,6 +34,8 @@ def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10
         period: frames per process cycle, default 256 (5.33 ms at 48 kHz).
         timeout: seconds to wait for the server to answer ``jack_lsp``, default 10.
         name_prefix: the server is called ``PREFIX-PID``.
+        realtime: run the graph with realtime scheduling (``jackd -R``, as on a show machine;
+            needs root or an rtprio limit) instead of ``--no-realtime`` (tests: works anywhere).
     """
     if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
         raise JackUnavailable("jackd / jack_lsp not found (Debian package jackd2)")
@@ -42,7 +44,8 @@ def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10
     child_env = {**os.environ, **env}
     log = tempfile.TemporaryFile()
     server = subprocess.Popen(
-        ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(sample_rate), "-p", str(period)],
+        ["jackd", "-n", name, "-R" if realtime else "--no-realtime", "-d", "dummy", "-r", str(sample_rate),
+         "-p", str(period)],
         env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     saved = {key: os.environ.get(key) for key in env}
     try:

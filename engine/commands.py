@@ -66,7 +66,7 @@ def _live_audio(args: argparse.Namespace, setlist: LoadedSetlist, midi_pattern: 
     audio = LiveAudio(config, piano=_piano_wanted(settings.piano, midi_pattern is not None),
                       device=args.audio_device or settings.device, midi_input=midi_pattern,
                       midi_api=midi_api, log_file=log_path,
-                      input_device=args.audio_in or settings.input)
+                      input_device=args.audio_in or settings.input, realtime=settings.realtime)
     audio.start()
     return audio
 

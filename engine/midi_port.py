@@ -132,6 +132,7 @@ class MidiPortInput:
         self._api_in_use: str | None = None
         self._notices: list[str] = []
         self._lock = threading.Lock()
+        self._port_lock = threading.Lock()  # the rtmidi client: reads vs. (re)connection
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -162,6 +163,23 @@ class MidiPortInput:
         with self._lock:
             notices, self._notices = self._notices, []
         return notices
+
+    def read_pending(self) -> bool:
+        """Move what has arrived into the queue now, from any thread, never waiting: False when
+        the input thread holds the port at this moment (it then delivers itself).
+
+        The audio process calls this at the start of every callback, so a note that reached the
+        port before the block began sounds in that block, without waiting for the input thread's
+        next read."""
+        if not self._port_lock.acquire(blocking=False):
+            return False
+        try:
+            self._read()
+        except Exception:
+            log.debug("MIDI read failed; the input thread will retry", exc_info=True)
+        finally:
+            self._port_lock.release()
+        return True
 
     def close(self) -> None:
         self._stop.set()
@@ -258,10 +276,11 @@ class MidiPortInput:
         next_check = 0.0
         while not self._stop.wait(self.read_interval):
             try:
-                self._read()
-                if time.monotonic() >= next_check:
-                    next_check = time.monotonic() + self.poll_interval
-                    self._check_port()
+                with self._port_lock:
+                    self._read()
+                    if time.monotonic() >= next_check:
+                        next_check = time.monotonic() + self.poll_interval
+                        self._check_port()
             except Exception:  # the input thread must outlive any backend hiccup
                 log.exception("MIDI input error; retrying")
                 self._stop.wait(self.poll_interval)

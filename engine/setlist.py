@@ -42,6 +42,7 @@ class AudioSettings(MixerConfig):
     enabled: bool = True
     device: str | None = Field(None, description="output device name substring; default device if unset")
     input: str | None = Field(None, description="audio input to record (name substring or \"default\")")
+    realtime: bool = Field(True, description="the audio process asks for realtime scheduling")
 
 
 class Advance(_Strict):

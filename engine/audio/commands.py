@@ -62,8 +62,11 @@ class CommandRing:
         written, read = int(self.header[0]), int(self.header[1])
         if written == read:
             return self.records[:0]
-        slots = np.arange(read, written) % self.capacity
-        pending = self.records[slots]
+        start, end = read % self.capacity, written % self.capacity
+        if start < end:
+            pending = self.records[start:end].copy()
+        else:
+            pending = np.concatenate([self.records[start:], self.records[:end]])
         self.header[1] = written
         return pending
 

@@ -30,6 +30,8 @@ class SoftLimiter:
         target = min(1.0, self.threshold / peak) if peak > 0 else 1.0
         start = self.gain
         end = target if target < start else start + (target - start) * self.recovery
+        if end > 0.9999:
+            end = 1.0  # recovered (-0.001 dB away): snap, so an idle mixer can skip its work
         if start != 1.0 or end != 1.0:
             stereo *= start + (end - start) * self._ramp
         self.gain = end

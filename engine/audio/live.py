@@ -32,20 +32,22 @@ class LiveAudio(AudioOut):
     """Args: config: synth settings; piano: mix the piano in; device: output device name
     substring (None = the default device); midi_input / midi_api: the live MIDI port the audio
     process reads itself (None = the engine forwards notes); log_file: the show log;
-    input_device: an audio input recorded alongside the mixer (name substring, "default", None).
+    input_device: an audio input recorded alongside the mixer (name substring, "default", None);
+    realtime: the audio process asks for SCHED_FIFO scheduling (else a raised priority).
 
     What the mixer played and the input heard are kept in ``state``'s tap (the last 5 s) for the
     recorder: :meth:`engine.audio.shared.SharedAudioState.read_tap`."""
 
     def __init__(self, config: MixerConfig, piano: bool = False, device: str | None = None,
                  midi_input: str | None = None, midi_api: str = "auto",
-                 log_file: Path | None = None, input_device: str | None = None) -> None:
+                 log_file: Path | None = None, input_device: str | None = None,
+                 realtime: bool = True) -> None:
         super().__init__()
         self.state = shared.SharedAudioState.create()
         self.hears_midi = midi_input is not None
         self.settings = ServerSettings(
             state=str(self.state.path), mixer=config, piano=piano, device=device,
-            input_device=input_device,
+            input_device=input_device, realtime=realtime,
             midi_input=midi_input, midi_api=midi_api,
             log_file=str(log_file) if log_file else None, parent=os.getpid())
         handle, name = tempfile.mkstemp(prefix="showrunner-audio-", suffix=".json")

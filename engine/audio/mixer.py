@@ -95,6 +95,10 @@ class OvertoneMixer:
     # Audio.
     def render(self) -> np.ndarray:
         """The next block: a (block_size, 2) float32 array (reused: copy it to keep it)."""
+        self.blocks += 1
+        if self._silent():
+            self._out.fill(0.0)
+            return self._out
         overtone_bus, piano_bus = self._overtone_bus, self._piano_bus
         overtone_bus.fill(0.0)
         self.overtones.render(overtone_bus[0], overtone_bus[1])
@@ -108,8 +112,14 @@ class OvertoneMixer:
         self._scale(mix, "master")
         self.limiter.process(mix)
         self._out[:] = mix.T
-        self.blocks += 1
         return self._out
+
+    def _silent(self) -> bool:
+        """Nothing sounds and nothing is moving: the block is zeros (the idle callback's cost is
+        what a show pays between notes)."""
+        return (not self.overtones.active.any()
+                and (self.piano is None or not self.piano.active.any())
+                and self.limiter.gain == 1.0 and self.bus_gain == self.bus_target)
 
     def _scale(self, bus: np.ndarray, name: str) -> None:
         start, end = self.bus_gain[name], self.bus_target[name]

@@ -21,6 +21,7 @@ HEALTH_FIELDS = ("blocks", "underruns", "load", "load_peak", "load_mean", "statu
                  "limiter_db", "latency", "starts", "callback_errors", "tap_frames", "input_channels")
 TAP_FRAMES = 1 << 18  # 5.5 s at 48 kHz of what was played and heard, for the recorder
 TAP_CHANNELS = 4  # mixer left, right; audio input left, right (zeros without an input)
+FIELD = {name: index for index, name in enumerate(HEALTH_FIELDS)}  # for the callback's fast path
 STATUS = {0: "starting", 1: "running", 2: "no_device", 3: "device_lost", 4: "stopped"}
 STARTING, RUNNING, NO_DEVICE, DEVICE_LOST, STOPPED = range(5)
 TEXT_BYTES = 256  # the output device's name
@@ -62,17 +63,24 @@ class SharedAudioState:
     def write_tap(self, played: np.ndarray, heard: np.ndarray | None) -> None:
         """Append a block to the tap (audio process): ``played`` (N, 2) mixer output, ``heard``
         (N, channels) audio input or None. ``tap_frames`` counts frames ever written."""
-        written = int(self.get("tap_frames"))
+        index = FIELD["tap_frames"]
+        written = int(self.health[index])
         count = len(played)
-        rows = np.arange(written, written + count) % TAP_FRAMES
-        self.tap[rows, :2] = played
+        start = written % TAP_FRAMES
+        if start + count > TAP_FRAMES:  # blocks divide the tap unless a device chose odd sizes
+            split = TAP_FRAMES - start
+            self.write_tap(played[:split], None if heard is None else heard[:split])
+            self.write_tap(played[split:], None if heard is None else heard[split:])
+            return
+        rows = self.tap[start:start + count]
+        rows[:, :2] = played
         if heard is None:
-            self.tap[rows, 2:] = 0.0
+            rows[:, 2:] = 0.0
         else:
-            self.tap[rows, 2:2 + heard.shape[1]] = heard
+            rows[:, 2:2 + heard.shape[1]] = heard
             if heard.shape[1] == 1:
-                self.tap[rows, 3] = heard[:, 0]
-        self.set("tap_frames", written + count)
+                rows[:, 3] = heard[:, 0]
+        self.health[index] = written + count
 
     def read_tap(self, since: int) -> tuple[np.ndarray, int]:
         """What the tap holds after frame ``since`` (at most the last TAP_FRAMES), as a
