@@ -174,22 +174,12 @@ class VoiceBank:
             return int(unheard[0])
         return int(fading[np.argmax(self.fade_age[fading])])
 
-    # Rendering.
-    def render(self, out_left: np.ndarray, out_right: np.ndarray) -> None:
-        """Add one block of every sounding voice into the two float64 channel buffers."""
-        idx = np.flatnonzero(self.active)
-        if idx.size == 0:
-            return
+    def _tone(self, idx: np.ndarray, w0: np.ndarray, w1: np.ndarray, a0: np.ndarray,
+              a1: np.ndarray) -> np.ndarray:
+        """The voices' partials summed, before envelope and pan: (V, N) float32; advances the
+        phases. ``w0``/``w1``: radians per frame at the block's start / end, (V, K); ``a0``/``a1``:
+        amplitudes, (V, K). This general version computes every partial's sine."""
         n = self.block_size
-        m0, m1 = self._multipliers(idx)
-        scale = TWO_PI / self.sample_rate
-        w0 = self.fundamental[idx, None] * m0 * scale  # radians per frame, (V, K)
-        w1 = self.fundamental[idx, None] * m1 * scale
-        a0, a1 = self._amplitudes(idx)
-        nyquist = 0.45 * TWO_PI  # partials above 0.45 * sample rate are silent (no aliasing)
-        audible = np.maximum(w0, w1) < nyquist
-        a0 = np.where(audible, a0, 0.0)
-        a1 = np.where(audible, a1, 0.0)
         phase = self.phase[idx]
         # Preallocated buffers: a fresh (V, K, N) array per block would be mapped and faulted in by
         # the allocator every time, which costs more than the arithmetic.
@@ -206,6 +196,26 @@ class VoiceBank:
         tone = np.matmul(a0.astype(np.float32)[:, None, :], arg)[:, 0, :]
         if not np.array_equal(a0, a1):
             tone += self._ramp * np.matmul((a1 - a0).astype(np.float32)[:, None, :], arg)[:, 0, :]
+        self.phase[idx] = np.mod(phase + w0 * n + (w1 - w0) * (n + 1) / 2.0, TWO_PI)
+        return tone
+
+    # Rendering.
+    def render(self, out_left: np.ndarray, out_right: np.ndarray) -> None:
+        """Add one block of every sounding voice into the two float64 channel buffers."""
+        idx = np.flatnonzero(self.active)
+        if idx.size == 0:
+            return
+        n = self.block_size
+        m0, m1 = self._multipliers(idx)
+        scale = TWO_PI / self.sample_rate
+        w0 = self.fundamental[idx, None] * m0 * scale  # radians per frame, (V, K)
+        w1 = self.fundamental[idx, None] * m1 * scale
+        a0, a1 = self._amplitudes(idx)
+        nyquist = 0.45 * TWO_PI  # partials above 0.45 * sample rate are silent (no aliasing)
+        audible = np.maximum(w0, w1) < nyquist
+        a0 = np.where(audible, a0, 0.0)
+        a1 = np.where(audible, a1, 0.0)
+        tone = self._tone(idx, w0, w1, a0, a1)
         # The envelope is evaluated at the block's two ends and drawn as a line between them
         # (5 ms at 256 frames: smooth to the ear, and it turns all per-voice work into four
         # matrix-vector products).
@@ -220,7 +230,6 @@ class VoiceBank:
         for pan, out in ((self.pan_left[idx], out_left), (self.pan_right[idx], out_right)):
             out += (pan * g0).astype(np.float32) @ tone
             out += self._ramp * ((pan * (g1 - g0)).astype(np.float32) @ tone)
-        self.phase[idx] = np.mod(phase + w0 * n + (w1 - w0) * (n + 1) / 2.0, TWO_PI)
         self._block_done(idx)
         self.age[idx] += n
         self.release_age[idx] += np.where(self.released[idx], n, 0)
