@@ -228,19 +228,15 @@ class AudioServer:
     def _close(self) -> None:
         from engine.midi_port import quiet_c_stderr
 
+        stream, pa, self.stream, self.pa = self.stream, self.pa, None, None
         with quiet_c_stderr():
-            if self.stream is not None:
+            for what, release in (("closing the stream", stream and stream.close),
+                                  ("terminating PortAudio", pa and pa.terminate)):
                 try:
-                    self.stream.close()
+                    if release:
+                        release()
                 except Exception:
-                    log.debug("closing the stream failed", exc_info=True)
-                self.stream = None
-            if self.pa is not None:
-                try:
-                    self.pa.terminate()
-                except Exception:
-                    log.debug("terminating PortAudio failed", exc_info=True)
-                self.pa = None
+                    log.debug("%s failed", what, exc_info=True)
 
     def stop(self) -> None:
         self._stop = True

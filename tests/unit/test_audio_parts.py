@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.setlist_errors import check_one_line_error
 from pydantic import ValidationError
 
 from engine.audio import commands as cmd
@@ -25,7 +27,6 @@ from engine.audio.config import MixerConfig
 from engine.audio.limiter import SoftLimiter
 from engine.audio.shared import HEALTH_FIELDS, RUNNING, TAP_FRAMES, SharedAudioState
 from engine.audio.tuning import cent_offsets, note_frequencies
-from engine.errors import UserError
 from engine.setlist import load_setlist
 
 REPO = Path(__file__).resolve().parents[2]
@@ -372,14 +373,7 @@ def test_every_bad_audio_setlist_file_is_in_the_table_and_says_what_is_wrong() -
 @pytest.mark.parametrize(("name", "expected"), AUDIO_BAD_SETLISTS, ids=AUDIO_BAD_IDS)
 def test_malformed_audio_table_is_one_line_naming_the_file_and_the_field(name: str,
                                                                           expected: list[str]) -> None:
-    path = AUDIO_DATA / name
-    with pytest.raises(UserError) as caught:
-        load_setlist(path)
-    message = str(caught.value)
-    assert "\n" not in message
-    assert str(path) in message
-    for part in expected:
-        assert part in message, f"{part!r} missing from: {message}"
+    message = check_one_line_error(AUDIO_DATA / name, expected)
     assert "more problem" not in message, message  # one mistake, one problem
 
 
