@@ -59,11 +59,9 @@ def _live_audio(args: argparse.Namespace, setlist: LoadedSetlist, midi_pattern: 
     if args.no_audio or not settings.enabled:
         log.info("sound off (%s)", "--no-audio" if args.no_audio else "[audio] enabled = false")
         return NoAudio()
-    from engine.audio.config import MixerConfig
     from engine.audio.live import LiveAudio
 
-    config = MixerConfig(**settings.model_dump(include=set(MixerConfig.model_fields)))
-    audio = LiveAudio(config, piano=_piano_wanted(settings.piano, midi_pattern is not None),
+    audio = LiveAudio(settings.mixer_config(), piano=_piano_wanted(settings.piano, midi_pattern is not None),
                       device=args.audio_device or settings.device, midi_input=midi_pattern,
                       midi_api=midi_api, log_file=log_path,
                       input_device=args.audio_in or settings.input, realtime=settings.realtime)
@@ -78,7 +76,7 @@ def _check_audio_devices(output: str | None, audio_input: str | None) -> None:
 
     found = audio_devices()
     for pattern, key, kind in ((output, "outputs", "output"), (audio_input, "inputs", "input")):
-        if pattern is None or (kind == "input" and pattern == "default"):
+        if pattern in (None, "default"):  # the audio process takes "default" as the default device
             continue
         labels = [f"{d['name']} ({d['host_api']})" for d in found if d[key] > 0]
         if not any(pattern.lower() in label.lower() for label in labels):
@@ -215,15 +213,16 @@ def render(args: argparse.Namespace) -> int:
 
 
 def _offline_audio(args: argparse.Namespace, setlist: LoadedSetlist) -> AudioOut:
-    """The offline renderer; with ``--audio-out`` its blocks stream into a WAV file."""
-    from engine.audio.config import MixerConfig
+    """The offline renderer streaming into ``--audio-out``'s WAV file; without that option no
+    sound is rendered (nothing would keep it), though the commands still reach the metrics log."""
+    if not args.audio_out:
+        return NoAudio()
     from engine.audio.offline import OfflineAudio, WavWriter
 
     settings = setlist.settings.audio
-    config = MixerConfig(**settings.model_dump(include=set(MixerConfig.model_fields)))
-    sink = WavWriter(args.audio_out, config.sample_rate) if args.audio_out else None
+    config = settings.mixer_config()
     return OfflineAudio(config, piano=_piano_wanted(settings.piano, live_port=False), keep=False,
-                        sink=sink)
+                        sink=WavWriter(args.audio_out, config.sample_rate))
 
 
 def check(args: argparse.Namespace) -> int:

@@ -43,6 +43,12 @@ class AudioSettings(MixerConfig):
     device: str | None = Field(None, description="output device name substring; default device if unset")
     input: str | None = Field(None, description="audio input to record (name substring or \"default\")")
     realtime: bool = Field(True, description="the audio process asks for realtime scheduling")
+    piano: Literal["auto", "on", "off"] = Field(
+        "auto", description="a simple piano under the overtones; auto = when no piano is live")
+
+    def mixer_config(self) -> MixerConfig:
+        """The synth's own settings, without the device ones."""
+        return MixerConfig(**self.model_dump(include=set(MixerConfig.model_fields)))
 
 
 class Advance(_Strict):

@@ -22,8 +22,7 @@ from engine.clock import FixedStepClock, TimeSource, VirtualTime
 from engine.display import Display
 from engine.keyboard import VELOCITY, KeyAction, KeyboardInstrument
 from engine.metrics import MetricsLog
-from engine.midi import (SUSTAIN, ControlChange, EventQueue, MidiEvent, NoteOff, NoteOn, PedalState,
-                         ProgramChange, describe)
+from engine.midi import EventQueue, NoteOff, NoteOn, PedalState, ProgramChange, describe
 from engine.playhead import Playhead
 from engine.scene import Scene, SceneContext
 from engine.setlist import LoadedSetlist
@@ -247,7 +246,7 @@ class Show:
             delivered.append([describe(event), round(event.time, 6)])
             self.pedals.update(event)
             if not self.audio.hears_midi:
-                self._play(event)
+                self.audio.play(event)
             if isinstance(event, NoteOn):
                 self.summary.notes += 1
             if self.playhead.check_event(event):
@@ -280,15 +279,6 @@ class Show:
             record.update(self.audio.health())
             record.update(self.stack.status())
             self._metrics.write(record)
-
-    def _play(self, event: MidiEvent) -> None:
-        """Hand a performed note or pedal to the audio side (which plays it over the piano)."""
-        if isinstance(event, NoteOn):
-            self.audio.note_on(event.note, event.velocity, event.channel)
-        elif isinstance(event, NoteOff):
-            self.audio.note_off(event.note, event.channel)
-        elif isinstance(event, ControlChange) and event.control == SUSTAIN:
-            self.audio.sustain(event.value)
 
     def _draw(self, alpha: float) -> None:
         if self.display is None:
@@ -343,7 +333,7 @@ class Show:
                     else NoteOff(action.value, 0)
                 self.queue.push(now, event)
                 if self.audio.hears_midi:  # it will not hear the computer keyboard: tell it now
-                    self._play(event)
+                    self.audio.play(event)
             case "panic":
                 self.audio.panic()
                 log.warning("panic: all sound stopped")

@@ -16,16 +16,21 @@ import threading
 
 import numpy as np
 
+from engine.midi import SUSTAIN as SUSTAIN_PEDAL
+from engine.midi import ControlChange, NoteOff, NoteOn
+
 NOTE_ON = 1  # voice, note, value = velocity 1..127
 NOTE_OFF = 2  # voice
 DETUNE = 3  # voice (or ALL_VOICES), value = detune d (partial k >= 2 at k * f * (1 + d))
-GAIN = 4  # voice = bus index (0 master, 1 overtones, 2 piano), value = dB
+GAIN = 4  # voice = bus index in BUSES, value = dB
 SUSTAIN = 5  # value = pedal position 0..127
 ALL_NOTES_OFF = 6
 PANIC = 7  # every voice fades out in 5 ms, detune back to 0, pedal up
 TUNE = 8  # voice = pitch class 0..11, value = cents from equal temperament (for later notes)
 
 ALL_VOICES = -1
+BUSES = ("master", "overtones", "piano")
+ALL_SOUND_OFF, ALL_NOTES_OFF_CONTROLLER = 120, 123  # controller numbers
 NAMES = {NOTE_ON: "note_on", NOTE_OFF: "note_off", DETUNE: "detune", GAIN: "gain",
          SUSTAIN: "sustain", ALL_NOTES_OFF: "all_notes_off", PANIC: "panic", TUNE: "tune"}
 FIELDS = 4
@@ -33,6 +38,21 @@ FIELDS = 4
 
 def voice_id(note: int, channel: int = 0) -> int:
     return channel * 128 + note
+
+
+def midi_command(event) -> tuple[int, int, int, float] | None:
+    """The command a performed MIDI event asks of the mixer (note on / off, sustain pedal, all
+    notes off), or None: one mapping for the engine and for the audio process's own MIDI reader."""
+    if isinstance(event, NoteOn):
+        return NOTE_ON, voice_id(event.note, event.channel), event.note, float(event.velocity)
+    if isinstance(event, NoteOff):
+        return NOTE_OFF, voice_id(event.note, event.channel), event.note, 0.0
+    if isinstance(event, ControlChange):
+        if event.control == SUSTAIN_PEDAL:
+            return SUSTAIN, 0, 0, float(event.value)
+        if event.control in (ALL_SOUND_OFF, ALL_NOTES_OFF_CONTROLLER):
+            return ALL_NOTES_OFF, 0, 0, 0.0
+    return None
 
 
 class CommandRing:

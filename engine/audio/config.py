@@ -18,7 +18,7 @@ class MixerConfig(BaseModel):
         sample_rate: Hz.
         block_size: frames per block (the callback period when live).
         polyphony: most voices sounding at once; a note beyond it steals the oldest released voice
-            (else the oldest voice), which fades out in ``steal_fade`` seconds.
+            (else the oldest voice), which fades out in 5 ms.
         partials: harmonics per voice (1 = fundamental only); partial k >= 2 sounds at k*f*(1+d).
         rolloff: partial k's amplitude is k**-rolloff (before normalising the voice to peak 1).
         level: peak amplitude of one voice at full velocity (the original used 0.4).
@@ -35,8 +35,6 @@ class MixerConfig(BaseModel):
             cent offsets from equal temperament for C, C#, ... B.
         reference_hz: frequency of ``reference_note`` (A4 = MIDI 69 = 440 Hz).
         overtone_gain_db, piano_gain_db, master_gain_db: bus gains; the master feeds a soft limiter.
-        piano: "auto" (on when the show plays from a MIDI file, since no acoustic piano is there),
-            "on" or "off": a simple additive piano under the overtones.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -66,7 +64,6 @@ class MixerConfig(BaseModel):
     overtone_gain_db: float = Field(0.0, ge=-120.0, le=24.0)
     piano_gain_db: float = Field(-6.0, ge=-120.0, le=24.0)
     master_gain_db: float = Field(0.0, ge=-120.0, le=12.0, description="dB on the master bus")
-    piano: Literal["auto", "on", "off"] = "auto"
 
     @field_validator("tuning", mode="before")
     @classmethod

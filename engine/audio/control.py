@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from engine.audio import commands as cmd
-from engine.audio.mixer import BUSES
+from engine.audio.commands import BUSES
 
 
 class AudioOut:
@@ -31,14 +31,31 @@ class AudioOut:
 
     # Notes and the pedal.
     def note_on(self, note: int, velocity: int, channel: int = 0) -> None:
-        self._command(cmd.NOTE_ON, cmd.voice_id(note, channel), note, float(velocity))
+        self._command(cmd.NOTE_ON, cmd.voice_id(note, channel), note, float(velocity), note,
+                      float(velocity))
 
     def note_off(self, note: int, channel: int = 0) -> None:
-        self._command(cmd.NOTE_OFF, cmd.voice_id(note, channel), note)
+        self._command(cmd.NOTE_OFF, cmd.voice_id(note, channel), note, 0.0, note)
 
     def sustain(self, value: int) -> None:
         """Sustain pedal position 0..127 (64 and up = down)."""
-        self._command(cmd.SUSTAIN, value=float(value))
+        self._command(cmd.SUSTAIN, 0, 0, float(value), float(value))
+
+    def play(self, event) -> None:
+        """Play a performed MIDI event (note, sustain pedal, all notes off) the way the audio
+        process plays what it reads from a port itself (:func:`engine.audio.commands.midi_command`)."""
+        command = cmd.midi_command(event)
+        if command is None:
+            return
+        kind, voice, note, value = command
+        if kind == cmd.NOTE_ON:
+            self.note_on(note, int(value), voice // 128)
+        elif kind == cmd.NOTE_OFF:
+            self.note_off(note, voice // 128)
+        elif kind == cmd.SUSTAIN:
+            self.sustain(int(value))
+        else:
+            self.all_notes_off()
 
     # What the learners drive.
     def detune(self, value: float, note: int | None = None, channel: int = 0) -> None:
@@ -48,13 +65,14 @@ class AudioOut:
         if not math.isfinite(value):
             return
         voice = cmd.ALL_VOICES if note is None else cmd.voice_id(note, channel)
-        self._command(cmd.DETUNE, voice, -1 if note is None else note, float(value))
+        self._command(cmd.DETUNE, voice, -1 if note is None else note, float(value), note,
+                      float(value))
 
     def set_gain(self, bus: str, db: float) -> None:
         """Set a bus gain in dB: "master", "overtones" or "piano" (ramped within a block)."""
         if bus not in BUSES:
             raise ValueError(f"unknown bus '{bus}'; buses: {', '.join(BUSES)}")
-        self._command(cmd.GAIN, BUSES.index(bus), 0, float(db))
+        self._command(cmd.GAIN, BUSES.index(bus), 0, float(db), bus, float(db))
 
     def set_tuning(self, tuning: str | list[float], root: int = 0) -> None:
         """Retune live: "equal", "just", "pythagorean" (from pitch class ``root``) or twelve cent
@@ -62,7 +80,7 @@ class AudioOut:
         from engine.audio.tuning import cent_offsets
 
         for pitch_class, cents in enumerate(cent_offsets(tuning, root)):
-            self._command(cmd.TUNE, pitch_class, 0, float(cents))
+            self._command(cmd.TUNE, pitch_class, 0, float(cents), pitch_class, float(cents))
 
     def all_notes_off(self) -> None:
         self._command(cmd.ALL_NOTES_OFF)
@@ -73,7 +91,8 @@ class AudioOut:
 
     # Show plumbing.
     def take_sent(self) -> list[list]:
-        """The commands sent since the last call, as [name, note, value] lists for the metrics log."""
+        """The commands sent since the last call, for the metrics log: [name, what it acts on...],
+        e.g. ["note_on", 60, 96.0], ["detune", None, 0.01], ["gain", "master", -3.0], ["panic"]."""
         sent, self._sent = self._sent, []
         return sent
 
@@ -91,15 +110,10 @@ class AudioOut:
     def close(self) -> None:
         """Stop sound and release the audio side."""
 
-    def _command(self, kind: int, voice: int = 0, note: int = 0, value: float = 0.0) -> None:
-        entry = [cmd.NAMES[kind]]
-        if kind in (cmd.NOTE_ON, cmd.NOTE_OFF, cmd.DETUNE):
-            entry.append(note if note >= 0 else None)
-        if kind in (cmd.NOTE_ON, cmd.DETUNE, cmd.GAIN, cmd.SUSTAIN, cmd.TUNE):
-            entry.append(BUSES[voice] if kind == cmd.GAIN else voice if kind == cmd.TUNE else value)
-        if kind in (cmd.GAIN, cmd.TUNE):
-            entry.append(value)
-        self._sent.append(entry)
+    def _command(self, kind: int, voice: int = 0, note: int = 0, value: float = 0.0,
+                 *shown) -> None:
+        """Send a command; ``shown`` is what the metrics log lists after its name."""
+        self._sent.append([cmd.NAMES[kind], *shown])
         self._send(kind, voice, note, value)
 
     def _send(self, kind: int, voice: int, note: int, value: float) -> None:

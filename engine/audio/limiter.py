@@ -3,7 +3,7 @@
 Two stages. A gain computer looks at each block's peak and glides the gain down (within the block)
 to bring it to ``threshold``, and back up with a ``release`` time constant. What still overshoots
 (the start of a block that just got loud) goes through a soft knee that bends everything above the
-threshold towards ``ceiling`` (tanh) and can never reach it.
+threshold towards ``ceiling`` (tanh): far over the knee it rounds to the ceiling, never past it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ class SoftLimiter:
         self.gain = 1.0
         self.recovery = 1.0 - float(np.exp(-block_size / (release * sample_rate)))
         self._ramp = np.arange(1, block_size + 1, dtype=np.float64) / block_size
-        self.reduction_db = 0.0  # last block's gain reduction, for the health report
+
+    @property
+    def reduction_db(self) -> float:
+        """The gain reduction now, in dB (0 = none), for the health report."""
+        return -20.0 * float(np.log10(self.gain))
 
     def process(self, stereo: np.ndarray) -> None:
         """Limit a (2, N) float64 block in place."""
@@ -35,7 +39,6 @@ class SoftLimiter:
         if start != 1.0 or end != 1.0:
             stereo *= start + (end - start) * self._ramp
         self.gain = end
-        self.reduction_db = -20.0 * float(np.log10(end))
         over = np.abs(stereo) > self.threshold
         if over.any():
             room = self.ceiling - self.threshold

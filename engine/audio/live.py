@@ -58,8 +58,9 @@ class LiveAudio(AudioOut):
         self.restarts = 0
         self._restart_at = 0.0
         self._status = shared.STARTING
-        self._gains: dict[int, float] = {}
-        self._detune: float | None = None
+        # The settings a restarted process must be told again: the last value of each bus gain,
+        # each tuning offset and the detune for all voices, keyed by (kind, voice).
+        self._standing: dict[tuple[int, int], float] = {}
         self._xruns_before = 0  # underruns counted by audio processes that have ended
 
     def start(self) -> None:
@@ -76,12 +77,12 @@ class LiveAudio(AudioOut):
         return self.process.pid if self.process is not None else None
 
     def _send(self, kind, voice, note, value):
-        if kind == cmd.GAIN:
-            self._gains[voice] = value
-        elif kind == cmd.DETUNE:
-            self._detune = value
+        if kind in (cmd.GAIN, cmd.TUNE):
+            self._standing[kind, voice] = value
+        elif kind == cmd.DETUNE:  # any detune is where later notes start: the all-voices value
+            self._standing[cmd.DETUNE, cmd.ALL_VOICES] = value
         elif kind == cmd.PANIC:
-            self._detune = 0.0
+            self._standing[cmd.DETUNE, cmd.ALL_VOICES] = 0.0
         self.state.ring.push(kind, voice, note, value)
 
     def poll(self) -> list[str]:
@@ -102,10 +103,8 @@ class LiveAudio(AudioOut):
                 self.state.set("underruns", 0)
                 self.state.ring.skip_pending()  # notes queued for the dead process are stale now
                 self.start()
-                for bus, db in self._gains.items():  # what the new process must know
-                    self.state.ring.push(cmd.GAIN, bus, 0, db)
-                if self._detune is not None:
-                    self.state.ring.push(cmd.DETUNE, cmd.ALL_VOICES, -1, self._detune)
+                for (kind, voice), value in self._standing.items():
+                    self.state.ring.push(kind, voice, -1, value)
                 notices.append("audio_restarted")
         status = int(self.state.get("status"))
         if status != self._status:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from engine.audio import commands as cmd
+from engine.audio.commands import BUSES
 from engine.audio.config import MixerConfig
 from engine.audio.limiter import SoftLimiter
 from engine.audio.overtones import OvertoneVoices
 from engine.audio.piano import PianoVoices
 from engine.audio.tuning import cent_offsets, frequencies_from_offsets
 
-BUSES = ("master", "overtones", "piano")
 
 
 def db_to_gain(db: float) -> float:
@@ -46,7 +46,6 @@ class OvertoneMixer:
         self._overtone_bus = np.zeros((2, n))
         self._piano_bus = np.zeros((2, n))
         self._out = np.zeros((n, 2), np.float32)
-        self.blocks = 0
 
     # Commands.
     def apply(self, kind: int, voice: int = 0, note: int = 0, value: float = 0.0) -> None:
@@ -70,7 +69,10 @@ class OvertoneMixer:
                                           None if voice == cmd.ALL_VOICES else voice)
         elif kind == cmd.GAIN:
             if 0 <= voice < len(BUSES) and np.isfinite(value):
-                self.bus_target[BUSES[voice]] = db_to_gain(min(value, 24.0))
+                bus = BUSES[voice]
+                self.bus_target[bus] = db_to_gain(min(value, 24.0))
+                if bus == "piano" and self.piano is None:  # no bus to ramp: nothing to wait for
+                    self.bus_gain[bus] = self.bus_target[bus]
         elif kind == cmd.SUSTAIN:
             if self.piano is not None:
                 self.piano.set_sustain(value >= 64)
@@ -95,7 +97,6 @@ class OvertoneMixer:
     # Audio.
     def render(self) -> np.ndarray:
         """The next block: a (block_size, 2) float32 array (reused: copy it to keep it)."""
-        self.blocks += 1
         if self._silent():
             self._out.fill(0.0)
             return self._out

@@ -33,6 +33,7 @@ class OvertoneVoices(VoiceBank):
         self.glide_step = 1.0 if glide <= 0 else 1.0 - float(np.exp(-config.block_size / glide))
         self.default_detune = 0.0
         self._next_detune = np.zeros(self.slots)
+        self.percussive = config.envelope == "percussive"
         self.sustain_pedal = False
         self._pedal_held: set[int] = set()  # voice ids whose key is up but the pedal holds
 
@@ -79,7 +80,7 @@ class OvertoneVoices(VoiceBank):
         curve = self.config.curve
         attack = self.attack_frames
         rising = curve_shape(t / attack, curve)
-        if self.config.envelope == "percussive":
+        if self.percussive:
             release = self.release_frames[idx]
             falling = 1.0 - curve_shape((t - attack) / release, curve)
             return np.where(t < attack, rising, falling)
@@ -140,14 +141,14 @@ class OvertoneVoices(VoiceBank):
         self.detune[idx] = self._next_detune[idx]
 
     def _finished(self, idx):
-        if self.config.envelope == "percussive":
+        if self.percussive:
             return self.age[idx] >= self.attack_frames + self.release_frames[idx]
         return self.released[idx] & (self.release_age[idx] >= self.release_frames[idx])
 
     def note_off(self, voice: int) -> None:
         # A percussive note rings out whatever the key does (Env.perc); marking it released only
         # makes it the first to be stolen.
-        if self.config.envelope == "percussive":
+        if self.percussive:
             self.released[self.active & (self.voice_id == voice)] = True
             return
         if self.sustain_pedal:
@@ -165,7 +166,7 @@ class OvertoneVoices(VoiceBank):
 
     def release_all(self) -> None:
         self._pedal_held.clear()
-        if self.config.envelope == "percussive":
+        if self.percussive:
             self.released[self.active] = True
             return
         super().release_all()

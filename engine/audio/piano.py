@@ -23,19 +23,18 @@ class PianoVoices(VoiceBank):
     def __init__(self, sample_rate: int, block_size: int, polyphony: int = 64, level: float = 0.5,
                  spread: float = 0.8) -> None:
         super().__init__(sample_rate, block_size, PARTIALS, polyphony, spread=spread)
-        p = np.arange(1, PARTIALS + 1, dtype=np.float64)
+        p = self._partial_numbers = np.arange(1, PARTIALS + 1, dtype=np.float64)
         self.multipliers = p * np.sqrt(1.0 + INHARMONICITY * p ** 2)
         self.level = level
         self.amplitude = np.zeros((self.slots, PARTIALS))  # per partial, at the block start
         self.decay = np.zeros((self.slots, PARTIALS))  # amplitude factor per block
-        self.damped = np.zeros(self.slots, bool)
         self.sustain_pedal = False
         self._held_by_pedal = np.zeros(self.slots, bool)
         self._damper_step = float(np.exp(-block_size / (DAMPER * sample_rate)))
         self._attack_frames = ATTACK * sample_rate
 
     def _started(self, slot, note, velocity):
-        p = np.arange(1, PARTIALS + 1, dtype=np.float64)
+        p = self._partial_numbers
         brightness = 0.35 + 0.45 * velocity
         weights = brightness ** (p - 1) / p
         self.amplitude[slot] = weights / weights.sum()
@@ -44,26 +43,22 @@ class PianoVoices(VoiceBank):
         per_partial = seconds / (1.0 + 0.5 * (p - 1))
         self.decay[slot] = np.exp(-self.block_size / (per_partial * self.sample_rate))
         self.gain[slot] = self.level * (0.15 + 0.85 * velocity ** 1.5)
-        self.damped[slot] = False
         self._held_by_pedal[slot] = False
 
     def note_off(self, voice: int) -> None:
-        slots = self.active & (self.voice_id == voice) & ~self.damped
+        slots = self.active & (self.voice_id == voice) & ~self.released  # released = damper down
         if self.sustain_pedal:
             self._held_by_pedal |= slots
         else:
-            self.damped |= slots
             self.released |= slots
 
     def set_sustain(self, down: bool) -> None:
         self.sustain_pedal = down
         if not down:
-            self.damped |= self._held_by_pedal & self.active
             self.released |= self._held_by_pedal & self.active
             self._held_by_pedal[:] = False
 
     def release_all(self) -> None:
-        self.damped |= self.active
         self.released |= self.active
 
     def _multipliers(self, idx):
@@ -71,16 +66,15 @@ class PianoVoices(VoiceBank):
         return m, m
 
     def _amplitudes(self, idx):
-        step = self.decay[idx] * np.where(self.damped[idx], self._damper_step, 1.0)[:, None]
+        self._step = self.decay[idx] * np.where(self.released[idx], self._damper_step, 1.0)[:, None]
         a0 = self.amplitude[idx]
-        return a0, a0 * step
+        return a0, a0 * self._step
 
     def _envelope(self, idx, t):
         return np.clip(t / self._attack_frames, 0.0, 1.0)
 
     def _block_done(self, idx):
-        self.amplitude[idx] *= self.decay[idx] * np.where(self.damped[idx], self._damper_step,
-                                                          1.0)[:, None]
+        self.amplitude[idx] *= self._step  # this block's decay, from _amplitudes
 
     def _finished(self, idx):
         return self.amplitude[idx].sum(axis=1) < SILENT

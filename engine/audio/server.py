@@ -27,7 +27,7 @@ from engine.audio import commands as cmd
 from engine.audio import shared
 from engine.audio.config import MixerConfig
 from engine.audio.mixer import OvertoneMixer
-from engine.midi import ControlChange, EventQueue, NoteOff, NoteOn
+from engine.midi import EventQueue
 
 log = logging.getLogger("showrunner.audio")
 
@@ -136,19 +136,9 @@ class AudioServer:
         if self.midi is not None:
             self.midi.read_pending()  # notes that reached the port before this block sound in it
             for _stamp, event in self.midi_queue.pop_due(float("inf")):
-                self._play_midi(event)
-
-    def _play_midi(self, event) -> None:
-        if isinstance(event, NoteOn):
-            self.mixer.apply(cmd.NOTE_ON, cmd.voice_id(event.note, event.channel), event.note,
-                             event.velocity)
-        elif isinstance(event, NoteOff):
-            self.mixer.apply(cmd.NOTE_OFF, cmd.voice_id(event.note, event.channel), event.note)
-        elif isinstance(event, ControlChange):
-            if event.control == 64:
-                self.mixer.apply(cmd.SUSTAIN, value=event.value)
-            elif event.control in (120, 123):  # all sound off / all notes off
-                self.mixer.apply(cmd.ALL_NOTES_OFF)
+                command = cmd.midi_command(event)
+                if command is not None:
+                    self.mixer.apply(*command)
 
     def _frames(self, count: int) -> np.ndarray:
         if count == self.block_size and len(self._leftover) == 0:
@@ -204,7 +194,11 @@ class AudioServer:
                 self.stream = self.pa.open(
                     rate=config.sample_rate, channels=self.channels, format=pyaudio.paFloat32,
                     output=True, output_device_index=index, frames_per_buffer=self.block_size,
-                    stream_callback=self.callback, **duplex)
+                    stream_callback=self.callback, start=False, **duplex)
+            # Notes held while there was no stream are stale. The callback is not running yet, so
+            # the mixer is still this thread's to touch.
+            self.mixer.apply(cmd.PANIC)
+            self.stream.start_stream()
         except Exception as error:
             self._close()
             return self._failed(f"{error}")
@@ -263,7 +257,6 @@ class AudioServer:
                     if now >= retry_at:
                         retry_at = now + RETRY
                         if self._open():
-                            self.mixer.apply(cmd.PANIC)  # notes held while silent are stale
                             last_progress = now
                 else:
                     blocks = int(state.get("blocks"))

@@ -1,4 +1,5 @@
-"""The memory the engine and the audio process share: the command ring and the health report.
+"""The memory the engine and the audio process share: the command ring, the health report, the
+recent per-block compute times, the output device's name and the tap (output and audio input).
 
 One small file in /dev/shm (falling back to the temp directory), mapped by both processes with
 numpy. The engine creates it before starting the audio process and removes it at the end; a
@@ -102,10 +103,10 @@ class SharedAudioState:
         return cls(Path(path), owner=False)
 
     def get(self, field: str) -> float:
-        return float(self.health[HEALTH_FIELDS.index(field)])
+        return float(self.health[FIELD[field]])
 
     def set(self, field: str, value: float) -> None:
-        self.health[HEALTH_FIELDS.index(field)] = value
+        self.health[FIELD[field]] = value
 
     @property
     def device(self) -> str:

@@ -1,13 +1,14 @@
 """Banks of additive voices: allocation, stealing, phases and stereo, shared by every timbre.
 
 A voice is a sum of K sinusoids (partials) under an envelope. Each block, a bank renders all its
-sounding voices at once as numpy arrays of shape (voices, partials, frames): no Python loop over
-voices or samples. Frequencies and amplitudes move linearly across a block (phase stays continuous,
+sounding voices at once with numpy arrays over voices and frames: no Python loop over voices or
+samples. Frequencies and amplitudes move linearly across a block (phase stays continuous,
 so neither a detune change nor a gain change clicks); a voice that is stolen or silenced by a panic
 fades out over ``fade`` seconds instead of stopping dead.
 
 Subclasses say what the partials are (frequency multipliers and amplitudes per voice) and what the
-envelope is; this class does the rest.
+envelope is, and may sum the partials their own way (:meth:`VoiceBank._tone`); this class does
+the rest.
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ class VoiceBank:
         self._ramp = ((self.frames + 1) / n).astype(np.float32)  # gains reach the target at the end
         self.active = np.zeros(slots, bool)
         self.voice_id = np.full(slots, -1, np.int64)
-        self.note = np.zeros(slots, np.int64)
         self.order = np.zeros(slots, np.int64)  # note-on sequence number: lower = older
         self.age = np.zeros(slots, np.int64)  # frames since note-on
         self.released = np.zeros(slots, bool)
@@ -64,15 +64,14 @@ class VoiceBank:
         self.release_level = np.zeros(slots)  # envelope level when release began
         self.fading = np.zeros(slots, bool)
         self.fade_age = np.zeros(slots, np.int64)
-        self.velocity = np.zeros(slots)  # 0..1
         self.gain = np.zeros(slots)  # linear amplitude at envelope 1
         self.pan_left = np.zeros(slots)
         self.pan_right = np.zeros(slots)
         self.fundamental = np.zeros(slots)  # Hz
-        self.phase = np.zeros((slots, partials))  # radians, kept in [0, 2 pi)
+        self.phase = np.zeros((slots, partials))  # radians in [0, 2 pi); _tone decides the columns
         self._sequence = 0
-        self._arg = np.zeros(slots * partials * n, np.float32)  # work buffers, see render
-        self._extra = np.zeros(slots * partials * n, np.float32)
+        self._arg: np.ndarray | None = None  # (voices, partials, frames) work buffers of _tone,
+        self._extra: np.ndarray | None = None  # made on first use (subclasses may never need them)
 
     # Subclass hooks (arrays indexed by the sounding slots ``idx``).
     def _multipliers(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +108,6 @@ class VoiceBank:
         self._sequence += 1
         self.active[slot] = True
         self.voice_id[slot] = voice
-        self.note[slot] = note
         self.order[slot] = self._sequence
         self.age[slot] = 0
         self.released[slot] = False
@@ -117,7 +115,6 @@ class VoiceBank:
         self.release_level[slot] = 0.0
         self.fading[slot] = False
         self.fade_age[slot] = 0
-        self.velocity[slot] = velocity
         self.fundamental[slot] = fundamental
         self.phase[slot] = 0.0
         pan = np.clip(self.spread * (note - 64) / 64.0, -1.0, 1.0)
@@ -183,6 +180,9 @@ class VoiceBank:
         phase = self.phase[idx]
         # Preallocated buffers: a fresh (V, K, N) array per block would be mapped and faulted in by
         # the allocator every time, which costs more than the arithmetic.
+        if self._arg is None:
+            self._arg = np.zeros(self.slots * self.partials * n, np.float32)
+            self._extra = np.zeros_like(self._arg)
         size = idx.size * self.partials * n
         arg = self._arg[:size].reshape(idx.size, self.partials, n)
         np.multiply(w0.astype(np.float32)[:, :, None], self._frames32, out=arg)

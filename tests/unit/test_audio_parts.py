@@ -323,12 +323,18 @@ def test_mixer_config_accepts_named_tunings_and_tables_of_twelve(tuning) -> None
     ({"envelope": "gate"}, "'percussive' or 'adsr'"),
     ({"polyphony": 0}, "greater than or equal to 1"),
     ({"detune_glide": -0.1}, "greater than or equal to 0"),
-    ({"piano": "yes"}, "'auto', 'on' or 'off'"),
     ({"master_gain_db": 13.0}, "less than or equal to 12"),
 ])
 def test_mixer_config_rejects_values_out_of_range(settings: dict, says: str) -> None:
     with pytest.raises(ValidationError, match=says):
         MixerConfig(**settings)
+
+
+def test_audio_settings_reject_an_unknown_piano_choice() -> None:
+    from engine.setlist import AudioSettings
+
+    with pytest.raises(ValidationError, match="'auto', 'on' or 'off'"):
+        AudioSettings(piano="yes")
 
 
 # The setlist's [audio] table.
