@@ -44,18 +44,11 @@ class StampedRecorder(JackRecorder):
         super()._process(frames)
 
 
-def _wait(seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
-        time.sleep(left)
-
-
 def _measure(period: int) -> tuple[np.ndarray, dict[str, int], str, int]:
     """(latency of each note-on in frames, notes not measurable by reason, the port reading the
     recorder's MIDI, underruns of the audio process)."""
     config = MixerConfig(sample_rate=SAMPLE_RATE, block_size=period, partials=8, envelope="adsr",
-                         attack=0.005, decay=0.05, sustain=0.7, release=0.02, bass_release=0.02,
-                         piano="off")
+                         attack=0.005, decay=0.05, sustain=0.7, release=0.02, bass_release=0.02)
     rng = random.Random(period)
     with jack_server(SAMPLE_RATE, period):
         recorder = StampedRecorder(seconds=(NOTES + WARM_UP) * (HOLD + GAP[1] + 0.05) + 10, midi=True)
@@ -77,10 +70,10 @@ def _measure(period: int) -> tuple[np.ndarray, dict[str, int], str, int]:
             for _ in range(WARM_UP + NOTES):
                 note = rng.randint(48, 84)
                 recorder.send_midi(0x90, note, 100)
-                _wait(HOLD)
+                time.sleep(HOLD)
                 recorder.send_midi(0x80, note, 0)
-                _wait(config.release + rng.uniform(*GAP))
-            _wait(0.1)
+                time.sleep(config.release + rng.uniform(*GAP))
+            time.sleep(0.1)
             heard = recorder.since(mark)
             sent = recorder.midi_sent_at[sends_before:]
             underruns = audio.health()["xruns"]

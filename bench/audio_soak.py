@@ -28,7 +28,8 @@ from bench.midi_latency import read_line
 from bench.result import BenchResult, Figure
 from engine.audio.config import MixerConfig
 from engine.audio.live import LiveAudio
-from engine.display import Display, open_display
+from engine.child_process import stop_child
+from engine.display import FULLSCREEN_VERT, Display, open_display
 from engine.errors import UserError
 
 SAMPLE_RATE = 48000
@@ -43,17 +44,13 @@ SIZE = (1280, 720)
 FPS = 60.0
 PARTIALS, POLYPHONY = 8, 64
 NOTE_GAP = (0.1, 0.2)  # seconds between note-ons, uniform
+NOTES, VELOCITIES = (36, 96), (40, 120)  # uniform ranges of the notes played
+DEFAULTS = MixerConfig()
 POINTS = 300  # the learner stand-in's data points
 CURVES, CURVE_POINTS = 8, 2000
 SILENT = 1e-4  # a second of the tap whose peak stays under this was silence
 ROOT = Path(__file__).resolve().parent.parent
 
-_QUAD_VERT = """
-#version 330
-in vec2 in_pos;
-out vec2 uv;
-void main() { uv = in_pos * 0.5 + 0.5; gl_Position = vec4(in_pos, 0.0, 1.0); }
-"""
 # A moving interference field: a few dozen trigonometric calls per pixel, like a scene's background.
 _FIELD_FRAG = """
 #version 330
@@ -116,7 +113,7 @@ class FrameLoad:
     def __init__(self, display: Display) -> None:
         gl = display.gl
         self.display = display
-        self.field = gl.program(vertex_shader=_QUAD_VERT, fragment_shader=_FIELD_FRAG)
+        self.field = gl.program(vertex_shader=FULLSCREEN_VERT, fragment_shader=_FIELD_FRAG)
         quad = gl.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4").tobytes())
         self.quad = gl.vertex_array(self.field, [(quad, "2f", "in_pos")])
         self.curve = gl.program(vertex_shader=_CURVE_VERT, fragment_shader=_CURVE_FRAG)
@@ -213,8 +210,8 @@ def _frame(state: dict, audio: LiveAudio, learner: CubicLearner, frames: FrameLo
            now: float, rng: random.Random) -> None:
     """One frame of the stand-in show: a note when due, a learner step, a detune, a drawn frame."""
     if now >= state["next_note"]:
-        note = rng.randint(36, 96)
-        audio.note_on(note, rng.randint(40, 120))
+        note = rng.randint(*NOTES)
+        audio.note_on(note, rng.randint(*VELOCITIES))
         if note < 60:  # a bass note starts a new polynomial, as in the piece
             learner.new_target()
         state["next_note"] = now + rng.uniform(*NOTE_GAP)
@@ -231,7 +228,7 @@ def _soak(period: int, realtime: bool, frames: FrameLoad, seconds: float) -> Soa
     learner = CubicLearner(seed=period)
     with jack_server(SAMPLE_RATE, period, realtime=realtime) as jack_env:
         audio = LiveAudio(MixerConfig(sample_rate=SAMPLE_RATE, block_size=period, partials=PARTIALS,
-                                      polyphony=POLYPHONY, piano="off"))
+                                      polyphony=POLYPHONY))
         listener = None
         try:
             audio.start()
@@ -283,12 +280,7 @@ def _soak(period: int, realtime: bool, frames: FrameLoad, seconds: float) -> Soa
             run.callback_errors = int(audio.state.get("callback_errors"))
         finally:
             if listener is not None:
-                listener.stdin.close()
-                try:
-                    listener.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    listener.kill()
-                    listener.wait()
+                stop_child(listener, listener.stdin.close)
             audio.close()
     return run
 
@@ -318,11 +310,13 @@ def run() -> BenchResult:
         method=(f"For each period size ({' and '.join(map(str, PERIODS))} frames at {SAMPLE_RATE} Hz) a "
                 "private `jackd -R -d dummy -p PERIOD` runs (realtime scheduling, as a show machine "
                 "runs JACK; then once more at 256 frames with `--no-realtime`, as the tests run it, "
-                f"for at most 60 s: the worst case) and the audio process (which asks for SCHED_FIFO "
+                f"for at most {RUNS[2][2]:g} s: the worst case) and the audio process (which asks for SCHED_FIFO "
                 "itself; the log says what it got) "
                 f"(`LiveAudio`, blocks of the period, {PARTIALS} partials, polyphony {POLYPHONY}, the "
-                "default percussive envelope: 2 s release, 8 s below middle C) plays a note-on every "
-                f"{NOTE_GAP[0]:g}-{NOTE_GAP[1]:g} s (random notes 36-96, velocities 40-120). The "
+                f"default percussive envelope: {DEFAULTS.release:g} s release, "
+                f"{DEFAULTS.bass_release:g} s below MIDI {DEFAULTS.bass_below}) plays a note-on every "
+                f"{NOTE_GAP[0]:g}-{NOTE_GAP[1]:g} s (random notes {NOTES[0]}-{NOTES[1]}, velocities "
+                f"{VELOCITIES[0]}-{VELOCITIES[1]}). The "
                 f"benchmark process meanwhile runs a frame loop paced at {FPS:g} fps: a learner "
                 "stand-in step (the jax learners are not written yet: a numpy cubic fitted by one "
                 f"hand-written gradient step per frame on {POINTS} noisy points, a new target cubic "
@@ -332,10 +326,8 @@ def run() -> BenchResult:
                 "points updated from the learner), `gl.finish()` and `read_pixels()`. A JACK client "
                 "in a process of its own (`bench/jack_listener.py`) counts JACK's xrun "
                 "notifications; it has no process callback and no ports, so it adds nothing to the "
-                "cycle and cannot be late itself (a recording client, Python in every cycle, missed "
-                "cycles under this load and multiplied the xruns: tried while writing this "
-                "benchmark, about 10x the underruns at 256 frames; in this process, behind the "
-                "rendering's GIL, 1684 underruns in 20 s with realtime JACK instead of 0). Whether "
+                "cycle and cannot be late itself (a recording client runs Python in every cycle and "
+                "can miss cycles under this load, adding xruns of its own). Whether "
                 "sound is played is checked on the audio process's tap (what its callback "
                 f"produced) about once a second. After {SETTLE:g} s of the same load, a window of "
                 f"{minutes} per period size is measured (`SHOWRUNNER_SOAK_SECONDS` sets it): "
@@ -349,7 +341,7 @@ def run() -> BenchResult:
         goal=("Goal: 0 underruns at both period sizes with realtime JACK: the audio process, "
               "away from the main process's GIL, keeps up while frames are rendered, read back and "
               "learned from. The non-realtime run has no goal: it shows what a JACK graph without "
-              "realtime scheduling suffers on a busy 2-core machine."))
+              f"realtime scheduling suffers on this busy {os.cpu_count()}-core machine."))
     if SECONDS <= 0:
         result.error = "SHOWRUNNER_SOAK_SECONDS must be positive"
         return result

@@ -2,10 +2,9 @@
 
 It registers no process callback and no ports, so it adds no work to JACK's cycle and cannot be
 late itself: the xruns it counts are the graph's, not its own. A client that records (such as
-:class:`~bench.jack_recorder.JackRecorder`) runs Python in every cycle; under the soak's load it
-missed cycles itself and multiplied the xruns (tried while writing the soak: about 10x the
-underruns at 256 frames, 2x at 128), and PortAudio reports every xrun of the graph to the audio
-process as an underflow. Whether sound is played is checked on the audio process's tap instead.
+:class:`~bench.jack_recorder.JackRecorder`) runs Python in every cycle and can miss cycles under
+the soak's load, and PortAudio reports every xrun of the graph to the audio process as an
+underflow. Whether sound is played is checked on the audio process's tap instead.
 
 ``python -m bench.jack_listener`` prints ``ready`` once its client is active, then answers lines on
 stdin: ``mark`` starts a measured window; ``report`` prints one JSON object ``{"xruns": N}``, the

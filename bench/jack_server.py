@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from engine.child_process import stop_child
 
 
 class JackUnavailable(RuntimeError):
@@ -69,11 +70,5 @@ def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        stop_child(server)
         log.close()

@@ -31,7 +31,7 @@ LOWEST, SPAN = 36, 60  # notes C2..B6, then the next MIDI channel (distinct voic
 
 def _loaded_mixer(voices: int, partials: int) -> OvertoneMixer:
     config = MixerConfig(sample_rate=SAMPLE_RATE, block_size=BLOCK, polyphony=voices,
-                         partials=partials, envelope="adsr", piano="off")
+                         partials=partials, envelope="adsr")
     mixer = OvertoneMixer(config)
     for index in range(voices):
         note, channel = LOWEST + index % SPAN, index // SPAN

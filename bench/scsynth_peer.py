@@ -31,6 +31,7 @@ from bench.scgf import AR, KR, Output, SynthGraph, scgf_file
 from engine.audio.config import MixerConfig
 from engine.audio.live import LiveAudio
 from engine.audio.tuning import note_frequencies
+from engine.child_process import stop_child
 
 SAMPLE_RATE, PERIOD = 48000, 256
 VOICES, PARTIALS = 64, 8
@@ -101,9 +102,7 @@ def _free_udp_port() -> int:
 
 def _measure(pid: int, recorder: JackRecorder, send_detune: Callable[[float], None]) -> tuple[float, float]:
     """(CPU seconds of ``pid`` over SECONDS of wall time, peak of what was heard meanwhile)."""
-    deadline = time.monotonic() + SETTLE
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
+    time.sleep(SETTLE)
     mark = recorder.mark()
     cpu_start, wall_start = cpu_seconds(pid), time.monotonic()
     step = 0
@@ -186,13 +185,7 @@ def _scsynth(config: MixerConfig, control_block: int,
         status = {"ugens": reply[1], "synths": reply[2], "avg_cpu": reply[5], "peak_cpu": reply[6]}
         return cpu, peak, status, idle
     finally:
-        if server.poll() is None:
-            client.send("/quit")
-            try:
-                server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        stop_child(server, lambda: client.send("/quit"))
         client.close()
         recorder.close()
         log.close()
@@ -208,7 +201,7 @@ def _scsynth_version() -> str:
 
 def run() -> BenchResult:
     config = MixerConfig(sample_rate=SAMPLE_RATE, block_size=PERIOD, polyphony=VOICES,
-                         partials=PARTIALS, envelope="adsr", piano="off")
+                         partials=PARTIALS, envelope="adsr")
     result = BenchResult(
         key="scsynth",
         title="Audio process CPU against scsynth",
@@ -222,8 +215,8 @@ def run() -> BenchResult:
                 f"({VOICES * PARTIALS} in all), partial k >= 2 at k * freq * (1 + `Lag.kr`(detune)), "
                 "the mixer's partial weights summed with `MulAdd`, `EnvGen.kr` with the mixer's ADSR "
                 "(attack, decay, sustain, release and curve) scaled by the voice's amplitude, "
-                "`Pan2.ar` with the mixer's pan for the note, `Out.ar`; the same fundamentals and "
-                f"amplitudes. Each runs alone on the server and is measured from {SETTLE:g} s after "
+                "`Pan2.ar` with the mixer's pan for the note, `Out.ar`; fundamentals, amplitudes and pans "
+                f"recomputed here from the mixer's tuning and settings. Each runs alone on the server and is measured from {SETTLE:g} s after "
                 f"the notes start, over {SECONDS:g} s of wall time: the process's CPU time "
                 "(`/proc/PID/stat` utime + stime, all threads) read at both ends, while the detune "
                 f"of every voice changes {DETUNE_RATE:g} times a second (our ring `DETUNE` for all "

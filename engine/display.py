@@ -19,7 +19,8 @@ from engine.shaders import ShaderLibrary
 
 log = logging.getLogger("showrunner.display")
 
-_PRESENT_VERT = """
+# A full-screen quad (two triangles over in_pos in [-1, 1]) with uv in [0, 1]; reused by benchmarks.
+FULLSCREEN_VERT = """
 #version 330
 in vec2 in_pos;
 out vec2 uv;
@@ -60,10 +61,10 @@ class Display:
         self.color = gl.texture(size, 4)
         self.fbo = gl.framebuffer(color_attachments=[self.color])
         self.shaders = ShaderLibrary(gl)
-        self._present = gl.program(vertex_shader=_PRESENT_VERT, fragment_shader=_PRESENT_FRAG)
+        self._present = gl.program(vertex_shader=FULLSCREEN_VERT, fragment_shader=_PRESENT_FRAG)
         quad = gl.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype="f4").tobytes())
         self._quad = gl.vertex_array(self._present, [(quad, "2f", "in_pos")])
-        self._shade = gl.program(vertex_shader=_PRESENT_VERT, fragment_shader=_SHADE_FRAG)
+        self._shade = gl.program(vertex_shader=FULLSCREEN_VERT, fragment_shader=_SHADE_FRAG)
         self._shade_quad = gl.vertex_array(self._shade, [(quad, "2f", "in_pos")])
         self.fade = 1.0  # 0 = black, 1 = full image (transitions)
         self.renderer = gl.info.get("GL_RENDERER", "?")

@@ -22,6 +22,7 @@ from engine.audio import shared
 from engine.audio.config import MixerConfig
 from engine.audio.control import AudioOut
 from engine.audio.server import EXIT_DEVICE_LOST, ServerSettings
+from engine.child_process import stop_child
 
 log = logging.getLogger("showrunner.audio")
 
@@ -136,12 +137,7 @@ class LiveAudio(AudioOut):
     def close(self) -> None:
         process = self.process
         self.process = None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=3.0)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop_child(process, grace=3.0)
         self.state.close()
         self._settings_file.unlink(missing_ok=True)

@@ -137,6 +137,7 @@ def test_killed_audio_process_is_restarted_while_a_show_runs(jack, recorder, tmp
     finally:
         if show.poll() is None:
             show.kill()
+            show.wait()
     assert show.returncode == 0, output
     records = [json.loads(line) for line in metrics.read_text().splitlines()]
     events = [event for record in records for event in record["events"]]
@@ -167,6 +168,7 @@ def test_audio_process_plays_live_midi_without_waiting_for_the_engine(jack, tmp_
     finally:
         if show.poll() is None:
             show.kill()
+            show.wait()
         piano.close()
     assert show.returncode == 0, output
     assert np.abs(heard).max() > 0.01, "the note was not heard"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import wave
 
 import numpy as np
 import pytest
 
 from tests.conftest import BUNDLED_MIDI, DEMO_SETLIST, showrunner_command
-from tests.spectrum import peak_near
+from tests.spectrum import peak_near, read_wav
 
 
 def render(tmp_path, name: str, *extra: str) -> subprocess.CompletedProcess:
@@ -21,17 +20,16 @@ def render(tmp_path, name: str, *extra: str) -> subprocess.CompletedProcess:
         capture_output=True, text=True, timeout=300)
 
 
-def read_wav(path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path)) as file:
-        frames = np.frombuffer(file.readframes(file.getnframes()), "<i2").reshape(-1, 2)
-        return frames / 32768.0, file.getframerate()
+def read_sound(path) -> tuple[np.ndarray, int]:
+    pcm, params = read_wav(path)
+    return pcm / 32768.0, params.framerate
 
 
 def test_render_writes_the_mixer_sound_deterministically(tmp_path, egl):
     first, second = render(tmp_path, "a"), render(tmp_path, "b")
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
-    a, rate = read_wav(tmp_path / "a.wav")
+    a, rate = read_sound(tmp_path / "a.wav")
     assert rate == 48000
     assert len(a) == pytest.approx(4 * rate, abs=256)  # to the block
     assert np.abs(a).max() > 0.05, "the render is silent"
@@ -44,7 +42,7 @@ def test_first_note_of_the_render_sounds_at_its_pitch(tmp_path, egl):
 
     done = render(tmp_path, "a")
     assert done.returncode == 0, done.stderr
-    audio, rate = read_wav(tmp_path / "a.wav")
+    audio, rate = read_sound(tmp_path / "a.wav")
     first = next(m for m in mido.MidiFile(BUNDLED_MIDI) if m.type == "note_on" and m.velocity > 0)
     fundamental = 440.0 * 2 ** ((first.note - 69) / 12)
     onset = int(np.argmax(np.abs(audio[:, 0]) > 1e-3))

@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import PERFORMANCES, ROOT, showrunner_command
 
+pytestmark = pytest.mark.jack
+
 SENDER = Path(__file__).with_name("midi_sender.py")
 TICK_RATE = 60
 
@@ -77,7 +79,6 @@ def run_show_with_sender(tmp_path: Path, jack_env: dict, sender_args: list[str],
     return engine, metrics
 
 
-@pytest.mark.jack
 @pytest.mark.parametrize("name, seconds", [
     ("partitura_mozart_k265_var1.mid", None),          # the whole 46 s performance
     ("asap_Bach_Prelude_bwv846_Shi05M.mid", 20.0),     # Disklavier take, dense pedalling
@@ -114,7 +115,6 @@ def test_every_note_of_a_real_performance_arrives_once_in_order_at_the_right_tic
     assert max(abs(o - centre) for o in offsets) < 0.1
 
 
-@pytest.mark.jack
 def test_show_goes_on_when_the_midi_port_vanishes_and_reconnects_when_it_returns(tmp_path, jack):
     setlist = tmp_path / "show.toml"
     setlist.write_text(SETLIST)
@@ -143,7 +143,6 @@ def test_show_goes_on_when_the_midi_port_vanishes_and_reconnects_when_it_returns
     assert records[-1]["time"] == pytest.approx(9.0, abs=0.02)  # ran to the end
 
 
-@pytest.mark.jack
 def test_missing_midi_port_is_bad_input_listing_the_real_ports(tmp_path, jack):
     sender = subprocess.Popen([sys.executable, str(SENDER), "Some Other Keyboard", "--notes", "60",
                                "--hold", "5"], env=jack)
@@ -164,7 +163,6 @@ def test_missing_midi_port_is_bad_input_listing_the_real_ports(tmp_path, jack):
     assert "piano-sim:Some Other Keyboard" in lines[0]
 
 
-@pytest.mark.jack
 def test_devices_lists_jack_midi_ports(jack):
     sender = subprocess.Popen([sys.executable, str(SENDER), "Listed Piano", "--notes", "60", "--hold", "5"],
                               env=jack)
@@ -179,7 +177,6 @@ def test_devices_lists_jack_midi_ports(jack):
     assert "Listed Piano" in result.stdout
 
 
-@pytest.mark.jack
 def test_setlist_piano_switched_on_after_the_show_started_is_connected(tmp_path, jack):
     setlist = tmp_path / "show.toml"
     setlist.write_text(SETLIST.replace('[[cues]]', '[midi]\ninput = "late piano"\napi = "jack"\n\n[[cues]]', 1))

@@ -16,7 +16,7 @@ import pytest
 from engine.audio import commands as cmd
 from engine.audio.config import MixerConfig
 from engine.audio.mixer import OvertoneMixer
-from tests.spectrum import max_step
+from tests.spectrum import Spectrum, max_step
 
 RATE = 48000
 BLOCK = 256
@@ -58,32 +58,6 @@ def blocks_until_silent(mixer: OvertoneMixer, most: int, piano: bool = False) ->
 def sounding_voices(mixer: OvertoneMixer) -> set[int]:
     bank = mixer.overtones
     return {int(v) for v in bank.voice_id[bank.active & ~bank.fading]}
-
-
-class Spectrum:
-    """Amplitude spectrum of a stretch of sound (Hann window, zero-padded to ~0.2 Hz bins): a
-    steady sinusoid of amplitude A shows as a peak of height A at its frequency."""
-
-    def __init__(self, signal: np.ndarray, rate: int = RATE) -> None:
-        window = np.hanning(len(signal))
-        size = 1 << 18
-        self.magnitude = np.abs(np.fft.rfft(signal * window, size)) * 2 / window.sum()
-        self.bin_hz = rate / size
-
-    def peak(self, near_hz: float, search_hz: float = 20.0) -> tuple[float, float]:
-        """(frequency in Hz, amplitude) of the strongest component within ``search_hz``, from a
-        parabola through the log magnitudes around the largest bin."""
-        low = int((near_hz - search_hz) / self.bin_hz)
-        high = int((near_hz + search_hz) / self.bin_hz) + 1
-        top = low + int(np.argmax(self.magnitude[low:high]))
-        a, b, c = np.log(self.magnitude[top - 1:top + 2] + 1e-30)
-        offset = 0.5 * (a - c) / (a - 2 * b + c)
-        return (top + offset) * self.bin_hz, float(np.exp(b - 0.25 * (a - c) * offset))
-
-    def level(self, at_hz: float) -> float:
-        """Largest amplitude within 5 Hz of ``at_hz``."""
-        low, high = int((at_hz - 5) / self.bin_hz), int((at_hz + 5) / self.bin_hz) + 1
-        return float(self.magnitude[low:high].max())
 
 
 def steady_spectrum(mixer: OvertoneMixer, start: float = 0.1, seconds: float = 0.5,
@@ -439,17 +413,24 @@ def test_an_adsr_note_holds_its_sustain_level_until_note_off_then_ends_after_the
     assert blocks_until_silent(mixer, 400) == 375  # 2 s at 256 frames
 
 
-@pytest.mark.parametrize("envelope", ["adsr", "percussive"])
-def test_the_sustain_pedal_holds_adsr_notes_until_it_lifts(envelope: str) -> None:
+def _pedal_down_note_released(envelope: str) -> OvertoneMixer:
+    """Pedal down, a note struck and released, then twice the release time rendered."""
     mixer = OvertoneMixer(MixerConfig(envelope=envelope, release=0.5))
     mixer.apply(cmd.SUSTAIN, value=127)
     play(mixer, 69)
     render(mixer, 0.2)
     release(mixer, 69)
-    render(mixer, 1.0)  # twice the release time
-    if envelope == "percussive":  # rings its 0.6 s out whatever the pedal does
-        assert mixer.voices_sounding() == 0
-        return
+    render(mixer, 1.0)
+    return mixer
+
+
+def test_the_sustain_pedal_does_not_hold_a_percussive_note() -> None:
+    mixer = _pedal_down_note_released("percussive")  # rings its 0.6 s out whatever the pedal does
+    assert mixer.voices_sounding() == 0
+
+
+def test_the_sustain_pedal_holds_adsr_notes_until_it_lifts() -> None:
+    mixer = _pedal_down_note_released("adsr")
     assert mixer.voices_sounding() == 1
     mixer.apply(cmd.SUSTAIN, value=0)
     assert blocks_until_silent(mixer, 200) == math.ceil(0.5 * RATE / BLOCK)

@@ -8,7 +8,6 @@ bit-identical sound. AudioOut keeps what was sent for the metrics log, in the do
 from __future__ import annotations
 
 import math
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from engine.audio.control import NoAudio
 from engine.audio.mixer import OvertoneMixer
 from engine.audio.offline import OfflineAudio, WavWriter
 from engine.errors import UserError
+from tests.spectrum import read_wav
 
 RATE = 48000
 BLOCK = 256
@@ -155,13 +155,6 @@ def test_close_closes_the_sink(tmp_path: Path) -> None:
 
 
 # WAV files.
-def read_wav(path: Path) -> tuple[np.ndarray, wave._wave_params]:
-    with wave.open(str(path)) as file:
-        params = file.getparams()
-        pcm = np.frombuffer(file.readframes(params.nframes), "<i2").reshape(-1, params.nchannels)
-    return pcm, params
-
-
 def test_write_wav_writes_what_was_rendered_as_16_bit_stereo_at_the_sample_rate(tmp_path: Path) -> None:
     audio = OfflineAudio(MixerConfig(sample_rate=44100), piano=True)
     perform(audio, SCORE, 12)

@@ -362,16 +362,13 @@ def _check(path: Path) -> subprocess.CompletedProcess:
                           text=True, cwd=REPO, env=env, timeout=60)
 
 
-def _name(entry) -> str:
-    return (entry.values[0] if hasattr(entry, "values") else entry[0])
 
-
-AUDIO_BAD_IDS = [_name(entry).removesuffix(".toml") for entry in AUDIO_BAD_SETLISTS]
+AUDIO_BAD_IDS = [name.removesuffix(".toml") for name, _ in AUDIO_BAD_SETLISTS]
 
 
 def test_every_bad_audio_setlist_file_is_in_the_table_and_says_what_is_wrong() -> None:
     on_disk = {path.name for path in AUDIO_DATA.glob("bad_*.toml")}
-    assert on_disk == {_name(entry) for entry in AUDIO_BAD_SETLISTS}
+    assert on_disk == {name for name, _ in AUDIO_BAD_SETLISTS}
     for name in on_disk:
         assert (AUDIO_DATA / name).read_bytes().splitlines()[0].startswith(b"# Malformed: ")
 
@@ -386,7 +383,7 @@ def test_malformed_audio_table_is_one_line_naming_the_file_and_the_field(name: s
 @pytest.fixture(scope="module")
 def audio_cli_results():
     """`showrunner check` on every bad [audio] table, in parallel (each start-up costs ~0.3 s)."""
-    names = [_name(entry) for entry in AUDIO_BAD_SETLISTS]
+    names = [name for name, _ in AUDIO_BAD_SETLISTS]
     with ThreadPoolExecutor(max_workers=8) as pool:
         return dict(zip(names, pool.map(_check, [AUDIO_DATA / name for name in names])))
 

@@ -54,7 +54,6 @@ def test_no_float_drift_over_10000_frames_of_exactly_one_tick(rate: float) -> No
     assert all(s.ticks == 1 for s in steps), [i for i, s in enumerate(steps) if s.ticks != 1][:5]
     assert all(s.dropped == 0.0 for s in steps)
     assert clock.tick_count == 10_000
-    assert clock.tick_count == round(10_000 * (1 / rate) * rate)
 
 
 @pytest.mark.parametrize(("frame_period", "rate"), [(1 / 60, 60.0), (1 / 144, 60.0), (1 / 144, 144.0),

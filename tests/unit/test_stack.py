@@ -330,18 +330,10 @@ def test_scene_whose_on_midi_raises_lets_the_event_fall_through(calls: list) -> 
     assert stack.errors == 1
 
 
-def _settled(*ops) -> SceneStack:
-    stack = SceneStack()
-    for op, *args in ops:
-        getattr(stack, op)(*args)
-    stack.apply_pending()
-    return stack
-
-
 def test_opaque_push_over_an_overlay_pauses_both_scenes_that_stop_running() -> None:
     calls: list = []
     base, hud, cover = Recorder("base", calls), Overlay("hud", calls), Recorder("cover", calls)
-    stack = _settled(("push", base), ("push", hud))
+    stack = _stack_with(base, hud)
     calls.clear()
     stack.push(cover)
     stack.apply_pending()
@@ -352,7 +344,7 @@ def test_opaque_push_over_an_overlay_pauses_both_scenes_that_stop_running() -> N
 def test_switching_an_opaque_top_to_an_overlay_resumes_the_scene_below() -> None:
     calls: list = []
     base, cover, hud = Recorder("base", calls), Recorder("cover", calls), Overlay("hud", calls)
-    stack = _settled(("push", base), ("push", cover))
+    stack = _stack_with(base, cover)
     calls.clear()
     stack.switch(hud)
     stack.apply_pending()
@@ -363,7 +355,7 @@ def test_switching_an_opaque_top_to_an_overlay_resumes_the_scene_below() -> None
 def test_popping_an_opaque_scene_resumes_the_scene_and_overlay_below() -> None:
     calls: list = []
     base, hud, cover = Recorder("base", calls), Overlay("hud", calls), Recorder("cover", calls)
-    stack = _settled(("push", base), ("push", hud), ("push", cover))
+    stack = _stack_with(base, hud, cover)
     calls.clear()
     stack.pop()
     stack.apply_pending()
