@@ -120,6 +120,9 @@ def _report(summary: ShowSummary, log_path: Path, metrics: Path | None) -> None:
     log.info("show over: %d ticks, %d frames (median %.1f ms), %d notes, %d scene errors; cues %s",
              summary.ticks, summary.frames, summary.median_frame_ms, summary.notes,
              summary.scene_errors, " ".join(summary.cues_played) or "-")
+    if summary.recompilations:
+        log.warning("%d jax compilation(s) happened during the show (each one stalls a tick)",
+                    summary.recompilations)
     log.info("log: %s%s", log_path, f"; metrics: {metrics}" if metrics else "")
 
 

@@ -10,6 +10,7 @@ arrays it owns); show-wide services come through :class:`SceneContext`.
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,12 +39,14 @@ class SceneContext:
         gl: the moderngl context (None in unit tests without OpenGL).
         size: show resolution in pixels (width, height); scenes draw into a framebuffer of this size.
         shaders: loads GLSL programs from shaders/ by name (None without OpenGL).
-        seed: the show's random seed, combined by scenes with their cue id for reproducibility.
+        cue: the id of the cue this scene instance plays ("" outside a show).
+        seed: the show's random seed; :meth:`seed_for` combines it with the cue id.
         pedals: sustain / sostenuto / soft pedal positions, updated before each event is dispatched.
         log: the show's logger.
         audio: the overtone mixer (note_on / note_off / detune / set_gain / panic), live or offline.
     """
 
+    cue: str = ""
     gl: moderngl.Context | None = None
     size: tuple[int, int] = (1280, 720)
     shaders: ShaderLibrary | None = None
@@ -51,6 +54,12 @@ class SceneContext:
     pedals: PedalState = field(default_factory=PedalState)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("showrunner.scene"))
     audio: AudioOut = field(default_factory=lambda: NoAudio())
+
+    def seed_for(self, *names: str) -> int:
+        """A 32-bit seed from the show seed, the cue id and ``names``: the same in every run and
+        process, different per cue and per name (two learners of one scene get two seeds)."""
+        text = "/".join([str(self.seed), self.cue, *names])
+        return zlib.crc32(text.encode())
 
 
 _REGISTRY: dict[str, type[Scene]] = {}

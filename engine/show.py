@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -68,10 +69,17 @@ class ShowSummary:
     scene_errors: int = 0
     frame_ms: list[float] = field(default_factory=list)
     cues_played: list[str] = field(default_factory=list)
+    recompilations: int = 0  # jax compilations after the scenes loaded (0 in a healthy show)
 
     @property
     def median_frame_ms(self) -> float:
         return statistics.median(self.frame_ms) if self.frame_ms else 0.0
+
+
+def _compilations() -> int:
+    """jax compilations in this process so far; 0 when no scene uses learners (jax not loaded)."""
+    counter = sys.modules.get("engine.learners.compilation")
+    return counter.compilations() if counter is not None else 0
 
 
 class Show:
@@ -111,6 +119,7 @@ class Show:
         self._metrics: MetricsLog | None = None
         self._last_frame_ms: float | None = None
         self._error_counts: dict[tuple[int, str], int] = {}
+        self._compilations = 0
         self.frame_sink: Callable[[], None] | None = None  # called after each frame is drawn
 
     # Set-up.
@@ -123,6 +132,7 @@ class Show:
         failures = []
         for index, cue in enumerate(self.setlist.cues):
             context = SceneContext(
+                cue=cue.id,
                 gl=self.display.gl if self.display else None,
                 size=self.display.size if self.display else settings.resolution,
                 shaders=self.display.shaders if self.display else None,
@@ -184,6 +194,7 @@ class Show:
         self._origin = last
         for source in self.sources:
             source.start(self._origin)
+        self._compilations = _compilations()
         try:
             while not self._quit:
                 now = self.time.now()
@@ -264,6 +275,16 @@ class Show:
         events.extend(self.audio.poll())
         self.audio.advance(show_time)
         sent = self.audio.take_sent()
+        status = dict(self.stack.status())
+        events.extend(status.pop("events", ()))
+        compilations = _compilations()
+        if compilations > self._compilations:
+            # Scenes compile in load; a compilation now stalled this tick (and will again).
+            log.warning("%d jax compilation(s) during the show at tick %d", compilations - self._compilations,
+                        tick)
+            self.summary.recompilations += compilations - self._compilations
+            self._compilations = compilations
+            events.append("recompile")
 
         if self._metrics is not None:
             record: dict[str, Any] = {
@@ -277,7 +298,7 @@ class Show:
             if sent:
                 record["audio"] = sent
             record.update(self.audio.health())
-            record.update(self.stack.status())
+            record.update(status)
             self._metrics.write(record)
 
     def _draw(self, alpha: float) -> None:

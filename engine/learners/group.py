@@ -1,0 +1,239 @@
+"""What scenes use: a group of learners of one kind, compiled at load, stepped once per tick.
+
+A :class:`LearnerGroup` holds ``size`` learners (one per held note, several knots at once, or just
+one) as one batched :class:`~engine.learners.core.LearnerState`. Each method is one call of a
+function compiled ahead of time in :meth:`LearnerGroup.load`, so nothing compiles during the show,
+and there is no Python loop over learners. After a call, :attr:`LearnerGroup.view` holds the loss,
+gradient, parameters and target of every learner as numpy arrays, read back from the device once,
+on first use.
+
+    group = LearnerGroup("cubic", CubicConfig(learning_rate=0.02), size=1, seed=seed)
+    group.load()                     # compiles (or reads the persistent cache)
+    group.renew()                    # new target and approximant for every learner
+    group.step(1)                    # one gradient step each
+    loss, grad = group.view.loss[0], group.view.grad[0]
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from engine.learners import core, oracle
+from engine.learners.config import CubicConfig, KnotConfig
+from engine.learners.kinds import Kind, make_kind
+
+log = logging.getLogger("showrunner.learners")
+
+Which = int | Sequence[int] | np.ndarray | None
+
+
+@dataclass(frozen=True)
+class LearnerView:
+    """Every learner's state after the last call, as numpy arrays (leading axis: the learner).
+
+    Attributes:
+        loss: (B,) loss of each learner's last step (after a renewal: its first evaluation).
+        grad: (B, P) gradient of that loss with respect to the parameters (0 once stopped).
+        params: (B, P) learned parameters; target: (B, T) what they learn.
+        steps: (B,) updates since the approximant was made; stopped: (B,) converged flags;
+        resets: (B,) divergence resets so far.
+    """
+
+    loss: np.ndarray
+    grad: np.ndarray
+    params: np.ndarray
+    target: np.ndarray
+    steps: np.ndarray
+    stopped: np.ndarray
+    resets: np.ndarray
+
+
+def _pack(state: core.LearnerState) -> jax.Array:
+    """One (B, 1 + 2P + T + 3) float64 array, so a tick reads everything in one transfer."""
+    columns = [state.loss[:, None], state.grad, state.params, state.target,
+               state.steps[:, None].astype(jnp.float64), state.stopped[:, None].astype(jnp.float64),
+               state.resets[:, None].astype(jnp.float64)]
+    return jnp.concatenate(columns, axis=1)
+
+
+def _init(kind: Kind, size: int, seed: jax.Array) -> tuple[core.LearnerState, jax.Array]:
+    base = jax.random.PRNGKey(seed)
+    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(size))
+    state = jax.vmap(partial(core.init, kind))(keys)
+    return state, _pack(state)
+
+
+def _step(kind: Kind, state: core.LearnerState, counts: jax.Array) -> tuple[core.LearnerState, jax.Array]:
+    def reset_diverged(s: core.LearnerState) -> core.LearnerState:
+        fresh = jax.vmap(partial(core.reset_diverged, kind))(s)
+        ok = jax.vmap(partial(core.healthy, kind))(s)
+        return jax.tree.map(lambda keep, new: jnp.where(ok.reshape(ok.shape + (1,) * (keep.ndim - 1)), keep, new),
+                            s, fresh)
+
+    state = jax.vmap(partial(core.run_raw_steps, kind))(state, counts)
+    # The guard as one real branch for the batch: the reset is only computed when one diverged.
+    all_healthy = jnp.all(jax.vmap(partial(core.healthy, kind))(state))
+    state = jax.lax.cond(all_healthy, lambda s: s, reset_diverged, state)
+    return state, _pack(state)
+
+
+def _renew(kind: Kind, state: core.LearnerState, targets: jax.Array,
+           approximants: jax.Array) -> tuple[core.LearnerState, jax.Array]:
+    def one(s: core.LearnerState, target: jax.Array, approximant: jax.Array) -> core.LearnerState:
+        s = jax.lax.cond(target, partial(core.new_target, kind), lambda s: s, s)
+        return jax.lax.cond(approximant, partial(core.new_approximant, kind), lambda s: s, s)
+
+    state = jax.vmap(one)(state, targets, approximants)
+    return state, _pack(state)
+
+
+class LearnerGroup:
+    """``size`` learners of one kind ("cubic" or "knot") with one config and one seed.
+
+    Call :meth:`load` once (in the scene's ``load``); it compiles everything. The same seed gives
+    the same targets and trajectories, in any process, live or offline.
+    """
+
+    def __init__(self, kind: str, config: CubicConfig | KnotConfig | None = None, size: int = 1,
+                 seed: int = 0) -> None:
+        if size < 1:
+            raise ValueError(f"a learner group needs at least one learner, got size {size}")
+        self.kind: Kind = make_kind(kind, config)
+        self.config = self.kind.config
+        self.size = size
+        self.seed = seed
+        self.compile_seconds = 0.0
+        self._compiled: dict[str, Any] = {}
+        self._state: core.LearnerState | None = None
+        self._packed: jax.Array | None = None
+        self._view: LearnerView | None = None
+        self._points: np.ndarray | None = None
+        self._resets_seen = 0
+        self._events: list[str] = []
+
+    # Loading -------------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Compile init, step and renew for this kind, config and size; then start from ``seed``."""
+        started = time.perf_counter()
+        kind, size = self.kind, self.size
+        seed = np.uint32(0)
+        init = jax.jit(partial(_init, kind, size)).lower(seed).compile()
+        state_shape, _ = jax.eval_shape(partial(_init, kind, size), seed)
+        counts = jax.ShapeDtypeStruct((size,), np.int32)
+        mask = jax.ShapeDtypeStruct((size,), np.bool_)
+        self._compiled = {
+            "init": init,
+            # The state is donated: its buffers are reused for the new state instead of copied.
+            "step": jax.jit(partial(_step, kind), donate_argnums=0).lower(state_shape, counts).compile(),
+            "renew": jax.jit(partial(_renew, kind), donate_argnums=0).lower(state_shape, mask, mask).compile(),
+        }
+        self.compile_seconds = time.perf_counter() - started
+        log.info("%s learners x%d compiled in %.2f s on %s", kind.name, size, self.compile_seconds,
+                 jax.default_backend())
+        self.reset()
+
+    def reset(self, seed: int | None = None) -> None:
+        """Every learner back to its first target and approximant for ``seed`` (default: the group's)."""
+        if seed is not None:
+            self.seed = seed
+        self._apply(self._call("init", np.uint32(self.seed & 0xFFFFFFFF)))
+        self._resets_seen = 0
+
+    # Per tick -------------------------------------------------------------------------------------
+    def renew(self, which: Which = None, target: bool = True, approximant: bool = True) -> None:
+        """New target and/or new approximant for the learners ``which`` (index, indices or mask; all if None)."""
+        selected = self._mask(which)
+        self._apply(self._call("renew", self._state, selected & target, selected & approximant))
+        self._points = None
+
+    def step(self, count: int | Sequence[int] | np.ndarray = 1, which: Which = None) -> None:
+        """``count`` fused gradient steps (one number, or one per learner) for ``which`` (all if None)."""
+        counts = np.zeros(self.size, np.int32)
+        counts[self._mask(which)] = np.asarray(count, np.int32)[self._mask(which)] if np.ndim(count) else count
+        if not counts.any():
+            return
+        self._apply(self._call("step", self._state, counts))
+
+    def take_events(self) -> list[str]:
+        """Events since the last call ("learner_reset" per diverged learner), for the metrics line."""
+        self.view  # noqa: B018  (reading the state notes any reset)
+        events, self._events = self._events, []
+        return events
+
+    # Reading ---------------------------------------------------------------------------------------
+    @property
+    def view(self) -> LearnerView:
+        """Loss, gradient, parameters and target of every learner (one device read per change)."""
+        if self._view is None:
+            if self._packed is None:
+                raise RuntimeError("LearnerGroup.load() was not called")
+            packed = np.asarray(self._packed)
+            p, t = self.kind.n_params, self.kind.n_target
+            self._view = LearnerView(
+                loss=packed[:, 0], grad=packed[:, 1:1 + p], params=packed[:, 1 + p:1 + 2 * p],
+                target=packed[:, 1 + 2 * p:1 + 2 * p + t], steps=packed[:, -3].astype(np.int64),
+                stopped=packed[:, -2] > 0, resets=packed[:, -1].astype(np.int64))
+            self._note_resets()
+        return self._view
+
+    def points(self) -> np.ndarray:
+        """(B, N) sample points: the cubic's x values, the knot's t grid (read once per renewal)."""
+        if self._points is None:
+            self._points = np.asarray(self._state.points)
+        return self._points
+
+    def curve(self, index: int = 0, of: str = "learned", count: int = 256) -> np.ndarray:
+        """Points of learner ``index``'s learned or target curve, computed on the host.
+
+        Cubic: (count, 2) points (x, f(x)) with x evenly over ``x_range``. Knot: (N, 3) points over the
+        whole t grid (``count`` is unused).
+        """
+        view = self.view
+        if of not in ("learned", "target"):
+            raise ValueError(f"curve of 'learned' or 'target', not {of!r}")
+        if self.kind.name == "cubic":
+            coefficients = view.params[index] if of == "learned" else view.target[index]
+            x = np.linspace(*self.config.x_range, count)
+            return np.stack([x, oracle.cubic_values(coefficients, x)], axis=1)
+        target = view.target[index]
+        phases = view.params[index] if of == "learned" else target[3:]
+        return oracle.knot_values(target[:3], phases, self.points()[index])
+
+    # Internals ------------------------------------------------------------------------------------
+    def _call(self, name: str, *args: Any) -> tuple[core.LearnerState, jax.Array]:
+        if not self._compiled:
+            raise RuntimeError("LearnerGroup.load() was not called")
+        return self._compiled[name](*args)
+
+    def _apply(self, result: tuple[core.LearnerState, jax.Array]) -> None:
+        self._state, self._packed = result
+        self._view = None
+
+    def _note_resets(self) -> None:
+        resets = int(self._view.resets.sum())
+        if resets > self._resets_seen:
+            fresh = resets - self._resets_seen
+            self._events.extend(["learner_reset"] * fresh)
+            log.warning("%s learner diverged (learning_rate %g): %d reset to a fresh approximant",
+                        self.kind.name, self.config.learning_rate, fresh)
+        self._resets_seen = resets
+
+    def _mask(self, which: Which) -> np.ndarray:
+        if which is None:
+            return np.ones(self.size, bool)
+        which = np.asarray(which)
+        if which.dtype == bool:
+            if which.shape != (self.size,):
+                raise ValueError(f"mask of shape {which.shape}; ({self.size},) expected")
+            return which
+        mask = np.zeros(self.size, bool)
+        mask[which] = True
+        return mask
