@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 from engine.clock import VirtualTime
 from engine.learners import CubicConfig, KnotConfig, LearnerGroup
@@ -16,6 +17,7 @@ from engine.scene import Scene, SceneParams
 from engine.setlist import load_setlist
 from engine.show import Show, ShowOptions
 from tests.conftest import PERFORMANCES
+from tests.setlist_errors import check_one_line_error
 
 BACH = PERFORMANCES / "asap_Bach_Prelude_bwv846_Shi05M.mid"
 SPLIT = 60
@@ -135,3 +137,15 @@ def test_the_same_show_gives_the_same_learner_metrics(tmp_path):
     keys = ("tick", "events", "loss", "grad", "knot_loss")
     assert [[line[k] for k in keys] for line in first] == [[line[k] for k in keys] for line in second]
     assert len({line["loss"] for line in first}) > 10
+
+
+@pytest.mark.parametrize("params, expected", [
+    ("{ knot = { learning_rate = -1 } }", ["second", "knot.learning_rate", "greater than 0"]),
+    ("{ cubic = { x_range = [1, -1] } }", ["second", "cubic", "x_range"]),
+    ("{ knot = { minibatch = 64, speed = 3 } }", ["second", "knot.speed"]),
+])
+def test_bad_learner_params_in_a_setlist_are_one_line_errors(tmp_path, params, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(SETLIST.format(half=1.0, extra="").replace(
+        "params = { knot = { learning_rate = 0.05 } }", f"params = {params}"))
+    check_one_line_error(path, expected)
