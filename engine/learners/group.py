@@ -184,6 +184,11 @@ class LearnerGroup:
             self._note_resets()
         return self._view
 
+    def wait(self) -> None:
+        """Block until the last call has finished computing (for timing; reading :attr:`view` waits too)."""
+        if self._packed is not None:
+            self._packed.block_until_ready()
+
     def points(self) -> np.ndarray:
         """(B, N) sample points: the cubic's x values, the knot's t grid (read once per renewal)."""
         if self._points is None:
