@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
                                              metrics=args.metrics), clock, display, queue=queue,
                         audio=audio)
             _load_scenes(show)
+            display.shaders.watch()  # edit a shader during the show: it is recompiled at the next frame
             if performance is not None:
                 show.add_source(MidiFilePerformer(performance, show.queue))
                 log.info("performer: %s (%.1f s, %d notes)", performance.path.name, performance.length,
@@ -235,6 +236,7 @@ def check(args: argparse.Namespace) -> int:
     try:
         show = Show(setlist, ShowOptions(), VirtualTime(), display)
         failures = show.load()
+        shader_failures = display.shaders.compile_all()
     finally:
         display.close()
     table = Table(title=f"{settings.title} ({setlist.path})")
@@ -249,9 +251,10 @@ def check(args: argparse.Namespace) -> int:
                       transition.kind + (f" {transition.seconds:g}s" if transition.seconds else ""),
                       "FAILED" if cue.id in failed else "ok")
     Console().print(table)
+    failures += shader_failures
     if failures:
         raise UserError(failures[0] + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""))
-    print(f"ok: {len(setlist.cues)} cues, every scene loaded and its shaders compiled")
+    print(f"ok: {len(setlist.cues)} cues, every scene loaded, every shader in shaders/ compiled")
     return 0
 
 

@@ -68,8 +68,24 @@ class Display:
         self._shade_quad = gl.vertex_array(self._shade, [(quad, "2f", "in_pos")])
         self.fade = 1.0  # 0 = black, 1 = full image (transitions)
         self.renderer = gl.info.get("GL_RENDERER", "?")
+        # GPU time per frame from GL timer queries: two, alternating, so reading the previous
+        # frame's result never waits for the current one.
+        # Mesa's software rasterisers answer timer queries with garbage (1 ns for a frame, or
+        # 2^32 - 1): there the CPU frame time is the whole story, and gpu_ms stays None.
+        software = any(name in self.renderer.lower() for name in ("llvmpipe", "softpipe", "swrast"))
+        try:
+            self._queries = [] if software else [gl.query(time=True), gl.query(time=True)]
+        except Exception:  # no timer queries on this driver: gpu_ms stays None
+            self._queries = []
+        self._frame = 0
+        self._query_open = False
+        self.gpu_ms: float | None = None  # GPU time of the previous frame, milliseconds
+        self.gpu_timing = bool(self._queries)
 
     def begin_frame(self) -> None:
+        if self._queries and not self._query_open:
+            self._queries[self._frame % 2].__enter__()
+            self._query_open = True
         self.fbo.use()
         self.gl.viewport = (0, 0, *self.size)
         self.gl.clear(0.0, 0.0, 0.0, 1.0)
@@ -78,6 +94,13 @@ class Display:
         """Apply the transition fade and present (windowed) the finished frame."""
         if self.fade < 1.0:
             self._fade_to_black(1.0 - self.fade)
+        if self._query_open:
+            self._queries[self._frame % 2].__exit__(None, None, None)
+            self._query_open = False
+            if self._frame > 0:
+                elapsed = self._queries[(self._frame - 1) % 2].elapsed
+                self.gpu_ms = elapsed / 1e6 if 0 < elapsed < 0xFFFFFFFF else None
+            self._frame += 1
         if self.windowed:
             self._present_to_window()
         else:
@@ -145,6 +168,7 @@ class Display:
             pygame.display.set_caption(text)
 
     def close(self) -> None:
+        self.shaders.close()
         if self.windowed:
             import pygame
 

@@ -295,6 +295,8 @@ class Show:
             if self._last_frame_ms is not None:
                 record["frame_ms"] = round(self._last_frame_ms, 3)
                 self._last_frame_ms = None
+                if self.display is not None and self.display.gpu_ms is not None:
+                    record["gpu_ms"] = round(self.display.gpu_ms, 3)
             if sent:
                 record["audio"] = sent
             record.update(self.audio.health())
@@ -305,6 +307,7 @@ class Show:
         if self.display is None:
             return
         started = time.perf_counter()
+        self._pending_events.extend(self.display.shaders.reload_changed())
         self.display.begin_frame()
         self.stack.draw(alpha)
         transition = self.playhead.current.cue.transition

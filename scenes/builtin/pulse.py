@@ -64,7 +64,7 @@ class Pulse(Scene):
         self.program = self.context.shaders.program("pulse")
         corners = np.array([0, 0, 1, 0, 0, 1, 1, 1], dtype="f4")
         self.instances = gl.buffer(reserve=CAPACITY * 8 * 4, dynamic=True)
-        self.vao = gl.vertex_array(self.program, [
+        self.vao = self.program.vertex_array([
             (gl.buffer(corners.tobytes()), "2f", "in_corner"),
             (self.instances, "4f 4f/i", "in_rect", "in_color"),
         ])

@@ -320,3 +320,23 @@ def test_fullscreen_without_a_display_is_bad_input(tmp_path):
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "need a display and none was found" in result.stderr
+
+
+def test_metrics_carry_cpu_and_gpu_frame_times(tmp_path, egl):
+    setlist = load_setlist(write(tmp_path, FOUR_CUES))
+    metrics = tmp_path / "metrics.jsonl"
+    display = open_display(setlist.settings.resolution, headless=True)
+    try:
+        show = Show(setlist, ShowOptions(duration=0.5, metrics=metrics), VirtualTime(), display)
+        show.load()
+        show.run()
+    finally:
+        display.close()
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    gpu = [line["gpu_ms"] for line in lines if "gpu_ms" in line]
+    cpu = [line["frame_ms"] for line in lines if "frame_ms" in line]
+    assert len(cpu) >= 20 and all(0 < value < 1000 for value in cpu)
+    if "llvmpipe" in display.renderer:  # software GL: its timer queries are meaningless, none reported
+        assert not display.gpu_timing and gpu == []
+    else:  # every frame after the first (a timer query's result is read one frame later)
+        assert len(gpu) >= len(cpu) - 1 and all(0 < value < 1000 for value in gpu)

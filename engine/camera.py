@@ -1,0 +1,270 @@
+"""Video input through opencv: a webcam (index or name) or a video file standing in for it (looped).
+
+Two ways to get frames, one interface (:meth:`latest` -> :class:`Frame` or None):
+
+- :class:`LiveCapture` (a live show): a thread reads the source as fast as it delivers (a file is
+  paced at its own frame rate) and keeps only the newest frame; the show never waits for it. A camera
+  that stops delivering is reopened every ``retry`` seconds; meanwhile the last frame stays and
+  :attr:`Frame.level` falls from 1 to 0 over ``fade`` seconds after ``lost_after`` seconds.
+- :class:`FileFrames` (an offline render): the frame of a video file at a given show time, decoded in
+  order, so renders are deterministic.
+
+:class:`VideoTexture` uploads a source's frames to one GL texture, once per new frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import UserError
+
+log = logging.getLogger("showrunner.camera")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One video frame: ``pixels`` (height, width, 3) uint8 RGB, top row first; ``number`` counts
+    frames delivered (a new number means new pixels); ``level`` 1 = live, falling to 0 while lost."""
+
+    pixels: np.ndarray
+    number: int
+    level: float = 1.0
+
+
+def _cv2():
+    import cv2
+
+    return cv2
+
+
+def describe(source: str | int) -> str:
+    return f"camera {source}" if isinstance(source, int) else str(source)
+
+
+def _open(source: str | int):
+    cv2 = _cv2()
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        capture.release()
+        return None
+    return capture
+
+
+def resolve_source(source: str | int | None, fallback: str | Path | None,
+                   camera_names: Callable[[], list[str]] | None = None) -> str | int | None:
+    """What to open for a setlist's ``camera`` settings: an index, a file, or a camera by name.
+
+    A digit string is a device index; an existing file is a video file; otherwise the text is a
+    case-insensitive substring of a camera's name (``/dev/v4l/by-id`` names on Linux). With no source
+    the fallback file is used, with a notice; a missing fallback file is bad input (exit 2).
+    """
+    if source is None:
+        if fallback is None:
+            return None
+        path = Path(fallback)
+        if not path.is_file():
+            raise UserError(f"camera fallback video not found: {path}")
+        log.info("no camera asked for: playing the fallback video %s", path)
+        return str(path)
+    if isinstance(source, int) or re.fullmatch(r"\d+", str(source)):
+        return int(source)
+    if Path(source).is_file():
+        return str(source)
+    names = (camera_names or _camera_names)()
+    matches = [name for name in names if str(source).lower() in name.lower()]
+    if not matches:
+        raise UserError(f"camera '{source}' not found (cameras: {', '.join(names) or 'none'}); "
+                        "use an index, a name, or a video file")
+    return matches[0]
+
+
+def _camera_names() -> list[str]:
+    folder = Path("/dev/v4l/by-id")
+    return sorted(str(p) for p in folder.iterdir()) if folder.is_dir() else []
+
+
+class LiveCapture:
+    """Frames from a camera or a looped video file, read on a thread; the newest frame wins."""
+
+    def __init__(self, source: str | int, lost_after: float = 1.0, fade: float = 2.0, retry: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.source = source
+        self.is_file = isinstance(source, str) and Path(source).is_file()
+        self.lost_after, self.fade, self.retry = lost_after, fade, retry
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._pixels: np.ndarray | None = None
+        self._number = 0
+        self._last_arrival = clock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.reconnects = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="video-capture", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+            self._thread = None
+
+    def latest(self) -> Frame | None:
+        with self._lock:
+            pixels, number, arrival = self._pixels, self._number, self._last_arrival
+        if pixels is None:
+            return None
+        silent = self.clock() - arrival - self.lost_after
+        level = 1.0 if silent <= 0 else max(0.0, 1.0 - silent / self.fade)
+        return Frame(pixels, number, level)
+
+    def _deliver(self, bgr: np.ndarray) -> None:
+        rgb = _cv2().cvtColor(bgr, _cv2().COLOR_BGR2RGB)
+        with self._lock:
+            self._pixels = rgb
+            self._number += 1
+            self._last_arrival = self.clock()
+
+    def _run(self) -> None:
+        cv2 = _cv2()
+        capture, lost_logged = None, False
+        while not self._stop.is_set():
+            if capture is None:
+                capture = _open(self.source)
+                if capture is None:
+                    if not lost_logged:
+                        log.warning("video source %s not available; retrying every %.0f s",
+                                    describe(self.source), self.retry)
+                        lost_logged = True
+                    self._stop.wait(self.retry)
+                    continue
+                if lost_logged:
+                    self.reconnects += 1
+                    log.info("video source %s is back", describe(self.source))
+                lost_logged = False
+                period = 1.0 / (capture.get(cv2.CAP_PROP_FPS) or 30.0) if self.is_file else 0.0
+                next_due = time.monotonic()
+            ok, bgr = capture.read()
+            if not ok:
+                if self.is_file:  # the end of the file: loop
+                    capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    ok, bgr = capture.read()
+                if not ok:
+                    log.warning("video source %s stopped delivering frames", describe(self.source))
+                    capture.release()
+                    capture, lost_logged = None, True
+                    self._stop.wait(self.retry)
+                    continue
+            self._deliver(bgr)
+            if period:
+                next_due += period
+                self._stop.wait(max(0.0, next_due - time.monotonic()))
+        if capture is not None:
+            capture.release()
+
+
+class FileFrames:
+    """The frame of a (looped) video file at a show time: deterministic renders.
+
+    Frames are decoded in order; a jump backwards (the loop) or far ahead seeks instead of decoding
+    every frame in between."""
+
+    def __init__(self, path: str | Path) -> None:
+        cv2 = _cv2()
+        self.path = str(path)
+        self._capture = _open(self.path)
+        if self._capture is None:
+            raise UserError(f"cannot read video file {self.path}")
+        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 30.0
+        self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        self._position = -1  # index in the file of the frame in _pixels
+        self._pixels: np.ndarray | None = None
+        self._show_time = 0.0
+        self._delivered = 0
+
+    def seek(self, show_time: float) -> None:
+        self._show_time = show_time
+
+    def _read(self) -> np.ndarray | None:
+        ok, bgr = self._capture.read()
+        return bgr if ok else None
+
+    def latest(self) -> Frame | None:
+        cv2 = _cv2()
+        wanted = int(self._show_time * self.fps + 1e-9)
+        if self.frame_count:
+            wanted %= self.frame_count
+        if wanted != self._position or self._pixels is None:
+            if wanted < self._position or wanted - self._position > 2 * self.fps:
+                self._capture.set(cv2.CAP_PROP_POS_FRAMES, wanted)
+                self._position = wanted - 1
+            bgr = None
+            while self._position < wanted:
+                bgr = self._read()
+                if bgr is None:  # the real end of the file (the frame count was too high): loop
+                    if self._position < 0:
+                        raise UserError(f"video file {self.path} has no frames")
+                    self.frame_count = self._position + 1
+                    wanted %= self.frame_count
+                    self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    self._position = -1
+                    continue
+                self._position += 1
+            if bgr is not None:
+                self._pixels = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                self._delivered += 1
+        return Frame(self._pixels, self._delivered) if self._pixels is not None else None
+
+    def stop(self) -> None:
+        self._capture.release()
+
+
+class VideoTexture:
+    """A GL texture holding a source's newest frame; uploads once per new frame number.
+
+    Attributes:
+        texture: the moderngl texture (RGB, linear filtering, edges clamped), or None before a frame.
+        level: the frame's level (1 live, towards 0 while the camera is lost; 0 with no frame yet).
+        uploads: frames uploaded so far.
+    """
+
+    def __init__(self, gl, source) -> None:
+        self.gl = gl
+        self.source = source
+        self.texture = None
+        self.level = 0.0
+        self.uploads = 0
+        self._number = 0
+
+    def update(self) -> bool:
+        """Take the source's newest frame; True when a new frame was uploaded."""
+        frame = self.source.latest()
+        if frame is None:
+            self.level = 0.0
+            return False
+        self.level = frame.level
+        if frame.number == self._number:
+            return False
+        height, width = frame.pixels.shape[:2]
+        if self.texture is None or self.texture.size != (width, height):
+            if self.texture is not None:
+                self.texture.release()
+            import moderngl
+
+            self.texture = self.gl.texture((width, height), 3)
+            self.texture.filter = moderngl.LINEAR, moderngl.LINEAR
+            self.texture.repeat_x = self.texture.repeat_y = False
+        # Rows top first in the frame; GL's first row is the bottom: flip in the shader (uv.y).
+        self.texture.write(np.ascontiguousarray(frame.pixels).data)
+        self._number = frame.number
+        self.uploads += 1
+        return True

@@ -1,0 +1,214 @@
+"""Video input and the two distortions on real OpenGL (Mesa EGL) with the real webcam stand-in video."""
+
+from __future__ import annotations
+
+import time
+
+import moderngl
+import numpy as np
+import pytest
+
+from engine.camera import FileFrames, LiveCapture, VideoTexture, resolve_source
+from engine.distortions import BubbleLens, BubbleSettings, RGBSplit, SplitSettings, video_rect
+from engine.errors import UserError
+from engine.shaders import ShaderLibrary
+
+SIZE = (320, 240)
+
+
+@pytest.fixture
+def gl(egl):
+    context = moderngl.create_standalone_context(backend="egl", require=330)
+    yield context
+    context.release()
+
+
+@pytest.fixture
+def video_file(shared_data):
+    return shared_data / "video" / "intel_asl_book.mkv"
+
+
+def framebuffer(gl, size=SIZE):
+    fbo = gl.simple_framebuffer(size)
+    fbo.use()
+    fbo.clear(0, 0, 0, 1)
+    return fbo
+
+
+def read(fbo, size=SIZE) -> np.ndarray:
+    """(height, width, 3) uint8, top row first."""
+    pixels = np.frombuffer(fbo.read(components=3, alignment=1), np.uint8).reshape(size[1], size[0], 3)
+    return pixels[::-1]
+
+
+def texture_of(gl, image: np.ndarray):
+    texture = gl.texture((image.shape[1], image.shape[0]), 3, np.ascontiguousarray(image).data)
+    texture.filter = moderngl.NEAREST, moderngl.NEAREST
+    return texture
+
+
+def test_the_video_file_source_delivers_frames_in_order_and_loops(video_file):
+    frames = FileFrames(video_file)
+    first = frames.latest()
+    assert first.pixels.ndim == 3 and first.pixels.shape[2] == 3 and first.number == 1
+    frames.seek(1.0)
+    later = frames.latest()
+    assert later.number == 2 and not np.array_equal(later.pixels, first.pixels)
+    sequential = []
+    for tick in range(1, 8):  # decoded in order, frame by frame
+        frames.seek(1.0 + tick / frames.fps)
+        sequential.append(frames.latest().pixels)
+    loop = frames.frame_count / frames.fps
+    frames.seek(loop * 3 + 1.0 + 3 / frames.fps)  # three loops later: the same frame as 1 s + 3 frames
+    np.testing.assert_array_equal(frames.latest().pixels, sequential[2])
+    frames.stop()
+
+
+def test_the_live_capture_keeps_delivering_the_newest_frame_from_a_looping_file(video_file):
+    capture = LiveCapture(str(video_file))
+    capture.start()
+    try:
+        deadline = time.monotonic() + 10
+        while (capture.latest() is None or capture.latest().number < 10) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        frame = capture.latest()
+        assert frame is not None and frame.number >= 10 and frame.level == 1.0
+    finally:
+        capture.stop()
+
+
+def test_a_lost_camera_keeps_its_last_frame_fading_to_black(video_file):
+    now = [0.0]
+    capture = LiveCapture(str(video_file), lost_after=1.0, fade=2.0, clock=lambda: now[0])
+    capture._deliver(np.full((4, 4, 3), 200, np.uint8))
+    assert capture.latest().level == 1.0
+    now[0] = 2.0  # silent for 2 s: 1 s past lost_after, half way through the fade
+    assert capture.latest().level == pytest.approx(0.5)
+    now[0] = 10.0
+    assert capture.latest().level == 0.0 and capture.latest().pixels[0, 0, 0] == 200
+
+
+def test_a_missing_camera_is_retried_without_stopping_anything():
+    capture = LiveCapture(99, retry=0.1)  # no such device here
+    capture.start()
+    time.sleep(0.3)
+    assert capture.latest() is None
+    capture.stop()
+
+
+def test_camera_sources_resolve_to_index_file_or_name(video_file, tmp_path):
+    assert resolve_source("2", None) == 2
+    assert resolve_source(str(video_file), None) == str(video_file)
+    assert resolve_source(None, video_file) == str(video_file)
+    assert resolve_source(None, None) is None
+    assert resolve_source("Logitech", None, camera_names=lambda: ["usb-Logitech_C920-video-index0"]) \
+        == "usb-Logitech_C920-video-index0"
+    with pytest.raises(UserError, match="camera 'Elgato' not found"):
+        resolve_source("Elgato", None, camera_names=lambda: [])
+    with pytest.raises(UserError, match="fallback video not found"):
+        resolve_source(None, tmp_path / "none.mkv")
+
+
+def test_the_texture_uploads_once_per_new_frame(gl, video_file):
+    frames = FileFrames(video_file)
+    texture = VideoTexture(gl, frames)
+    assert texture.update() and texture.uploads == 1
+    assert not texture.update() and texture.uploads == 1  # same frame: no upload
+    frames.seek(0.5)
+    assert texture.update() and texture.uploads == 2
+    assert texture.texture.size == (frames.latest().pixels.shape[1], frames.latest().pixels.shape[0])
+
+
+def test_zero_gradients_leave_the_video_frame_unchanged(gl, video_file):
+    frame = FileFrames(video_file).latest().pixels
+    image = np.ascontiguousarray(frame[:SIZE[1], :SIZE[0]])
+    split = RGBSplit(gl, ShaderLibrary(gl), SIZE)
+    fbo = framebuffer(gl)
+    split.draw(texture_of(gl, image), np.zeros(4))
+    np.testing.assert_array_equal(read(fbo), image)
+
+
+@pytest.mark.parametrize("grad", [(0.05, -0.03, 0.1), (-0.2, 0.0, 0.07)])
+def test_non_zero_gradients_shift_each_channel_by_the_expected_pixels(gl, grad):
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (SIZE[1], SIZE[0], 3), dtype=np.uint8)
+    split = RGBSplit(gl, ShaderLibrary(gl), SIZE, SplitSettings(scale=100.0))
+    fbo = framebuffer(gl)
+    split.draw(texture_of(gl, image), np.array(grad))
+    out = read(fbo)
+    scale = SIZE[1] / 720
+    for channel, g in enumerate(grad):
+        shift = int(round(g * 100 * scale))
+        assert split.offsets(np.array(grad))[channel, 0] == pytest.approx(g * 100 * scale)
+        expected = np.zeros((SIZE[1], SIZE[0]), np.uint8)
+        src = image[:, :, channel]
+        ys, xs = slice(max(0, shift), SIZE[1] + min(0, shift)), slice(max(0, shift), SIZE[0] + min(0, shift))
+        ys_src = slice(max(0, -shift), SIZE[1] - max(0, shift))
+        xs_src = slice(max(0, -shift), SIZE[0] - max(0, shift))
+        expected[ys, xs] = src[ys_src, xs_src]
+        if shift == g * 100 * scale:  # whole pixels: exact
+            np.testing.assert_array_equal(out[:, :, channel], expected)
+
+
+def test_offsets_are_clamped_and_never_nan(gl):
+    split = RGBSplit(gl, ShaderLibrary(gl), SIZE, SplitSettings(max_offset=10))
+    offsets = split.offsets(np.array([1e9, np.nan, -np.inf]))
+    assert np.all(np.isfinite(offsets)) and offsets[0, 0] == pytest.approx(10 * SIZE[1] / 720)
+
+
+def test_flicker_shows_the_split_more_often_as_the_loss_grows(gl):
+    split = RGBSplit(gl, ShaderLibrary(gl), SIZE, SplitSettings(flicker=True), seed=3)
+    image = np.zeros((8, 8, 3), np.uint8)
+    framebuffer(gl)
+    shown = {}
+    for loss in (0.0, 0.2, 1.0):
+        count = 0
+        for _ in range(300):
+            split.draw(texture_of(gl, image), np.ones(3), loss=loss)
+            count += split.split_shown
+        shown[loss] = count / 300
+    assert shown[0.0] == 0.0 and 0.1 < shown[0.2] < 0.3 and shown[1.0] == 1.0
+
+
+def test_bubbles_spawn_shrink_fade_and_vanish(gl):
+    lens = BubbleLens(gl, ShaderLibrary(gl), SIZE, BubbleSettings(radius=90, shrink=0.2), seed=1)
+    lens.spawn()
+    lens.spawn(100, 100)
+    assert lens.count == 2
+    first_radius = lens.bubbles.radius[1]
+    assert first_radius == pytest.approx(90 * SIZE[1] / 720)
+    lens.tick()
+    assert lens.bubbles.radius[1] == pytest.approx(first_radius - 0.2 * SIZE[1] / 720)
+    ticks = 1
+    while lens.count:
+        lens.tick()
+        ticks += 1
+    assert ticks == pytest.approx(90 / 0.2, abs=2)
+
+
+def test_a_bubble_shows_the_video_displaced_inside_it_and_nothing_outside(gl):
+    x = np.arange(SIZE[0])
+    image = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+    image[:, :, 0] = (x * 255 // SIZE[0]).astype(np.uint8)[None, :]  # a horizontal ramp in red
+    texture = texture_of(gl, image)
+    for formula, grad in (("paper", (0.0, np.pi / 2)), ("original", (0.0, 0.0))):
+        lens = BubbleLens(gl, ShaderLibrary(gl), SIZE, BubbleSettings(formula=formula, amplitude=60), seed=1)
+        lens.spawn(160, 120)
+        fbo = framebuffer(gl)
+        lens.draw(texture, np.array(grad), time=0.0)
+        out = read(fbo)
+        # paper: offset = amplitude * (cos 0, cos pi/2) = (20 px at 240 lines, 0); original at t = 0:
+        # (cos(u / 300), sin(u / 300)) * amplitude, u = x at 720 lines.
+        amplitude = 60 * SIZE[1] / 720
+        if formula == "paper":
+            dx = amplitude
+        else:
+            dx = amplitude * np.cos(160 / (SIZE[1] / 720) / 300)
+        expected_red = int((160 + dx) * 255 // SIZE[0])
+        assert abs(int(out[120, 160, 0]) - expected_red) <= 2, formula
+        assert out[5, 5].tolist() == [0, 0, 0]  # outside the bubble: untouched
+
+
+def test_video_placement_covers_or_fits_keeping_the_aspect():
+    assert video_rect((640, 480), (1280, 720), "fit") == (160.0, 0.0, 960.0, 720.0)
+    assert video_rect((640, 480), (1280, 720), "cover") == (0.0, -120.0, 1280.0, 960.0)
