@@ -59,12 +59,13 @@ def _open(source: str | int):
 
 
 def resolve_source(source: str | int | None, fallback: str | Path | None,
-                   camera_names: Callable[[], list[str]] | None = None) -> str | int | None:
-    """What to open for a setlist's ``camera`` settings: an index, a file, or a camera by name.
+                   cameras: Callable[[], list[tuple[str, str]]] | None = None) -> str | int | None:
+    """What to open for a camera setting: a device index, a video file, or a camera by name.
 
     A digit string is a device index; an existing file is a video file; otherwise the text is a
-    case-insensitive substring of a camera's name (``/dev/v4l/by-id`` names on Linux). With no source
-    the fallback file is used, with a notice; a missing fallback file is bad input (exit 2).
+    case-insensitive substring of a camera's name (``showrunner devices`` lists them) and the
+    camera's device path is returned. With no source the fallback file is used, with a notice. A
+    camera name that matches nothing, or a missing fallback file, is bad input (exit 2).
     """
     if source is None:
         if fallback is None:
@@ -78,17 +79,36 @@ def resolve_source(source: str | int | None, fallback: str | Path | None,
         return int(source)
     if Path(source).is_file():
         return str(source)
-    names = (camera_names or _camera_names)()
-    matches = [name for name in names if str(source).lower() in name.lower()]
+    if cameras is None:
+        from engine.devices import cameras
+    found = cameras()
+    matches = [device for device, name in found if str(source).lower() in f"{device} {name}".lower()]
     if not matches:
-        raise UserError(f"camera '{source}' not found (cameras: {', '.join(names) or 'none'}); "
-                        "use an index, a name, or a video file")
+        listed = ", ".join(f"{device} ({name})" for device, name in found) or "none"
+        raise UserError(f"camera '{source}' not found (cameras: {listed}); use an index, a name, "
+                        "or a video file")
     return matches[0]
 
 
-def _camera_names() -> list[str]:
-    folder = Path("/dev/v4l/by-id")
-    return sorted(str(p) for p in folder.iterdir()) if folder.is_dir() else []
+def open_source(source: str | int | None, fallback: str | Path | None, offline: bool):
+    """The show's video source: a :class:`LiveCapture` (started) live, :class:`FileFrames` offline,
+    or None when there is no camera and no fallback. Offline, a camera device cannot be read
+    deterministically: the fallback file stands in for it (with a notice), else no video."""
+    resolved = resolve_source(source, fallback)
+    if resolved is None:
+        return None
+    if offline:
+        if isinstance(resolved, str) and Path(resolved).is_file():
+            return FileFrames(resolved)
+        if fallback is not None:
+            log.info("rendering offline: the fallback video %s stands in for camera %s", fallback, source)
+            return FileFrames(resolve_source(None, fallback))
+        log.warning("rendering offline: camera %s cannot be rendered and there is no fallback video", source)
+        return None
+    capture = LiveCapture(resolved)
+    capture.start()
+    log.info("video input: %s", describe(resolved))
+    return capture
 
 
 class LiveCapture:
@@ -107,6 +127,9 @@ class LiveCapture:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.reconnects = 0
+
+    def seek(self, show_time: float) -> None:
+        """Live frames come when they come: show time does not choose them."""
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="video-capture", daemon=True)
@@ -245,8 +268,11 @@ class VideoTexture:
         self.uploads = 0
         self._number = 0
 
-    def update(self) -> bool:
-        """Take the source's newest frame; True when a new frame was uploaded."""
+    def update(self, show_time: float | None = None) -> bool:
+        """Take the source's frame for ``show_time`` (live sources, or None: the newest); True when a
+        new frame was uploaded."""
+        if show_time is not None:
+            self.source.seek(show_time)
         frame = self.source.latest()
         if frame is None:
             self.level = 0.0
@@ -268,3 +294,9 @@ class VideoTexture:
         self._number = frame.number
         self.uploads += 1
         return True
+
+    def close(self) -> None:
+        self.source.stop()
+        if self.texture is not None:
+            self.texture.release()
+            self.texture = None

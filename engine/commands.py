@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from engine.audio.control import AudioOut, NoAudio
+from engine.camera import open_source
 from engine.clock import RealTime, VirtualTime
 from engine.display import open_display
 from engine.errors import UserError
@@ -42,9 +43,19 @@ def _load_inputs(args: argparse.Namespace) -> tuple[LoadedSetlist, Performance |
     performance = load_performance(args.midi_file) if getattr(args, "midi_file", None) else None
     if args.metrics:
         MetricsLog(args.metrics).close()  # unwritable: exit 2 now, not after the window opened
-    if getattr(args, "camera", None):
-        log.debug("camera source %s requested", args.camera)
     return setlist, performance
+
+
+def _video_source(args: argparse.Namespace, setlist: LoadedSetlist, offline: bool):
+    """The camera: --camera, else the setlist's [camera] source, else its fallback file (or none)."""
+    camera = setlist.settings.camera
+    fallback = setlist.resolve_path(camera.fallback) if camera.fallback else None
+    source = getattr(args, "camera", None)
+    if source is None:
+        source = camera.source
+        if isinstance(source, str) and not source.isdigit() and setlist.resolve_path(source).is_file():
+            source = str(setlist.resolve_path(source))
+    return open_source(source, fallback, offline=offline)
 
 
 def _piano_wanted(setting: str, live_port: bool) -> bool:
@@ -149,14 +160,16 @@ def run(args: argparse.Namespace) -> int:
         port = MidiPortInput(midi_pattern, queue, clock.now, api=api)
         port.open(required=bool(args.midi_in))
     audio: AudioOut = NoAudio()
+    video = None
     try:
+        video = _video_source(args, setlist, offline=False)
         audio = _live_audio(args, setlist, midi_pattern, api, log_path)
         display = open_display(settings.resolution, headless=headless, fullscreen=args.fullscreen,
                                display_index=args.display, title=settings.title)
         try:
             show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=settings.fps,
                                              metrics=args.metrics), clock, display, queue=queue,
-                        audio=audio)
+                        audio=audio, video_source=video)
             _load_scenes(show)
             display.shaders.watch()  # edit a shader during the show: it is recompiled at the next frame
             if performance is not None:
@@ -175,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
             display.close()
     finally:
         audio.close()
+        if video is not None:
+            video.stop()  # also when the show never started
         if port is not None:
             port.close()
     _report(summary, log_path, args.metrics)
@@ -195,11 +210,18 @@ def render(args: argparse.Namespace) -> int:
     except BaseException:
         audio.close()
         raise
+    try:
+        video = _video_source(args, setlist, offline=True)
+    except BaseException:
+        writer.close()
+        audio.close()
+        raise
     display = open_display(size, headless=True)
     try:
         clock = VirtualTime()
         show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=fps,
-                                         metrics=args.metrics), clock, display, audio=audio)
+                                         metrics=args.metrics), clock, display, audio=audio,
+                    video_source=video)
         show.frame_sink = lambda: writer.write(display.read_pixels())
         _load_scenes(show)
         show.add_source(MidiFilePerformer(performance, show.queue))

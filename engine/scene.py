@@ -22,6 +22,8 @@ from engine.midi import MidiEvent, PedalState
 if TYPE_CHECKING:
     import moderngl
 
+    from engine.camera import VideoTexture
+
     from engine.shaders import ShaderLibrary
 
 
@@ -44,6 +46,8 @@ class SceneContext:
         pedals: sustain / sostenuto / soft pedal positions, updated before each event is dispatched.
         log: the show's logger.
         audio: the overtone mixer (note_on / note_off / detune / set_gain / panic), live or offline.
+        video: the camera (or its stand-in file) as a texture, updated before every frame
+            (``video.texture``, ``video.level``), or None when the show has no video input.
     """
 
     cue: str = ""
@@ -54,6 +58,7 @@ class SceneContext:
     pedals: PedalState = field(default_factory=PedalState)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("showrunner.scene"))
     audio: AudioOut = field(default_factory=lambda: NoAudio())
+    video: VideoTexture | None = None
 
     def seed_for(self, *names: str) -> int:
         """A 32-bit seed from the show seed, the cue id and ``names``: the same in every run and

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.audio.control import AudioOut, NoAudio
+from engine.camera import VideoTexture
 from engine.clock import FixedStepClock, TimeSource, VirtualTime
 from engine.display import Display
 from engine.keyboard import VELOCITY, KeyAction, KeyboardInstrument
@@ -85,13 +86,16 @@ def _compilations() -> int:
 class Show:
     def __init__(self, setlist: LoadedSetlist, options: ShowOptions, time_source: TimeSource,
                  display: Display | None, queue: EventQueue | None = None,
-                 audio: AudioOut | None = None) -> None:
+                 audio: AudioOut | None = None, video_source: Any = None) -> None:
         self.setlist = setlist
         self.options = options
         self.time = time_source
         self.display = display
         self.queue = queue if queue is not None else EventQueue()
         self.audio = audio if audio is not None else NoAudio()
+        self.video: VideoTexture | None = None
+        if video_source is not None and display is not None:
+            self.video = VideoTexture(display.gl, video_source)
         self.master_gain_db = setlist.settings.audio.master_gain_db
         settings = setlist.settings
         if isinstance(time_source, VirtualTime):
@@ -136,7 +140,7 @@ class Show:
                 gl=self.display.gl if self.display else None,
                 size=self.display.size if self.display else settings.resolution,
                 shaders=self.display.shaders if self.display else None,
-                seed=settings.seed, pedals=self.pedals, audio=self.audio,
+                seed=settings.seed, pedals=self.pedals, audio=self.audio, video=self.video,
                 log=logging.getLogger(f"showrunner.scene.{cue.cue.scene}"))
             scene = cue.scene_class(cue.params, context)
             try:
@@ -230,6 +234,8 @@ class Show:
             if self._metrics is not None:
                 self._metrics.close()
             self.stack.exit_all()
+            if self.video is not None:
+                self.video.close()
         self.summary.scene_errors = self.stack.errors
         return self.summary
 
@@ -308,6 +314,8 @@ class Show:
             return
         started = time.perf_counter()
         self._pending_events.extend(self.display.shaders.reload_changed())
+        if self.video is not None:
+            self.video.update(self.clock.show_time + alpha * self.clock.dt)
         self.display.begin_frame()
         self.stack.draw(alpha)
         transition = self.playhead.current.cue.transition

@@ -195,11 +195,12 @@ class LearnerGroup:
             self._points = np.asarray(self._state.points)
         return self._points
 
-    def curve(self, index: int = 0, of: str = "learned", count: int = 256) -> np.ndarray:
-        """Points of learner ``index``'s learned or target curve, computed on the host.
+    def curve(self, index: int = 0, of: str = "learned", count: int = 1000) -> np.ndarray:
+        """``count`` points of learner ``index``'s learned or target curve, computed on the host.
 
-        Cubic: (count, 2) points (x, f(x)) with x evenly over ``x_range``. Knot: (N, 3) points over the
-        whole t grid (``count`` is unused).
+        Cubic: (count, 2) points (x, f(x)) with x evenly over ``x_range``. Knot: (count, 3) points
+        with t evenly over one period [0, 2 pi) (the knot closes there: its frequencies are
+        integers), for a closed polyline.
         """
         view = self.view
         if of not in ("learned", "target"):
@@ -210,7 +211,7 @@ class LearnerGroup:
             return np.stack([x, oracle.cubic_values(coefficients, x)], axis=1)
         target = view.target[index]
         phases = view.params[index] if of == "learned" else target[3:]
-        return oracle.knot_values(target[:3], phases, self.points()[index])
+        return oracle.knot_values(target[:3], phases, np.linspace(0, 2 * np.pi, count, endpoint=False))
 
     # Internals ------------------------------------------------------------------------------------
     def _call(self, name: str, *args: Any) -> tuple[core.LearnerState, jax.Array]:

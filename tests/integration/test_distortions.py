@@ -101,10 +101,10 @@ def test_camera_sources_resolve_to_index_file_or_name(video_file, tmp_path):
     assert resolve_source(str(video_file), None) == str(video_file)
     assert resolve_source(None, video_file) == str(video_file)
     assert resolve_source(None, None) is None
-    assert resolve_source("Logitech", None, camera_names=lambda: ["usb-Logitech_C920-video-index0"]) \
-        == "usb-Logitech_C920-video-index0"
+    assert resolve_source("logitech", None, cameras=lambda: [("/dev/video0", "HD Pro Webcam"),
+                                                             ("/dev/video2", "Logitech C920")]) == "/dev/video2"
     with pytest.raises(UserError, match="camera 'Elgato' not found"):
-        resolve_source("Elgato", None, camera_names=lambda: [])
+        resolve_source("Elgato", None, cameras=lambda: [])
     with pytest.raises(UserError, match="fallback video not found"):
         resolve_source(None, tmp_path / "none.mkv")
 
@@ -114,8 +114,8 @@ def test_the_texture_uploads_once_per_new_frame(gl, video_file):
     texture = VideoTexture(gl, frames)
     assert texture.update() and texture.uploads == 1
     assert not texture.update() and texture.uploads == 1  # same frame: no upload
-    frames.seek(0.5)
-    assert texture.update() and texture.uploads == 2
+    assert texture.update(0.5) and texture.uploads == 2
+    assert not texture.update(0.5) and texture.uploads == 2
     assert texture.texture.size == (frames.latest().pixels.shape[1], frames.latest().pixels.shape[0])
 
 
@@ -212,3 +212,57 @@ def test_a_bubble_shows_the_video_displaced_inside_it_and_nothing_outside(gl):
 def test_video_placement_covers_or_fits_keeping_the_aspect():
     assert video_rect((640, 480), (1280, 720), "fit") == (160.0, 0.0, 960.0, 720.0)
     assert video_rect((640, 480), (1280, 720), "cover") == (0.0, -120.0, 1280.0, 960.0)
+
+
+CAMERA_SETLIST = """
+title = "camera check"
+resolution = "320x180"
+fps = 30
+[camera]
+fallback = "{fallback}"
+[[cues]]
+id = "look"
+scene = "camera"
+"""
+
+
+def test_a_render_shows_the_fallback_video_deterministically(tmp_path, egl, video_file):
+    import json
+    import subprocess
+
+    import av
+
+    from tests.conftest import BUNDLED_MIDI, ROOT, showrunner_command
+
+    setlist = tmp_path / "camera.toml"
+    setlist.write_text(CAMERA_SETLIST.format(fallback=video_file))
+    hashes = []
+    for name in ("a", "b"):
+        out, metrics = tmp_path / f"{name}.mkv", tmp_path / f"{name}.jsonl"
+        result = subprocess.run(showrunner_command("render", str(setlist), "--midi-file", str(BUNDLED_MIDI),
+                                                   "--out", str(out), "--duration", "2", "--metrics", str(metrics)),
+                                cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        with av.open(str(out)) as container:
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        assert len(frames) == 60
+        assert np.mean(frames[30]) > 20  # the video, not a black stage
+        assert not np.array_equal(frames[0], frames[45])  # it moves
+        hashes.append([hash(frame.tobytes()) for frame in frames])
+        uploads = [json.loads(line).get("video_frames", 0) for line in metrics.read_text().splitlines()]
+        assert max(uploads) >= 45  # about one upload per video frame (the file runs at its own rate)
+    assert hashes[0] == hashes[1]
+
+
+def test_a_camera_named_but_missing_is_bad_input(tmp_path):
+    import subprocess
+
+    from tests.conftest import ROOT, showrunner_command
+
+    setlist = tmp_path / "camera.toml"
+    setlist.write_text(CAMERA_SETLIST.replace('fallback = "{fallback}"', 'source = "No Such Cam"'))
+    result = subprocess.run(showrunner_command("run", str(setlist), "--headless", "--duration", "1", "--no-audio"),
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "camera 'No Such Cam' not found" in lines[0]

@@ -3,6 +3,7 @@ through the real watchfiles thread, preflight of every shader."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -10,8 +11,12 @@ import moderngl
 import numpy as np
 import pytest
 
-from engine.display import FULLSCREEN_VERT
+from engine.clock import VirtualTime
+from engine.display import FULLSCREEN_VERT, open_display
+from engine.scene import Scene
+from engine.setlist import load_setlist
 from engine.shaders import SHADER_DIR, ShaderError, ShaderLibrary
+from engine.show import Show, ShowOptions
 
 FRAG = """#version 330
 #include "tint.glsl"
@@ -122,3 +127,46 @@ def test_every_bundled_shader_compiles(gl):
     library = ShaderLibrary(gl, [SHADER_DIR])
     assert library.names()
     assert library.compile_all() == []
+
+
+class Fill(Scene):
+    """Fills the frame with the 'fill' program (a test shader folder)."""
+
+    name = "test_fill"
+
+    def load(self) -> None:
+        quad = self.context.gl.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], "f4").tobytes())
+        self.vao = self.context.shaders.program("fill").vertex_array([(quad, "2f", "in_pos")])
+
+    def draw(self, alpha: float) -> None:
+        self.vao.render(moderngl.TRIANGLE_STRIP)
+
+
+def test_a_show_reloads_a_saved_shader_and_survives_a_broken_one(tmp_path, folder, egl):
+    setlist_path = tmp_path / "fill.toml"
+    setlist_path.write_text('title = "fill"\nresolution = "64x36"\n[[cues]]\nid = "only"\nscene = "test_fill"\n')
+    setlist = load_setlist(setlist_path)
+    metrics = tmp_path / "metrics.jsonl"
+    display = open_display(setlist.settings.resolution, headless=True)
+    display.shaders.folders = [folder]
+    colours = []
+    try:
+        show = Show(setlist, ShowOptions(duration=1.0, metrics=metrics, fps=30), VirtualTime(), display)
+        show.load()
+
+        def after_frame() -> None:
+            colours.append(display.read_pixels()[18, 32].tolist())
+            edits = {5: tint("0.0, 1.0, 0.0"), 10: tint("0.0, 0.0 1.0"), 15: tint("0.0, 0.0, 1.0")}
+            if len(colours) in edits:  # what saving the file in an editor does, seen by the watcher
+                (folder / "tint.glsl").write_text(edits[len(colours)])
+                display.shaders.notice_change(folder / "tint.glsl")
+
+        show.frame_sink = after_frame
+        show.run()
+    finally:
+        display.close()
+    events = [event for line in metrics.read_text().splitlines() for event in json.loads(line)["events"]]
+    assert events.count("shader_reloaded") == 2 and events.count("shader_error") == 1
+    assert colours[2] == [255, 0, 0] and colours[7] == [0, 255, 0]
+    assert colours[12] == [0, 255, 0]  # the broken save: the previous program still draws
+    assert colours[-1] == [0, 0, 255]

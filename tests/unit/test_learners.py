@@ -292,7 +292,10 @@ def test_curves_for_drawing():
     points = knot.curve(0)
     assert points.shape == (1000, 3)
     n, phases = knot.view.target[0, :3], knot.view.params[0]
-    np.testing.assert_allclose(points[17], np.cos(n * 1.7 + phases), atol=1e-12)
+    np.testing.assert_allclose(points[17], np.cos(n * 2 * np.pi * 17 / 1000 + phases), atol=1e-12)
+    # one whole period: the last point comes back next to the first (a closed knot)
+    step = np.abs(np.diff(points, axis=0)).max()
+    assert np.abs(points[-1] - points[0]).max() <= step
     with pytest.raises(ValueError):
         knot.curve(0, "both")
 

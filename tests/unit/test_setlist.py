@@ -108,7 +108,7 @@ def test_malformed_setlist_error_hides_the_underlying_exception_chain(name: str)
 def test_unknown_scene_message_lists_the_registered_scenes_in_order(tmp_path: Path) -> None:
     path = _write(tmp_path, 'title = "t"\n[[cues]]\nid = "intro"\nscene = "nope"\n')
     # Sorted; scenes registered by other test modules (test_exploding) may follow.
-    with pytest.raises(UserError, match=r"known scenes: blackout, pulse(, \w+)*$"):
+    with pytest.raises(UserError, match=r"known scenes: blackout, camera, pulse(, \w+)*$"):
         load_setlist(path)
 
 
