@@ -42,6 +42,16 @@ def jack():
         yield dict(os.environ, MIDO_BACKEND="mido.backends.rtmidi/UNIX_JACK")
 
 
+@pytest.fixture
+def gl(egl):
+    """A headless OpenGL 3.3 context of its own (Mesa EGL), released after the test."""
+    import moderngl
+
+    context = moderngl.create_standalone_context(backend="egl", require=330)
+    yield context
+    context.release()
+
+
 @pytest.fixture(scope="session")
 def egl():
     import moderngl

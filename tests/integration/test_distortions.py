@@ -17,13 +17,6 @@ SIZE = (320, 240)
 
 
 @pytest.fixture
-def gl(egl):
-    context = moderngl.create_standalone_context(backend="egl", require=330)
-    yield context
-    context.release()
-
-
-@pytest.fixture
 def video_file(shared_data):
     return shared_data / "video" / "intel_asl_book.mkv"
 

@@ -15,13 +15,6 @@ PIXELS = orthographic(0, SIZE[0], SIZE[1], 0)  # show pixels, origin top-left
 
 
 @pytest.fixture
-def gl(egl):
-    context = moderngl.create_standalone_context(backend="egl", require=330)
-    yield context
-    context.release()
-
-
-@pytest.fixture
 def canvas(gl):
     fbo = gl.simple_framebuffer(SIZE)
     fbo.use()

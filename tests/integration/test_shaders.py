@@ -31,13 +31,6 @@ def tint(rgb: str) -> str:
 
 
 @pytest.fixture
-def gl(egl):
-    context = moderngl.create_standalone_context(backend="egl", require=330)
-    yield context
-    context.release()
-
-
-@pytest.fixture
 def folder(tmp_path: Path) -> Path:
     (tmp_path / "fill.vert").write_text(FULLSCREEN_VERT.lstrip())
     (tmp_path / "fill.frag").write_text(FRAG)
