@@ -80,6 +80,35 @@ class Polylines:
         self.gl.disable(moderngl.BLEND)
 
 
+class FadingCurves:
+    """Earlier curves, frozen: drawn grey and fading (the original: alpha x 0.999 per frame) until
+    they are too faint to see, then dropped. ``freeze`` a curve when a new one replaces it."""
+
+    def __init__(self, decay: float = 0.999, color=(0.6, 0.6, 0.6), floor: float = 0.02,
+                 limit: int = 64) -> None:
+        self.decay, self.color, self.floor, self.limit = decay, color, floor, limit
+        self.curves: list[np.ndarray] = []
+        self.alphas: list[float] = []
+
+    def freeze(self, points, alpha: float = 1.0) -> None:
+        self.curves.append(np.array(points, "f4"))
+        self.alphas.append(alpha)
+        if len(self.curves) > self.limit:  # the oldest gives way
+            self.curves.pop(0), self.alphas.pop(0)
+
+    def tick(self) -> None:
+        self.alphas = [alpha * self.decay for alpha in self.alphas]
+        while self.alphas and self.alphas[0] < self.floor:
+            self.curves.pop(0), self.alphas.pop(0)
+
+    def clear(self) -> None:
+        self.curves.clear(), self.alphas.clear()
+
+    def draw(self, lines: Polylines, width: float, mvp: np.ndarray) -> None:
+        for points, alpha in zip(self.curves, self.alphas):
+            lines.draw(points, (*self.color, alpha), width, mvp)
+
+
 class Points:
     """Round anti-aliased points of a size in pixels."""
 

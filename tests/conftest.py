@@ -3,6 +3,7 @@
 - ``jack``: a real JACK server (``jackd --no-realtime -d dummy``, bench/jack_server.py), started
   here and stopped by PID.
 - ``egl``: skips nothing; fails loudly if Mesa EGL cannot give an OpenGL 3.3 context.
+- ``gl``: a headless OpenGL 3.3 context of the test's own, released after it.
 """
 
 from __future__ import annotations

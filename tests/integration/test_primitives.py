@@ -100,3 +100,20 @@ def test_text_is_drawn_from_a_cached_texture(gl, canvas):
     out = canvas()
     assert out[10:34, 10:120].max() > 200 and out[40:64, 10:120].max() > 200
     assert out[150:, :].max() == 0
+
+
+def test_frozen_curves_grey_out_fade_and_go(gl, canvas):
+    from engine.primitives import FadingCurves
+
+    trail = FadingCurves(decay=0.9, floor=0.05)
+    trail.freeze([[20, 60], [300, 60]])
+    trail.tick()
+    trail.freeze([[20, 120], [300, 120]])
+    trail.draw(Polylines(gl, ShaderLibrary(gl), SIZE), width=6, mvp=PIXELS)
+    image = canvas().astype(int)
+    older, newer = image[60, 160], image[120, 160]
+    assert older[0] == older[1] == older[2] and newer[0] == newer[1] == newer[2]  # grey
+    assert abs(older[0] - 0.6 * 0.9 * 255) <= 2 and abs(newer[0] - 0.6 * 255) <= 2
+    for _ in range(40):
+        trail.tick()
+    assert len(trail.curves) == 0  # 0.9 ** 41 is under the floor: gone
