@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--midi-file", metavar="FILE", type=Path, help="play a Standard MIDI File as the performer")
     run.add_argument("--midi-api", choices=["auto", "alsa", "jack"], help="MIDI system for --midi-in")
     run.add_argument("--camera", metavar="SOURCE", help="camera index, name or video file")
+    run.add_argument("--hud", action="store_true", help="show the rehearsal HUD from the start (F1 toggles it)")
     run.add_argument("--record", metavar="FILE", type=Path, help="record the show (video + audio)")
     run.add_argument("--audio-device", metavar="NAME", help="audio output: device name substring")
     run.add_argument("--audio-in", metavar="NAME",

@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                                display_index=args.display, title=settings.title)
         try:
             show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=settings.fps,
-                                             metrics=args.metrics), clock, display, queue=queue,
+                                             metrics=args.metrics, hud=args.hud), clock, display, queue=queue,
                         audio=audio, video_source=video)
             _load_scenes(show)
             display.shaders.watch()  # edit a shader during the show: it is recompiled at the next frame

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable
 
 import moderngl
 import numpy as np
@@ -90,10 +91,14 @@ class Display:
         self.gl.viewport = (0, 0, *self.size)
         self.gl.clear(0.0, 0.0, 0.0, 1.0)
 
-    def end_frame(self) -> None:
-        """Apply the transition fade and present (windowed) the finished frame."""
+    def end_frame(self, overlay: Callable[[], None] | None = None) -> None:
+        """Apply the transition fade, draw ``overlay`` (the HUD) over it, and present (windowed)."""
         if self.fade < 1.0:
             self._fade_to_black(1.0 - self.fade)
+        if overlay is not None:
+            self.fbo.use()
+            self.gl.viewport = (0, 0, *self.size)
+            overlay()
         if self._query_open:
             self._queries[self._frame % 2].__exit__(None, None, None)
             self._query_open = False

@@ -20,7 +20,8 @@ VELOCITY = 96
 @dataclass(frozen=True)
 class KeyAction:
     """What a key does: ``kind`` is go, previous, jump (``value`` = cue index), restart, quit,
-    note_on / note_off (``value`` = MIDI note), octave (``value`` = +1 / -1), panic, or gain
+    note_on / note_off (``value`` = MIDI note), octave (``value`` = +1 / -1), panic, hud (show or
+    hide the HUD), or gain
     (``value`` = dB step of the master gain)."""
 
     kind: str
@@ -44,6 +45,8 @@ class KeyboardInstrument:
             return KeyAction("quit")
         if key == "f12":
             return KeyAction("panic")
+        if key == "f1":
+            return KeyAction("hud")
         if key in ("-", "="):
             return KeyAction("gain", -1 if key == "-" else 1)
         if len(key) == 1 and key in "0123456789":

@@ -22,6 +22,7 @@ from engine.audio.control import AudioOut, NoAudio
 from engine.camera import VideoTexture
 from engine.clock import FixedStepClock, TimeSource, VirtualTime
 from engine.display import Display
+from engine.hud import Hud
 from engine.keyboard import VELOCITY, KeyAction, KeyboardInstrument
 from engine.metrics import MetricsLog
 from engine.midi import EventQueue, NoteOff, NoteOn, PedalState, ProgramChange, describe
@@ -52,6 +53,7 @@ class ShowOptions:
         metrics: path of the JSON Lines metrics log, or None.
         program_change_jumps: a program change p jumps to cue p + 1 (cue index p).
         end_with_file: with a MIDI file and no duration, end END_TAIL seconds after its last event.
+        hud: show the rehearsal HUD from the start (F1 toggles it).
     """
 
     start_cue: str | None = None
@@ -60,6 +62,7 @@ class ShowOptions:
     metrics: Path | None = None
     program_change_jumps: bool = True
     end_with_file: bool = True
+    hud: bool = False
 
 
 @dataclass
@@ -94,6 +97,9 @@ class Show:
         self.queue = queue if queue is not None else EventQueue()
         self.audio = audio if audio is not None else NoAudio()
         self.video: VideoTexture | None = None
+        self.hud: Hud | None = None
+        if display is not None:
+            self.hud = Hud(display.gl, display.shaders, display.size, visible=options.hud)
         if video_source is not None and display is not None:
             self.video = VideoTexture(display.gl, video_source)
         self.master_gain_db = setlist.settings.audio.master_gain_db
@@ -262,6 +268,8 @@ class Show:
             event = replace(event, time=stamp - self._origin)
             delivered.append([describe(event), round(event.time, 6)])
             self.pedals.update(event)
+            if self.hud is not None and isinstance(event, (NoteOn, NoteOff)):
+                self.hud.note(event.note, isinstance(event, NoteOn))
             if not self.audio.hears_midi:
                 self.audio.play(event)
             if isinstance(event, NoteOn):
@@ -291,6 +299,14 @@ class Show:
             self.summary.recompilations += compilations - self._compilations
             self._compilations = compilations
             events.append("recompile")
+        health = self.audio.health()
+        if self.hud is not None:
+            following = self.playhead.index + 1
+            next_cue = self.setlist.cues[following].id if following < len(self.setlist.cues) else ""
+            self.hud.observe(self.playhead.current.id, next_cue, events, status, health,
+                             self.display.shaders.errors)
+            self.hud.state.frame_ms = self._last_frame_ms if self._last_frame_ms is not None else self.hud.state.frame_ms
+            self.hud.state.gpu_ms = self.display.gpu_ms
 
         if self._metrics is not None:
             record: dict[str, Any] = {
@@ -305,7 +321,7 @@ class Show:
                     record["gpu_ms"] = round(self.display.gpu_ms, 3)
             if sent:
                 record["audio"] = sent
-            record.update(self.audio.health())
+            record.update(health)
             record.update(status)
             self._metrics.write(record)
 
@@ -324,7 +340,7 @@ class Show:
             self.display.fade = min(1.0, max(0.0, elapsed / transition.seconds))
         else:
             self.display.fade = 1.0
-        self.display.end_frame()
+        self.display.end_frame(overlay=self.hud.draw if self.hud is not None else None)
         if self.frame_sink is not None:
             self.frame_sink()
         self._last_frame_ms = (time.perf_counter() - started) * 1000
@@ -358,6 +374,9 @@ class Show:
                 self.playhead.jump_to_index(action.value)
             case "restart":
                 self.playhead.restart()
+            case "hud":
+                if self.hud is not None:
+                    self.hud.toggle()
             case "quit":
                 self._quit = True
             case "note_on" | "note_off":
