@@ -14,8 +14,9 @@ SYSTEM_STAMP := $(VENV)/.system-packages
 BENCH_APT_PACKAGES := supercollider-server
 BENCH_STAMP := $(VENV)/.bench-packages
 VENV_STAMP := $(VENV)/.installed
-DEMO_SETLIST ?= setlists/demo.toml
-DEMO_MIDI ?= assets/midi/partitura_mozart_k265_var1.mid
+DEMO_SETLIST ?= setlists/ldd-demo.toml
+DEMO_MIDI ?= assets/midi/prettymidi_example_type0_420tempos_sysex.mid
+DEMO_ARGS ?= --duration 120
 
 .PHONY: setup demo test bench clean
 
@@ -52,7 +53,7 @@ $(VENV_STAMP): $(SYSTEM_STAMP) pyproject.toml
 	@touch $@
 
 demo: setup
-	$(BIN)/showrunner run $(DEMO_SETLIST) --midi-file $(DEMO_MIDI) $$( [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || echo --headless )
+	$(BIN)/showrunner run $(DEMO_SETLIST) --midi-file $(DEMO_MIDI) $(DEMO_ARGS) $$( [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || echo --headless )
 
 test: setup
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)

@@ -67,7 +67,18 @@ class Polylines:
         if closed:
             points, colors = np.vstack([points, points[:1]]), np.vstack([colors, colors[:1]])
         vertices = np.hstack([points, colors])
-        segments = np.ascontiguousarray(np.hstack([vertices[:-1], vertices[1:]]), "f4")
+        self._draw(np.hstack([vertices[:-1], vertices[1:]]), width, mvp)
+
+    def draw_segments(self, starts, ends, colors, width: float, mvp: np.ndarray) -> None:
+        """Separate segments from ``starts[i]`` to ``ends[i]`` (N, 2 or 3), one colour each or one for all."""
+        starts, ends = _points3(starts), _points3(ends)
+        if len(starts) == 0:
+            return
+        colors = _colors(colors, len(starts))
+        self._draw(np.hstack([starts, colors, ends, colors]), width, mvp)
+
+    def _draw(self, segments: np.ndarray, width: float, mvp: np.ndarray) -> None:
+        segments = np.ascontiguousarray(segments, "f4")
         self._reserve(len(segments))
         self._segments.write(segments.tobytes())
         p = self.program
@@ -81,32 +92,46 @@ class Polylines:
 
 
 class FadingCurves:
-    """Earlier curves, frozen: drawn grey and fading (the original: alpha x 0.999 per frame) until
-    they are too faint to see, then dropped. ``freeze`` a curve when a new one replaces it."""
+    """Earlier curves, frozen: drawn grey, slowly turning and fading (the original: alpha x 0.999 per
+    frame) until they are too faint to see, then dropped. ``freeze`` a curve when a new one replaces it.
+
+    ``spin`` is degrees per tick about the origin of the curve's coordinates (0: still)."""
 
     def __init__(self, decay: float = 0.999, color=(0.6, 0.6, 0.6), floor: float = 0.02,
-                 limit: int = 64) -> None:
-        self.decay, self.color, self.floor, self.limit = decay, color, floor, limit
+                 limit: int = 64, spin: float = 0.0) -> None:
+        self.decay, self.color, self.floor, self.limit, self.spin = decay, color, floor, limit, spin
         self.curves: list[np.ndarray] = []
         self.alphas: list[float] = []
+        self.ages: list[int] = []
 
     def freeze(self, points, alpha: float = 1.0) -> None:
         self.curves.append(np.array(points, "f4"))
         self.alphas.append(alpha)
+        self.ages.append(0)
         if len(self.curves) > self.limit:  # the oldest gives way
-            self.curves.pop(0), self.alphas.pop(0)
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        self.curves.pop(0), self.alphas.pop(0), self.ages.pop(0)
 
     def tick(self) -> None:
         self.alphas = [alpha * self.decay for alpha in self.alphas]
+        self.ages = [age + 1 for age in self.ages]
         while self.alphas and self.alphas[0] < self.floor:
-            self.curves.pop(0), self.alphas.pop(0)
+            self._drop_oldest()
 
     def clear(self) -> None:
-        self.curves.clear(), self.alphas.clear()
+        self.curves.clear(), self.alphas.clear(), self.ages.clear()
 
     def draw(self, lines: Polylines, width: float, mvp: np.ndarray) -> None:
-        for points, alpha in zip(self.curves, self.alphas):
-            lines.draw(points, (*self.color, alpha), width, mvp)
+        for points, alpha, age in zip(self.curves, self.alphas, self.ages):
+            turn = mvp
+            if self.spin:
+                angle = np.radians(self.spin * age)
+                rotation = np.eye(4)
+                rotation[:2, :2] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+                turn = mvp @ rotation
+            lines.draw(points, (*self.color, alpha), width, turn)
 
 
 class Points:

@@ -259,3 +259,21 @@ def test_a_camera_named_but_missing_is_bad_input(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "camera 'No Such Cam' not found" in lines[0]
+
+
+def test_a_camera_that_appears_later_is_picked_up(tmp_path, video_file):
+    import shutil
+
+    late = tmp_path / "late_camera.mkv"  # not there yet: like a webcam plugged in after the show began
+    capture = LiveCapture(str(late), retry=0.1)
+    capture.start()
+    try:
+        time.sleep(0.3)
+        assert capture.latest() is None
+        shutil.copy(video_file, late)
+        deadline = time.monotonic() + 10
+        while capture.latest() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert capture.latest() is not None and capture.reconnects == 1
+    finally:
+        capture.stop()

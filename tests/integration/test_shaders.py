@@ -141,7 +141,7 @@ def test_a_show_reloads_a_saved_shader_and_survives_a_broken_one(tmp_path, folde
     setlist = load_setlist(setlist_path)
     metrics = tmp_path / "metrics.jsonl"
     display = open_display(setlist.settings.resolution, headless=True)
-    display.shaders.folders = [folder]
+    display.shaders.folders = [folder, SHADER_DIR]  # the test's 'fill' first; the HUD's own shaders
     colours = []
     try:
         show = Show(setlist, ShowOptions(duration=1.0, metrics=metrics, fps=30), VirtualTime(), display)

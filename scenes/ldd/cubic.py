@@ -1,0 +1,135 @@
+"""Part 1: the cubic. A bass note starts a new target polynomial and a new approximant; every note on
+the upper half of the piano induces one gradient step, and that step's loss detunes the played
+note's overtones. Target white, learned red, on black; earlier curves freeze, grey out and fade."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from engine.learners import CubicConfig, LearnerGroup
+from engine.midi import MidiEvent, NoteOff, NoteOn
+from engine.orbit_camera import orthographic
+from engine.primitives import FadingCurves, Points, Polylines
+from engine.scene import Scene, SceneParams
+
+WHITE, RED = (1.0, 1.0, 1.0, 1.0), (1.0, 0.22, 0.18, 1.0)
+
+
+class CubicPartParams(SceneParams):
+    split: int = Field(48, ge=1, le=127, description="notes under this are bass notes (new target)")
+    steps: Literal["per_note", "while_held"] = Field(
+        "per_note", description="per_note: one step per upper note (the paper); while_held: "
+                                "steps_per_tick steps every tick while an upper note is held (the original)")
+    steps_per_tick: int = Field(1, ge=1, le=1000)
+    detune_scale: float = Field(1.0, ge=0, le=10, description="detune = scale x loss (the paper: 1; "
+                                                              "the original sent 0.05 x its error)")
+    start_on_any_note: bool = Field(False, description="the original: while no curve exists, any note starts one")
+    learner: CubicConfig = CubicConfig()
+    curve_points: int = Field(512, ge=16, le=20_000)
+    line_width: float = Field(3.0, gt=0, le=50, description="pixels at 720 lines")
+    y_range: float = Field(2.5, gt=0, description="the view shows y in [-y_range, y_range]")
+    trail_decay: float = Field(0.999, gt=0, le=1, description="alpha factor per tick of earlier curves")
+    trail_spin: float = Field(0.02, ge=-10, le=10, description="degrees per tick earlier curves turn")
+    sample_dots: bool = Field(True, description="dots on the sample points, with a segment to the learned value")
+
+
+class CubicPart(Scene):
+    name = "ldd_cubic"
+    Params = CubicPartParams
+
+    def load(self) -> None:
+        p = self.params
+        self.learner = LearnerGroup("cubic", p.learner, seed=self.context.seed_for("cubic"))
+        self.learner.load()
+        self.trail = FadingCurves(decay=p.trail_decay, spin=p.trail_spin)
+        gl = self.context.gl
+        if gl is not None:
+            self.lines = Polylines(gl, self.context.shaders, self.context.size)
+            self.points = Points(gl, self.context.shaders)
+        # x in [-1, 1] across the frame (with a margin), y in [-y_range, y_range]
+        self.mvp = orthographic(-1.08, 1.08, -p.y_range, p.y_range)
+
+    def enter(self) -> None:
+        self.learner.reset()
+        self.trail.clear()
+        self.has_curve = False
+        self.held_upper: set[tuple[int, int]] = set()
+        self.events: list[str] = []
+        self.step_losses: list[list] = []
+
+    # Performance ----------------------------------------------------------------------------------
+    def on_midi(self, event: MidiEvent) -> bool:
+        if isinstance(event, NoteOn):
+            self.note_on(event)
+            return True
+        if isinstance(event, NoteOff):
+            self.held_upper.discard((event.note, event.channel))
+            return True
+        return False
+
+    def note_on(self, event: NoteOn) -> None:
+        if event.note < self.params.split or (not self.has_curve and self.params.start_on_any_note):
+            self.new_curve()
+            return
+        self.held_upper.add((event.note, event.channel))
+        if self.has_curve and self.params.steps == "per_note":
+            self.step([(event.note, event.channel)], 1)
+
+    def new_curve(self) -> None:
+        if self.has_curve:
+            self.trail.freeze(self.learner.curve(0, count=self.params.curve_points))
+        self.learner.renew()
+        self.has_curve = True
+        self.events.append("new_target")
+
+    def step(self, notes: list[tuple[int, int]], count: int) -> None:
+        """``count`` gradient steps; their last loss detunes ``notes``."""
+        self.learner.step(count)
+        loss = float(self.learner.view.loss[0])
+        detune = self.params.detune_scale * loss
+        for note, channel in notes:
+            self.context.audio.detune(detune, note=note, channel=channel)
+        self.events.extend(["step"] * count)
+        self.step_losses.append([[note for note, _ in notes], loss])
+
+    def tick(self, dt: float) -> None:
+        self.trail.tick()
+        if self.has_curve and self.params.steps == "while_held" and self.held_upper:
+            self.step(sorted(self.held_upper), self.params.steps_per_tick)
+
+    def status(self) -> dict:
+        status: dict = {"events": self.events + self.learner.take_events()}
+        self.events = []
+        if self.has_curve:
+            view = self.learner.view
+            status.update(loss=float(view.loss[0]), grad=[float(g) for g in view.grad[0]])
+        if self.step_losses:
+            status["steps"] = self.step_losses
+            self.step_losses = []
+        return status
+
+    # Picture --------------------------------------------------------------------------------------
+    def draw(self, alpha: float) -> None:
+        if self.context.gl is None:
+            return
+        self.draw_curves()
+
+    def draw_curves(self) -> None:
+        width = self.params.line_width * self.context.size[1] / 720
+        self.trail.draw(self.lines, width * 0.7, self.mvp)
+        if not self.has_curve:
+            return
+        count = self.params.curve_points
+        target, learned = self.learner.curve(0, "target", count), self.learner.curve(0, count=count)
+        if self.params.sample_dots:
+            x = self.learner.points()[0]
+            view = self.learner.view
+            wanted = np.column_stack([x, np.polyval(view.target[0], x)])
+            got = np.column_stack([x, np.polyval(view.params[0], x)])
+            self.lines.draw_segments(wanted, got, (1.0, 1.0, 1.0, 0.35), max(1.0, width / 3), self.mvp)
+            self.points.draw(wanted, WHITE, 2.2 * width, self.mvp)
+        self.lines.draw(target, WHITE, width, self.mvp)
+        self.lines.draw(learned, RED, width, self.mvp)
