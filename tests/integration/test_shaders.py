@@ -163,3 +163,5 @@ def test_a_show_reloads_a_saved_shader_and_survives_a_broken_one(tmp_path, folde
     assert colours[2] == [255, 0, 0] and colours[7] == [0, 255, 0]
     assert colours[12] == [0, 255, 0]  # the broken save: the previous program still draws
     assert colours[-1] == [0, 0, 255]
+    # the HUD keeps the last error, with the file and line of the broken save
+    assert show.hud.state.last_error.startswith("shader 'fill' does not compile: tint.glsl:1: ")
