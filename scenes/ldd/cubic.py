@@ -4,6 +4,7 @@ note's overtones. Target white, learned red, on black; earlier curves freeze, gr
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import numpy as np
@@ -59,6 +60,7 @@ class CubicPart(Scene):
         self.held_upper: set[tuple[int, int]] = set()
         self.events: list[str] = []
         self.step_losses: list[list] = []
+        self.learn_seconds = 0.0  # time in learner calls since the last metrics line
 
     # Performance ----------------------------------------------------------------------------------
     def on_midi(self, event: MidiEvent) -> bool:
@@ -81,14 +83,18 @@ class CubicPart(Scene):
     def new_curve(self) -> None:
         if self.has_curve:
             self.trail.freeze(self.learner.curve(0, count=self.params.curve_points))
+        started = time.perf_counter()
         self.learner.renew()
+        self.learn_seconds += time.perf_counter() - started
         self.has_curve = True
         self.events.append("new_target")
 
     def step(self, notes: list[tuple[int, int]], count: int) -> None:
         """``count`` gradient steps; their last loss detunes ``notes``."""
+        started = time.perf_counter()
         self.learner.step(count)
         loss = float(self.learner.view.loss[0])
+        self.learn_seconds += time.perf_counter() - started
         detune = self.params.detune_scale * loss
         for note, channel in notes:
             self.context.audio.detune(detune, note=note, channel=channel)
@@ -109,6 +115,9 @@ class CubicPart(Scene):
         if self.step_losses:
             status["steps"] = self.step_losses
             self.step_losses = []
+        if self.learn_seconds:
+            status["learn_ms"] = round(self.learn_seconds * 1000, 4)
+            self.learn_seconds = 0.0
         return status
 
     # Picture --------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ notes sounding. White target and red learned knot as thick 3D lines under a slow
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 from pydantic import Field
@@ -60,11 +61,14 @@ class KnotPart(Scene):
         self.dt = 1 / 60
         self.events: list[str] = []
         self.step_losses: list[float] = []
+        self.learn_seconds = 0.0  # time in learner calls since the last metrics line
 
     def on_midi(self, event: MidiEvent) -> bool:
         if isinstance(event, NoteOn):
             if self.chords.note_on(event.note, event.time):
+                started = time.perf_counter()
                 self.learner.renew()
+                self.learn_seconds += time.perf_counter() - started
                 self.has_knot = True
                 self.events.append("new_target")
             return True
@@ -78,8 +82,10 @@ class KnotPart(Scene):
         self.dt = dt
         if self.has_knot and self.chords.held:
             count = self.params.steps_per_tick
+            started = time.perf_counter()
             self.learner.step(count)
             loss = float(self.learner.view.loss[0])
+            self.learn_seconds += time.perf_counter() - started
             self.context.audio.detune(self.params.detune_scale * loss)  # every sounding note
             self.events.extend(["step"] * count)
             self.step_losses.append(loss)
@@ -93,6 +99,9 @@ class KnotPart(Scene):
         if self.step_losses:
             status["steps"] = [[[], loss] for loss in self.step_losses]
             self.step_losses = []
+        if self.learn_seconds:
+            status["learn_ms"] = round(self.learn_seconds * 1000, 4)
+            self.learn_seconds = 0.0
         return status
 
     def draw(self, alpha: float) -> None:
