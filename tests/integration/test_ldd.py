@@ -103,11 +103,15 @@ def test_part1_while_held_option_steps_every_tick_a_note_is_held(tmp_path):
                     assert command[2] == pytest.approx(0.05 * loss)
 
 
-def chords_in(performance_path: Path, seconds: float, split=60, size=3, window=0.08) -> int:
+def chords_in(performance_path: Path, seconds: float) -> int:
+    return count_chords(onsets(performance_path, seconds))
+
+
+def count_chords(note_onsets: list[tuple[float, int]], split=60, size=3, window=0.08) -> int:
     """Chords counted here, apart from the scene's code: ``size`` different notes under the split
     struck within ``window`` seconds; the notes struck within ``window`` after a chord belong to it."""
     count, chord_at, recent = 0, None, {}
-    for t, note in onsets(performance_path, seconds):
+    for t, note in note_onsets:
         if note >= split or (chord_at is not None and t - chord_at <= window):
             continue
         recent = {n: at for n, at in recent.items() if t - at <= window}
