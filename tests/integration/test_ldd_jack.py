@@ -51,8 +51,9 @@ def stamped_note_ons(lines: list[dict]) -> list[tuple[float, int]]:
             if text.startswith("note_on")]
 
 
-def test_part1_live_through_jack(tmp_path, jack):
-    lines = run_live(tmp_path, jack, "ldd_cubic", 30.0)
+@pytest.mark.parametrize("scene", ["ldd_cubic", "ldd_bubbles"])  # parts 1 and 4
+def test_parts_1_and_4_live_through_jack(tmp_path, jack, scene):
+    lines = run_live(tmp_path, jack, scene, 30.0)
     notes = note_ons(lines)
     assert len(notes) > 150  # the performance arrived
     first_bass = next(i for i, note in enumerate(notes) if note < 48)
@@ -63,8 +64,9 @@ def test_part1_live_through_jack(tmp_path, jack):
         assert stepped == [note] and value == pytest.approx(loss)
 
 
-def test_part2_live_through_jack(tmp_path, jack):
-    lines = run_live(tmp_path, jack, "ldd_knot", 60.0)
+@pytest.mark.parametrize("scene", ["ldd_knot", "ldd_split"])  # parts 2 and 3
+def test_parts_2_and_3_live_through_jack(tmp_path, jack, scene):
+    lines = run_live(tmp_path, jack, scene, 60.0)
     chords = count_chords(stamped_note_ons(lines))
     assert chords >= 5  # chords from 21.8 s on
     assert events(lines).count("new_target") == chords
