@@ -124,14 +124,21 @@ class FadingCurves:
         self.curves.clear(), self.alphas.clear(), self.ages.clear()
 
     def draw(self, lines: Polylines, width: float, mvp: np.ndarray) -> None:
+        """All the frozen curves in one draw call (a show may keep dozens)."""
+        if not self.curves:
+            return
+        segments = []
         for points, alpha, age in zip(self.curves, self.alphas, self.ages):
-            turn = mvp
+            points = _points3(points)
             if self.spin:
                 angle = np.radians(self.spin * age)
-                rotation = np.eye(4)
-                rotation[:2, :2] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
-                turn = mvp @ rotation
-            lines.draw(points, (*self.color, alpha), width, turn)
+                cos, sin = np.cos(angle), np.sin(angle)
+                points = points.copy()
+                points[:, 0], points[:, 1] = (cos * points[:, 0] - sin * points[:, 1],
+                                              sin * points[:, 0] + cos * points[:, 1])
+            color = np.broadcast_to(np.array([*self.color, alpha], "f4"), (len(points) - 1, 4))
+            segments.append(np.hstack([points[:-1], color, points[1:], color]))
+        lines._draw(np.vstack(segments), width, mvp)
 
 
 class Points:

@@ -33,6 +33,7 @@ class CubicPartParams(SceneParams):
     line_width: float = Field(3.0, gt=0, le=50, description="pixels at 720 lines")
     y_range: float = Field(2.5, gt=0, description="the view shows y in [-y_range, y_range]")
     trail_decay: float = Field(0.999, gt=0, le=1, description="alpha factor per tick of earlier curves")
+    trail_points: int = Field(128, ge=8, le=20_000, description="points kept per earlier curve")
     trail_spin: float = Field(0.02, ge=-10, le=10, description="degrees per tick earlier curves turn")
     sample_dots: bool = Field(True, description="dots on the sample points, with a segment to the learned value")
 
@@ -82,7 +83,7 @@ class CubicPart(Scene):
 
     def new_curve(self) -> None:
         if self.has_curve:
-            self.trail.freeze(self.learner.curve(0, count=self.params.curve_points))
+            self.trail.freeze(self.learner.curve(0, count=self.params.trail_points))
         started = time.perf_counter()
         self.learner.renew()
         self.learn_seconds += time.perf_counter() - started
