@@ -4,7 +4,6 @@ note's overtones. Target white, learned red, on black; earlier curves freeze, gr
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 import numpy as np
@@ -15,6 +14,7 @@ from engine.midi import MidiEvent, NoteOff, NoteOn
 from engine.orbit_camera import orthographic
 from engine.primitives import FadingCurves, Points, Polylines
 from engine.scene import Scene, SceneParams
+from scenes.ldd.report import TickReport
 
 WHITE, RED = (1.0, 1.0, 1.0, 1.0), (1.0, 0.22, 0.18, 1.0)
 
@@ -59,9 +59,7 @@ class CubicPart(Scene):
         self.trail.clear()
         self.has_curve = False
         self.held_upper: set[tuple[int, int]] = set()
-        self.events: list[str] = []
-        self.step_losses: list[list] = []
-        self.learn_seconds = 0.0  # time in learner calls since the last metrics line
+        self.report = TickReport()
 
     # Performance ----------------------------------------------------------------------------------
     def on_midi(self, event: MidiEvent) -> bool:
@@ -84,23 +82,20 @@ class CubicPart(Scene):
     def new_curve(self) -> None:
         if self.has_curve:
             self.trail.freeze(self.learner.curve(0, count=self.params.trail_points))
-        started = time.perf_counter()
-        self.learner.renew()
-        self.learn_seconds += time.perf_counter() - started
+        with self.report.learning():
+            self.learner.renew()
         self.has_curve = True
-        self.events.append("new_target")
+        self.report.events.append("new_target")
 
     def step(self, notes: list[tuple[int, int]], count: int) -> None:
         """``count`` gradient steps; their last loss detunes ``notes``."""
-        started = time.perf_counter()
-        self.learner.step(count)
-        loss = float(self.learner.view.loss[0])
-        self.learn_seconds += time.perf_counter() - started
+        with self.report.learning():
+            self.learner.step(count)
+            loss = float(self.learner.view.loss[0])
         detune = self.params.detune_scale * loss
         for note, channel in notes:
             self.context.audio.detune(detune, note=note, channel=channel)
-        self.events.extend(["step"] * count)
-        self.step_losses.append([[note for note, _ in notes], loss])
+        self.report.stepped([note for note, _ in notes], loss, count)
 
     def tick(self, dt: float) -> None:
         self.trail.tick()
@@ -108,18 +103,7 @@ class CubicPart(Scene):
             self.step(sorted(self.held_upper), self.params.steps_per_tick)
 
     def status(self) -> dict:
-        status: dict = {"events": self.events + self.learner.take_events()}
-        self.events = []
-        if self.has_curve:
-            view = self.learner.view
-            status.update(loss=float(view.loss[0]), grad=[float(g) for g in view.grad[0]])
-        if self.step_losses:
-            status["steps"] = self.step_losses
-            self.step_losses = []
-        if self.learn_seconds:
-            status["learn_ms"] = round(self.learn_seconds * 1000, 4)
-            self.learn_seconds = 0.0
-        return status
+        return self.report.status(self.learner, self.has_curve)
 
     # Picture --------------------------------------------------------------------------------------
     def draw(self, alpha: float) -> None:

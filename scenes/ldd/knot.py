@@ -4,7 +4,6 @@ notes sounding. White target and red learned knot as thick 3D lines under a slow
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from pydantic import Field
@@ -15,6 +14,7 @@ from engine.orbit_camera import OrbitCamera
 from engine.primitives import Polylines
 from engine.scene import Scene, SceneParams
 from scenes.ldd.chords import ChordDetector
+from scenes.ldd.report import TickReport
 
 WHITE, RED = (1.0, 1.0, 1.0, 1.0), (1.0, 0.22, 0.18, 1.0)
 
@@ -59,18 +59,15 @@ class KnotPart(Scene):
         self.has_knot = False
         self.time = 0.0
         self.dt = 1 / 60
-        self.events: list[str] = []
-        self.step_losses: list[float] = []
-        self.learn_seconds = 0.0  # time in learner calls since the last metrics line
+        self.report = TickReport()
 
     def on_midi(self, event: MidiEvent) -> bool:
         if isinstance(event, NoteOn):
             if self.chords.note_on(event.note, event.time):
-                started = time.perf_counter()
-                self.learner.renew()
-                self.learn_seconds += time.perf_counter() - started
+                with self.report.learning():
+                    self.learner.renew()
                 self.has_knot = True
-                self.events.append("new_target")
+                self.report.events.append("new_target")
             return True
         if isinstance(event, NoteOff):
             self.chords.note_off(event.note)
@@ -82,27 +79,14 @@ class KnotPart(Scene):
         self.dt = dt
         if self.has_knot and self.chords.held:
             count = self.params.steps_per_tick
-            started = time.perf_counter()
-            self.learner.step(count)
-            loss = float(self.learner.view.loss[0])
-            self.learn_seconds += time.perf_counter() - started
+            with self.report.learning():
+                self.learner.step(count)
+                loss = float(self.learner.view.loss[0])
             self.context.audio.detune(self.params.detune_scale * loss)  # every sounding note
-            self.events.extend(["step"] * count)
-            self.step_losses.append(loss)
+            self.report.stepped([], loss, count)
 
     def status(self) -> dict:
-        status: dict = {"events": self.events + self.learner.take_events()}
-        self.events = []
-        if self.has_knot:
-            view = self.learner.view
-            status.update(loss=float(view.loss[0]), grad=[float(g) for g in view.grad[0]])
-        if self.step_losses:
-            status["steps"] = [[[], loss] for loss in self.step_losses]
-            self.step_losses = []
-        if self.learn_seconds:
-            status["learn_ms"] = round(self.learn_seconds * 1000, 4)
-            self.learn_seconds = 0.0
-        return status
+        return self.report.status(self.learner, self.has_knot)
 
     def draw(self, alpha: float) -> None:
         if self.context.gl is None:
