@@ -62,8 +62,3 @@ def compilations() -> int:
     """XLA compilations in this process so far (cache hits included)."""
     with _lock:
         return _count
-
-
-def backend() -> str:
-    """The platform jax computes on: "cpu", or "gpu" when a GPU build of jaxlib finds one."""
-    return jax.default_backend()

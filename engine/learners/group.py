@@ -72,16 +72,11 @@ def _init(kind: Kind, size: int, seed: jax.Array) -> tuple[core.LearnerState, ja
 
 
 def _step(kind: Kind, state: core.LearnerState, counts: jax.Array) -> tuple[core.LearnerState, jax.Array]:
-    def reset_diverged(s: core.LearnerState) -> core.LearnerState:
-        fresh = jax.vmap(partial(core.reset_diverged, kind))(s)
-        ok = jax.vmap(partial(core.healthy, kind))(s)
-        return jax.tree.map(lambda keep, new: jnp.where(ok.reshape(ok.shape + (1,) * (keep.ndim - 1)), keep, new),
-                            s, fresh)
-
     state = jax.vmap(partial(core.run_raw_steps, kind))(state, counts)
-    # The guard as one real branch for the batch: the reset is only computed when one diverged.
+    # The guard behind one real branch for the whole batch: vmapped, the guard's per-learner branch
+    # becomes a select that computes the reset for every learner, so it only runs when one diverged.
     all_healthy = jnp.all(jax.vmap(partial(core.healthy, kind))(state))
-    state = jax.lax.cond(all_healthy, lambda s: s, reset_diverged, state)
+    state = jax.lax.cond(all_healthy, lambda s: s, jax.vmap(partial(core.guard, kind)), state)
     return state, _pack(state)
 
 
@@ -156,8 +151,9 @@ class LearnerGroup:
 
     def step(self, count: int | Sequence[int] | np.ndarray = 1, which: Which = None) -> None:
         """``count`` fused gradient steps (one number, or one per learner) for ``which`` (all if None)."""
+        selected = self._mask(which)
         counts = np.zeros(self.size, np.int32)
-        counts[self._mask(which)] = np.asarray(count, np.int32)[self._mask(which)] if np.ndim(count) else count
+        counts[selected] = np.asarray(count, np.int32)[selected] if np.ndim(count) else count
         if not counts.any():
             return
         self._apply(self._call("step", self._state, counts))
