@@ -35,6 +35,23 @@ def video_rect(video_size: tuple[int, int], frame_size: tuple[int, int], fit: st
     return ((fw - width) / 2, (fh - height) / 2, width, height)
 
 
+def gradient_components(grad, count: int) -> np.ndarray:
+    """The first ``count`` components of ``grad`` (missing ones 0; NaN and Inf count as 0)."""
+    g = np.zeros(count)
+    values = np.nan_to_num(np.asarray(grad, float)[:count], nan=0.0, posinf=0.0, neginf=0.0)
+    g[:len(values)] = values
+    return g
+
+
+def _bind_video(program, video: moderngl.Texture, frame_size: tuple[int, int], fit: str, level: float) -> None:
+    """The uniforms of shaders/video.glsl, and the video on texture unit 0."""
+    program["frame_size"] = frame_size
+    program["video_rect"] = video_rect(video.size, frame_size, fit)
+    program["level"] = float(level)
+    program["video"] = 0
+    video.use(0)
+
+
 class SplitSettings(BaseModel):
     """Distortion 1's settings (a scene embeds these in its params)."""
 
@@ -64,9 +81,7 @@ class RGBSplit:
         """(3, 2) pixel offsets for R, G, B from the first three gradient components (missing = 0)."""
         s = self.settings
         scale = self.frame_size[1] / REFERENCE_LINES
-        g = np.zeros(3)
-        values = np.nan_to_num(np.asarray(grad, float)[:3], nan=0.0, posinf=0.0, neginf=0.0)
-        g[:len(values)] = values
+        g = gradient_components(grad, 3)
         offset = np.clip(g * s.scale * scale, -s.max_offset * scale, s.max_offset * scale)
         return np.repeat(offset[:, None], 2, axis=1)
 
@@ -78,14 +93,9 @@ class RGBSplit:
             self.split_shown = bool(self._rng.random() < chance)
             if not self.split_shown:
                 offsets = np.zeros((3, 2))
-        p = self.program
-        p["frame_size"] = self.frame_size
-        p["video_rect"] = video_rect(video.size, self.frame_size, self.settings.fit)
-        p["level"] = float(level)
-        p["video"] = 0
+        _bind_video(self.program, video, self.frame_size, self.settings.fit, level)
         for name, offset in zip(("offset_r", "offset_g", "offset_b"), offsets):
-            p[name] = tuple(float(v) for v in offset)
-        video.use(0)
+            self.program[name] = tuple(float(v) for v in offset)
         self.vao.render(moderngl.TRIANGLE_STRIP)
 
 
@@ -178,20 +188,13 @@ class BubbleLens:
             return
         data = np.column_stack([b.x[alive], b.y[alive], b.radius[alive], b.alpha[alive]]).astype("f4")
         self._instances.write(data.tobytes())
-        g = np.zeros(2)
-        values = np.nan_to_num(np.asarray(grad, float)[:2], nan=0.0, posinf=0.0, neginf=0.0)
-        g[:len(values)] = values
         p = self.program
-        p["frame_size"] = self.frame_size
-        p["video_rect"] = video_rect(video.size, self.frame_size, self.settings.fit)
-        p["level"] = float(level)
-        p["video"] = 0
-        p["gradient"] = tuple(g)
+        _bind_video(p, video, self.frame_size, self.settings.fit, level)
+        p["gradient"] = tuple(gradient_components(grad, 2))
         p["time"] = float(time)
         p["amplitude"] = self.settings.amplitude * self.scale
         p["scale"] = self.scale
         p["formula"] = 0 if self.settings.formula == "original" else 1
-        video.use(0)
         self.gl.enable(moderngl.BLEND)
         self.gl.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
         self.vao.render(moderngl.TRIANGLE_STRIP, instances=len(alive))

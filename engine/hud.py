@@ -73,10 +73,14 @@ class Hud:
         self.visible = not self.visible
 
     def observe(self, cue: str, next_cue: str, events: list[str], status: dict[str, Any],
-                health: dict[str, Any], errors: dict[str, str]) -> None:
-        """One tick's news: the cue, its events, the scene's status, the audio health, shader errors."""
+                health: dict[str, Any], errors: dict[str, str], frame_ms: float | None = None,
+                gpu_ms: float | None = None) -> None:
+        """One tick's news: the cue, its events, the scene's status, the audio health, shader errors,
+        and the last frame's times (None: no frame was drawn since the last tick, keep the shown one)."""
         s = self.state
         s.cue, s.next_cue = cue, next_cue
+        if frame_ms is not None:
+            s.frame_ms, s.gpu_ms = frame_ms, gpu_ms
         loss = status.get("loss")
         if isinstance(loss, (int, float)) and np.isfinite(loss):
             s.losses.append(float(loss))

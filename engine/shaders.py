@@ -193,8 +193,8 @@ class ShaderLibrary:
             try:
                 for changes in watch(*folders, stop_event=self._stop, debounce=50, step=20,
                                      raise_interrupt=False):
-                    with self._lock:
-                        self._changed |= {Path(path).resolve() for _, path in changes}
+                    for _, path in changes:
+                        self.notice_change(Path(path))
             except Exception:  # watching is a convenience: the show goes on without it
                 log.exception("shader watcher stopped")
 

@@ -304,9 +304,7 @@ class Show:
             following = self.playhead.index + 1
             next_cue = self.setlist.cues[following].id if following < len(self.setlist.cues) else ""
             self.hud.observe(self.playhead.current.id, next_cue, events, status, health,
-                             self.display.shaders.errors)
-            self.hud.state.frame_ms = self._last_frame_ms if self._last_frame_ms is not None else self.hud.state.frame_ms
-            self.hud.state.gpu_ms = self.display.gpu_ms
+                             self.display.shaders.errors, self._last_frame_ms, self.display.gpu_ms)
 
         if self._metrics is not None:
             record: dict[str, Any] = {

@@ -14,14 +14,6 @@ from scenes.ldd.cubic import CubicPart, CubicPartParams
 from scenes.ldd.knot import KnotPart, KnotPartParams
 
 
-def _gradient(learner, has_curve: bool, size: int) -> np.ndarray:
-    grad = np.zeros(size)
-    if has_curve:
-        values = learner.view.grad[0][:size]
-        grad[:len(values)] = values
-    return grad
-
-
 class SplitPartParams(KnotPartParams):
     rgb_split: SplitSettings = SplitSettings()
 
@@ -42,7 +34,8 @@ class SplitPart(KnotPart):
         video = self.context.video
         if video is not None and video.texture is not None:
             loss = float(self.learner.view.loss[0]) if self.has_knot else 0.0
-            self.split.draw(video.texture, _gradient(self.learner, self.has_knot, 3), loss=loss, level=video.level)
+            grad = self.learner.view.grad[0] if self.has_knot else ()  # the split takes the first three
+            self.split.draw(video.texture, grad, loss=loss, level=video.level)
         self.draw_knots(alpha)
 
 
@@ -85,5 +78,6 @@ class BubblesPart(CubicPart):
         video = self.context.video
         if video is not None and video.texture is not None:
             self.backdrop.draw(video.texture, np.zeros(3), level=video.level)
-            self.lens.draw(video.texture, _gradient(self.learner, self.has_curve, 2), self.time, level=video.level)
+            grad = self.learner.view.grad[0] if self.has_curve else ()  # the lens takes the first two
+            self.lens.draw(video.texture, grad, self.time, level=video.level)
         self.draw_curves()
