@@ -70,8 +70,13 @@ def test_the_hud_shows_cue_loss_plot_held_notes_and_the_last_error(tmp_path, egl
     assert lines[0] == "cue learning  next after" and "C4" in lines[3]
     panel = frames[-1][10:200, 10:350]
     assert panel.max() > 200  # text drawn
-    plot = frames[-1][:, :, 0] > 200
-    assert plot[:, :360].any()
+    # the loss plot, red, under the text rows: it starts high on the left and falls to the right
+    frame = frames[-1].astype(int)
+    curve = (frame[:, :, 0] > 200) & (frame[:, :, 1] < 150) & (frame[:, :, 2] < 150)
+    curve[:130] = False  # the text rows (the error line is red too)
+    ys, xs = np.nonzero(curve)
+    assert xs.max() - xs.min() > 300
+    assert ys[xs < xs.min() + 10].mean() < ys[xs > xs.max() - 10].mean() - 20
     assert frames[-1][300:, 400:].max() == 0  # the rest of the (black) stage untouched
 
 

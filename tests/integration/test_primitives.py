@@ -29,14 +29,14 @@ def canvas(gl):
 
 def test_a_thick_line_covers_its_width_with_anti_aliased_edges(gl, canvas):
     lines = Polylines(gl, ShaderLibrary(gl), SIZE)
-    lines.draw([[40, 100], [280, 100]], (1, 1, 1, 1), width=6, mvp=PIXELS)
+    lines.draw([[40, 100.25], [280, 100.25]], (1, 1, 1, 1), width=6, mvp=PIXELS)
     image = canvas()
     column = image[:, 160, 0].astype(int)
-    covered = np.flatnonzero(column > 0)
-    # rows whose centres lie within 3 px of y = 100 are full; one pixel of fall-off on each side
-    assert np.all(column[97:103] == 255)
-    assert covered.min() >= 96 and covered.max() <= 103
-    assert 0 < column[96] < 255 or 0 < column[103] < 255 or column[96] == 0
+    # Coverage of a pixel row = clamp(half width + 0.5 - distance of its centre, 0, 1): rows 98..102
+    # are within 2.5 px (full), row 97's centre is 2.75 px away (0.75), row 103's 3.25 px (0.25).
+    assert np.all(column[98:103] == 255)
+    assert abs(column[97] - 0.75 * 255) <= 3 and abs(column[103] - 0.25 * 255) <= 3
+    assert column[96] == 0 and column[104] == 0
     assert image[100, 20].tolist() == [0, 0, 0] and image[100, 300].tolist() == [0, 0, 0]
     assert image[100, 40:281, 0].min() > 0  # no gap anywhere along it
 
