@@ -117,7 +117,7 @@ class LiveCapture:
     def __init__(self, source: str | int, lost_after: float = 1.0, fade: float = 2.0, retry: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.source = source
-        self.is_file = isinstance(source, str) and Path(source).is_file()
+        self.is_file = False  # decided when the source opens (a file may appear later)
         self.lost_after, self.fade, self.retry = lost_after, fade, retry
         self.clock = clock
         self._lock = threading.Lock()
@@ -174,6 +174,7 @@ class LiveCapture:
                     self.reconnects += 1
                     log.info("video source %s is back", describe(self.source))
                 lost_logged = False
+                self.is_file = isinstance(self.source, str) and Path(self.source).is_file()
                 period = 1.0 / (capture.get(cv2.CAP_PROP_FPS) or 30.0) if self.is_file else 0.0
                 next_due = time.monotonic()
             ok, bgr = capture.read()

@@ -274,5 +274,6 @@ def test_a_camera_that_appears_later_is_picked_up(tmp_path, video_file):
         while capture.latest() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert capture.latest() is not None and capture.reconnects == 1
+        assert capture.is_file  # paced at the file's own frame rate, not read as fast as it decodes
     finally:
         capture.stop()
