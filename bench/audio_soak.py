@@ -2,7 +2,8 @@
 
 For each JACK period size a private dummy JACK server runs with the audio process (``LiveAudio``,
 blocks of the period) playing notes; meanwhile this process does what a show's main process does
-each frame: a learner step (a stand-in: the jax learners do not exist yet), a detune command, a
+each frame: a learner step (a numpy stand-in, kept so the figures compare across runs; the ``ldd``
+benchmark runs the real jax learners with live audio), a detune command, a
 1280x720 frame drawn on the headless EGL display and read back. A client in a process of its own
 (:mod:`bench.jack_listener`) counts JACK's xruns; the audio process's tap shows that sound is
 played. Reported per period size: underruns counted by the audio process, xruns, the callback's
@@ -318,7 +319,8 @@ def run() -> BenchResult:
                 f"{NOTE_GAP[0]:g}-{NOTE_GAP[1]:g} s (random notes {NOTES[0]}-{NOTES[1]}, velocities "
                 f"{VELOCITIES[0]}-{VELOCITIES[1]}). The "
                 f"benchmark process meanwhile runs a frame loop paced at {FPS:g} fps: a learner "
-                "stand-in step (the jax learners are not written yet: a numpy cubic fitted by one "
+                "stand-in step (kept so the figures compare across runs; the piece benchmark below runs "
+                "the real jax learners with live audio: a numpy cubic fitted by one "
                 f"hand-written gradient step per frame on {POINTS} noisy points, a new target cubic "
                 "at each bass note), a `DETUNE` command for all voices from its loss, then a "
                 f"{SIZE[0]}x{SIZE[1]} frame on the headless EGL display (a full-frame shader summing "
