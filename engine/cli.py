@@ -1,4 +1,4 @@
-"""The ``showrunner`` command: run, check, render, devices.
+"""The ``showrunner`` command: run, check, render, replay, plot, devices.
 
 Exit codes: 0 success; 2 bad input (setlist, MIDI file, arguments, a device named explicitly but
 missing) with one line on stderr and no traceback; 1 internal error (details in the show's log).
@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=_duration, metavar="SECONDS", help="stop after this many seconds")
     run.add_argument("--metrics", metavar="FILE", type=Path, help="write a JSON Lines metrics log")
     run.add_argument("--log-dir", type=Path, default=Path("logs"), help="folder for the show log")
+    run.add_argument("--perf-log", metavar="FILE", type=Path,
+                     help="performance log for 'showrunner replay' (default: beside the show log)")
 
     check = commands.add_parser("check", help="validate a setlist and load every scene")
     check.add_argument("setlist", type=Path)
@@ -81,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="render a setlist offline from a MIDI file")
     render.add_argument("setlist", type=Path)
     render.add_argument("--midi-file", metavar="FILE", type=Path, required=True)
-    render.add_argument("--out", metavar="FILE", type=Path, required=True, help="video file to write")
+    render.add_argument("--out", metavar="FILE", type=Path, required=True,
+                        help="video file to write (.mkv or .mp4), with sound")
     render.add_argument("--cue", help="cue id to start at")
     render.add_argument("--duration", type=_duration, metavar="SECONDS")
     render.add_argument("--size", type=_size, metavar="WxH", help="frame size (default: the setlist's)")
@@ -92,6 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--metrics", metavar="FILE", type=Path)
     render.add_argument("--log-dir", type=Path, default=Path("logs"))
 
+    replay = commands.add_parser("replay", help="render a live show again from its performance log")
+    replay.add_argument("log", type=Path, help="the performance log (logs/show-*.perf.jsonl)")
+    replay.add_argument("--out", metavar="FILE", type=Path, required=True,
+                        help="video file to write (.mkv or .mp4), with sound")
+    replay.add_argument("--size", type=_size, metavar="WxH", help="frame size (default: the show's)")
+    replay.add_argument("--fps", type=_fps, default=None, help="frames per second (default: the show's)")
+    replay.add_argument("--camera", metavar="SOURCE", help="video file instead of the show's camera")
+    replay.add_argument("--metrics", metavar="FILE", type=Path)
+    replay.add_argument("--audio-out", metavar="FILE.wav", type=Path,
+                        help="also write the sound as a 16-bit WAV file")
+    replay.add_argument("--log-dir", type=Path, default=Path("logs"))
+
+    plot = commands.add_parser("plot", help="plot the loss over a show from its metrics log")
+    plot.add_argument("metrics", type=Path, help="a metrics log (--metrics of run, render, replay)")
+    plot.add_argument("--out", metavar="FILE.png", type=Path, required=True)
+
     commands.add_parser("devices", help="list MIDI ports, audio devices and cameras")
     return parser
 
@@ -100,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from engine import commands
 
-    handler = {"run": commands.run, "check": commands.check,
-               "render": commands.render, "devices": commands.devices}[args.command]
+    handler = {"run": commands.run, "check": commands.check, "render": commands.render,
+               "replay": commands.replay, "plot": commands.plot, "devices": commands.devices}[args.command]
     try:
         return handler(args)
     except UserError as error:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,13 +24,16 @@ from engine.audio.control import AudioOut, NoAudio
 from engine.camera import open_source
 from engine.clock import RealTime, VirtualTime
 from engine.display import open_display
+from engine.encoder import check_output
 from engine.errors import UserError
 from engine.metrics import MetricsLog
 from engine.midi import EventQueue
 from engine.midi_file import MidiFilePerformer, Performance, load_performance
 from engine.midi_port import MidiPortInput, api_from_environment
+from engine.perflog import PerformanceLog
+from engine.recorder import Recorder
 from engine.setlist import LoadedSetlist, load_setlist
-from engine.show import Show, ShowOptions, ShowSummary
+from engine.show import END_TAIL, Show, ShowOptions, ShowSummary
 from engine.showlog import start_show_log
 
 log = logging.getLogger("showrunner")
@@ -141,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     setlist, performance = _load_inputs(args)
     settings = setlist.settings
     if args.record:
-        raise UserError("--record is not available yet in this version; use 'showrunner render' for video")
+        check_output(args.record, settings.resolution)  # a bad path is found before anything opens
     headless = args.headless
     if not headless and not _has_display():
         if args.fullscreen or args.display:
@@ -149,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
                             "use --headless to run without one")
         headless = True
     log_path = start_show_log(args.log_dir)
+    perf_path = args.perf_log or log_path.with_suffix(".perf.jsonl")
     if headless and not args.headless:
         log.info("no display found (DISPLAY unset): running headless")
     if (args.audio_device or args.audio_in) and settings.audio.enabled and not args.no_audio:
@@ -160,16 +165,24 @@ def run(args: argparse.Namespace) -> int:
         port = MidiPortInput(midi_pattern, queue, clock.now, api=api)
         port.open(required=bool(args.midi_in))
     audio: AudioOut = NoAudio()
-    video = None
+    video = recorder = perf_log = None
     try:
         video = _video_source(args, setlist, offline=False)
         audio = _live_audio(args, setlist, midi_pattern, api, log_path)
+        if args.record:
+            state = getattr(audio, "state", None)
+            recorder = Recorder(args.record, settings.resolution, settings.fps, live=True,
+                                sample_rate=settings.audio.sample_rate if state is not None else None,
+                                tap=state.path if state is not None else None)
+            recorder.start()  # its imports overlap with loading the scenes
+        performer = str(performance.path) if performance else (f"port {midi_pattern}" if port else "keyboard")
+        perf_log = PerformanceLog(perf_path, _show_header(setlist, args.cue, video, audio, performer))
         display = open_display(settings.resolution, headless=headless, fullscreen=args.fullscreen,
                                display_index=args.display, title=settings.title)
         try:
             show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=settings.fps,
                                              metrics=args.metrics, hud=args.hud), clock, display, queue=queue,
-                        audio=audio, video_source=video)
+                        audio=audio, video_source=video, recorder=recorder, perf_log=perf_log)
             _load_scenes(show)
             display.shaders.watch()  # edit a shader during the show: it is recompiled at the next frame
             if performance is not None:
@@ -185,70 +198,173 @@ def run(args: argparse.Namespace) -> int:
             with _stop_on_signals(show):
                 summary = show.run(performer_end=performance.length if performance else None)
         finally:
+            if recorder is not None:
+                _finish_recording(recorder)
             display.close()
     finally:
+        if perf_log is not None:
+            perf_log.close()  # the show writes its end line; this covers a show that never ran
         audio.close()
         if video is not None:
             video.stop()  # also when the show never started
         if port is not None:
             port.close()
     _report(summary, log_path, args.metrics)
+    log.info("performance log: %s (showrunner replay %s --out video.mkv)", perf_path, perf_path)
     return 0
 
 
-def render(args: argparse.Namespace) -> int:
-    from engine.video import VideoWriter
+def _show_header(setlist: LoadedSetlist, start_cue: str | None, video, audio: AudioOut,
+                 performer: str) -> dict:
+    """The performance log's first line: what a replay needs besides the inputs."""
+    settings = setlist.settings
+    source = getattr(video, "source", None) or getattr(video, "path", None)
+    camera = setlist.settings.camera
+    return {
+        "setlist": {"path": str(setlist.path.resolve()),
+                    "text": setlist.path.read_text(encoding="utf-8-sig")},
+        "start_cue": start_cue, "tick_rate": settings.tick_rate, "fps": settings.fps,
+        "resolution": list(settings.resolution), "seed": settings.seed, "performer": performer,
+        "camera": {"source": source if isinstance(source, int) else (str(Path(source).resolve()) if source else None),
+                   "fallback": str(setlist.resolve_path(camera.fallback).resolve()) if camera.fallback else None},
+        "audio": {"live": not isinstance(audio, NoAudio), "hears_midi": audio.hears_midi,
+                  "piano": bool(getattr(getattr(audio, "settings", None), "piano", False))},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
+
+def _finish_recording(recorder: Recorder) -> None:
+    stats = recorder.close()
+    seconds = stats["samples"] / recorder.sample_rate if recorder.sample_rate else 0.0
+    log.info("recorded %s: %d frames%s, %.1f s of sound%s", recorder.path, stats["frames"],
+             f", {recorder.dropped} dropped (the encoder was behind)" if recorder.dropped else "",
+             seconds, f", {stats['resyncs']} re-anchoring(s) of the sound" if stats["resyncs"] else "")
+
+
+def render(args: argparse.Namespace) -> int:
     setlist, performance = _load_inputs(args)
     settings = setlist.settings
     size = args.size or settings.resolution
-    fps = args.fps or settings.fps
+    check_output(args.out, size)
+    piano = _piano_wanted(settings.audio.piano, live_port=False)
+    options = ShowOptions(start_cue=args.cue, duration=args.duration, fps=args.fps or settings.fps,
+                          metrics=args.metrics)
+    end = args.duration if args.duration is not None else performance.length + END_TAIL
+    return _render_offline(args, setlist, size, options, piano, end,
+                           lambda show: show.add_source(MidiFilePerformer(performance, show.queue)),
+                           performer_end=performance.length)
+
+
+def replay(args: argparse.Namespace) -> int:
+    from engine import perflog
+
+    recording = perflog.load(args.log)
+    header = recording.header
+    try:
+        setlist_info = header["setlist"]
+        setlist = load_setlist(setlist_info["path"], text=setlist_info["text"])
+        tick_rate = float(header["tick_rate"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserError(f"{args.log}: the header line lacks {error}; is this a performance log?") from None
+    if abs(tick_rate - setlist.settings.tick_rate) > 1e-9:
+        raise UserError(f"{args.log}: tick rate {tick_rate} differs from its setlist's")
+    if args.metrics:
+        MetricsLog(args.metrics).close()
+    settings = setlist.settings
+    size = args.size or tuple(header.get("resolution") or settings.resolution)
+    check_output(args.out, size)
+    audio_header = header.get("audio") or {}
+    performer = str(header.get("performer", ""))
+    piano = audio_header["piano"] if audio_header.get("live") else \
+        _piano_wanted(settings.audio.piano, live_port=performer.startswith("port"))
+    seconds = recording.end / tick_rate
+    if not recording.complete:
+        log.warning("%s has no end line (the show did not end normally): replaying up to its last "
+                    "input, tick %d (%.1f s)", args.log, recording.end, seconds)
+    options = ShowOptions(start_cue=header.get("start_cue"), duration=max(seconds, 1 / tick_rate),
+                          fps=args.fps or float(header.get("fps") or settings.fps), metrics=args.metrics,
+                          end_with_file=False)
+    if args.camera is None:
+        args.camera = (header.get("camera") or {}).get("source")
+    log.info("replaying %s: %s, %d ticks (%.1f s) performed by %s on %s", args.log, settings.title,
+             recording.end, seconds, performer or "?", header.get("started", "?"))
+    return _render_offline(args, setlist, size, options, piano, options.duration,
+                           lambda show: setattr(show, "replay", recording))
+
+
+def _render_offline(args: argparse.Namespace, setlist: LoadedSetlist, size: tuple[int, int],
+                    options: ShowOptions, piano: bool, end: float, attach, performer_end=None) -> int:
+    """Render a show in virtual time into ``args.out`` (video and the offline mixer's sound), with
+    a progress bar; ``attach(show)`` connects the performer (a MIDI file or a performance log)."""
+    from engine.audio.offline import OfflineAudio, WavWriter
+
+    settings = setlist.settings
     log_path = start_show_log(args.log_dir)
-    audio = _offline_audio(args, setlist)
+    config = settings.audio.mixer_config()
+    recorder = Recorder(args.out, size, options.fps, live=False, sample_rate=config.sample_rate)
+    wav = display = None
     try:
-        writer = VideoWriter(args.out, size, fps)
-    except BaseException:
-        audio.close()
-        raise
-    try:
+        wav = WavWriter(args.audio_out, config.sample_rate) if getattr(args, "audio_out", None) else None
+
+        def sink(block) -> None:
+            recorder.audio(block)
+            if wav is not None:
+                wav(block)
+
+        audio = OfflineAudio(config, piano=piano, keep=False, sink=sink)
         video = _video_source(args, setlist, offline=True)
+        recorder.start()
+        display = open_display(size, headless=True)
     except BaseException:
-        writer.close()
-        audio.close()
+        recorder.close()
+        if wav is not None:
+            wav.close()
         raise
-    display = open_display(size, headless=True)
+    started = time.perf_counter()
     try:
-        clock = VirtualTime()
-        show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=fps,
-                                         metrics=args.metrics), clock, display, audio=audio,
-                    video_source=video)
-        show.frame_sink = lambda: writer.write(display.read_pixels())
+        show = Show(setlist, options, VirtualTime(), display, audio=audio, video_source=video,
+                    recorder=recorder)
         _load_scenes(show)
-        show.add_source(MidiFilePerformer(performance, show.queue))
-        with _stop_on_signals(show):
-            summary = show.run(performer_end=performance.length)
+        attach(show)
+        with Progress(TextColumn("rendering"), BarColumn(), TextColumn("{task.description}"),
+                      console=console, transient=True) as progress:
+            task = progress.add_task("", total=end)
+
+            def advance() -> None:
+                done = show.clock.show_time
+                rate = done / max(1e-9, time.perf_counter() - started)
+                progress.update(task, completed=done,
+                                description=f"{done:.1f} / {end:.1f} s ({rate:.2f}x real time)")
+
+            show.frame_sink = advance
+            with _stop_on_signals(show):
+                summary = show.run(performer_end=performer_end)
     finally:
-        writer.close()
+        stats = recorder.close()
         display.close()
         audio.close()
-    log.info("wrote %s: %d frames at %g fps", args.out, writer.frames, fps)
-    if args.audio_out:
-        log.info("wrote %s: %.1f s of sound", args.audio_out, audio.rendered / audio.sample_rate)
+        if wav is not None:
+            wav.close()
+    elapsed = time.perf_counter() - started
+    rendered = summary.ticks / settings.tick_rate
+    log.info("wrote %s: %d frames at %g fps, %.1f s of sound; %.1f s rendered in %.1f s (%.2fx real time)",
+             args.out, stats["frames"], options.fps, stats["samples"] / config.sample_rate, rendered,
+             elapsed, rendered / max(elapsed, 1e-9))
+    if wav is not None:
+        log.info("wrote %s", args.audio_out)
+    if recorder.failed or stats["errors"]:
+        raise RuntimeError(f"the video {args.out} could not be written completely (see the log)")
     _report(summary, log_path, args.metrics)
     return 0
 
 
-def _offline_audio(args: argparse.Namespace, setlist: LoadedSetlist) -> AudioOut:
-    """The offline renderer streaming into ``--audio-out``'s WAV file; without that option no
-    sound is rendered (nothing would keep it), though the commands still reach the metrics log."""
-    if not args.audio_out:
-        return NoAudio()
-    from engine.audio.offline import OfflineAudio, WavWriter
+def plot(args: argparse.Namespace) -> int:
+    from engine.plot import plot_metrics
 
-    settings = setlist.settings.audio
-    config = settings.mixer_config()
-    return OfflineAudio(config, piano=_piano_wanted(settings.piano, live_port=False), keep=False,
-                        sink=WavWriter(args.audio_out, config.sample_rate))
+    summary = plot_metrics(args.metrics, args.out)
+    learners = ", ".join(summary["learners"]) or "none (no loss in this log)"
+    print(f"wrote {args.out}: {summary['ticks']} ticks, {summary['notes']} note onsets, learners: {learners}")
+    return 0
 
 
 def check(args: argparse.Namespace) -> int:

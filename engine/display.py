@@ -74,6 +74,7 @@ class Display:
         # Mesa's software rasterisers answer timer queries with garbage (1 ns for a frame, or
         # 2^32 - 1): there the CPU frame time is the whole story, and gpu_ms stays None.
         software = any(name in self.renderer.lower() for name in ("llvmpipe", "softpipe", "swrast"))
+        self.software = software  # the frame is finished when drawing returns (readback: no PBOs)
         try:
             self._queries = [] if software else [gl.query(time=True), gl.query(time=True)]
         except Exception:  # no timer queries on this driver: gpu_ms stays None
@@ -91,10 +92,15 @@ class Display:
         self.gl.viewport = (0, 0, *self.size)
         self.gl.clear(0.0, 0.0, 0.0, 1.0)
 
-    def end_frame(self, overlay: Callable[[], None] | None = None) -> None:
-        """Apply the transition fade, draw ``overlay`` (the HUD) over it, and present (windowed)."""
+    def end_frame(self, overlay: Callable[[], None] | None = None,
+                  capture: Callable[[], None] | None = None) -> None:
+        """Apply the transition fade, call ``capture`` (the recorder: what it reads is the show
+        without the performer's HUD), draw ``overlay`` (the HUD) over it, and present (windowed)."""
         if self.fade < 1.0:
             self._fade_to_black(1.0 - self.fade)
+        if capture is not None:
+            self.fbo.use()
+            capture()
         if overlay is not None:
             self.fbo.use()
             self.gl.viewport = (0, 0, *self.size)

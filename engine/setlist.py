@@ -144,11 +144,13 @@ class LoadedSetlist:
         return path if path.is_absolute() else (self.path.parent / path)
 
 
-def load_setlist(path: str | os.PathLike) -> LoadedSetlist:
-    """Read, validate and resolve a setlist; any problem raises a one-line :class:`UserError`."""
+def load_setlist(path: str | os.PathLike, text: str | None = None) -> LoadedSetlist:
+    """Read, validate and resolve a setlist; any problem raises a one-line :class:`UserError`.
+    ``text``: the setlist's TOML as given (a replay's setlist as run); ``path`` then only names
+    it and anchors its relative paths."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig") if text is None else text)
     except FileNotFoundError:
         raise UserError(f"setlist not found: {path}") from None
     except IsADirectoryError:

@@ -89,7 +89,8 @@ def _compilations() -> int:
 class Show:
     def __init__(self, setlist: LoadedSetlist, options: ShowOptions, time_source: TimeSource,
                  display: Display | None, queue: EventQueue | None = None,
-                 audio: AudioOut | None = None, video_source: Any = None) -> None:
+                 audio: AudioOut | None = None, video_source: Any = None, recorder: Any = None,
+                 perf_log: Any = None, replay: Any = None) -> None:
         self.setlist = setlist
         self.options = options
         self.time = time_source
@@ -131,6 +132,10 @@ class Show:
         self._error_counts: dict[tuple[int, str], int] = {}
         self._compilations = 0
         self.frame_sink: Callable[[], None] | None = None  # called after each frame is drawn
+        self.recorder = recorder  # engine.recorder.Recorder: the frames and sound to a file
+        self.perf_log = perf_log  # engine.perflog.PerformanceLog: the inputs, by tick
+        self.replay = replay  # engine.perflog.Replay: the inputs come from a performance log
+        self._pending_actions: list[KeyAction] = []  # performer moves, applied at the next tick
 
     # Set-up.
     def load(self, progress: Callable[[int, str], None] | None = None) -> list[str]:
@@ -204,6 +209,8 @@ class Show:
         self._origin = last
         for source in self.sources:
             source.start(self._origin)
+        if self.recorder is not None:
+            self.recorder.begin(self._tap_frames())
         self._compilations = _compilations()
         try:
             while not self._quit:
@@ -237,6 +244,8 @@ class Show:
                         deadline = self.time.now()
                     self.time.sleep(wait)
         finally:
+            if self.perf_log is not None:
+                self.perf_log.end(self.summary.ticks)
             if self._metrics is not None:
                 self._metrics.close()
             self.stack.exit_all()
@@ -251,6 +260,10 @@ class Show:
         self.audio.show_time = show_time - dt  # commands of this tick act from its start
         events = self._pending_events
         self._pending_events = []
+        actions = self.replay.moves(tick) if self.replay is not None else self._pending_actions
+        self._pending_actions = []
+        for action in actions:
+            self._act(action)
         requested = self.playhead.take_request()
         if requested is not None:
             self.stack.replace_all(self.scenes[requested])
@@ -263,14 +276,21 @@ class Show:
                 self.display.set_caption(f"{self.setlist.settings.title} - {cue.id} ({cue.cue.scene})")
         self.stack.apply_pending()
 
-        delivered = []
-        for stamp, event in self.queue.pop_due(self._origin + show_time):
+        delivered, taken = [], []
+        if self.replay is not None:
+            due = [(self._origin + event.time, event) for event in self.replay.due(tick)]
+        else:
+            due = self.queue.pop_due(self._origin + show_time)
+        for stamp, event in due:
             event = replace(event, time=stamp - self._origin)
             delivered.append([describe(event), round(event.time, 6)])
+            taken.append(event)
             self.pedals.update(event)
             if self.hud is not None and isinstance(event, (NoteOn, NoteOff)):
                 self.hud.note(event.note, isinstance(event, NoteOn))
-            if not self.audio.hears_midi:
+            if self.audio.hears_midi:
+                self.audio.heard(event)  # the audio process played it from the port itself
+            else:
                 self.audio.play(event)
             if isinstance(event, NoteOn):
                 self.summary.notes += 1
@@ -283,10 +303,14 @@ class Show:
                 continue
             self.stack.dispatch(event)
 
+        if self.perf_log is not None:
+            self.perf_log.tick(tick, taken, actions)
         self.stack.tick(dt)
         if self.playhead.check_time(show_time):
             events.append("advance")
         events.extend(self.audio.poll())
+        if self.recorder is not None:
+            events.extend(self.recorder.take_events())
         self.audio.advance(show_time)
         sent = self.audio.take_sent()
         status = dict(self.stack.status())
@@ -305,6 +329,8 @@ class Show:
             next_cue = self.setlist.cues[following].id if following < len(self.setlist.cues) else ""
             self.hud.observe(self.playhead.current.id, next_cue, events, status, health,
                              self.display.shaders.errors, self._last_frame_ms, self.display.gpu_ms)
+            if self.recorder is not None:
+                self.hud.state.recording = self.recorder.status()
 
         if self._metrics is not None:
             record: dict[str, Any] = {
@@ -319,6 +345,8 @@ class Show:
                     record["gpu_ms"] = round(self.display.gpu_ms, 3)
             if sent:
                 record["audio"] = sent
+            if self.recorder is not None:
+                record["rec_frames"], record["rec_dropped"] = self.recorder.frames, self.recorder.dropped
             record.update(health)
             record.update(status)
             self._metrics.write(record)
@@ -338,12 +366,21 @@ class Show:
             self.display.fade = min(1.0, max(0.0, elapsed / transition.seconds))
         else:
             self.display.fade = 1.0
-        self.display.end_frame(overlay=self.hud.draw if self.hud is not None else None)
+        capture = None
+        if self.recorder is not None:
+            frame_time = self.clock.show_time + alpha * self.clock.dt
+            capture = lambda: self.recorder.capture(self.display, frame_time, self._tap_frames())  # noqa: E731
+        self.display.end_frame(overlay=self.hud.draw if self.hud is not None else None, capture=capture)
         if self.frame_sink is not None:
             self.frame_sink()
         self._last_frame_ms = (time.perf_counter() - started) * 1000
         self.summary.frames += 1
         self.summary.frame_ms.append(self._last_frame_ms)
+
+    def _tap_frames(self) -> int | None:
+        """Frames the live audio process has played so far (its tap), or None offline."""
+        state = getattr(self.audio, "state", None)
+        return int(state.get("tap_frames")) if state is not None else None
 
     # Performer input from the window.
     def _handle_window_events(self, now: float) -> None:
@@ -360,18 +397,12 @@ class Show:
                 self.apply_key(self.keyboard.key_up(pygame.key.name(event.key)), now)
 
     def apply_key(self, action: KeyAction | None, now: float) -> None:
-        """Carry out a keyboard action; notes join the MIDI queue stamped ``now``."""
+        """Carry out a keyboard action. Notes join the MIDI queue stamped ``now``; the HUD and quit
+        act at once; cue moves, panic and gain act at the next tick (and go into the performance
+        log with it)."""
         if action is None:
             return
         match action.kind:
-            case "go":
-                self.playhead.go()
-            case "previous":
-                self.playhead.previous()
-            case "jump":
-                self.playhead.jump_to_index(action.value)
-            case "restart":
-                self.playhead.restart()
             case "hud":
                 if self.hud is not None:
                     self.hud.toggle()
@@ -383,6 +414,23 @@ class Show:
                 self.queue.push(now, event)
                 if self.audio.hears_midi:  # it will not hear the computer keyboard: tell it now
                     self.audio.play(event)
+                    self.audio.take_sent()  # listed when the tick delivers it, like port notes
+            case "octave":
+                pass
+            case _:
+                self._pending_actions.append(action)
+
+    def _act(self, action: KeyAction) -> None:
+        """A performer move, at the start of a tick."""
+        match action.kind:
+            case "go":
+                self.playhead.go()
+            case "previous":
+                self.playhead.previous()
+            case "jump":
+                self.playhead.jump_to_index(action.value)
+            case "restart":
+                self.playhead.restart()
             case "panic":
                 self.audio.panic()
                 log.warning("panic: all sound stopped")

@@ -57,6 +57,14 @@ class AudioOut:
         else:
             self.all_notes_off()
 
+    def heard(self, event) -> None:
+        """List a performed event among the commands sent, as :meth:`play` would, without sending
+        it: the audio process read it from the MIDI port itself. So the metrics log shows what
+        sounded the same way whoever played it (and a replay, which plays it, matches)."""
+        mirror = NoAudio()
+        mirror.play(event)
+        self._sent.extend(mirror.take_sent())
+
     # What the learners drive.
     def detune(self, value: float, note: int | None = None, channel: int = 0) -> None:
         """Detune d for the overtones of ``note`` (every sounding note when None): partial k >= 2

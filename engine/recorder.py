@@ -1,0 +1,424 @@
+"""Recording the show: the frames the audience sees and the sound, encoded in a process of its own.
+
+The engine's side (:class:`Recorder`) reads each finished frame back into one of a few frame slots
+in shared memory and tells the encoder process which slot holds which frame, in a 33-byte message.
+On a GPU the readback goes through a ring of pixel-pack buffers, so the copy of frame n is collected
+two frames later and never waits for the GPU; on Mesa's software rasteriser, which has finished the
+frame when it returns, the frame is read straight into the slot (one copy instead of two).
+When every slot is still in use the encoder has fallen behind: live, the frame is dropped and
+counted (the show never waits); offline (render, replay), the renderer waits for a slot.
+
+The encoder process (``python -m engine.recorder SETTINGS``) owns the file (:class:`MediaWriter`).
+Sound comes one of two ways: live, it reads the audio process's tap itself (what the mixer played,
+plus the audio input when there is one), anchored so that tap frame ``anchor`` is show time 0;
+offline, the renderer sends the offline mixer's blocks through the pipe. It stops cleanly at the
+end of the show, on SIGTERM, and when the engine dies (its pipe closes), so the file is finished
+even then; killed itself, it leaves a file playable up to about the last second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from engine.child_process import stop_child
+from engine.encoder import check_output
+
+log = logging.getLogger("showrunner.recorder")
+
+MESSAGE = struct.Struct("<cqqqq")  # kind, four integers; 'A' is followed by its payload
+CTRL = ("frames", "samples", "status", "resyncs", "lost_samples", "errors")
+STARTING, RUNNING, FINISHED, FAILED = range(4)
+RESYNC_SECONDS = 0.03  # live sound further than this from the pictures is re-anchored
+RESYNC_FRAMES = 9  # over the median of this many frames' observations
+
+
+class _Slots:
+    """The shared memory: a few control numbers, one state per slot (0 free, 1 full) and the
+    slots' pixels (RGBA, bottom row first as OpenGL reads them)."""
+
+    def __init__(self, path: Path, count: int, size: tuple[int, int], create: bool) -> None:
+        self.path = path
+        self.count = count
+        width, height = size
+        head = 8 * (len(CTRL) + count)
+        total = head + count * width * height * 4
+        if create:
+            with open(path, "wb") as file:
+                file.truncate(total)
+        self._map = np.memmap(path, dtype=np.uint8, mode="r+", shape=(total,))
+        self.ctrl = np.ndarray((len(CTRL),), np.int64, buffer=self._map, offset=0)
+        self.state = np.ndarray((count,), np.int64, buffer=self._map, offset=8 * len(CTRL))
+        self.pixels = np.ndarray((count, height, width, 4), np.uint8, buffer=self._map, offset=head)
+
+    def get(self, name: str) -> int:
+        return int(self.ctrl[CTRL.index(name)])
+
+    def set(self, name: str, value: int) -> None:
+        self.ctrl[CTRL.index(name)] = value
+
+    def free_slot(self) -> int | None:
+        free = np.flatnonzero(self.state == 0)
+        return int(free[0]) if len(free) else None
+
+
+def _shm_folder() -> str | None:
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+class Recorder:
+    """The engine's side of a recording.
+
+    Args:
+        path: the .mkv or .mp4 file to write (checked now: bad paths are a :class:`UserError`).
+        size: frame size (the show's resolution).
+        fps: the frame rate timestamps count in (frame pts = round(show time x fps)).
+        live: drop frames rather than wait when the encoder is behind; encode fast.
+        sample_rate: the sound's rate, or None for a silent file.
+        tap: the live audio process's shared state path (its tap is the sound), or None when the
+            renderer sends sound itself (:meth:`audio`).
+        slots: frames that can wait for the encoder.
+    """
+
+    def __init__(self, path: Path, size: tuple[int, int], fps: float, live: bool,
+                 sample_rate: int | None = None, tap: Path | None = None, slots: int = 8) -> None:
+        check_output(path, size)
+        self.path = Path(path)
+        self.size = size
+        self.fps = fps
+        self.live = live
+        self.sample_rate = sample_rate
+        self.tap = tap
+        handle, name = tempfile.mkstemp(prefix="showrunner-record-", dir=_shm_folder())
+        os.close(handle)
+        self._slots = _Slots(Path(name), slots, size, create=True)
+        settings = {"path": str(self.path), "size": list(size), "fps": fps, "live": live,
+                    "sample_rate": sample_rate, "tap": str(tap) if tap else None,
+                    "slots": str(self._slots.path), "slot_count": slots}
+        handle, name = tempfile.mkstemp(prefix="showrunner-record-", suffix=".json")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(settings, file)
+        self._settings = Path(name)
+        self.process: subprocess.Popen | None = None
+        self.frames = 0  # frames handed to the encoder
+        self.dropped = 0  # frames the encoder had no room for (live)
+        self.failed = False
+        self._last_pts = -1
+        self._pbos: list = []
+        self._in_flight: deque = deque()  # (pbo, pts, tap) read back asynchronously, oldest first
+        self._pbo_next = 0
+        self._events: list[str] = []
+        self._closed = False
+
+    # Life cycle.
+    def start(self) -> None:
+        """Start the encoder process (it opens the file once its imports are done)."""
+        self.process = subprocess.Popen([sys.executable, "-m", "engine.recorder", str(self._settings)],
+                                        stdin=subprocess.PIPE, bufsize=0, start_new_session=True)
+        log.info("recording to %s (encoder process %d)", self.path, self.process.pid)
+
+    def begin(self, anchor: int | None = None) -> None:
+        """Show time 0 is now: live, ``anchor`` is the tap's frame count at this moment."""
+        if anchor is not None:
+            self._send(b"T", anchor, 0, 0, 0)
+
+    # Frames.
+    def capture(self, display, show_time: float, tap_now: int | None = None) -> None:
+        """Read the frame just drawn (``display.fbo``) and queue it for the encoder. ``show_time``:
+        the time the frame shows; ``tap_now``: the tap's frame count now (live sound). Whatever
+        goes wrong here ends the recording, never the show."""
+        if self.failed or self._closed:
+            return
+        try:
+            self._capture(display, show_time, -1 if tap_now is None else tap_now)
+        except Exception as error:
+            log.debug("recording failed", exc_info=True)
+            self._fail(f"{type(error).__name__}: {error}")
+
+    def _capture(self, display, show_time: float, tap_now: int) -> None:
+        exact = show_time * self.fps
+        pts = max(round(exact), self._last_pts + 1)  # live frames jitter around their period
+        if pts - exact > 1.0:  # more frames than the frame rate holds: keep the first
+            return
+        self._last_pts = pts
+        if not self._alive():
+            return
+        if getattr(display, "software", False):
+            slot = self._slot()
+            if slot is None:
+                return
+            display.fbo.read_into(self._slots.pixels[slot], components=4, alignment=1)
+            self._queue_frame(slot, pts, tap_now, show_time)
+            return
+        if not self._pbos:
+            nbytes = self.size[0] * self.size[1] * 4
+            self._pbos = [display.gl.buffer(reserve=nbytes) for _ in range(3)]
+        pbo = self._pbos[self._pbo_next % 3]
+        self._pbo_next += 1
+        display.fbo.read_into(pbo, components=4, alignment=1)
+        self._in_flight.append((pbo, pts, tap_now, show_time))
+        if len(self._in_flight) >= 3:
+            self._collect()
+
+    def _collect(self) -> None:
+        pbo, pts, tap_now, show_time = self._in_flight.popleft()
+        slot = self._slot()
+        if slot is not None:
+            pbo.read_into(self._slots.pixels[slot])
+            self._queue_frame(slot, pts, tap_now, show_time)
+
+    def _slot(self) -> int | None:
+        slot = self._slots.free_slot()
+        if slot is None and not self.live:
+            while slot is None and self._alive():  # offline: every frame counts, wait for room
+                time.sleep(0.0005)
+                slot = self._slots.free_slot()
+        if slot is None:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 300 == 0:
+                log.warning("recording: the encoder is behind, %d frame(s) dropped from the recording "
+                            "(the show is not affected)", self.dropped)
+            self._events.append("record_drop")
+        return slot
+
+    def _queue_frame(self, slot: int, pts: int, tap_now: int, show_time: float) -> None:
+        self._slots.state[slot] = 1
+        if self._send(b"V", slot, pts, tap_now, round(show_time * 1e6)):
+            self.frames += 1
+
+    # Sound (offline).
+    def audio(self, block: np.ndarray) -> None:
+        """Append (N, 2) float32 sound right after the last block (the offline renderer's sink)."""
+        if self.failed or self._closed or self.sample_rate is None:
+            return
+        data = np.ascontiguousarray(block, dtype=np.float32).tobytes()
+        self._send(b"A", len(block), 0, len(data), 0, data)
+
+    # Reports.
+    def take_events(self) -> list[str]:
+        events, self._events = self._events, []
+        return events
+
+    def status(self) -> str:
+        """One line for the HUD."""
+        if self.failed:
+            return "recording FAILED (see the log)"
+        seconds = max(0, self._last_pts) / self.fps
+        text = f"REC {int(seconds // 60):02d}:{seconds % 60:04.1f} {self.path.name}"
+        return text + (f" ({self.dropped} dropped)" if self.dropped else "")
+
+    def stats(self) -> dict[str, int]:
+        """What the encoder process reports: frames and samples written, audio re-anchors, tap
+        samples lost, errors."""
+        return {name: self._slots.get(name) for name in CTRL}
+
+    # Plumbing.
+    def _alive(self) -> bool:
+        if self.failed:
+            return False
+        if self.process is None or self.process.poll() is not None:
+            self._fail(f"the encoder process ended (status {self.process.returncode if self.process else '-'})")
+            return False
+        return True
+
+    def _send(self, kind: bytes, a: int, b: int, c: int, d: int, payload: bytes = b"") -> bool:
+        if self.process is None or self.failed:
+            return False
+        try:
+            self.process.stdin.write(MESSAGE.pack(kind, a, b, c, d) + payload)
+        except (BrokenPipeError, OSError) as error:
+            self._fail(f"cannot reach the encoder process: {error}")
+            return False
+        return True
+
+    def _fail(self, reason: str) -> None:
+        if not self.failed:
+            self.failed = True
+            self._events.append("record_failed")
+            log.error("recording stopped: %s; the show goes on (what was written so far stays in %s)",
+                      reason, self.path)
+
+    def close(self, timeout: float = 60.0) -> dict[str, int]:
+        """Finish the file: the frames still in flight, then the encoder's flush. Returns
+        :meth:`stats`."""
+        if self._closed:
+            return self.stats()
+        try:
+            while self._in_flight and not self.failed:
+                self._collect()
+        finally:
+            self._closed = True
+            process = self.process
+            if process is not None:
+                self._send(b"Q", 0, 0, 0, 0)
+                try:
+                    process.stdin.close()
+                except OSError:
+                    pass
+                try:
+                    process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    log.error("the encoder process did not finish in %.0f s; stopping it", timeout)
+                    stop_child(process, grace=3.0)
+                if process.returncode not in (0, None) and not self.failed:
+                    self._fail(f"the encoder process ended with status {process.returncode}")
+            for pbo in self._pbos:
+                pbo.release()
+            self._pbos = []
+            stats = self.stats()
+            self._slots.path.unlink(missing_ok=True)
+            self._settings.unlink(missing_ok=True)
+        if stats["errors"]:
+            log.error("recording: %d encoder error(s); see the log", stats["errors"])
+        return stats
+
+
+# The encoder process.
+
+class _Encoder:
+    def __init__(self, settings: dict) -> None:
+        from engine.encoder import MediaWriter
+
+        self.settings = settings
+        self.fps = settings["fps"]
+        size = tuple(settings["size"])
+        self.slots = _Slots(Path(settings["slots"]), settings["slot_count"], size, create=False)
+        self.writer = MediaWriter(settings["path"], size, self.fps, settings["sample_rate"],
+                                  live=settings["live"])
+        self.tap = None
+        if settings["tap"]:
+            from engine.audio.shared import SharedAudioState
+
+            self.tap = SharedAudioState.attach(settings["tap"])
+        self.anchor: int | None = None  # tap frame at show time 0
+        self.read_to = 0  # tap frames taken so far
+        self.observed: deque = deque(maxlen=RESYNC_FRAMES)  # tap frame at show time 0, per frame
+        self.slots.set("status", RUNNING)
+
+    def frame(self, slot: int, pts: int, tap_now: int, show_us: int) -> None:
+        picture = np.flipud(self.slots.pixels[slot]).copy()  # OpenGL's rows are bottom first
+        self.slots.state[slot] = 0  # the slot is free again as soon as its pixels are copied
+        if self.anchor is not None and tap_now >= 0:
+            # The sound's clock (the audio device) and the show's can part: the audio process may
+            # start playing after the show started, an underrun or a restart loses time. Each
+            # frame says where the tap was at its show time; when the median of the last few
+            # disagrees with the anchor, re-anchor so the sound stays with the pictures.
+            self.observed.append(tap_now - round(show_us * 1e-6 * self.writer.sample_rate))
+            if len(self.observed) == self.observed.maxlen:
+                median = int(np.median(self.observed))
+                if abs(median - self.anchor) > RESYNC_SECONDS * self.writer.sample_rate:
+                    self.drain_tap()
+                    self.anchor = median
+                    self.observed.clear()
+                    self.slots.set("resyncs", self.slots.get("resyncs") + 1)
+        self.writer.video(picture, pts)
+        self.slots.set("frames", self.writer.frames)
+
+    def start_tap(self, anchor: int) -> None:
+        self.anchor = anchor
+        self.read_to = anchor
+
+    def drain_tap(self) -> None:
+        if self.tap is None or self.anchor is None:
+            return
+        from engine.audio.shared import TAP_FRAMES
+
+        block, written = self.tap.read_tap(self.read_to)
+        lost = max(0, written - TAP_FRAMES - self.read_to)
+        if lost:
+            self.slots.set("lost_samples", self.slots.get("lost_samples") + lost)
+        start = self.read_to + lost - self.anchor
+        self.read_to = written
+        if len(block) == 0:
+            return
+        sound = block[:, :2]
+        if self.tap.get("input_channels") > 0:  # the room (piano, voice) under the overtones
+            sound = sound + block[:, 2:4]
+        if start < 0:
+            sound = sound[-start:]
+            start = 0
+        self.writer.audio(sound, start)
+        self.slots.set("samples", self.writer.samples)
+
+    def pushed(self, payload: bytes) -> None:
+        self.writer.audio(np.frombuffer(payload, np.float32).reshape(-1, 2))
+        self.slots.set("samples", self.writer.samples)
+
+    def close(self) -> None:
+        self.drain_tap()
+        self.writer.close()
+        self.slots.set("status", FINISHED)
+
+
+def _read_messages(stream, out: queue.Queue) -> None:
+    """The pipe reader thread: messages into ``out``; None when the pipe closes."""
+    try:
+        while True:
+            head = stream.read(MESSAGE.size)
+            if len(head) < MESSAGE.size:
+                break
+            kind, a, b, c, d = MESSAGE.unpack(head)
+            payload = stream.read(c) if kind == b"A" else b""
+            out.put((kind, a, b, c, d, payload))
+            if kind == b"Q":
+                return
+    finally:
+        out.put(None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when recording ends
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    logging.basicConfig(level=logging.INFO, format="recorder: %(message)s")
+    settings = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    encoder = _Encoder(settings)
+    messages: queue.Queue = queue.Queue()
+    threading.Thread(target=_read_messages, args=(sys.stdin.buffer, messages), daemon=True).start()
+    errors = 0
+    try:
+        while not stop.is_set():
+            try:
+                message = messages.get(timeout=0.05)
+            except queue.Empty:
+                encoder.drain_tap()
+                continue
+            if message is None or message[0] == b"Q":
+                break
+            kind, a, b, c, d, payload = message
+            try:
+                if kind == b"V":
+                    encoder.frame(a, b, c, d)
+                    encoder.drain_tap()
+                elif kind == b"A":
+                    encoder.pushed(payload)
+                elif kind == b"T":
+                    encoder.start_tap(a)
+            except Exception:
+                errors += 1
+                encoder.slots.set("errors", errors)
+                if errors == 1:
+                    logging.getLogger("recorder").exception("encoding failed (the recording goes on)")
+    finally:
+        encoder.close()
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    logging.shutdown()
+    os._exit(code)  # the pipe reader may still wait in read(): do not join it at shutdown

@@ -1,0 +1,314 @@
+"""Recording and re-rendering a show: real files checked with ffprobe and PyAV.
+
+Renders and live recordings here write H.264 + AAC through the encoder process; the checks decode
+what was written: stream kinds and durations, the picture of a note against its sound, a recording
+killed with SIGKILL, two renders of one input, and the replay of a live JACK-driven show.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from engine.perflog import comparable
+from tests.conftest import PERFORMANCES, ROOT, showrunner_command
+from tests.integration.test_midi_jack import SENDER
+from tests.integration.test_show import make_midi
+
+FPS = 30
+# One bar of light per note over black: the frame's brightness says when a note struck.
+FLASH = """
+title = "flash"
+seed = 5
+tick_rate = 60
+fps = 30
+resolution = "320x180"
+[audio]
+piano = "off"
+envelope = "adsr"
+attack = 0.002
+release = 0.05
+[[cues]]
+id = "flash"
+scene = "pulse"
+params = { decay = 0.2 }
+"""
+# Notes well apart, at times that fall between frames and between ticks.
+ONSETS = [0.512, 1.337, 2.171, 3.048, 3.905]
+
+
+def probe(path: Path) -> list[dict]:
+    result = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+                             "stream=codec_type,codec_name,pix_fmt,width,height,sample_rate,channels,"
+                             "nb_read_frames", "-of", "json", str(path)],
+                            capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)["streams"]
+
+
+def decode(path: Path) -> tuple[list[float], np.ndarray, np.ndarray, int]:
+    """Frame times and mean brightness, and the sound (mono) with its first sample's time x rate."""
+    import av
+
+    times, brightness, sound, first = [], [], [], None
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            times.append(float(frame.time))
+            brightness.append(frame.to_ndarray(format="gray").mean())
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        for frame in container.decode(audio=0):
+            if first is None:
+                first = round(frame.time * stream.rate)
+            sound.append(frame.to_ndarray().mean(axis=0))
+    return times, np.array(brightness), np.concatenate(sound), first
+
+
+def flash_onsets(times: list[float], brightness: np.ndarray) -> list[float]:
+    level = brightness.max()
+    rising = np.flatnonzero((brightness[1:] > 0.3 * level) & (brightness[:-1] < 0.15 * level))
+    return [times[i + 1] for i in rising]
+
+
+def sound_onsets(sound: np.ndarray, first_sample: int, rate: int) -> list[float]:
+    """Where the sound starts after at least 0.3 s of (near) silence."""
+    loud = np.abs(sound) > 0.01 * np.abs(sound).max()
+    onsets, quiet_since = [], -rate
+    for index in np.flatnonzero(loud):
+        if index - quiet_since > 0.3 * rate:
+            onsets.append((first_sample + index) / rate)
+        quiet_since = index
+    return onsets
+
+
+def run_render(tmp_path: Path, setlist: Path, midi: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(showrunner_command("render", str(setlist), "--midi-file", str(midi), "--out", str(out),
+                                               "--log-dir", str(tmp_path / "logs"), *extra),
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def flash_show(tmp_path):
+    setlist = tmp_path / "flash.toml"
+    setlist.write_text(FLASH)
+    script = []
+    for at in ONSETS:
+        script += [(at, mido.Message("note_on", note=69, velocity=110)),
+                   (at + 0.15, mido.Message("note_off", note=69, velocity=0))]
+    return setlist, make_midi(tmp_path / "flash.mid", script)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_render_writes_h264_and_aac_of_the_right_length(tmp_path, egl, flash_show, suffix):
+    setlist, midi = flash_show
+    out = tmp_path / f"flash{suffix}"
+    result = run_render(tmp_path, setlist, midi, out, "--duration", "5")
+    streams = {s["codec_type"]: s for s in probe(out)}
+    video, audio = streams["video"], streams["audio"]
+    assert (video["codec_name"], video["pix_fmt"], video["width"], video["height"]) == ("h264", "yuv420p", 320, 180)
+    assert (audio["codec_name"], int(audio["sample_rate"]), audio["channels"]) == ("aac", 48000, 2)
+    assert int(video["nb_read_frames"]) == 5 * FPS
+    times, _, sound, first = decode(out)
+    # Frame k shows the show at k / fps: the last frame starts one frame before the end.
+    assert times[-1] + 1 / FPS == pytest.approx(5.0, abs=1 / FPS)
+    assert times[0] == 0.0 and times[1] == pytest.approx(2 / FPS, abs=1e-3)  # the first also covers 0
+    assert (first + len(sound)) / 48000 == pytest.approx(5.0, abs=1 / FPS)
+    assert "real time" in result.stderr
+
+
+def test_a_note_is_seen_and_heard_within_one_frame_in_a_render(tmp_path, egl, flash_show):
+    setlist, midi = flash_show
+    out = tmp_path / "flash.mkv"
+    run_render(tmp_path, setlist, midi, out, "--duration", "4.5")
+    times, brightness, sound, first = decode(out)
+    seen, heard = flash_onsets(times, brightness), sound_onsets(sound, first, 48000)
+    assert len(seen) == len(ONSETS) and len(heard) == len(ONSETS), (seen, heard)
+    for at, picture, tone in zip(ONSETS, seen, heard):
+        assert abs(tone - at) < 0.02  # the sound starts at the note (a tick and a block at most)
+        assert abs(picture - tone) <= 1 / FPS + 1e-3, (at, picture, tone)
+
+
+def test_two_renders_decode_to_the_same_frames_sound_and_metrics(tmp_path, egl):
+    results = []
+    for run in ("a", "b"):
+        out, metrics = tmp_path / f"{run}.mkv", tmp_path / f"{run}.jsonl"
+        run_render(tmp_path, ROOT / "setlists" / "ldd-demo.toml",
+                   ROOT / "assets" / "midi" / "prettymidi_example_type0_420tempos_sysex.mid", out,
+                   "--duration", "6", "--size", "320x180", "--fps", "30", "--metrics", str(metrics))
+        times, brightness, sound, first = decode(out)
+        from tests.integration.test_show import decoded_frame_hashes
+
+        lines = [comparable(json.loads(line)) for line in metrics.read_text().splitlines()]
+        results.append((decoded_frame_hashes(out), sound, first, lines))
+    (frames_a, sound_a, first_a, lines_a), (frames_b, sound_b, first_b, lines_b) = results
+    assert len(frames_a) == 6 * 30 and frames_a == frames_b
+    assert len(set(frames_a)) > 30  # the picture moves
+    assert first_a == first_b and np.array_equal(sound_a, sound_b)
+    assert np.abs(sound_a).max() > 0.05  # and there is sound
+    assert lines_a == lines_b and any("loss" in line for line in lines_a)
+
+
+def live_show(tmp_path: Path, setlist: Path, *extra: str, env=None) -> subprocess.Popen:
+    return subprocess.Popen(showrunner_command("run", str(setlist), "--headless", "--log-dir", str(tmp_path / "logs"),
+                                               *extra),
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_ticks(metrics: Path, ticks: int, process: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1]
+        if metrics.exists() and metrics.read_text().count("\n") >= ticks:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the show did not reach tick {ticks}")
+
+
+def encoder_of(pid: int) -> int:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for child in map(int, children):
+        if "engine.recorder" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
+            return child
+    raise AssertionError(f"no encoder process under {pid}")
+
+
+def playable_seconds(path: Path) -> tuple[int, float]:
+    """Decode the whole file: frames and the last frame's time (PyAV raises on a broken file)."""
+    import av
+
+    with av.open(str(path)) as container:
+        times = [float(frame.time) for frame in container.decode(video=0)]
+    return len(times), times[-1] if times else 0.0
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_recording_killed_with_sigkill_plays_up_to_about_the_last_second(tmp_path, egl, flash_show, suffix):
+    setlist, midi = flash_show
+    out, metrics = tmp_path / f"live{suffix}", tmp_path / "metrics.jsonl"
+    show = live_show(tmp_path, setlist, "--midi-file", str(midi), "--no-audio", "--record", str(out),
+                     "--metrics", str(metrics), "--duration", "60")
+    try:
+        wait_for_ticks(metrics, 5 * 60, show)
+        encoder = encoder_of(show.pid)
+        killed_at = json.loads(metrics.read_text().splitlines()[-1])["time"]
+        os.kill(encoder, signal.SIGKILL)  # the writer dies mid-file, without a word
+        os.kill(show.pid, signal.SIGKILL)
+        show.wait(timeout=10)
+    finally:
+        if show.poll() is None:
+            show.kill()
+    frames, last = playable_seconds(out)
+    assert last > killed_at - 1.6, (frames, last, killed_at)  # at most about a second (one keyframe) lost
+    assert frames >= (killed_at - 1.6) * FPS
+
+
+def test_the_recording_is_finished_when_the_engine_is_killed(tmp_path, egl, flash_show):
+    """SIGKILL of the engine alone: the encoder sees its pipe close and finishes the file."""
+    setlist, midi = flash_show
+    out, metrics = tmp_path / "live.mkv", tmp_path / "metrics.jsonl"
+    show = live_show(tmp_path, setlist, "--midi-file", str(midi), "--no-audio", "--record", str(out),
+                     "--metrics", str(metrics), "--duration", "60")
+    try:
+        wait_for_ticks(metrics, 4 * 60, show)
+        encoder = encoder_of(show.pid)
+        os.kill(show.pid, signal.SIGKILL)
+        show.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{encoder}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        if show.poll() is None:
+            show.kill()
+    frames, last = playable_seconds(out)
+    killed_at = json.loads(metrics.read_text().splitlines()[-1])["time"]
+    assert last >= killed_at - 0.2 and frames >= (killed_at - 0.2) * FPS
+    duration = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                               str(out)], capture_output=True, text=True, check=True).stdout.strip()
+    assert float(duration) == pytest.approx(last + 1 / FPS, abs=0.1)  # finished: the length is written
+
+
+def test_sigterm_finishes_a_live_recording(tmp_path, egl, flash_show):
+    setlist, midi = flash_show
+    out, metrics = tmp_path / "live.mp4", tmp_path / "metrics.jsonl"
+    show = live_show(tmp_path, setlist, "--midi-file", str(midi), "--no-audio", "--record", str(out),
+                     "--metrics", str(metrics), "--duration", "60")
+    wait_for_ticks(metrics, 3 * 60, show)
+    show.send_signal(signal.SIGTERM)
+    _, stderr = show.communicate(timeout=60)
+    assert show.returncode == 0, stderr
+    ticks = len(metrics.read_text().splitlines())
+    frames, last = playable_seconds(out)
+    assert "recorded" in stderr and "dropped" not in stderr
+    assert frames == pytest.approx(ticks / 60 * FPS, abs=2)  # 60 ticks/s, 30 frames/s: every frame
+
+
+@pytest.mark.jack
+def test_live_recording_with_jack_sound_keeps_picture_and_sound_together(tmp_path, egl, jack, flash_show):
+    setlist, midi = flash_show
+    out = tmp_path / "live.mkv"
+    show = live_show(tmp_path, setlist, "--midi-file", str(midi), "--record", str(out), "--duration", "4.5",
+                     env=jack)
+    _, stderr = show.communicate(timeout=120)
+    assert show.returncode == 0, stderr
+    times, brightness, sound, first = decode(out)
+    seen, heard = flash_onsets(times, brightness), sound_onsets(sound, first, 48000)
+    assert len(seen) == len(ONSETS) and len(heard) == len(ONSETS), (seen, heard, stderr)
+    for picture, tone in zip(seen, heard):
+        # Live, a frame period of jitter on each side: the loop's frame and the audio block.
+        assert abs(picture - tone) <= 1 / FPS + 0.015, (seen, heard)
+
+
+@pytest.mark.jack
+def test_the_replay_of_a_live_jack_show_reproduces_its_metrics(tmp_path, egl, jack):
+    """A sender plays a real performance into a JACK MIDI port; the show runs the piece's first two
+    parts live with sound through JACK and records; its performance log is then replayed offline
+    at another size and frame rate. Every line of the metrics log comes out the same, learner
+    losses and gradients included, except timing and device health."""
+    setlist = tmp_path / "parts.toml"
+    setlist.write_text('title = "parts"\nseed = 11\nresolution = "320x180"\nfps = 30\n'
+                       '[[cues]]\nid = "one"\nscene = "ldd_cubic"\nadvance = { after = 8 }\n'
+                       '[[cues]]\nid = "two"\nscene = "ldd_knot"\n')
+    metrics, perf = tmp_path / "live.jsonl", tmp_path / "show.perf.jsonl"
+    seconds = 14.0
+    sender = subprocess.Popen([sys.executable, str(SENDER), "Replay Piano", "--file",
+                               str(PERFORMANCES / "prettymidi_example_type0_420tempos_sysex.mid"), "--seconds",
+                               str(seconds), "--wait-for", str(metrics), "--hold", "0.5"],
+                              env=jack, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    try:
+        live = subprocess.run(
+            showrunner_command("run", str(setlist), "--midi-in", "replay piano", "--midi-api", "jack", "--headless",
+                               "--duration", str(seconds + 2), "--metrics", str(metrics), "--perf-log", str(perf),
+                               "--record", str(tmp_path / "live.mkv"), "--log-dir", str(tmp_path / "logs")),
+            env=jack, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120)
+    finally:
+        sender.wait(timeout=seconds + 120)
+    assert live.returncode == 0, live.stderr
+    replayed = tmp_path / "replay.jsonl"
+    result = subprocess.run(showrunner_command("replay", str(perf), "--out", str(tmp_path / "replay.mp4"),
+                                               "--size", "640x360", "--fps", "24", "--metrics", str(replayed),
+                                               "--log-dir", str(tmp_path / "logs")),
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    original = [json.loads(line) for line in metrics.read_text().splitlines()]
+    again = [json.loads(line) for line in replayed.read_text().splitlines()]
+    assert len(again) == len(original) == (seconds + 2) * 60
+    notes = sum(1 for line in original for text, _ in line.get("midi", []) if text.startswith("note_on"))
+    assert notes > 40  # the performance arrived through JACK (48 note-ons in its first 14 s)
+    assert sum(1 for line in original if "loss" in line) > 100  # and the learners learned
+    assert {line["cue"] for line in original} == {"one", "two"}
+    for before, after in zip(original, again):
+        assert comparable(before) == comparable(after), before["tick"]
+    streams = {s["codec_type"]: s for s in probe(tmp_path / "replay.mp4")}
+    assert (streams["video"]["width"], streams["video"]["height"]) == (640, 360)
+    assert int(streams["video"]["nb_read_frames"]) == pytest.approx((seconds + 2) * 24, abs=1)
