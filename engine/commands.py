@@ -31,7 +31,7 @@ from engine.midi import EventQueue
 from engine.midi_file import MidiFilePerformer, Performance, load_performance
 from engine.midi_port import MidiPortInput, api_from_environment
 from engine.perflog import PerformanceLog
-from engine.recorder import Recorder
+from engine.recorder import RecordedSource, Recorder
 from engine.setlist import LoadedSetlist, load_setlist
 from engine.show import END_TAIL, Show, ShowOptions, ShowSummary
 from engine.showlog import start_show_log
@@ -176,7 +176,11 @@ def run(args: argparse.Namespace) -> int:
                                 tap=state.path if state is not None else None)
             recorder.start()  # its imports overlap with loading the scenes
         performer = str(performance.path) if performance else (f"port {midi_pattern}" if port else "keyboard")
-        perf_log = PerformanceLog(perf_path, _show_header(setlist, args.cue, video, audio, performer))
+        header = _show_header(setlist, args.cue, video, audio, performer)
+        if video is not None and _record_camera(settings.camera.record, header["camera"]["source"]):
+            video = RecordedSource(video, perf_path.with_name(perf_path.name.replace(".perf.jsonl", "") + ".camera.mkv"))
+            header["camera"]["recorded"] = str(video.path.resolve())
+        perf_log = PerformanceLog(perf_path, header)
         display = open_display(settings.resolution, headless=headless, fullscreen=args.fullscreen,
                                display_index=args.display, title=settings.title)
         try:
@@ -233,6 +237,14 @@ def _show_header(setlist: LoadedSetlist, start_cue: str | None, video, audio: Au
     }
 
 
+def _record_camera(setting: str, source) -> bool:
+    """Whether the live camera goes into the performance log as a recording: ``auto`` records
+    anything but a video file (a file is referred to by its path)."""
+    if setting == "auto":
+        return not (isinstance(source, str) and Path(source).is_file())
+    return setting == "always"
+
+
 def _finish_recording(recorder: Recorder) -> None:
     stats = recorder.close()
     seconds = stats["samples"] / recorder.sample_rate if recorder.sample_rate else 0.0
@@ -250,7 +262,7 @@ def render(args: argparse.Namespace) -> int:
     options = ShowOptions(start_cue=args.cue, duration=args.duration, fps=args.fps or settings.fps,
                           metrics=args.metrics)
     end = args.duration if args.duration is not None else performance.length + END_TAIL
-    return _render_offline(args, setlist, size, options, piano, end,
+    return _render_offline(args, start_show_log(args.log_dir), setlist, size, options, piano, end,
                            lambda show: show.add_source(MidiFilePerformer(performance, show.queue)),
                            performer_end=performance.length)
 
@@ -278,28 +290,37 @@ def replay(args: argparse.Namespace) -> int:
     piano = audio_header["piano"] if audio_header.get("live") else \
         _piano_wanted(settings.audio.piano, live_port=performer.startswith("port"))
     seconds = recording.end / tick_rate
+    log_path = start_show_log(args.log_dir)
     if not recording.complete:
         log.warning("%s has no end line (the show did not end normally): replaying up to its last "
                     "input, tick %d (%.1f s)", args.log, recording.end, seconds)
     options = ShowOptions(start_cue=header.get("start_cue"), duration=max(seconds, 1 / tick_rate),
                           fps=args.fps or float(header.get("fps") or settings.fps), metrics=args.metrics,
                           end_with_file=False)
+    camera = header.get("camera") or {}
     if args.camera is None:
-        args.camera = (header.get("camera") or {}).get("source")
+        recorded = camera.get("recorded")
+        if recorded and Path(recorded).is_file():
+            args.camera = recorded
+            log.info("camera: the live camera's recording %s", recorded)
+        else:
+            if recorded:
+                log.warning("the live camera's recording %s is missing; the show's camera setting "
+                            "stands in", recorded)
+            args.camera = camera.get("source")
     log.info("replaying %s: %s, %d ticks (%.1f s) performed by %s on %s", args.log, settings.title,
              recording.end, seconds, performer or "?", header.get("started", "?"))
-    return _render_offline(args, setlist, size, options, piano, options.duration,
+    return _render_offline(args, log_path, setlist, size, options, piano, options.duration,
                            lambda show: setattr(show, "replay", recording))
 
 
-def _render_offline(args: argparse.Namespace, setlist: LoadedSetlist, size: tuple[int, int],
+def _render_offline(args: argparse.Namespace, log_path: Path, setlist: LoadedSetlist, size: tuple[int, int],
                     options: ShowOptions, piano: bool, end: float, attach, performer_end=None) -> int:
     """Render a show in virtual time into ``args.out`` (video and the offline mixer's sound), with
     a progress bar; ``attach(show)`` connects the performer (a MIDI file or a performance log)."""
     from engine.audio.offline import OfflineAudio, WavWriter
 
     settings = setlist.settings
-    log_path = start_show_log(args.log_dir)
     config = settings.audio.mixer_config()
     recorder = Recorder(args.out, size, options.fps, live=False, sample_rate=config.sample_rate)
     wav = display = None

@@ -92,7 +92,7 @@ class MediaWriter:
         # fragmented MP4 has no edit list to say so, and players would start the sound 21 ms
         # late. There the sound's first 1024 samples (show start, silent) are left out instead.
         self._lead = AAC_PRIMING if fragmented else 0
-        self._last_pts = -1
+        self.last_pts = -1
         self._closed = False
 
     def video(self, rgb: np.ndarray, pts: int) -> bool:
@@ -100,7 +100,7 @@ class MediaWriter:
         seconds. A pts at or before the last one is skipped (returns False)."""
         import av
 
-        if pts <= self._last_pts:
+        if pts <= self.last_pts:
             return False
         if self.frames == 0:
             pts = 0  # the first picture also covers the moment before it (the show starts black)
@@ -108,7 +108,7 @@ class MediaWriter:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=layout)
         frame.pts = pts
         frame.time_base = self._video.codec_context.time_base
-        self._last_pts = pts
+        self.last_pts = pts
         self._mux(self._video.encode(frame))
         self.frames += 1
         return True

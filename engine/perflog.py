@@ -102,6 +102,11 @@ class Replay:
     end: int
     complete: bool  # the log has its end line (the show ended normally)
 
+    @property
+    def hears_midi(self) -> bool:
+        """The live audio process read the MIDI port itself (its notes are ``heard``, not sent)."""
+        return bool((self.header.get("audio") or {}).get("hears_midi"))
+
     def due(self, tick: int) -> list[MidiEvent]:
         return self.midi.get(tick, [])
 
@@ -125,7 +130,7 @@ def load(path: Path) -> Replay:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
-            if number == len(lines):  # the show died mid-line: the rest is still good
+            if number == len(lines) > 1:  # the show died mid-line: the rest is still good
                 break
             raise UserError(f"{path}: line {number} is not JSON; is this a performance log?") from None
     header = records[0]

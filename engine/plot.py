@@ -61,6 +61,8 @@ def _read(metrics: Path) -> _Show:
                 try:
                     record = json.loads(line)
                 except ValueError:
+                    if not line.endswith(b"\n"):  # the last line, cut short when the show died
+                        break
                     raise UserError(f"{metrics} line {number}: not JSON (expected one JSON object per tick)") \
                         from None
                 _add(show, record, current, metrics, number)

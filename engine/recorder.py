@@ -48,21 +48,22 @@ RESYNC_FRAMES = 9  # over the median of this many frames' observations
 
 class _Slots:
     """The shared memory: a few control numbers, one state per slot (0 free, 1 full) and the
-    slots' pixels (RGBA, bottom row first as OpenGL reads them)."""
+    slots' pixels (RGBA bottom row first as OpenGL reads them, or RGB top row first)."""
 
-    def __init__(self, path: Path, count: int, size: tuple[int, int], create: bool) -> None:
+    def __init__(self, path: Path, count: int, size: tuple[int, int], create: bool,
+                 channels: int = 4) -> None:
         self.path = path
         self.count = count
         width, height = size
         head = 8 * (len(CTRL) + count)
-        total = head + count * width * height * 4
+        total = head + count * width * height * channels
         if create:
             with open(path, "wb") as file:
                 file.truncate(total)
         self._map = np.memmap(path, dtype=np.uint8, mode="r+", shape=(total,))
         self.ctrl = np.ndarray((len(CTRL),), np.int64, buffer=self._map, offset=0)
         self.state = np.ndarray((count,), np.int64, buffer=self._map, offset=8 * len(CTRL))
-        self.pixels = np.ndarray((count, height, width, 4), np.uint8, buffer=self._map, offset=head)
+        self.pixels = np.ndarray((count, height, width, channels), np.uint8, buffer=self._map, offset=head)
 
     def get(self, name: str) -> int:
         return int(self.ctrl[CTRL.index(name)])
@@ -91,10 +92,14 @@ class Recorder:
         tap: the live audio process's shared state path (its tap is the sound), or None when the
             renderer sends sound itself (:meth:`audio`).
         slots: frames that can wait for the encoder.
+        pictures: the frames are RGB pictures handed to :meth:`picture` (a camera), top row
+            first, rather than read from the display; the file then has a constant frame rate
+            (a picture is repeated until the next one), so it can be read back by frame number.
     """
 
     def __init__(self, path: Path, size: tuple[int, int], fps: float, live: bool,
-                 sample_rate: int | None = None, tap: Path | None = None, slots: int = 8) -> None:
+                 sample_rate: int | None = None, tap: Path | None = None, slots: int = 8,
+                 pictures: bool = False) -> None:
         check_output(path, size)
         self.path = Path(path)
         self.size = size
@@ -104,10 +109,10 @@ class Recorder:
         self.tap = tap
         handle, name = tempfile.mkstemp(prefix="showrunner-record-", dir=_shm_folder())
         os.close(handle)
-        self._slots = _Slots(Path(name), slots, size, create=True)
+        self._slots = _Slots(Path(name), slots, size, create=True, channels=3 if pictures else 4)
         settings = {"path": str(self.path), "size": list(size), "fps": fps, "live": live,
                     "sample_rate": sample_rate, "tap": str(tap) if tap else None,
-                    "slots": str(self._slots.path), "slot_count": slots}
+                    "slots": str(self._slots.path), "slot_count": slots, "pictures": pictures}
         handle, name = tempfile.mkstemp(prefix="showrunner-record-", suffix=".json")
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(settings, file)
@@ -144,6 +149,26 @@ class Recorder:
             return
         try:
             self._capture(display, show_time, -1 if tap_now is None else tap_now)
+        except Exception as error:
+            log.debug("recording failed", exc_info=True)
+            self._fail(f"{type(error).__name__}: {error}")
+
+    def picture(self, rgb: np.ndarray, show_time: float) -> None:
+        """Queue an RGB picture (height, width, 3), top row first, shown from ``show_time`` (a
+        recorder made with ``pictures=True``); a larger picture is cropped to the file's size."""
+        if self.failed or self._closed:
+            return
+        try:
+            exact = show_time * self.fps
+            pts = max(round(exact), self._last_pts + 1)
+            if pts - exact > 1.0 or not self._alive():
+                return
+            self._last_pts = pts
+            slot = self._slot()
+            if slot is not None:
+                height, width = self._slots.pixels.shape[1:3]
+                self._slots.pixels[slot] = rgb[:height, :width]
+                self._queue_frame(slot, pts, -1, show_time)
         except Exception as error:
             log.debug("recording failed", exc_info=True)
             self._fail(f"{type(error).__name__}: {error}")
@@ -286,6 +311,48 @@ class Recorder:
         return stats
 
 
+class RecordedSource:
+    """A live video source whose pictures are also recorded, each stamped with the show time it
+    was first shown at, into a constant-rate file a replay reads back by show time (the camera of
+    a performance log). The file is started at the first picture (its size is known then)."""
+
+    FPS = 30
+
+    def __init__(self, source, path: Path) -> None:
+        self.source = source
+        self.path = Path(path)
+        self.recorder: Recorder | None = None
+        self._number = 0
+        self._time = 0.0
+
+    def seek(self, show_time: float) -> None:
+        self._time = show_time
+        self.source.seek(show_time)
+
+    def latest(self):
+        frame = self.source.latest()
+        if frame is not None and frame.number != self._number:
+            self._number = frame.number
+            if self.recorder is None:
+                height, width = frame.pixels.shape[:2]
+                self.recorder = Recorder(self.path, (width // 2 * 2, height // 2 * 2), self.FPS, live=True,
+                                         pictures=True)
+                self.recorder.start()
+            self.recorder.picture(frame.pixels, self._time)
+        return frame
+
+    def stop(self) -> None:
+        self.source.stop()
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            stats = recorder.close()
+            log.info("camera recorded to %s: %d frames%s", self.path, stats["frames"],
+                     f", {recorder.dropped} dropped" if recorder.dropped else "")
+
+    def __getattr__(self, name: str):  # the rest (is_file, source, reconnects) is the source's
+        return getattr(self.source, name)
+
+
 # The encoder process.
 
 class _Encoder:
@@ -295,7 +362,10 @@ class _Encoder:
         self.settings = settings
         self.fps = settings["fps"]
         size = tuple(settings["size"])
-        self.slots = _Slots(Path(settings["slots"]), settings["slot_count"], size, create=False)
+        self.pictures = settings.get("pictures", False)
+        self.slots = _Slots(Path(settings["slots"]), settings["slot_count"], size, create=False,
+                            channels=3 if self.pictures else 4)
+        self.previous: np.ndarray | None = None  # the last picture (pictures: repeated over gaps)
         self.writer = MediaWriter(settings["path"], size, self.fps, settings["sample_rate"],
                                   live=settings["live"])
         self.tap = None
@@ -309,8 +379,15 @@ class _Encoder:
         self.slots.set("status", RUNNING)
 
     def frame(self, slot: int, pts: int, tap_now: int, show_us: int) -> None:
-        picture = np.flipud(self.slots.pixels[slot]).copy()  # OpenGL's rows are bottom first
+        pixels = self.slots.pixels[slot]
+        picture = pixels.copy() if self.pictures else np.flipud(pixels).copy()  # GL: bottom first
         self.slots.state[slot] = 0  # the slot is free again as soon as its pixels are copied
+        if self.pictures and self.previous is not None:
+            # A constant frame rate: the previous picture holds until this one (at most 10 s of
+            # repeats; a longer gap is left as a gap).
+            for held in range(max(self.writer.last_pts + 1, pts - 10 * round(self.fps)), pts):
+                self.writer.video(self.previous, held)
+        self.previous = picture
         if self.anchor is not None and tap_now >= 0:
             # The sound's clock (the audio device) and the show's can part: the audio process may
             # start playing after the show started, an underrun or a restart loses time. Each

@@ -34,6 +34,8 @@ class MidiSettings(_Strict):
 class CameraSettings(_Strict):
     source: str | int | None = Field(None, description="device index, device name or video file")
     fallback: str | None = Field(None, description="video file used when no camera is available")
+    record: Literal["auto", "always", "never"] = Field(
+        "auto", description="record the live camera for replays: auto = unless it is a video file")
 
 
 class AudioSettings(MixerConfig):

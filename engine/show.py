@@ -288,8 +288,9 @@ class Show:
             self.pedals.update(event)
             if self.hud is not None and isinstance(event, (NoteOn, NoteOff)):
                 self.hud.note(event.note, isinstance(event, NoteOn))
-            if self.audio.hears_midi:
-                self.audio.heard(event)  # the audio process played it from the port itself
+            if self.audio.hears_midi or (self.replay is not None and self.replay.hears_midi):
+                # The audio process played it from the port itself (a replay plays it here).
+                self.audio.heard(event, send=not self.audio.hears_midi)
             else:
                 self.audio.play(event)
             if isinstance(event, NoteOn):
@@ -312,7 +313,7 @@ class Show:
         if self.recorder is not None:
             events.extend(self.recorder.take_events())
         self.audio.advance(show_time)
-        sent = self.audio.take_sent()
+        sent, heard = self.audio.take_sent(), self.audio.take_heard()
         status = dict(self.stack.status())
         events.extend(status.pop("events", ()))
         compilations = _compilations()
@@ -345,6 +346,8 @@ class Show:
                     record["gpu_ms"] = round(self.display.gpu_ms, 3)
             if sent:
                 record["audio"] = sent
+            if heard:
+                record["heard"] = heard
             if self.recorder is not None:
                 record["rec_frames"], record["rec_dropped"] = self.recorder.frames, self.recorder.dropped
             record.update(health)

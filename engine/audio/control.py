@@ -28,6 +28,7 @@ class AudioOut:
     def __init__(self) -> None:
         self.show_time = 0.0
         self._sent: list[list] = []
+        self._heard: list[list] = []
 
     # Notes and the pedal.
     def note_on(self, note: int, velocity: int, channel: int = 0) -> None:
@@ -57,13 +58,17 @@ class AudioOut:
         else:
             self.all_notes_off()
 
-    def heard(self, event) -> None:
-        """List a performed event among the commands sent, as :meth:`play` would, without sending
-        it: the audio process read it from the MIDI port itself. So the metrics log shows what
-        sounded the same way whoever played it (and a replay, which plays it, matches)."""
+    def heard(self, event, send: bool = False) -> None:
+        """Note a performed event the audio process played from the MIDI port itself (listed by
+        :meth:`take_heard`, not among the commands sent). ``send``: play it here too (a replay,
+        whose offline mixer has no port)."""
         mirror = NoAudio()
         mirror.play(event)
-        self._sent.extend(mirror.take_sent())
+        self._heard.extend(mirror.take_sent())
+        if send:
+            listed = len(self._sent)
+            self.play(event)
+            del self._sent[listed:]
 
     # What the learners drive.
     def detune(self, value: float, note: int | None = None, channel: int = 0) -> None:
@@ -103,6 +108,12 @@ class AudioOut:
         e.g. ["note_on", 60, 96.0], ["detune", None, 0.01], ["gain", "master", -3.0], ["panic"]."""
         sent, self._sent = self._sent, []
         return sent
+
+    def take_heard(self) -> list[list]:
+        """The events the audio process played from the port itself since the last call, listed
+        like :meth:`take_sent`'s commands (the metrics log's ``heard``)."""
+        heard, self._heard = self._heard, []
+        return heard
 
     def advance(self, show_time: float) -> None:
         """The show has reached ``show_time`` seconds (the offline renderer renders up to it)."""

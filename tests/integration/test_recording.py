@@ -312,3 +312,144 @@ def test_the_replay_of_a_live_jack_show_reproduces_its_metrics(tmp_path, egl, ja
     streams = {s["codec_type"]: s for s in probe(tmp_path / "replay.mp4")}
     assert (streams["video"]["width"], streams["video"]["height"]) == (640, 360)
     assert int(streams["video"]["nb_read_frames"]) == pytest.approx((seconds + 2) * 24, abs=1)
+
+
+def test_performer_moves_are_replayed_in_the_same_ticks(tmp_path, egl, monkeypatch):
+    """Keys pressed in the window (cue jumps, panic, gain) and notes from a MIDI file go into the
+    performance log; replaying it gives the same metrics, tick for tick."""
+    monkeypatch.setenv("SDL_VIDEODRIVER", "offscreen")
+    import pygame
+
+    from engine.clock import VirtualTime
+    from engine.display import open_display
+    from engine.midi_file import MidiFilePerformer, load_performance
+    from engine.perflog import PerformanceLog, load
+    from engine.setlist import load_setlist
+    from engine.show import Show, ShowOptions
+    from tests.integration.test_show import FOUR_CUES
+
+    path = tmp_path / "four.toml"
+    path.write_text(FOUR_CUES)
+    setlist = load_setlist(path)
+    midi = make_midi(tmp_path / "notes.mid", [(at, mido.Message("note_on" if i % 2 == 0 else "note_off", note=60 + i,
+                                                                  velocity=90 if i % 2 == 0 else 0))
+                                               for i, at in enumerate(np.arange(0.1, 2.0, 0.13))])
+    perf, live_metrics, replay_metrics = tmp_path / "p.jsonl", tmp_path / "live.jsonl", tmp_path / "replay.jsonl"
+    display = open_display((320, 180), headless=False)
+    try:
+        show = Show(setlist, ShowOptions(duration=2.0, metrics=live_metrics, end_with_file=False), VirtualTime(),
+                    display, perf_log=PerformanceLog(perf, {"setlist": {"path": str(path), "text": FOUR_CUES}}))
+        show.load()
+        show.add_source(MidiFilePerformer(load_performance(midi), show.queue))
+        keys = iter([pygame.K_3, pygame.K_F12, pygame.K_MINUS, pygame.K_LEFT, pygame.K_EQUALS, pygame.K_SPACE])
+        frames = {"n": 0}
+
+        def press_every_few_frames():
+            frames["n"] += 1
+            if frames["n"] % 7 == 0:
+                key = next(keys, None)
+                if key is not None:
+                    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0))
+        show.frame_sink = press_every_few_frames
+        show.run()
+    finally:
+        display.close()
+    replay = load(perf)
+    assert replay.complete and replay.end == 120
+    assert [a.kind for tick in sorted(replay.actions) for a in replay.actions[tick]] == \
+        ["jump", "panic", "gain", "previous", "gain", "go"]
+    display = open_display((160, 90), headless=True)
+    try:
+        again = Show(setlist, ShowOptions(duration=replay.end / 60, fps=24, metrics=replay_metrics,
+                                          end_with_file=False), VirtualTime(), display, replay=replay)
+        again.load()
+        again.run()
+    finally:
+        display.close()
+    live = [comparable(json.loads(line)) for line in live_metrics.read_text().splitlines()]
+    replayed = [comparable(json.loads(line)) for line in replay_metrics.read_text().splitlines()]
+    assert live == replayed
+    assert sum("cue" in line["events"] for line in live) == 5  # the start and four moves
+    assert any(command[0] == "panic" for line in live for command in line.get("audio", []))
+    assert sum(len(line.get("midi", [])) for line in live) == 15
+
+
+def test_frames_the_encoder_has_no_room_for_are_dropped_and_counted_not_waited_for(tmp_path, egl):
+    """The encoder process is stopped (SIGSTOP) as if the machine were overloaded: live capture
+    returns at once, drops every frame beyond the free slots and counts them; once the encoder
+    runs again, the file holds exactly the frames that were not dropped."""
+    from engine.display import open_display
+    from engine.recorder import Recorder
+
+    display = open_display((320, 180), headless=True)
+    recorder = Recorder(tmp_path / "drops.mkv", (320, 180), 30, live=True, slots=3)
+    try:
+        recorder.start()
+        time.sleep(0.5)
+        os.kill(recorder.process.pid, signal.SIGSTOP)
+        slowest = 0.0
+        for frame in range(40):
+            display.begin_frame()
+            display.gl.clear(frame / 40, 0.0, 0.0, 1.0)
+            started = time.perf_counter()
+            recorder.capture(display, (frame + 1) / 30)
+            slowest = max(slowest, time.perf_counter() - started)
+        assert recorder.dropped == 37 and recorder.frames == 3
+        assert slowest < 0.05  # nothing waited for the stopped encoder
+        os.kill(recorder.process.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while recorder.stats()["frames"] < 3 and time.monotonic() < deadline:  # it catches up
+            time.sleep(0.01)
+        for frame in range(40, 50):
+            display.begin_frame()
+            display.gl.clear(frame / 50, 0.0, 0.0, 1.0)
+            recorder.capture(display, (frame + 1) / 30)
+            time.sleep(0.05)
+        stats = recorder.close()
+    finally:
+        if recorder.process is not None and recorder.process.poll() is None:
+            os.kill(recorder.process.pid, signal.SIGCONT)
+        display.close()
+    assert recorder.dropped == 37 and stats["frames"] == 13 and stats["errors"] == 0
+    frames, last = playable_seconds(tmp_path / "drops.mkv")
+    assert frames == 13 and last == pytest.approx(50 / 30, abs=1e-3)
+    assert "record_drop" in recorder.take_events()
+
+
+def test_a_live_camera_is_recorded_into_the_performance_log_and_replayed(tmp_path, egl):
+    """``[camera] record = "always"`` records the camera as a stream beside the performance log
+    (what a webcam gets by default): the replay shows the pictures the audience saw, not the
+    file played again from its own clock."""
+    video = ROOT / "assets" / "video" / "intel_asl_book.mkv"
+    setlist = tmp_path / "camera.toml"
+    setlist.write_text(f'title = "camera"\nresolution = "320x180"\nfps = 30\n[camera]\nsource = "{video}"\n'
+                       'record = "always"\n[[cues]]\nid = "cam"\nscene = "camera"\n')
+    perf = tmp_path / "show.perf.jsonl"
+    show = live_show(tmp_path, setlist, "--no-audio", "--duration", "4", "--record", str(tmp_path / "live.mkv"),
+                     "--perf-log", str(perf))
+    _, stderr = show.communicate(timeout=120)
+    assert show.returncode == 0, stderr
+    header = json.loads(perf.read_text().splitlines()[0])
+    recorded = Path(header["camera"]["recorded"])
+    assert recorded == tmp_path / "show.camera.mkv" and "camera recorded to" in stderr
+    frames, last = playable_seconds(recorded)
+    assert 3.5 * 30 <= frames <= 4 * 30 + 1  # a constant 30 frames a second over the show
+    result = subprocess.run(showrunner_command("replay", str(perf), "--out", str(tmp_path / "replay.mkv"),
+                                               "--log-dir", str(tmp_path / "logs")),
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "the live camera's recording" in result.stderr
+    import av
+
+    def pictures(path):
+        with av.open(str(path)) as container:
+            return [f.to_ndarray(format="rgb24").astype(np.int16) for f in container.decode(video=0)]
+
+    live, again = pictures(tmp_path / "live.mkv"), pictures(tmp_path / "replay.mkv")
+    assert len(live) == len(again) == 4 * 30
+    # The replay shows the live picture at the same frame (up to compression): of the replay
+    # shifted by -8..8 frames, the unshifted one is the closest to the live recording.
+    difference = {shift: np.median([np.abs(live[i] - again[i + shift]).mean() for i in range(20, 100)])
+                  for shift in range(-8, 9)}
+    assert abs(min(difference, key=difference.get)) <= 1, difference
+    assert difference[8] > 1.3 * min(difference.values())  # the video moves: shifts are told apart

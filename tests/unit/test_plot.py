@@ -247,6 +247,16 @@ def test_a_line_that_is_not_json_is_named_by_number(tmp_path: Path) -> None:
     assert not (tmp_path / "loss.png").exists()
 
 
+def test_a_last_line_cut_by_a_crash_is_left_out(tmp_path: Path) -> None:
+    path = one_cue_log(tmp_path, seconds=1.0)
+    whole = len(path.read_text().splitlines())
+    with path.open("a") as file:
+        file.write('{"tick": 999, "time": 16.6, "cu')  # the show died in the middle of this write
+    summary = plot_metrics(path, tmp_path / "loss.png")
+    assert summary["ticks"] == whole
+    assert (tmp_path / "loss.png").stat().st_size > 0
+
+
 def test_a_line_without_time_or_cue_is_named_by_number(tmp_path: Path) -> None:
     path = write_log(tmp_path, [tick(0, 0.0, events=("cue",)), {"tick": 1, "cue": "a"}])
     with pytest.raises(UserError, match=r"line 2: expected a tick object with a numeric \"time\""):

@@ -1,0 +1,90 @@
+"""The performance log: what a live show writes, read back exactly; bad logs are one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.errors import UserError
+from engine.keyboard import KeyAction
+from engine.midi import ControlChange, NoteOff, NoteOn, PitchBend, ProgramChange
+from engine.perflog import MACHINE_EVENTS, PerformanceLog, comparable, load
+
+HEADER = {"setlist": {"path": "/x/show.toml", "text": "title = 'x'"}, "tick_rate": 60.0}
+
+
+def write_log(path, ticks, end=None):
+    log = PerformanceLog(path, HEADER)
+    for tick, midi, actions in ticks:
+        log.tick(tick, midi, actions)
+    if end is not None:
+        log.end(end)
+    else:
+        log.close()
+    return path
+
+
+def test_inputs_come_back_exactly_with_their_ticks(tmp_path):
+    # Stamps such as a port gives them: long binary fractions that must survive the round trip.
+    events = [NoteOn(60, 101, 2, 0.1 + 0.2), NoteOff(60, 64, 2, 1 / 3), ControlChange(67, 127, 0, 2.000000000000001),
+              ProgramChange(5, 1, 7.25), PitchBend(-8192, 3, 9.999999999999998)]
+    path = write_log(tmp_path / "p.jsonl", [(12, events[:2], []), (13, [], []), (40, events[2:], [KeyAction("go")]),
+                                             (41, [], [KeyAction("jump", 3), KeyAction("gain", -1)])], end=99)
+    replay = load(path)
+    assert replay.complete and replay.end == 99
+    assert replay.header["tick_rate"] == 60.0 and replay.header["format"] == "showrunner-performance"
+    assert replay.due(12) == events[:2] and replay.due(40) == events[2:]
+    assert [e.time for e in replay.due(12)] == [0.1 + 0.2, 1 / 3]  # bit for bit
+    assert replay.due(13) == [] and 13 not in replay.midi  # empty ticks are not written
+    assert replay.moves(40) == [KeyAction("go")]
+    assert replay.moves(41) == [KeyAction("jump", 3), KeyAction("gain", -1)]
+    assert len(path.read_text().splitlines()) == 1 + 3 + 1
+
+
+def test_a_log_cut_by_a_crash_replays_up_to_its_last_input(tmp_path):
+    path = write_log(tmp_path / "p.jsonl", [(5, [NoteOn(60, 90)], []), (80, [NoteOff(60)], [])])
+    with path.open("a") as file:
+        file.write('{"tick": 95, "midi": [{"type": "NoteOn", "no')  # the process died mid-line
+    replay = load(path)
+    assert not replay.complete and replay.end == 80
+    assert replay.due(80) == [NoteOff(60)]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "empty file"),
+    ("not json\n", "line 1 is not JSON"),
+    ('{"format": "something else"}\n', "not a showrunner performance log"),
+    ('{"format": "showrunner-performance", "version": 7}\n', "version 7 is not supported"),
+    ('{"format": "showrunner-performance", "version": 1}\n{"tick": 3, "midi": [{"type": "NoteOn"}]}\n{"end": 4}\n',
+     "line 2: not a tick record"),
+    ('{"format": "showrunner-performance", "version": 1}\nnope\n{"end": 4}\n', "line 2 is not JSON"),
+])
+def test_bad_logs_are_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(UserError, match=message) as error:
+        load(path)
+    assert "\n" not in str(error.value)
+
+
+def test_a_missing_log_is_bad_input(tmp_path):
+    with pytest.raises(UserError, match="performance log not found"):
+        load(tmp_path / "nothing.jsonl")
+
+
+def test_an_unwritable_log_is_bad_input(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match="cannot write performance log"):
+        PerformanceLog(tmp_path / "file" / "p.jsonl", HEADER)
+
+
+def test_comparable_keeps_the_show_and_drops_the_machine():
+    line = {"tick": 3, "time": 0.05, "cue": "a", "scene": "s", "events": ["cue", "recompile", "step", "midi_lost"],
+            "loss": 0.5, "grad": [1.0], "frame_ms": 3.2, "gpu_ms": 1.0, "learn_ms": 0.4, "xruns": 2,
+            "audio_load": 0.1, "rec_frames": 9, "rec_dropped": 0, "audio": [["note_on", 60, 90.0]]}
+    kept = comparable(line)
+    assert kept == {"tick": 3, "time": 0.05, "cue": "a", "scene": "s", "events": ["cue", "step"], "loss": 0.5,
+                    "grad": [1.0], "audio": [["note_on", 60, 90.0]]}
+    assert "step" not in MACHINE_EVENTS and "new_target" not in MACHINE_EVENTS
+    json.dumps(kept)
