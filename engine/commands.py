@@ -206,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
                 _finish_recording(recorder)
             display.close()
     finally:
+        if recorder is not None:
+            recorder.close()  # a show that never ran (closed above otherwise; closing twice is fine)
         if perf_log is not None:
             perf_log.close()  # the show writes its end line; this covers a show that never ran
         audio.close()
