@@ -116,8 +116,6 @@ class MediaWriter:
     def audio(self, block: np.ndarray, start: int | None = None) -> None:
         """Encode (N, 2) float32 sound starting at sample ``start`` (None: right after the last
         block). A gap is filled with silence; samples before the last written are dropped."""
-        import av
-
         if self._audio is None or len(block) == 0:
             return
         if start is None:

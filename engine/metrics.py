@@ -28,13 +28,16 @@ def _finite(value: Any) -> Any:
 
 
 class MetricsLog:
-    def __init__(self, path: str | Path, flush_every: float = 1.0) -> None:
+    """A JSON Lines log flushed at least every ``flush_every`` seconds; ``what`` names it in
+    errors (the performance log is written the same way)."""
+
+    def __init__(self, path: str | Path, flush_every: float = 1.0, what: str = "metrics log") -> None:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("w", encoding="utf-8")
         except OSError as error:
-            raise UserError(f"cannot write metrics log {self.path}: {error.strerror}") from None
+            raise UserError(f"cannot write {what} {self.path}: {error.strerror}") from None
         self._flush_every = flush_every
         self._last_flush = time.monotonic()
 

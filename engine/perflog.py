@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
 from engine.keyboard import KeyAction
+from engine.metrics import MetricsLog
 from engine.midi import ControlChange, MidiEvent, NoteOff, NoteOn, PitchBend, ProgramChange
 
 FORMAT = "showrunner-performance"
@@ -47,20 +47,14 @@ def event_from_record(record: dict[str, Any]) -> MidiEvent:
     return _EVENTS[fields.pop("type")](**fields)
 
 
-class PerformanceLog:
-    """Write a performance log. ``header``: the show's description (see the module text)."""
+class PerformanceLog(MetricsLog):
+    """Write a performance log. ``header``: the show's description (see the module text).
+    Floats are written in full (repr), so the stamps come back bit for bit."""
 
     def __init__(self, path: Path, header: dict[str, Any], flush_every: float = 1.0) -> None:
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("w", encoding="utf-8")
-        except OSError as error:
-            raise UserError(f"cannot write performance log {self.path}: {error.strerror}") from None
-        self._write({"format": FORMAT, "version": VERSION, **header})
+        super().__init__(path, flush_every, what="performance log")
+        self.write({"format": FORMAT, "version": VERSION, **header})
         self._file.flush()
-        self._flush_every = flush_every
-        self._last_flush = time.monotonic()
 
     def tick(self, tick: int, midi: list[MidiEvent], actions: list[KeyAction]) -> None:
         if not midi and not actions:
@@ -70,25 +64,12 @@ class PerformanceLog:
             record["midi"] = [event_record(e) for e in midi]
         if actions:
             record["actions"] = [[a.kind, a.value] for a in actions]
-        self._write(record)
-        now = time.monotonic()
-        if now - self._last_flush >= self._flush_every:
-            self._file.flush()
-            self._last_flush = now
+        self.write(record)
 
     def end(self, ticks: int) -> None:
-        self._write({"end": ticks})
+        if not self._file.closed:
+            self.write({"end": ticks})
         self.close()
-
-    def close(self) -> None:
-        if not self._file.closed:
-            self._file.flush()
-            self._file.close()
-
-    def _write(self, record: dict[str, Any]) -> None:
-        if not self._file.closed:
-            # Floats are written in full (repr): the stamps come back bit for bit.
-            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
 
 
 @dataclasses.dataclass

@@ -326,7 +326,7 @@ def test_performer_moves_are_replayed_in_the_same_ticks(tmp_path, egl, monkeypat
     from engine.perflog import PerformanceLog, load
     from engine.setlist import load_setlist
     from engine.show import Show, ShowOptions
-    from tests.integration.test_show import FOUR_CUES
+    from tests.integration.test_show import FOUR_CUES, key_presser
 
     path = tmp_path / "four.toml"
     path.write_text(FOUR_CUES)
@@ -341,16 +341,8 @@ def test_performer_moves_are_replayed_in_the_same_ticks(tmp_path, egl, monkeypat
                     display, perf_log=PerformanceLog(perf, {"setlist": {"path": str(path), "text": FOUR_CUES}}))
         show.load()
         show.add_source(MidiFilePerformer(load_performance(midi), show.queue))
-        keys = iter([pygame.K_3, pygame.K_F12, pygame.K_MINUS, pygame.K_LEFT, pygame.K_EQUALS, pygame.K_SPACE])
-        frames = {"n": 0}
-
-        def press_every_few_frames():
-            frames["n"] += 1
-            if frames["n"] % 7 == 0:
-                key = next(keys, None)
-                if key is not None:
-                    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0))
-        show.frame_sink = press_every_few_frames
+        show.frame_sink = key_presser([pygame.K_3, pygame.K_F12, pygame.K_MINUS, pygame.K_LEFT, pygame.K_EQUALS,
+                                       pygame.K_SPACE], every=7)
         show.run()
     finally:
         display.close()

@@ -112,6 +112,22 @@ def test_window_path_shows_exactly_the_show_framebuffer(tmp_path, egl, monkeypat
     assert np.array_equal(fbo, window)
 
 
+def key_presser(keys: list[int], every: int):
+    """A frame sink that presses the next key in the window every ``every`` frames."""
+    import pygame
+
+    pending = iter(keys)
+    frames = {"n": 0}
+
+    def press() -> None:
+        frames["n"] += 1
+        if frames["n"] % every == 0:
+            key = next(pending, None)
+            if key is not None:
+                pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0))
+    return press
+
+
 def test_keys_in_the_window_jump_between_cues(tmp_path, egl, monkeypatch):
     monkeypatch.setenv("SDL_VIDEODRIVER", "offscreen")
     import pygame
@@ -122,16 +138,7 @@ def test_keys_in_the_window_jump_between_cues(tmp_path, egl, monkeypatch):
     try:
         show = Show(setlist, ShowOptions(duration=0.5, metrics=metrics), VirtualTime(), display)
         show.load()
-        keys = iter([pygame.K_3, pygame.K_LEFT, pygame.K_BACKSPACE, pygame.K_SPACE])
-        frames = {"n": 0}
-
-        def press_every_few_frames():
-            frames["n"] += 1
-            if frames["n"] % 5 == 0:
-                key = next(keys, None)
-                if key is not None:
-                    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0))
-        show.frame_sink = press_every_few_frames
+        show.frame_sink = key_presser([pygame.K_3, pygame.K_LEFT, pygame.K_BACKSPACE, pygame.K_SPACE], every=5)
         show.run()
     finally:
         display.close()
