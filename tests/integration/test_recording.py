@@ -480,3 +480,49 @@ def test_both_readback_paths_record_every_frame_upright_and_in_order(tmp_path, e
     for picture, colour in zip(pictures, colours):
         assert picture[:8].mean() > 235  # the band is at the top: the picture is upright
         assert np.abs(picture[40:80].mean(axis=(0, 1)) - colour).max() < 12  # this frame's colour
+
+
+@pytest.mark.jack
+def test_a_live_recording_carries_the_audio_input_with_the_mixer(tmp_path, egl, jack, flash_show):
+    """A JACK client plays a 1 kHz tone into the audio process's inputs (the room's microphone)
+    while the show plays A4 (440 Hz) notes: the recording's sound has both."""
+    import jack as jack_client
+
+    from tests.spectrum import peak_near
+
+    setlist, midi = flash_show
+    out = tmp_path / "live.mkv"
+    source = jack_client.Client("room-mic", no_start_server=True)
+    port = source.outports.register("out")
+    phase = [0]
+
+    def process(frames):
+        n = np.arange(phase[0], phase[0] + frames)
+        port.get_array()[:] = 0.2 * np.sin(2 * np.pi * 1000.0 * n / 48000)
+        phase[0] += frames
+
+    source.set_process_callback(process)
+    source.activate()
+    try:
+        show = live_show(tmp_path, setlist, "--midi-file", str(midi), "--audio-in", "default", "--record", str(out),
+                         "--duration", "4.5", env=jack)
+        deadline, inputs = time.monotonic() + 20, []
+        while time.monotonic() < deadline and not inputs:
+            inputs = [p.name for p in source.get_ports(r"^PortAudio.*:in_", is_input=True, is_audio=True)]
+            time.sleep(0.05)
+        for name in inputs:
+            source.connect(port, name)
+        _, stderr = show.communicate(timeout=120)
+    finally:
+        source.deactivate()
+        source.close()
+    assert inputs, "the audio process registered no input ports"
+    assert show.returncode == 0, stderr
+    _, _, sound, first = decode(out)
+    late = sound[-int(1.5 * 48000):]  # the last notes and the microphone
+    assert peak_near(late, 48000, 1000.0) == pytest.approx(1000.0, abs=1.0)
+    power = np.abs(np.fft.rfft(late * np.hanning(len(late)))) ** 2
+    frequencies = np.fft.rfftfreq(len(late), 1 / 48000)
+    assert power[np.abs(frequencies - 1000.0) < 5].sum() > 0.5 * power.sum()  # mostly the microphone
+    notes = sound[int((ONSETS[-2] - first / 48000) * 48000):][:int(0.15 * 48000)]
+    assert peak_near(notes, 48000, 440.0) == pytest.approx(440.0, abs=8.0)
