@@ -365,6 +365,9 @@ class _Encoder:
         self.pictures = settings.get("pictures", False)
         self.slots = _Slots(Path(settings["slots"]), settings["slot_count"], size, create=False,
                             channels=3 if self.pictures else 4)
+        # Both processes have it mapped now: its name can go, so that nothing is left in /dev/shm
+        # whichever process is killed.
+        self.slots.path.unlink(missing_ok=True)
         self.previous: np.ndarray | None = None  # the last picture (pictures: repeated over gaps)
         self.writer = MediaWriter(settings["path"], size, self.fps, settings["sample_rate"],
                                   live=settings["live"])
@@ -463,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     logging.basicConfig(level=logging.INFO, format="recorder: %(message)s")
     settings = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    Path(argv[0]).unlink(missing_ok=True)
     encoder = _Encoder(settings)
     messages: queue.Queue = queue.Queue()
     threading.Thread(target=_read_messages, args=(sys.stdin.buffer, messages), daemon=True).start()

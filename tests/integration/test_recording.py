@@ -174,6 +174,13 @@ def wait_for_ticks(metrics: Path, ticks: int, process: subprocess.Popen, timeout
     raise AssertionError(f"the show did not reach tick {ticks}")
 
 
+def leftovers() -> set[Path]:
+    """The recorder's shared-memory and settings files that exist now."""
+    import tempfile
+
+    return set(Path("/dev/shm").glob("showrunner-record-*")) | set(Path(tempfile.gettempdir()).glob("showrunner-record-*"))
+
+
 def encoder_of(pid: int) -> int:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     for child in map(int, children):
@@ -195,6 +202,7 @@ def playable_seconds(path: Path) -> tuple[int, float]:
 def test_a_recording_killed_with_sigkill_plays_up_to_about_the_last_second(tmp_path, egl, flash_show, suffix):
     setlist, midi = flash_show
     out, metrics = tmp_path / f"live{suffix}", tmp_path / "metrics.jsonl"
+    before = leftovers()
     show = live_show(tmp_path, setlist, "--midi-file", str(midi), "--no-audio", "--record", str(out),
                      "--metrics", str(metrics), "--duration", "60")
     try:
@@ -209,6 +217,7 @@ def test_a_recording_killed_with_sigkill_plays_up_to_about_the_last_second(tmp_p
             show.kill()
     frames, last = playable_seconds(out)
     assert last > killed_at - 1.6, (frames, last, killed_at)  # at most about a second (one keyframe) lost
+    assert leftovers() == before  # no shared memory or settings file left behind
     assert frames >= (killed_at - 1.6) * FPS
 
 
