@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--camera", metavar="SOURCE", help="camera index, name or video file")
     run.add_argument("--hud", action="store_true", help="show the rehearsal HUD from the start (F1 toggles it)")
     run.add_argument("--record", metavar="FILE", type=Path, help="record the show (video + audio)")
+    run.add_argument("--record-fps", type=_fps, metavar="N",
+                     help="frames per second recorded (default: the show's; fewer cost the show less)")
     run.add_argument("--audio-device", metavar="NAME", help="audio output: device name substring")
     run.add_argument("--audio-in", metavar="NAME",
                      help="audio input to record with the show: name substring or 'default'")

@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         audio = _live_audio(args, setlist, midi_pattern, api, log_path)
         if args.record:
             state = getattr(audio, "state", None)
-            recorder = Recorder(args.record, settings.resolution, settings.fps, live=True,
+            recorder = Recorder(args.record, settings.resolution, args.record_fps or settings.fps, live=True,
                                 sample_rate=settings.audio.sample_rate if state is not None else None,
                                 tap=state.path if state is not None else None)
             recorder.start()  # its imports overlap with loading the scenes
@@ -224,14 +224,16 @@ def _show_header(setlist: LoadedSetlist, start_cue: str | None, video, audio: Au
                  performer: str) -> dict:
     """The performance log's first line: what a replay needs besides the inputs."""
     settings = setlist.settings
-    source = getattr(video, "source", None) or getattr(video, "path", None)
+    source = getattr(video, "source", None)
+    if source is None:
+        source = getattr(video, "path", None)
     camera = setlist.settings.camera
     return {
         "setlist": {"path": str(setlist.path.resolve()),
                     "text": setlist.path.read_text(encoding="utf-8-sig")},
         "start_cue": start_cue, "tick_rate": settings.tick_rate, "fps": settings.fps,
         "resolution": list(settings.resolution), "seed": settings.seed, "performer": performer,
-        "camera": {"source": source if isinstance(source, int) else (str(Path(source).resolve()) if source else None),
+        "camera": {"source": source if isinstance(source, int) or source is None else str(Path(source).resolve()),
                    "fallback": str(setlist.resolve_path(camera.fallback).resolve()) if camera.fallback else None},
         "audio": {"live": not isinstance(audio, NoAudio), "hears_midi": audio.hears_midi,
                   "piano": bool(getattr(getattr(audio, "settings", None), "piano", False))},

@@ -9,6 +9,8 @@ gap the player fills by holding the previous picture, and audio stays where it b
 
 from __future__ import annotations
 
+import os
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,7 +34,12 @@ def check_output(path: Path, size: tuple[int, int]) -> None:
         raise UserError(f"video size {size[0]}x{size[1]} must have even width and height")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.open("wb").close()
+        if path.exists():  # checked without emptying it: a later bad input must not cost a recording
+            if not os.access(path, os.W_OK):
+                raise PermissionError(13, "Permission denied")
+        else:
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".showrunner-check-"):
+                pass
     except OSError as error:
         raise UserError(f"cannot write video {path}: {error.strerror or error}") from None
 

@@ -31,7 +31,7 @@ _EVENTS = {cls.__name__: cls for cls in (NoteOn, NoteOff, ControlChange, Program
 # Metrics fields and events that measure the machine rather than the show: a replay cannot and
 # need not reproduce them.
 MACHINE_FIELDS = frozenset({"frame_ms", "gpu_ms", "learn_ms", "xruns", "audio_load", "audio_status",
-                            "rec_frames", "rec_dropped"})
+                            "rec_frames", "rec_dropped", "video_frames"})
 MACHINE_EVENTS = frozenset({"recompile", "audio_restarted", "audio_device_lost", "audio_device_back",
                             "audio_no_device", "record_drop", "record_failed", "shader_error",
                             "shader_reloaded", "camera_lost", "camera_back", "midi_connected",
@@ -65,6 +65,7 @@ class PerformanceLog(MetricsLog):
         if actions:
             record["actions"] = [[a.kind, a.value] for a in actions]
         self.write(record)
+        self._file.flush()  # inputs are rare and each one matters: none waits in a buffer
 
     def end(self, ticks: int) -> None:
         if not self._file.closed:

@@ -36,6 +36,7 @@ import numpy as np
 
 from engine.child_process import stop_child
 from engine.encoder import check_output
+from engine.errors import UserError
 
 log = logging.getLogger("showrunner.recorder")
 
@@ -59,7 +60,14 @@ class _Slots:
         total = head + count * width * height * channels
         if create:
             with open(path, "wb") as file:
-                file.truncate(total)
+                try:
+                    # Reserve the memory now: a /dev/shm too small for the slots must fail here,
+                    # not kill both processes with SIGBUS in the middle of the show.
+                    os.posix_fallocate(file.fileno(), 0, total)
+                except OSError as error:
+                    path.unlink(missing_ok=True)
+                    raise UserError(f"cannot record: no room for {total >> 20} MiB of frame slots in "
+                                    f"{path.parent} ({error.strerror})") from None
         self._map = np.memmap(path, dtype=np.uint8, mode="r+", shape=(total,))
         self.ctrl = np.ndarray((len(CTRL),), np.int64, buffer=self._map, offset=0)
         self.state = np.ndarray((count,), np.int64, buffer=self._map, offset=8 * len(CTRL))
@@ -161,7 +169,7 @@ class Recorder:
         try:
             exact = show_time * self.fps
             pts = max(round(exact), self._last_pts + 1)
-            if pts - exact > 1.0 or not self._alive():
+            if pts - exact > 0.5 or not self._alive():
                 return
             self._last_pts = pts
             slot = self._slot()
@@ -175,8 +183,10 @@ class Recorder:
 
     def _capture(self, display, show_time: float, tap_now: int) -> None:
         exact = show_time * self.fps
-        pts = max(round(exact), self._last_pts + 1)  # live frames jitter around their period
-        if pts - exact > 1.0:  # more frames than the frame rate holds: keep the first
+        # Live frames jitter around their period: one that rounds onto the last slot takes the
+        # next, unless that is most of a frame early (more frames than the recording's rate).
+        pts = max(round(exact), self._last_pts + 1)
+        if pts - exact > 0.5:
             return
         self._last_pts = pts
         if not self._alive():
@@ -322,6 +332,7 @@ class RecordedSource:
         self.source = source
         self.path = Path(path)
         self.recorder: Recorder | None = None
+        self.failed = False
         self._number = 0
         self._time = 0.0
 
@@ -333,12 +344,17 @@ class RecordedSource:
         frame = self.source.latest()
         if frame is not None and frame.number != self._number:
             self._number = frame.number
-            if self.recorder is None:
+            if self.recorder is None and not self.failed:
                 height, width = frame.pixels.shape[:2]
-                self.recorder = Recorder(self.path, (width // 2 * 2, height // 2 * 2), self.FPS, live=True,
-                                         pictures=True)
-                self.recorder.start()
-            self.recorder.picture(frame.pixels, self._time)
+                try:
+                    self.recorder = Recorder(self.path, (width // 2 * 2, height // 2 * 2), self.FPS,
+                                             live=True, pictures=True)
+                    self.recorder.start()
+                except Exception as error:  # the show goes on without the camera's recording
+                    self.failed = True
+                    log.error("cannot record the camera to %s: %s; the show goes on", self.path, error)
+            if self.recorder is not None:
+                self.recorder.picture(frame.pixels, self._time)
         return frame
 
     def stop(self) -> None:
@@ -467,6 +483,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="recorder: %(message)s")
     settings = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     Path(argv[0]).unlink(missing_ok=True)
+    if settings["live"]:
+        # The show comes first: the live encoder runs when a core is idle, and when none is the
+        # recording drops frames (counted) rather than taking time from the show's frames.
+        # Offline the renderer waits for the encoder instead, and both should run at full speed.
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError):
+            try:
+                os.nice(19)
+            except OSError:
+                pass
     encoder = _Encoder(settings)
     messages: queue.Queue = queue.Queue()
     threading.Thread(target=_read_messages, args=(sys.stdin.buffer, messages), daemon=True).start()
@@ -489,13 +516,23 @@ def main(argv: list[str] | None = None) -> int:
                     encoder.pushed(payload)
                 elif kind == b"T":
                     encoder.start_tap(a)
+            except OSError as error:  # the disk is full or gone: the engine sees the process end
+                encoder.slots.set("errors", errors + 1)
+                logging.getLogger("recorder").error("cannot write %s: %s; recording stopped",
+                                                    encoder.writer.path, error.strerror or error)
+                encoder.slots.set("status", FAILED)
+                return 1
             except Exception:
                 errors += 1
                 encoder.slots.set("errors", errors)
                 if errors == 1:
                     logging.getLogger("recorder").exception("encoding failed (the recording goes on)")
     finally:
-        encoder.close()
+        try:
+            encoder.close()
+        except Exception as error:  # one line, not a traceback on the performer's terminal
+            logging.getLogger("recorder").error("cannot finish %s: %s", encoder.writer.path, error)
+            return 1
     return 0
 
 

@@ -277,12 +277,13 @@ class Show:
         self.stack.apply_pending()
 
         delivered, taken = [], []
-        if self.replay is not None:
-            due = [(self._origin + event.time, event) for event in self.replay.due(tick)]
+        if self.replay is not None:  # stamped in show time already, bit for bit
+            due = [(None, event) for event in self.replay.due(tick)]
         else:
             due = self.queue.pop_due(self._origin + show_time)
         for stamp, event in due:
-            event = replace(event, time=stamp - self._origin)
+            if stamp is not None:
+                event = replace(event, time=stamp - self._origin)
             delivered.append([describe(event), round(event.time, 6)])
             taken.append(event)
             self.pedals.update(event)
@@ -416,8 +417,7 @@ class Show:
                     else NoteOff(action.value, 0)
                 self.queue.push(now, event)
                 if self.audio.hears_midi:  # it will not hear the computer keyboard: tell it now
-                    self.audio.play(event)
-                    self.audio.take_sent()  # listed when the tick delivers it, like port notes
+                    self.audio.play(event, listed=False)  # listed when the tick delivers it
             case "octave":
                 pass
             case _:

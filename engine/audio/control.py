@@ -42,9 +42,15 @@ class AudioOut:
         """Sustain pedal position 0..127 (64 and up = down)."""
         self._command(cmd.SUSTAIN, 0, 0, float(value), float(value))
 
-    def play(self, event) -> None:
+    def play(self, event, listed: bool = True) -> None:
         """Play a performed MIDI event (note, sustain pedal, all notes off) the way the audio
-        process plays what it reads from a port itself (:func:`engine.audio.commands.midi_command`)."""
+        process plays what it reads from a port itself (:func:`engine.audio.commands.midi_command`).
+        ``listed``: list it among the commands sent (:meth:`take_sent`)."""
+        if not listed:
+            count = len(self._sent)
+            self.play(event)
+            del self._sent[count:]
+            return
         command = cmd.midi_command(event)
         if command is None:
             return
@@ -66,9 +72,7 @@ class AudioOut:
         mirror.play(event)
         self._heard.extend(mirror.take_sent())
         if send:
-            listed = len(self._sent)
-            self.play(event)
-            del self._sent[listed:]
+            self.play(event, listed=False)
 
     # What the learners drive.
     def detune(self, value: float, note: int | None = None, channel: int = 0) -> None:
