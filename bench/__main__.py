@@ -1,10 +1,12 @@
 """Run every benchmark, print a table, and rewrite docs/benchmarks.md: ``python -m bench [NAME ...]``.
 
-Names: tick, midi, jump, mixer, soak, audio-latency, scsynth, learners, render, ldd (default: all). A
-run of only some benchmarks prints its table but leaves docs/benchmarks.md alone, so the file always
-holds one complete run. Exit status 1 when a benchmark could not run. The soak runs 5 minutes per period
-size; ``SHOWRUNNER_SOAK_SECONDS`` shortens it. The piece's live run (ldd) plays 4 parts of 30 s;
-``SHOWRUNNER_LDD_SECONDS_PER_PART`` shortens them.
+Names: tick, midi, jump, mixer, soak, audio-latency, scsynth, learners, render, ldd, recording
+(default: all). A run of only some benchmarks prints its table but leaves docs/benchmarks.md alone, so
+the file always holds one complete run. Exit status 1 when a benchmark could not run. The soak runs 5
+minutes per period size; ``SHOWRUNNER_SOAK_SECONDS`` shortens it. The piece's live run (ldd) plays 4
+parts of 30 s; ``SHOWRUNNER_LDD_SECONDS_PER_PART`` shortens them. The recording benchmark runs the
+piece 2 x 2 times for 60 s (``SHOWRUNNER_RECORDING_SECONDS``, ``SHOWRUNNER_RECORDING_PAIRS``) and
+renders 120 s of it (``SHOWRUNNER_RECORDING_RENDER_SECONDS``; ``SHOWRUNNER_RECORDING_4K=1`` adds 4K).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import (audio_latency, audio_soak, ldd_run, learners, midi_latency, mixer_load,
+from bench import (audio_latency, audio_soak, ldd_run, learners, midi_latency, mixer_load, recording,
                    render_frames, scene_jump, scsynth_peer, tick_overhead)
 from bench.machine import describe_machine
 from bench.report import markdown, results_table
@@ -35,6 +37,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], BenchResult]]] = {
     "learners": ("Learner step time: jax against numpy hand gradients", learners.run),
     "render": ("Frame time of the piece's kinds of scene", render_frames.run),
     "ldd": ("The piece, all four parts, live", ldd_run.run),
+    "recording": ("Recording overhead and offline render speed", recording.run),
 }
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

@@ -95,13 +95,10 @@ class MemorySampler(threading.Thread):
                              _rss(self.audio_pid) if self.audio_pid else None))
 
 
-def demo_setlist(seconds_per_part: float) -> LoadedSetlist:
-    """``ldd-demo.toml`` itself, or (other part lengths) a temporary copy with every ``after = N``
-    and the camera fallback made absolute, loaded through the normal setlist path."""
+def demo_setlist_text(seconds_per_part: float) -> str:
+    """The text of ``ldd-demo.toml`` with every ``after = N`` set to ``seconds_per_part`` and the
+    camera fallback made absolute, so that a copy anywhere plays the same show."""
     original = load_setlist(SETLIST)
-    afters = {cue.cue.advance.after for cue in original.cues}
-    if afters == {seconds_per_part}:
-        return original
     text = SETLIST.read_text(encoding="utf-8")
     text = re.sub(r"\bafter\s*=\s*[0-9.]+", f"after = {seconds_per_part!r}", text)
     fallback = original.settings.camera.fallback
@@ -109,6 +106,17 @@ def demo_setlist(seconds_per_part: float) -> LoadedSetlist:
         absolute = original.resolve_path(fallback).resolve()
         text = re.sub(r"^fallback\s*=.*$", lambda _: f"fallback = {json.dumps(str(absolute))}", text,
                       flags=re.MULTILINE)
+    return text
+
+
+def demo_setlist(seconds_per_part: float) -> LoadedSetlist:
+    """``ldd-demo.toml`` itself, or (other part lengths) a temporary copy
+    (:func:`demo_setlist_text`), loaded through the normal setlist path."""
+    original = load_setlist(SETLIST)
+    afters = {cue.cue.advance.after for cue in original.cues}
+    if afters == {seconds_per_part}:
+        return original
+    text = demo_setlist_text(seconds_per_part)
     handle, name = tempfile.mkstemp(prefix="bench-ldd-", suffix=".toml")
     path = Path(name)
     try:

@@ -1,0 +1,345 @@
+"""Benchmark: what recording costs the live show, and how fast the offline render is.
+
+Two goals of the recording issue, each measured on the real command line:
+
+1. Overhead: ``showrunner run`` of the piece (``setlists/ldd-demo.toml`` at its 1280x720, played
+   by the bundled MIDI file, headless, no audio) with and without ``--record``, in alternating
+   runs (without, with, without, with ...) so that machine noise falls on both. Every run plays all
+   four parts: a temporary copy of the setlist hands over every ``run seconds / 4`` (the MIDI
+   file's program change 0 at 0.85 s jumps back to the first cue, so ``--cue`` cannot start a run
+   at a later part). Compared: the median and p95 of the metrics lines' ``frame_ms`` (the draw
+   time, which holds the readback into the recorder's slot) and the frames drawn per second.
+2. Offline render speed: ``showrunner render`` of the same setlist at 1280x720, 30 fps, as show
+   seconds over the wall time of the whole command (start-up included), and the figure the
+   command logs itself (from the show's start, so without start-up).
+
+``SHOWRUNNER_RECORDING_SECONDS`` (default 60) is the show time of each live run,
+``SHOWRUNNER_RECORDING_PAIRS`` (default 2) the number of without/with pairs,
+``SHOWRUNNER_RECORDING_RENDER_SECONDS`` (default 120: all four parts) the rendered show time, and
+``SHOWRUNNER_RECORDING_4K=1`` adds a render at 3840x2160, 60 fps (for a GPU machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.ldd_run import MIDI_FILE, ROOT, SETLIST, demo_setlist_text
+from bench.machine import gl_renderer
+from bench.result import BenchResult, Figure
+
+SECONDS_VARIABLE = "SHOWRUNNER_RECORDING_SECONDS"
+PAIRS_VARIABLE = "SHOWRUNNER_RECORDING_PAIRS"
+RENDER_VARIABLE = "SHOWRUNNER_RECORDING_RENDER_SECONDS"
+UHD_VARIABLE = "SHOWRUNNER_RECORDING_4K"
+PARTS = ("cubic", "knot", "split", "bubbles")
+GOAL_RATIO = 1.10  # recorded frame time over unrecorded
+GOAL_RTF = 1.0  # offline render: show seconds per wall second
+RENDER_SIZE, RENDER_FPS = (1280, 720), 30
+UHD_SIZE, UHD_FPS = (3840, 2160), 60
+RUN_TIMEOUT = 600.0  # seconds over the show time before a command counts as hung
+
+
+def _number(variable: str, default: float) -> float:
+    text = os.environ.get(variable, "")
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise ValueError(f"{variable} must be a number, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"{variable} must be positive, got {text!r}")
+    return value
+
+
+@dataclass
+class Command:
+    """One ``showrunner`` command: its wall and CPU seconds (itself and its children, the encoder
+    process among them), and its show log."""
+
+    args: list[str]
+    wall: float
+    cpu: float
+    log: str
+    stderr: str
+
+
+def _showrunner(args: list[str], log_dir: Path, timeout: float) -> Command:
+    """Run ``showrunner ARGS --log-dir LOG_DIR`` (as ``python -m engine.cli``, the entry point's
+    module) and wait for it; a failure raises with the command's last words."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "engine.cli", *args, "--log-dir", str(log_dir)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+        raise RuntimeError(f"showrunner {args[0]} exited with {done.returncode}: {last}")
+    logs = sorted(log_dir.glob("show-*.log"))
+    if not logs:
+        raise RuntimeError(f"showrunner {args[0]} wrote no show log in {log_dir}")
+    return Command(args, wall, cpu, logs[-1].read_text(encoding="utf-8"), done.stderr)
+
+
+@dataclass
+class LiveRun:
+    """What one ``showrunner run`` says about itself."""
+
+    recorded: bool
+    command: Command
+    frame_ms: list[float] = field(default_factory=list)
+    part_ms: dict[str, list[float]] = field(default_factory=dict)
+    show_seconds: float = 0.0  # from the first metrics line to the last
+    lines: int = 0
+    frames: int = 0  # the log's "show over" count: every frame drawn
+    rec_frames: int = 0  # the last metrics line's
+    rec_dropped: int = 0
+    logged_recorded: int | None = None  # "recorded FILE: N frames" in the log
+    logged_dropped: int = 0
+    file_frames: int | None = None  # video packets in the file
+    late_warnings: int = 0  # "frame took too long" (show time dropped)
+
+    @property
+    def fps_lines(self) -> float:
+        """Frames per second from the metrics lines that carry a frame time."""
+        return len(self.frame_ms) / max(self.show_seconds, 1e-9)
+
+    @property
+    def fps_frames(self) -> float:
+        return self.frames / max(self.show_seconds, 1e-9)
+
+
+def _video_packets(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size)
+
+
+def _live_run(setlist: Path, seconds: float, recorded: bool, folder: Path, number: int) -> LiveRun:
+    metrics = folder / f"live-{number}.jsonl"
+    log_dir = folder / f"logs-{number}"
+    video = folder / f"live-{number}.mkv"
+    args = ["run", str(setlist), "--midi-file", str(MIDI_FILE), "--headless", "--no-audio",
+            "--duration", f"{seconds:g}", "--metrics", str(metrics)]
+    if recorded:
+        args += ["--record", str(video)]
+    run = LiveRun(recorded, _showrunner(args, log_dir, seconds + RUN_TIMEOUT))
+    times, last = [], {}
+    with open(metrics, encoding="utf-8") as file:
+        for line in file:
+            record = json.loads(line)
+            last = record
+            times.append(record["time"])
+            if "frame_ms" in record:
+                run.frame_ms.append(record["frame_ms"])
+                run.part_ms.setdefault(record["cue"], []).append(record["frame_ms"])
+    run.lines = len(times)
+    run.show_seconds = times[-1] - times[0] if len(times) > 1 else 0.0
+    run.rec_frames, run.rec_dropped = last.get("rec_frames", 0), last.get("rec_dropped", 0)
+    over = re.search(r"show over: \d+ ticks, (\d+) frames", run.command.log)
+    if over is None:
+        raise RuntimeError(f"no 'show over' line in the log of run {number}")
+    run.frames = int(over.group(1))
+    run.late_warnings = run.command.log.count("frame took too long")
+    if recorded:
+        wrote = re.search(r"recorded \S+: (\d+) frames(?:, (\d+) dropped)?", run.command.log)
+        if wrote is None:
+            raise RuntimeError(f"no 'recorded' line in the log of run {number}")
+        run.logged_recorded = int(wrote.group(1))
+        run.logged_dropped = int(wrote.group(2) or 0)
+        run.file_frames = _video_packets(video)
+        video.unlink(missing_ok=True)
+    return run
+
+
+@dataclass
+class Render:
+    size: tuple[int, int]
+    fps: int
+    seconds: float
+    command: Command
+    rendered: float  # show seconds, as logged
+    logged_seconds: float  # wall seconds from the show's start to the file's end, as logged
+    logged_rtf: float
+    frames: int
+
+    @property
+    def rtf(self) -> float:
+        return self.seconds / self.command.wall
+
+    @property
+    def start_up(self) -> float:
+        return self.command.wall - self.logged_seconds
+
+
+def _render(size: tuple[int, int], fps: int, seconds: float, folder: Path) -> Render:
+    name = f"render-{size[0]}x{size[1]}-{fps}"
+    out = folder / f"{name}.mkv"
+    args = ["render", str(SETLIST), "--midi-file", str(MIDI_FILE), "--out", str(out),
+            "--size", f"{size[0]}x{size[1]}", "--fps", str(fps), "--duration", f"{seconds:g}"]
+    command = _showrunner(args, folder / f"logs-{name}", 20 * seconds + RUN_TIMEOUT)
+    wrote = re.search(r"wrote \S+: (\d+) frames at [0-9.]+ fps, [0-9.]+ s of sound; ([0-9.]+) s rendered "
+                      r"in ([0-9.]+) s \(([0-9.]+)x real time\)", command.log)
+    if wrote is None:
+        raise RuntimeError(f"no 'wrote ... rendered in' line in the log of the {name} render")
+    out.unlink(missing_ok=True)
+    return Render(size, fps, seconds, command, rendered=float(wrote.group(2)),
+                  logged_seconds=float(wrote.group(3)), logged_rtf=float(wrote.group(4)),
+                  frames=int(wrote.group(1)))
+
+
+def _pooled(runs: list[LiveRun], q: float) -> float:
+    values = [v for run in runs for v in run.frame_ms]
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f} / {five:.2f}"
+
+
+def run() -> BenchResult:
+    seconds = _number(SECONDS_VARIABLE, 60.0)
+    pairs = int(_number(PAIRS_VARIABLE, 2.0))
+    render_seconds = _number(RENDER_VARIABLE, 120.0)
+    uhd = os.environ.get(UHD_VARIABLE, "") not in ("", "0")
+    result = BenchResult(key="recording", title="Recording overhead and offline render speed",
+                         method="", goal="")
+    part = seconds / len(PARTS)
+    loads = [f"start {_load()}"]
+    with tempfile.TemporaryDirectory(prefix="bench-recording-") as name:
+        folder = Path(name)
+        setlist = folder / "ldd-demo.toml"
+        setlist.write_text(demo_setlist_text(part), encoding="utf-8")
+        runs = []
+        for pair in range(pairs):
+            for recorded in (False, True):
+                runs.append(_live_run(setlist, seconds, recorded, folder, len(runs)))
+            loads.append(f"after pair {pair + 1} {_load()}")
+        renders = [_render(RENDER_SIZE, RENDER_FPS, render_seconds, folder)]
+        loads.append(f"after the 720p render {_load()}")
+        if uhd:
+            renders.append(_render(UHD_SIZE, UHD_FPS, render_seconds, folder))
+            loads.append(f"after the 4K render {_load()}")
+    plain = [r for r in runs if not r.recorded]
+    recorded = [r for r in runs if r.recorded]
+    for r in runs:
+        missing = [p for p in PARTS if p not in r.part_ms]
+        if missing:
+            raise RuntimeError(f"a live run never played {', '.join(missing)}")
+
+    p50 = (_pooled(plain, 50), _pooled(recorded, 50))
+    p95 = (_pooled(plain, 95), _pooled(recorded, 95))
+    fps_plain = float(np.mean([r.fps_lines for r in plain]))
+    fps_recorded = float(np.mean([r.fps_lines for r in recorded]))
+    dropped = sum(r.rec_dropped for r in recorded)
+    handed = sum(r.rec_frames for r in recorded)
+    cpu = tuple(float(np.mean([r.command.cpu / seconds for r in group])) for group in (plain, recorded))
+    result.figures += [
+        Figure("live frame time p50, without recording", p50[0], "ms"),
+        Figure("live frame time p50, recording", p50[1], "ms"),
+        Figure("live frame time p50, recording / without", p50[1] / p50[0], "x",
+               f"<= {GOAL_RATIO:.2f}x", bool(p50[1] / p50[0] <= GOAL_RATIO)),
+        Figure("live frame time p95, without recording", p95[0], "ms"),
+        Figure("live frame time p95, recording", p95[1], "ms"),
+        Figure("live frame time p95, recording / without", p95[1] / p95[0], "x",
+               f"<= {GOAL_RATIO:.2f}x", bool(p95[1] / p95[0] <= GOAL_RATIO)),
+        Figure("live frames drawn per second, without recording", fps_plain, "fps"),
+        Figure("live frames drawn per second, recording", fps_recorded, "fps"),
+        Figure("live frames drawn per second, recording / without", fps_recorded / fps_plain, "x"),
+        Figure("live frames handed to the encoder (all recorded runs)", handed, "count"),
+        Figure("live frames dropped from the recording (all recorded runs)", dropped, "count"),
+        Figure("CPU seconds per show second (command + children), without recording", cpu[0], "s"),
+        Figure("CPU seconds per show second (command + children), recording", cpu[1], "s"),
+    ]
+    for cue in PARTS:  # the pooled figures mix light and heavy parts: each part's own ratio
+        medians = [float(np.median([v for r in group for v in r.part_ms[cue]]))
+                   for group in (plain, recorded)]
+        result.figures.append(Figure(f"{cue}: live frame time p50 without / recording / ratio "
+                                     f"({medians[0]:.2f} / {medians[1]:.2f} ms)",
+                                     medians[1] / medians[0], "x"))
+    for render in renders:
+        tag = f"render {render.size[0]}x{render.size[1]} {render.fps} fps, {render.seconds:g} s"
+        result.figures += [
+            Figure(f"{tag}: real-time factor (show s / wall s of the command)", render.rtf, "x",
+                   f">= {GOAL_RTF:.1f}x", bool(render.rtf >= GOAL_RTF)),
+            Figure(f"{tag}: real-time factor as logged (from the show's start)", render.logged_rtf, "x"),
+            Figure(f"{tag}: wall time of the command", render.command.wall, "s"),
+            Figure(f"{tag}: start-up and exit (wall time - logged time)", render.start_up, "s"),
+        ]
+
+    renderer = gl_renderer()
+    result.method = (
+        "Two parts, both through the `showrunner` command line (`python -m engine.cli`, the entry "
+        "point's module), each command timed from its start to its exit and its CPU time (user + "
+        "system, itself and its waited-for children, the encoder process among them) taken from "
+        "`getrusage(RUSAGE_CHILDREN)`. *Overhead*: `showrunner run setlists/ldd-demo.toml "
+        f"--midi-file assets/midi/{MIDI_FILE.name} --headless --no-audio --duration {seconds:g} "
+        "--metrics M`, with and without `--record out.mkv`, at the setlist's 1280x720 and 60 fps on "
+        f"the headless EGL display (renderer `{renderer}`), in {2 * pairs} alternating runs "
+        "(without, with, without, with ...) so that machine noise falls on both. Every run plays "
+        f"all four parts: it runs a temporary copy of the setlist whose cues hand over after "
+        f"{part:g} s instead of 30 (`{SECONDS_VARIABLE}` sets the run length, a quarter of it per "
+        f"part; `{PAIRS_VARIABLE}` the pairs); `--cue` cannot start a run at a later part, because "
+        "the MIDI file's program change 0 at 0.85 s jumps back to the first cue. Frame time: the "
+        "metrics lines' `frame_ms` (the show's draw time of a frame: video upload, scene drawing, "
+        "fade, `gl.finish()` and, recording, the readback of the frame into a shared-memory slot; "
+        "a frame drawn in a loop iteration that ran no tick is not in the log), pooled over the "
+        "runs of each kind, median and p95, and the ratio recording / without of each; the same "
+        "median per part (the metrics line's `cue`), since the curve parts draw in a few ms and "
+        "the camera parts in many, and the pooled figures mix them. Frames "
+        "drawn per second: the lines carrying a `frame_ms` over the show time from the first line "
+        "to the last, averaged over the runs of each kind. Recorded and dropped frames: the last "
+        "metrics line's `rec_frames` and `rec_dropped`, checked against the log's `recorded ...` "
+        "line and the video packets in the file. *Render speed*: `showrunner render "
+        f"setlists/ldd-demo.toml --midi-file ... --out x.mkv --size 1280x720 --fps 30 --duration "
+        f"{render_seconds:g}` (the setlist as it is: {render_seconds / 30:g} part(s) of 30 s; "
+        f"`{RENDER_VARIABLE}`), virtual time, the offline mixer's sound in the file; the real-time "
+        "factor is the rendered show seconds over the command's wall time, everything included. "
+        "The factor the command logs itself counts from the moment its display is open (scene "
+        "loading and jax compilation, the rendering, the encoder's finish of the file) to the end; "
+        "the rest of the wall time is the start-up (imports, the setlist and MIDI file, the "
+        "offline mixer, the encoder process's start, the EGL display) and the exit. "
+        + (f"The 3840x2160, 60 fps render ran too (`{UHD_VARIABLE}=1`)." if uhd else
+           f"A 3840x2160, 60 fps render of the same length runs with `{UHD_VARIABLE}=1` (for a GPU "
+           "machine; not run here)."))
+    result.goal = (f"Goal: recording costs the live show at most {100 * (GOAL_RATIO - 1):.0f} % of "
+                   f"frame time (recording / without <= {GOAL_RATIO:.2f} at the median and p95), and "
+                   f"the offline render at 1280x720, 30 fps runs at least in real time "
+                   f"(>= {GOAL_RTF:.1f}x, start-up included).")
+    for r in runs:
+        kind = "recording" if r.recorded else "without"
+        parts = ", ".join(f"{cue} {np.median(ms):.2f}/{np.percentile(ms, 95):.2f}"
+                          for cue, ms in r.part_ms.items())
+        note = (f"Run {runs.index(r) + 1} ({kind}): {r.command.wall:.1f} s wall, "
+                f"{r.command.cpu:.1f} s CPU; {r.show_seconds:.1f} s of show, {r.lines} metrics lines, "
+                f"{len(r.frame_ms)} with a frame time ({r.fps_lines:.1f}/s), {r.frames} frames drawn "
+                f"in all ({r.fps_frames:.1f}/s); frame time p50/p95 per part (ms): {parts}")
+        if r.late_warnings:
+            note += f"; {r.late_warnings} 'frame took too long' warnings"
+        if r.recorded:
+            note += (f"; recorded {r.rec_frames} frames, {r.rec_dropped} dropped (metrics); the log says "
+                     f"{r.logged_recorded} recorded, {r.logged_dropped} dropped; the file has "
+                     f"{r.file_frames} video frames")
+        result.notes.append(note + ".")
+    for render in renders:
+        result.notes.append(
+            f"Render {render.size[0]}x{render.size[1]} at {render.fps} fps: {render.frames} frames, "
+            f"{render.rendered:.1f} s rendered; the command took {render.command.wall:.1f} s wall "
+            f"({render.start_up:.1f} s start-up, {render.logged_seconds:.1f} s logged), "
+            f"{render.command.cpu:.1f} s CPU.")
+    result.notes.append("Load average (1 / 5 min) during the benchmark: " + "; ".join(loads) + ".")
+    return result
