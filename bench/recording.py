@@ -241,22 +241,26 @@ def run() -> BenchResult:
         if missing:
             raise RuntimeError(f"a live run never played {', '.join(missing)}")
 
-    p50 = (_pooled(plain, 50), _pooled(recorded, 50))
-    p95 = (_pooled(plain, 95), _pooled(recorded, 95))
     fps_plain = float(np.mean([r.fps_lines for r in plain]))
     fps_recorded = float(np.mean([r.fps_lines for r in recorded]))
     dropped = sum(r.rec_dropped for r in recorded)
     handed = sum(r.rec_frames for r in recorded)
     cpu = tuple(float(np.mean([r.command.cpu / seconds for r in group])) for group in (plain, recorded))
+    # Judged per part: the curve parts draw in a few ms and the camera parts in many, so a
+    # percentile of all frames together moves with how many frames each part drew.
+    for cue in PARTS:
+        for q in (50, 95):
+            without, with_ = (float(np.percentile([v for r in group for v in r.part_ms[cue]], q))
+                              for group in (plain, recorded))
+            result.figures.append(Figure(
+                f"{cue}: live frame time p{q}, recording / without ({with_:.2f} / {without:.2f} ms)",
+                with_ / without, "x", f"<= {GOAL_RATIO:.2f}x", bool(with_ / without <= GOAL_RATIO)))
+    for q in (50, 95):
+        without, with_ = _pooled(plain, q), _pooled(recorded, q)
+        result.figures.append(Figure(
+            f"all parts pooled: live frame time p{q}, recording / without ({with_:.2f} / {without:.2f} ms)",
+            with_ / without, "x"))
     result.figures += [
-        Figure("live frame time p50, without recording", p50[0], "ms"),
-        Figure("live frame time p50, recording", p50[1], "ms"),
-        Figure("live frame time p50, recording / without", p50[1] / p50[0], "x",
-               f"<= {GOAL_RATIO:.2f}x", bool(p50[1] / p50[0] <= GOAL_RATIO)),
-        Figure("live frame time p95, without recording", p95[0], "ms"),
-        Figure("live frame time p95, recording", p95[1], "ms"),
-        Figure("live frame time p95, recording / without", p95[1] / p95[0], "x",
-               f"<= {GOAL_RATIO:.2f}x", bool(p95[1] / p95[0] <= GOAL_RATIO)),
         Figure("live frames drawn per second, without recording", fps_plain, "fps"),
         Figure("live frames drawn per second, recording", fps_recorded, "fps"),
         Figure("live frames drawn per second, recording / without", fps_recorded / fps_plain, "x"),
@@ -265,12 +269,6 @@ def run() -> BenchResult:
         Figure("CPU seconds per show second (command + children), without recording", cpu[0], "s"),
         Figure("CPU seconds per show second (command + children), recording", cpu[1], "s"),
     ]
-    for cue in PARTS:  # the pooled figures mix light and heavy parts: each part's own ratio
-        medians = [float(np.median([v for r in group for v in r.part_ms[cue]]))
-                   for group in (plain, recorded)]
-        result.figures.append(Figure(f"{cue}: live frame time p50 without / recording / ratio "
-                                     f"({medians[0]:.2f} / {medians[1]:.2f} ms)",
-                                     medians[1] / medians[0], "x"))
     for render in renders:
         tag = f"render {render.size[0]}x{render.size[1]} {render.fps} fps, {render.seconds:g} s"
         result.figures += [
@@ -298,9 +296,11 @@ def run() -> BenchResult:
         "metrics lines' `frame_ms` (the show's draw time of a frame: video upload, scene drawing, "
         "fade, `gl.finish()` and, recording, the readback of the frame into a shared-memory slot; "
         "a frame drawn in a loop iteration that ran no tick is not in the log), pooled over the "
-        "runs of each kind, median and p95, and the ratio recording / without of each; the same "
-        "median per part (the metrics line's `cue`), since the curve parts draw in a few ms and "
-        "the camera parts in many, and the pooled figures mix them. Frames "
+        "runs of each kind, per part (the metrics line's `cue`): median and p95 and the ratio "
+        "recording / without of each, judged per part, because the curve parts draw in a few ms "
+        "and the camera parts in many, so a percentile of all frames together moves with how many "
+        "frames each part drew (recording draws fewer in the camera parts, which lowers the pooled "
+        "median); the pooled figures are context. Frames "
         "drawn per second: the lines carrying a `frame_ms` over the show time from the first line "
         "to the last, averaged over the runs of each kind. Recorded and dropped frames: the last "
         "metrics line's `rec_frames` and `rec_dropped`, checked against the log's `recorded ...` "
@@ -317,7 +317,8 @@ def run() -> BenchResult:
            f"A 3840x2160, 60 fps render of the same length runs with `{UHD_VARIABLE}=1` (for a GPU "
            "machine; not run here)."))
     result.goal = (f"Goal: recording costs the live show at most {100 * (GOAL_RATIO - 1):.0f} % of "
-                   f"frame time (recording / without <= {GOAL_RATIO:.2f} at the median and p95), and "
+                   f"frame time (recording / without <= {GOAL_RATIO:.2f} at the median and p95 of every "
+                   "part), and "
                    f"the offline render at 1280x720, 30 fps runs at least in real time "
                    f"(>= {GOAL_RTF:.1f}x, start-up included).")
     for r in runs:
