@@ -153,43 +153,44 @@ class Recorder:
         """Read the frame just drawn (``display.fbo``) and queue it for the encoder. ``show_time``:
         the time the frame shows; ``tap_now``: the tap's frame count now (live sound). Whatever
         goes wrong here ends the recording, never the show."""
-        if self.failed or self._closed:
-            return
-        try:
-            self._capture(display, show_time, -1 if tap_now is None else tap_now)
-        except Exception as error:
-            log.debug("recording failed", exc_info=True)
-            self._fail(f"{type(error).__name__}: {error}")
+        self._guarded(self._capture, display, show_time, -1 if tap_now is None else tap_now)
 
     def picture(self, rgb: np.ndarray, show_time: float) -> None:
         """Queue an RGB picture (height, width, 3), top row first, shown from ``show_time`` (a
         recorder made with ``pictures=True``); a larger picture is cropped to the file's size."""
+        self._guarded(self._picture, rgb, show_time)
+
+    def _guarded(self, work, *args) -> None:
         if self.failed or self._closed:
             return
         try:
-            exact = show_time * self.fps
-            pts = max(round(exact), self._last_pts + 1)
-            if pts - exact > 0.5 or not self._alive():
-                return
-            self._last_pts = pts
-            slot = self._slot()
-            if slot is not None:
-                height, width = self._slots.pixels.shape[1:3]
-                self._slots.pixels[slot] = rgb[:height, :width]
-                self._queue_frame(slot, pts, -1, show_time)
+            work(*args)
         except Exception as error:
             log.debug("recording failed", exc_info=True)
             self._fail(f"{type(error).__name__}: {error}")
 
-    def _capture(self, display, show_time: float, tap_now: int) -> None:
+    def _take_pts(self, show_time: float) -> int | None:
+        """The frame's timestamp in frames of the recording, or None to leave it out. Live frames
+        jitter around their period: one that rounds onto the last timestamp takes the next,
+        unless that is more than half a frame early (more frames than the recording's rate)."""
         exact = show_time * self.fps
-        # Live frames jitter around their period: one that rounds onto the last slot takes the
-        # next, unless that is most of a frame early (more frames than the recording's rate).
         pts = max(round(exact), self._last_pts + 1)
-        if pts - exact > 0.5:
-            return
+        if pts - exact > 0.5 or not self._alive():
+            return None
         self._last_pts = pts
-        if not self._alive():
+        return pts
+
+    def _picture(self, rgb: np.ndarray, show_time: float) -> None:
+        pts = self._take_pts(show_time)
+        slot = self._slot() if pts is not None else None
+        if slot is not None:
+            height, width = self._slots.pixels.shape[1:3]
+            self._slots.pixels[slot] = rgb[:height, :width]
+            self._queue_frame(slot, pts, -1, show_time)
+
+    def _capture(self, display, show_time: float, tap_now: int) -> None:
+        pts = self._take_pts(show_time)
+        if pts is None:
             return
         if getattr(display, "software", False):
             slot = self._slot()
