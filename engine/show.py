@@ -136,6 +136,7 @@ class Show:
         self.perf_log = perf_log  # engine.perflog.PerformanceLog: the inputs, by tick
         self.replay = replay  # engine.perflog.Replay: the inputs come from a performance log
         self._pending_actions: list[KeyAction] = []  # performer moves, applied at the next tick
+        self._port_heard = False
 
     # Set-up.
     def load(self, progress: Callable[[int, str], None] | None = None) -> list[str]:
@@ -211,6 +212,9 @@ class Show:
             source.start(self._origin)
         if self.recorder is not None:
             self.recorder.begin(self._tap_frames())
+        # The audio process plays the port's notes itself (live), or did when the show being
+        # replayed was live: such notes are listed as heard, and a replay plays them here.
+        self._port_heard = self.audio.hears_midi or (self.replay is not None and self.replay.hears_midi)
         self._compilations = _compilations()
         try:
             while not self._quit:
@@ -289,8 +293,7 @@ class Show:
             self.pedals.update(event)
             if self.hud is not None and isinstance(event, (NoteOn, NoteOff)):
                 self.hud.note(event.note, isinstance(event, NoteOn))
-            if self.audio.hears_midi or (self.replay is not None and self.replay.hears_midi):
-                # The audio process played it from the port itself (a replay plays it here).
+            if self._port_heard:
                 self.audio.heard(event, send=not self.audio.hears_midi)
             else:
                 self.audio.play(event)
