@@ -50,6 +50,7 @@ $(VENV_STAMP): $(SYSTEM_STAMP) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m engine.audio.kernels  # compile the audio kernels once (cached by numba)
 	@touch $@
 
 demo: setup

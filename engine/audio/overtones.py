@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.audio import kernels
 from engine.audio.config import MixerConfig
 from engine.audio.voices import TWO_PI, VoiceBank, curve_shape
 
@@ -94,48 +95,23 @@ class OvertoneVoices(VoiceBank):
         fall = self.release_level[idx] * (1.0 - curve_shape(since / self.release_frames[idx], curve))
         return np.where(released, fall, held)
 
-    def _tone(self, idx, w0, w1, a0, a1):
-        """Partials k >= 2 run at k * f * (1 + d): each is k times one detuned base phase, so one
-        sine and one cosine per voice give them all by the Chebyshev recurrence
-        sin(k x) = 2 cos(x) sin((k - 1) x) - sin((k - 2) x), instead of K sines. Column 0 of
-        ``phase`` holds the fundamental's phase, column 1 the detuned base's."""
+    def _mix(self, idx, w0, w1, a0, a1, gains, out_left, out_right):
+        """Partials k >= 2 run at k * f * (1 + d): each is k times one detuned base phase, so the
+        kernel derives them all from one base phasor (Chebyshev). Column 0 of ``phase`` holds the
+        fundamental's phase, column 1 the detuned base's."""
         n = self.block_size
-        frames, glide, ramp = self._frames32, self._glide, self._ramp
-        ramped = not np.array_equal(a0, a1)
-        a0 = a0.astype(np.float32)
-        step = (a1 - a0).astype(np.float32)
-        base = w0[:, 0]  # the fundamental never glides
-        # Block-start phases are kept in float64 and wrapped, so float32 is enough within a block
-        # (at most a few hundred radians: float32's sines stay accurate, and are SIMD-fast).
-        tone = base.astype(np.float32)[:, None] * frames
-        tone += self.phase[idx, 0, None].astype(np.float32)
-        np.sin(tone, out=tone)
-        tone *= a0[:, 0, None] + step[:, 0, None] * ramp if ramped else a0[:, 0, None]
-        self.phase[idx, 0] = np.mod(self.phase[idx, 0] + base * n, TWO_PI)
+        phase = self.phase[idx]
+        fundamental = np.ascontiguousarray(w0[:, 0])  # the fundamental never glides
         if self.partials == 1:
-            return tone
-        start, end = w0[:, 1] / 2.0, w1[:, 1] / 2.0  # the detuned base, f (1 + d)
-        detuned = start.astype(np.float32)[:, None] * frames
-        detuned += self.phase[idx, 1, None].astype(np.float32)
-        if (end != start).any():
-            detuned += (end - start).astype(np.float32)[:, None] * glide
-        previous = np.sin(detuned)
-        twice_cos = np.cos(detuned)
-        twice_cos *= 2.0
-        current = twice_cos * previous  # sin 2x
-        for k in range(2, self.partials + 1):
-            if k > 2:
-                following = twice_cos * current
-                following -= previous
-                previous, current = current, following
-            column = k - 1
-            if ramped:
-                tone += (a0[:, column, None] + step[:, column, None] * ramp) * current
-            else:
-                tone += a0[:, column, None] * current
-        self.phase[idx, 1] = np.mod(self.phase[idx, 1] + start * n + (end - start) * (n + 1) / 2.0,
-                                    TWO_PI)
-        return tone
+            base = start = end = np.zeros(idx.size)
+        else:
+            base = np.ascontiguousarray(phase[:, 1])
+            start, end = w0[:, 1] / 2.0, w1[:, 1] / 2.0  # the detuned base, f (1 + d)
+        kernels.chebyshev_voices(out_left, out_right, np.ascontiguousarray(phase[:, 0]), fundamental,
+                                 base, start, end, a0, a1, *gains)
+        self.phase[idx, 0] = np.mod(phase[:, 0] + fundamental * n, TWO_PI)
+        if self.partials > 1:
+            self.phase[idx, 1] = np.mod(base + start * n + (end - start) * (n + 1) / 2.0, TWO_PI)
 
     def _block_done(self, idx):
         self.detune[idx] = self._next_detune[idx]

@@ -1,19 +1,22 @@
 """Banks of additive voices: allocation, stealing, phases and stereo, shared by every timbre.
 
-A voice is a sum of K sinusoids (partials) under an envelope. Each block, a bank renders all its
-sounding voices at once with numpy arrays over voices and frames: no Python loop over voices or
-samples. Frequencies and amplitudes move linearly across a block (phase stays continuous,
+A voice is a sum of K sinusoids (partials) under an envelope. Each block, a bank works out per
+voice (numpy arrays over the sounding voices, no Python loop) where every partial's frequency,
+amplitude and the envelope gain start and end, and a compiled kernel (:mod:`engine.audio.kernels`)
+runs the samples. Frequencies and amplitudes move linearly across a block (phase stays continuous,
 so neither a detune change nor a gain change clicks); a voice that is stolen or silenced by a panic
 fades out over ``fade`` seconds instead of stopping dead.
 
 Subclasses say what the partials are (frequency multipliers and amplitudes per voice) and what the
-envelope is, and may sum the partials their own way (:meth:`VoiceBank._tone`); this class does
+envelope is, and may sum the partials their own way (:meth:`VoiceBank._mix`); this class does
 the rest.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from engine.audio import kernels
 
 TWO_PI = 2.0 * np.pi
 
@@ -50,11 +53,6 @@ class VoiceBank:
         self.slots = slots = 2 * polyphony + 8
         self.spread = spread
         self.fade_samples = max(1.0, fade * sample_rate)
-        self.frames = np.arange(n, dtype=np.float64)
-        # Phase of a linearly gliding partial at frame n: w0*n + (w1-w0)*n*(n+1)/(2N).
-        self._glide = (self.frames * (self.frames + 1) / (2 * n)).astype(np.float32)
-        self._frames32 = self.frames.astype(np.float32)
-        self._ramp = ((self.frames + 1) / n).astype(np.float32)  # gains reach the target at the end
         self.active = np.zeros(slots, bool)
         self.voice_id = np.full(slots, -1, np.int64)
         self.order = np.zeros(slots, np.int64)  # note-on sequence number: lower = older
@@ -68,10 +66,8 @@ class VoiceBank:
         self.pan_left = np.zeros(slots)
         self.pan_right = np.zeros(slots)
         self.fundamental = np.zeros(slots)  # Hz
-        self.phase = np.zeros((slots, partials))  # radians in [0, 2 pi); _tone decides the columns
+        self.phase = np.zeros((slots, partials))  # radians in [0, 2 pi); _mix decides the columns
         self._sequence = 0
-        self._arg: np.ndarray | None = None  # (voices, partials, frames) work buffers of _tone,
-        self._extra: np.ndarray | None = None  # made on first use (subclasses may never need them)
 
     # Subclass hooks (arrays indexed by the sounding slots ``idx``).
     def _multipliers(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -171,33 +167,16 @@ class VoiceBank:
             return int(unheard[0])
         return int(fading[np.argmax(self.fade_age[fading])])
 
-    def _tone(self, idx: np.ndarray, w0: np.ndarray, w1: np.ndarray, a0: np.ndarray,
-              a1: np.ndarray) -> np.ndarray:
-        """The voices' partials summed, before envelope and pan: (V, N) float32; advances the
-        phases. ``w0``/``w1``: radians per frame at the block's start / end, (V, K); ``a0``/``a1``:
-        amplitudes, (V, K). This general version computes every partial's sine."""
-        n = self.block_size
+    def _mix(self, idx: np.ndarray, w0: np.ndarray, w1: np.ndarray, a0: np.ndarray,
+             a1: np.ndarray, gains: tuple, out_left: np.ndarray, out_right: np.ndarray) -> None:
+        """Add the voices into the channels and advance their phases. ``w0``/``w1``: radians per
+        frame at the block's start / end, (V, K); ``a0``/``a1``: amplitudes, (V, K); ``gains``:
+        (left start, left end, right start, right end), (V,) each. This general version runs
+        one oscillator per partial."""
         phase = self.phase[idx]
-        # Preallocated buffers: a fresh (V, K, N) array per block would be mapped and faulted in by
-        # the allocator every time, which costs more than the arithmetic.
-        if self._arg is None:
-            self._arg = np.zeros(self.slots * self.partials * n, np.float32)
-            self._extra = np.zeros_like(self._arg)
-        size = idx.size * self.partials * n
-        arg = self._arg[:size].reshape(idx.size, self.partials, n)
-        np.multiply(w0.astype(np.float32)[:, :, None], self._frames32, out=arg)
-        arg += phase.astype(np.float32)[:, :, None]
-        glide = w1 - w0
-        if glide.any():
-            extra = self._extra[:size].reshape(idx.size, self.partials, n)
-            np.multiply(glide.astype(np.float32)[:, :, None], self._glide, out=extra)
-            arg += extra
-        np.sin(arg, out=arg)
-        tone = np.matmul(a0.astype(np.float32)[:, None, :], arg)[:, 0, :]
-        if not np.array_equal(a0, a1):
-            tone += self._ramp * np.matmul((a1 - a0).astype(np.float32)[:, None, :], arg)[:, 0, :]
+        kernels.partial_voices(out_left, out_right, phase, w0, w1, a0, a1, *gains)
+        n = self.block_size
         self.phase[idx] = np.mod(phase + w0 * n + (w1 - w0) * (n + 1) / 2.0, TWO_PI)
-        return tone
 
     # Rendering.
     def render(self, out_left: np.ndarray, out_right: np.ndarray) -> None:
@@ -215,10 +194,8 @@ class VoiceBank:
         audible = np.maximum(w0, w1) < nyquist
         a0 = np.where(audible, a0, 0.0)
         a1 = np.where(audible, a1, 0.0)
-        tone = self._tone(idx, w0, w1, a0, a1)
         # The envelope is evaluated at the block's two ends and drawn as a line between them
-        # (5 ms at 256 frames: smooth to the ear, and it turns all per-voice work into four
-        # matrix-vector products).
+        # (5 ms at 256 frames: smooth to the ear).
         age = self.age[idx].astype(np.float64)
         g0 = self._envelope(idx, age) * self.gain[idx]
         g1 = self._envelope(idx, age + n) * self.gain[idx]
@@ -227,9 +204,9 @@ class VoiceBank:
             since = self.fade_age[idx]
             g0 = np.where(fading, g0 * np.clip(1.0 - since / self.fade_samples, 0.0, 1.0), g0)
             g1 = np.where(fading, g1 * np.clip(1.0 - (since + n) / self.fade_samples, 0.0, 1.0), g1)
-        for pan, out in ((self.pan_left[idx], out_left), (self.pan_right[idx], out_right)):
-            out += (pan * g0).astype(np.float32) @ tone
-            out += self._ramp * ((pan * (g1 - g0)).astype(np.float32) @ tone)
+        left, right = self.pan_left[idx], self.pan_right[idx]
+        self._mix(idx, w0, w1, a0, a1, (left * g0, left * g1, right * g0, right * g1),
+                  out_left, out_right)
         self._block_done(idx)
         self.age[idx] += n
         self.release_age[idx] += np.where(self.released[idx], n, 0)
