@@ -2,7 +2,8 @@
 
 Names: tick, midi, jump, mixer, soak, audio-latency, scsynth, learners, render, ldd, recording
 (default: all). A run of only some benchmarks prints its table but leaves docs/benchmarks.md alone, so
-the file always holds one complete run. Exit status 1 when a benchmark could not run. The soak runs 5
+the file always holds one complete run, unless ``--update`` asks to replace those benchmarks' figures
+and sections in it (each replaced section says when it was measured). Exit status 1 when a benchmark could not run. The soak runs 5
 minutes per period size; ``SHOWRUNNER_SOAK_SECONDS`` shortens it. The piece's live run (ldd) plays 4
 parts of 30 s; ``SHOWRUNNER_LDD_SECONDS_PER_PART`` shortens them. The recording benchmark runs the
 piece 2 x 2 times for 60 s (``SHOWRUNNER_RECORDING_SECONDS``, ``SHOWRUNNER_RECORDING_PAIRS``) and
@@ -23,7 +24,7 @@ from rich.console import Console
 from bench import (audio_latency, audio_soak, ldd_run, learners, midi_latency, mixer_load, recording,
                    render_frames, scene_jump, scsynth_peer, tick_overhead)
 from bench.machine import describe_machine
-from bench.report import markdown, results_table
+from bench.report import markdown, results_table, splice
 from bench.result import BenchResult
 
 BENCHMARKS: dict[str, tuple[str, Callable[[], BenchResult]]] = {
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"benchmarks to run ({', '.join(BENCHMARKS)}); default all")
+    parser.add_argument("--update", action="store_true",
+                        help="replace these benchmarks' figures and sections in docs/benchmarks.md")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
@@ -76,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         DOC.parent.mkdir(parents=True, exist_ok=True)
         DOC.write_text(markdown(results, machine, "python -m bench"), encoding="utf-8")
         console.print(f"wrote {DOC.relative_to(Path.cwd()) if DOC.is_relative_to(Path.cwd()) else DOC}")
+    elif args.update and DOC.is_file():
+        note = (f"_Measured on {time.strftime('%Y-%m-%d')} by `python -m bench --update "
+                f"{' '.join(names)}`, on the machine described above, apart from the other "
+                "benchmarks' run._")
+        DOC.write_text(splice(DOC.read_text(encoding="utf-8"), results, note), encoding="utf-8")
+        console.print(f"updated {', '.join(names)} in {DOC.name}")
     else:
         console.print(f"(a partial run: {DOC.name} left as it was)")
     return 1 if any(r.error for r in results) else 0

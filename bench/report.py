@@ -60,3 +60,43 @@ def markdown(results: list[BenchResult], machine: list[tuple[str, str]], command
             lines.append("")
         lines += [f"_Took {result.seconds:.1f} s._", ""]
     return "\n".join(lines)
+
+
+def splice(document: str, results: list[BenchResult], note: str) -> str:
+    """``document`` (a whole run's markdown) with the rows and the section of each of ``results``
+    replaced by the new ones (added at the end when it had none), the others left as they were;
+    ``note`` goes under each replaced section (when and how it was measured)."""
+    new = markdown(results, [], "").splitlines()
+    lines = document.splitlines()
+    for result in results:
+        rows = [line for line in new if line.startswith(f"| {result.title} |")]
+        old_rows = [n for n, line in enumerate(lines) if line.startswith(f"| {result.title} |")]
+        if old_rows:
+            at = old_rows[0]
+            lines = [line for n, line in enumerate(lines) if n not in set(old_rows)]
+        else:  # after the last row of the results table
+            at = max(n for n, line in enumerate(lines) if line.startswith("| ") and n < lines.index(
+                "## How each is measured")) + 1
+        lines[at:at] = rows
+        section = _section(new, result.title)
+        while section and not section[-1]:
+            section.pop()
+        section += ["", note, ""]
+        start, end = _section_span(lines, result.title)
+        lines[start:end] = section
+    return "\n".join(lines) + ("\n" if document.endswith("\n") else "")
+
+
+def _section_span(lines: list[str], title: str) -> tuple[int, int]:
+    """Where the section ``### title`` starts and ends in ``lines`` (both at the end if absent)."""
+    heading = f"### {title}"
+    if heading not in lines:
+        return len(lines), len(lines)
+    start = lines.index(heading)
+    end = next((n for n in range(start + 1, len(lines)) if lines[n].startswith("### ")), len(lines))
+    return start, end
+
+
+def _section(lines: list[str], title: str) -> list[str]:
+    start, end = _section_span(lines, title)
+    return lines[start:end]
