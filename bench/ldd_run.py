@@ -2,8 +2,8 @@
 
 ``setlists/ldd-demo.toml`` (four cues of "Losses, Dissonances, and Distortions", each handing over
 after 30 s) runs in real time at 1280x720 on the headless EGL display, played by the bundled piano
-performance through the MIDI-file performer, with the bundled webcam video as the camera (read on
-its capture thread, as live) and the audio process (``LiveAudio``) playing into a private dummy JACK
+performance through the MIDI-file performer, with the bundled webcam video as the camera (decoded
+on its own thread by show time, as live) and the audio process (``LiveAudio``) playing into a private dummy JACK
 server at 48 kHz / 256 frames. The show's metrics log gives, per part, the frame time, the learner
 time per tick and the learners' steps and new targets, and underruns over the run; a thread samples
 this process's resident memory once a second. ``SHOWRUNNER_LDD_SECONDS_PER_PART`` (default 30)
@@ -258,8 +258,8 @@ def measure(seconds_per_part: float = SECONDS_PER_PART) -> LiveRun:
         stack.callback(audio_log.unlink, missing_ok=True)
 
         jack_realtime, jack_error = _start_jack(stack)
-        # As `showrunner run`: the camera (no device: the setlist's fallback video, looped on the
-        # capture thread), the audio process, then the display and the scenes.
+        # As `showrunner run`: the camera (no device: the setlist's fallback video, looped, decoded
+        # on its own thread by show time), the audio process, then the display and the scenes.
         video = open_source(None, fallback, offline=False)
         if video is not None:
             stack.callback(video.stop)
@@ -388,8 +388,8 @@ def run() -> BenchResult:
         f"EGL display (renderer `{live.renderer}`; `end_frame` calls `gl.finish()`, so the "
         "renderer's work is inside the frame time), played by `MidiFilePerformer` from "
         f"`assets/midi/{MIDI_FILE.name}` (program changes jump cues, as in `showrunner run`), the "
-        f"camera is `open_source(None, fallback)`: the setlist's fallback video `{live.video}` looped "
-        "on the live capture thread, and the sound is the audio process (`LiveAudio`, the setlist's "
+        f"camera is `open_source(None, fallback)`: the setlist's fallback video `{live.video}` looped, "
+        "played by show time and decoded a frame ahead on its own thread (`FileCapture`), and the sound is the audio process (`LiveAudio`, the setlist's "
         f"[audio] settings, piano on, blocks of {PERIOD}) on a private dummy JACK server at "
         f"{SAMPLE_RATE} Hz / {PERIOD} frames, {jack}; the audio process opened {live.audio_device} "
         f"with scheduling {live.audio_scheduling}. The show runs {total:g} s of show time with a "

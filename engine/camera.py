@@ -2,12 +2,15 @@
 
 Two ways to get frames, one interface (:meth:`latest` -> :class:`Frame` or None):
 
-- :class:`LiveCapture` (a live show): a thread reads the source as fast as it delivers (a file is
-  paced at its own frame rate) and keeps only the newest frame; the show never waits for it. A camera
-  that stops delivering is reopened every ``retry`` seconds; meanwhile the last frame stays and
-  :attr:`Frame.level` falls from 1 to 0 over ``fade`` seconds after ``lost_after`` seconds.
+- :class:`LiveCapture` (a live show, a camera): a thread reads the source as fast as it delivers
+  and keeps only the newest frame; the show never waits for it. A camera that stops delivering is
+  reopened every ``retry`` seconds; meanwhile the last frame stays and :attr:`Frame.level` falls
+  from 1 to 0 over ``fade`` seconds after ``lost_after`` seconds.
 - :class:`FileFrames` (an offline render): the frame of a video file at a given show time, decoded in
   order, so renders are deterministic.
+- :class:`FileCapture` (a live show, a video file standing in for the camera): the frames
+  :class:`FileFrames` would give at the show's times, decoded a frame ahead on a thread, so the
+  show never waits and a replay of the show sees the same pictures.
 
 :class:`VideoTexture` uploads a source's frames to one GL texture, once per new frame.
 """
@@ -90,22 +93,26 @@ def resolve_source(source: str | int | None, fallback: str | Path | None,
     return matches[0]
 
 
-def open_source(source: str | int | None, fallback: str | Path | None, offline: bool):
-    """The show's video source: a :class:`LiveCapture` (started) live, :class:`FileFrames` offline,
-    or None when there is no camera and no fallback. Offline, a camera device cannot be read
-    deterministically: the fallback file stands in for it (with a notice), else no video."""
+def open_source(source: str | int | None, fallback: str | Path | None, offline: bool,
+                loop: bool = True):
+    """The show's video source, started: live, a :class:`LiveCapture` for a camera and a
+    :class:`FileCapture` for a video file; offline, :class:`FileFrames`; None when there is no
+    camera and no fallback. Offline, a camera device cannot be read deterministically: the fallback
+    file stands in for it (with a notice), else no video. ``loop``: a file source starts again at
+    its end (False: it holds its last picture, as a recording of the camera should)."""
     resolved = resolve_source(source, fallback)
     if resolved is None:
         return None
+    is_file = isinstance(resolved, str) and Path(resolved).is_file()
     if offline:
-        if isinstance(resolved, str) and Path(resolved).is_file():
-            return FileFrames(resolved)
+        if is_file:
+            return FileFrames(resolved, loop=loop)
         if fallback is not None:
             log.info("rendering offline: the fallback video %s stands in for camera %s", fallback, source)
             return FileFrames(resolve_source(None, fallback))
         log.warning("rendering offline: camera %s cannot be rendered and there is no fallback video", source)
         return None
-    capture = LiveCapture(resolved)
+    capture = FileCapture(resolved, loop=loop) if is_file else LiveCapture(resolved)
     capture.start()
     log.info("video input: %s", describe(resolved))
     return capture
@@ -202,9 +209,10 @@ class FileFrames:
     Frames are decoded in order; a jump backwards (the loop) or far ahead seeks instead of decoding
     every frame in between."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, loop: bool = True) -> None:
         cv2 = _cv2()
         self.path = str(path)
+        self.loop = loop  # False: after the last frame, the last frame stays
         self._capture = _open(self.path)
         if self._capture is None:
             raise UserError(f"cannot read video file {self.path}")
@@ -224,32 +232,113 @@ class FileFrames:
 
     def latest(self) -> Frame | None:
         cv2 = _cv2()
-        wanted = int(self._show_time * self.fps + 1e-9)
+        wanted = self.index(self._show_time)
         if self.frame_count:
-            wanted %= self.frame_count
+            wanted = wanted % self.frame_count if self.loop else min(wanted, self.frame_count - 1)
         if wanted != self._position or self._pixels is None:
             if wanted < self._position or wanted - self._position > 2 * self.fps:
                 self._capture.set(cv2.CAP_PROP_POS_FRAMES, wanted)
                 self._position = wanted - 1
             bgr = None
             while self._position < wanted:
-                bgr = self._read()
-                if bgr is None:  # the real end of the file (the frame count was too high): loop
+                read = self._read()
+                if read is None:  # the real end of the file (the frame count was too high)
                     if self._position < 0:
                         raise UserError(f"video file {self.path} has no frames")
                     self.frame_count = self._position + 1
+                    if not self.loop:
+                        break  # the last frame stays
                     wanted %= self.frame_count
                     self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                    self._position = -1
+                    self._position, bgr = -1, None
                     continue
+                bgr = read
                 self._position += 1
             if bgr is not None:
                 self._pixels = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 self._delivered += 1
         return Frame(self._pixels, self._delivered) if self._pixels is not None else None
 
+    def index(self, show_time: float) -> int:
+        """The number of the file's frame due at ``show_time``, counting on past the end."""
+        return int(show_time * self.fps + 1e-9)
+
     def stop(self) -> None:
         self._capture.release()
+
+
+class FileCapture:
+    """A video file standing in for the camera in a live show: at each show time, the very frame
+    :class:`FileFrames` gives offline (so a replay of the show sees the same pictures), decoded on a
+    thread one frame ahead of the show, so drawing never waits for the decoder. Should the decoder
+    fall behind, the show keeps the last frame it had."""
+
+    is_file = True
+    reconnects = 0
+
+    def __init__(self, path: str | Path, loop: bool = True) -> None:
+        self.source = str(path)
+        self._frames = FileFrames(path, loop=loop)  # an unreadable file is bad input (exit 2)
+        self._show_time = 0.0
+        self._ready: dict[int, Frame] = {}  # frames decoded ahead, by frame number
+        self._current: Frame | None = None
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def seek(self, show_time: float) -> None:
+        with self._wake:
+            self._show_time = show_time
+            self._wake.notify()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="video-file", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+            self._thread = None
+        self._frames.stop()
+
+    def latest(self) -> Frame | None:
+        with self._wake:
+            due = self._frames.index(self._show_time)
+            frame = self._ready.get(due)
+            if frame is not None and frame is not self._current:
+                self._current = frame
+                self._wake.notify()  # time to decode the next one
+        return self._current
+
+    def _wanted(self) -> int | None:
+        """The next frame to decode (the due one, else the one after it), or None."""
+        due = self._frames.index(self._show_time)
+        for number in (due, due + 1):
+            if number not in self._ready:
+                return number
+        return None
+
+    def _run(self) -> None:
+        frames = self._frames
+        while True:
+            with self._wake:
+                while not self._stopping and (number := self._wanted()) is None:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+            try:
+                frames.seek(number / frames.fps)
+                picture = frames.latest()
+            except Exception:
+                log.exception("video file %s: decoding failed; the last picture stays", self.source)
+                return
+            with self._wake:
+                due = frames.index(self._show_time)
+                self._ready = {n: f for n, f in self._ready.items() if n >= due}
+                self._ready[number] = picture  # its number changes only with its pixels
 
 
 class VideoTexture:

@@ -59,7 +59,8 @@ def _video_source(args: argparse.Namespace, setlist: LoadedSetlist, offline: boo
         source = camera.source
         if isinstance(source, str) and not source.isdigit() and setlist.resolve_path(source).is_file():
             source = str(setlist.resolve_path(source))
-    return open_source(source, fallback, offline=offline)
+    # A recording of the live camera holds its last picture; a video file standing in loops.
+    return open_source(source, fallback, offline=offline, loop=not getattr(args, "camera_recorded", False))
 
 
 def _piano_wanted(setting: str, live_port: bool) -> bool:
@@ -243,7 +244,8 @@ def _show_header(setlist: LoadedSetlist, start_cue: str | None, video, audio: Au
 
 def _record_camera(setting: str, source) -> bool:
     """Whether the live camera goes into the performance log as a recording: ``auto`` records
-    anything but a video file (a file is referred to by its path)."""
+    anything but a video file (a file is referred to by its path: live it plays by show time, as
+    in a replay)."""
     if setting == "auto":
         return not (isinstance(source, str) and Path(source).is_file())
     return setting == "always"
@@ -305,7 +307,7 @@ def replay(args: argparse.Namespace) -> int:
     if args.camera is None:
         recorded = camera.get("recorded")
         if recorded and Path(recorded).is_file():
-            args.camera = recorded
+            args.camera, args.camera_recorded = recorded, True
             log.info("camera: the live camera's recording %s", recorded)
         else:
             if recorded:

@@ -8,7 +8,7 @@ import moderngl
 import numpy as np
 import pytest
 
-from engine.camera import FileFrames, LiveCapture, VideoTexture, resolve_source
+from engine.camera import FileCapture, FileFrames, LiveCapture, VideoTexture, open_source, resolve_source
 from engine.distortions import BubbleLens, BubbleSettings, RGBSplit, SplitSettings, video_rect
 from engine.errors import UserError
 from engine.shaders import ShaderLibrary
@@ -68,6 +68,62 @@ def test_the_live_capture_keeps_delivering_the_newest_frame_from_a_looping_file(
         assert frame is not None and frame.number >= 10 and frame.level == 1.0
     finally:
         capture.stop()
+
+
+def short_clip(path, frames: int = 12, fps: int = 30):
+    """A small video whose frame i is a flat grey of 10 + 20 i (each frame unlike the others)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for number in range(frames):
+            image = np.full((48, 64, 3), 10 + 20 * number, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_a_video_file_camera_shows_live_the_frames_a_replay_shows(tmp_path):
+    clip = short_clip(tmp_path / "clip.mkv")  # 0.4 s: the show below runs through it 3 times
+    offline = FileFrames(clip)
+    capture = open_source(str(clip), None, offline=False)
+    assert isinstance(capture, FileCapture)
+    try:
+        late = []
+        for show_time in np.arange(0.0, 1.2, 1 / 60):
+            capture.seek(show_time)
+            offline.seek(show_time)
+            want = offline.latest().pixels
+            first = capture.latest()
+            if first is None or not np.array_equal(first.pixels, want):
+                late.append(round(show_time, 3))
+            deadline = time.monotonic() + 5
+            while (frame := capture.latest()) is None or not np.array_equal(frame.pixels, want):
+                assert time.monotonic() < deadline, f"no frame for show time {show_time:.3f}"
+                time.sleep(0.001)
+            time.sleep(0.02)  # a show frame later, the next frame is decoded already
+        assert late == [0.0]  # only the very first frame is not there before it is due
+    finally:
+        capture.stop()
+
+
+def test_a_recording_of_the_camera_holds_its_last_picture_where_a_stand_in_video_loops(tmp_path):
+    clip = short_clip(tmp_path / "clip.mkv")
+    held, looped = FileFrames(clip, loop=False), FileFrames(clip)
+    held.seek(11 / 30)
+    last = held.latest().pixels.copy()
+    looped.seek(0.0)
+    first = looped.latest().pixels.copy()
+    assert not np.array_equal(first, last)
+    for show_time in (12 / 30, 0.5, 3.0, 100.0):
+        held.seek(show_time)
+        np.testing.assert_array_equal(held.latest().pixels, last)
+    looped.seek(12 / 30)
+    np.testing.assert_array_equal(looped.latest().pixels, first)
+    held.frame_count = 40  # a container that overstates its length: the real end still holds
+    held.seek(1.0)
+    np.testing.assert_array_equal(held.latest().pixels, last)
 
 
 def test_a_lost_camera_keeps_its_last_frame_fading_to_black(video_file):
