@@ -29,6 +29,12 @@ log = logging.getLogger("showrunner.audio")
 RESTART_BACKOFF = 1.0  # seconds between restarts of an audio process that keeps dying
 
 
+# The audio process computes on its callback thread alone. Without these, numpy's and scipy's
+# OpenBLAS (scipy comes in with numba) each start worker threads, which inherit the process's
+# realtime scheduling and spin after any matrix call, above the audio callback.
+SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 class LiveAudio(AudioOut):
     """Args: config: synth settings; piano: mix the piano in; device: output device name
     substring (None = the default device); midi_input / midi_api: the live MIDI port the audio
@@ -70,7 +76,7 @@ class LiveAudio(AudioOut):
         self.state.set("blocks", 0)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "engine.audio.server", str(self._settings_file)],
-            stdin=subprocess.DEVNULL, start_new_session=True)
+            stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, **SINGLE_THREADED})
         log.debug("audio process %d started", self.process.pid)
 
     @property

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -34,7 +35,10 @@ log = logging.getLogger("showrunner.audio")
 OUTPUT_UNDERFLOW = 0x4  # paOutputUnderflow
 STALL = 1.0  # seconds without a callback before the stream counts as lost
 RETRY = 1.0  # seconds between attempts to open a device
-RT_PRIORITY = 8  # SCHED_FIFO priority asked for (JACK's own server runs at 10 by default)
+# SCHED_FIFO priority asked for: under ALSA, PortAudio's callback thread inherits it; under JACK,
+# libjack gives the callback thread the server's priority - 5 (5 with jackd's default 10), and the
+# other threads here, which inherit this one, stay below it.
+RT_PRIORITY = 4
 EXIT_DEVICE_LOST = 3  # exit status: the stream died; the engine restarts the process
 
 
@@ -91,6 +95,7 @@ class AudioServer:
         self._stop = False
         self._leftover = np.zeros((0, 2), np.float32)
         self._errors = 0
+        self._callback_thread: int | None = None  # the thread the device's callbacks come on
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -108,6 +113,10 @@ class AudioServer:
     # The callback (PortAudio's thread).
     def callback(self, in_data, frame_count, _time_info, status):
         started = time.perf_counter()
+        if self._callback_thread != threading.get_native_id():  # the first block of a stream
+            self._callback_thread = threading.get_native_id()
+            if self.settings.realtime:
+                outrank_this_process()
         state = self.state
         try:
             if status & OUTPUT_UNDERFLOW:
@@ -299,6 +308,19 @@ def raise_priority(realtime: bool = True) -> str:
         return "raised (nice -10)"
     except (PermissionError, OSError):
         return "normal (no permission for realtime or a raised priority)"
+
+
+def outrank_this_process() -> None:
+    """Make the calling thread (the callback's) the most urgent of this process: SCHED_FIFO one
+    above the rest, unless it already is (libjack's realtime callback thread). A non-realtime
+    JACK server gives its clients' threads normal scheduling, and PortAudio's ALSA thread only
+    inherits; either way nothing else here may delay the sound. No permission: left as it is."""
+    try:
+        if os.sched_getscheduler(0) == os.SCHED_FIFO and os.sched_getparam(0).sched_priority > RT_PRIORITY:
+            return
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY + 1))
+    except (PermissionError, OSError, AttributeError):
+        pass
 
 
 def _die_with_parent() -> None:

@@ -222,3 +222,32 @@ def test_tap_keeps_what_was_played_and_what_the_input_heard(live, recorder):
     assert peak_near(played, RATE, 440.0) == pytest.approx(440.0, abs=0.5)
     assert peak_near(heard, RATE, 1000.0) == pytest.approx(1000.0, abs=0.5)
     assert np.abs(heard).max() == pytest.approx(0.25, abs=0.01)
+
+
+def test_no_thread_of_the_audio_process_outranks_its_jack_callback(live):
+    """The callback thread libjack starts must be the most urgent thread of the audio process:
+    a math library's worker pool that inherits the realtime priority and spins after a matrix call
+    (numpy's and scipy's OpenBLAS did) would delay it."""
+    audio = live(HOLD)
+    audio.note_on(60, 100)  # the callback is rendering voices while the threads are looked at
+
+    def cpu_ticks() -> dict[int, int]:
+        ticks = {}
+        for tid in os.listdir(f"/proc/{audio.pid}/task"):
+            with open(f"/proc/{audio.pid}/task/{tid}/stat", encoding="ascii") as stat:
+                ticks[int(tid)] = sum(int(x) for x in stat.read().rsplit(")", 1)[1].split()[11:13])
+        return ticks
+
+    before = cpu_ticks()
+    time.sleep(1.0)
+    after = cpu_ticks()
+    threads = {tid: (os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority,
+                     after[tid] - before.get(tid, 0)) for tid in after}
+    realtime = {tid: t for tid, t in threads.items() if t[0] == os.SCHED_FIFO}
+    if not realtime:
+        pytest.fail("the audio process did not get realtime scheduling (the test machine runs as root)")
+    # The callback is the thread that worked over that second; nothing may sit above it.
+    callback = max(threads, key=lambda tid: threads[tid][2])
+    assert threads[callback][0] == os.SCHED_FIFO, threads
+    assert all(priority <= threads[callback][1] for _, priority, _ in realtime.values()), threads
+    assert len(threads) <= 4, threads  # main, libjack's callback and two libjack helpers: no pools
