@@ -21,6 +21,10 @@ from engine.errors import UserError
 FRAGMENTED = (".mp4", ".mov", ".m4v")
 CONTAINERS = (".mkv", *FRAGMENTED)
 AAC_PRIMING = 1024  # samples FFmpeg's AAC encoder puts before the sound
+# What the pictures are, as FFmpeg numbers them (AVColorRange, AVColorSpace): swscale's default
+# conversion of RGB to yuv420p is BT.601 at limited range (Y 16..235, U and V 16..240).
+COLOR_RANGE_LIMITED = 1  # AVCOL_RANGE_MPEG, "tv"
+COLORSPACE_BT601 = 6  # AVCOL_SPC_SMPTE170M
 
 
 def check_output(path: Path, size: tuple[int, int]) -> None:
@@ -77,6 +81,9 @@ class MediaWriter:
         video.width, video.height = size
         video.pix_fmt = "yuv420p"
         video.codec_context.time_base = 1 / self.rate
+        # Say so in the stream: untagged, players guess BT.709 for HD sizes and shift the colours.
+        video.codec_context.color_range = COLOR_RANGE_LIMITED
+        video.codec_context.colorspace = COLORSPACE_BT601
         gop = max(1, round(float(self.rate)))  # a keyframe a second: the most a crash can lose
         video.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "23", "g": str(gop)} if live \
             else {"preset": "veryfast", "crf": "18", "g": str(gop)}

@@ -491,6 +491,55 @@ def test_both_readback_paths_record_every_frame_upright_and_in_order(tmp_path, e
         assert np.abs(picture[40:80].mean(axis=(0, 1)) - colour).max() < 12  # this frame's colour
 
 
+# Patches of known colours, (x, y, width, height) in picture pixels from the top left, each on an
+# even grid so that no 2 x 2 block of the 4:2:0 chroma straddles two colours.
+PATCHES = {(255, 0, 0): (0, 0, 64, 48), (0, 255, 0): (64, 0, 64, 48), (0, 0, 255): (128, 0, 64, 48),
+           (255, 255, 255): (0, 48, 64, 48), (128, 128, 128): (64, 48, 64, 48), (0, 0, 0): (128, 48, 64, 48),
+           (200, 120, 40): (192, 0, 64, 96)}
+
+
+@pytest.mark.parametrize("software", [True, False], ids=["direct", "pbo-ring"])
+def test_recorded_colours_decode_back_to_what_was_drawn(tmp_path, egl, software):
+    """Pure red, green, blue, white, grey, black and an orange, recorded live, decode back within
+    6/255 a channel (away from the patches' edges, where compression and the halved chroma of
+    yuv420p blur), upright, in both readback paths. The stream says what its pictures are: BT.601
+    at limited range, the conversion the recording makes."""
+    from engine.display import open_display
+    from engine.recorder import Recorder
+
+    size = (256, 96)
+    display = open_display(size, headless=True)
+    display.software = software
+    recorder = Recorder(tmp_path / "colours.mkv", size, 30, live=True)
+    try:
+        recorder.start()
+        for index in range(6):
+            display.begin_frame()
+            for colour, (x, y, width, height) in PATCHES.items():
+                display.gl.scissor = (x, size[1] - y - height, width, height)  # GL's y runs upwards
+                display.gl.clear(*(c / 255 for c in colour), 1.0)
+            display.gl.scissor = None
+            recorder.capture(display, (index + 1) / 30)
+            time.sleep(0.02)
+        stats = recorder.close()
+    finally:
+        display.close()
+    assert stats["frames"] == 6 and recorder.dropped == 0
+    import av
+
+    with av.open(str(tmp_path / "colours.mkv")) as container:
+        pictures = [frame.to_ndarray(format="rgb24").astype(int) for frame in container.decode(video=0)]
+    assert len(pictures) == 6
+    for picture in pictures:
+        for colour, (x, y, width, height) in PATCHES.items():
+            inner = picture[y + 8:y + height - 8, x + 8:x + width - 8]
+            assert np.abs(inner - colour).max() <= 6, (colour, inner.mean(axis=(0, 1)))
+    tags = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                           "stream=pix_fmt,color_range,color_space", "-of", "csv=p=0",
+                           str(tmp_path / "colours.mkv")], capture_output=True, text=True, check=True)
+    assert tags.stdout.strip() == "yuv420p,tv,smpte170m"
+
+
 @pytest.mark.jack
 def test_a_live_recording_carries_the_audio_input_with_the_mixer(tmp_path, egl, jack, flash_show):
     """A JACK client plays a 1 kHz tone into the audio process's inputs (the room's microphone)
