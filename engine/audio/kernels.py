@@ -25,6 +25,18 @@ _JIT = {"cache": True, "fastmath": True, "nogil": True, "error_model": "numpy"}
 
 
 @njit(**_JIT)
+def _add_stereo(out_left, out_right, n, ramp, tone, left_start, left_step, right_start,
+                right_step):  # pragma: no cover - compiled
+    """Add frame ``n`` of the voices' tones into the outputs under each voice's gain ramps."""
+    left = right = 0.0
+    for v in range(tone.size):
+        left += tone[v] * (left_start[v] + left_step[v] * ramp)
+        right += tone[v] * (right_start[v] + right_step[v] * ramp)
+    out_left[n] += left
+    out_right[n] += right
+
+
+@njit(**_JIT)
 def chebyshev_voices(out_left, out_right, fundamental_phase, fundamental_step, base_phase,
                      base_start, base_end, amp_start, amp_end, left_start, left_end, right_start,
                      right_end):  # pragma: no cover - compiled
@@ -67,12 +79,7 @@ def chebyshev_voices(out_left, out_right, fundamental_phase, fundamental_step, b
                 previous[v] = current[v]
                 current[v] = following
                 tone[v] += following * (amp[k, v] + amp_step[k, v] * ramp)
-        left = right = 0.0
-        for v in range(voices):
-            left += tone[v] * (left_start[v] + left_step[v] * ramp)
-            right += tone[v] * (right_start[v] + right_step[v] * ramp)
-        out_left[n] += left
-        out_right[n] += right
+        _add_stereo(out_left, out_right, n, ramp, tone, left_start, left_step, right_start, right_step)
         for v in range(voices):  # advance the phasors one frame; the base's rotation by its glide
             c, s = fund_cos[v], fund_sin[v]
             fund_cos[v] = c * fund_rot_cos[v] - s * fund_rot_sin[v]
@@ -113,12 +120,7 @@ def partial_voices(out_left, out_right, phase, step_start, step_end, amp_start, 
                 c, s = cos_[k, v], sin_[k, v]
                 cos_[k, v] = c * rot_cos[k, v] - s * rot_sin[k, v]
                 sin_[k, v] = s * rot_cos[k, v] + c * rot_sin[k, v]
-        left = right = 0.0
-        for v in range(voices):
-            left += tone[v] * (left_start[v] + left_step[v] * ramp)
-            right += tone[v] * (right_start[v] + right_step[v] * ramp)
-        out_left[n] += left
-        out_right[n] += right
+        _add_stereo(out_left, out_right, n, ramp, tone, left_start, left_step, right_start, right_step)
         if glides:
             for k in range(partials):
                 for v in range(voices):
