@@ -109,22 +109,17 @@ class MediaWriter:
         self.last_pts = -1
         self._closed = False
 
-    def video(self, picture, pts: int) -> bool:
-        """Encode one frame shown from ``pts`` / fps seconds: an :class:`av.VideoFrame` (yuv420p
-        as it is, other formats converted by swscale; it may be encoded again with another
-        pts) or a (height, width, 3 or 4) uint8 RGB(A) array, top row first. A pts at or before
-        the last one is skipped (returns False)."""
+    def video(self, rgb: np.ndarray, pts: int) -> bool:
+        """Encode one frame, (height, width, 3 or 4) uint8 top row first, shown from ``pts`` / fps
+        seconds. A pts at or before the last one is skipped (returns False)."""
         import av
 
         if pts <= self.last_pts:
             return False
         if self.frames == 0:
             pts = 0  # the first picture also covers the moment before it (the show starts black)
-        if isinstance(picture, av.VideoFrame):
-            frame = picture
-        else:
-            layout = "rgba" if picture.shape[2] == 4 else "rgb24"
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format=layout)
+        layout = "rgba" if rgb.shape[2] == 4 else "rgb24"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=layout)
         frame.pts = pts
         frame.time_base = self._video.codec_context.time_base
         self.last_pts = pts

@@ -1,8 +1,7 @@
 """Recording the show: the frames the audience sees and the sound, encoded in a process of its own.
 
-The engine's side (:class:`Recorder`) converts each finished frame to yuv420p on the GL side
-(:mod:`engine.yuv420`: upright, 1.5 bytes a pixel), reads it back into one of a few frame slots in
-shared memory and tells the encoder process which slot holds which frame, in a 33-byte message.
+The engine's side (:class:`Recorder`) reads each finished frame back into one of a few frame slots
+in shared memory and tells the encoder process which slot holds which frame, in a 33-byte message.
 On a GPU the readback goes through a ring of pixel-pack buffers, so the copy of frame n is collected
 two frames later and never waits for the GPU; on Mesa's software rasteriser, which has finished the
 frame when it returns, the frame is read straight into the slot (one copy instead of two).
@@ -38,7 +37,6 @@ import numpy as np
 from engine.child_process import stop_child
 from engine.encoder import check_output
 from engine.errors import UserError
-from engine.yuv420 import Yuv420Pass, frame_bytes, to_frame
 
 log = logging.getLogger("showrunner.recorder")
 
@@ -51,14 +49,15 @@ RESYNC_FRAMES = 9  # over the median of this many frames' observations
 
 class _Slots:
     """The shared memory: a few control numbers, one state per slot (0 free, 1 full) and the
-    slots' pixels, each slot an array of ``shape`` uint8 (a frame's yuv420p bands, see
-    :mod:`engine.yuv420`, or an RGB picture top row first)."""
+    slots' pixels (RGBA bottom row first as OpenGL reads them, or RGB top row first)."""
 
-    def __init__(self, path: Path, count: int, shape: tuple[int, ...], create: bool) -> None:
+    def __init__(self, path: Path, count: int, size: tuple[int, int], create: bool,
+                 channels: int = 4) -> None:
         self.path = path
         self.count = count
+        width, height = size
         head = 8 * (len(CTRL) + count)
-        total = head + count * int(np.prod(shape))
+        total = head + count * width * height * channels
         if create:
             with open(path, "wb") as file:
                 try:
@@ -72,7 +71,7 @@ class _Slots:
         self._map = np.memmap(path, dtype=np.uint8, mode="r+", shape=(total,))
         self.ctrl = np.ndarray((len(CTRL),), np.int64, buffer=self._map, offset=0)
         self.state = np.ndarray((count,), np.int64, buffer=self._map, offset=8 * len(CTRL))
-        self.pixels = np.ndarray((count, *shape), np.uint8, buffer=self._map, offset=head)
+        self.pixels = np.ndarray((count, height, width, channels), np.uint8, buffer=self._map, offset=head)
 
     def get(self, name: str) -> int:
         return int(self.ctrl[CTRL.index(name)])
@@ -83,11 +82,6 @@ class _Slots:
     def free_slot(self) -> int | None:
         free = np.flatnonzero(self.state == 0)
         return int(free[0]) if len(free) else None
-
-
-def _slot_shape(size: tuple[int, int], pictures: bool) -> tuple[int, ...]:
-    width, height = size
-    return (height, width, 3) if pictures else (frame_bytes(size),)
 
 
 def _shm_folder() -> str | None:
@@ -123,7 +117,7 @@ class Recorder:
         self.tap = tap
         handle, name = tempfile.mkstemp(prefix="showrunner-record-", dir=_shm_folder())
         os.close(handle)
-        self._slots = _Slots(Path(name), slots, _slot_shape(size, pictures), create=True)
+        self._slots = _Slots(Path(name), slots, size, create=True, channels=3 if pictures else 4)
         settings = {"path": str(self.path), "size": list(size), "fps": fps, "live": live,
                     "sample_rate": sample_rate, "tap": str(tap) if tap else None,
                     "slots": str(self._slots.path), "slot_count": slots, "pictures": pictures}
@@ -136,7 +130,6 @@ class Recorder:
         self.dropped = 0  # frames the encoder had no room for (live)
         self.failed = False
         self._last_pts = -1
-        self._yuv: Yuv420Pass | None = None  # made at the first frame (it needs the display)
         self._pbos: list = []
         self._in_flight: deque = deque()  # (pbo, pts, tap) read back asynchronously, oldest first
         self._pbo_next = 0
@@ -199,22 +192,19 @@ class Recorder:
         pts = self._take_pts(show_time)
         if pts is None:
             return
-        if self._yuv is None:
-            self._yuv = Yuv420Pass(display)
         if getattr(display, "software", False):
             slot = self._slot()
             if slot is None:
                 return
-            self._yuv.draw()
-            self._yuv.read_into(self._slots.pixels[slot])
+            display.fbo.read_into(self._slots.pixels[slot], components=4, alignment=1)
             self._queue_frame(slot, pts, tap_now, show_time)
             return
         if not self._pbos:
-            self._pbos = [display.gl.buffer(reserve=self._yuv.nbytes) for _ in range(3)]
+            nbytes = self.size[0] * self.size[1] * 4
+            self._pbos = [display.gl.buffer(reserve=nbytes) for _ in range(3)]
         pbo = self._pbos[self._pbo_next % 3]
         self._pbo_next += 1
-        self._yuv.draw()
-        self._yuv.read_into(pbo)
+        display.fbo.read_into(pbo, components=4, alignment=1)
         self._in_flight.append((pbo, pts, tap_now, show_time))
         if len(self._in_flight) >= 3:
             self._collect()
@@ -324,9 +314,6 @@ class Recorder:
             for pbo in self._pbos:
                 pbo.release()
             self._pbos = []
-            if self._yuv is not None:
-                self._yuv.release()
-                self._yuv = None
             stats = self.stats()
             self._slots.path.unlink(missing_ok=True)
             self._settings.unlink(missing_ok=True)
@@ -391,14 +378,14 @@ class _Encoder:
 
         self.settings = settings
         self.fps = settings["fps"]
-        self.size = size = tuple(settings["size"])
+        size = tuple(settings["size"])
         self.pictures = settings.get("pictures", False)
-        self.slots = _Slots(Path(settings["slots"]), settings["slot_count"], _slot_shape(size, self.pictures),
-                            create=False)
+        self.slots = _Slots(Path(settings["slots"]), settings["slot_count"], size, create=False,
+                            channels=3 if self.pictures else 4)
         # Both processes have it mapped now: its name can go, so that nothing is left in /dev/shm
         # whichever process is killed.
         self.slots.path.unlink(missing_ok=True)
-        self.previous = None  # the last picture's frame (pictures: repeated over gaps)
+        self.previous: np.ndarray | None = None  # the last picture (pictures: repeated over gaps)
         self.writer = MediaWriter(settings["path"], size, self.fps, settings["sample_rate"],
                                   live=settings["live"])
         self.tap = None
@@ -412,7 +399,8 @@ class _Encoder:
         self.slots.set("status", RUNNING)
 
     def frame(self, slot: int, pts: int, tap_now: int, show_us: int) -> None:
-        picture = self.picture(self.slots.pixels[slot])
+        pixels = self.slots.pixels[slot]
+        picture = pixels.copy() if self.pictures else np.flipud(pixels).copy()  # GL: bottom first
         self.slots.state[slot] = 0  # the slot is free again as soon as its pixels are copied
         if self.pictures and self.previous is not None:
             # A constant frame rate: the previous picture holds until this one (at most 10 s of
@@ -435,15 +423,6 @@ class _Encoder:
                     self.slots.set("resyncs", self.slots.get("resyncs") + 1)
         self.writer.video(picture, pts)
         self.slots.set("frames", self.writer.frames)
-
-    def picture(self, pixels: np.ndarray):
-        """The slot's pixels as a frame of their own (one copy): the show's frames come as
-        yuv420p, ready for the encoder; RGB pictures are converted by the encoder (swscale)."""
-        if self.pictures:
-            import av
-
-            return av.VideoFrame.from_ndarray(pixels, format="rgb24")
-        return to_frame(pixels, self.size)
 
     def start_tap(self, anchor: int) -> None:
         self.anchor = anchor
