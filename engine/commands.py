@@ -200,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
                 log.info("no MIDI input set: play the computer keyboard in the window (see README)")
             log.info("%s: %d cues, %s at %s ticks/s on %s", settings.title, len(setlist.cues),
                      "x".join(map(str, settings.resolution)), f"{settings.tick_rate:g}", display.renderer)
+            _wait_for_audio(audio)
             with _stop_on_signals(show):
                 summary = show.run(performer_end=performance.length if performance else None)
         finally:
@@ -219,6 +220,22 @@ def run(args: argparse.Namespace) -> int:
     _report(summary, log_path, args.metrics)
     log.info("performance log: %s (showrunner replay %s --out video.mkv)", perf_path, perf_path)
     return 0
+
+
+def _wait_for_audio(audio: AudioOut, timeout: float = 5.0) -> None:
+    """The show starts once the audio process is ready (its imports and its device take a second
+    or so; the scenes load meanwhile), so the first notes sound; never longer than ``timeout``."""
+    wait = getattr(audio, "wait_started", None)
+    if wait is None:
+        return
+    started = time.monotonic()
+    status = wait(timeout)
+    waited = time.monotonic() - started
+    if status == "starting":
+        log.warning("the audio process is not ready after %.0f s; the show starts without waiting "
+                    "longer", timeout)
+    elif waited > 0.05:
+        log.info("waited %.1f s for the audio process (%s)", waited, status.replace("_", " "))
 
 
 def _show_header(setlist: LoadedSetlist, start_cue: str | None, video, audio: AudioOut,

@@ -140,6 +140,21 @@ class LiveAudio(AudioOut):
             time.sleep(0.01)
         return False
 
+    def wait_started(self, timeout: float = 5.0) -> str:
+        """Before the show starts: block until the audio process has either opened its device
+        (its stream runs) or found none, at most ``timeout`` seconds; notes played before that
+        would be lost. Returns the status then ("running", "no_device", ...)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = int(self.state.get("status"))
+            if status == shared.RUNNING and self.state.get("blocks") > 0:
+                break
+            if status not in (shared.STARTING, shared.RUNNING) or self.process is None \
+                    or self.process.poll() is not None:
+                break
+            time.sleep(0.01)
+        return shared.STATUS.get(int(self.state.get("status")), "?")
+
     def close(self) -> None:
         process = self.process
         self.process = None

@@ -103,7 +103,7 @@ def test_a_video_file_camera_shows_live_the_frames_a_replay_shows(tmp_path):
                 assert time.monotonic() < deadline, f"no frame for show time {show_time:.3f}"
                 time.sleep(0.001)
             time.sleep(0.02)  # a show frame later, the next frame is decoded already
-        assert late == [0.0]  # only the very first frame is not there before it is due
+        assert set(late) <= {0.0}  # only the very first frame may come after it is due
     finally:
         capture.stop()
 
