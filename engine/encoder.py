@@ -25,6 +25,9 @@ AAC_PRIMING = 1024  # samples FFmpeg's AAC encoder puts before the sound
 # conversion of RGB to yuv420p is BT.601 at limited range (Y 16..235, U and V 16..240).
 COLOR_RANGE_LIMITED = 1  # AVCOL_RANGE_MPEG, "tv"
 COLORSPACE_BT601 = 6  # AVCOL_SPC_SMPTE170M
+# swscale on one thread: beside the show on a 2-core machine, more threads cost more CPU time than
+# they save (the live encoder process: 0.45-0.49 cores instead of 0.52-0.58 on the piece).
+SWSCALE_THREADS = 1
 
 
 def check_output(path: Path, size: tuple[int, int]) -> None:
@@ -46,6 +49,28 @@ def check_output(path: Path, size: tuple[int, int]) -> None:
                 pass
     except OSError as error:
         raise UserError(f"cannot write video {path}: {error.strerror or error}") from None
+
+
+def yuv420_from_gl(pixels: np.ndarray):
+    """An RGBA frame as OpenGL reads it back, (height, width, 4) uint8 bottom row first, as an
+    upright yuv420p :class:`av.VideoFrame` of its own. swscale reads the pixels where they are (a
+    frame slot in shared memory: the 4 bytes a pixel are never copied, which is what costs, more
+    than the conversion), then the planes it made, 1.5 bytes a pixel, are copied upside down."""
+    import av
+
+    converted = av.VideoFrame.from_numpy_buffer(pixels, format="rgba").reformat(format="yuv420p",
+                                                                                 threads=SWSCALE_THREADS)
+    height, width = pixels.shape[:2]
+    upright = av.VideoFrame(width, height, "yuv420p")
+    for index in range(3):
+        _plane(upright, index)[:] = _plane(converted, index)[::-1]
+    return upright
+
+
+def _plane(frame, index: int) -> np.ndarray:
+    """A writable (height, width) view of one plane of ``frame`` (its rows may be padded)."""
+    plane = frame.planes[index]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:plane.height, :plane.width]
 
 
 class MediaWriter:
@@ -109,17 +134,22 @@ class MediaWriter:
         self.last_pts = -1
         self._closed = False
 
-    def video(self, rgb: np.ndarray, pts: int) -> bool:
-        """Encode one frame, (height, width, 3 or 4) uint8 top row first, shown from ``pts`` / fps
-        seconds. A pts at or before the last one is skipped (returns False)."""
+    def video(self, picture, pts: int) -> bool:
+        """Encode one frame shown from ``pts`` / fps seconds: a (height, width, 3 or 4) uint8
+        RGB(A) array, top row first, or an :class:`av.VideoFrame` (see :func:`yuv420_from_gl`).
+        A pts at or before the last one is skipped (returns False)."""
         import av
 
         if pts <= self.last_pts:
             return False
         if self.frames == 0:
             pts = 0  # the first picture also covers the moment before it (the show starts black)
-        layout = "rgba" if rgb.shape[2] == 4 else "rgb24"
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=layout)
+        if isinstance(picture, av.VideoFrame):
+            frame = picture
+        else:
+            layout = "rgba" if picture.shape[2] == 4 else "rgb24"
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format=layout).reformat(
+                format="yuv420p", threads=SWSCALE_THREADS)
         frame.pts = pts
         frame.time_base = self._video.codec_context.time_base
         self.last_pts = pts

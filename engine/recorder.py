@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.child_process import stop_child
-from engine.encoder import check_output
+from engine.encoder import check_output, yuv420_from_gl
 from engine.errors import UserError
 
 log = logging.getLogger("showrunner.recorder")
@@ -400,8 +400,8 @@ class _Encoder:
 
     def frame(self, slot: int, pts: int, tap_now: int, show_us: int) -> None:
         pixels = self.slots.pixels[slot]
-        picture = pixels.copy() if self.pictures else np.flipud(pixels).copy()  # GL: bottom first
-        self.slots.state[slot] = 0  # the slot is free again as soon as its pixels are copied
+        picture = pixels.copy() if self.pictures else yuv420_from_gl(pixels)
+        self.slots.state[slot] = 0  # the slot is free again as soon as its pixels are read
         if self.pictures and self.previous is not None:
             # A constant frame rate: the previous picture holds until this one (at most 10 s of
             # repeats; a longer gap is left as a gap).
