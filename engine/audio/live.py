@@ -133,27 +133,31 @@ class LiveAudio(AudioOut):
 
     def wait_running(self, timeout: float = 10.0) -> bool:
         """Block until the stream runs (tests and benchmarks; a show never waits)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if int(self.state.get("status")) == shared.RUNNING and self.state.get("blocks") > 0:
-                return True
-            time.sleep(0.01)
-        return False
+        return self._wait(timeout, self._running)
 
     def wait_started(self, timeout: float = 5.0) -> str:
         """Before the show starts: block until the audio process has either opened its device
         (its stream runs) or found none, at most ``timeout`` seconds; notes played before that
         would be lost. Returns the status then ("running", "no_device", ...)."""
+        def settled() -> bool:
+            status = int(self.state.get("status"))
+            return self._running() or status not in (shared.STARTING, shared.RUNNING) \
+                or self.process is None or self.process.poll() is not None
+
+        self._wait(timeout, settled)
+        return shared.STATUS.get(int(self.state.get("status")), "?")
+
+    def _running(self) -> bool:
+        return int(self.state.get("status")) == shared.RUNNING and self.state.get("blocks") > 0
+
+    @staticmethod
+    def _wait(timeout: float, done) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            status = int(self.state.get("status"))
-            if status == shared.RUNNING and self.state.get("blocks") > 0:
-                break
-            if status not in (shared.STARTING, shared.RUNNING) or self.process is None \
-                    or self.process.poll() is not None:
-                break
+            if done():
+                return True
             time.sleep(0.01)
-        return shared.STATUS.get(int(self.state.get("status")), "?")
+        return False
 
     def close(self) -> None:
         process = self.process
