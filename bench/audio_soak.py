@@ -40,6 +40,9 @@ SECONDS = float(os.environ.get("SHOWRUNNER_SOAK_SECONDS", "300"))  # per period 
 # at 256 frames for a shorter window, the worst case.
 RUNS = ((256, True, SECONDS), (128, True, SECONDS), (256, False, min(SECONDS, 60.0)))
 PERIODS = tuple(sorted({period for period, _, _ in RUNS}, reverse=True))
+# Each realtime run is followed by the same window with the reference client in place of ours.
+REFERENCE = "reference-metro"  # jack_metro's client name
+SAME_XRUN = 0.001  # seconds: JACK can notify one xrun twice; notifications closer are one event
 SETTLE = 2.0  # seconds of the same load before the measured window
 SIZE = (1280, 720)
 FPS = 60.0
@@ -151,6 +154,8 @@ class SoakRun:
     xruns: int = 0
     heard: TapWatch | None = None
     loads: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0))  # each block's perf_counter()
+    xrun_at: list[float] = field(default_factory=list)  # each xrun's perf_counter(), listener's
     loads_lost: int = 0
     late_blocks: int = 0
     blocks: int = 0
@@ -160,30 +165,69 @@ class SoakRun:
     voices: list[float] = field(default_factory=list)
     restarts: int = 0
     callback_errors: int = 0
+    reference: bool = False  # jack_metro played, not our audio process
+    causes: dict[str, int] = field(default_factory=dict)  # xrun_causes()
+
+
+def xrun_causes(xrun_at: list[float], starts: np.ndarray, loads: np.ndarray,
+                period: float) -> dict[str, int]:
+    """Sorts the xruns the listener saw (``xrun_at``, perf_counter seconds; notifications closer
+    than ``SAME_XRUN`` are one event) by what our blocks did just before each (``starts``: when
+    each callback began, ``loads``: how long it computed, seconds; ``period``: seconds):
+
+    - ``long_callback``: a callback computed longer than the period;
+    - ``late_start``: else, one began more than 1.5 periods after the one before it (its thread
+      was woken late: it had nothing to do with what the process computes);
+    - ``unseen``: neither (the server, another client, or a notification too late to match).
+
+    The window is the blocks begun in the three periods plus 2 ms before the notification, which
+    JACK sends when the next cycle finds the graph unfinished."""
+    events: list[float] = []
+    for when in sorted(xrun_at):
+        if not events or when - events[-1] > SAME_XRUN:
+            events.append(when)
+    causes = {"events": len(events), "long_callback": 0, "late_start": 0, "unseen": 0}
+    order = np.argsort(starts)
+    starts, loads = np.asarray(starts)[order], np.asarray(loads)[order]
+    for when in events:
+        last = int(np.searchsorted(starts, when, side="right"))
+        first = int(np.searchsorted(starts, when - 3 * period - 0.002, side="left"))
+        if np.any(loads[first:last] > period):
+            causes["long_callback"] += 1
+        elif np.any(np.diff(starts[max(0, first - 1):last]) > 1.5 * period):
+            causes["late_start"] += 1
+        else:
+            causes["unseen"] += 1
+    return causes
 
 
 class LoadCollector:
-    """Copies the audio process's per-block compute times out of its ring (``state.loads``,
-    indexed by ``blocks % len``) before they are overwritten; call at least every few hundred ms."""
+    """Copies the audio process's per-block compute times and start times out of their rings
+    (``state.loads``, ``state.block_starts``, indexed by ``blocks % len``) before they are
+    overwritten; call at least every few hundred ms."""
 
     def __init__(self, state) -> None:
         self.state = state
         self.seen = int(state.get("blocks"))
-        self.parts: list[np.ndarray] = []
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
         self.lost = 0
 
     def collect(self) -> None:
-        ring = self.state.loads
+        size = len(self.state.loads)
         blocks = int(self.state.get("blocks"))
-        if blocks - self.seen > len(ring):
-            self.lost += blocks - self.seen - len(ring)
-            self.seen = blocks - len(ring)
+        if blocks - self.seen > size:
+            self.lost += blocks - self.seen - size
+            self.seen = blocks - size
         if blocks > self.seen:
-            self.parts.append(ring[np.arange(self.seen, blocks) % len(ring)].copy())
+            rows = np.arange(self.seen, blocks) % size
+            self.parts.append((self.state.loads[rows].copy(), self.state.block_starts[rows].copy()))
             self.seen = blocks
 
     def loads(self) -> np.ndarray:
-        return np.concatenate(self.parts) if self.parts else np.zeros(0)
+        return np.concatenate([loads for loads, _ in self.parts]) if self.parts else np.zeros(0)
+
+    def starts(self) -> np.ndarray:
+        return np.concatenate([starts for _, starts in self.parts]) if self.parts else np.zeros(0)
 
 
 class TapWatch:
@@ -207,34 +251,63 @@ class TapWatch:
             self.silent_seconds += len(played) / self.rate
 
 
-def _frame(state: dict, audio: LiveAudio, learner: CubicLearner, frames: FrameLoad,
+def _frame(state: dict, audio: LiveAudio | None, learner: CubicLearner, frames: FrameLoad,
            now: float, rng: random.Random) -> None:
-    """One frame of the stand-in show: a note when due, a learner step, a detune, a drawn frame."""
+    """One frame of the stand-in show: a note when due, a learner step, a detune, a drawn frame.
+    ``audio`` None: the reference run, the same work without our audio process."""
     if now >= state["next_note"]:
         note = rng.randint(*NOTES)
-        audio.note_on(note, rng.randint(*VELOCITIES))
+        if audio is not None:
+            audio.note_on(note, rng.randint(*VELOCITIES))
         if note < 60:  # a bass note starts a new polynomial, as in the piece
             learner.new_target()
         state["next_note"] = now + rng.uniform(*NOTE_GAP)
         state["notes"] += 1
     loss = learner.step()
-    audio.detune(min(0.5, 0.05 * loss))
+    if audio is not None:
+        audio.detune(min(0.5, 0.05 * loss))
     frames.draw(now, learner.theta)
-    audio.poll()
+    if audio is not None:
+        audio.poll()
 
 
-def _soak(period: int, realtime: bool, frames: FrameLoad, seconds: float) -> SoakRun:
-    run = SoakRun(period, realtime)
+def _start_reference(jack_env: dict[str, str]) -> subprocess.Popen:
+    """The reference client: ``jack_metro`` (C, from jackd2's example clients), a click track
+    whose process callback does next to nothing, connected to the dummy playback ports as ours is."""
+    env = {**os.environ, **jack_env}
+    metro = subprocess.Popen(["jack_metro", "-n", REFERENCE, "-b", "300", "-f", "880"], env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10.0
+    while True:
+        ports = subprocess.run(["jack_lsp"], env=env, capture_output=True, text=True).stdout.split()
+        out = [port for port in ports if port.startswith(f"{REFERENCE}:")]
+        if out:
+            for playback in ("system:playback_1", "system:playback_2"):
+                subprocess.run(["jack_connect", out[0], playback], env=env, capture_output=True)
+            return metro
+        if metro.poll() is not None or time.monotonic() > deadline:
+            stop_child(metro)
+            raise RuntimeError(f"jack_metro did not start (status {metro.poll()})")
+        time.sleep(0.1)
+
+
+def _soak(period: int, realtime: bool, frames: FrameLoad, seconds: float,
+          reference: bool = False) -> SoakRun:
+    """One measured window. ``reference``: jack_metro plays instead of our audio process."""
+    run = SoakRun(period, realtime, reference=reference)
     rng = random.Random(period)
     learner = CubicLearner(seed=period)
     with jack_server(SAMPLE_RATE, period, realtime=realtime) as jack_env:
-        audio = LiveAudio(MixerConfig(sample_rate=SAMPLE_RATE, block_size=period, partials=PARTIALS,
-                                      polyphony=POLYPHONY))
-        listener = None
+        audio = None if reference else LiveAudio(MixerConfig(
+            sample_rate=SAMPLE_RATE, block_size=period, partials=PARTIALS, polyphony=POLYPHONY))
+        listener = metro = None
         try:
-            audio.start()
-            if not audio.wait_running(15.0):
-                raise RuntimeError(f"the audio process did not start at {period} frames per period")
+            if audio is None:
+                metro = _start_reference(jack_env)
+            else:
+                audio.start()
+                if not audio.wait_running(15.0):
+                    raise RuntimeError(f"the audio process did not start at {period} frames per period")
             listener = subprocess.Popen(
                 [sys.executable, "-m", "bench.jack_listener"], cwd=ROOT, env={**os.environ, **jack_env},
                 text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -247,19 +320,21 @@ def _soak(period: int, realtime: bool, frames: FrameLoad, seconds: float) -> Soa
                 _frame(state, audio, learner, frames, time.perf_counter() - started, rng)
             listener.stdin.write("mark\n")
             listener.stdin.flush()
-            run.underruns_at_start = audio.health()["xruns"]  # summed over restarts, if any
-            blocks_at_start = int(audio.state.get("blocks"))
-            collector = LoadCollector(audio.state)
-            run.heard = TapWatch(audio.state, SAMPLE_RATE)
+            if audio is not None:
+                run.underruns_at_start = audio.health()["xruns"]  # summed over restarts, if any
+                blocks_at_start = int(audio.state.get("blocks"))
+                collector = LoadCollector(audio.state)
+                run.heard = TapWatch(audio.state, SAMPLE_RATE)
             state["notes"] = 0
             window = time.perf_counter()
             due = window
             while (now := time.perf_counter()) - window < seconds:
                 _frame(state, audio, learner, frames, now - started, rng)
                 run.frame_ms.append((time.perf_counter() - now) * 1000)
-                collector.collect()
-                run.heard.look()
-                run.voices.append(audio.state.get("voices"))
+                if audio is not None:
+                    collector.collect()
+                    run.heard.look()
+                    run.voices.append(audio.state.get("voices"))
                 due += 1.0 / FPS
                 wait = due - time.perf_counter()
                 if wait > 0:
@@ -267,33 +342,47 @@ def _soak(period: int, realtime: bool, frames: FrameLoad, seconds: float) -> Soa
                 else:
                     due = time.perf_counter()  # behind: no burst of frames to catch up
             run.seconds = time.perf_counter() - window
-            collector.collect()
             listener.stdin.write("report\n")
             listener.stdin.flush()
             report = read_line(listener.stdout, 10, "the listener's report")
-            run.xruns = int(json.loads(report)["xruns"])
-            run.underruns = audio.health()["xruns"] - run.underruns_at_start
-            run.blocks = int(audio.state.get("blocks")) - blocks_at_start
-            run.loads, run.loads_lost = collector.loads(), collector.lost
-            run.late_blocks = int(np.count_nonzero(run.loads > period / SAMPLE_RATE))
+            reported = json.loads(report)
+            run.xruns, run.xrun_at = int(reported["xruns"]), reported["at"]
             run.frames, run.notes = len(run.frame_ms), state["notes"]
-            run.restarts = audio.restarts
-            run.callback_errors = int(audio.state.get("callback_errors"))
+            if audio is not None:
+                collector.collect()
+                run.underruns = audio.health()["xruns"] - run.underruns_at_start
+                run.blocks = int(audio.state.get("blocks")) - blocks_at_start
+                run.loads, run.starts, run.loads_lost = collector.loads(), collector.starts(), collector.lost
+                run.late_blocks = int(np.count_nonzero(run.loads > period / SAMPLE_RATE))
+                run.restarts = audio.restarts
+                run.callback_errors = int(audio.state.get("callback_errors"))
+                run.causes = xrun_causes(run.xrun_at, run.starts, run.loads, period / SAMPLE_RATE)
         finally:
             if listener is not None:
                 stop_child(listener, listener.stdin.close)
-            audio.close()
+            if metro is not None:
+                stop_child(metro)
+            if audio is not None:
+                audio.close()
     return run
 
 
 def _figures(run: SoakRun) -> list[Figure]:
     period_ms = 1000 * run.period / SAMPLE_RATE
-    load = run.loads * 1000 / period_ms * 100  # % of the period
     tag = f"{run.period} frames, {'realtime' if run.realtime else 'non-realtime'} JACK"
+    if run.reference:
+        return [Figure(f"{tag}: reference C client (jack_metro), JACK xruns (listener)", run.xruns, "count"),
+                Figure(f"{tag}: reference C client, frames per second", run.frames / run.seconds, "fps")]
+    load = run.loads * 1000 / period_ms * 100  # % of the period
+    causes = run.causes
     return [
         Figure(f"{tag}: underruns (audio process)", run.underruns, "count",
                *(("= 0", run.underruns == 0) if run.realtime else ())),
         Figure(f"{tag}: JACK xruns (listener)", run.xruns, "count"),
+        Figure(f"{tag}: xrun events with a callback of ours over its period", causes["long_callback"],
+               "count", *(("= 0", causes["long_callback"] == 0) if run.realtime else ())),
+        Figure(f"{tag}: xrun events with our callback woken late", causes["late_start"], "count"),
+        Figure(f"{tag}: xrun events with neither", causes["unseen"], "count"),
         Figure(f"{tag}: callbacks computing longer than the period", run.late_blocks, "count"),
         Figure(f"{tag}: callback load p50", float(np.percentile(load, 50)), "%"),
         Figure(f"{tag}: callback load p99", float(np.percentile(load, 99)), "%"),
@@ -338,11 +427,20 @@ def run() -> BenchResult:
                 "client was late), xruns the listener's; the callback load is each block's compute "
                 "time in the callback (`state.loads`, collected every frame before the ring wraps) "
                 "over the period, and the callbacks computing longer than the period are the "
-                "underruns the audio process itself certainly caused (a callback can also start "
-                "late, which that time does not show)."),
+                "underruns the audio process itself certainly caused. Each xrun event (JACK may "
+                "notify one twice) is sorted by our blocks begun in the 3 periods + 2 ms before its "
+                "notification (`state.block_starts`, the same clock): a callback computing longer "
+                "than the period (ours), else a block begun over 1.5 periods after the one before "
+                "(its thread was woken late: nothing it computes shows there), else neither. "
+                "After each realtime window, the same window runs again with a reference client in "
+                "place of our audio process: `jack_metro` (C, jackd2's example click track, whose "
+                "callback does next to nothing), connected to the same playback ports, under the "
+                "same frame load; its xruns are what the machine's scheduling costs any client."),
         goal=("Goal: 0 underruns at both period sizes with realtime JACK: the audio process, "
               "away from the main process's GIL, keeps up while frames are rendered, read back and "
-              "learned from. The non-realtime run has no goal: it shows what a JACK graph without "
+              "learned from; and none caused by a callback of ours computing past its period. "
+              "The reference client's xruns say how far 0 is within this machine's reach. "
+              "The non-realtime run has no goal: it shows what a JACK graph without "
               f"realtime scheduling suffers on this busy {os.cpu_count()}-core machine."))
     if SECONDS <= 0:
         result.error = "SHOWRUNNER_SOAK_SECONDS must be positive"
@@ -356,7 +454,11 @@ def run() -> BenchResult:
         frames = FrameLoad(display)
         for _ in range(10):  # shader compilation and first-use costs before any audio runs
             frames.draw(0.0, np.zeros(4))
-        runs = [_soak(period, realtime, frames, seconds) for period, realtime, seconds in RUNS]
+        runs = []
+        for period, realtime, seconds in RUNS:
+            runs.append(_soak(period, realtime, frames, seconds))
+            if realtime:
+                runs.append(_soak(period, realtime, frames, seconds, reference=True))
         renderer = display.renderer
     except JackUnavailable as error:
         result.error = str(error)
@@ -365,6 +467,13 @@ def run() -> BenchResult:
         display.close()
     for soak in runs:
         result.figures += _figures(soak)
+        if soak.reference:
+            frame_ms = np.asarray(soak.frame_ms)
+            result.notes.append(
+                f"{soak.period} frames per period, reference C client: {soak.seconds:.0f} s measured, "
+                f"{soak.xruns} JACK xruns; frame work median {np.median(frame_ms):.1f} ms, p99 "
+                f"{np.percentile(frame_ms, 99):.1f} ms.")
+            continue
         heard = soak.heard
         frame_ms = np.asarray(soak.frame_ms)
         result.notes.append(

@@ -8,7 +8,9 @@ underflow. Whether sound is played is checked on the audio process's tap instead
 
 ``python -m bench.jack_listener`` prints ``ready`` once its client is active, then answers lines on
 stdin: ``mark`` starts a measured window; ``report`` prints one JSON object ``{"xruns": N}``, the
-JACK xrun notifications since the mark. It exits when stdin closes.
+JACK xrun notifications since the mark, and ``"at"``: when each was notified
+(``time.perf_counter()``, the clock the audio process stamps its blocks with). It exits when stdin
+closes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 
 import jack
 
@@ -23,12 +26,11 @@ import jack
 def main() -> int:
     client = jack.Client("xrun-listener", no_start_server=True)
     lock = threading.Lock()
-    xruns = 0
+    xruns: list[float] = []
 
     def on_xrun(_delay_us: float) -> None:
-        nonlocal xruns
         with lock:
-            xruns += 1
+            xruns.append(time.perf_counter())
 
     client.set_xrun_callback(on_xrun)
     client.activate()
@@ -38,11 +40,11 @@ def main() -> int:
         for line in sys.stdin:
             command = line.strip()
             with lock:
-                seen = xruns
+                seen = list(xruns)
             if command == "mark":
-                at_mark = seen
+                at_mark = len(seen)
             elif command == "report":
-                print(json.dumps({"xruns": seen - at_mark}), flush=True)
+                print(json.dumps({"xruns": len(seen) - at_mark, "at": seen[at_mark:]}), flush=True)
         return 0
     finally:
         client.deactivate()

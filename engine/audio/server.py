@@ -136,7 +136,7 @@ class AudioServer:
             if self._errors == 1:
                 log.exception("audio callback failed (silence for this block; the show goes on)")
             data = bytes(4 * self.channels * frame_count)
-        self._account(time.perf_counter() - started)
+        self._account(started, time.perf_counter() - started)
         return data, 0  # paContinue
 
     def _drain(self) -> None:
@@ -161,11 +161,12 @@ class AudioServer:
         self._leftover = joined[count:]
         return joined[:count]
 
-    def _account(self, seconds: float) -> None:
+    def _account(self, started: float, seconds: float) -> None:
         health, field = self.state.health, shared.FIELD
         load = seconds / self.period
         blocks = int(health[field["blocks"]])
         self.state.loads[blocks % shared.LOADS] = seconds
+        self.state.block_starts[blocks % shared.LOADS] = started
         health[field["load"]] = load
         health[field["load_peak"]] = max(load, health[field["load_peak"]] * 0.995)
         health[field["load_mean"]] = 0.99 * health[field["load_mean"]] + 0.01 * load

@@ -17,7 +17,7 @@ import numpy as np
 from engine.audio.commands import FIELDS, CommandRing
 
 CAPACITY = 4096  # commands in flight
-LOADS = 4096  # recent per-block compute times kept for benchmarks
+LOADS = 4096  # recent blocks whose compute time and start time are kept, for benchmarks
 HEALTH_FIELDS = ("blocks", "underruns", "load", "load_peak", "load_mean", "status", "pid", "voices",
                  "limiter_db", "latency", "starts", "callback_errors", "tap_frames", "input_channels")
 TAP_FRAMES = 1 << 18  # 5.5 s at 48 kHz of what was played and heard, for the recorder
@@ -31,7 +31,7 @@ TEXT_BYTES = 256  # the output device's name
 def _layout() -> dict[str, tuple[int, int]]:
     """(offset in bytes, count of 8-byte items) of each section."""
     sections = {"header": 2, "records": CAPACITY * FIELDS, "health": len(HEALTH_FIELDS),
-                "loads": LOADS, "text": TEXT_BYTES // 8, "tap": TAP_FRAMES * TAP_CHANNELS // 2}
+                "loads": LOADS, "block_starts": LOADS, "text": TEXT_BYTES // 8, "tap": TAP_FRAMES * TAP_CHANNELS // 2}
     layout, offset = {}, 0
     for name, count in sections.items():
         layout[name] = (offset, count)
@@ -56,7 +56,8 @@ class SharedAudioState:
         self.ring = CommandRing(section("header", np.int64),
                                 section("records", np.float64).reshape(CAPACITY, FIELDS))
         self.health = section("health", np.float64)
-        self.loads = section("loads", np.float64)
+        self.loads = section("loads", np.float64)  # seconds computing, per block (blocks % LOADS)
+        self.block_starts = section("block_starts", np.float64)  # when it began: time.perf_counter()
         self._text = np.ndarray((TEXT_BYTES,), np.uint8, buffer=self._map, offset=LAYOUT["text"][0])
         self.tap = np.ndarray((TAP_FRAMES, TAP_CHANNELS), np.float32, buffer=self._map,
                               offset=LAYOUT["tap"][0])
