@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.audio import kernels
 from engine.audio.config import MixerConfig
-from engine.audio.voices import TWO_PI, VoiceBank, curve_shape
+from engine.audio.voices import VoiceBank
 
 
 class OvertoneVoices(VoiceBank):
@@ -24,7 +24,6 @@ class OvertoneVoices(VoiceBank):
         self.harmonics = k
         weights = k ** -config.rolloff
         self.partial_weights = weights / weights.sum()
-        self.detuned = k >= 2  # which partials the detune moves
         self.detune = np.zeros(self.slots)
         self.detune_target = np.zeros(self.slots)
         self.release_frames = np.zeros(self.slots)
@@ -33,7 +32,6 @@ class OvertoneVoices(VoiceBank):
         glide = config.detune_glide * config.sample_rate
         self.glide_step = 1.0 if glide <= 0 else 1.0 - float(np.exp(-config.block_size / glide))
         self.default_detune = 0.0
-        self._next_detune = np.zeros(self.slots)
         self.percussive = config.envelope == "percussive"
         self.sustain_pedal = False
         self._pedal_held: set[int] = set()  # voice ids whose key is up but the pedal holds
@@ -58,68 +56,26 @@ class OvertoneVoices(VoiceBank):
         sensitivity = config.velocity_sensitivity
         self.gain[slot] = config.level * (1.0 - sensitivity + sensitivity * velocity ** 2)
 
-    def _multipliers(self, idx):
-        d0 = self.detune[idx]
-        d1 = d0 + (self.detune_target[idx] - d0) * self.glide_step
-        self._next_detune[idx] = d1
-        m0 = np.where(self.detuned, self.harmonics * (1.0 + d0[:, None]), self.harmonics)
-        m1 = np.where(self.detuned, self.harmonics * (1.0 + d1[:, None]), self.harmonics)
-        return m0, m1
-
-    def _amplitudes(self, idx):
-        weights = np.broadcast_to(self.partial_weights, (idx.size, self.partials))
-        if not self.config.amplitude_coupling:
-            return weights, weights
-        # The original: amplitude 2 - (1 + d) on the detuned partials.
-        d0 = self.detune[idx, None]
-        d1 = self._next_detune[idx, None]
-        a0 = np.where(self.detuned, weights * np.clip(1.0 - d0, 0.0, 2.0), weights)
-        a1 = np.where(self.detuned, weights * np.clip(1.0 - d1, 0.0, 2.0), weights)
-        return a0, a1
+    def render(self, out_left: np.ndarray, out_right: np.ndarray) -> None:
+        """Add one block of every sounding voice into the two float64 channel buffers: the whole
+        block, state included, in one compiled call (:func:`engine.audio.kernels.overtone_block`);
+        the audio callback's cost is then the samples, not dozens of small numpy steps."""
+        if not self.active.any():
+            return
+        config = self.config
+        kernels.overtone_block(
+            out_left, out_right, self.active, self.voice_id, self.fundamental, self.phase,
+            self.detune, self.detune_target, self.glide_step, self.harmonics, self.partial_weights,
+            config.amplitude_coupling, self.gain, self.pan_left, self.pan_right, self.age,
+            self.released, self.release_age, self.release_level, self.release_frames, self.fading,
+            self.fade_age, self.fade_samples, self.percussive, self.attack_frames,
+            self.decay_frames, config.sustain, config.curve, float(self.sample_rate))
 
     def _envelope(self, idx, t):
-        curve = self.config.curve
-        attack = self.attack_frames
-        rising = curve_shape(t / attack, curve)
-        if self.percussive:
-            release = self.release_frames[idx]
-            falling = 1.0 - curve_shape((t - attack) / release, curve)
-            return np.where(t < attack, rising, falling)
-        sustain = self.config.sustain
-        decaying = 1.0 + (sustain - 1.0) * curve_shape((t - attack) / self.decay_frames, curve)
-        held = np.where(t < attack, rising, decaying)
-        released = self.released[idx]
-        if not released.any():
-            return held
-        since = t - self.age[idx] + self.release_age[idx]
-        fall = self.release_level[idx] * (1.0 - curve_shape(since / self.release_frames[idx], curve))
-        return np.where(released, fall, held)
-
-    def _mix(self, idx, w0, w1, a0, a1, gains, out_left, out_right):
-        """Partials k >= 2 run at k * f * (1 + d): each is k times one detuned base phase, so the
-        kernel derives them all from one base phasor (Chebyshev). Column 0 of ``phase`` holds the
-        fundamental's phase, column 1 the detuned base's."""
-        n = self.block_size
-        phase = self.phase[idx]
-        fundamental = np.ascontiguousarray(w0[:, 0])  # the fundamental never glides
-        if self.partials == 1:
-            base = start = end = np.zeros(idx.size)
-        else:
-            base = np.ascontiguousarray(phase[:, 1])
-            start, end = w0[:, 1] / 2.0, w1[:, 1] / 2.0  # the detuned base, f (1 + d)
-        kernels.chebyshev_voices(out_left, out_right, np.ascontiguousarray(phase[:, 0]), fundamental,
-                                 base, start, end, a0, a1, *gains)
-        self.phase[idx, 0] = np.mod(phase[:, 0] + fundamental * n, TWO_PI)
-        if self.partials > 1:
-            self.phase[idx, 1] = np.mod(base + start * n + (end - start) * (n + 1) / 2.0, TWO_PI)
-
-    def _block_done(self, idx):
-        self.detune[idx] = self._next_detune[idx]
-
-    def _finished(self, idx):
-        if self.percussive:
-            return self.age[idx] >= self.attack_frames + self.release_frames[idx]
-        return self.released[idx] & (self.release_age[idx] >= self.release_frames[idx])
+        return kernels.envelope_levels(
+            np.asarray(t, np.float64), (t - self.age[idx] + self.release_age[idx]).astype(np.float64),
+            self.released[idx], self.release_level[idx], self.release_frames[idx], self.percussive,
+            self.attack_frames, self.decay_frames, self.config.sustain, self.config.curve)
 
     def note_off(self, voice: int) -> None:
         # A percussive note rings out whatever the key does (Env.perc); marking it released only

@@ -102,3 +102,58 @@ def test_the_kernels_leave_their_inputs_as_they_were_and_repeat_bit_for_bit() ->
         outputs.append((left, right))
     assert all(np.array_equal(a, b) for a, b in zip(args, before))
     assert np.array_equal(outputs[0][0], outputs[1][0]) and np.array_equal(outputs[0][1], outputs[1][1])
+
+
+def _perc(t: np.ndarray, attack: float, release: float, curve: float) -> np.ndarray:
+    """Env.perc's level at t frames: SuperCollider's curved segments up, then down."""
+    def shape(x):
+        x = np.clip(x, 0.0, 1.0)
+        return (1.0 - np.exp(curve * x)) / (1.0 - np.exp(curve))
+    return np.where(t < attack, shape(t / attack), 1.0 - shape((t - attack) / release))
+
+
+@pytest.mark.parametrize("partials,coupling", [(1, False), (4, False), (8, True)])
+def test_an_overtone_block_is_the_closed_form_note_with_its_detune_gliding(partials, coupling):
+    """One percussive note through the whole fused block (:func:`kernels.overtone_block`), block
+    after block: partial 1 at f, partial k >= 2 at k f (1 + d) with d gliding one-pole towards a
+    new detune, amplitudes k^-rolloff (times 1 - d when coupled), the envelope drawn as lines
+    between block ends, the gain and the pan; the voice ends when its release does."""
+    from engine.audio.config import MixerConfig
+    from engine.audio.overtones import OvertoneVoices
+
+    config = MixerConfig(partials=partials, amplitude_coupling=coupling, attack=0.01, release=0.05,
+                         bass_release=0.05, detune_glide=0.02)
+    bank = OvertoneVoices(config)
+    bank.set_detune(0.02)  # the detune a new note starts at
+    bank.note_on(7, 69, 0.8, 440.0)
+    bank.set_detune(0.1)  # then glides towards
+    n, rate = config.block_size, config.sample_rate
+    slot = int(np.flatnonzero(bank.active)[0])
+    gain, pan_left, pan_right = bank.gain[slot], bank.pan_left[slot], bank.pan_right[slot]
+    weights = np.arange(1, partials + 1) ** -config.rolloff
+    weights = weights / weights.sum()
+    step = 2 * np.pi * 440.0 / rate
+    attack, release = config.attack * rate, config.release_for(69) * rate
+    detune, fundamental, base = 0.02, 0.0, 0.0
+    blocks = int(np.ceil((attack + release) / n))
+    for block in range(blocks):
+        left, right = np.zeros(n), np.zeros(n)
+        bank.render(left, right)
+        d1 = detune + (0.1 - detune) * bank.glide_step
+        ramp = _ramp(n)
+        amplitude = weights[:, None] * np.ones(n)
+        if coupling:
+            a0, a1 = 1.0 - detune, 1.0 - d1
+            amplitude[1:] *= a0 + (a1 - a0) * ramp
+        tone = amplitude[0] * np.sin(_phase(np.array(fundamental), np.array(step), np.array(step), n))
+        base_phase = _phase(np.array(base), np.array(step * (1 + detune)), np.array(step * (1 + d1)), n)
+        for k in range(2, partials + 1):
+            tone = tone + amplitude[k - 1] * np.sin(k * base_phase)
+        e0, e1 = _perc(np.array([block * n, (block + 1) * n], float), attack, release, config.curve)
+        envelope = gain * (e0 + (e1 - e0) * ramp)
+        assert np.max(np.abs(left - pan_left * envelope * tone)) < 1e-9, block
+        assert np.max(np.abs(right - pan_right * envelope * tone)) < 1e-9, block
+        fundamental += step * n
+        base += step * (1 + detune) * n + step * (d1 - detune) * (n + 1) / 2
+        detune = d1
+    assert not bank.active.any() and bank.voice_id[slot] == -1
