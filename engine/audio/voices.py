@@ -9,7 +9,9 @@ fades out over ``fade`` seconds instead of stopping dead.
 
 Subclasses say what the partials are (frequency multipliers and amplitudes per voice) and what the
 envelope is, and may sum the partials their own way (:meth:`VoiceBank._mix`); this class does
-the rest.
+the rest. A subclass may also render whole blocks itself: the overtone voices, which sound under
+every note, do all of it in one compiled call, since at small blocks the dozens of numpy steps
+here cost the audio callback more than the samples do.
 """
 
 from __future__ import annotations
