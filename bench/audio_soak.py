@@ -6,8 +6,10 @@ each frame: a learner step (a numpy stand-in, kept so the figures compare across
 benchmark runs the real jax learners with live audio), a detune command, a
 1280x720 frame drawn on the headless EGL display and read back. A client in a process of its own
 (:mod:`bench.jack_listener`) counts JACK's xruns; the audio process's tap shows that sound is
-played. Reported per period size: underruns counted by the audio process, xruns, the callback's
-compute time as a share of the period, and the frames rendered.
+played. Reported per period size: underruns counted by the audio process, xruns (each sorted by
+what our callback did just before it, :func:`xrun_causes`), the callback's compute time as a share
+of the period, and the frames rendered; after each realtime window, the xruns of a reference C
+client (``jack_metro``) in our place under the same load.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def run() -> BenchResult:
     result = BenchResult(
         key="mixer",
         title="Overtone mixer compute per block",
-        method=(f"`OvertoneMixer` (numpy per block, its numba-compiled kernels per sample, no piano) is driven in the benchmark process with "
+        method=(f"`OvertoneMixer` (the overtone voices' whole block compiled with numba, then bus gains and the limiter in numpy; no piano) is driven in the benchmark process with "
                 f"no device, at {SAMPLE_RATE} Hz and {BLOCK} frames per block ({period_ms:.2f} ms). "
                 f"For each of {len(VOICES)} x {len(PARTIALS)} cells (voices x partials per voice) "
                 "that many note-ons (velocity 100, notes C2 upwards on distinct voice ids) start "

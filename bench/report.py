@@ -72,11 +72,11 @@ def splice(document: str, results: list[BenchResult], note: str) -> str:
         rows = [line for line in new if line.startswith(f"| {result.title} |")]
         old_rows = [n for n, line in enumerate(lines) if line.startswith(f"| {result.title} |")]
         if old_rows:
-            at = old_rows[0]
-            lines = [line for n, line in enumerate(lines) if n not in set(old_rows)]
+            at, dropped = old_rows[0], set(old_rows)
+            lines = [line for n, line in enumerate(lines) if n not in dropped]
         else:  # after the last row of the results table
-            at = max(n for n, line in enumerate(lines) if line.startswith("| ") and n < lines.index(
-                "## How each is measured")) + 1
+            table_end = lines.index("## How each is measured")
+            at = max(n for n in range(table_end) if lines[n].startswith("| ")) + 1
         lines[at:at] = rows
         section = _section(new, result.title)
         while section and not section[-1]:

@@ -230,7 +230,7 @@ def run() -> BenchResult:
                 "gains, copies every block to its tap in shared memory and has a Python main thread "
                 "waking every 20 ms; scsynth has no limiter and clips nothing (JACK floats)."),
         goal=(f"Goal: our CPU time <= {GOAL_RATIO:g}x scsynth's (at `-z {PERIOD}`): a Python "
-              "process (numpy per block, numba-compiled kernels per sample) within a small factor of "
+              "process (the voices compiled with numba, the rest of a block in numpy) within a small factor of "
               "a C++ synthesis server."))
     if shutil.which("scsynth") is None:
         result.error = "scsynth not found (Debian package supercollider-server; `make bench` installs it)"

@@ -189,7 +189,7 @@ def overtone_block(out_left, out_right, active, voice_id, fundamental, phase, de
     voices, partials = slots.size, harmonics.size
     scale = 2.0 * np.pi / sample_rate
     nyquist = 0.45 * 2.0 * np.pi
-    fund_step, base_phase = np.empty(voices), np.zeros(voices)
+    fund_phase, fund_step, base_phase = np.empty(voices), np.empty(voices), np.zeros(voices)
     base_start, base_end = np.zeros(voices), np.zeros(voices)
     amp_start, amp_end = np.empty((voices, partials)), np.empty((voices, partials))
     left_start, left_end = np.empty(voices), np.empty(voices)
@@ -201,7 +201,7 @@ def overtone_block(out_left, out_right, active, voice_id, fundamental, phase, de
         d1 = d0 + (detune_target[slot] - d0) * glide_step
         next_detune[v] = d1
         step = fundamental[slot] * scale
-        fund_step[v] = step
+        fund_phase[v], fund_step[v] = phase[slot, 0], step
         for k in range(partials):
             m0 = m1 = harmonics[k]
             a0 = a1 = weights[k]
@@ -229,9 +229,6 @@ def overtone_block(out_left, out_right, active, voice_id, fundamental, phase, de
             g1 *= min(1.0, max(0.0, 1.0 - (fade_age[slot] + frames) / fade_frames))
         left_start[v], left_end[v] = pan_left[slot] * g0, pan_left[slot] * g1
         right_start[v], right_end[v] = pan_right[slot] * g0, pan_right[slot] * g1
-    fund_phase = np.empty(voices)
-    for v in range(voices):
-        fund_phase[v] = phase[slots[v], 0]
     chebyshev_voices(out_left, out_right, fund_phase, fund_step, base_phase, base_start, base_end,
                      amp_start, amp_end, left_start, left_end, right_start, right_end)
     two_pi = 2.0 * np.pi

@@ -8,10 +8,10 @@ so neither a detune change nor a gain change clicks); a voice that is stolen or 
 fades out over ``fade`` seconds instead of stopping dead.
 
 Subclasses say what the partials are (frequency multipliers and amplitudes per voice) and what the
-envelope is, and may sum the partials their own way (:meth:`VoiceBank._mix`); this class does
-the rest. A subclass may also render whole blocks itself: the overtone voices, which sound under
-every note, do all of it in one compiled call, since at small blocks the dozens of numpy steps
-here cost the audio callback more than the samples do.
+envelope is; this class does the rest, one oscillator per partial. A subclass may also render
+whole blocks itself: the overtone voices, which sound under every note, do all of it in one
+compiled call, since at small blocks the dozens of numpy steps here cost the audio callback more
+than the samples do.
 """
 
 from __future__ import annotations
@@ -21,14 +21,6 @@ import numpy as np
 from engine.audio import kernels
 
 TWO_PI = 2.0 * np.pi
-
-
-def curve_shape(x: np.ndarray, curve: float) -> np.ndarray:
-    """A segment from 0 to 1 over x in [0, 1] with SuperCollider's curvature (0 = linear)."""
-    x = np.clip(x, 0.0, 1.0)
-    if abs(curve) < 1e-4:
-        return x
-    return (1.0 - np.exp(curve * x)) / (1.0 - np.exp(curve))
 
 
 class VoiceBank:
@@ -68,7 +60,8 @@ class VoiceBank:
         self.pan_left = np.zeros(slots)
         self.pan_right = np.zeros(slots)
         self.fundamental = np.zeros(slots)  # Hz
-        self.phase = np.zeros((slots, partials))  # radians in [0, 2 pi); _mix decides the columns
+        self.phase = np.zeros((slots, partials))  # radians in [0, 2 pi): a column per partial here
+        # (the overtone voices use theirs as kernels.overtone_block says)
         self._sequence = 0
 
     # Subclass hooks (arrays indexed by the sounding slots ``idx``).
@@ -169,17 +162,6 @@ class VoiceBank:
             return int(unheard[0])
         return int(fading[np.argmax(self.fade_age[fading])])
 
-    def _mix(self, idx: np.ndarray, w0: np.ndarray, w1: np.ndarray, a0: np.ndarray,
-             a1: np.ndarray, gains: tuple, out_left: np.ndarray, out_right: np.ndarray) -> None:
-        """Add the voices into the channels and advance their phases. ``w0``/``w1``: radians per
-        frame at the block's start / end, (V, K); ``a0``/``a1``: amplitudes, (V, K); ``gains``:
-        (left start, left end, right start, right end), (V,) each. This general version runs
-        one oscillator per partial."""
-        phase = self.phase[idx]
-        kernels.partial_voices(out_left, out_right, phase, w0, w1, a0, a1, *gains)
-        n = self.block_size
-        self.phase[idx] = np.mod(phase + w0 * n + (w1 - w0) * (n + 1) / 2.0, TWO_PI)
-
     # Rendering.
     def render(self, out_left: np.ndarray, out_right: np.ndarray) -> None:
         """Add one block of every sounding voice into the two float64 channel buffers."""
@@ -207,8 +189,10 @@ class VoiceBank:
             g0 = np.where(fading, g0 * np.clip(1.0 - since / self.fade_samples, 0.0, 1.0), g0)
             g1 = np.where(fading, g1 * np.clip(1.0 - (since + n) / self.fade_samples, 0.0, 1.0), g1)
         left, right = self.pan_left[idx], self.pan_right[idx]
-        self._mix(idx, w0, w1, a0, a1, (left * g0, left * g1, right * g0, right * g1),
-                  out_left, out_right)
+        phase = self.phase[idx]
+        kernels.partial_voices(out_left, out_right, phase, w0, w1, a0, a1,
+                               left * g0, left * g1, right * g0, right * g1)
+        self.phase[idx] = np.mod(phase + w0 * n + (w1 - w0) * (n + 1) / 2.0, TWO_PI)
         self._block_done(idx)
         self.age[idx] += n
         self.release_age[idx] += np.where(self.released[idx], n, 0)

@@ -11,7 +11,7 @@ def _blocks(count: int, load: float = 0.0004) -> tuple[np.ndarray, np.ndarray]:
     return 10.0 + PERIOD * np.arange(count), np.full(count, load)
 
 
-def test_a_callback_over_its_period_is_ours():
+def test_a_callback_over_its_period_is_a_long_callback():
     starts, loads = _blocks(100)
     loads[50] = 1.2 * PERIOD
     at = [starts[51] + 0.0005]
