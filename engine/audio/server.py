@@ -99,12 +99,7 @@ class AudioServer:
         self._warm_up()
 
     def _warm_up(self) -> None:
-        """Run the DSP once with a note so first-use costs are paid before any device opens."""
-        probe = OvertoneMixer(self.settings.mixer, piano=self.settings.piano)
-        probe.apply(cmd.NOTE_ON, 0, 60, 100)
-        probe.apply(cmd.DETUNE, cmd.ALL_VOICES, 0, 0.01)
-        for _ in range(4):
-            probe.render()
+        warm_up_mixer(self.settings.mixer, self.settings.piano)
         # What exists now lives for the whole show: keep it out of the cyclic collector's sweeps,
         # so a collection that lands in a callback stays short.
         gc.collect()
@@ -290,6 +285,20 @@ class AudioServer:
     def _parent_alive(self) -> bool:
         parent = self.settings.parent
         return parent is None or os.getppid() == parent
+
+
+def warm_up_mixer(config: MixerConfig, piano: bool) -> None:
+    """Play a note through a mixer like the show's, detune it, render and release it, so that
+    first-use costs (numba loading each compiled kernel from its cache: milliseconds, a missed
+    block at 128 frames) are paid before any device opens, not in the callback."""
+    probe = OvertoneMixer(config, piano=piano)
+    probe.apply(cmd.NOTE_ON, 0, 60, 100)
+    probe.apply(cmd.DETUNE, cmd.ALL_VOICES, 0, 0.01)
+    for _ in range(2):
+        probe.render()
+    probe.apply(cmd.NOTE_OFF, 0, 60, 0.0)  # an ADSR release computes the level it starts from
+    for _ in range(2):
+        probe.render()
 
 
 def raise_priority(realtime: bool = True) -> str:

@@ -1,0 +1,53 @@
+"""The audio process pays numba's first-use costs before its device opens, not in the callback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# In a fresh interpreter (in this one, other tests may have loaded the kernels already): warm up
+# as the audio process does, note which compiled kernels are loaded, then play everything a show
+# can send (every command kind, stealing, pedal, release, panic) and look again.
+SCRIPT = """
+import json, sys
+from numba.core.registry import CPUDispatcher
+from engine.audio import commands as cmd, kernels
+from engine.audio.config import MixerConfig
+from engine.audio.mixer import OvertoneMixer
+from engine.audio.server import warm_up_mixer
+
+config, piano = MixerConfig(**json.loads(sys.argv[1])), sys.argv[2] == "piano"
+def loaded():
+    return {name: len(f.signatures) for name, f in vars(kernels).items() if isinstance(f, CPUDispatcher)}
+warm_up_mixer(config, piano)
+before = loaded()
+mixer = OvertoneMixer(config, piano=piano)
+for voice in range(6):
+    mixer.apply(cmd.NOTE_ON, voice, 40 + 7 * voice, 100)
+    mixer.render()
+for kind, voice, note, value in [(cmd.DETUNE, cmd.ALL_VOICES, 0, 0.2), (cmd.DETUNE, 1, 47, -0.1),
+                                 (cmd.SUSTAIN, 0, 0, 127), (cmd.NOTE_OFF, 2, 54, 0), (cmd.SUSTAIN, 0, 0, 0),
+                                 (cmd.NOTE_OFF, 3, 61, 0), (cmd.GAIN, 0, 0, -6.0), (cmd.TUNE, 2, 0, 14.0),
+                                 (cmd.ALL_NOTES_OFF, 0, 0, 0), (cmd.NOTE_ON, 9, 60, 90), (cmd.PANIC, 0, 0, 0)]:
+    mixer.apply(kind, voice, note, value)
+    for _ in range(3):
+        mixer.render()
+print(json.dumps([before, loaded()]))
+"""
+
+
+@pytest.mark.parametrize("settings,piano", [({"envelope": "adsr", "polyphony": 4}, "piano"),
+                                            ({"polyphony": 4, "partials": 8}, "none")])
+def test_after_the_warm_up_a_show_loads_no_compiled_kernel(settings, piano):
+    done = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(settings), piano], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, after = json.loads(done.stdout.strip().splitlines()[-1])
+    assert before["overtone_block"] == 1
+    assert after == before, "first used in the show, after the warm-up"
