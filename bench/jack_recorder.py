@@ -40,7 +40,9 @@ class JackRecorder:
         self.midi_sent_at: list[int] = []  # JACK frame time each sent message went out at
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.xruns = 0  # cycles JACK reported missed, by any client, since this one started
         self.client.set_process_callback(self._process)
+        self.client.set_xrun_callback(self._xrun)
         self.client.activate()
         self._watcher = threading.Thread(target=self._watch, daemon=True)
         self._watcher.start()
@@ -65,6 +67,9 @@ class JackRecorder:
             for message in pending:
                 self.midi_out.write_midi_event(0, message)
                 self.midi_sent_at.append(start)
+
+    def _xrun(self, _delay_us: float) -> None:
+        self.xruns += 1
 
     def _watch(self) -> None:
         while not self._stop.is_set():

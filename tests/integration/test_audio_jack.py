@@ -49,19 +49,36 @@ def live(recorder):
         audio.close()
 
 
-def hear(recorder, seconds: float, action=None) -> np.ndarray:
-    mark = recorder.mark()
+class MissedCycle(Exception):
+    """JACK missed a cycle while the test listened: the capture has a gap or a repeat in it."""
+
+
+# A test that judges the sound sample by sample (exact frequencies, no clicks) listens again, in a
+# fresh run, when JACK missed a cycle meanwhile: on this shared machine the server or any client
+# can be late now and then (the soak benchmark counts how often; a C client that does nothing is
+# late too). One that misses cycles every time fails.
+listens_again = pytest.mark.flaky(reruns=2, only_rerun=["MissedCycle"])
+
+
+def hear(recorder, seconds: float, action=None, clean: bool = False) -> np.ndarray:
+    """What the recorder heard over ``seconds`` from now, ``action`` done first. ``clean``: raise
+    :class:`MissedCycle` if JACK missed a cycle meanwhile."""
+    mark, xruns = recorder.mark(), recorder.xruns
     if action is not None:
         action()
     time.sleep(seconds)
-    return recorder.since(mark)
+    heard = recorder.since(mark)
+    if clean and recorder.xruns != xruns:
+        raise MissedCycle(f"JACK missed {recorder.xruns - xruns} cycle(s) while the test listened")
+    return heard
 
 
+@listens_again
 @pytest.mark.parametrize("note,detune", [(69, 0.0), (57, 0.03), (76, -0.02), (45, 0.1)])
 def test_partials_sit_at_detuned_multiples_through_jack(live, recorder, note, detune):
     audio = live()
     audio.detune(detune)
-    heard = hear(recorder, 1.4, lambda: audio.note_on(note, 110))
+    heard = hear(recorder, 1.4, lambda: audio.note_on(note, 110), clean=True)
     audio.note_off(note)
     fundamental = 440.0 * 2 ** ((note - 69) / 12)
     onset = int(np.argmax(np.abs(heard[:, 0]) > 1e-4))
@@ -72,6 +89,7 @@ def test_partials_sit_at_detuned_multiples_through_jack(live, recorder, note, de
         assert peak_near(steady, RATE, expected) == pytest.approx(expected, abs=0.5), f"partial {k}"
 
 
+@listens_again
 def test_note_on_off_detune_and_stealing_do_not_click_through_jack(live, recorder):
     audio = live(MixerConfig(envelope="adsr", attack=0.01, release=0.05, polyphony=2))
 
@@ -86,7 +104,7 @@ def test_note_on_off_detune_and_stealing_do_not_click_through_jack(live, recorde
         audio.note_off(72)
         audio.note_off(76)
 
-    heard = hear(recorder, 1.4, play)
+    heard = hear(recorder, 1.4, play, clean=True)
     # A tone moves by at most 2*pi*f/rate times its amplitude per sample, summed over partials
     # (weights 1/k, normalised); a click (a step to or from silence) adds about a voice's amplitude.
     peak = float(np.abs(heard).max())
