@@ -57,7 +57,7 @@ class MissedCycle(Exception):
 # fresh run, when JACK missed a cycle meanwhile: on this shared machine the server or any client
 # can be late now and then (the soak benchmark counts how often; a C client that does nothing is
 # late too). One that misses cycles every time fails.
-listens_again = pytest.mark.flaky(reruns=2, only_rerun=["MissedCycle"])
+listens_again = pytest.mark.flaky(reruns=4, only_rerun=["MissedCycle"])
 
 
 def hear(recorder, seconds: float, action=None, clean: bool = False) -> np.ndarray:
