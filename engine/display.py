@@ -83,51 +83,8 @@ class Display:
         self._query_open = False
         self.gpu_ms: float | None = None  # GPU time of the previous frame, milliseconds
         self.gpu_timing = bool(self._queries)
-        # Software rendering: frames are read back on a thread of their own (read_frame_async).
-        self.background_reads = software
-        self._reader = None  # BackgroundReader, made at the first read; False: none can be had
-        self._read_error: str | None = None
-
-    def read_frame_async(self, out: np.ndarray) -> bool:
-        """Start reading the finished show frame (RGBA, bottom row first) into ``out`` on the
-        readback thread and return at once; the next frame's drawing waits for it
-        (:meth:`wait_read`). Returns False, having read nothing, where frames cannot be read in
-        the background (a GPU: use pixel-pack buffers; no EGL context)."""
-        if not self.background_reads or self._reader is False:
-            return False
-        if self._reader is None:
-            from engine.readback import BackgroundReader
-
-            self._reader = BackgroundReader.for_current_context() or False
-            if self._reader is False:
-                return False
-            log.debug("frames are read back on a thread of their own")
-        self.wait_read()
-        self.gl.finish()  # the reader's context sees finished frames only
-        self._reader.start(self.color.glo, self.size, out)
-        return True
-
-    @property
-    def reads_in_background(self) -> bool:
-        """Whether frames have been read on the readback thread (a thread was made)."""
-        return bool(self._reader)
-
-    def wait_read(self) -> None:
-        """Wait for the frame being read in the background, if any (before drawing into the
-        show framebuffer again). A failed read does not stop the show: :meth:`take_read_error`."""
-        if self._reader:
-            error = self._reader.wait()
-            if error is not None:
-                self._read_error = error
-
-    def take_read_error(self) -> str | None:
-        """Wait for the background read, if any; why the last read failed, or None (once)."""
-        self.wait_read()
-        error, self._read_error = self._read_error, None
-        return error
 
     def begin_frame(self) -> None:
-        self.wait_read()
         if self._queries and not self._query_open:
             self._queries[self._frame % 2].__enter__()
             self._query_open = True
@@ -145,7 +102,6 @@ class Display:
             self.fbo.use()
             capture()
         if overlay is not None:
-            self.wait_read()
             self.fbo.use()
             self.gl.viewport = (0, 0, *self.size)
             overlay()
@@ -198,7 +154,6 @@ class Display:
 
     def read_pixels(self) -> np.ndarray:
         """The show frame as an (height, width, 3) uint8 array, top row first."""
-        self.wait_read()
         data = self.fbo.read(components=3, alignment=1)
         return np.frombuffer(data, dtype=np.uint8).reshape(self.size[1], self.size[0], 3)[::-1]
 
@@ -224,9 +179,6 @@ class Display:
             pygame.display.set_caption(text)
 
     def close(self) -> None:
-        if self._reader:
-            self._reader.close()
-            self._reader = None
         self.shaders.close()
         if self.windowed:
             import pygame

@@ -3,9 +3,8 @@
 The engine's side (:class:`Recorder`) reads each finished frame back into one of a few frame slots
 in shared memory and tells the encoder process which slot holds which frame, in a 33-byte message.
 On a GPU the readback goes through a ring of pixel-pack buffers, so the copy of frame n is collected
-two frames later and never waits for the GPU. Mesa's software rasteriser has no GPU to copy for it:
-there the display's readback thread (:mod:`engine.readback`) reads the frame straight into its slot
-(one copy instead of two) while the show goes on, and the frame is queued at the next capture.
+two frames later and never waits for the GPU; on Mesa's software rasteriser, which has finished the
+frame when it returns, the frame is read straight into the slot (one copy instead of two).
 When every slot is still in use the encoder has fallen behind: live, the frame is dropped and
 counted (the show never waits); offline (render, replay), the renderer waits for a slot.
 
@@ -134,7 +133,6 @@ class Recorder:
         self._pbos: list = []
         self._in_flight: deque = deque()  # (pbo, pts, tap) read back asynchronously, oldest first
         self._pbo_next = 0
-        self._reading: tuple | None = None  # (display, slot, pts, tap, show time) read in the background
         self._events: list[str] = []
         self._closed = False
 
@@ -195,14 +193,8 @@ class Recorder:
         if pts is None:
             return
         if getattr(display, "software", False):
-            self._collect_background(display)
             slot = self._slot()
             if slot is None:
-                return
-            self._slots.state[slot] = 1  # taken, while the readback thread fills it
-            reader = getattr(display, "read_frame_async", None)
-            if reader is not None and reader(self._slots.pixels[slot]):
-                self._reading = (display, slot, pts, tap_now, show_time)
                 return
             display.fbo.read_into(self._slots.pixels[slot], components=4, alignment=1)
             self._queue_frame(slot, pts, tap_now, show_time)
@@ -216,18 +208,6 @@ class Recorder:
         self._in_flight.append((pbo, pts, tap_now, show_time))
         if len(self._in_flight) >= 3:
             self._collect()
-
-    def _collect_background(self, display=None) -> None:
-        """Queue the frame the display's readback thread was reading, once it is read."""
-        if self._reading is None:
-            return
-        started_on, slot, pts, tap_now, show_time = self._reading
-        self._reading = None
-        error = started_on.take_read_error()
-        if error is not None:
-            self._slots.state[slot] = 0
-            raise RuntimeError(f"reading the frame back failed: {error}")
-        self._queue_frame(slot, pts, tap_now, show_time)
 
     def _collect(self) -> None:
         pbo, pts, tap_now, show_time = self._in_flight.popleft()
@@ -313,8 +293,6 @@ class Recorder:
         if self._closed:
             return self.stats()
         try:
-            if not self.failed:
-                self._guarded(self._collect_background)
             while self._in_flight and not self.failed:
                 self._collect()
         finally:
