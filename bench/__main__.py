@@ -6,7 +6,7 @@ the file always holds one complete run, unless ``--update`` asks to replace thos
 and sections in it (each replaced section says when it was measured). Exit status 1 when a benchmark could not run. The soak runs 5
 minutes per period size; ``SHOWRUNNER_SOAK_SECONDS`` shortens it. The piece's live run (ldd) plays 4
 parts of 30 s; ``SHOWRUNNER_LDD_SECONDS_PER_PART`` shortens them. The recording benchmark runs the
-piece 2 x 2 times for 60 s (``SHOWRUNNER_RECORDING_SECONDS``, ``SHOWRUNNER_RECORDING_PAIRS``) and
+piece 5 x 3 times for 40 s (``SHOWRUNNER_RECORDING_SECONDS``, ``SHOWRUNNER_RECORDING_ROUNDS``) and
 renders 120 s of it (``SHOWRUNNER_RECORDING_RENDER_SECONDS``; ``SHOWRUNNER_RECORDING_4K=1`` adds 4K).
 """
 
