@@ -214,8 +214,9 @@ def _render(size: tuple[int, int], fps: int, seconds: float, folder: Path) -> Re
                   frames=int(wrote.group(1)))
 
 
-def _pooled(runs: list[LiveRun], q: float) -> float:
-    values = [v for run in runs for v in run.frame_ms]
+def _pooled(runs: list[LiveRun], q: float, cue: str | None = None) -> float:
+    """Percentile ``q`` of the frame times of all ``runs`` together (of part ``cue`` only, if given)."""
+    values = [v for run in runs for v in (run.frame_ms if cue is None else run.part_ms[cue])]
     return float(np.percentile(values, q)) if values else float("nan")
 
 
@@ -239,7 +240,8 @@ def run() -> BenchResult:
         setlist.write_text(demo_setlist_text(part), encoding="utf-8")
         runs = []
         for index in range(rounds):
-            for kind in KINDS[index % 3:] + KINDS[:index % 3]:
+            turn = index % len(KINDS)
+            for kind in KINDS[turn:] + KINDS[:turn]:
                 runs.append(_live_run(setlist, seconds, kind, folder, len(runs)))
             loads.append(f"after round {index + 1} {_load()}")
         renders = [_render(RENDER_SIZE, RENDER_FPS, render_seconds, folder)]
@@ -253,7 +255,7 @@ def run() -> BenchResult:
             raise RuntimeError(f"a live run never played {', '.join(missing)}")
     groups = {kind: [r for r in runs if r.kind == kind] for kind in KINDS}
     plain = groups[KINDS[0]]
-    rounds_of = [runs[i:i + len(KINDS)] for i in range(0, len(runs), len(KINDS))]
+    rounds_of = [{r.kind: r for r in runs[i:i + len(KINDS)]} for i in range(0, len(runs), len(KINDS))]
     spreads = []
     for kind in KINDS[1:]:
         judged = kind == KINDS[1]  # the default; the cheaper recording is there to compare
@@ -264,14 +266,10 @@ def run() -> BenchResult:
         # back to back share most of it.
         for cue in PARTS:
             for q in (50, 95):
-                ratios = []
-                for group in rounds_of:
-                    one = {r.kind: r for r in group}
-                    ratios.append(float(np.percentile(one[kind].part_ms[cue], q)
-                                        / np.percentile(one[KINDS[0]].part_ms[cue], q)))
+                ratios = [float(np.percentile(one[kind].part_ms[cue], q)
+                                / np.percentile(one[KINDS[0]].part_ms[cue], q)) for one in rounds_of]
                 ratio = float(np.median(ratios))
-                without, with_ = (float(np.percentile([v for r in g for v in r.part_ms[cue]], q))
-                                  for g in (plain, recorded))
+                without, with_ = _pooled(plain, q, cue), _pooled(recorded, q, cue)
                 label = (f"{cue}: live frame time p{q}, {kind} / without, median of {len(ratios)} "
                          f"rounds (pooled {with_:.2f} / {without:.2f} ms)")
                 result.figures.append(Figure(label, ratio, "x", f"<= {GOAL_RATIO:.2f}x" if judged else "",
@@ -328,8 +326,8 @@ def run() -> BenchResult:
         "recording of the same round, and the median of those ratios over the rounds, which is "
         "what is judged: the machine's load drifts from minute to minute by more than the "
         "difference sought (the same command's part medians move by 10-20 % between runs), and "
-        "runs back to back share most of it. Judged on the default recording and per part, because the curve parts draw in a few ms and the camera parts "
-        "in many, so a percentile of all frames together moves with how many frames each part drew "
+        "runs back to back share most of it. Judged on the default recording and per part, "
+        "because the curve parts draw in a few ms and the camera parts in many, so a percentile of all frames together moves with how many frames each part drew "
         "(recording draws fewer in the camera parts, which lowers the pooled median). The notes give "
         "every round's ratio; the pooled figures (all runs of a kind together) are context. Frames "
         "drawn per second: the lines carrying a `frame_ms` over the show time from the first line "

@@ -56,7 +56,7 @@ class MissedCycle(Exception):
 # A test that judges the sound sample by sample (exact frequencies, no clicks) listens again, in a
 # fresh run, when JACK missed a cycle meanwhile: on this shared machine the server or any client
 # can be late now and then (the soak benchmark counts how often; a C client that does nothing is
-# late too; the clean-clone CI has seen from 2 to 7 reruns among these 5 tests). One that misses
+# late too; clean-clone CI runs have needed from 0 to 7 reruns among these 5 tests). One that misses
 # cycles every time fails.
 listens_again = pytest.mark.flaky(reruns=8, only_rerun=["MissedCycle"])
 
