@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.child_process import stop_child
-from engine.encoder import check_output, yuv420_from_gl
+from engine.encoder import check_output, yuv420
 from engine.errors import UserError
 
 log = logging.getLogger("showrunner.recorder")
@@ -400,7 +400,7 @@ class _Encoder:
 
     def frame(self, slot: int, pts: int, tap_now: int, show_us: int) -> None:
         pixels = self.slots.pixels[slot]
-        picture = pixels.copy() if self.pictures else yuv420_from_gl(pixels)
+        picture = pixels.copy() if self.pictures else yuv420(pixels, bottom_up=True)
         self.slots.state[slot] = 0  # the slot is free again as soon as its pixels are read
         if self.pictures and self.previous is not None:
             # A constant frame rate: the previous picture holds until this one (at most 10 s of
@@ -495,6 +495,10 @@ def main(argv: list[str] | None = None) -> int:
                 os.nice(19)
             except OSError:
                 pass
+        # And on one thread: beside the show, a second one would only take a core from it.
+        import cv2
+
+        cv2.setNumThreads(1)
     encoder = _Encoder(settings)
     messages: queue.Queue = queue.Queue()
     threading.Thread(target=_read_messages, args=(sys.stdin.buffer, messages), daemon=True).start()
