@@ -174,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
             state = getattr(audio, "state", None)
             recorder = Recorder(args.record, settings.resolution, args.record_fps or settings.fps, live=True,
                                 sample_rate=settings.audio.sample_rate if state is not None else None,
-                                tap=state.path if state is not None else None)
+                                tap=state.path if state is not None else None,
+                                yield_to_show=args.record_priority == "show")
             recorder.start()  # its imports overlap with loading the scenes
         performer = str(performance.path) if performance else (f"port {midi_pattern}" if port else "keyboard")
         header = _show_header(setlist, args.cue, video, audio, performer)

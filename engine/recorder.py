@@ -41,10 +41,15 @@ from engine.errors import UserError
 log = logging.getLogger("showrunner.recorder")
 
 MESSAGE = struct.Struct("<cqqqq")  # kind, four integers; 'A' is followed by its payload
-CTRL = ("frames", "samples", "status", "resyncs", "lost_samples", "errors")
+CTRL = ("frames", "samples", "status", "resyncs", "lost_samples", "errors", "show_busy")
+SHOW_BUSY = CTRL.index("show_busy")
 STARTING, RUNNING, FINISHED, FAILED = range(4)
 RESYNC_SECONDS = 0.03  # live sound further than this from the pictures is re-anchored
 RESYNC_FRAMES = 9  # over the median of this many frames' observations
+# Yielding to the show (live): the encoder starts no work while the show is busy with a frame,
+# looking again this often, and waits this long at most (a show that never rests still records).
+YIELD_POLL = 0.0005
+YIELD_LIMIT = 0.1
 
 
 class _Slots:
@@ -103,11 +108,16 @@ class Recorder:
         pictures: the frames are RGB pictures handed to :meth:`picture` (a camera), top row
             first, rather than read from the display; the file then has a constant frame rate
             (a picture is repeated until the next one), so it can be read back by frame number.
+        yield_to_show: (live) the encoder starts no work while the show says it is busy
+            (:meth:`show_busy`): it converts and encodes in the show's rest between frames, and
+            when that rest is too short the recording drops frames, not the show. False: it also
+            works while the show draws (at the idle scheduling class), so it records more frames
+            and the show's frames take longer.
     """
 
     def __init__(self, path: Path, size: tuple[int, int], fps: float, live: bool,
                  sample_rate: int | None = None, tap: Path | None = None, slots: int = 8,
-                 pictures: bool = False) -> None:
+                 pictures: bool = False, yield_to_show: bool = False) -> None:
         check_output(path, size)
         self.path = Path(path)
         self.size = size
@@ -120,7 +130,8 @@ class Recorder:
         self._slots = _Slots(Path(name), slots, size, create=True, channels=3 if pictures else 4)
         settings = {"path": str(self.path), "size": list(size), "fps": fps, "live": live,
                     "sample_rate": sample_rate, "tap": str(tap) if tap else None,
-                    "slots": str(self._slots.path), "slot_count": slots, "pictures": pictures}
+                    "slots": str(self._slots.path), "slot_count": slots, "pictures": pictures,
+                    "yield_to_show": live and yield_to_show}
         handle, name = tempfile.mkstemp(prefix="showrunner-record-", suffix=".json")
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(settings, file)
@@ -147,6 +158,11 @@ class Recorder:
         """Show time 0 is now: live, ``anchor`` is the tap's frame count at this moment."""
         if anchor is not None:
             self._send(b"T", anchor, 0, 0, 0)
+
+    def show_busy(self, busy: bool) -> None:
+        """The show starts (True) or ends (False) its work on a frame: its ticks and drawing."""
+        if not self._closed:
+            self._slots.ctrl[SHOW_BUSY] = busy
 
     # Frames.
     def capture(self, display, show_time: float, tap_now: int | None = None) -> None:
@@ -380,6 +396,7 @@ class _Encoder:
         self.fps = settings["fps"]
         size = tuple(settings["size"])
         self.pictures = settings.get("pictures", False)
+        self.yielding = settings.get("yield_to_show", False)
         self.slots = _Slots(Path(settings["slots"]), settings["slot_count"], size, create=False,
                             channels=3 if self.pictures else 4)
         # Both processes have it mapped now: its name can go, so that nothing is left in /dev/shm
@@ -400,6 +417,7 @@ class _Encoder:
 
     def frame(self, slot: int, pts: int, tap_now: int, show_us: int) -> None:
         pixels = self.slots.pixels[slot]
+        self.yield_to_show()
         picture = pixels.copy() if self.pictures else yuv420(pixels, bottom_up=True)
         self.slots.state[slot] = 0  # the slot is free again as soon as its pixels are read
         if self.pictures and self.previous is not None:
@@ -421,8 +439,18 @@ class _Encoder:
                     self.anchor = median
                     self.observed.clear()
                     self.slots.set("resyncs", self.slots.get("resyncs") + 1)
+        self.yield_to_show()
         self.writer.video(picture, pts)
         self.slots.set("frames", self.writer.frames)
+
+    def yield_to_show(self) -> None:
+        """Live and yielding: wait while the show is busy with a frame (at most YIELD_LIMIT), so
+        that the conversion and the encoding, a few ms each, fall in its rest between frames."""
+        if not self.yielding:
+            return
+        deadline = time.monotonic() + YIELD_LIMIT
+        while self.slots.ctrl[SHOW_BUSY] and time.monotonic() < deadline:
+            time.sleep(YIELD_POLL)
 
     def start_tap(self, anchor: int) -> None:
         self.anchor = anchor

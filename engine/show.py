@@ -218,6 +218,8 @@ class Show:
         self._compilations = _compilations()
         try:
             while not self._quit:
+                if self.recorder is not None:
+                    self.recorder.show_busy(True)  # a yielding encoder waits until the rest
                 now = self.time.now()
                 steps = self.clock.advance(now - last)
                 last = now
@@ -246,8 +248,12 @@ class Show:
                     wait = deadline - self.time.now()
                     if wait < -frame_period:  # far behind: do not try to catch up on sleep
                         deadline = self.time.now()
+                    if self.recorder is not None:
+                        self.recorder.show_busy(False)
                     self.time.sleep(wait)
         finally:
+            if self.recorder is not None:
+                self.recorder.show_busy(False)
             if self.perf_log is not None:
                 self.perf_log.end(self.summary.ticks)
             if self._metrics is not None:

@@ -417,6 +417,49 @@ def test_frames_the_encoder_has_no_room_for_are_dropped_and_counted_not_waited_f
     assert "record_drop" in recorder.take_events()
 
 
+@pytest.mark.parametrize("yielding", [True, False], ids=["show-first", "recording-first"])
+def test_a_live_encoder_yielding_to_the_show_waits_while_the_show_is_busy(tmp_path, egl, yielding):
+    """Show first (the default of `run --record`): the encoder starts no work on a frame while
+    the show says it is busy, and encodes it once the show rests. Recording first: it encodes
+    while the show is busy. Either way the file holds every frame."""
+    from engine.display import open_display
+    from engine.recorder import RUNNING, YIELD_LIMIT, Recorder
+
+    display = open_display((320, 180), headless=True)
+    recorder = Recorder(tmp_path / "yield.mkv", (320, 180), 30, live=True, yield_to_show=yielding)
+    try:
+        recorder.start()
+        deadline = time.monotonic() + 30
+        while recorder.stats()["status"] != RUNNING and time.monotonic() < deadline:
+            time.sleep(0.01)
+        recorder.show_busy(True)
+        for frame in range(3):
+            display.begin_frame()
+            display.gl.clear(frame / 3, 0.0, 0.0, 1.0)
+            recorder.capture(display, (frame + 1) / 30)
+        # Busy for less than the longest the encoder yields (show first), or until every frame
+        # is written (recording first: on a loaded machine that may take a while).
+        busy_until = time.monotonic() + (0.8 * YIELD_LIMIT if yielding else 10)
+        written_while_busy = 0
+        while time.monotonic() < busy_until and written_while_busy < 3:
+            written_while_busy = recorder.stats()["frames"]
+            recorder.show_busy(True)  # a show drawing frame after frame, never resting
+            time.sleep(0.002)
+        recorder.show_busy(False)
+        deadline = time.monotonic() + 10
+        while recorder.stats()["frames"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stats = recorder.close()
+    finally:
+        display.close()
+    if yielding:
+        assert written_while_busy == 0
+    else:
+        assert written_while_busy == 3
+    assert stats["frames"] == 3 and recorder.dropped == 0
+    assert playable_seconds(tmp_path / "yield.mkv")[0] == 3
+
+
 def test_a_live_camera_is_recorded_into_the_performance_log_and_replayed(tmp_path, egl):
     """``[camera] record = "always"`` records the camera as a stream beside the performance log
     (what a webcam gets by default): the replay shows the pictures the audience saw, not the

@@ -12,7 +12,7 @@ import mido
 import numpy as np
 import pytest
 
-from engine.clock import VirtualTime
+from engine.clock import RealTime, VirtualTime
 from engine.display import open_display
 from engine.midi import NoteOn
 from engine.scene import Scene
@@ -347,3 +347,58 @@ def test_metrics_carry_cpu_and_gpu_frame_times(tmp_path, egl):
         assert not display.gpu_timing and gpu == []
     else:  # every frame after the first (a timer query's result is read one frame later)
         assert len(gpu) >= len(cpu) - 1 and all(0 < value < 1000 for value in gpu)
+
+
+class _BusyWatch:
+    """Stands in for the recorder in the show loop: notes whether the show said it was busy at
+    each capture and at each of its sleeps."""
+
+    frames = dropped = 0
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.seen: list[tuple[str, bool]] = []
+
+    def begin(self, anchor) -> None:
+        pass
+
+    def show_busy(self, busy: bool) -> None:
+        self.busy = busy
+
+    def capture(self, display, show_time, tap_now=None) -> None:
+        self.seen.append(("capture", self.busy))
+
+    def take_events(self) -> list[str]:
+        return []
+
+    def status(self) -> str:
+        return "REC"
+
+
+class _WatchedSleep(RealTime):
+    def __init__(self, watch: _BusyWatch) -> None:
+        self.watch = watch
+
+    def sleep(self, seconds: float) -> None:
+        self.watch.seen.append(("sleep", self.watch.busy))
+        super().sleep(seconds)
+
+
+def test_a_live_show_tells_the_recorder_when_it_rests_between_frames(tmp_path, egl):
+    """The show is busy (the recorder's encoder keeps off the cores) from the start of each loop
+    turn to its sleep, so every capture falls in a busy stretch and every sleep in a rest, and it
+    rests once the show is over."""
+    setlist = load_setlist(write(tmp_path, FOUR_CUES))
+    display = open_display((320, 180), headless=True)
+    watch = _BusyWatch()
+    try:
+        show = Show(setlist, ShowOptions(duration=0.3), _WatchedSleep(watch), display, recorder=watch)
+        show.load()
+        show.run()
+    finally:
+        display.close()
+    captures = [busy for what, busy in watch.seen if what == "capture"]
+    sleeps = [busy for what, busy in watch.seen if what == "sleep"]
+    assert len(captures) >= 10 and all(captures)
+    assert len(sleeps) >= 10 and not any(sleeps)
+    assert watch.busy is False
