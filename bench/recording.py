@@ -4,15 +4,17 @@ Two goals of the recording issue, each measured on the real command line:
 
 1. Overhead: ``showrunner run`` of the piece (``setlists/ldd-demo.toml`` at its 1280x720 and
    60 fps, played by the bundled MIDI file, headless, no audio) without recording, with
-   ``--record`` (every frame) and with ``--record --record-fps 30``, in rounds of three runs back
-   to back, the order turning from round to round, so that the machine's drifts fall on all.
+   ``--record`` (every frame, the show first: the default), with ``--record --record-priority
+   recording`` and with ``--record --record-fps 30``, in rounds of four runs back to back, the
+   order turning from round to round, so that the machine's drifts fall on all.
    Every run plays all four parts: a temporary copy of the setlist hands over every
    ``run seconds / 4`` (the MIDI file's program change 0 at 0.85 s jumps back to the first cue,
    so ``--cue`` cannot start a run at a later part). Compared per part: the median and p95 of the
    metrics lines' ``frame_ms`` (the draw time, which holds the readback into the recorder's
    slot) as the ratio to the run without recording of the same round, and the median of those
-   ratios over the rounds; the frames drawn per second. The goal is judged on the default
-   (every frame recorded); the 30 fps recording is there to compare.
+   ratios over the rounds; the frames drawn per second; the share of each part's recorded
+   frames dropped. The goal is judged on the default (every frame, the show first); the other
+   two recordings are there to compare.
 2. Offline render speed: ``showrunner render`` of the same setlist at 1280x720, 30 fps, as show
    seconds over the wall time of the whole command (start-up included), and the figure the
    command logs itself (from the show's start, so without start-up).
@@ -49,8 +51,12 @@ UHD_VARIABLE = "SHOWRUNNER_RECORDING_4K"
 PARTS = ("cubic", "knot", "split", "bubbles")
 GOAL_RATIO = 1.10  # recorded frame time over unrecorded
 LOW_FPS = 30  # the cheaper live recording measured beside the default (--record-fps)
-# The kinds of live run in each round; the order turns from round to round.
-KINDS = ("without", "recording", f"recording at {LOW_FPS} fps")
+# The kinds of live run in each round, with what they add to the command line; the order turns
+# from round to round. The first is the baseline, the second the judged default.
+KIND_ARGS = {"without": [], "recording": ["--record"],
+             "recording, recording first": ["--record", "--record-priority", "recording"],
+             f"recording at {LOW_FPS} fps": ["--record", "--record-fps", str(LOW_FPS)]}
+KINDS = tuple(KIND_ARGS)
 GOAL_RTF = 1.0  # offline render: show seconds per wall second
 RENDER_SIZE, RENDER_FPS = (1280, 720), 30
 UHD_SIZE, UHD_FPS = (3840, 2160), 60
@@ -116,6 +122,8 @@ class LiveRun:
     logged_dropped: int = 0
     file_frames: int | None = None  # video packets in the file
     late_warnings: int = 0  # "frame took too long" (show time dropped)
+    part_recorded: dict[str, int] = field(default_factory=dict)  # frames handed to the encoder
+    part_dropped: dict[str, int] = field(default_factory=dict)  # frames dropped from the recording
 
     @property
     def recorded(self) -> bool:
@@ -145,15 +153,17 @@ def _live_run(setlist: Path, seconds: float, kind: str, folder: Path, number: in
     video = folder / f"live-{number}.mkv"
     args = ["run", str(setlist), "--midi-file", str(MIDI_FILE), "--headless", "--no-audio",
             "--duration", f"{seconds:g}", "--metrics", str(metrics)]
-    if kind != KINDS[0]:
-        args += ["--record", str(video)]
-    if kind == KINDS[2]:
-        args += ["--record-fps", str(LOW_FPS)]
+    extra = KIND_ARGS[kind]
+    if extra:
+        args += [extra[0], str(video), *extra[1:]]
     run = LiveRun(kind, _showrunner(args, log_dir, seconds + RUN_TIMEOUT))
     times, last = [], {}
     with open(metrics, encoding="utf-8") as file:
         for line in file:
             record = json.loads(line)
+            cue = record["cue"]
+            for name, counts in (("rec_frames", run.part_recorded), ("rec_dropped", run.part_dropped)):
+                counts[cue] = counts.get(cue, 0) + record.get(name, 0) - last.get(name, 0)
             last = record
             times.append(record["time"])
             if "frame_ms" in record:
@@ -258,7 +268,7 @@ def run() -> BenchResult:
     rounds_of = [{r.kind: r for r in runs[i:i + len(KINDS)]} for i in range(0, len(runs), len(KINDS))]
     spreads = []
     for kind in KINDS[1:]:
-        judged = kind == KINDS[1]  # the default; the cheaper recording is there to compare
+        judged = kind == KINDS[1]  # the default; the other recordings are there to compare
         recorded = groups[kind]
         # Judged per part: the curve parts draw in a few ms and the camera parts in many, so a
         # percentile of all frames together moves with how many frames each part drew. Judged
@@ -291,6 +301,12 @@ def run() -> BenchResult:
             Figure(f"live frames dropped from the recording ({kind}, all runs)",
                    sum(r.rec_dropped for r in groups[kind]), "count"),
         ]
+    for kind in KINDS[1:]:
+        for cue in PARTS:
+            recorded = sum(r.part_recorded.get(cue, 0) for r in groups[kind])
+            dropped = sum(r.part_dropped.get(cue, 0) for r in groups[kind])
+            result.figures.append(Figure(f"{cue}: recorded frames dropped, {kind} (all runs)",
+                                         100 * dropped / max(1, recorded + dropped), "%"))
     result.figures += [Figure(f"CPU seconds per show second (command + children), {kind}", cpu[kind], "s")
                        for kind in KINDS]
     for render in renders:
@@ -310,11 +326,12 @@ def run() -> BenchResult:
         "system, itself and its waited-for children, the encoder process among them) taken from "
         "`getrusage(RUSAGE_CHILDREN)`. *Overhead*: `showrunner run setlists/ldd-demo.toml "
         f"--midi-file assets/midi/{MIDI_FILE.name} --headless --no-audio --duration {seconds:g} "
-        f"--metrics M` without recording, with `--record out.mkv` (every frame: the default) and with "
-        f"`--record out.mkv --record-fps {LOW_FPS}`, at the setlist's 1280x720 and 60 fps on "
-        f"the headless EGL display (renderer `{renderer}`), in {rounds} rounds of the three runs back "
-        "to back, the order turning from round to round (1-2-3, 2-3-1, 3-1-2, ...) so that the "
-        "machine's drifts fall on all three. Every run plays "
+        f"--metrics M` without recording, with `--record out.mkv` (every frame, the encoder yielding "
+        "to the show: the default), with `--record out.mkv --record-priority recording` (the encoder "
+        f"also works while the show draws) and with `--record out.mkv --record-fps {LOW_FPS}`, at the "
+        f"setlist's 1280x720 and 60 fps on the headless EGL display (renderer `{renderer}`), in "
+        f"{rounds} rounds of the {len(KINDS)} runs back to back, the order turning from round to "
+        "round (1-2-3-4, 2-3-4-1, ...) so that the machine's drifts fall on all. Every run plays "
         f"all four parts: it runs a temporary copy of the setlist whose cues hand over after "
         f"{part:g} s instead of 30 (`{SECONDS_VARIABLE}` sets the run length, a quarter of it per "
         f"part; `{ROUNDS_VARIABLE}` the rounds); `--cue` cannot start a run at a later part, because "
@@ -332,7 +349,8 @@ def run() -> BenchResult:
         "every round's ratio; the pooled figures (all runs of a kind together) are context. Frames "
         "drawn per second: the lines carrying a `frame_ms` over the show time from the first line "
         "to the last, averaged over the runs of each kind. Recorded and dropped frames: the last "
-        "metrics line's `rec_frames` and `rec_dropped`, summed over the recorded runs; the notes "
+        "metrics line's `rec_frames` and `rec_dropped`, summed over the recorded runs, and per part the share of frames dropped "
+        "(the increments of the two counts over the part's metrics lines); the notes "
         "put them beside the log's `recorded ...` line (one frame more: the last frame is drawn "
         "after the last metrics line) and the video frames in the file. *Render speed*: "
         "`showrunner render "
