@@ -53,6 +53,8 @@ class Display:
         size: show resolution (width, height) in pixels.
         fbo: the framebuffer scenes draw into.
         windowed: True for a pygame window.
+        on_swap_wait: called with True before the window's buffer swap, which may wait for the
+            screen's vertical blank, and with False after it (the show rests meanwhile).
     """
 
     def __init__(self, gl: moderngl.Context, size: tuple[int, int], windowed: bool) -> None:
@@ -68,6 +70,7 @@ class Display:
         self._shade = gl.program(vertex_shader=FULLSCREEN_VERT, fragment_shader=_SHADE_FRAG)
         self._shade_quad = gl.vertex_array(self._shade, [(quad, "2f", "in_pos")])
         self.fade = 1.0  # 0 = black, 1 = full image (transitions)
+        self.on_swap_wait: Callable[[bool], None] | None = None
         self.renderer = gl.info.get("GL_RENDERER", "?")
         # GPU time per frame from GL timer queries: two, alternating, so reading the previous
         # frame's result never waits for the current one.
@@ -150,7 +153,13 @@ class Display:
         self.gl.viewport = ((width - w) // 2, (height - h) // 2, w, h)
         self.color.use(0)
         self._quad.render(moderngl.TRIANGLE_STRIP)
-        pygame.display.flip()
+        if self.on_swap_wait is not None:
+            self.on_swap_wait(True)
+        try:
+            pygame.display.flip()
+        finally:
+            if self.on_swap_wait is not None:
+                self.on_swap_wait(False)
 
     def read_pixels(self) -> np.ndarray:
         """The show frame as an (height, width, 3) uint8 array, top row first."""

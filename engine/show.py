@@ -216,6 +216,9 @@ class Show:
         # replayed was live: such notes are listed as heard, and a replay plays them here.
         self._port_heard = self.audio.hears_midi or (self.replay is not None and self.replay.hears_midi)
         self._compilations = _compilations()
+        if self.recorder is not None and self.display is not None:
+            # Waiting for the screen's vertical blank in the buffer swap, the show rests too.
+            self.display.on_swap_wait = lambda waiting: self.recorder.show_busy(not waiting)
         try:
             while not self._quit:
                 if self.recorder is not None:
@@ -254,6 +257,8 @@ class Show:
         finally:
             if self.recorder is not None:
                 self.recorder.show_busy(False)
+                if self.display is not None:
+                    self.display.on_swap_wait = None
             if self.perf_log is not None:
                 self.perf_log.end(self.summary.ticks)
             if self._metrics is not None:

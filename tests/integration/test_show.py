@@ -384,21 +384,37 @@ class _WatchedSleep(RealTime):
         super().sleep(seconds)
 
 
-def test_a_live_show_tells_the_recorder_when_it_rests_between_frames(tmp_path, egl):
+@pytest.mark.parametrize("windowed", [False, True], ids=["headless", "window"])
+def test_a_live_show_tells_the_recorder_when_it_rests_between_frames(tmp_path, egl, monkeypatch, windowed):
     """The show is busy (the recorder's encoder keeps off the cores) from the start of each loop
-    turn to its sleep, so every capture falls in a busy stretch and every sleep in a rest, and it
-    rests once the show is over."""
-    setlist = load_setlist(write(tmp_path, FOUR_CUES))
-    display = open_display((320, 180), headless=True)
+    turn to its sleep, except in the window's buffer swap (which may wait for the screen's
+    vertical blank), so every capture falls in a busy stretch and every sleep and swap in a
+    rest, and it rests once the show is over."""
     watch = _BusyWatch()
+    if windowed:
+        import pygame
+
+        monkeypatch.setenv("SDL_VIDEODRIVER", "offscreen")
+        flip = pygame.display.flip
+
+        def watched_flip():
+            watch.seen.append(("swap", watch.busy))
+            flip()
+
+        monkeypatch.setattr(pygame.display, "flip", watched_flip)
+    setlist = load_setlist(write(tmp_path, FOUR_CUES))
+    display = open_display((320, 180), headless=not windowed)
     try:
+        assert display.windowed == windowed
         show = Show(setlist, ShowOptions(duration=0.3), _WatchedSleep(watch), display, recorder=watch)
         show.load()
         show.run()
+        assert display.on_swap_wait is None  # the display no longer reports to this show
     finally:
         display.close()
-    captures = [busy for what, busy in watch.seen if what == "capture"]
-    sleeps = [busy for what, busy in watch.seen if what == "sleep"]
-    assert len(captures) >= 10 and all(captures)
-    assert len(sleeps) >= 10 and not any(sleeps)
+    seen = {what: [busy for kind, busy in watch.seen if kind == what] for what in ("capture", "sleep", "swap")}
+    assert len(seen["capture"]) >= 10 and all(seen["capture"])
+    assert len(seen["sleep"]) >= 10 and not any(seen["sleep"])
+    if windowed:  # every frame is swapped (and the warm-up's, before the show)
+        assert len(seen["swap"]) >= len(seen["capture"]) and not any(seen["swap"])
     assert watch.busy is False
