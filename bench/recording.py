@@ -4,8 +4,8 @@ Two goals of the recording issue, each measured on the real command line:
 
 1. Overhead: ``showrunner run`` of the piece (``setlists/ldd-demo.toml`` at its 1280x720 and
    60 fps, played by the bundled MIDI file, headless, no audio) without recording, with
-   ``--record`` (every frame, the show first: the default), with ``--record --record-priority
-   recording`` and with ``--record --record-fps 30``, in rounds of four runs back to back, the
+   ``--record`` (every frame; the default, which on a software rasteriser yields to the show),
+   with ``--record --record-priority recording`` and with ``--record --record-fps 30``, in rounds of four runs back to back, the
    order turning from round to round, so that the machine's drifts fall on all.
    Every run plays all four parts: a temporary copy of the setlist hands over every
    ``run seconds / 4`` (the MIDI file's program change 0 at 0.85 s jumps back to the first cue,
@@ -13,8 +13,8 @@ Two goals of the recording issue, each measured on the real command line:
    metrics lines' ``frame_ms`` (the draw time, which holds the readback into the recorder's
    slot) as the ratio to the run without recording of the same round, and the median of those
    ratios over the rounds; the frames drawn per second; the share of each part's recorded
-   frames dropped. The goal is judged on the default (every frame, the show first); the other
-   two recordings are there to compare.
+   frames dropped. The goal is judged on the default; the other two recordings are there to
+   compare.
 2. Offline render speed: ``showrunner render`` of the same setlist at 1280x720, 30 fps, as show
    seconds over the wall time of the whole command (start-up included), and the figure the
    command logs itself (from the show's start, so without start-up).
@@ -326,8 +326,8 @@ def run() -> BenchResult:
         "system, itself and its waited-for children, the encoder process among them) taken from "
         "`getrusage(RUSAGE_CHILDREN)`. *Overhead*: `showrunner run setlists/ldd-demo.toml "
         f"--midi-file assets/midi/{MIDI_FILE.name} --headless --no-audio --duration {seconds:g} "
-        f"--metrics M` without recording, with `--record out.mkv` (every frame, the encoder yielding "
-        "to the show: the default), with `--record out.mkv --record-priority recording` (the encoder "
+        f"--metrics M` without recording, with `--record out.mkv` (every frame; the default, which "
+        "on a software rasteriser yields to the show), with `--record out.mkv --record-priority recording` (the encoder "
         f"also works while the show draws) and with `--record out.mkv --record-fps {LOW_FPS}`, at the "
         f"setlist's 1280x720 and 60 fps on the headless EGL display (renderer `{renderer}`), in "
         f"{rounds} rounds of the {len(KINDS)} runs back to back, the order turning from round to "

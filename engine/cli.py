@@ -65,10 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--record", metavar="FILE", type=Path, help="record the show (video + audio)")
     run.add_argument("--record-fps", type=_fps, metavar="N",
                      help="frames per second recorded (default: the show's; fewer cost the show less)")
-    run.add_argument("--record-priority", choices=["show", "recording"], default="show",
-                     help="show (default): the encoder works while the show rests between frames and "
-                          "drops recorded frames when that is too short; recording: it also works while "
-                          "the show draws, recording more frames and slowing the show's")
+    run.add_argument("--record-priority", choices=["auto", "show", "recording"], default="auto",
+                     help="show: the encoder works while the show rests between frames and drops "
+                          "recorded frames when that is too short; recording: it also works while the "
+                          "show draws, recording more frames and slowing the show's; auto (default): "
+                          "show with a software renderer (it draws on every core), else recording")
     run.add_argument("--audio-device", metavar="NAME", help="audio output: device name substring")
     run.add_argument("--audio-in", metavar="NAME",
                      help="audio input to record with the show: name substring or 'default'")

@@ -174,8 +174,7 @@ def run(args: argparse.Namespace) -> int:
             state = getattr(audio, "state", None)
             recorder = Recorder(args.record, settings.resolution, args.record_fps or settings.fps, live=True,
                                 sample_rate=settings.audio.sample_rate if state is not None else None,
-                                tap=state.path if state is not None else None,
-                                yield_to_show=args.record_priority == "show")
+                                tap=state.path if state is not None else None)
             recorder.start()  # its imports overlap with loading the scenes
         performer = str(performance.path) if performance else (f"port {midi_pattern}" if port else "keyboard")
         header = _show_header(setlist, args.cue, video, audio, performer)
@@ -185,6 +184,13 @@ def run(args: argparse.Namespace) -> int:
         perf_log = PerformanceLog(perf_path, header)
         display = open_display(settings.resolution, headless=headless, fullscreen=args.fullscreen,
                                display_index=args.display, title=settings.title)
+        if recorder is not None:
+            # A software rasteriser draws on every core: whatever the encoder does while the show
+            # draws comes out of the show's frames. With a GPU the show leaves cores free.
+            recorder.yield_to_show = args.record_priority == "show" or (
+                args.record_priority == "auto" and display.software)
+            log.info("recording %s", "in the show's rests between frames (the show comes first)"
+                     if recorder.yield_to_show else "beside the show, every frame the machine allows")
         try:
             show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=settings.fps,
                                              metrics=args.metrics, hud=args.hud), clock, display, queue=queue,
@@ -202,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
             log.info("%s: %d cues, %s at %s ticks/s on %s", settings.title, len(setlist.cues),
                      "x".join(map(str, settings.resolution)), f"{settings.tick_rate:g}", display.renderer)
             _wait_for_audio(audio)
+            if recorder is not None:
+                recorder.wait_ready()
             with _stop_on_signals(show):
                 summary = show.run(performer_end=performance.length if performance else None)
         finally:

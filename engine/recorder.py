@@ -112,7 +112,7 @@ class Recorder:
             (:meth:`show_busy`): it converts and encodes in the show's rest between frames, and
             when that rest is too short the recording drops frames, not the show. False: it also
             works while the show draws (at the idle scheduling class), so it records more frames
-            and the show's frames take longer.
+            and the show's frames take longer. An attribute too, to set before the show starts.
     """
 
     def __init__(self, path: Path, size: tuple[int, int], fps: float, live: bool,
@@ -130,8 +130,7 @@ class Recorder:
         self._slots = _Slots(Path(name), slots, size, create=True, channels=3 if pictures else 4)
         settings = {"path": str(self.path), "size": list(size), "fps": fps, "live": live,
                     "sample_rate": sample_rate, "tap": str(tap) if tap else None,
-                    "slots": str(self._slots.path), "slot_count": slots, "pictures": pictures,
-                    "yield_to_show": live and yield_to_show}
+                    "slots": str(self._slots.path), "slot_count": slots, "pictures": pictures}
         handle, name = tempfile.mkstemp(prefix="showrunner-record-", suffix=".json")
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(settings, file)
@@ -146,6 +145,7 @@ class Recorder:
         self._pbo_next = 0
         self._events: list[str] = []
         self._closed = False
+        self.yield_to_show = yield_to_show
 
     # Life cycle.
     def start(self) -> None:
@@ -154,14 +154,27 @@ class Recorder:
                                         stdin=subprocess.PIPE, bufsize=0, start_new_session=True)
         log.info("recording to %s (encoder process %d)", self.path, self.process.pid)
 
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Before the show starts: block until the encoder process has its file open (its imports
+        take a few tenths of a second, more on a loaded machine; the show's first frames would
+        otherwise fill the slots and be dropped) or has ended, at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while self._slots.get("status") == STARTING and self.process is not None and self.process.poll() is None:
+            if time.monotonic() > deadline:
+                log.warning("the encoder process is not ready after %g s; the show starts without "
+                            "waiting longer", timeout)
+                return
+            time.sleep(0.01)
+
     def begin(self, anchor: int | None = None) -> None:
         """Show time 0 is now: live, ``anchor`` is the tap's frame count at this moment."""
         if anchor is not None:
             self._send(b"T", anchor, 0, 0, 0)
 
     def show_busy(self, busy: bool) -> None:
-        """The show starts (True) or ends (False) its work on a frame: its ticks and drawing."""
-        if not self._closed:
+        """The show starts (True) or ends (False) its work on a frame: its ticks and drawing.
+        Only a live recorder that yields passes it on (offline, the show is never at rest)."""
+        if self.live and self.yield_to_show and not self._closed:
             self._slots.ctrl[SHOW_BUSY] = busy
 
     # Frames.
@@ -396,7 +409,7 @@ class _Encoder:
         self.fps = settings["fps"]
         size = tuple(settings["size"])
         self.pictures = settings.get("pictures", False)
-        self.yielding = settings.get("yield_to_show", False)
+        self.yielding = settings["live"]  # the engine raises the flag only when it wants this
         self.slots = _Slots(Path(settings["slots"]), settings["slot_count"], size, create=False,
                             channels=3 if self.pictures else 4)
         # Both processes have it mapped now: its name can go, so that nothing is left in /dev/shm

@@ -259,6 +259,20 @@ def test_sigterm_finishes_a_live_recording(tmp_path, egl, flash_show):
     frames, last = playable_seconds(out)
     assert "recorded" in stderr and "dropped" not in stderr
     assert frames == pytest.approx(ticks / 60 * FPS, abs=2)  # 60 ticks/s, 30 frames/s: every frame
+    # The software rasteriser draws on every core: by default the encoder yields to the show.
+    assert "recording in the show's rests between frames" in stderr
+
+
+def test_record_priority_recording_records_beside_the_show(tmp_path, egl, flash_show):
+    setlist, midi = flash_show
+    out = tmp_path / "beside.mkv"
+    done = subprocess.run(showrunner_command("run", str(setlist), "--midi-file", str(midi), "--headless",
+                                             "--no-audio", "--record", str(out), "--record-priority", "recording",
+                                             "--duration", "1", "--log-dir", str(tmp_path / "logs")),
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "recording beside the show, every frame the machine allows" in done.stderr
+    assert playable_seconds(out)[0] == pytest.approx(FPS, abs=2)
 
 
 @pytest.mark.jack
@@ -415,6 +429,33 @@ def test_frames_the_encoder_has_no_room_for_are_dropped_and_counted_not_waited_f
     frames, last = playable_seconds(tmp_path / "drops.mkv")
     assert frames == 13 and last == pytest.approx(50 / 30, abs=1e-3)
     assert "record_drop" in recorder.take_events()
+
+
+def test_the_show_waits_until_the_encoder_is_ready_but_not_for_ever(tmp_path, caplog):
+    """`run --record` starts the show once the encoder process has its file open, so the first
+    frames are not dropped while it imports; an encoder that never gets ready is waited for no
+    longer than the timeout, with a warning."""
+    from engine.recorder import RUNNING, STARTING, Recorder
+
+    recorder = Recorder(tmp_path / "ready.mkv", (64, 36), 30, live=True)
+    try:
+        recorder.start()
+        assert recorder.stats()["status"] == STARTING  # its imports take a few tenths of a second
+        recorder.wait_ready()
+        assert recorder.stats()["status"] == RUNNING
+    finally:
+        recorder.close()
+    stuck = Recorder(tmp_path / "stuck.mkv", (64, 36), 30, live=True)
+    try:
+        stuck.start()
+        os.kill(stuck.process.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        stuck.wait_ready(timeout=0.5)
+        assert 0.5 <= time.monotonic() - started < 5
+        assert "the encoder process is not ready after 0.5 s" in caplog.text
+    finally:
+        os.kill(stuck.process.pid, signal.SIGCONT)
+        stuck.close()
 
 
 @pytest.mark.parametrize("yielding", [True, False], ids=["show-first", "recording-first"])
