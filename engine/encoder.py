@@ -26,6 +26,8 @@ AAC_PRIMING = 1024  # samples FFmpeg's AAC encoder puts before the sound
 COLOR_RANGE_LIMITED = 1  # AVCOL_RANGE_MPEG, "tv"
 COLORSPACE_BT601 = 6  # AVCOL_SPC_SMPTE170M
 LIMITED_CHROMA = 224 / 255  # chroma's excursion at limited range over full range
+
+
 def check_output(path: Path, size: tuple[int, int]) -> None:
     """Bad output paths and sizes are bad input: a one-line :class:`UserError`, before any work."""
     if path.is_dir():
@@ -53,10 +55,11 @@ def yuv420(pixels: np.ndarray, bottom_up: bool = False):
     its rows come bottom first, as OpenGL reads them back (a frame slot in shared memory, read
     where it sits: its 4 bytes a pixel are never copied).
 
-    OpenCV converts, vectorised: 0.8 ms a 1280x720 frame on the 2-core test machine, against 3 ms
-    for swscale on one thread. Its own I420 conversion gives the luma; it would take each 2x2
-    block's colour from one of its four pixels (thin coloured lines would shimmer), so the chroma
-    comes from the picture halved by averaging, as full-range YCrCb scaled to limited range. Only
+    OpenCV converts, vectorised: 1.7-1.9 ms a 1280x720 frame of the demo on the 2-core test
+    machine, against 2.6 ms for swscale on one thread. Its own I420 conversion gives the luma; it
+    would take each 2x2 block's colour from one of its four pixels (a one-pixel line's colour would
+    depend on the rows it falls on), so the chroma comes from the picture halved by averaging, as
+    full-range YCrCb scaled to limited range. Only
     the planes, 1.5 bytes a pixel, are copied into the frame, flipped when need be (row pairs map
     onto row pairs, so flipping the planes equals flipping the picture)."""
     import av
