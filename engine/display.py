@@ -53,8 +53,10 @@ class Display:
         size: show resolution (width, height) in pixels.
         fbo: the framebuffer scenes draw into.
         windowed: True for a pygame window.
-        on_swap_wait: called with True before the window's buffer swap, which may wait for the
-            screen's vertical blank, and with False after it (the show rests meanwhile).
+        on_swap_wait: called with True before the window's buffer swap, which with a GPU may
+            wait for the screen's vertical blank, and with False after it (the show rests
+            meanwhile). Not called on a software rasteriser, where the swap is CPU work: the
+            frame's last drawing is done then, and the copy to the window.
     """
 
     def __init__(self, gl: moderngl.Context, size: tuple[int, int], windowed: bool) -> None:
@@ -153,13 +155,14 @@ class Display:
         self.gl.viewport = ((width - w) // 2, (height - h) // 2, w, h)
         self.color.use(0)
         self._quad.render(moderngl.TRIANGLE_STRIP)
-        if self.on_swap_wait is not None:
-            self.on_swap_wait(True)
+        report = None if self.software else self.on_swap_wait
+        if report is not None:
+            report(True)
         try:
             pygame.display.flip()
         finally:
-            if self.on_swap_wait is not None:
-                self.on_swap_wait(False)
+            if report is not None:
+                report(False)
 
     def read_pixels(self) -> np.ndarray:
         """The show frame as an (height, width, 3) uint8 array, top row first."""

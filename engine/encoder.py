@@ -21,8 +21,9 @@ from engine.errors import UserError
 FRAGMENTED = (".mp4", ".mov", ".m4v")
 CONTAINERS = (".mkv", *FRAGMENTED)
 AAC_PRIMING = 1024  # samples FFmpeg's AAC encoder puts before the sound
-# What the pictures are, as FFmpeg numbers them (AVColorRange, AVColorSpace): swscale's default
-# conversion of RGB to yuv420p is BT.601 at limited range (Y 16..235, U and V 16..240).
+# What the pictures are, as FFmpeg numbers them (AVColorRange, AVColorSpace): the conversion of
+# RGB to yuv420p (yuv420, like swscale's default) is BT.601 at limited range (Y 16..235, U and V
+# 16..240).
 COLOR_RANGE_LIMITED = 1  # AVCOL_RANGE_MPEG, "tv"
 COLORSPACE_BT601 = 6  # AVCOL_SPC_SMPTE170M
 LIMITED_CHROMA = 224 / 255  # chroma's excursion at limited range over full range

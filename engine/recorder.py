@@ -173,8 +173,11 @@ class Recorder:
 
     def show_busy(self, busy: bool) -> None:
         """The show starts (True) or ends (False) its work on a frame: its ticks and drawing.
-        Only a live recorder that yields passes it on (offline, the show is never at rest)."""
-        if self.live and self.yield_to_show and not self._closed:
+        Only a live recorder that yields says busy (offline, the show is never at rest); rest is
+        always passed on, so that the encoder is never left waiting."""
+        if busy and not (self.live and self.yield_to_show):
+            return
+        if not self._closed:
             self._slots.ctrl[SHOW_BUSY] = busy
 
     # Frames.
@@ -288,7 +291,7 @@ class Recorder:
     def stats(self) -> dict[str, int]:
         """What the encoder process reports: frames and samples written, audio re-anchors, tap
         samples lost, errors."""
-        return {name: self._slots.get(name) for name in CTRL}
+        return {name: self._slots.get(name) for name in CTRL if name != "show_busy"}
 
     # Plumbing.
     def _alive(self) -> bool:
@@ -325,6 +328,7 @@ class Recorder:
             while self._in_flight and not self.failed:
                 self._collect()
         finally:
+            self.show_busy(False)  # the frames still queued are encoded without waiting
             self._closed = True
             process = self.process
             if process is not None:

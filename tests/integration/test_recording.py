@@ -458,6 +458,31 @@ def test_the_show_waits_until_the_encoder_is_ready_but_not_for_ever(tmp_path, ca
         stuck.close()
 
 
+def test_the_show_busy_flag_is_cleared_whatever_the_priority(tmp_path):
+    """Only a yielding live recorder says the show is busy, but rest always gets through, also
+    after yielding was turned off and when the recorder closes, so the encoder is never left
+    waiting on a stale flag."""
+    from engine.recorder import SHOW_BUSY, Recorder
+
+    recorder = Recorder(tmp_path / "flag.mkv", (64, 36), 30, live=True, yield_to_show=True)
+    flag = recorder._slots.ctrl
+    recorder.show_busy(True)
+    assert flag[SHOW_BUSY] == 1
+    recorder.yield_to_show = False
+    recorder.show_busy(False)
+    assert flag[SHOW_BUSY] == 0
+    recorder.show_busy(True)
+    assert flag[SHOW_BUSY] == 0
+    recorder.yield_to_show = True
+    recorder.show_busy(True)
+    recorder.close()
+    assert flag[SHOW_BUSY] == 0
+    offline = Recorder(tmp_path / "offline.mkv", (64, 36), 30, live=False, yield_to_show=True)
+    offline.show_busy(True)
+    assert offline._slots.ctrl[SHOW_BUSY] == 0
+    offline.close()
+
+
 @pytest.mark.parametrize("yielding", [True, False], ids=["show-first", "recording-first"])
 def test_a_live_encoder_yielding_to_the_show_waits_while_the_show_is_busy(tmp_path, egl, yielding):
     """Show first (the default of `run --record`): the encoder starts no work on a frame while
@@ -467,20 +492,21 @@ def test_a_live_encoder_yielding_to_the_show_waits_while_the_show_is_busy(tmp_pa
     from engine.recorder import RUNNING, YIELD_LIMIT, Recorder
 
     display = open_display((320, 180), headless=True)
+    display.software = True  # frames reach the encoder as they are captured (no PBO ring)
     recorder = Recorder(tmp_path / "yield.mkv", (320, 180), 30, live=True, yield_to_show=yielding)
     try:
         recorder.start()
-        deadline = time.monotonic() + 30
-        while recorder.stats()["status"] != RUNNING and time.monotonic() < deadline:
-            time.sleep(0.01)
+        recorder.wait_ready()
+        assert recorder.stats()["status"] == RUNNING
         recorder.show_busy(True)
+        # Busy for less than the longest the encoder yields from the first frame on (show first),
+        # or until every frame is written (recording first: on a loaded machine that may take a
+        # while).
+        busy_until = time.monotonic() + (0.5 * YIELD_LIMIT if yielding else 10)
         for frame in range(3):
             display.begin_frame()
             display.gl.clear(frame / 3, 0.0, 0.0, 1.0)
             recorder.capture(display, (frame + 1) / 30)
-        # Busy for less than the longest the encoder yields (show first), or until every frame
-        # is written (recording first: on a loaded machine that may take a while).
-        busy_until = time.monotonic() + (0.8 * YIELD_LIMIT if yielding else 10)
         written_while_busy = 0
         while time.monotonic() < busy_until and written_while_busy < 3:
             written_while_busy = recorder.stats()["frames"]

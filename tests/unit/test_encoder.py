@@ -3,15 +3,11 @@
 import numpy as np
 import pytest
 
-from engine.encoder import yuv420
+from engine.encoder import _plane, yuv420
 
 
 def _planes(frame) -> list[np.ndarray]:
-    out = []
-    for plane in frame.planes:
-        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-        out.append(rows[:plane.height, :plane.width].astype(float))
-    return out
+    return [_plane(frame, index).astype(float) for index in range(3)]
 
 
 def _expected(rgb: np.ndarray) -> list[np.ndarray]:
