@@ -5,9 +5,9 @@ Two goals of the recording issue, each measured on the real command line:
 1. Overhead: ``showrunner run`` of the piece (``setlists/ldd-demo.toml`` at its 1280x720 and
    60 fps, played by the bundled MIDI file, headless, no audio) without recording, with
    ``--record`` (every frame; the default, which on a software rasteriser yields to the show),
-   with ``--record --record-priority recording`` and with ``--record --record-fps 30``, in rounds of four runs back to back, the
-   order turning from round to round, so that the machine's drifts fall on all.
-   Every run plays all four parts: a temporary copy of the setlist hands over every
+   with ``--record --record-priority recording`` and with ``--record --record-fps 30``, in rounds
+   of four runs back to back, the order turning from round to round, so that the machine's drifts
+   fall on all. Every run plays all four parts: a temporary copy of the setlist hands over every
    ``run seconds / 4`` (the MIDI file's program change 0 at 0.85 s jumps back to the first cue,
    so ``--cue`` cannot start a run at a later part). Compared per part: the median and p95 of the
    metrics lines' ``frame_ms`` (the draw time, which holds the readback into the recorder's
@@ -301,12 +301,11 @@ def run() -> BenchResult:
             Figure(f"live frames dropped from the recording ({kind}, all runs)",
                    sum(r.rec_dropped for r in groups[kind]), "count"),
         ]
-    for kind in KINDS[1:]:
         for cue in PARTS:
-            recorded = sum(r.part_recorded.get(cue, 0) for r in groups[kind])
+            handed = sum(r.part_recorded.get(cue, 0) for r in groups[kind])
             dropped = sum(r.part_dropped.get(cue, 0) for r in groups[kind])
             result.figures.append(Figure(f"{cue}: recorded frames dropped, {kind} (all runs)",
-                                         100 * dropped / max(1, recorded + dropped), "%"))
+                                         100 * dropped / max(1, handed + dropped), "%"))
     result.figures += [Figure(f"CPU seconds per show second (command + children), {kind}", cpu[kind], "s")
                        for kind in KINDS]
     for render in renders:
@@ -327,8 +326,9 @@ def run() -> BenchResult:
         "`getrusage(RUSAGE_CHILDREN)`. *Overhead*: `showrunner run setlists/ldd-demo.toml "
         f"--midi-file assets/midi/{MIDI_FILE.name} --headless --no-audio --duration {seconds:g} "
         f"--metrics M` without recording, with `--record out.mkv` (every frame; the default, which "
-        "on a software rasteriser yields to the show), with `--record out.mkv --record-priority recording` (the encoder "
-        f"also works while the show draws) and with `--record out.mkv --record-fps {LOW_FPS}`, at the "
+        "on a software rasteriser yields to the show), with `--record out.mkv --record-priority "
+        "recording` (the encoder also works while the show draws) and with `--record out.mkv "
+        f"--record-fps {LOW_FPS}`, at the "
         f"setlist's 1280x720 and 60 fps on the headless EGL display (renderer `{renderer}`), in "
         f"{rounds} rounds of the {len(KINDS)} runs back to back, the order turning from round to "
         "round (1-2-3-4, 2-3-4-1, ...) so that the machine's drifts fall on all. Every run plays "
@@ -344,13 +344,14 @@ def run() -> BenchResult:
         "what is judged: the machine's load drifts from minute to minute by more than the "
         "difference sought (the same command's part medians move by 10-20 % between runs), and "
         "runs back to back share most of it. Judged on the default recording and per part, "
-        "because the curve parts draw in a few ms and the camera parts in many, so a percentile of all frames together moves with how many frames each part drew "
-        "(recording draws fewer in the camera parts, which lowers the pooled median). The notes give "
-        "every round's ratio; the pooled figures (all runs of a kind together) are context. Frames "
+        "because the curve parts draw in a few ms and the camera parts in many, so a percentile of "
+        "all frames together moves with how many frames each part drew (recording draws fewer in "
+        "the camera parts, which lowers the pooled median). The notes give every round's ratio; "
+        "the pooled figures (all runs of a kind together) are context. Frames "
         "drawn per second: the lines carrying a `frame_ms` over the show time from the first line "
         "to the last, averaged over the runs of each kind. Recorded and dropped frames: the last "
-        "metrics line's `rec_frames` and `rec_dropped`, summed over the recorded runs, and per part the share of frames dropped "
-        "(the increments of the two counts over the part's metrics lines); the notes "
+        "metrics line's `rec_frames` and `rec_dropped`, summed over the recorded runs, and per part "
+        "the share of frames dropped (the increments of the two counts over the part's metrics lines); the notes "
         "put them beside the log's `recorded ...` line (one frame more: the last frame is drawn "
         "after the last metrics line) and the video frames in the file. *Render speed*: "
         "`showrunner render "

@@ -60,9 +60,9 @@ def yuv420(pixels: np.ndarray, bottom_up: bool = False):
     machine, against 2.6 ms for swscale on one thread. Its own I420 conversion gives the luma; it
     would take each 2x2 block's colour from one of its four pixels (a one-pixel line's colour would
     depend on the rows it falls on), so the chroma comes from the picture halved by averaging, as
-    full-range YCrCb scaled to limited range. Only
-    the planes, 1.5 bytes a pixel, are copied into the frame, flipped when need be (row pairs map
-    onto row pairs, so flipping the planes equals flipping the picture)."""
+    full-range YCrCb scaled to limited range. Only the planes, 1.5 bytes a pixel, are copied into
+    the frame, flipped when need be (row pairs map onto row pairs, so flipping the planes equals
+    flipping the picture)."""
     import av
     import cv2
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.child_process import stop_child
+from engine.child_process import stop_child, wait_until
 from engine.encoder import check_output, yuv420
 from engine.errors import UserError
 
@@ -158,13 +158,12 @@ class Recorder:
         """Before the show starts: block until the encoder process has its file open (its imports
         take a few tenths of a second, more on a loaded machine; the show's first frames would
         otherwise fill the slots and be dropped) or has ended, at most ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while self._slots.get("status") == STARTING and self.process is not None and self.process.poll() is None:
-            if time.monotonic() > deadline:
-                log.warning("the encoder process is not ready after %g s; the show starts without "
-                            "waiting longer", timeout)
-                return
-            time.sleep(0.01)
+        def settled() -> bool:
+            return self._slots.get("status") != STARTING or self.process is None or self.process.poll() is not None
+
+        if not wait_until(settled, timeout):
+            log.warning("the encoder process is not ready after %g s; the show starts without waiting "
+                        "longer", timeout)
 
     def begin(self, anchor: int | None = None) -> None:
         """Show time 0 is now: live, ``anchor`` is the tap's frame count at this moment."""
@@ -413,7 +412,7 @@ class _Encoder:
         self.fps = settings["fps"]
         size = tuple(settings["size"])
         self.pictures = settings.get("pictures", False)
-        self.yielding = settings["live"]  # the engine raises the flag only when it wants this
+        self.live = settings["live"]
         self.slots = _Slots(Path(settings["slots"]), settings["slot_count"], size, create=False,
                             channels=3 if self.pictures else 4)
         # Both processes have it mapped now: its name can go, so that nothing is left in /dev/shm
@@ -434,7 +433,7 @@ class _Encoder:
 
     def frame(self, slot: int, pts: int, tap_now: int, show_us: int) -> None:
         pixels = self.slots.pixels[slot]
-        self.yield_to_show()
+        self.wait_for_rest()
         picture = pixels.copy() if self.pictures else yuv420(pixels, bottom_up=True)
         self.slots.state[slot] = 0  # the slot is free again as soon as its pixels are read
         if self.pictures and self.previous is not None:
@@ -456,18 +455,16 @@ class _Encoder:
                     self.anchor = median
                     self.observed.clear()
                     self.slots.set("resyncs", self.slots.get("resyncs") + 1)
-        self.yield_to_show()
+        self.wait_for_rest()
         self.writer.video(picture, pts)
         self.slots.set("frames", self.writer.frames)
 
-    def yield_to_show(self) -> None:
-        """Live and yielding: wait while the show is busy with a frame (at most YIELD_LIMIT), so
-        that the conversion and the encoding, a few ms each, fall in its rest between frames."""
-        if not self.yielding:
-            return
-        deadline = time.monotonic() + YIELD_LIMIT
-        while self.slots.ctrl[SHOW_BUSY] and time.monotonic() < deadline:
-            time.sleep(YIELD_POLL)
+    def wait_for_rest(self) -> None:
+        """Live: wait while the show says it is busy with a frame (at most YIELD_LIMIT), so that
+        the conversion and the encoding, a few ms each, fall in its rest between frames. The
+        engine says busy only when the recording yields to the show."""
+        if self.live:
+            wait_until(lambda: not self.slots.ctrl[SHOW_BUSY], YIELD_LIMIT, YIELD_POLL)
 
     def start_tap(self, anchor: int) -> None:
         self.anchor = anchor

@@ -22,7 +22,7 @@ from engine.audio import shared
 from engine.audio.config import MixerConfig
 from engine.audio.control import AudioOut
 from engine.audio.server import EXIT_DEVICE_LOST, ServerSettings
-from engine.child_process import stop_child
+from engine.child_process import stop_child, wait_until
 
 log = logging.getLogger("showrunner.audio")
 
@@ -133,7 +133,7 @@ class LiveAudio(AudioOut):
 
     def wait_running(self, timeout: float = 10.0) -> bool:
         """Block until the stream runs (tests and benchmarks; a show never waits)."""
-        return self._wait(timeout, self._running)
+        return wait_until(self._running, timeout)
 
     def wait_started(self, timeout: float = 5.0) -> str:
         """Before the show starts: block until the audio process has either opened its device
@@ -144,20 +144,11 @@ class LiveAudio(AudioOut):
             return self._running() or status not in (shared.STARTING, shared.RUNNING) \
                 or self.process is None or self.process.poll() is not None
 
-        self._wait(timeout, settled)
+        wait_until(settled, timeout)
         return shared.STATUS.get(int(self.state.get("status")), "?")
 
     def _running(self) -> bool:
         return int(self.state.get("status")) == shared.RUNNING and self.state.get("blocks") > 0
-
-    @staticmethod
-    def _wait(timeout: float, done) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if done():
-                return True
-            time.sleep(0.01)
-        return False
 
     def close(self) -> None:
         process = self.process
