@@ -30,8 +30,8 @@ VERSION = 1
 _EVENTS = {cls.__name__: cls for cls in (NoteOn, NoteOff, ControlChange, ProgramChange, PitchBend)}
 # Metrics fields and events that measure the machine rather than the show: a replay cannot and
 # need not reproduce them.
-MACHINE_FIELDS = frozenset({"frame_ms", "gpu_ms", "learn_ms", "xruns", "audio_load", "audio_status",
-                            "rec_frames", "rec_dropped", "video_frames"})
+MACHINE_FIELDS = frozenset({"frame_ms", "gpu_ms", "capture_ms", "learn_ms", "xruns", "audio_load",
+                            "audio_status", "rec_frames", "rec_dropped", "video_frames"})
 MACHINE_EVENTS = frozenset({"recompile", "audio_restarted", "audio_device_lost", "audio_device_back",
                             "audio_no_device", "record_drop", "record_failed", "shader_error",
                             "shader_reloaded", "camera_lost", "camera_back", "midi_connected",

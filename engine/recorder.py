@@ -139,6 +139,7 @@ class Recorder:
         self.frames = 0  # frames handed to the encoder
         self.dropped = 0  # frames the encoder had no room for (live)
         self.failed = False
+        self.capture_ms: float | None = None  # the show's time in the last capture (live: its cost)
         self._last_pts = -1
         self._pbos: list = []
         self._in_flight: deque = deque()  # (pbo, pts, tap) read back asynchronously, oldest first
@@ -183,8 +184,11 @@ class Recorder:
     def capture(self, display, show_time: float, tap_now: int | None = None) -> None:
         """Read the frame just drawn (``display.fbo``) and queue it for the encoder. ``show_time``:
         the time the frame shows; ``tap_now``: the tap's frame count now (live sound). Whatever
-        goes wrong here ends the recording, never the show."""
+        goes wrong here ends the recording, never the show. ``capture_ms`` is then the time it
+        took: the recording's cost to the frame on the show's thread (the readback, handing it on)."""
+        started = time.perf_counter()
         self._guarded(self._capture, display, show_time, -1 if tap_now is None else tap_now)
+        self.capture_ms = (time.perf_counter() - started) * 1000
 
     def picture(self, rgb: np.ndarray, show_time: float) -> None:
         """Queue an RGB picture (height, width, 3), top row first, shown from ``show_time`` (a

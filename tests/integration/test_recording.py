@@ -255,9 +255,13 @@ def test_sigterm_finishes_a_live_recording(tmp_path, egl, flash_show):
     show.send_signal(signal.SIGTERM)
     _, stderr = show.communicate(timeout=60)
     assert show.returncode == 0, stderr
-    ticks = len(metrics.read_text().splitlines())
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    ticks = len(lines)
     frames, last = playable_seconds(out)
     assert "recorded" in stderr and "dropped" not in stderr
+    # Each drawn frame's line says what the capture cost it on the show's thread.
+    drawn = [line for line in lines if "frame_ms" in line]
+    assert drawn and all(0 < line["capture_ms"] <= line["frame_ms"] for line in drawn)
     assert frames == pytest.approx(ticks / 60 * FPS, abs=2)  # 60 ticks/s, 30 frames/s: every frame
     # The software rasteriser draws on every core: by default the encoder yields to the show.
     assert "recording in the show's rests between frames" in stderr

@@ -81,7 +81,7 @@ def test_an_unwritable_log_is_bad_input(tmp_path):
 
 def test_comparable_keeps_the_show_and_drops_the_machine():
     line = {"tick": 3, "time": 0.05, "cue": "a", "scene": "s", "events": ["cue", "recompile", "step", "midi_lost"],
-            "loss": 0.5, "grad": [1.0], "frame_ms": 3.2, "gpu_ms": 1.0, "learn_ms": 0.4, "xruns": 2,
+            "loss": 0.5, "grad": [1.0], "frame_ms": 3.2, "gpu_ms": 1.0, "capture_ms": 0.3, "learn_ms": 0.4, "xruns": 2,
             "audio_load": 0.1, "rec_frames": 9, "rec_dropped": 0, "audio": [["note_on", 60, 90.0]]}
     kept = comparable(line)
     assert kept == {"tick": 3, "time": 0.05, "cue": "a", "scene": "s", "events": ["cue", "step"], "loss": 0.5,
