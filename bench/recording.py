@@ -57,6 +57,7 @@ KIND_ARGS = {"without": [], "recording": ["--record"],
              "recording, recording first": ["--record", "--record-priority", "recording"],
              f"recording at {LOW_FPS} fps": ["--record", "--record-fps", str(LOW_FPS)]}
 KINDS = tuple(KIND_ARGS)
+EVERY_FRAME = KINDS[1:3]  # the kinds that capture every frame (their ratios are split in two)
 GOAL_RTF = 1.0  # offline render: show seconds per wall second
 RENDER_SIZE, RENDER_FPS = (1280, 720), 30
 UHD_SIZE, UHD_FPS = (3840, 2160), 60
@@ -113,6 +114,7 @@ class LiveRun:
     command: Command
     frame_ms: list[float] = field(default_factory=list)
     part_ms: dict[str, list[float]] = field(default_factory=dict)
+    part_capture: dict[str, list[float]] = field(default_factory=dict)  # capture_ms, frame by frame
     show_seconds: float = 0.0  # from the first metrics line to the last
     lines: int = 0
     frames: int = 0  # the log's "show over" count: every frame drawn
@@ -169,6 +171,7 @@ def _live_run(setlist: Path, seconds: float, kind: str, folder: Path, number: in
             if "frame_ms" in record:
                 run.frame_ms.append(record["frame_ms"])
                 run.part_ms.setdefault(record["cue"], []).append(record["frame_ms"])
+                run.part_capture.setdefault(record["cue"], []).append(record.get("capture_ms", 0.0))
     run.lines = len(times)
     run.show_seconds = times[-1] - times[0] if len(times) > 1 else 0.0
     run.rec_frames, run.rec_dropped = last.get("rec_frames", 0), last.get("rec_dropped", 0)
@@ -230,6 +233,11 @@ def _pooled(runs: list[LiveRun], q: float, cue: str | None = None) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def _less_capture(run: LiveRun, cue: str) -> list[float]:
+    """Part ``cue``'s frame times less the time each frame spent in the recorder's capture."""
+    return [ms - capture for ms, capture in zip(run.part_ms[cue], run.part_capture[cue])]
+
+
 def _load() -> str:
     one, five, _ = os.getloadavg()
     return f"{one:.2f} / {five:.2f}"
@@ -285,6 +293,23 @@ def run() -> BenchResult:
                 result.figures.append(Figure(label, ratio, "x", f"<= {GOAL_RATIO:.2f}x" if judged else "",
                                              bool(ratio <= GOAL_RATIO) if judged else None))
                 spreads.append(f"{kind}, {cue} p{q}: " + ", ".join(f"{r:.2f}" for r in ratios))
+            if kind not in EVERY_FRAME:
+                continue
+            # The ratio at the median, split in two: the capture on the show's thread (the readback
+            # and handing the frame on: the frame time over the frame time less the capture, in the
+            # same runs), and the rest (the frame time less the capture over the frame time without
+            # recording: the encoder's competition for the cores and the caches).
+            capture_ms = float(np.median([np.median(one[kind].part_capture[cue]) for one in rounds_of]))
+            alone = float(np.median([np.median(one[kind].part_ms[cue]) / np.median(_less_capture(one[kind], cue))
+                                     for one in rounds_of]))
+            rest = float(np.median([np.median(_less_capture(one[kind], cue)) / np.median(one[KINDS[0]].part_ms[cue])
+                                    for one in rounds_of]))
+            result.figures += [
+                Figure(f"{cue}: capture on the show's thread p50, {kind}", capture_ms, "ms"),
+                Figure(f"{cue}: p50 ratio from the capture alone (frame time / frame time less the capture), "
+                       f"{kind}", alone, "x"),
+                Figure(f"{cue}: p50 ratio from the rest (frame time less the capture / frame time without), "
+                       f"{kind}", rest, "x")]
         for q in (50, 95):
             without, with_ = _pooled(plain, q), _pooled(recorded, q)
             result.figures.append(Figure(
@@ -347,7 +372,13 @@ def run() -> BenchResult:
         "because the curve parts draw in a few ms and the camera parts in many, so a percentile of "
         "all frames together moves with how many frames each part drew (recording draws fewer in "
         "the camera parts, which lowers the pooled median). The notes give every round's ratio; "
-        "the pooled figures (all runs of a kind together) are context. Frames "
+        "the pooled figures (all runs of a kind together) are context. Each part's ratio at the "
+        "median, recording every frame, is also split in two, from the metrics lines' "
+        "`capture_ms` (the part of a frame's `frame_ms` spent in the recorder's capture: the readback and handing the frame on): the "
+        "capture alone (a recorded run's median frame time over its median frame time less the "
+        "capture) and the rest (that median less the capture over the median of the run without "
+        "recording: what the encoder's competition for the cores and caches adds), each the median "
+        "over the rounds, with the capture's median in ms. Frames "
         "drawn per second: the lines carrying a `frame_ms` over the show time from the first line "
         "to the last, averaged over the runs of each kind. Recorded and dropped frames: the last "
         "metrics line's `rec_frames` and `rec_dropped`, summed over the recorded runs, and per part "
