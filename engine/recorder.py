@@ -185,7 +185,13 @@ class Recorder:
         """Read the frame just drawn (``display.fbo``) and queue it for the encoder. ``show_time``:
         the time the frame shows; ``tap_now``: the tap's frame count now (live sound). Whatever
         goes wrong here ends the recording, never the show. ``capture_ms`` is then the time it
-        took: the recording's cost to the frame on the show's thread (the readback, handing it on)."""
+        took: the recording's cost to the frame on the show's thread (the readback, handing it on).
+
+        On a software rasteriser the frame's drawing is finished first, outside that time: there
+        the read would otherwise wait for the drawing it forces to finish (the frame's own cost,
+        which ``gl.finish()`` pays anyway when nothing is recorded)."""
+        if getattr(display, "software", False):
+            self._guarded(display.gl.finish)
         started = time.perf_counter()
         self._guarded(self._capture, display, show_time, -1 if tap_now is None else tap_now)
         self.capture_ms = (time.perf_counter() - started) * 1000
@@ -437,9 +443,11 @@ class _Encoder:
 
     def frame(self, slot: int, pts: int, tap_now: int, show_us: int) -> None:
         pixels = self.slots.pixels[slot]
-        self.wait_for_rest()
-        picture = pixels.copy() if self.pictures else yuv420(pixels, bottom_up=True)
-        self.slots.state[slot] = 0  # the slot is free again as soon as its pixels are read
+        try:
+            self.wait_for_rest()
+            picture = pixels.copy() if self.pictures else yuv420(pixels, bottom_up=True)
+        finally:
+            self.slots.state[slot] = 0  # free again once its pixels are read, or could not be
         if self.pictures and self.previous is not None:
             # A constant frame rate: the previous picture holds until this one (at most 10 s of
             # repeats; a longer gap is left as a gap).
