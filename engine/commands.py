@@ -25,7 +25,7 @@ from engine.camera import open_source
 from engine.clock import RealTime, VirtualTime
 from engine.display import open_display
 from engine.encoder import check_output
-from engine.errors import UserError
+from engine.errors import UserError, check_writable
 from engine.metrics import MetricsLog
 from engine.midi import EventQueue
 from engine.midi_file import MidiFilePerformer, Performance, load_performance
@@ -139,6 +139,8 @@ def _report(summary: ShowSummary, log_path: Path, metrics: Path | None) -> None:
     if summary.recompilations:
         log.warning("%d jax compilation(s) happened during the show (each one stalls a tick)",
                     summary.recompilations)
+    if summary.replay_differences:
+        log.warning("the replay took other cues than the live show in %d tick(s)", summary.replay_differences)
     log.info("log: %s%s", log_path, f"; metrics: {metrics}" if metrics else "")
 
 
@@ -147,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
     settings = setlist.settings
     if args.record:
         check_output(args.record, settings.resolution)  # a bad path is found before anything opens
+    if args.perf_log:
+        check_writable(args.perf_log, "performance log")
     headless = args.headless
     if not headless and not _has_display():
         if args.fullscreen or args.display:
@@ -290,6 +294,8 @@ def render(args: argparse.Namespace) -> int:
     settings = setlist.settings
     size = args.size or settings.resolution
     check_output(args.out, size)
+    if args.audio_out:
+        check_writable(args.audio_out, "sound")
     piano = _piano_wanted(settings.audio.piano, live_port=False)
     options = ShowOptions(start_cue=args.cue, duration=args.duration, fps=args.fps or settings.fps,
                           metrics=args.metrics)
@@ -302,48 +308,59 @@ def render(args: argparse.Namespace) -> int:
 def replay(args: argparse.Namespace) -> int:
     from engine import perflog
 
-    recording = perflog.load(args.log)
+    recording = perflog.load(args.log)  # its values are checked: bad ones are one-line errors
     header = recording.header
-    try:
-        setlist_info = header["setlist"]
-        setlist = load_setlist(setlist_info["path"], text=setlist_info["text"])
-        tick_rate = float(header["tick_rate"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise UserError(f"{args.log}: the header line lacks {error}; is this a performance log?") from None
-    if abs(tick_rate - setlist.settings.tick_rate) > 1e-9:
+    setlist = load_setlist(header["setlist"]["path"], text=header["setlist"]["text"])
+    settings = setlist.settings
+    tick_rate = header["tick_rate"]
+    if abs(tick_rate - settings.tick_rate) > 1e-9:
         raise UserError(f"{args.log}: tick rate {tick_rate} differs from its setlist's")
+    if header["start_cue"]:
+        setlist.index_of(header["start_cue"])
     if args.metrics:
         MetricsLog(args.metrics).close()
-    settings = setlist.settings
-    size = args.size or tuple(header.get("resolution") or settings.resolution)
+    size = args.size or tuple(header["resolution"] or settings.resolution)
     check_output(args.out, size)
-    audio_header = header.get("audio") or {}
-    performer = str(header.get("performer", ""))
-    piano = audio_header["piano"] if audio_header.get("live") else \
+    if args.audio_out:
+        check_writable(args.audio_out, "sound")
+    audio_header = header["audio"]
+    performer = header["performer"]
+    piano = audio_header["piano"] if audio_header["live"] else \
         _piano_wanted(settings.audio.piano, live_port=performer.startswith("port"))
     seconds = recording.end / tick_rate
     log_path = start_show_log(args.log_dir)
     if not recording.complete:
         log.warning("%s has no end line (the show did not end normally): replaying up to its last "
                     "input, tick %d (%.1f s)", args.log, recording.end, seconds)
-    options = ShowOptions(start_cue=header.get("start_cue"), duration=max(seconds, 1 / tick_rate),
-                          fps=args.fps or float(header.get("fps") or settings.fps), metrics=args.metrics,
+    options = ShowOptions(start_cue=header["start_cue"], duration=max(seconds, 1 / tick_rate),
+                          fps=args.fps or header["fps"] or settings.fps, metrics=args.metrics,
                           end_with_file=False)
-    camera = header.get("camera") or {}
+    camera = header["camera"]
     if args.camera is None:
-        recorded = camera.get("recorded")
-        if recorded and Path(recorded).is_file():
-            args.camera, args.camera_recorded = recorded, True
+        recorded = _camera_recording(camera["recorded"], Path(args.log))
+        if recorded is not None:
+            args.camera, args.camera_recorded = str(recorded), True
             log.info("camera: the live camera's recording %s", recorded)
         else:
-            if recorded:
-                log.warning("the live camera's recording %s is missing; the show's camera setting "
-                            "stands in", recorded)
-            args.camera = camera.get("source")
+            if camera["recorded"]:
+                log.warning("the live camera's recording %s is missing (looked for it beside the log "
+                            "too); the show's camera setting stands in", camera["recorded"])
+            args.camera = camera["source"]
     log.info("replaying %s: %s, %d ticks (%.1f s) performed by %s on %s", args.log, settings.title,
-             recording.end, seconds, performer or "?", header.get("started", "?"))
+             recording.end, seconds, performer or "?", header["started"] or "?")
     return _render_offline(args, log_path, setlist, size, options, piano, options.duration,
                            lambda show: setattr(show, "replay", recording))
+
+
+def _camera_recording(recorded: str | None, log: Path) -> Path | None:
+    """The live camera's recording named in a performance log: where the log says, or beside the
+    log (a log moved with its recording, which is named after it); None if neither is there."""
+    if not recorded:
+        return None
+    for candidate in (Path(recorded), log.parent / Path(recorded).name):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _render_offline(args: argparse.Namespace, log_path: Path, setlist: LoadedSetlist, size: tuple[int, int],

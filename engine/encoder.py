@@ -9,14 +9,12 @@ gap the player fills by holding the previous picture, and audio stays where it b
 
 from __future__ import annotations
 
-import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from engine.errors import UserError
+from engine.errors import UserError, check_writable
 
 FRAGMENTED = (".mp4", ".mov", ".m4v")
 CONTAINERS = (".mkv", *FRAGMENTED)
@@ -38,16 +36,7 @@ def check_output(path: Path, size: tuple[int, int]) -> None:
                         f"(both stay playable if the show is killed)")
     if size[0] % 2 or size[1] % 2:
         raise UserError(f"video size {size[0]}x{size[1]} must have even width and height")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():  # checked without emptying it: a later bad input must not cost a recording
-            if not os.access(path, os.W_OK):
-                raise PermissionError(13, "Permission denied")
-        else:
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".showrunner-check-"):
-                pass
-    except OSError as error:
-        raise UserError(f"cannot write video {path}: {error.strerror or error}") from None
+    check_writable(path, "video")
 
 
 def yuv420(pixels: np.ndarray, bottom_up: bool = False):

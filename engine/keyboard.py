@@ -15,6 +15,9 @@ INSTRUMENT_KEYS = {key: semitone for semitone, key in enumerate(
     ["a", "w", "s", "e", "d", "f", "t", "g", "y", "h", "u", "j", "k", "o", "l", "p", ";", "'"])}
 BASE_NOTE = 60
 VELOCITY = 96
+# The moves that act at the start of the next tick, and so go into the performance log with it
+# (the others act at once: notes join the MIDI queue; the HUD, the octave and quit are not the show).
+TICK_ACTIONS = frozenset({"go", "previous", "jump", "restart", "panic", "gain"})
 
 
 @dataclass(frozen=True)

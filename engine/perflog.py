@@ -3,9 +3,11 @@
 Every ``showrunner run`` writes one (JSON Lines, next to the show log unless ``--perf-log`` says
 where). The first line describes the show: the setlist as run (its text and path), the start cue,
 tick and frame rates, resolution, seed, camera and audio set-up. Then one line per tick in which
-something came in: the MIDI events delivered in that tick with their exact show-time stamps and
-the performer's moves (go, previous, jump, restart, panic, gain). The last line says at which tick
-the show ended. Lines are flushed at least once a second, so a crash loses at most the last second;
+something came in or the show took a cue: the MIDI events delivered in that tick with their exact
+show-time stamps, the performer's moves (go, previous, jump, restart, panic, gain) and the cue taken
+(not an input: a replay checks that it takes the same). The last line says at which tick the show
+ended. Reading one checks every value (pydantic models): a log is a file a performer can move,
+edit or cut short, and a wrong value must be a one-line error, not a crash halfway through a render. Lines are flushed at least once a second, so a crash loses at most the last second;
 a log without its end line replays up to its last input.
 
 ``showrunner replay LOG`` (:func:`load`, :class:`Replay`) feeds the same inputs into the same ticks
@@ -18,15 +20,18 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.errors import UserError
-from engine.keyboard import KeyAction
+from engine.keyboard import TICK_ACTIONS, KeyAction
 from engine.metrics import MetricsLog
 from engine.midi import ControlChange, MidiEvent, NoteOff, NoteOn, PitchBend, ProgramChange
 
 FORMAT = "showrunner-performance"
-VERSION = 1
+VERSION = 2  # 2: tick lines carry the cue taken in that tick (version 1 logs replay without the check)
+READABLE_VERSIONS = (1, 2)
 _EVENTS = {cls.__name__: cls for cls in (NoteOn, NoteOff, ControlChange, ProgramChange, PitchBend)}
 # Metrics fields and events that measure the machine rather than the show: a replay cannot and
 # need not reproduce them.
@@ -42,9 +47,113 @@ def event_record(event: MidiEvent) -> dict[str, Any]:
     return {"type": type(event).__name__, **dataclasses.asdict(event)}
 
 
-def event_from_record(record: dict[str, Any]) -> MidiEvent:
-    fields = dict(record)
-    return _EVENTS[fields.pop("type")](**fields)
+# What a log line may hold, checked on reading: a log is a file a performer can move, edit or
+# truncate, and a value of the wrong kind must be a one-line error, not a crash mid-render.
+_Byte = Annotated[int, Field(ge=0, le=127)]
+_Channel = Annotated[int, Field(ge=0, le=15)]
+_Stamp = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Line(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _NoteOn(_Line):
+    type: Literal["NoteOn"]
+    note: _Byte
+    velocity: _Byte
+    channel: _Channel = 0
+    time: _Stamp = 0.0
+
+
+class _NoteOff(_NoteOn):
+    type: Literal["NoteOff"]  # type: ignore[assignment]
+    velocity: _Byte = 0
+
+
+class _ControlChange(_Line):
+    type: Literal["ControlChange"]
+    control: _Byte
+    value: _Byte
+    channel: _Channel = 0
+    time: _Stamp = 0.0
+
+
+class _ProgramChange(_Line):
+    type: Literal["ProgramChange"]
+    program: _Byte
+    channel: _Channel = 0
+    time: _Stamp = 0.0
+
+
+class _PitchBend(_Line):
+    type: Literal["PitchBend"]
+    value: Annotated[int, Field(ge=-8192, le=8191)]
+    channel: _Channel = 0
+    time: _Stamp = 0.0
+
+
+_Event = Annotated[Union[_NoteOn, _NoteOff, _ControlChange, _ProgramChange, _PitchBend], Field(discriminator="type")]
+
+
+class _TickLine(_Line):
+    tick: Annotated[int, Field(ge=0)]
+    midi: list[_Event] = []
+    actions: list[tuple[Literal[tuple(sorted(TICK_ACTIONS))], int]] = []  # type: ignore[valid-type]
+    cue: str | None = None
+
+
+class _EndLine(_Line):
+    end: Annotated[int, Field(ge=0)]
+
+
+class _SetlistRef(BaseModel):
+    path: str
+    text: str
+
+
+class _Camera(BaseModel):
+    source: int | str | None = None
+    fallback: str | None = None
+    recorded: str | None = None
+
+
+class _Audio(BaseModel):
+    live: bool = False
+    hears_midi: bool = False
+    piano: bool = False
+
+
+class Header(BaseModel):
+    """The first line, as a replay reads it (unknown keys are kept: a newer showrunner may add some)."""
+
+    model_config = ConfigDict(extra="allow")
+    format: str
+    version: int
+    setlist: _SetlistRef
+    tick_rate: Annotated[float, Field(gt=0, le=10000, allow_inf_nan=False)]
+    start_cue: str | None = None
+    fps: Annotated[float, Field(ge=1, le=240)] | None = None
+    resolution: tuple[int, int] | None = None
+    seed: int | None = None
+    performer: str = ""
+    camera: _Camera = _Camera()
+    audio: _Audio = _Audio()
+    started: str | None = None
+
+    @field_validator("resolution")
+    @classmethod
+    def _even_and_sane(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not (16 <= value[0] <= 8192 and 16 <= value[1] <= 8192):
+            raise ValueError("width and height must be between 16 and 8192 pixels")
+        return value
+
+
+def _first_problem(error: ValidationError) -> str:
+    """A pydantic error as one short line: where and what."""
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"])
+    return f"{where}: {problem['msg']}" if where else problem["msg"]
 
 
 class PerformanceLog(MetricsLog):
@@ -56,14 +165,18 @@ class PerformanceLog(MetricsLog):
         self.write({"format": FORMAT, "version": VERSION, **header})
         self._file.flush()
 
-    def tick(self, tick: int, midi: list[MidiEvent], actions: list[KeyAction]) -> None:
-        if not midi and not actions:
+    def tick(self, tick: int, midi: list[MidiEvent], actions: list[KeyAction], cue: str | None = None) -> None:
+        """The inputs of tick ``tick``, and ``cue``: the cue the show took in it, if it took one
+        (not an input: a replay checks that it takes the same cue in the same tick)."""
+        if not midi and not actions and cue is None:
             return
         record: dict[str, Any] = {"tick": tick}
         if midi:
             record["midi"] = [event_record(e) for e in midi]
         if actions:
             record["actions"] = [[a.kind, a.value] for a in actions]
+        if cue is not None:
+            record["cue"] = cue
         self.write(record)
         self._file.flush()  # inputs are rare and each one matters: none waits in a buffer
 
@@ -78,16 +191,17 @@ class Replay:
     """A performance log read back: the header, the inputs by tick, and the last tick to run."""
 
     path: Path
-    header: dict[str, Any]
+    header: dict[str, Any]  # as checked by :class:`Header`
     midi: dict[int, list[MidiEvent]]
     actions: dict[int, list[KeyAction]]
     end: int
     complete: bool  # the log has its end line (the show ended normally)
+    cues: dict[int, str] | None = None  # the cue taken in each tick that took one (None: not logged)
 
     @property
     def hears_midi(self) -> bool:
         """The live audio process read the MIDI port itself (its notes are ``heard``, not sent)."""
-        return bool((self.header.get("audio") or {}).get("hears_midi"))
+        return bool(self.header["audio"]["hears_midi"])
 
     def due(self, tick: int) -> list[MidiEvent]:
         return self.midi.get(tick, [])
@@ -115,30 +229,38 @@ def load(path: Path) -> Replay:
             if number == len(lines) > 1:  # the show died mid-line: the rest is still good
                 break
             raise UserError(f"{path}: line {number} is not JSON; is this a performance log?") from None
-    header = records[0]
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
+    first = records[0]
+    if not isinstance(first, dict) or first.get("format") != FORMAT:
         raise UserError(f"{path}: not a showrunner performance log (first line has no "
                         f"\"format\": \"{FORMAT}\")")
-    if header.get("version") != VERSION:
-        raise UserError(f"{path}: performance log version {header.get('version')} is not supported "
-                        f"(this showrunner reads version {VERSION})")
+    if first.get("version") not in READABLE_VERSIONS:
+        raise UserError(f"{path}: performance log version {first.get('version')} is not supported "
+                        f"(this showrunner reads versions {', '.join(map(str, READABLE_VERSIONS))})")
+    try:
+        header = Header.model_validate(first).model_dump()
+    except ValidationError as error:
+        raise UserError(f"{path}: line 1 (the header): {_first_problem(error)}") from None
     midi: dict[int, list[MidiEvent]] = {}
     actions: dict[int, list[KeyAction]] = {}
+    cues: dict[int, str] = {}
     end, last = None, 0
     for number, record in enumerate(records[1:], start=2):
         try:
-            if "end" in record:
-                end = int(record["end"])
+            if isinstance(record, dict) and "end" in record:
+                end = _EndLine.model_validate(record).end
                 continue
-            tick = int(record["tick"])
-            if record.get("midi"):
-                midi[tick] = [event_from_record(e) for e in record["midi"]]
-            if record.get("actions"):
-                actions[tick] = [KeyAction(str(kind), int(value)) for kind, value in record["actions"]]
-            last = max(last, tick)
-        except (KeyError, TypeError, ValueError) as error:
-            raise UserError(f"{path}: line {number}: not a tick record ({type(error).__name__}: {error})") from None
-    return Replay(path, header, midi, actions, end if end is not None else last, end is not None)
+            line = _TickLine.model_validate(record)
+        except ValidationError as error:
+            raise UserError(f"{path}: line {number}: not a tick record ({_first_problem(error)})") from None
+        if line.midi:
+            midi[line.tick] = [_EVENTS[e.type](**e.model_dump(exclude={"type"})) for e in line.midi]
+        if line.actions:
+            actions[line.tick] = [KeyAction(kind, value) for kind, value in line.actions]
+        if line.cue is not None:
+            cues[line.tick] = line.cue
+        last = max(last, line.tick)
+    return Replay(path, header, midi, actions, end if end is not None else last, end is not None,
+                  cues if header["version"] >= 2 else None)
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:

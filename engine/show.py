@@ -23,7 +23,7 @@ from engine.camera import VideoTexture
 from engine.clock import FixedStepClock, TimeSource, VirtualTime
 from engine.display import Display
 from engine.hud import Hud
-from engine.keyboard import VELOCITY, KeyAction, KeyboardInstrument
+from engine.keyboard import TICK_ACTIONS, VELOCITY, KeyAction, KeyboardInstrument
 from engine.metrics import MetricsLog
 from engine.midi import EventQueue, NoteOff, NoteOn, PedalState, ProgramChange, describe
 from engine.playhead import Playhead
@@ -74,6 +74,7 @@ class ShowSummary:
     frame_ms: list[float] = field(default_factory=list)
     cues_played: list[str] = field(default_factory=list)
     recompilations: int = 0  # jax compilations after the scenes loaded (0 in a healthy show)
+    replay_differences: int = 0  # ticks in which a replay took another cue than the live show
 
     @property
     def median_frame_ms(self) -> float:
@@ -273,7 +274,9 @@ class Show:
     def _tick(self, tick: int) -> None:
         dt = self.clock.dt
         show_time = tick * dt
-        self.audio.show_time = show_time - dt  # commands of this tick act from its start
+        # Commands of this tick act from its end: the show takes in the tick's inputs then, as the
+        # audio process hears them live, and the tick's picture shows from then on too.
+        self.audio.show_time = show_time
         events = self._pending_events
         self._pending_events = []
         actions = self.replay.moves(tick) if self.replay is not None else self._pending_actions
@@ -281,16 +284,20 @@ class Show:
         for action in actions:
             self._act(action)
         requested = self.playhead.take_request()
+        taken_cue = None
         if requested is not None:
             self.stack.replace_all(self.scenes[requested])
             self.playhead.started(requested, show_time - dt)
             cue = self.setlist.cues[requested]
+            taken_cue = cue.id
             self.summary.cues_played.append(cue.id)
             events.append("cue")
             log.info("cue %s (#%d): %s", cue.id, requested + 1, cue.cue.title or cue.cue.scene)
             if self.display is not None:
                 self.display.set_caption(f"{self.setlist.settings.title} - {cue.id} ({cue.cue.scene})")
         self.stack.apply_pending()
+        if self.replay is not None and self.replay.cues is not None:
+            self._check_replayed_cue(tick, taken_cue)
 
         delivered, taken = [], []
         if self.replay is not None:  # stamped in show time already, bit for bit
@@ -321,7 +328,7 @@ class Show:
             self.stack.dispatch(event)
 
         if self.perf_log is not None:
-            self.perf_log.tick(tick, taken, actions)
+            self.perf_log.tick(tick, taken, actions, taken_cue)
         self.stack.tick(dt)
         if self.playhead.check_time(show_time):
             events.append("advance")
@@ -399,6 +406,18 @@ class Show:
         self.summary.frames += 1
         self.summary.frame_ms.append(self._last_frame_ms)
 
+    def _check_replayed_cue(self, tick: int, taken: str | None) -> None:
+        """A replay takes the cues the live show took, in the same ticks, or says where it did not
+        (the setlist's scenes or showrunner changed since: the inputs still come as they came)."""
+        live = self.replay.cues.get(tick)
+        if live == taken:
+            return
+        self.summary.replay_differences += 1
+        if self.summary.replay_differences == 1:
+            log.warning("the replay differs from the live show at tick %d (%.2f s): live took cue %s, the "
+                        "replay %s; the inputs are replayed as they came, what follows may differ",
+                        tick, tick * self.clock.dt, live or "none", taken or "none")
+
     def _tap_frames(self) -> int | None:
         """Frames the live audio process has played so far (its tap), or None offline."""
         state = getattr(self.audio, "state", None)
@@ -436,9 +455,7 @@ class Show:
                 self.queue.push(now, event)
                 if self.audio.hears_midi:  # it will not hear the computer keyboard: tell it now
                     self.audio.play(event, listed=False)  # listed when the tick delivers it
-            case "octave":
-                pass
-            case _:
+            case kind if kind in TICK_ACTIONS:
                 self._pending_actions.append(action)
 
     def _act(self, action: KeyAction) -> None:

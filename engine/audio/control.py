@@ -20,7 +20,8 @@ class AudioOut:
     Attributes:
         hears_midi: the audio side reads the live MIDI port itself (note-ons sound without waiting
             for the engine's tick), so the show must not forward that port's notes again.
-        show_time: show seconds of the tick being run; the offline renderer stamps commands with it.
+        show_time: show seconds at the end of the tick being run; the offline renderer stamps
+            commands with it.
     """
 
     hears_midi = False

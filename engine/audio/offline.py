@@ -1,8 +1,11 @@
 """The offline renderer: the mixer run block by block in virtual time, for renders and tests.
 
-Commands are stamped with the show time of the tick that sent them and take effect at the first
+Commands are stamped with the show time at the end of the tick that sent them (when the show has
+taken in the tick's inputs, and from when the tick's picture shows) and take effect at the first
 block that starts at or after that time, the way a live callback picks up what arrived before it
-ran. The same commands with the same stamps give bit-identical audio.
+ran. So a note's sound starts within a block after the end of the tick that delivered it, and the
+picture of that tick shows within a video frame after it: the two are within one video frame of
+each other at any frame rate. The same commands with the same stamps give bit-identical audio.
 """
 
 from __future__ import annotations

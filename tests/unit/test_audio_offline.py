@@ -27,10 +27,10 @@ TICK = 1 / 60
 
 
 def perform(audio: OfflineAudio, score: dict[int, list], ticks: int) -> None:
-    """Run ``ticks`` ticks at 60 Hz as the show does: stamp the tick's start, send the tick's
+    """Run ``ticks`` ticks at 60 Hz as the show does: stamp the tick's end, send the tick's
     commands (``score[tick]``: (method, args) pairs), then render up to the tick's end."""
     for tick in range(1, ticks + 1):
-        audio.show_time = (tick - 1) * TICK
+        audio.show_time = tick * TICK
         for method, *args in score.get(tick, []):
             getattr(audio, method)(*args)
         audio.advance(tick * TICK)
@@ -98,9 +98,9 @@ def test_the_offline_renderer_sounds_like_the_mixer_driven_block_by_block() -> N
     by_hand = []
     for block in range(len(audio.samples()) // BLOCK):
         start = block * BLOCK / RATE
-        # Commands of tick t are stamped (t - 1) / 60 s: due at the first block starting then or later.
+        # Commands of tick t are stamped t / 60 s: due at the first block starting then or later.
         for tick, commands in SCORE.items():
-            if start - BLOCK / RATE + 1e-9 < (tick - 1) * TICK <= start + 1e-9:
+            if start - BLOCK / RATE + 1e-9 < tick * TICK <= start + 1e-9:
                 for method, *args in commands:
                     for command in sent_by(method, *args):
                         mixer.apply(*command)

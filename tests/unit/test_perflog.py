@@ -16,8 +16,8 @@ HEADER = {"setlist": {"path": "/x/show.toml", "text": "title = 'x'"}, "tick_rate
 
 def write_log(path, ticks, end=None):
     log = PerformanceLog(path, HEADER)
-    for tick, midi, actions in ticks:
-        log.tick(tick, midi, actions)
+    for tick, midi, actions, *cue in ticks:
+        log.tick(tick, midi, actions, *cue)
     if end is not None:
         log.end(end)
     else:
@@ -51,14 +51,40 @@ def test_a_log_cut_by_a_crash_replays_up_to_its_last_input(tmp_path):
     assert replay.due(80) == [NoteOff(60)]
 
 
+GOOD_HEADER = '{"format": "showrunner-performance", "version": 2, "setlist": {"path": "s.toml", "text": ""}, ' \
+              '"tick_rate": 60'
+
+
+def header_with(extra: str) -> str:
+    return GOOD_HEADER + extra + "}\n"
+
+
 @pytest.mark.parametrize("content, message", [
     ("", "empty file"),
     ("not json\n", "line 1 is not JSON"),
     ('{"format": "something else"}\n', "not a showrunner performance log"),
     ('{"format": "showrunner-performance", "version": 7}\n', "version 7 is not supported"),
-    ('{"format": "showrunner-performance", "version": 1}\n{"tick": 3, "midi": [{"type": "NoteOn"}]}\n{"end": 4}\n',
-     "line 2: not a tick record"),
-    ('{"format": "showrunner-performance", "version": 1}\nnope\n{"end": 4}\n', "line 2 is not JSON"),
+    ('{"format": "showrunner-performance", "version": 2}\n', "line 1 .the header.: setlist: Field required"),
+    (header_with(', "tick_rate": "x"'), "line 1 .the header.: tick_rate: Input should be a valid number"),
+    (header_with(', "fps": -5'), "line 1 .the header.: fps: Input should be greater than or equal to 1"),
+    (header_with(', "fps": 0'), "fps: Input should be greater than or equal to 1"),
+    (header_with(', "resolution": "big"'), "resolution: Input should be a valid tuple"),
+    (header_with(', "resolution": [1, 720]'), "resolution: .*between 16 and 8192"),
+    (header_with(', "camera": "webcam"'), "camera: Input should be a valid dictionary"),
+    (header_with("") + '{"tick": 3, "midi": [{"type": "NoteOn"}]}\n{"end": 4}\n',
+     "line 2: not a tick record .midi.0.NoteOn.note: Field required"),
+    (header_with("") + '{"tick": 3, "midi": [{"type": "NoteOn", "note": "sixty", "velocity": 9}]}\n',
+     "line 2: not a tick record .*note: Input should be a valid integer"),
+    (header_with("") + '{"tick": 3, "midi": [{"type": "NoteOn", "note": 60, "velocity": 200}]}\n',
+     "line 2: .*velocity: Input should be less than or equal to 127"),
+    (header_with("") + '{"tick": 3, "midi": [{"type": "NoteOn", "note": 60, "velocity": 9, "time": NaN}]}\n',
+     "line 2: .*time: Input should be a finite number"),
+    (header_with("") + '{"tick": 3, "midi": [{"type": "Sysex"}]}\n', "line 2: .*does not match any of the expected"),
+    (header_with("") + '{"tick": 3, "actions": [["fly", 1]]}\n', "line 2: .*actions.0.0: Input should be"),
+    (header_with("") + '{"tick": -1, "actions": [["go", 0]]}\n', "line 2: .*tick: Input should be greater than"),
+    (header_with("") + '{"end": -5}\n', "line 2: .*end: Input should be greater than or equal to 0"),
+    (header_with("") + '[1, 2]\n', "line 2: not a tick record"),
+    (header_with("") + 'nope\n{"end": 4}\n', "line 2 is not JSON"),
 ])
 def test_bad_logs_are_one_line_errors(tmp_path, content, message):
     path = tmp_path / "bad.jsonl"
@@ -88,3 +114,17 @@ def test_comparable_keeps_the_show_and_drops_the_machine():
                     "grad": [1.0], "audio": [["note_on", 60, 90.0]]}
     assert "step" not in MACHINE_EVENTS and "new_target" not in MACHINE_EVENTS
     json.dumps(kept)
+
+
+def test_the_cue_taken_in_a_tick_comes_back_and_version_1_logs_still_load(tmp_path):
+    path = write_log(tmp_path / "p.jsonl", [(1, [], [], "intro"), (30, [NoteOn(60, 90)], [KeyAction("go")], "verse"),
+                                             (31, [NoteOff(60)], [])], end=40)
+    replay = load(path)
+    assert replay.cues == {1: "intro", 30: "verse"} and replay.end == 40
+    assert replay.due(30) == [NoteOn(60, 90)] and replay.moves(30) == [KeyAction("go")]
+    old = tmp_path / "v1.jsonl"
+    old.write_text('{"format": "showrunner-performance", "version": 1, "setlist": {"path": "s.toml", "text": ""}, '
+                   '"tick_rate": 60}\n{"tick": 5, "midi": [{"type": "NoteOn", "note": 60, "velocity": 90}]}\n')
+    replay = load(old)
+    assert replay.cues is None  # written before cues were logged: a replay does not check them
+    assert replay.due(5) == [NoteOn(60, 90)] and not replay.complete
