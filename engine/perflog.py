@@ -58,39 +58,39 @@ class _Line(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class _NoteOn(_Line):
+class _Midi(_Line):
+    """What every MIDI event has besides its own fields."""
+
+    channel: _Channel = 0
+    time: _Stamp = 0.0
+
+
+class _NoteOn(_Midi):
     type: Literal["NoteOn"]
     note: _Byte
     velocity: _Byte
-    channel: _Channel = 0
-    time: _Stamp = 0.0
 
 
-class _NoteOff(_NoteOn):
-    type: Literal["NoteOff"]  # type: ignore[assignment]
+class _NoteOff(_Midi):
+    type: Literal["NoteOff"]
+    note: _Byte
     velocity: _Byte = 0
 
 
-class _ControlChange(_Line):
+class _ControlChange(_Midi):
     type: Literal["ControlChange"]
     control: _Byte
     value: _Byte
-    channel: _Channel = 0
-    time: _Stamp = 0.0
 
 
-class _ProgramChange(_Line):
+class _ProgramChange(_Midi):
     type: Literal["ProgramChange"]
     program: _Byte
-    channel: _Channel = 0
-    time: _Stamp = 0.0
 
 
-class _PitchBend(_Line):
+class _PitchBend(_Midi):
     type: Literal["PitchBend"]
     value: Annotated[int, Field(ge=-8192, le=8191)]
-    channel: _Channel = 0
-    time: _Stamp = 0.0
 
 
 _Event = Annotated[Union[_NoteOn, _NoteOff, _ControlChange, _ProgramChange, _PitchBend], Field(discriminator="type")]
