@@ -26,7 +26,6 @@ from engine.clock import RealTime, VirtualTime
 from engine.display import open_display
 from engine.encoder import check_output
 from engine.errors import UserError, check_writable
-from engine.metrics import MetricsLog
 from engine.midi import EventQueue
 from engine.midi_file import MidiFilePerformer, Performance, load_performance
 from engine.midi_port import MidiPortInput, api_from_environment
@@ -46,7 +45,7 @@ def _load_inputs(args: argparse.Namespace) -> tuple[LoadedSetlist, Performance |
         setlist.index_of(args.cue)
     performance = load_performance(args.midi_file) if getattr(args, "midi_file", None) else None
     if args.metrics:
-        MetricsLog(args.metrics).close()  # unwritable: exit 2 now, not after the window opened
+        check_writable(args.metrics, "metrics log")  # unwritable: exit 2 now, not after the window opened
     return setlist, performance
 
 
@@ -318,7 +317,7 @@ def replay(args: argparse.Namespace) -> int:
     if header["start_cue"]:
         setlist.index_of(header["start_cue"])
     if args.metrics:
-        MetricsLog(args.metrics).close()
+        check_writable(args.metrics, "metrics log")
     size = args.size or tuple(header["resolution"] or settings.resolution)
     check_output(args.out, size)
     if args.audio_out:

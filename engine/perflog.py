@@ -28,6 +28,7 @@ from engine.errors import UserError
 from engine.keyboard import TICK_ACTIONS, KeyAction
 from engine.metrics import MetricsLog
 from engine.midi import ControlChange, MidiEvent, NoteOff, NoteOn, PitchBend, ProgramChange
+from engine.setlist import CUE_ID
 
 FORMAT = "showrunner-performance"
 VERSION = 2  # 2: tick lines carry the cue taken in that tick (version 1 logs replay without the check)
@@ -132,7 +133,7 @@ class Header(BaseModel):
     version: int
     setlist: _SetlistRef
     tick_rate: Annotated[float, Field(gt=0, le=10000, allow_inf_nan=False)]
-    start_cue: str | None = None
+    start_cue: Annotated[str, Field(pattern=CUE_ID.pattern)] | None = None
     fps: Annotated[float, Field(ge=1, le=240)] | None = None
     resolution: tuple[int, int] | None = None
     seed: int | None = None
@@ -143,7 +144,7 @@ class Header(BaseModel):
 
     @field_validator("resolution")
     @classmethod
-    def _even_and_sane(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+    def _sane(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
         if value is not None and not (16 <= value[0] <= 8192 and 16 <= value[1] <= 8192):
             raise ValueError("width and height must be between 16 and 8192 pixels")
         return value
@@ -234,7 +235,7 @@ def load(path: Path) -> Replay:
         raise UserError(f"{path}: not a showrunner performance log (first line has no "
                         f"\"format\": \"{FORMAT}\")")
     if first.get("version") not in READABLE_VERSIONS:
-        raise UserError(f"{path}: performance log version {first.get('version')} is not supported "
+        raise UserError(f"{path}: performance log version {first.get('version')!r} is not supported "
                         f"(this showrunner reads versions {', '.join(map(str, READABLE_VERSIONS))})")
     try:
         header = Header.model_validate(first).model_dump()
@@ -245,9 +246,14 @@ def load(path: Path) -> Replay:
     cues: dict[int, str] = {}
     end, last = None, 0
     for number, record in enumerate(records[1:], start=2):
+        if end is not None:
+            raise UserError(f"{path}: line {number}: a line after the end line")
         try:
             if isinstance(record, dict) and "end" in record:
                 end = _EndLine.model_validate(record).end
+                if end < last:
+                    raise UserError(f"{path}: line {number}: the show ends at tick {end}, before its "
+                                    f"last input (tick {last})")
                 continue
             line = _TickLine.model_validate(record)
         except ValidationError as error:

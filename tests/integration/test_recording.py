@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -142,15 +143,23 @@ def test_a_render_in_a_terminal_shows_its_progress(tmp_path, egl, flash_show):
                                env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
     os.close(follower)
     shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closed: the render is over
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the render and its encoder are over
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+        if process.poll() is None and time.monotonic() >= deadline:
+            process.kill()
     assert process.wait(timeout=60) == 0, shown.decode(errors="replace")
     text = shown.decode(errors="replace")
     bars = re.findall(r"rendering.*?(\d+\.\d) / 4\.0 s \((\d+\.\d+)x real time\)", text)
@@ -209,14 +218,16 @@ def wait_for_ticks(metrics: Path, ticks: int, process: subprocess.Popen, timeout
     raise AssertionError(f"the show did not reach tick {ticks}")
 
 
-def show_time_now(metrics: Path) -> float:
-    """The show time now, from the metrics log: its last line's time plus the wall time since it
-    was flushed (the log is flushed once a second, so its last line alone may be a second old)."""
-    while True:
-        flushed = metrics.stat().st_mtime
-        last = metrics.read_text().splitlines()[-1]
-        if metrics.stat().st_mtime == flushed:  # no flush in between: the line and the time agree
-            return json.loads(last)["time"] + (time.time() - flushed)
+def at_a_flush(metrics: Path) -> float:
+    """Wait for the metrics log's next write to disk (at least once a second) and return the show
+    time of its last whole line: a kill right after falls within a few ms of that time."""
+    written = metrics.stat().st_mtime_ns
+    deadline = time.monotonic() + 10
+    while metrics.stat().st_mtime_ns == written and time.monotonic() < deadline:
+        time.sleep(0.005)
+    text = metrics.read_text()
+    whole = text[:text.rfind("\n")]  # a buffer written out may end in the middle of a line
+    return json.loads(whole.splitlines()[-1])["time"]
 
 
 def leftovers() -> set[Path]:
@@ -253,7 +264,7 @@ def test_a_recording_killed_with_sigkill_plays_up_to_about_the_last_second(tmp_p
     try:
         wait_for_ticks(metrics, 5 * 60, show)
         encoder = encoder_of(show.pid)
-        killed_at = show_time_now(metrics)
+        killed_at = at_a_flush(metrics)
         os.kill(encoder, signal.SIGKILL)  # the writer dies mid-file, without a word
         os.kill(show.pid, signal.SIGKILL)
         show.wait(timeout=10)
@@ -275,9 +286,9 @@ def test_a_recording_with_sound_killed_with_sigkill_keeps_picture_and_sound(tmp_
     show = live_show(tmp_path, setlist, "--midi-file", str(midi), "--record", str(out), "--metrics", str(metrics),
                      "--duration", "60", env=jack)
     try:
-        wait_for_ticks(metrics, 5 * 60, show)
+        wait_for_ticks(metrics, 7 * 60, show)  # every note more than 1.6 s before the kill
         encoder = encoder_of(show.pid)
-        killed_at = show_time_now(metrics)
+        killed_at = at_a_flush(metrics)
         os.kill(encoder, signal.SIGKILL)
         os.kill(show.pid, signal.SIGKILL)
         show.wait(timeout=10)
@@ -299,7 +310,7 @@ def test_the_recording_is_finished_when_the_engine_is_killed(tmp_path, egl, flas
     try:
         wait_for_ticks(metrics, 4 * 60, show)
         encoder = encoder_of(show.pid)
-        killed_at = show_time_now(metrics)
+        killed_at = at_a_flush(metrics)
         os.kill(show.pid, signal.SIGKILL)
         show.wait(timeout=10)
         deadline = time.monotonic() + 30
@@ -841,8 +852,9 @@ def flash_log(setlist: Path, **header) -> str:
     """A performance log of the flash show (one note, the end at tick 30), header values replaced."""
     first = {"format": "showrunner-performance", "version": 2, "tick_rate": 60, "fps": 30, "resolution": [320, 180],
              "setlist": {"path": str(setlist), "text": FLASH}, **header}
+    start = {"tick": 1, "cue": "flash"}
     note = {"tick": 3, "midi": [{"type": "NoteOn", "note": 60, "velocity": 90, "channel": 0, "time": 0.04}]}
-    return "".join(json.dumps(line) + "\n" for line in (first, note, {"end": 30}))
+    return "".join(json.dumps(line) + "\n" for line in (first, start, note, {"end": 30}))
 
 
 @pytest.mark.parametrize("header, extra, message", [
@@ -853,8 +865,9 @@ def flash_log(setlist: Path, **header) -> str:
     ({"start_cue": "encore"}, [], "no cue 'encore'"),
     ({}, ["--audio-out", "/proc/no/sound.wav"], "cannot write sound /proc/no/sound.wav"),
     ({}, ["--size", "321x180"], "must have even width and height"),
+    ({}, ["--metrics", "/proc/no/m.jsonl"], "cannot write metrics log /proc/no/m.jsonl"),
 ], ids=["negative-fps", "resolution-text", "camera-text", "tick-rate-text", "unknown-start-cue", "unwritable-wav",
-        "odd-size"])
+        "odd-size", "unwritable-metrics"])
 def test_a_bad_performance_log_or_output_is_one_line_before_anything_opens(tmp_path, flash_show, header, extra,
                                                                            message):
     setlist, _ = flash_show
@@ -869,6 +882,17 @@ def test_a_bad_performance_log_or_output_is_one_line_before_anything_opens(tmp_p
     assert not out.exists() and not (tmp_path / "logs").exists()  # nothing started, nothing written
 
 
+def test_bad_input_found_early_leaves_an_earlier_metrics_log_as_it_was(tmp_path, flash_show):
+    setlist, _ = flash_show
+    log, metrics = tmp_path / "show.perf.jsonl", tmp_path / "m.jsonl"
+    log.write_text(flash_log(setlist))
+    metrics.write_text('{"tick": 1}\n')  # the performer's metrics of an earlier run
+    result = subprocess.run(showrunner_command("replay", str(log), "--out", str(tmp_path / "x.mkv"), "--metrics",
+                                               str(metrics), "--size", "321x180", "--log-dir", str(tmp_path / "logs")),
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and metrics.read_text() == '{"tick": 1}\n'
+
+
 def test_a_replay_of_a_good_flash_log_renders(tmp_path, flash_show):
     """The control for the bad logs above: the same log, unchanged, replays."""
     setlist, _ = flash_show
@@ -878,6 +902,7 @@ def test_a_replay_of_a_good_flash_log_renders(tmp_path, flash_show):
     result = subprocess.run(showrunner_command("replay", str(log), "--out", str(out), "--log-dir", str(tmp_path / "logs")),
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert "differs from the live show" not in result.stderr  # it takes the logged cue in the logged tick
     assert playable_seconds(out)[0] == pytest.approx(0.5 * FPS, abs=1)
 
 

@@ -205,8 +205,8 @@ def test_render_is_deterministic_and_writes_a_real_video(tmp_path, egl):
                                 cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         outputs.append((metrics.read_bytes(), decoded_frame_hashes(out)))
-    # Everything but the measured wall-clock frame time is identical.
-    show_state = [[{k: v for k, v in json.loads(line).items() if k != "frame_ms"}
+    # Everything but the measured wall-clock times (the frame's, the capture's) is identical.
+    show_state = [[{k: v for k, v in json.loads(line).items() if k not in ("frame_ms", "capture_ms")}
                    for line in metrics.splitlines()] for metrics, _ in outputs]
     assert show_state[0] == show_state[1]
     assert sum(len(r.get("midi", [])) for r in show_state[0]) > 20

@@ -84,6 +84,10 @@ def header_with(extra: str) -> str:
     (header_with("") + '{"tick": -1, "actions": [["go", 0]]}\n', "line 2: .*tick: Input should be greater than"),
     (header_with("") + '{"end": -5}\n', "line 2: .*end: Input should be greater than or equal to 0"),
     (header_with("") + '[1, 2]\n', "line 2: not a tick record"),
+    (header_with("") + '{"end": 4}\n{"tick": 9, "actions": [["go", 0]]}\n', "line 3: a line after the end line"),
+    (header_with("") + '{"tick": 9, "actions": [["go", 0]]}\n{"end": 4}\n', "line 3: the show ends at tick 4, before"),
+    (header_with(', "start_cue": "a\\nb"'), "start_cue: String should match pattern"),
+    ('{"format": "showrunner-performance", "version": "1\\n2"}\n', "version '1.n2' is not supported"),
     (header_with("") + 'nope\n{"end": 4}\n', "line 2 is not JSON"),
 ])
 def test_bad_logs_are_one_line_errors(tmp_path, content, message):
