@@ -51,10 +51,12 @@ def test_first_note_of_the_render_sounds_at_its_pitch(tmp_path, egl):
 
 
 def test_unwritable_audio_out_is_bad_input(tmp_path):
+    (tmp_path / "file").write_text("")  # a file where the folder should be: nothing can go there
     done = subprocess.run(
         showrunner_command("render", str(DEMO_SETLIST), "--midi-file", str(BUNDLED_MIDI),
                            "--out", str(tmp_path / "a.mkv"), "--audio-out",
-                           str(tmp_path / "missing" / "a.wav"), "--log-dir", str(tmp_path / "logs")),
+                           str(tmp_path / "file" / "a.wav"), "--log-dir", str(tmp_path / "logs")),
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "a.wav" in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "cannot write sound" in done.stderr and "a.wav" in done.stderr
+    assert not (tmp_path / "logs").exists()  # found before the render started

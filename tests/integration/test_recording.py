@@ -429,6 +429,45 @@ def test_the_replay_of_a_live_jack_show_reproduces_its_metrics(tmp_path, egl, ja
     assert int(streams["video"]["nb_read_frames"]) == pytest.approx((seconds + 2) * 24, abs=1)
 
 
+def test_the_replay_of_the_camera_parts_reproduces_their_metrics(tmp_path, egl):
+    """The piece's two camera parts (the split and the bubbles, over the bundled video standing in
+    for the camera) run live from a MIDI file; their performance log is replayed at another size
+    and frame rate: every metrics line comes out the same, learners included, except the machine's."""
+    from bench.ldd_run import demo_setlist_text
+
+    setlist = tmp_path / "ldd.toml"
+    setlist.write_text(demo_setlist_text(3.0))
+    script = []  # a left-hand chord (what starts the learners) every 0.75 s, held 0.6 s, a melody on top
+    for index, at in enumerate(np.arange(0.1, 5.8, 0.75)):
+        chord = [36 + index % 5, 43 + index % 5, 48 + index % 5]
+        script += [(at, mido.Message("note_on", note=note, velocity=80)) for note in chord]
+        script += [(at + 0.3, mido.Message("note_on", note=72 + index % 7, velocity=90)),
+                   (at + 0.5, mido.Message("note_off", note=72 + index % 7, velocity=0))]
+        script += [(at + 0.6, mido.Message("note_off", note=note, velocity=0)) for note in chord]
+    midi = make_midi(tmp_path / "notes.mid", sorted(script, key=lambda item: item[0]))
+    perf, live_metrics, replay_metrics = tmp_path / "p.jsonl", tmp_path / "live.jsonl", tmp_path / "replay.jsonl"
+    live = subprocess.run(showrunner_command("run", str(setlist), "--cue", "split", "--midi-file", str(midi),
+                                             "--headless", "--no-audio", "--duration", "6", "--metrics",
+                                             str(live_metrics), "--perf-log", str(perf), "--log-dir",
+                                             str(tmp_path / "logs")),
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert live.returncode == 0, live.stderr
+    result = subprocess.run(showrunner_command("replay", str(perf), "--out", str(tmp_path / "replay.mkv"), "--size",
+                                               "320x180", "--fps", "24", "--metrics", str(replay_metrics),
+                                               "--log-dir", str(tmp_path / "logs")),
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "differs from the live show" not in result.stderr
+    original = [json.loads(line) for line in live_metrics.read_text().splitlines()]
+    again = [json.loads(line) for line in replay_metrics.read_text().splitlines()]
+    assert len(again) == len(original) >= 6 * 60
+    assert {line["cue"] for line in original} == {"split", "bubbles"}
+    for cue in ("split", "bubbles"):  # the learners learned in both parts
+        assert sum(1 for line in original if line["cue"] == cue and "loss" in line) > 30
+    for before, after in zip(original, again):
+        assert comparable(before) == comparable(after), before["tick"]
+
+
 def test_performer_moves_are_replayed_in_the_same_ticks(tmp_path, egl, monkeypatch):
     """Keys pressed in the window (cue jumps, panic, gain) and notes from a MIDI file go into the
     performance log; replaying it gives the same metrics, tick for tick."""

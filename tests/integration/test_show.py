@@ -354,6 +354,7 @@ class _BusyWatch:
     each capture and at each of its sleeps."""
 
     frames = dropped = 0
+    capture_ms = None
 
     def __init__(self) -> None:
         self.busy = False
