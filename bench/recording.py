@@ -57,7 +57,8 @@ KIND_ARGS = {"without": [], "recording": ["--record"],
              "recording, recording first": ["--record", "--record-priority", "recording"],
              f"recording at {LOW_FPS} fps": ["--record", "--record-fps", str(LOW_FPS)]}
 KINDS = tuple(KIND_ARGS)
-EVERY_FRAME = KINDS[1:3]  # the kinds that capture every frame (their ratios are split in two)
+# The recordings that capture every frame (their ratios are split in two).
+EVERY_FRAME = tuple(kind for kind, args in KIND_ARGS.items() if args and "--record-fps" not in args)
 GOAL_RTF = 1.0  # offline render: show seconds per wall second
 RENDER_SIZE, RENDER_FPS = (1280, 720), 30
 UHD_SIZE, UHD_FPS = (3840, 2160), 60
@@ -300,10 +301,10 @@ def run() -> BenchResult:
             # same runs), and the rest (the frame time less the capture over the frame time without
             # recording: the encoder's competition for the cores and the caches).
             capture_ms = float(np.median([np.median(one[kind].part_capture[cue]) for one in rounds_of]))
-            alone = float(np.median([np.median(one[kind].part_ms[cue]) / np.median(_less_capture(one[kind], cue))
-                                     for one in rounds_of]))
-            rest = float(np.median([np.median(_less_capture(one[kind], cue)) / np.median(one[KINDS[0]].part_ms[cue])
-                                    for one in rounds_of]))
+            medians = [(np.median(one[kind].part_ms[cue]), np.median(_less_capture(one[kind], cue)),
+                        np.median(one[KINDS[0]].part_ms[cue])) for one in rounds_of]  # with, less, without
+            alone = float(np.median([with_ / less for with_, less, _ in medians]))
+            rest = float(np.median([less / without for _, less, without in medians]))
             result.figures += [
                 Figure(f"{cue}: capture on the show's thread p50, {kind}", capture_ms, "ms"),
                 Figure(f"{cue}: p50 ratio from the capture alone (frame time / frame time less the capture), "
@@ -383,7 +384,8 @@ def run() -> BenchResult:
         "drawn per second: the lines carrying a `frame_ms` over the show time from the first line "
         "to the last, averaged over the runs of each kind. Recorded and dropped frames: the last "
         "metrics line's `rec_frames` and `rec_dropped`, summed over the recorded runs, and per part "
-        "the share of frames dropped (the increments of the two counts over the part's metrics lines); the notes "
+        "the share of frames dropped (the increments of the two counts over the part's metrics "
+        "lines); the notes "
         "put them beside the log's `recorded ...` line (one frame more: the last frame is drawn "
         "after the last metrics line) and the video frames in the file. *Render speed*: "
         "`showrunner render "

@@ -6,9 +6,10 @@ tick and frame rates, resolution, seed, camera and audio set-up. Then one line p
 something came in or the show took a cue: the MIDI events delivered in that tick with their exact
 show-time stamps, the performer's moves (go, previous, jump, restart, panic, gain) and the cue taken
 (not an input: a replay checks that it takes the same). The last line says at which tick the show
-ended. Reading one checks every value (pydantic models): a log is a file a performer can move,
-edit or cut short, and a wrong value must be a one-line error, not a crash halfway through a render. Lines are flushed at least once a second, so a crash loses at most the last second;
-a log without its end line replays up to its last input.
+ended. Lines are flushed at least once a second, so a crash loses at most the last second; a log
+without its end line replays up to its last input. Reading one checks every value (pydantic
+models): a log is a file a performer can move, edit or cut short, and a wrong value must be a
+one-line error, not a crash halfway through a render.
 
 ``showrunner replay LOG`` (:func:`load`, :class:`Replay`) feeds the same inputs into the same ticks
 offline, so the learners follow the same trajectories and the metrics log comes out the same
@@ -22,13 +23,13 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import UserError
 from engine.keyboard import TICK_ACTIONS, KeyAction
 from engine.metrics import MetricsLog
 from engine.midi import ControlChange, MidiEvent, NoteOff, NoteOn, PitchBend, ProgramChange
-from engine.setlist import CUE_ID
+from engine.setlist import CUE_ID, FrameRate, Resolution
 
 FORMAT = "showrunner-performance"
 VERSION = 2  # 2: tick lines carry the cue taken in that tick (version 1 logs replay without the check)
@@ -134,20 +135,13 @@ class Header(BaseModel):
     setlist: _SetlistRef
     tick_rate: Annotated[float, Field(gt=0, le=10000, allow_inf_nan=False)]
     start_cue: Annotated[str, Field(pattern=CUE_ID.pattern)] | None = None
-    fps: Annotated[float, Field(ge=1, le=240)] | None = None
-    resolution: tuple[int, int] | None = None
+    fps: FrameRate | None = None
+    resolution: Resolution | None = None
     seed: int | None = None
     performer: str = ""
     camera: _Camera = _Camera()
     audio: _Audio = _Audio()
     started: str | None = None
-
-    @field_validator("resolution")
-    @classmethod
-    def _sane(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
-        if value is not None and not (16 <= value[0] <= 8192 and 16 <= value[1] <= 8192):
-            raise ValueError("width and height must be between 16 and 8192 pixels")
-        return value
 
 
 def _first_problem(error: ValidationError) -> str:

@@ -13,9 +13,9 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.audio.config import MixerConfig
 from engine.errors import UserError
@@ -70,6 +70,17 @@ class Transition(_Strict):
 CUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def _sane_size(value: tuple[int, int]) -> tuple[int, int]:
+    if not (16 <= value[0] <= 8192 and 16 <= value[1] <= 8192):
+        raise ValueError("width and height must be between 16 and 8192 pixels")
+    return value
+
+
+# A show's picture size and frame rate, wherever they are read (the setlist, a performance log).
+Resolution = Annotated[tuple[int, int], AfterValidator(_sane_size)]
+FrameRate = Annotated[float, Field(ge=1, le=240)]
+
+
 class Cue(_Strict):
     id: str
     scene: str
@@ -90,8 +101,8 @@ class Setlist(_Strict):
     title: str
     seed: int = 0
     tick_rate: float = Field(60.0, ge=1, le=1000, description="fixed ticks per second (Hz)")
-    fps: float = Field(60.0, ge=1, le=240, description="frames per second drawn")
-    resolution: tuple[int, int] = (1280, 720)
+    fps: FrameRate = Field(60.0, description="frames per second drawn")
+    resolution: Resolution = (1280, 720)
     midi: MidiSettings = MidiSettings()
     camera: CameraSettings = CameraSettings()
     audio: AudioSettings = AudioSettings()
@@ -105,13 +116,6 @@ class Setlist(_Strict):
             if not match:
                 raise ValueError("expected WIDTHxHEIGHT such as \"1280x720\" or [1280, 720]")
             return (int(match[1]), int(match[2]))
-        return value
-
-    @field_validator("resolution")
-    @classmethod
-    def _sane_resolution(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if not (16 <= value[0] <= 8192 and 16 <= value[1] <= 8192):
-            raise ValueError("width and height must be between 16 and 8192 pixels")
         return value
 
 

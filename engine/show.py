@@ -130,7 +130,6 @@ class Show:
         self._pending_events: list[str] = []
         self._metrics: MetricsLog | None = None
         self._last_frame_ms: float | None = None
-        self._last_capture_ms: float | None = None  # the part of it spent in the recorder's capture
         self._error_counts: dict[tuple[int, str], int] = {}
         self._compilations = 0
         self.frame_sink: Callable[[], None] | None = None  # called after each frame is drawn
@@ -367,8 +366,8 @@ class Show:
                 self._last_frame_ms = None
                 if self.display is not None and self.display.gpu_ms is not None:
                     record["gpu_ms"] = round(self.display.gpu_ms, 3)
-                if self._last_capture_ms is not None:
-                    record["capture_ms"] = round(self._last_capture_ms, 3)
+                if self.recorder is not None and self.recorder.capture_ms is not None:
+                    record["capture_ms"] = round(self.recorder.capture_ms, 3)  # the part in the capture
             if sent:
                 record["audio"] = sent
             if heard:
@@ -402,7 +401,6 @@ class Show:
         if self.frame_sink is not None:
             self.frame_sink()
         self._last_frame_ms = (time.perf_counter() - started) * 1000
-        self._last_capture_ms = self.recorder.capture_ms if capture is not None else None
         self.summary.frames += 1
         self.summary.frame_ms.append(self._last_frame_ms)
 

@@ -938,7 +938,8 @@ def test_a_replay_of_a_good_flash_log_renders(tmp_path, flash_show):
     log = tmp_path / "show.perf.jsonl"
     log.write_text(flash_log(setlist))
     out = tmp_path / "replay.mkv"
-    result = subprocess.run(showrunner_command("replay", str(log), "--out", str(out), "--log-dir", str(tmp_path / "logs")),
+    result = subprocess.run(showrunner_command("replay", str(log), "--out", str(out), "--log-dir",
+                                               str(tmp_path / "logs")),
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "differs from the live show" not in result.stderr  # it takes the logged cue in the logged tick
