@@ -127,6 +127,7 @@ def test_render_writes_h264_and_aac_of_the_right_length(tmp_path, egl, flash_sho
     assert (first + len(sound)) / 48000 == pytest.approx(5.0, abs=1 / FPS)
     assert re.search(rf"wrote \S+{suffix}: 150 frames at 30 fps, 5\.0 s of sound; 5\.0 s rendered in [0-9.]+ s "
                      r"\([0-9.]+x real time\)", result.stderr), result.stderr
+    assert not re.search(r"[0-9.]+ / 5\.0 s \(", result.stderr)  # piped: no progress bar drawn
 
 
 def test_a_render_in_a_terminal_shows_its_progress(tmp_path, egl, flash_show):
