@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +24,8 @@ class JackUnavailable(RuntimeError):
 
 @contextmanager
 def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10.0,
-                name_prefix: str = "showrunner-bench", realtime: bool = False) -> Iterator[dict[str, str]]:
+                name_prefix: str = "showrunner-bench", realtime: bool = False,
+                log: list[tuple[float, str]] | None = None) -> Iterator[dict[str, str]]:
     """Run a dummy-driver JACK server; yields the environment its clients need.
 
     While the block runs, ``os.environ`` carries ``JACK_DEFAULT_SERVER`` and ``JACK_NO_START_SERVER``
@@ -37,24 +38,28 @@ def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10
         name_prefix: the server is called ``PREFIX-PID``.
         realtime: run the graph with realtime scheduling (``jackd -R``, as on a show machine;
             needs root or an rtprio limit) instead of ``--no-realtime`` (tests: works anywhere).
+        log: a list that receives ``(time.monotonic(), line)`` for each line the server prints,
+            as it prints it (its reports of clients that missed a cycle, "... was not finished").
     """
     if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
         raise JackUnavailable("jackd / jack_lsp not found (Debian package jackd2)")
     name = f"{name_prefix}-{os.getpid()}"
     env = {"JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
     child_env = {**os.environ, **env}
-    log = tempfile.TemporaryFile()
+    lines = log if log is not None else []
     server = subprocess.Popen(
         ["jackd", "-n", name, "-R" if realtime else "--no-realtime", "-d", "dummy", "-r", str(sample_rate),
          "-p", str(period)],
-        env=child_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    reader = threading.Thread(target=_read_lines, args=(server.stdout, lines), name="jackd-log", daemon=True)
+    reader.start()
     saved = {key: os.environ.get(key) for key in env}
     try:
         deadline = time.monotonic() + timeout
         while True:
             if server.poll() is not None:
-                log.seek(0)
-                tail = log.read().decode(errors="replace").strip().splitlines()[-3:]
+                reader.join(timeout=1.0)
+                tail = [line for _, line in lines[-3:]]
                 raise JackUnavailable(f"jackd exited with status {server.returncode}: {' | '.join(tail)}")
             probe = subprocess.run(["jack_lsp"], env=child_env, capture_output=True)
             if probe.returncode == 0:
@@ -71,4 +76,12 @@ def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10
             else:
                 os.environ[key] = value
         stop_child(server)
-        log.close()
+        reader.join(timeout=1.0)
+        server.stdout.close()
+
+
+def _read_lines(stream, lines: list[tuple[float, str]]) -> None:
+    """Append each line of ``stream`` to ``lines`` with the monotonic time it was read (the server's
+    errors go to its unbuffered stderr, so that is within moments of when it printed them)."""
+    for raw in iter(stream.readline, b""):
+        lines.append((time.monotonic(), raw.decode(errors="replace").rstrip()))

@@ -1,7 +1,7 @@
 """Shared fixtures: the real stand-ins for devices this machine lacks.
 
 - ``jack``: a real JACK server (``jackd --no-realtime -d dummy``, bench/jack_server.py), started
-  here and stopped by PID.
+  here and stopped by PID; ``jack_log``: what that server printed, each line with its time.
 - ``egl``: skips nothing; fails loudly if Mesa EGL cannot give an OpenGL 3.3 context.
 - ``gl``: a headless OpenGL 3.3 context of the test's own, released after it.
 """
@@ -34,12 +34,18 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def jack():
+def jack_log() -> list[tuple[float, str]]:
+    """What the test JACK server has printed: ``(time.monotonic(), line)`` per line, as it came."""
+    return []
+
+
+@pytest.fixture(scope="session")
+def jack(jack_log):
     """A JACK dummy server at 48 kHz / 256 frames, under a name of our own (a JACK server the
     developer already runs is left alone); yields the environment that selects it and JACK MIDI."""
     from bench.jack_server import jack_server
 
-    with jack_server(48000, 256, name_prefix="showrunner-test"):
+    with jack_server(48000, 256, name_prefix="showrunner-test", log=jack_log):
         yield dict(os.environ, MIDO_BACKEND="mido.backends.rtmidi/UNIX_JACK")
 
 

@@ -1,15 +1,17 @@
 """A stand-in for a MIDI piano: plays a MIDI file (or a list of notes) out of a JACK MIDI port.
 
 Run as its own process by the tests: ``python midi_sender.py PORT_NAME --file F [--seconds S]
-[--wait-for PATH] [--late] [--delay S] [--hold S]``. It creates a virtual JACK output port (with
-``--late``, only after the wait), waits until PATH exists and is non-empty (the engine has started),
-plays the file in real time from its own tempo map, holds the port open for ``--hold`` seconds, then
-exits (taking its port with it, like an unplugged piano).
+[--wait-for PATH] [--late] [--delay S] [--hold S] [--send-log PATH]``. It creates a virtual JACK
+output port (with ``--late``, only after the wait), waits until PATH exists and is non-empty (the
+engine has started), plays the file in real time from its own tempo map, holds the port open for
+``--hold`` seconds, then exits (taking its port with it, like an unplugged piano). With
+``--send-log`` it writes, as JSON, the ``time.monotonic()`` at which it handed each message to JACK.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -28,6 +30,7 @@ def main() -> int:
     parser.add_argument("--hold", type=float, default=0.5)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before playing")
     parser.add_argument("--late", action="store_true", help="create the port only after --wait-for")
+    parser.add_argument("--send-log", default=None, help="write each message's send time (JSON) here")
     args = parser.parse_args()
 
     out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="piano-sim")
@@ -58,12 +61,17 @@ def main() -> int:
         for index, note in enumerate(int(n) for n in args.notes.split(",")):
             messages += [(index * 0.05, [0x90, note, 100]), (index * 0.05 + 0.025, [0x80, note, 0])]
     start = time.perf_counter()
+    sent = []
     for at, data in messages:
         delay = start + at - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
         out.send_message(data)
+        sent.append(time.monotonic())
     time.sleep(args.hold)
+    if args.send_log:
+        with open(args.send_log, "w") as log:
+            json.dump(sent, log)
     out.close_port()
     return 0
 
