@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+
 import numpy as np
 
 from engine.clock import VirtualTime
@@ -68,6 +72,7 @@ def test_the_hud_shows_cue_loss_plot_held_notes_and_the_last_error(tmp_path, egl
     assert state.frame_ms is not None and state.frame_ms > 0
     lines = state.lines()
     assert lines[0] == "cue learning  next after" and "C4" in lines[3]
+    assert lines[-1] == "not recording"
     panel = frames[-1][10:200, 10:350]
     assert panel.max() > 200  # text drawn
     # the loss plot, red, under the text rows: it starts high on the left and falls to the right
@@ -86,3 +91,37 @@ def test_the_hud_is_off_by_default_and_f1_toggles_it(tmp_path, egl):
     assert KeyboardInstrument().key_down("f1") == KeyAction("hud")
     show.apply_key(KeyAction("hud"), 0.0)
     assert show.hud.visible
+
+
+def test_the_hud_shows_the_recording_then_that_it_failed(tmp_path, egl):
+    """A real recorder under the show: the HUD's last line is the recording's time and file, and
+    once its encoder process dies mid-show, that the recording failed (the show goes on)."""
+    from engine.recorder import Recorder
+
+    path = tmp_path / "hud.toml"
+    path.write_text(SETLIST)
+    setlist = load_setlist(path)
+    display = open_display(setlist.settings.resolution, headless=True)
+    recorder = Recorder(tmp_path / "rehearsal.mkv", setlist.settings.resolution, 30, live=True)
+    shown = []
+    try:
+        recorder.start()
+        recorder.wait_ready()
+        show = Show(setlist, ShowOptions(duration=2.0, hud=True), VirtualTime(), display, recorder=recorder)
+        show.load()
+
+        def sink() -> None:
+            shown.append(show.hud.state.lines()[-1])
+            if len(shown) == 60:
+                os.kill(recorder.process.pid, signal.SIGKILL)
+                recorder.process.wait()
+
+        show.frame_sink = sink
+        show.run()
+    finally:
+        recorder.close()
+        display.close()
+    assert shown[0] == "REC 00:00.0 rehearsal.mkv"  # nothing written yet
+    assert re.fullmatch(r"REC 00:(00\.9|01\.0) rehearsal\.mkv( \(\d+ dropped\))?", shown[58]), shown[58]
+    assert shown[-1] == "recording FAILED (see the log)"
+    assert show.summary.ticks == 120  # the show ran to its end

@@ -327,6 +327,34 @@ def test_the_recording_is_finished_when_the_engine_is_killed(tmp_path, egl, flas
     assert float(duration) == pytest.approx(last + 1 / FPS, abs=0.1)  # finished: the length is written
 
 
+def test_an_encoder_that_dies_ends_the_recording_not_the_show(tmp_path, egl, flash_show):
+    """SIGKILL of the encoder alone, mid-show: the show plays on to its end and exits 0; the
+    recording stops with one error line and one ``record_failed`` event; what was written plays."""
+    setlist, midi = flash_show
+    out, metrics = tmp_path / "live.mkv", tmp_path / "metrics.jsonl"
+    before = leftovers()
+    show = live_show(tmp_path, setlist, "--midi-file", str(midi), "--no-audio", "--record", str(out),
+                     "--metrics", str(metrics), "--duration", "8")
+    try:
+        wait_for_ticks(metrics, 3 * 60, show)
+        killed_at = at_a_flush(metrics)
+        os.kill(encoder_of(show.pid), signal.SIGKILL)
+        _, stderr = show.communicate(timeout=60)
+    finally:
+        if show.poll() is None:
+            show.kill()
+    assert show.returncode == 0, stderr
+    assert stderr.count("recording stopped:") == 1 and "the show goes on" in stderr, stderr
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert lines[-1]["time"] == pytest.approx(8.0, abs=0.02)  # the show ran to its end
+    failed = [line["time"] for line in lines if "record_failed" in line["events"]]
+    assert len(failed) == 1 and killed_at <= failed[0] < killed_at + 1.0, (failed, killed_at)
+    assert lines[-1]["rec_frames"] == next(line for line in lines if "record_failed" in line["events"])["rec_frames"]
+    frames, last = playable_seconds(out)
+    assert killed_at - 1.6 < last <= failed[0] + 1 / FPS, (frames, last, killed_at)
+    assert leftovers() == before
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_sigterm_or_sigint_finishes_a_live_recording(tmp_path, egl, flash_show, stop):
     setlist, midi = flash_show
@@ -563,6 +591,7 @@ def test_frames_the_encoder_has_no_room_for_are_dropped_and_counted_not_waited_f
             slowest = max(slowest, time.perf_counter() - started)
         assert recorder.dropped == 37 and recorder.frames == 3
         assert slowest < 0.05  # nothing waited for the stopped encoder
+        assert recorder.status() == "REC 00:01.3 drops.mkv (37 dropped)"  # the HUD's line
         os.kill(recorder.process.pid, signal.SIGCONT)
         deadline = time.monotonic() + 10
         while recorder.stats()["frames"] < 3 and time.monotonic() < deadline:  # it catches up
