@@ -404,8 +404,8 @@ def test_live_recording_with_jack_sound_keeps_picture_and_sound_together(tmp_pat
     seen, heard = flash_onsets(times, brightness), sound_onsets(sound, first, 48000)
     assert len(seen) == len(ONSETS) and len(heard) == len(ONSETS), (seen, heard, stderr)
     for picture, tone in zip(seen, heard):
-        # Live, a frame period of jitter on each side: the loop's frame and the audio block.
-        assert abs(picture - tone) <= 1 / FPS + 0.015, (seen, heard)
+        # Within one frame, live as in a render (seen: -6 to +6 ms, also with two busy processes beside).
+        assert abs(picture - tone) <= 1 / FPS, (seen, heard)
 
 
 @pytest.mark.jack
