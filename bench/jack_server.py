@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -46,19 +47,28 @@ def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10
     name = f"{name_prefix}-{os.getpid()}"
     env = {"JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
     child_env = {**os.environ, **env}
+    # Without a log to fill, the output goes to a file: a pipe nobody reads fast enough would make
+    # the server wait when it has much to say (a storm of missed cycles).
     lines = log if log is not None else []
+    output = subprocess.PIPE if log is not None else tempfile.TemporaryFile()
     server = subprocess.Popen(
         ["jackd", "-n", name, "-R" if realtime else "--no-realtime", "-d", "dummy", "-r", str(sample_rate),
          "-p", str(period)],
-        env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    reader = threading.Thread(target=_read_lines, args=(server.stdout, lines), name="jackd-log", daemon=True)
-    reader.start()
+        env=child_env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    reader = threading.Thread(target=_read_lines, args=(server.stdout or output, lines), name="jackd-log",
+                              daemon=True)
+    if log is not None:
+        reader.start()
     saved = {key: os.environ.get(key) for key in env}
     try:
         deadline = time.monotonic() + timeout
         while True:
             if server.poll() is not None:
-                reader.join(timeout=1.0)
+                if log is not None:
+                    reader.join(timeout=1.0)
+                else:
+                    output.seek(0)
+                    _read_lines(output, lines)
                 tail = [line for _, line in lines[-3:]]
                 raise JackUnavailable(f"jackd exited with status {server.returncode}: {' | '.join(tail)}")
             probe = subprocess.run(["jack_lsp"], env=child_env, capture_output=True)
@@ -76,8 +86,9 @@ def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10
             else:
                 os.environ[key] = value
         stop_child(server)
-        reader.join(timeout=1.0)
-        server.stdout.close()
+        if log is not None:
+            reader.join(timeout=1.0)
+        (server.stdout or output).close()
 
 
 def _read_lines(stream, lines: list[tuple[float, str]]) -> None:
