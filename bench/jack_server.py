@@ -39,8 +39,9 @@ def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10
         name_prefix: the server is called ``PREFIX-PID``.
         realtime: run the graph with realtime scheduling (``jackd -R``, as on a show machine;
             needs root or an rtprio limit) instead of ``--no-realtime`` (tests: works anywhere).
-        log: a list that receives ``(time.monotonic(), line)`` for each line the server prints,
-            as it prints it (its reports of clients that missed a cycle, "... was not finished").
+        log: a list that receives ``(time.monotonic(), line)`` for each line the server prints.
+            Its errors (such as a client that missed a cycle, "... was not finished") go to its
+            unbuffered stderr and arrive as printed; its other lines may come in batches.
     """
     if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
         raise JackUnavailable("jackd / jack_lsp not found (Debian package jackd2)")
@@ -55,21 +56,21 @@ def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10
         ["jackd", "-n", name, "-R" if realtime else "--no-realtime", "-d", "dummy", "-r", str(sample_rate),
          "-p", str(period)],
         env=child_env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    reader = threading.Thread(target=_read_lines, args=(server.stdout or output, lines), name="jackd-log",
-                              daemon=True)
+    reader = None
     if log is not None:
+        reader = threading.Thread(target=_read_lines, args=(server.stdout, lines), name="jackd-log", daemon=True)
         reader.start()
     saved = {key: os.environ.get(key) for key in env}
     try:
         deadline = time.monotonic() + timeout
         while True:
             if server.poll() is not None:
-                if log is not None:
+                if reader is not None:
                     reader.join(timeout=1.0)
                 else:
                     output.seek(0)
                     _read_lines(output, lines)
-                tail = [line for _, line in lines[-3:]]
+                tail = [line for _, line in lines if line.strip()][-3:]
                 raise JackUnavailable(f"jackd exited with status {server.returncode}: {' | '.join(tail)}")
             probe = subprocess.run(["jack_lsp"], env=child_env, capture_output=True)
             if probe.returncode == 0:
@@ -86,7 +87,7 @@ def jack_server(sample_rate: int = 48000, period: int = 256, timeout: float = 10
             else:
                 os.environ[key] = value
         stop_child(server)
-        if log is not None:
+        if reader is not None:
             reader.join(timeout=1.0)
         (server.stdout or output).close()
 

@@ -4,8 +4,9 @@ engine's port; the metrics log shows every note arrived once, in order, at the r
 JACK keeps a MIDI event in a port's buffer for one process cycle. A client that misses its cycle
 (the test server runs without realtime scheduling on a small, loaded machine) loses that cycle's
 events, and the server then prints that the client "was not finished". The performance test
-accepts a lost event only when the server reported such a missed cycle right after it was sent;
-any other loss, and any event added, changed or out of order, fails it."""
+accepts a lost event only when the server reported such a missed cycle, of the engine's MIDI
+input or of the sender, right after it was sent (tests/jack_cycles.py); any other loss, and any
+event added, changed or out of order, fails it."""
 
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ from pathlib import Path
 import mido
 import pytest
 
+from engine.midi_port import CLIENT_NAME
 from tests.conftest import PERFORMANCES, ROOT, showrunner_command
+from tests.jack_cycles import MISSED_CYCLE, left_out, unexplained_losses
 
 pytestmark = pytest.mark.jack
 
 SENDER = Path(__file__).with_name("midi_sender.py")
+MIDI_CLIENTS = (CLIENT_NAME, "piano-sim")  # the engine's MIDI inputs and the sender's output
 TICK_RATE = 60
 
 SETLIST = """
@@ -35,10 +39,6 @@ resolution = "320x180"
 id = "only"
 scene = "pulse"
 """
-
-
-MISSED_CYCLE = "was not finished"  # jackd, at the start of a cycle, of a client still in the last
-MISSED_CYCLE_WINDOW = (-0.01, 0.2)  # seconds from a message's sending to the server's report
 
 
 def text_of(msg: mido.Message) -> str | None:
@@ -70,25 +70,6 @@ def sent_messages(path: Path, seconds: float | None) -> list[tuple[float, mido.M
 def expected_events(path: Path, seconds: float | None) -> list[tuple[float, str]]:
     """(file time, text) for note and controller messages, normalised as the engine describes them."""
     return [(at, text) for at, msg in sent_messages(path, seconds) if (text := text_of(msg)) is not None]
-
-
-def left_out(wanted: list[str], got: list[str]) -> list[int] | None:
-    """The indices of ``wanted`` missing from ``got`` when ``got`` is ``wanted`` with some events
-    left out (nothing added, changed or moved); otherwise None."""
-    missing, next_got = [], 0
-    for index, text in enumerate(wanted):
-        if next_got < len(got) and got[next_got] == text:
-            next_got += 1
-        else:
-            missing.append(index)
-    return missing if next_got == len(got) else None
-
-
-def missed_cycle_after(sent: float, server_log: list[tuple[float, str]]) -> str | None:
-    """The server's report of a client that missed its cycle just after ``sent``, if there is one."""
-    low, high = sent + MISSED_CYCLE_WINDOW[0], sent + MISSED_CYCLE_WINDOW[1]
-    return next((line for stamp, line in list(server_log) if low <= stamp <= high and MISSED_CYCLE in line),
-                None)
 
 
 def delivered(metrics: Path) -> list[tuple[int, str, float]]:
@@ -140,19 +121,17 @@ def test_every_note_of_a_real_performance_arrives_once_in_order_at_the_right_tic
     got = delivered(metrics)
     texts, wanted = [text for _, text, _ in got], [text for _, text in expected]
     missing = left_out(wanted, texts)
-    first_difference = next((i for i, (a, b) in enumerate(zip(texts, wanted)) if a != b), None)
-    assert missing is not None, (
-        f"{len(texts)} delivered, {len(wanted)} sent, not just some left out; first difference at "
-        f"{first_difference}: {got[first_difference - 2:first_difference + 3] if first_difference else got[-3:]}"
-        f" vs {expected[first_difference - 2:first_difference + 3] if first_difference else expected[-3:]}")
+    first = next((i for i, (a, b) in enumerate(zip(texts, wanted)) if a != b), None)
+    near = slice(max(0, first - 2), first + 3) if first is not None else slice(-3, None)
+    assert missing is not None, (f"{len(texts)} delivered, {len(wanted)} sent, not just some left out; "
+                                 f"first difference at {first}: {got[near]} vs {expected[near]}")
     # The sender sent exactly these (its own log), so a missing one was lost on the way.
     sent = [stamp for stamp, (_, msg) in zip(json.loads(send_log.read_text()), sent_messages(path, seconds),
                                              strict=True) if text_of(msg) is not None]
     assert len(sent) == len(wanted)
-    unexplained = [(index, expected[index]) for index in missing
-                   if missed_cycle_after(sent[index], jack_log) is None]
-    assert not unexplained, (f"lost with no missed JACK cycle reported: {unexplained}; the server said: "
-                             f"{[line for _, line in jack_log if MISSED_CYCLE in line][-5:]}")
+    unexplained = [expected[i] for i in unexplained_losses(wanted, missing, sent, jack_log, MIDI_CLIENTS)]
+    reports = [line for _, line in list(jack_log) if MISSED_CYCLE in line]
+    assert not unexplained, f"lost, no missed JACK cycle reported: {unexplained}; last reports {reports[-5:]}"
     assert len(missing) <= 0.01 * len(wanted), f"{len(missing)} of {len(wanted)} lost in missed cycles"
     print(f"{len(missing)} of {len(wanted)} lost in missed JACK cycles: {[expected[i] for i in missing]}")
     lost = set(missing)

@@ -393,19 +393,28 @@ def test_record_priority_recording_records_beside_the_show(tmp_path, egl, flash_
 
 
 @pytest.mark.jack
-def test_live_recording_with_jack_sound_keeps_picture_and_sound_together(tmp_path, egl, jack, flash_show):
+def test_live_recording_with_jack_sound_keeps_picture_and_sound_together(tmp_path, egl, jack, jack_log,
+                                                                         flash_show):
+    """The flash of each note and its sound start within one frame of each other (seen: -6 to
+    +6 ms in seven runs, three with two busy processes beside). A JACK cycle the audio missed
+    moves the sound a block off the pictures until it is re-anchored, at RESYNC_SECONDS off: the
+    test allows that much more when the server reported a missed cycle during the show."""
+    from engine.recorder import RESYNC_SECONDS
+    from tests.jack_cycles import missed_cycles
+
     setlist, midi = flash_show
     out = tmp_path / "live.mkv"
+    started = time.monotonic()
     show = live_show(tmp_path, setlist, "--midi-file", str(midi), "--record", str(out), "--duration", "4.5",
                      env=jack)
     _, stderr = show.communicate(timeout=120)
     assert show.returncode == 0, stderr
+    missed = missed_cycles(jack_log, started, time.monotonic())
     times, brightness, sound, first = decode(out)
     seen, heard = flash_onsets(times, brightness), sound_onsets(sound, first, 48000)
     assert len(seen) == len(ONSETS) and len(heard) == len(ONSETS), (seen, heard, stderr)
     for picture, tone in zip(seen, heard):
-        # Within one frame, live as in a render (seen: -6 to +6 ms, also with two busy processes beside).
-        assert abs(picture - tone) <= 1 / FPS, (seen, heard)
+        assert abs(picture - tone) <= 1 / FPS + (RESYNC_SECONDS if missed else 0.0), (seen, heard, missed)
 
 
 @pytest.mark.jack
