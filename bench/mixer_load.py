@@ -1,6 +1,6 @@
 """Benchmark: what the overtone mixer costs per block, as a share of the block's own duration.
 
-The mixer runs here in the benchmark process, with no device: ``OvertoneMixer.render`` is called
+The mixer runs here in the benchmark process, with no device: ``Rack.render`` is called
 block after block with every voice sounding (ADSR envelopes, held) while the detune of all voices
 changes every few blocks, as a learner drives it. The time of one block (the detune command when
 one is due, plus ``render``) divided by the block period (256 frames at 48 kHz = 5.33 ms) is the
@@ -16,7 +16,7 @@ import numpy as np
 from bench.result import BenchResult, Figure
 from engine.audio import commands as cmd
 from engine.audio.config import MixerConfig
-from engine.audio.mixer import OvertoneMixer
+from engine.audio.rack import Rack, overtone_rack
 
 SAMPLE_RATE, BLOCK = 48000, 256
 VOICES = (16, 64, 128)
@@ -29,10 +29,10 @@ GOAL_PERCENT = 10.0
 LOWEST, SPAN = 36, 60  # notes C2..B6, then the next MIDI channel (distinct voice ids)
 
 
-def _loaded_mixer(voices: int, partials: int) -> OvertoneMixer:
+def _loaded_mixer(voices: int, partials: int) -> Rack:
     config = MixerConfig(sample_rate=SAMPLE_RATE, block_size=BLOCK, polyphony=voices,
                          partials=partials, envelope="adsr")
-    mixer = OvertoneMixer(config)
+    mixer = overtone_rack(config)
     for index in range(voices):
         note, channel = LOWEST + index % SPAN, index // SPAN
         mixer.apply(cmd.NOTE_ON, cmd.voice_id(note, channel), note, 100.0)
@@ -64,7 +64,7 @@ def run() -> BenchResult:
     result = BenchResult(
         key="mixer",
         title="Overtone mixer compute per block",
-        method=(f"`OvertoneMixer` (the overtone voices' whole block compiled with numba, then bus gains and the limiter in numpy; no piano) is driven in the benchmark process with "
+        method=(f"`Rack` (the overtone voices' whole block compiled with numba, then bus gains and the limiter in numpy; no piano) is driven in the benchmark process with "
                 f"no device, at {SAMPLE_RATE} Hz and {BLOCK} frames per block ({period_ms:.2f} ms). "
                 f"For each of {len(VOICES)} x {len(PARTIALS)} cells (voices x partials per voice) "
                 "that many note-ons (velocity 100, notes C2 upwards on distinct voice ids) start "

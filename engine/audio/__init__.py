@@ -1,7 +1,10 @@
-"""Sound: the overtone mixer (additive synth), its live audio process and its offline renderer.
+"""Sound: a rack of instruments (the overtone voices, the piano, the sampler, ...), its live audio
+process and its offline renderer.
 
-The DSP (:mod:`engine.audio.mixer`) is pure numpy and runs identically in the live audio process
+The rack (:mod:`engine.audio.rack`) runs identically in the live audio process
 (:mod:`engine.audio.server`, driven by a PortAudio callback) and in the offline renderer
-(:mod:`engine.audio.offline`, driven block by block in virtual time). The engine talks to either
-through :class:`engine.audio.control.AudioOut`.
+(:mod:`engine.audio.offline`, driven block by block in virtual time). Instruments implement
+:class:`engine.audio.instrument.Instrument`; tables of sound live in the shared sample pool
+(:mod:`engine.audio.pool`). The engine talks to either side through
+:class:`engine.audio.control.AudioOut`.
 """

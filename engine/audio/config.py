@@ -11,6 +11,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+# MixerConfig's fields that belong to the rack as a whole rather than to the overtone instrument.
+RACK_FIELDS = ("sample_rate", "block_size", "tuning", "tuning_root", "reference_hz", "reference_note",
+               "overtone_gain_db", "piano_gain_db", "master_gain_db")
+
+
 class MixerConfig(BaseModel):
     """Synth settings. Times in seconds, gains in dB, frequencies in Hz.
 

@@ -2,6 +2,10 @@
 three backends: the live audio process (:class:`engine.audio.live.LiveAudio`), the offline
 renderer (:class:`engine.audio.offline.OfflineAudio`) and silence (:class:`NoAudio`).
 
+Played notes go to the instruments the current cue routes the MIDI input to (:meth:`route`);
+a scene plays any instrument of the rack by name through :meth:`instrument`, writes tables of the
+shared sample pool (:meth:`write_table`) and reads the show's own sound (:meth:`listen`).
+
 Every command the show sends during a tick is also kept (``take_sent``) so the metrics log can
 show it: what the audio side was told is part of the record of a show.
 """
@@ -10,8 +14,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from engine.audio import commands as cmd
-from engine.audio.commands import BUSES
+from engine.audio.rack import RackConfig, legacy_rack_config
 
 
 class AudioOut:
@@ -26,8 +32,11 @@ class AudioOut:
 
     hears_midi = False
 
-    def __init__(self) -> None:
+    def __init__(self, rack: RackConfig | None = None, pool=None) -> None:
         self.show_time = 0.0
+        self.rack = rack if rack is not None else _default_rack()
+        self.pool = pool  # engine.audio.pool.SamplePool: the tables, or None
+        self.routes = list(self.rack.notes)
         self._sent: list[list] = []
         self._heard: list[list] = []
 
@@ -87,10 +96,11 @@ class AudioOut:
                       float(value))
 
     def set_gain(self, bus: str, db: float) -> None:
-        """Set a bus gain in dB: "master", "overtones" or "piano" (ramped within a block)."""
-        if bus not in BUSES:
-            raise ValueError(f"unknown bus '{bus}'; buses: {', '.join(BUSES)}")
-        self._command(cmd.GAIN, BUSES.index(bus), 0, float(db), bus, float(db))
+        """Set a bus gain in dB: "master" or a bus of the rack (ramped within a block)."""
+        buses = self.rack.bus_names()
+        if bus not in buses:
+            raise ValueError(f"unknown bus '{bus}'; buses: {', '.join(buses)}")
+        self._command(cmd.GAIN, self.rack.bus_index(bus), 0, float(db), bus, float(db))
 
     def set_tuning(self, tuning: str | list[float], root: int = 0) -> None:
         """Retune live: "equal", "just", "pythagorean" (from pitch class ``root``) or twelve cent
@@ -106,6 +116,61 @@ class AudioOut:
     def panic(self) -> None:
         """Silence everything at once (5 ms fade), detune back to 0, pedal up."""
         self._command(cmd.PANIC)
+
+    # The rack: routing, instruments, tables, the show's sound.
+    def route(self, names: list[str]) -> None:
+        """The MIDI input plays these instruments from now on (none: it sounds nothing). Notes
+        already sounding are released by the instruments that play them. Nothing is sent when
+        the routing does not change."""
+        for name in names:
+            self._slot(name)
+        if list(names) == self.routes:
+            return
+        self.routes = list(names)
+        self._sent.append(["route", *names])
+        self._send(cmd.ROUTE, cmd.ALL_VOICES, 0, 0.0, cmd.RACK)
+        for name in names:
+            self._send(cmd.ROUTE, self._slot(name), 0, 1.0, cmd.RACK)
+
+    def instrument(self, name: str) -> InstrumentHandle:
+        """What a scene plays an instrument of the rack through; KeyError naming the rack's
+        instruments when there is none called ``name``."""
+        return InstrumentHandle(self, name, self._slot(name))
+
+    def _slot(self, name: str) -> int:
+        try:
+            return self.rack.slot(name)
+        except KeyError:
+            known = ", ".join(spec.name for spec in self.rack.instruments) or "none"
+            raise KeyError(f"no instrument '{name}' in the rack (instruments: {known})") from None
+
+    def table(self, name: str) -> int:
+        """The pool slot of the table called ``name`` (KeyError when there is none)."""
+        if self.pool is None or name not in self.pool.names():
+            known = ", ".join(self.pool.names()) if self.pool is not None else "none (no pool)"
+            raise KeyError(f"no table '{name}' in the sample pool (tables: {known})")
+        return self.pool.slot(name)
+
+    def write_table(self, name: str, data: np.ndarray) -> bool:
+        """Replace what table ``name`` plays with ``data`` ((frames,) or (frames, channels), at
+        the show's rate): written into the table's back buffer here, played from the first block
+        at or after the end of this tick, never torn. False (nothing written, try again next
+        tick) while the table's previous write has not reached the audio side yet."""
+        slot = self.table(name)
+        if not self._write_table(slot, np.asarray(data, np.float32)):
+            return False
+        self._sent.append(["swap", name, int(len(data))])
+        return True
+
+    def _write_table(self, slot: int, data: np.ndarray) -> bool:
+        return False
+
+    def listen(self, seconds: float, source: str = "mix") -> np.ndarray:
+        """The latest ``seconds`` of the show's sound at its rate, (frames, 2) float32, oldest
+        first: "mix" is what the audience hears from the rack, "input" the audio input (the
+        microphone or line live, the input file in renders). Fewer frames at the start of a show;
+        zeros when there is no such sound."""
+        return np.zeros((0, 2), np.float32)
 
     # Show plumbing.
     def take_sent(self) -> list[list]:
@@ -135,17 +200,76 @@ class AudioOut:
         """Stop sound and release the audio side."""
 
     def _command(self, kind: int, voice: int = 0, note: int = 0, value: float = 0.0,
-                 *shown) -> None:
+                 *shown, target: int | None = None, a: float = 0.0, b: float = 0.0,
+                 c: float = 0.0) -> None:
         """Send a command; ``shown`` is what the metrics log lists after its name."""
         self._sent.append([cmd.NAMES[kind], *shown])
-        self._send(kind, voice, note, value)
+        self._send(kind, voice, note, value,
+                   cmd.DEFAULT_TARGET.get(kind, cmd.EVERY) if target is None else target, a, b, c)
 
-    def _send(self, kind: int, voice: int, note: int, value: float) -> None:
+    def _send(self, kind: int, voice: int, note: int, value: float, target: int, a: float,
+              b: float, c: float) -> None:
         raise NotImplementedError
+
+
+class InstrumentHandle:
+    """One instrument of the rack, as a scene plays it: notes, parameters, the sampler's tables.
+    Every call is a command listed in the metrics log (``["note_on", "sampler", 60, 100.0]``)."""
+
+    def __init__(self, audio: AudioOut, name: str, slot: int) -> None:
+        self.audio, self.name, self.slot = audio, name, slot
+
+    def note_on(self, note: int, velocity: int = 100, voice: int | None = None) -> None:
+        """A note at ``velocity`` 1..127; ``voice``: the id to stop it by (default: from the note,
+        in the range kept for scenes, apart from the MIDI input's)."""
+        voice = cmd.SCENE_VOICES + note if voice is None else voice
+        self.audio._command(cmd.NOTE_ON, voice, note, float(velocity), self.name, note,
+                            float(velocity), target=self.slot)
+
+    def note_off(self, note: int, voice: int | None = None) -> None:
+        voice = cmd.SCENE_VOICES + note if voice is None else voice
+        self.audio._command(cmd.NOTE_OFF, voice, note, 0.0, self.name, note, target=self.slot)
+
+    def set(self, parameter: str, value: float) -> None:
+        """Set one of the instrument's parameters (its kind's ``parameters``), from now on."""
+        from engine.audio.instrument import instrument_class
+
+        kind = instrument_class(self.audio.rack.instruments[self.slot].kind)
+        if parameter not in kind.parameters:
+            raise ValueError(f"instrument '{self.name}' ({kind.kind}) has no parameter '{parameter}'; "
+                             f"parameters: {', '.join(kind.parameters) or 'none'}")
+        self.audio._command(cmd.SET, 0, kind.parameters.index(parameter), float(value), self.name,
+                            parameter, float(value), target=self.slot)
+
+    def play(self, table: str, voice: int, gain: float = 1.0, ratio: float = 1.0, pan: float = 0.0,
+             loop: bool = False) -> None:
+        """Play table ``table`` of the pool as voice ``voice`` (an id of the scene's choosing, from
+        :data:`engine.audio.commands.SCENE_VOICES` up): linear ``gain``, pitch ``ratio`` (2 = an
+        octave up), ``pan`` -1..1, one shot or ``loop``ed. Starts at the first block after the
+        end of this tick."""
+        self.audio._command(cmd.PLAY, voice, self.audio.table(table), float(gain), self.name,
+                            table, voice, float(gain), float(ratio), float(pan), bool(loop),
+                            target=self.slot, a=float(ratio), b=float(pan),
+                            c=float(cmd.LOOP if loop else 0))
+
+    def stop(self, voice: int = cmd.ALL_VOICES) -> None:
+        """Release voice ``voice`` (every voice by default)."""
+        self.audio._command(cmd.STOP, voice, 0, 0.0, self.name, voice, target=self.slot)
+
+    def queue(self, voice: int, table: str) -> None:
+        """A looping voice moves to ``table`` when it next reaches its loop end (no gap)."""
+        self.audio._command(cmd.QUEUE, voice, self.audio.table(table), 0.0, self.name, voice,
+                            table, target=self.slot)
+
+
+def _default_rack() -> RackConfig:
+    from engine.audio.config import MixerConfig
+
+    return legacy_rack_config(MixerConfig(), piano=False)
 
 
 class NoAudio(AudioOut):
     """Sound switched off (``[audio] enabled = false``): commands are recorded, nothing plays."""
 
-    def _send(self, kind, voice, note, value):
+    def _send(self, kind, voice, note, value, target, a, b, c):
         pass

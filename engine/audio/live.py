@@ -2,7 +2,8 @@
 
 :class:`LiveAudio` starts ``engine.audio.server`` as a child process, sends it commands through
 the shared ring, reads its health once a tick and restarts it if it dies (the show goes on; the
-restarted process gets the bus gains and the last detune again). Nothing here ever waits for the
+restarted process gets the standing settings again: bus gains, tuning, routing, instrument
+parameters and the last detune; the sample pool lives in shared memory and outlives it). Nothing here ever waits for the
 audio process.
 """
 
@@ -17,10 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from engine.audio import commands as cmd
 from engine.audio import shared
 from engine.audio.config import MixerConfig
 from engine.audio.control import AudioOut
+from engine.audio.rack import RackConfig, legacy_rack_config
 from engine.audio.server import EXIT_DEVICE_LOST, ServerSettings
 from engine.child_process import stop_child, wait_until
 
@@ -36,7 +40,8 @@ SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM
 
 
 class LiveAudio(AudioOut):
-    """Args: config: synth settings; piano: mix the piano in; device: output device name
+    """Args: config: the rack (or, for the overtone mixer alone, its settings, with ``piano`` to
+    mix the piano in); pool: the shared sample pool the rack's instruments read; device: output device name
     substring (None = the default device); midi_input / midi_api: the live MIDI port the audio
     process reads itself (None = the engine forwards notes); log_file: the show log;
     input_device: an audio input recorded alongside the mixer (name substring, "default", None);
@@ -45,15 +50,18 @@ class LiveAudio(AudioOut):
     What the mixer played and the input heard are kept in ``state``'s tap (the last 5 s) for the
     recorder: :meth:`engine.audio.shared.SharedAudioState.read_tap`."""
 
-    def __init__(self, config: MixerConfig, piano: bool = False, device: str | None = None,
-                 midi_input: str | None = None, midi_api: str = "auto",
+    def __init__(self, config: RackConfig | MixerConfig, piano: bool = False,
+                 device: str | None = None, midi_input: str | None = None, midi_api: str = "auto",
                  log_file: Path | None = None, input_device: str | None = None,
-                 realtime: bool = True) -> None:
-        super().__init__()
+                 realtime: bool = True, pool=None) -> None:
+        rack = legacy_rack_config(config, piano) if isinstance(config, MixerConfig) else config
+        if pool is not None:
+            rack = rack.model_copy(update={"pool": str(pool.path)})
+        super().__init__(rack, pool)
         self.state = shared.SharedAudioState.create()
         self.hears_midi = midi_input is not None
         self.settings = ServerSettings(
-            state=str(self.state.path), mixer=config, piano=piano, device=device,
+            state=str(self.state.path), rack=rack, device=device,
             input_device=input_device, realtime=realtime,
             midi_input=midi_input, midi_api=midi_api,
             log_file=str(log_file) if log_file else None, parent=os.getpid())
@@ -65,9 +73,9 @@ class LiveAudio(AudioOut):
         self.restarts = 0
         self._restart_at = 0.0
         self._status = shared.STARTING
-        # The settings a restarted process must be told again: the last value of each bus gain,
-        # each tuning offset and the detune for all voices, keyed by (kind, voice).
-        self._standing: dict[tuple[int, int], float] = {}
+        # The commands a restarted process must be told again, in order: the last of each bus
+        # gain, tuning offset, route, instrument parameter and the detune for all voices.
+        self._standing: dict[tuple[int, int, int], tuple] = {}
         self._xruns_before = 0  # underruns counted by audio processes that have ended
 
     def start(self) -> None:
@@ -83,14 +91,39 @@ class LiveAudio(AudioOut):
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
-    def _send(self, kind, voice, note, value):
+    def _send(self, kind, voice, note, value, target, a, b, c):
+        record = (kind, voice, note, value, target, a, b, c)
+        standing = self._standing
         if kind in (cmd.GAIN, cmd.TUNE):
-            self._standing[kind, voice] = value
+            standing[kind, target, voice] = record
+        elif kind == cmd.SET:
+            standing[kind, target, note] = record
+        elif kind == cmd.ROUTE:
+            if voice == cmd.ALL_VOICES:  # a new routing: what came before no longer stands
+                for key in [key for key in standing if key[0] == cmd.ROUTE]:
+                    del standing[key]
+            standing.pop((kind, target, voice), None)
+            standing[kind, target, voice] = record
         elif kind == cmd.DETUNE:  # any detune is where later notes start: the all-voices value
-            self._standing[cmd.DETUNE, cmd.ALL_VOICES] = value
+            standing[cmd.DETUNE, target, cmd.ALL_VOICES] = (kind, cmd.ALL_VOICES, -1, value, target,
+                                                            a, b, c)
         elif kind == cmd.PANIC:
-            self._standing[cmd.DETUNE, cmd.ALL_VOICES] = 0.0
-        self.state.ring.push(kind, voice, note, value)
+            for key in [key for key in standing if key[0] == cmd.DETUNE]:
+                standing[key] = (cmd.DETUNE, cmd.ALL_VOICES, -1, 0.0, key[1], 0.0, 0.0, 0.0)
+        self.state.ring.push(kind, voice, note, value, target, a, b, c)
+
+    def _write_table(self, slot: int, data: np.ndarray) -> bool:
+        """Into the back buffer now; the swap goes down the ring, so it takes effect at the
+        block boundary where the audio process reaches it, in order with the tick's commands."""
+        if self.pool is None or not self.pool.write_back(slot, data):
+            return False
+        self.pool.request_swap(slot)
+        self._send(cmd.SWAP, slot, 0, 0.0, cmd.RACK, 0.0, 0.0, 0.0)
+        return True
+
+    def listen(self, seconds: float, source: str = "mix") -> np.ndarray:
+        frames = int(round(seconds * self.rack.sample_rate))
+        return self.state.read_latest(frames, source)
 
     def poll(self) -> list[str]:
         notices = []
@@ -110,8 +143,11 @@ class LiveAudio(AudioOut):
                 self.state.set("underruns", 0)
                 self.state.ring.skip_pending()  # notes queued for the dead process are stale now
                 self.start()
-                for (kind, voice), value in self._standing.items():
-                    self.state.ring.push(kind, voice, -1, value)
+                for kind, voice, note, value, target, a, b, c in self._standing.values():
+                    self.state.ring.push(kind, voice, note, value, target, a, b, c)
+                if self.pool is not None:  # writes whose swap was lost with the old process
+                    for slot in self.pool.pending_swaps():
+                        self.state.ring.push(cmd.SWAP, slot, 0, 0.0, cmd.RACK)
                 notices.append("audio_restarted")
         status = int(self.state.get("status"))
         if status != self._status:

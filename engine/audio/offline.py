@@ -1,4 +1,4 @@
-"""The offline renderer: the mixer run block by block in virtual time, for renders and tests.
+"""The offline renderer: the rack run block by block in virtual time, for renders and tests.
 
 Commands are stamped with the show time at the end of the tick that sent them (when the show has
 taken in the tick's inputs, and from when the tick's picture shows) and take effect at the first
@@ -6,6 +6,8 @@ block that starts at or after that time, the way a live callback picks up what a
 ran. So a note's sound starts within a block after the end of the tick that delivered it, and the
 picture of that tick shows within a video frame after it: the two are within one video frame of
 each other at any frame rate. The same commands with the same stamps give bit-identical audio.
+Table writes are stamped the same way: the data goes into the table's back buffer and is swapped in
+at that block, so a render that rewrites tables is as deterministic as one that does not.
 """
 
 from __future__ import annotations
@@ -16,31 +18,49 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.audio import commands as cmd
 from engine.audio.config import MixerConfig
 from engine.audio.control import AudioOut
-from engine.audio.mixer import OvertoneMixer
+from engine.audio.rack import Rack, RackConfig, legacy_rack_config
+from engine.audio.shared import TAP_FRAMES
 from engine.errors import UserError
 
 
 class OfflineAudio(AudioOut):
-    """Args: config: synth settings; piano: mix the piano in; keep: keep the rendered blocks in
-    memory (:meth:`samples`), else they are only handed to ``sink`` (called with each (N, 2)
-    float32 block)."""
+    """Args: config: the rack (or, for the overtone mixer alone, its settings, with ``piano`` to
+    mix the piano in); keep: keep the rendered blocks in memory (:meth:`samples`), else they are
+    only handed to ``sink`` (called with each (N, 2) float32 block); pool: the sample pool the
+    rack's instruments read; input_sound: the audio input of the show, (frames, 2) float32 at
+    the show's rate (a recording standing in for the microphone), or None."""
 
-    def __init__(self, config: MixerConfig, piano: bool = False, keep: bool = True,
-                 sink=None) -> None:
-        super().__init__()
-        self.mixer = OvertoneMixer(config, piano=piano)
-        self.sample_rate = config.sample_rate
-        self.block_size = config.block_size
+    def __init__(self, config: RackConfig | MixerConfig, piano: bool = False, keep: bool = True,
+                 sink=None, pool=None, input_sound: np.ndarray | None = None) -> None:
+        rack = legacy_rack_config(config, piano) if isinstance(config, MixerConfig) else config
+        super().__init__(rack, pool)
+        self.mixer = Rack(rack, pool)
+        self.sample_rate = rack.sample_rate
+        self.block_size = rack.block_size
         self.rendered = 0  # frames
         self.keep = keep
         self.sink = sink
-        self._pending: list[tuple[float, int, int, int, float]] = []
+        self.input_sound = input_sound
+        self._pending: list[tuple] = []
         self._blocks: list[np.ndarray] = []
+        self._tap = np.zeros((TAP_FRAMES, 4), np.float32)  # mix, input: as the live tap
 
-    def _send(self, kind, voice, note, value):
-        self._pending.append((self.show_time, kind, voice, note, value))
+    def _send(self, kind, voice, note, value, target, a, b, c):
+        self._pending.append((self.show_time, kind, voice, note, value, target, a, b, c))
+
+    def _write_table(self, slot: int, data: np.ndarray) -> bool:
+        self._pending.append((self.show_time, "write", slot, data.copy()))
+        return True
+
+    def listen(self, seconds: float, source: str = "mix") -> np.ndarray:
+        if source not in ("mix", "input"):
+            raise ValueError(f"unknown sound '{source}' (mix or input)")
+        count = max(0, min(int(round(seconds * self.sample_rate)), self.rendered, TAP_FRAMES))
+        rows = np.arange(self.rendered - count, self.rendered) % TAP_FRAMES
+        return self._tap[rows, 0:2] if source == "mix" else self._tap[rows, 2:4]
 
     def advance(self, show_time: float) -> None:
         """Render every whole block that starts before ``show_time`` seconds."""
@@ -53,10 +73,23 @@ class OfflineAudio(AudioOut):
         due = 0
         while due < len(self._pending) and self._pending[due][0] <= start + 1e-9:
             due += 1
-        for _stamp, kind, voice, note, value in self._pending[:due]:
-            self.mixer.apply(kind, voice, note, value)
+        for _stamp, kind, *fields in self._pending[:due]:
+            if kind == "write":
+                slot, data = fields
+                self.pool.write_back(slot, data)
+                self.pool.request_swap(slot)
+                self.mixer.apply(cmd.SWAP, slot, target=cmd.RACK)
+            else:
+                voice, note, value, target, a, b, c = fields
+                self.mixer.apply(kind, voice, note, value, target, a, b, c)
         del self._pending[:due]
         block = self.mixer.render()
+        rows = np.arange(self.rendered, self.rendered + self.block_size) % TAP_FRAMES
+        self._tap[rows, 0:2] = block
+        if self.input_sound is not None:
+            heard = self.input_sound[self.rendered:self.rendered + self.block_size]
+            self._tap[rows[:len(heard)], 2:4] = heard
+            self._tap[rows[len(heard):], 2:4] = 0.0
         if self.keep:
             self._blocks.append(block.copy())
         if self.sink is not None:

@@ -1,10 +1,12 @@
-"""The audio process: the overtone mixer inside a PortAudio callback, away from the engine's GIL.
+"""The audio process: the rack of instruments inside a PortAudio callback, away from the engine's GIL.
 
 Started by :class:`engine.audio.live.LiveAudio` as ``python -m engine.audio.server SETTINGS.json``.
-Everything heavy (numpy, the mixer and its buffers, a warm-up block) is ready before the stream
+Everything heavy (numpy, the rack and its buffers, a warm-up block) is ready before the stream
 opens. The callback drains the command ring and, when the show has a live MIDI input, this process's
-own reader of that port (so a note sounds at once, with the last detune, and glides when the
-learner's detune for it arrives a tick later). The main thread watches the stream: a device that
+own reader of that port, whose notes go to the instruments the current cue routes them to (so a
+note sounds at once, with the last detune, and glides when the learner's detune for it arrives a
+tick later). An instrument that raises is silenced for the rest of the process's life (the others
+play on; the error is logged once). The main thread watches the stream: a device that
 fails or vanishes ends the process (exit status 3; the engine starts a fresh one, which looks for
 a device every second while draining commands); the process ends when the engine does.
 """
@@ -26,8 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from engine.audio import commands as cmd
 from engine.audio import shared
-from engine.audio.config import MixerConfig
-from engine.audio.mixer import OvertoneMixer
+from engine.audio.rack import Rack, RackConfig
 from engine.midi import EventQueue
 
 log = logging.getLogger("showrunner.audio")
@@ -46,8 +47,7 @@ class ServerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     state: str  # the shared state file
-    mixer: MixerConfig = MixerConfig()
-    piano: bool = False
+    rack: RackConfig = RackConfig()
     device: str | None = None  # output device name substring; None = the default device
     input_device: str | None = None  # audio input name substring, "default", or None = no input
     midi_input: str | None = None  # MIDI port name substring this process reads directly
@@ -83,9 +83,14 @@ class AudioServer:
     def __init__(self, settings: ServerSettings, state: shared.SharedAudioState) -> None:
         self.settings = settings
         self.state = state
-        self.mixer = OvertoneMixer(settings.mixer, piano=settings.piano)
-        self.block_size = settings.mixer.block_size
-        self.period = self.block_size / settings.mixer.sample_rate
+        self.pool = None
+        if settings.rack.pool:
+            from engine.audio.pool import SamplePool
+
+            self.pool = SamplePool.attach(settings.rack.pool)
+        self.rack = Rack(settings.rack, self.pool)
+        self.block_size = settings.rack.block_size
+        self.period = self.block_size / settings.rack.sample_rate
         self.midi_queue = EventQueue()
         self.midi = None
         self.pa = None
@@ -99,7 +104,7 @@ class AudioServer:
         self._warm_up()
 
     def _warm_up(self) -> None:
-        warm_up_mixer(self.settings.mixer, self.settings.piano)
+        self.rack.warm_up()
         # What exists now lives for the whole show: keep it out of the cyclic collector's sweeps,
         # so a collection that lands in a callback stays short.
         gc.collect()
@@ -135,22 +140,22 @@ class AudioServer:
         return data, 0  # paContinue
 
     def _drain(self) -> None:
-        for kind, voice, note, value in self.state.ring.take():
-            self.mixer.apply(int(kind), int(voice), int(note), float(value))
+        for record in self.state.ring.take():
+            self.rack.apply_record(record)
         if self.midi is not None:
             self.midi.read_pending()  # notes that reached the port before this block sound in it
             for _stamp, event in self.midi_queue.pop_due(float("inf")):
                 command = cmd.midi_command(event)
                 if command is not None:
-                    self.mixer.apply(*command)
+                    self.rack.apply(*command)  # to the instruments the cue routes notes to
 
     def _frames(self, count: int) -> np.ndarray:
         if count == self.block_size and len(self._leftover) == 0:
-            return self.mixer.render()
+            return self.rack.render()
         parts = [self._leftover]
         have = len(self._leftover)
         while have < count:
-            parts.append(self.mixer.render().copy())
+            parts.append(self.rack.render().copy())
             have += self.block_size
         joined = np.concatenate(parts)
         self._leftover = joined[count:]
@@ -166,8 +171,8 @@ class AudioServer:
         health[field["load_peak"]] = max(load, health[field["load_peak"]] * 0.995)
         health[field["load_mean"]] = 0.99 * health[field["load_mean"]] + 0.01 * load
         if blocks % 16 == 0:  # for the HUD: no need to count voices every block
-            health[field["voices"]] = self.mixer.voices_sounding()
-            health[field["limiter_db"]] = self.mixer.limiter.reduction_db
+            health[field["voices"]] = self.rack.voices_sounding()
+            health[field["limiter_db"]] = self.rack.limiter.reduction_db
         health[field["blocks"]] = blocks + 1
 
     # The device (main thread).
@@ -183,7 +188,7 @@ class AudioServer:
             index, label = choose_device(self.pa, self.settings.device)
             info = self.pa.get_device_info_by_index(index)
             self.channels = min(2, int(info["maxOutputChannels"]))
-            config = self.settings.mixer
+            config = self.settings.rack
             duplex = {}
             self.input_channels = 0
             if self.settings.input_device:
@@ -201,8 +206,8 @@ class AudioServer:
                     output=True, output_device_index=index, frames_per_buffer=self.block_size,
                     stream_callback=self.callback, start=False, **duplex)
             # Notes held while there was no stream are stale. The callback is not running yet, so
-            # the mixer is still this thread's to touch.
-            self.mixer.apply(cmd.PANIC)
+            # the rack is still this thread's to touch.
+            self.rack.apply(cmd.PANIC)
             self.stream.start_stream()
         except Exception as error:
             self._close()
@@ -212,7 +217,7 @@ class AudioServer:
         self.state.set("input_channels", self.input_channels)
         self.state.set("status", shared.RUNNING)
         log.info("audio out: %s, %d Hz, %d frames per block, %.1f ms output latency", label,
-                 self.settings.mixer.sample_rate, self.block_size, 1000 * self.stream.get_output_latency())
+                 self.settings.rack.sample_rate, self.block_size, 1000 * self.stream.get_output_latency())
         return True
 
     def _failed(self, reason: str) -> bool:
@@ -285,20 +290,6 @@ class AudioServer:
     def _parent_alive(self) -> bool:
         parent = self.settings.parent
         return parent is None or os.getppid() == parent
-
-
-def warm_up_mixer(config: MixerConfig, piano: bool) -> None:
-    """Play a note through a mixer like the show's, detune it, render and release it, so that
-    first-use costs (numba loading each compiled kernel from its cache: milliseconds, a missed
-    block at 128 frames) are paid before any device opens, not in the callback."""
-    probe = OvertoneMixer(config, piano=piano)
-    probe.apply(cmd.NOTE_ON, 0, 60, 100)
-    probe.apply(cmd.DETUNE, cmd.ALL_VOICES, 0, 0.01)
-    for _ in range(2):
-        probe.render()
-    probe.apply(cmd.NOTE_OFF, 0, 60, 0.0)  # an ADSR release computes the level it starts from
-    for _ in range(2):
-        probe.render()
 
 
 def raise_priority(realtime: bool = True) -> str:

@@ -20,7 +20,7 @@ CAPACITY = 4096  # commands in flight
 LOADS = 4096  # recent blocks whose compute time and start time are kept, for benchmarks
 HEALTH_FIELDS = ("blocks", "underruns", "load", "load_peak", "load_mean", "status", "pid", "voices",
                  "limiter_db", "latency", "starts", "callback_errors", "tap_frames", "input_channels")
-TAP_FRAMES = 1 << 18  # 5.5 s at 48 kHz of what was played and heard, for the recorder
+TAP_FRAMES = 1 << 19  # 10.9 s at 48 kHz of what was played and heard, for the recorder and scenes
 TAP_CHANNELS = 4  # mixer left, right; audio input left, right (zeros without an input)
 FIELD = {name: index for index, name in enumerate(HEALTH_FIELDS)}  # for the callback's fast path
 STATUS = {0: "starting", 1: "running", 2: "no_device", 3: "device_lost", 4: "stopped"}
@@ -91,6 +91,18 @@ class SharedAudioState:
         start = max(since, written - TAP_FRAMES)
         rows = np.arange(start, written) % TAP_FRAMES
         return self.tap[rows].copy(), written
+    def read_latest(self, frames: int, source: str = "mix") -> np.ndarray:
+        """The latest ``frames`` of the mix ("mix") or the audio input ("input") as a (frames, 2)
+        float32 copy, oldest first (fewer when less has been played; at most TAP_FRAMES less a
+        block, which the audio process may be writing)."""
+        if source not in ("mix", "input"):
+            raise ValueError(f"unknown sound '{source}' (mix or input)")
+        written = int(self.get("tap_frames"))
+        count = max(0, min(int(frames), written, TAP_FRAMES - 8192))
+        rows = np.arange(written - count, written) % TAP_FRAMES
+        columns = slice(0, 2) if source == "mix" else slice(2, 4)
+        return self.tap[rows, columns]
+
     @classmethod
     def create(cls) -> SharedAudioState:
         folder = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None

@@ -2,7 +2,7 @@
 never moves), envelopes end when they should, nothing clicks, 64 voices stay under 0 dBFS, detune
 glides, and the additive piano rings, damps and obeys the pedal.
 
-Everything is rendered with :meth:`OvertoneMixer.render`, block by block, exactly as the audio
+Everything is rendered with :meth:`Rack.render`, block by block, exactly as the audio
 process and the offline renderer do; only as much sound as a check needs is rendered.
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 from engine.audio import commands as cmd
 from engine.audio.config import MixerConfig
-from engine.audio.mixer import OvertoneMixer
+from engine.audio.rack import Rack, overtone_rack
 from tests.spectrum import Spectrum, max_step
 
 RATE = 48000
@@ -27,40 +27,40 @@ def equal_hz(note: int) -> float:
     return 440.0 * 2 ** ((note - 69) / 12)
 
 
-def render_blocks(mixer: OvertoneMixer, blocks: int) -> np.ndarray:
+def render_blocks(mixer: Rack, blocks: int) -> np.ndarray:
     """The next ``blocks`` blocks, as (frames, 2) float64."""
     return np.concatenate([mixer.render().astype(np.float64) for _ in range(blocks)])
 
 
-def render(mixer: OvertoneMixer, seconds: float) -> np.ndarray:
+def render(mixer: Rack, seconds: float) -> np.ndarray:
     """The next whole blocks covering ``seconds``, as (frames, 2) float64."""
     return render_blocks(mixer, math.ceil(seconds * mixer.sample_rate / mixer.block_size - 1e-9))
 
 
-def play(mixer: OvertoneMixer, note: int, velocity: int = 127, channel: int = 0) -> None:
+def play(mixer: Rack, note: int, velocity: int = 127, channel: int = 0) -> None:
     mixer.apply(cmd.NOTE_ON, cmd.voice_id(note, channel), note, float(velocity))
 
 
-def release(mixer: OvertoneMixer, note: int, channel: int = 0) -> None:
+def release(mixer: Rack, note: int, channel: int = 0) -> None:
     mixer.apply(cmd.NOTE_OFF, cmd.voice_id(note, channel), note)
 
 
-def blocks_until_silent(mixer: OvertoneMixer, most: int, piano: bool = False) -> int:
+def blocks_until_silent(mixer: Rack, most: int, piano: bool = False) -> int:
     """Blocks rendered until no overtone voice (or piano voice) sounds; ``most`` + 1 if that never
     happens."""
     for count in range(1, most + 1):
         mixer.render()
-        if (mixer.piano.sounding() if piano else mixer.voices_sounding()) == 0:
+        if (mixer.instrument("piano").sounding() if piano else mixer.voices_sounding()) == 0:
             return count
     return most + 1
 
 
-def sounding_voices(mixer: OvertoneMixer) -> set[int]:
-    bank = mixer.overtones
+def sounding_voices(mixer: Rack) -> set[int]:
+    bank = mixer.instrument("overtones").voices
     return {int(v) for v in bank.voice_id[bank.active & ~bank.fading]}
 
 
-def steady_spectrum(mixer: OvertoneMixer, start: float = 0.1, seconds: float = 0.5,
+def steady_spectrum(mixer: Rack, start: float = 0.1, seconds: float = 0.5,
                     channel: int = 0) -> Spectrum:
     """Spectrum of ``seconds`` of sound starting ``start`` seconds from now (by default after the
     0.1 s attack of a note just struck)."""
@@ -74,7 +74,7 @@ def steady_spectrum(mixer: OvertoneMixer, start: float = 0.1, seconds: float = 0
 @pytest.mark.parametrize("detune", [0.0, 0.01, 0.05, -0.03])
 def test_partial_k_sounds_at_k_f_one_plus_d_and_the_fundamental_at_f(partials: int, note: int,
                                                                      detune: float) -> None:
-    mixer = OvertoneMixer(MixerConfig(partials=partials))  # the default, percussive sound
+    mixer = overtone_rack(MixerConfig(partials=partials))  # the default, percussive sound
     mixer.apply(cmd.DETUNE, cmd.ALL_VOICES, -1, detune)
     play(mixer, note)
     spectrum = steady_spectrum(mixer)
@@ -87,7 +87,7 @@ def test_partial_k_sounds_at_k_f_one_plus_d_and_the_fundamental_at_f(partials: i
 
 @pytest.mark.parametrize("rolloff", [0.0, 1.0, 2.0])
 def test_partial_amplitudes_fall_as_k_to_the_minus_rolloff(rolloff: float) -> None:
-    mixer = OvertoneMixer(MixerConfig(partials=6, rolloff=rolloff, **STEADY))
+    mixer = overtone_rack(MixerConfig(partials=6, rolloff=rolloff, **STEADY))
     play(mixer, 57)
     spectrum = steady_spectrum(mixer)
     amplitudes = np.array([spectrum.peak(k * 220.0)[1] for k in range(1, 7)])
@@ -95,7 +95,7 @@ def test_partial_amplitudes_fall_as_k_to_the_minus_rolloff(rolloff: float) -> No
 
 
 def test_a_voice_at_full_velocity_peaks_at_level_split_equal_power_between_the_sides() -> None:
-    mixer = OvertoneMixer(MixerConfig(partials=1, spread=0.0, **STEADY))
+    mixer = overtone_rack(MixerConfig(partials=1, spread=0.0, **STEADY))
     play(mixer, 69)
     sound = render(mixer, 0.3)[int(0.15 * RATE):]
     assert np.max(np.abs(sound[:, 0])) == pytest.approx(0.4 / math.sqrt(2), rel=1e-3)
@@ -103,11 +103,11 @@ def test_a_voice_at_full_velocity_peaks_at_level_split_equal_power_between_the_s
 
 
 def test_stereo_position_follows_pitch() -> None:
-    mixer = OvertoneMixer(MixerConfig(spread=1.0, **STEADY))
+    mixer = overtone_rack(MixerConfig(spread=1.0, **STEADY))
     play(mixer, 24)
     low = render(mixer, 0.3)[int(0.15 * RATE):]
     assert np.max(np.abs(low[:, 0])) > 2 * np.max(np.abs(low[:, 1]))  # low notes to the left
-    mixer = OvertoneMixer(MixerConfig(spread=1.0, **STEADY))
+    mixer = overtone_rack(MixerConfig(spread=1.0, **STEADY))
     play(mixer, 104)
     high = render(mixer, 0.3)[int(0.15 * RATE):]
     assert np.max(np.abs(high[:, 1])) > 2 * np.max(np.abs(high[:, 0]))
@@ -116,7 +116,7 @@ def test_stereo_position_follows_pitch() -> None:
 def test_partials_above_0_45_of_the_sample_rate_are_silent() -> None:
     # C8 = 4186 Hz: partial 5 (20930 Hz) is under 21600 Hz; 6, 7 and 8 are over it, and would fold
     # back (alias) to 48000 - k f if they were played.
-    mixer = OvertoneMixer(MixerConfig(partials=8, **STEADY))
+    mixer = overtone_rack(MixerConfig(partials=8, **STEADY))
     play(mixer, 108)
     spectrum = steady_spectrum(mixer)
     f = equal_hz(108)
@@ -130,7 +130,7 @@ def test_a_detune_that_lifts_a_partial_past_0_45_of_the_sample_rate_silences_it(
     f = equal_hz(108)
     levels = {}
     for detune in (0.0, 0.05):  # partial 5: 20930 Hz, then 21977 Hz (over 21600 Hz)
-        mixer = OvertoneMixer(MixerConfig(partials=5, **STEADY))
+        mixer = overtone_rack(MixerConfig(partials=5, **STEADY))
         mixer.apply(cmd.DETUNE, cmd.ALL_VOICES, -1, detune)
         play(mixer, 108)
         spectrum = steady_spectrum(mixer)
@@ -145,14 +145,14 @@ def test_a_detune_that_lifts_a_partial_past_0_45_of_the_sample_rate_silences_it(
     ("pythagorean", 66, 440.0 * 729 / 512 / (27 / 16)),  # F# over C, from A = 27/16
 ])
 def test_the_mixer_plays_each_note_at_its_tuned_frequency(tuning, note: int, expected_hz: float) -> None:
-    mixer = OvertoneMixer(MixerConfig(tuning=tuning, **STEADY))
+    mixer = overtone_rack(MixerConfig(tuning=tuning, **STEADY))
     play(mixer, note)
     heard, _ = steady_spectrum(mixer).peak(expected_hz)
     assert heard == pytest.approx(expected_hz, abs=0.5)
 
 
 def test_a_retuning_command_changes_later_notes_and_leaves_sounding_ones_alone() -> None:
-    mixer = OvertoneMixer(MixerConfig(detune_glide=0.0, **STEADY))
+    mixer = overtone_rack(MixerConfig(detune_glide=0.0, **STEADY))
     play(mixer, 60)
     mixer.apply(cmd.TUNE, 0, 0, 50.0)  # C up a quarter tone, from now on
     play(mixer, 72)
@@ -182,7 +182,7 @@ CLICK = {"spread": 0.0}  # every voice at the centre, as step_bound assumes
 
 
 def around_event(setup, event, earliest: float, span: float = 0.1,
-                 after: float = 0.2) -> tuple[np.ndarray, np.ndarray, OvertoneMixer]:
+                 after: float = 0.2) -> tuple[np.ndarray, np.ndarray, Rack]:
     """The sound of a scenario before and after ``event(mixer)``: ``setup()`` makes the mixer and
     starts its notes; the event lands on the block boundary between ``earliest`` and ``earliest +
     span`` seconds where the waveform is largest, where a jump would be loudest (a cut at a zero
@@ -199,8 +199,8 @@ def around_event(setup, event, earliest: float, span: float = 0.1,
 
 def chord(config: MixerConfig, notes: list[tuple[int, int]]):
     """A setup for :func:`around_event`: these (note, velocity) pairs struck at once."""
-    def setup() -> OvertoneMixer:
-        mixer = OvertoneMixer(config)
+    def setup() -> Rack:
+        mixer = overtone_rack(config)
         for note, velocity in notes:
             play(mixer, note, velocity)
         return mixer
@@ -259,7 +259,7 @@ def test_a_burst_of_more_notes_than_spare_slots_still_fades_every_stolen_voice()
     notes = [(60, 127), (64, 40), (67, 40), (72, 40)]
     burst = [(80 + index, 1) for index in range(9)]  # in one block; the ninth finds no free slot
 
-    def strike(mixer: OvertoneMixer) -> None:
+    def strike(mixer: Rack) -> None:
         for note, velocity in burst:
             play(mixer, note, velocity)
 
@@ -297,7 +297,7 @@ def test_a_gain_change_ramps_without_a_click(bus: str, from_db: float, to_db: fl
 # Polyphony and the limiter.
 @pytest.mark.parametrize("how", ["struck_in_one_block", "one_a_block", "one_note_on_64_channels"])
 def test_64_voices_at_full_velocity_never_reach_0_dbfs(how: str) -> None:
-    mixer = OvertoneMixer(MixerConfig())
+    mixer = overtone_rack(MixerConfig())
     loudest = 0.0
     for index in range(64):
         if how == "one_note_on_64_channels":  # 64 copies of one note, in phase: the worst case
@@ -315,7 +315,7 @@ def test_64_voices_at_full_velocity_never_reach_0_dbfs(how: str) -> None:
 
 
 def test_129_notes_with_polyphony_64_keep_the_newest_64_sounding() -> None:
-    mixer = OvertoneMixer(MixerConfig())
+    mixer = overtone_rack(MixerConfig())
     for index in range(129):
         play(mixer, index % 128, channel=index // 128)
         assert mixer.voices_sounding() <= 64
@@ -327,7 +327,7 @@ def test_129_notes_with_polyphony_64_keep_the_newest_64_sounding() -> None:
 
 
 def test_a_full_bank_steals_the_oldest_released_voice_before_the_oldest_voice() -> None:
-    mixer = OvertoneMixer(MixerConfig())
+    mixer = overtone_rack(MixerConfig())
     for note in range(64):
         play(mixer, 30 + note)
     mixer.render()
@@ -342,7 +342,7 @@ def test_a_full_bank_steals_the_oldest_released_voice_before_the_oldest_voice() 
 
 
 def test_stealing_among_released_voices_takes_the_oldest_one() -> None:
-    mixer = OvertoneMixer(MixerConfig(polyphony=4))
+    mixer = overtone_rack(MixerConfig(polyphony=4))
     for note in (60, 62, 64, 65):
         play(mixer, note)
     release(mixer, 62)
@@ -356,7 +356,7 @@ def test_stealing_among_released_voices_takes_the_oldest_one() -> None:
 
 
 def test_a_repeated_note_replaces_its_own_voice() -> None:
-    mixer = OvertoneMixer(MixerConfig())
+    mixer = overtone_rack(MixerConfig())
     play(mixer, 60)
     render(mixer, 0.1)
     play(mixer, 60)
@@ -368,14 +368,14 @@ def test_a_repeated_note_replaces_its_own_voice() -> None:
 @pytest.mark.parametrize("block_size", [256, 64])
 def test_a_percussive_note_ends_after_attack_plus_release_within_one_block(note: int, seconds: float,
                                                                          block_size: int) -> None:
-    mixer = OvertoneMixer(MixerConfig(block_size=block_size))
+    mixer = overtone_rack(MixerConfig(block_size=block_size))
     play(mixer, note)
     expected = math.ceil(seconds * RATE / block_size - 1e-9)
     assert blocks_until_silent(mixer, expected + 10) == expected
 
 
 def test_a_percussive_envelope_peaks_when_the_0_1_s_attack_ends_and_fades_to_nothing() -> None:
-    mixer = OvertoneMixer(MixerConfig(partials=1, spread=0.0))
+    mixer = overtone_rack(MixerConfig(partials=1, spread=0.0))
     play(mixer, 69)
     sound = render(mixer, 2.1)[:, 0]
     peaks = np.abs(sound).reshape(-1, BLOCK).max(axis=1)
@@ -391,7 +391,7 @@ def test_a_percussive_envelope_peaks_when_the_0_1_s_attack_ends_and_fades_to_not
 def test_a_percussive_note_ignores_its_note_off() -> None:
     sounds = []
     for key_up in (False, True):
-        mixer = OvertoneMixer(MixerConfig())
+        mixer = overtone_rack(MixerConfig())
         play(mixer, 69)
         first = render(mixer, 0.3)
         if key_up:
@@ -402,7 +402,7 @@ def test_a_percussive_note_ignores_its_note_off() -> None:
 
 
 def test_an_adsr_note_holds_its_sustain_level_until_note_off_then_ends_after_the_release() -> None:
-    mixer = OvertoneMixer(MixerConfig(envelope="adsr", partials=1, spread=0.0))
+    mixer = overtone_rack(MixerConfig(envelope="adsr", partials=1, spread=0.0))
     play(mixer, 69)
     held = render(mixer, 3.0)[:, 0]
     peak = 0.4 / math.sqrt(2)
@@ -413,9 +413,9 @@ def test_an_adsr_note_holds_its_sustain_level_until_note_off_then_ends_after_the
     assert blocks_until_silent(mixer, 400) == 375  # 2 s at 256 frames
 
 
-def _pedal_down_note_released(envelope: str) -> OvertoneMixer:
+def _pedal_down_note_released(envelope: str) -> Rack:
     """Pedal down, a note struck and released, then twice the release time rendered."""
-    mixer = OvertoneMixer(MixerConfig(envelope=envelope, release=0.5))
+    mixer = overtone_rack(MixerConfig(envelope=envelope, release=0.5))
     mixer.apply(cmd.SUSTAIN, value=127)
     play(mixer, 69)
     render(mixer, 0.2)
@@ -438,7 +438,7 @@ def test_the_sustain_pedal_holds_adsr_notes_until_it_lifts() -> None:
 
 @pytest.mark.parametrize(("position", "holds"), [(63, False), (64, True), (127, True)])
 def test_the_sustain_pedal_is_down_from_position_64(position: int, holds: bool) -> None:
-    mixer = OvertoneMixer(MixerConfig(envelope="adsr", release=0.1))
+    mixer = overtone_rack(MixerConfig(envelope="adsr", release=0.1))
     mixer.apply(cmd.SUSTAIN, value=position)
     play(mixer, 69)
     release(mixer, 69)
@@ -447,7 +447,7 @@ def test_the_sustain_pedal_is_down_from_position_64(position: int, holds: bool) 
 
 
 def test_a_note_struck_again_under_the_pedal_is_held_by_its_key() -> None:
-    mixer = OvertoneMixer(MixerConfig(envelope="adsr", release=0.1))
+    mixer = overtone_rack(MixerConfig(envelope="adsr", release=0.1))
     mixer.apply(cmd.SUSTAIN, value=127)
     play(mixer, 69)
     release(mixer, 69)
@@ -460,7 +460,7 @@ def test_a_note_struck_again_under_the_pedal_is_held_by_its_key() -> None:
 
 
 def test_all_notes_off_releases_every_adsr_note() -> None:
-    mixer = OvertoneMixer(MixerConfig(envelope="adsr", release=0.1))
+    mixer = overtone_rack(MixerConfig(envelope="adsr", release=0.1))
     for note in (60, 64, 67):
         play(mixer, note)
     render(mixer, 0.2)
@@ -469,7 +469,7 @@ def test_all_notes_off_releases_every_adsr_note() -> None:
 
 
 def test_panic_lifts_the_sustain_pedal_of_the_overtones() -> None:
-    mixer = OvertoneMixer(MixerConfig(envelope="adsr", release=0.1))
+    mixer = overtone_rack(MixerConfig(envelope="adsr", release=0.1))
     mixer.apply(cmd.SUSTAIN, value=127)
     play(mixer, 60)
     render(mixer, 0.1)
@@ -481,7 +481,7 @@ def test_panic_lifts_the_sustain_pedal_of_the_overtones() -> None:
 
 
 def test_panic_sets_the_detune_back_to_zero_for_later_notes() -> None:
-    mixer = OvertoneMixer(MixerConfig(**STEADY))
+    mixer = overtone_rack(MixerConfig(**STEADY))
     mixer.apply(cmd.DETUNE, cmd.ALL_VOICES, -1, 0.05)
     mixer.apply(cmd.PANIC)
     play(mixer, 69)
@@ -492,7 +492,7 @@ def test_panic_sets_the_detune_back_to_zero_for_later_notes() -> None:
 def test_amplitude_coupling_scales_the_detuned_partials_by_2_minus_1_plus_d(detune: float) -> None:
     amplitudes = {}
     for coupling in (False, True):
-        mixer = OvertoneMixer(MixerConfig(amplitude_coupling=coupling, **STEADY))
+        mixer = overtone_rack(MixerConfig(amplitude_coupling=coupling, **STEADY))
         mixer.apply(cmd.DETUNE, cmd.ALL_VOICES, -1, detune)
         play(mixer, 57)
         spectrum = steady_spectrum(mixer)
@@ -508,7 +508,7 @@ def test_velocity_scales_a_voice_by_sensitivity_times_velocity_squared(sensitivi
                                                                        velocity: int) -> None:
     sounds = {}
     for struck in (127, velocity):
-        mixer = OvertoneMixer(MixerConfig(velocity_sensitivity=sensitivity))
+        mixer = overtone_rack(MixerConfig(velocity_sensitivity=sensitivity))
         play(mixer, 69, struck)
         sounds[struck] = render(mixer, 0.3)
     scale = 1 - sensitivity + sensitivity * (velocity / 127) ** 2
@@ -517,7 +517,7 @@ def test_velocity_scales_a_voice_by_sensitivity_times_velocity_squared(sensitivi
 
 
 def test_a_note_on_with_velocity_0_is_a_note_off() -> None:
-    mixer = OvertoneMixer(MixerConfig(envelope="adsr", release=0.1))
+    mixer = overtone_rack(MixerConfig(envelope="adsr", release=0.1))
     play(mixer, 69)
     render(mixer, 0.2)
     play(mixer, 69, velocity=0)
@@ -527,7 +527,7 @@ def test_a_note_on_with_velocity_0_is_a_note_off() -> None:
 def test_a_bus_gain_command_scales_the_output() -> None:
     sounds = {}
     for db in (None, -6.0):
-        mixer = OvertoneMixer(MixerConfig(**STEADY))
+        mixer = overtone_rack(MixerConfig(**STEADY))
         if db is not None:
             mixer.apply(cmd.GAIN, 1, 0, db)  # the overtone bus
         play(mixer, 69)
@@ -543,7 +543,7 @@ def test_a_bus_gain_command_scales_the_output() -> None:
 def test_a_gain_command_for_no_bus_or_not_a_number_changes_nothing(bus: int, db: float) -> None:
     sounds = []
     for command in (False, True):
-        mixer = OvertoneMixer(MixerConfig())
+        mixer = overtone_rack(MixerConfig())
         play(mixer, 69)
         if command:
             mixer.apply(cmd.GAIN, bus, 0, db)
@@ -553,7 +553,7 @@ def test_a_gain_command_for_no_bus_or_not_a_number_changes_nothing(bus: int, db:
 
 # Detune.
 def test_detune_glides_to_its_new_value_within_a_few_glide_times() -> None:
-    mixer = OvertoneMixer(MixerConfig(**STEADY))  # glide 0.05 s
+    mixer = overtone_rack(MixerConfig(**STEADY))  # glide 0.05 s
     play(mixer, 69)
     render(mixer, 0.2)
     mixer.apply(cmd.DETUNE, cmd.ALL_VOICES, -1, 0.05)
@@ -564,7 +564,7 @@ def test_detune_glides_to_its_new_value_within_a_few_glide_times() -> None:
 
 
 def test_detune_is_about_63_percent_there_after_one_glide_time() -> None:
-    mixer = OvertoneMixer(MixerConfig(detune_glide=1.0, **STEADY))
+    mixer = overtone_rack(MixerConfig(detune_glide=1.0, **STEADY))
     play(mixer, 69)
     render(mixer, 0.2)
     mixer.apply(cmd.DETUNE, cmd.ALL_VOICES, -1, 0.05)
@@ -574,7 +574,7 @@ def test_detune_is_about_63_percent_there_after_one_glide_time() -> None:
 
 
 def test_detune_for_all_voices_moves_every_sounding_voice() -> None:
-    mixer = OvertoneMixer(MixerConfig(detune_glide=0.0, **STEADY))
+    mixer = overtone_rack(MixerConfig(detune_glide=0.0, **STEADY))
     play(mixer, 60)
     play(mixer, 69)
     render(mixer, 0.1)
@@ -586,7 +586,7 @@ def test_detune_for_all_voices_moves_every_sounding_voice() -> None:
 
 
 def test_later_notes_start_at_the_last_detune_for_all_voices_without_gliding_there() -> None:
-    mixer = OvertoneMixer(MixerConfig(detune_glide=5.0, **STEADY))  # a glide would take seconds
+    mixer = overtone_rack(MixerConfig(detune_glide=5.0, **STEADY))  # a glide would take seconds
     play(mixer, 60)
     render(mixer, 0.1)
     mixer.apply(cmd.DETUNE, cmd.ALL_VOICES, -1, 0.05)
@@ -598,7 +598,7 @@ def test_later_notes_start_at_the_last_detune_for_all_voices_without_gliding_the
 
 
 def test_detune_for_one_voice_leaves_the_other_voices_alone() -> None:
-    mixer = OvertoneMixer(MixerConfig(detune_glide=0.0, **STEADY))
+    mixer = overtone_rack(MixerConfig(detune_glide=0.0, **STEADY))
     play(mixer, 60)
     play(mixer, 69)
     render(mixer, 0.1)
@@ -613,7 +613,7 @@ def test_detune_for_one_voice_leaves_the_other_voices_alone() -> None:
 def test_a_later_note_starts_at_the_last_detune_sent_even_one_for_another_voice() -> None:
     # AudioOut.detune: "Later notes start from the last value sent" (docs/audio.md reads as if only
     # a detune for every voice did).
-    mixer = OvertoneMixer(MixerConfig(detune_glide=5.0, **STEADY))
+    mixer = overtone_rack(MixerConfig(detune_glide=5.0, **STEADY))
     play(mixer, 60)
     render(mixer, 0.05)
     mixer.apply(cmd.DETUNE, cmd.voice_id(60), 60, 0.3)
@@ -622,7 +622,7 @@ def test_a_later_note_starts_at_the_last_detune_sent_even_one_for_another_voice(
 
 
 def test_detune_for_one_channel_leaves_the_same_note_on_another_channel_alone() -> None:
-    mixer = OvertoneMixer(MixerConfig(detune_glide=0.0, spread=0.0, **STEADY))
+    mixer = overtone_rack(MixerConfig(detune_glide=0.0, spread=0.0, **STEADY))
     play(mixer, 69, channel=0)
     play(mixer, 69, channel=1)
     render(mixer, 0.1)
@@ -636,7 +636,7 @@ def test_detune_for_one_channel_leaves_the_same_note_on_another_channel_alone() 
 def test_a_detune_that_is_not_a_finite_number_is_ignored_by_the_mixer(value: float, voice: int) -> None:
     sounds = []
     for command in (False, True):
-        mixer = OvertoneMixer(MixerConfig())
+        mixer = overtone_rack(MixerConfig())
         play(mixer, 69)
         render(mixer, 0.05)
         if command:
@@ -651,9 +651,9 @@ def test_a_detune_that_is_not_a_finite_number_is_ignored_by_the_mixer(value: flo
 PIANO_ONLY = {"overtone_gain_db": -120.0, "piano_gain_db": 0.0}
 
 
-def piano_mixer(**settings) -> OvertoneMixer:
+def piano_mixer(**settings) -> Rack:
     """A mixer whose overtone bus is muted: only the piano is heard."""
-    return OvertoneMixer(MixerConfig(**{**PIANO_ONLY, **settings}), piano=True)
+    return overtone_rack(MixerConfig(**{**PIANO_ONLY, **settings}), piano=True)
 
 
 def rms(sound: np.ndarray) -> float:
@@ -661,9 +661,9 @@ def rms(sound: np.ndarray) -> float:
 
 
 def test_the_piano_plays_only_when_asked_for() -> None:
-    assert OvertoneMixer(MixerConfig()).piano is None
+    assert "piano" not in overtone_rack(MixerConfig()).names
     for wanted in (False, True):
-        mixer = OvertoneMixer(MixerConfig(**PIANO_ONLY), piano=wanted)
+        mixer = overtone_rack(MixerConfig(**PIANO_ONLY), piano=wanted)
         play(mixer, 69)
         heard = np.max(np.abs(render(mixer, 0.1)))
         assert (heard > 0.05) if wanted else (heard == 0.0)
@@ -687,7 +687,7 @@ def test_a_held_piano_note_decays() -> None:
     levels = [rms(sound[int(t * RATE):int((t + 0.1) * RATE)]) for t in (0.05, 0.5, 1.0, 1.9)]
     assert levels == sorted(levels, reverse=True)
     assert levels[-1] < 0.7 * levels[0]
-    assert mixer.piano.sounding() == 1
+    assert mixer.instrument("piano").sounding() == 1
 
 
 def test_releasing_a_piano_key_brings_the_damper_down() -> None:
@@ -727,8 +727,8 @@ def test_panic_lifts_the_pianos_pedal() -> None:
 
 
 def test_the_piano_plays_under_the_overtones_at_its_bus_gain() -> None:
-    both = OvertoneMixer(MixerConfig(piano_gain_db=-6.0, **STEADY), piano=True)
-    alone = OvertoneMixer(MixerConfig(**STEADY))
+    both = overtone_rack(MixerConfig(piano_gain_db=-6.0, **STEADY), piano=True)
+    alone = overtone_rack(MixerConfig(**STEADY))
     for mixer in (both, alone):
         play(mixer, 69)
     with_piano, without = render(both, 0.3), render(alone, 0.3)

@@ -16,7 +16,7 @@ import pytest
 from engine.audio import commands as cmd
 from engine.audio.config import MixerConfig
 from engine.audio.control import NoAudio
-from engine.audio.mixer import OvertoneMixer
+from engine.audio.rack import overtone_rack
 from engine.audio.offline import OfflineAudio, WavWriter
 from engine.errors import UserError
 from tests.spectrum import read_wav
@@ -94,7 +94,7 @@ def test_a_command_takes_effect_at_the_first_block_starting_at_or_after_its_stam
 def test_the_offline_renderer_sounds_like_the_mixer_driven_block_by_block() -> None:
     audio = OfflineAudio(MixerConfig(), piano=True)
     perform(audio, SCORE, 24)
-    mixer = OvertoneMixer(MixerConfig(), piano=True)
+    mixer = overtone_rack(MixerConfig(), piano=True)
     by_hand = []
     for block in range(len(audio.samples()) // BLOCK):
         start = block * BLOCK / RATE
@@ -109,9 +109,14 @@ def test_the_offline_renderer_sounds_like_the_mixer_driven_block_by_block() -> N
 
 
 def sent_by(method: str, *args) -> list[tuple]:
-    """The (kind, voice, note, value) commands an AudioOut method sends."""
+    """The (kind, voice, note, value) commands an AudioOut method sends (to their usual target,
+    with no further fields: checked here)."""
     audio, sent = NoAudio(), []
-    audio._send = lambda *command: sent.append(command)
+
+    def send(kind, voice, note, value, target, a, b, c):
+        assert target == cmd.DEFAULT_TARGET[kind] and a == b == c == 0.0
+        sent.append((kind, voice, note, value))
+    audio._send = send
     getattr(audio, method)(*args)
     return sent
 
@@ -245,8 +250,8 @@ def test_set_gain_for_an_unknown_bus_raises_value_error_and_sends_nothing() -> N
         audio.set_gain("reverb", -6.0)
     assert audio.take_sent() == []
     audio.advance(0.01)
-    assert audio.mixer.bus_target == {"master": 1.0, "overtones": 1.0,
-                                      "piano": pytest.approx(10 ** (-6 / 20))}  # the defaults
+    assert audio.mixer.bus_target == [1.0, 1.0, pytest.approx(10 ** (-6 / 20))]  # the defaults:
+    # master, overtones, piano
 
 
 def test_set_gain_for_an_unknown_bus_says_which_buses_there_are() -> None:

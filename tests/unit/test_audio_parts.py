@@ -145,7 +145,7 @@ def test_ring_hands_out_commands_oldest_first_and_then_nothing() -> None:
     assert ring.push(cmd.NOTE_OFF, 60, 60)
     assert len(ring) == 3
     taken = ring.take()
-    assert taken.tolist() == [[cmd.NOTE_ON, 60, 60, 100.0], [cmd.DETUNE, -1, -1, 0.25],
+    assert taken[:, [0, 2, 3, 4]].tolist() == [[cmd.NOTE_ON, 60, 60, 100.0], [cmd.DETUNE, -1, -1, 0.25],
                               [cmd.NOTE_OFF, 60, 60, 0.0]]
     assert len(ring) == 0
     assert ring.take().shape == (0, cmd.FIELDS)
@@ -158,7 +158,7 @@ def test_ring_keeps_the_order_when_it_wraps_around() -> None:
     ring.take()
     for value in range(3, 7):  # slots 3, 0, 1, 2
         assert ring.push(cmd.DETUNE, 0, 0, float(value))
-    assert ring.take()[:, 3].tolist() == [3.0, 4.0, 5.0, 6.0]
+    assert ring.take()[:, 4].tolist() == [3.0, 4.0, 5.0, 6.0]
 
 
 def test_a_full_ring_drops_new_commands_and_counts_them() -> None:
@@ -166,7 +166,7 @@ def test_a_full_ring_drops_new_commands_and_counts_them() -> None:
     accepted = [ring.push(cmd.NOTE_ON, note, note, 90.0) for note in range(60, 66)]
     assert accepted == [True, True, True, True, False, False]
     assert ring.dropped == 2
-    assert ring.take()[:, 2].tolist() == [60, 61, 62, 63]  # the oldest are kept
+    assert ring.take()[:, 3].tolist() == [60, 61, 62, 63]  # the oldest are kept
     assert ring.push(cmd.NOTE_ON, 70, 70, 90.0)  # room again
     assert ring.dropped == 2
 
@@ -177,7 +177,7 @@ def test_taken_commands_are_not_changed_by_later_pushes() -> None:
     taken = ring.take()
     ring.push(cmd.PANIC)
     ring.push(cmd.PANIC)
-    assert taken.tolist() == [[cmd.NOTE_ON, 60, 60, 100.0]]
+    assert taken[:, [0, 2, 3, 4]].tolist() == [[cmd.NOTE_ON, 60, 60, 100.0]]
 
 
 def test_skip_pending_forgets_what_is_queued_but_not_what_comes_after() -> None:
@@ -211,7 +211,8 @@ def test_audio_side_attached_to_the_file_takes_what_the_engine_pushed(engine_sid
     engine_side.ring.push(cmd.NOTE_ON, 130, 2, 64.0)
     engine_side.ring.push(cmd.SUSTAIN, 0, 0, 127.0)
     assert len(audio_side.ring) == 2
-    assert audio_side.ring.take().tolist() == [[cmd.NOTE_ON, 130, 2, 64.0], [cmd.SUSTAIN, 0, 0, 127.0]]
+    assert audio_side.ring.take().tolist() == [[cmd.NOTE_ON, cmd.ROUTED, 130, 2, 64.0, 0, 0, 0],
+                                               [cmd.SUSTAIN, cmd.ROUTED, 0, 0, 127.0, 0, 0, 0]]
     assert len(engine_side.ring) == 0  # the read counter is shared too
     audio_side.ring.push(cmd.PANIC)  # either side may produce
     assert engine_side.ring.take()[:, 0].tolist() == [cmd.PANIC]

@@ -19,15 +19,15 @@ import json, sys
 from numba.core.registry import CPUDispatcher
 from engine.audio import commands as cmd, kernels
 from engine.audio.config import MixerConfig
-from engine.audio.mixer import OvertoneMixer
-from engine.audio.server import warm_up_mixer
+from engine.audio.rack import overtone_rack
+from engine.audio.rack import legacy_rack_config, Rack
 
 config, piano = MixerConfig(**json.loads(sys.argv[1])), sys.argv[2] == "piano"
 def loaded():
     return {name: len(f.signatures) for name, f in vars(kernels).items() if isinstance(f, CPUDispatcher)}
-warm_up_mixer(config, piano)
+Rack(legacy_rack_config(config, piano)).warm_up()
 before = loaded()
-mixer = OvertoneMixer(config, piano=piano)
+mixer = overtone_rack(config, piano=piano)
 for voice in range(6):
     mixer.apply(cmd.NOTE_ON, voice, 40 + 7 * voice, 100)
     mixer.render()

@@ -1,0 +1,120 @@
+"""The instrument interface: what the rack asks of anything that makes sound in the audio process.
+
+An instrument lives in the audio process (or in the offline renderer, which runs the same code).
+Between blocks the rack hands it the commands addressed to it; once a block it adds its sound into
+its bus, two float64 channel buffers. It never allocates much, never blocks and never waits: it runs
+inside the audio callback. Instruments are registered by kind, like scenes, so a setlist's
+``[sound.instruments.NAME]`` table says ``kind = "sampler"`` and the rack builds one by that name.
+
+Subclass, give ``kind`` and ``Settings`` (a pydantic model, extra keys forbidden: the setlist's
+table for the instrument), and override the hooks the instrument needs; every hook does nothing by
+default. Commands are plain numbers (:mod:`engine.audio.commands`): the hooks get them decoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from engine.audio.pool import SamplePool
+
+
+class NoSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class Host:
+    """What an instrument may use of the rack that holds it.
+
+    Attributes:
+        sample_rate: Hz.
+        block_size: frames per block.
+        frequencies: (128,) float64, the fundamental of every MIDI note in Hz under the show's
+            tuning (the rack replaces the array when the tuning changes; read it at note-on).
+        pool: the shared sample pool (tables by slot), or None when the show has none.
+    """
+
+    sample_rate: int
+    block_size: int
+    frequencies: np.ndarray
+    pool: SamplePool | None = None
+
+
+_REGISTRY: dict[str, type[Instrument]] = {}
+
+
+class Instrument:
+    """Base class. Args: settings: an instance of ``Settings``; host: the rack's :class:`Host`."""
+
+    kind: ClassVar[str] = ""
+    Settings: ClassVar[type[BaseModel]] = NoSettings
+    # Names of the parameters a SET command changes, by index (SET's ``note`` field).
+    parameters: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            _REGISTRY[cls.kind] = cls
+
+    def __init__(self, settings: BaseModel, host: Host) -> None:
+        self.settings = settings
+        self.host = host
+
+    # Commands (between blocks). ``voice`` is an id chosen by the sender (``channel * 128 + note``
+    # for played notes); velocity is 0..1.
+    def note_on(self, voice: int, note: int, velocity: float) -> None:
+        """Start a note; its pitch is ``self.host.frequencies[note]``."""
+
+    def note_off(self, voice: int, note: int) -> None:
+        """Release a note."""
+
+    def sustain(self, down: bool) -> None:
+        """The sustain pedal went down or up."""
+
+    def all_notes_off(self) -> None:
+        """Release every note (they may ring out)."""
+
+    def panic(self) -> None:
+        """Silence everything at once (a few milliseconds' fade, never a click)."""
+
+    def set(self, parameter: int, value: float) -> None:
+        """Set parameter number ``parameter`` (an index into ``parameters``) to ``value``."""
+
+    def command(self, kind: int, voice: int, note: int, value: float, a: float, b: float,
+                c: float) -> None:
+        """Any other command kind (the instrument's own: detune, play, stop, queue, ...); kinds an
+        instrument does not know are ignored."""
+
+    # Sound.
+    def render(self, left: np.ndarray, right: np.ndarray) -> None:
+        """Add one block into the two float64 channel buffers (``host.block_size`` frames)."""
+
+    def idle(self) -> bool:
+        """Nothing sounds and nothing moves: :meth:`render` would add only zeros."""
+        return True
+
+    def sounding(self) -> int:
+        """Voices sounding now, for the health report."""
+        return 0
+
+    def warm_up(self) -> None:
+        """Pay first-use costs (compiled kernels loading from their cache) now, before the stream
+        opens; by default nothing. Called on a throwaway instance built like the show's."""
+
+
+def instrument_class(kind: str) -> type[Instrument]:
+    """The instrument class registered under ``kind``; KeyError when there is none."""
+    import engine.audio.instruments  # noqa: F401  the built-in instruments register on import
+
+    return _REGISTRY[kind]
+
+
+def known_instruments() -> list[str]:
+    import engine.audio.instruments  # noqa: F401
+
+    return sorted(_REGISTRY)

@@ -1,0 +1,310 @@
+"""The rack: every instrument of a show, their buses, the bus gains, the tuning, the routing of the
+MIDI input and the master limiter, driven by commands.
+
+:meth:`Rack.apply` takes one command (see :mod:`engine.audio.commands`); :meth:`Rack.render`
+produces the next block as interleaved float32 stereo. The live audio process and the offline
+renderer call exactly these two methods, so identical command streams applied at identical block
+boundaries give bit-identical audio.
+
+Each instrument adds into its bus; each bus is scaled by its gain (ramped across a block when it
+changes), the buses are summed in their order, the sum scaled by the master gain and limited.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.audio import commands as cmd
+from engine.audio.config import MixerConfig
+from engine.audio.instrument import Host, Instrument, instrument_class
+from engine.audio.limiter import SoftLimiter
+from engine.audio.tuning import cent_offsets, frequencies_from_offsets
+
+log = logging.getLogger("showrunner.audio")
+
+MASTER = "master"
+HELD_VOICES = 16 * 128  # note voice ids (channel * 128 + note) whose instruments the rack tracks
+
+
+def db_to_gain(db: float) -> float:
+    return 0.0 if db <= -120.0 else float(10.0 ** (db / 20.0))
+
+
+class InstrumentSpec(BaseModel):
+    """One instrument of the rack: its name (what scenes and cues call it), its kind (registered
+    instrument class), the bus it plays into and its settings (validated by the kind's model)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    kind: str
+    bus: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class RackConfig(BaseModel):
+    """Everything the audio process needs to build the rack (sent to it as JSON).
+
+    Attributes:
+        sample_rate: Hz; block_size: frames per block.
+        tuning, tuning_root, reference_hz, reference_note: the show's tuning (see MixerConfig).
+        master_gain_db: the master bus, in dB, before the limiter.
+        buses: bus name -> gain in dB, in the order they are summed.
+        instruments: in slot order (a command's target is the slot).
+        notes: names of the instruments the MIDI input plays when the show starts.
+        pool: the shared sample pool's file (live), or None.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample_rate: int = Field(48000, ge=8000, le=192000)
+    block_size: int = Field(256, ge=16, le=8192)
+    tuning: Literal["equal", "just", "pythagorean"] | list[float] = "equal"
+    tuning_root: int = Field(0, ge=0, le=11)
+    reference_hz: float = 440.0
+    reference_note: int = 69
+    master_gain_db: float = 0.0
+    buses: dict[str, float] = Field(default_factory=dict)
+    instruments: list[InstrumentSpec] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    pool: str | None = None
+
+    def slot(self, name: str) -> int:
+        """The slot of the instrument called ``name``; KeyError when there is none."""
+        for index, spec in enumerate(self.instruments):
+            if spec.name == name:
+                return index
+        raise KeyError(name)
+
+    def bus_index(self, name: str) -> int:
+        """A bus's index in GAIN commands: 0 is the master, then the buses in order."""
+        if name == MASTER:
+            return 0
+        return 1 + list(self.buses).index(name)
+
+    def bus_names(self) -> list[str]:
+        return [MASTER, *self.buses]
+
+
+def legacy_rack_config(config: MixerConfig, piano: bool) -> RackConfig:
+    """The rack a setlist without a [sound] table gets: the overtone voices on the "overtones" bus
+    and (when ``piano``) the additive piano on the "piano" bus, both played by every note: the
+    overtone mixer as it was, sample for sample."""
+    overtone_fields = {name: value for name, value in config.model_dump().items()
+                       if name in instrument_class("overtones").Settings.model_fields}
+    instruments = [InstrumentSpec(name="overtones", kind="overtones", bus="overtones",
+                                  settings=overtone_fields)]
+    if piano:
+        instruments.append(InstrumentSpec(name="piano", kind="piano", bus="piano",
+                                          settings={"polyphony": config.polyphony,
+                                                    "spread": config.spread}))
+    return RackConfig(
+        sample_rate=config.sample_rate, block_size=config.block_size, tuning=config.tuning,
+        tuning_root=config.tuning_root, reference_hz=config.reference_hz,
+        reference_note=config.reference_note, master_gain_db=config.master_gain_db,
+        buses={"overtones": config.overtone_gain_db, "piano": config.piano_gain_db},
+        instruments=instruments, notes=[spec.name for spec in instruments])
+
+
+class Rack:
+    """Args: config: what to build; pool: the shared sample pool instruments read (or None)."""
+
+    def __init__(self, config: RackConfig, pool=None) -> None:
+        self.config = config
+        self.sample_rate = config.sample_rate
+        self.block_size = n = config.block_size
+        self.pool = pool
+        self.tuning_offsets = cent_offsets(config.tuning, config.tuning_root)
+        self.host = Host(config.sample_rate, n, self._frequencies(), pool)
+        self.instruments: list[Instrument] = []
+        for spec in config.instruments:
+            cls = instrument_class(spec.kind)
+            self.instruments.append(cls(cls.Settings.model_validate(spec.settings), self.host))
+        self.names = [spec.name for spec in config.instruments]
+        self.broken = [False] * len(self.instruments)  # raised once: silent from then on
+        self.bus_names = config.bus_names()
+        self.bus_of = [self.bus_names.index(spec.bus) for spec in config.instruments]
+        self.limiter = SoftLimiter(config.sample_rate, n)
+        self.bus_target = [db_to_gain(config.master_gain_db),
+                           *(db_to_gain(db) for db in config.buses.values())]
+        self.bus_gain = list(self.bus_target)
+        # The buses in mix order, each with the instruments that play into it and a buffer.
+        self._buses = [(index, [i for i, bus in enumerate(self.bus_of) if bus == index],
+                        np.zeros((2, n))) for index in range(1, len(self.bus_names))]
+        self.routes = [self.names.index(name) for name in config.notes]
+        # Per note voice: a bit per instrument slot that took its note-on, so its note-off reaches
+        # the instruments that play it even when the routing changed in between.
+        self._held = np.zeros(HELD_VOICES, np.int64)
+        self._ramp = np.arange(1, n + 1, dtype=np.float64) / n
+        self._out = np.zeros((n, 2), np.float32)
+        self._zeros = np.zeros((2, n))
+
+    def _frequencies(self) -> np.ndarray:
+        return frequencies_from_offsets(self.tuning_offsets, self.config.reference_hz,
+                                        self.config.reference_note)
+
+    def instrument(self, name: str) -> Instrument:
+        return self.instruments[self.names.index(name)]
+
+    # Commands.
+    def apply_record(self, record) -> None:
+        """Carry out a command as the ring holds it: (kind, target, voice, note, value, a, b, c)."""
+        kind, target, voice, note, value, a, b, c = record
+        self.apply(int(kind), int(voice), int(note), float(value), int(target), float(a),
+                   float(b), float(c))
+
+    def apply(self, kind: int, voice: int = 0, note: int = 0, value: float = 0.0,
+              target: int | None = None, a: float = 0.0, b: float = 0.0, c: float = 0.0) -> None:
+        """Carry out one command now (between blocks). ``target`` None: the kind's usual target
+        (:data:`engine.audio.commands.DEFAULT_TARGET`). Unknown kinds and targets are ignored."""
+        if target is None:
+            target = cmd.DEFAULT_TARGET.get(kind, cmd.EVERY)
+        if target == cmd.RACK:
+            self._rack_command(kind, voice, value)
+            return
+        if kind == cmd.NOTE_ON:
+            velocity = min(1.0, max(0.0, value / 127.0))
+            if velocity <= 0.0:
+                self.apply(cmd.NOTE_OFF, voice, note, 0.0, target)
+                return
+            slots = self._targets(target)
+            if 0 <= voice < HELD_VOICES:
+                mask = 0
+                for slot in slots:
+                    mask |= 1 << slot
+                self._held[voice] |= mask
+            for slot in slots:
+                self._call(slot, "note_on", voice, note, velocity)
+        elif kind == cmd.NOTE_OFF:
+            slots = self._targets(target)
+            if target == cmd.ROUTED and 0 <= voice < HELD_VOICES:
+                held = int(self._held[voice])
+                slots = [slot for slot in range(len(self.instruments)) if held >> slot & 1] or slots
+                self._held[voice] = 0
+            for slot in slots:
+                self._call(slot, "note_off", voice, note)
+        elif kind == cmd.SUSTAIN:
+            down = value >= 64
+            # The pedal lifts everywhere (a note held by it must never hang); it goes down where
+            # the input plays.
+            for slot in (self._targets(target) if down else self._targets(cmd.EVERY)):
+                self._call(slot, "sustain", down)
+        elif kind == cmd.ALL_NOTES_OFF:
+            for slot in self._targets(cmd.EVERY if target == cmd.ROUTED else target):
+                self._call(slot, "all_notes_off")
+        elif kind == cmd.PANIC:
+            for slot in self._targets(target):
+                self._call(slot, "panic")
+        elif kind == cmd.SET:
+            for slot in self._targets(target):
+                self._call(slot, "set", note, value)
+        else:
+            for slot in self._targets(target):
+                self._call(slot, "command", kind, voice, note, value, a, b, c)
+
+    def _call(self, slot: int, hook: str, *args) -> None:
+        if self.broken[slot]:
+            return
+        try:
+            getattr(self.instruments[slot], hook)(*args)
+        except Exception:
+            self._break(slot, hook)
+
+    def _break(self, slot: int, hook: str) -> None:
+        """An instrument raised: it is silent from now on, the others play on."""
+        self.broken[slot] = True
+        log.exception("instrument '%s' (%s) failed in %s; it is silent from now on, the rest of "
+                      "the rack plays on", self.names[slot], type(self.instruments[slot]).__name__, hook)
+
+    def _targets(self, target: int) -> list[int]:
+        if target == cmd.ROUTED:
+            return self.routes
+        if target == cmd.EVERY:
+            return list(range(len(self.instruments)))
+        return [target] if 0 <= target < len(self.instruments) else []
+
+    def _rack_command(self, kind: int, voice: int, value: float) -> None:
+        if kind == cmd.GAIN:
+            if 0 <= voice < len(self.bus_target) and np.isfinite(value):
+                self.bus_target[voice] = db_to_gain(min(value, 24.0))
+                if voice > 0 and not self._buses[voice - 1][1]:  # no instrument: nothing to ramp
+                    self.bus_gain[voice] = self.bus_target[voice]
+        elif kind == cmd.TUNE:
+            if 0 <= voice < 12 and np.isfinite(value) and abs(value) <= 1200:
+                self.tuning_offsets[voice] = float(value)
+                self.host.frequencies = self._frequencies()
+        elif kind == cmd.ROUTE:
+            if voice == cmd.ALL_VOICES:
+                self.routes = []
+            elif 0 <= voice < len(self.instruments):
+                routes = [slot for slot in self.routes if slot != voice]
+                self.routes = sorted(routes + [voice]) if value >= 0.5 else routes
+        elif kind == cmd.SWAP:
+            if self.pool is not None and 0 <= voice < self.pool.max_tables:
+                self.pool.swap(voice)
+
+    # Audio.
+    def render(self) -> np.ndarray:
+        """The next block: a (block_size, 2) float32 array (reused: copy it to keep it)."""
+        if self._silent():
+            self._out.fill(0.0)
+            return self._out
+        mix = None
+        for index, members, bus in self._buses:
+            if not members:
+                self.bus_gain[index] = self.bus_target[index]
+                continue
+            bus.fill(0.0)
+            for slot in members:
+                if not self.broken[slot]:
+                    try:
+                        self.instruments[slot].render(bus[0], bus[1])
+                    except Exception:
+                        self._break(slot, "render")
+            self._scale(bus, index)
+            if mix is None:
+                mix = bus
+            else:
+                mix += bus
+        if mix is None:
+            mix = self._zeros
+        self._scale(mix, 0)
+        self.limiter.process(mix)
+        self._out[:] = mix.T
+        return self._out
+
+    def _silent(self) -> bool:
+        """Nothing sounds and nothing is moving: the block is zeros (the idle callback's cost is
+        what a show pays between notes)."""
+        return (all(broken or instrument.idle()
+                    for instrument, broken in zip(self.instruments, self.broken))
+                and self.limiter.gain == 1.0 and self.bus_gain == self.bus_target)
+
+    def _scale(self, bus: np.ndarray, index: int) -> None:
+        start, end = self.bus_gain[index], self.bus_target[index]
+        if start == end:
+            if start != 1.0:
+                bus *= start
+        else:
+            bus *= start + (end - start) * self._ramp
+            self.bus_gain[index] = end
+
+    def voices_sounding(self) -> int:
+        return sum(instrument.sounding() for instrument in self.instruments)
+
+    def warm_up(self) -> None:
+        """First-use costs of every instrument (compiled kernels loading) paid now, on throwaway
+        instruments built like these: before a stream opens, never in the callback."""
+        probe = Rack(self.config, self.pool)
+        for instrument in probe.instruments:
+            instrument.warm_up()
+        probe.render()
+
+
+def overtone_rack(config: MixerConfig, piano: bool = False) -> Rack:
+    """The overtone mixer as it was (overtones, and the piano when ``piano``) as a rack."""
+    return Rack(legacy_rack_config(config, piano))
