@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--audio-device", metavar="NAME", help="audio output: device name substring")
     run.add_argument("--audio-in", metavar="NAME",
                      help="audio input to record with the show: name substring or 'default'")
-    run.add_argument("--no-audio", action="store_true", help="no sound (the overtone mixer is not started)")
+    run.add_argument("--no-audio", action="store_true", help="no sound (the audio process is not started)")
     screen = run.add_mutually_exclusive_group()
     screen.add_argument("--fullscreen", action="store_true", help="full screen on --display")
     screen.add_argument("--headless", action="store_true", help="no window: render offscreen (EGL)")
@@ -98,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--fps", type=_fps, default=None, help="frames per second (default: the setlist's)")
     render.add_argument("--camera", metavar="SOURCE")
     render.add_argument("--audio-out", metavar="FILE.wav", type=Path,
-                        help="also write the overtone mixer's sound as a 16-bit WAV file")
+                        help="also write the rack's sound as a 16-bit WAV file")
+    render.add_argument("--audio-in-file", metavar="FILE", type=Path,
+                        help="the show's audio input: a recording standing in for the microphone "
+                             "(default: [sound] input_file)")
     render.add_argument("--metrics", metavar="FILE", type=Path)
     render.add_argument("--log-dir", type=Path, default=Path("logs"))
 
@@ -112,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--metrics", metavar="FILE", type=Path)
     replay.add_argument("--audio-out", metavar="FILE.wav", type=Path,
                         help="also write the sound as a 16-bit WAV file")
+    replay.add_argument("--audio-in-file", metavar="FILE", type=Path,
+                        help="the show's audio input (default: [sound] input_file)")
     replay.add_argument("--log-dir", type=Path, default=Path("logs"))
 
     plot = commands.add_parser("plot", help="plot the loss over a show from its metrics log")

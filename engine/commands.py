@@ -68,17 +68,43 @@ def _piano_wanted(setting: str, live_port: bool) -> bool:
     return setting == "on" or (setting == "auto" and not live_port)
 
 
+def _sound(setlist: LoadedSetlist, piano: bool):
+    """The show's rack and sample pool (None without [sound]), every audio file loaded and every
+    table allocated: a bad file or a pool too small is a one-line error before anything opens."""
+    from engine.audio.sound_settings import build_sound
+
+    settings = setlist.settings
+    return build_sound(setlist.path, settings.audio.mixer_config(), settings.sound, piano,
+                       setlist.resolve_path)
+
+
+def _input_sound(args: argparse.Namespace, setlist: LoadedSetlist):
+    """The audio input of a render or replay: ``--audio-in-file`` or [sound] input_file, as
+    (frames, 2) float32 at the show's rate; None when neither is given."""
+    name = getattr(args, "audio_in_file", None)
+    sound = setlist.settings.sound
+    path = Path(name) if name else (setlist.resolve_path(sound.input_file)
+                                    if sound is not None and sound.input_file else None)
+    if path is None:
+        return None
+    import numpy as np
+
+    from engine.audio.pool import load_audio_file
+
+    data = load_audio_file(path, setlist.settings.audio.sample_rate)
+    return np.repeat(data, 2, axis=1) if data.shape[1] == 1 else data[:, :2]
+
+
 def _live_audio(args: argparse.Namespace, setlist: LoadedSetlist, midi_pattern: str | None,
-                midi_api: str, log_path: Path) -> AudioOut:
+                midi_api: str, log_path: Path, rack, pool) -> AudioOut:
     settings = setlist.settings.audio
     if args.no_audio or not settings.enabled:
         log.info("sound off (%s)", "--no-audio" if args.no_audio else "[audio] enabled = false")
-        return NoAudio()
+        return NoAudio(rack, pool)
     from engine.audio.live import LiveAudio
 
-    audio = LiveAudio(settings.mixer_config(), piano=_piano_wanted(settings.piano, midi_pattern is not None),
-                      device=args.audio_device or settings.device, midi_input=midi_pattern,
-                      midi_api=midi_api, log_file=log_path,
+    audio = LiveAudio(rack, device=args.audio_device or settings.device, midi_input=midi_pattern,
+                      midi_api=midi_api, log_file=log_path, pool=pool,
                       input_device=args.audio_in or settings.input, realtime=settings.realtime)
     audio.start()
     return audio
@@ -156,6 +182,18 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--fullscreen/--display need a display and none was found (DISPLAY is unset); "
                             "use --headless to run without one")
         headless = True
+    midi_pattern = args.midi_in or (settings.midi.input if performance is None else None)
+    rack, pool = _sound(setlist, _piano_wanted(settings.audio.piano, midi_pattern is not None))
+    try:
+        return _run(args, setlist, performance, headless, midi_pattern, rack, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _run(args: argparse.Namespace, setlist: LoadedSetlist, performance, headless: bool,
+         midi_pattern: str | None, rack, pool) -> int:
+    settings = setlist.settings
     log_path = start_show_log(args.log_dir)
     perf_path = args.perf_log or log_path.with_suffix(".perf.jsonl")
     if headless and not args.headless:
@@ -163,7 +201,6 @@ def run(args: argparse.Namespace) -> int:
     if (args.audio_device or args.audio_in) and settings.audio.enabled and not args.no_audio:
         _check_audio_devices(args.audio_device, args.audio_in)
     clock, queue, port = RealTime(), EventQueue(), None
-    midi_pattern = args.midi_in or (settings.midi.input if performance is None else None)
     api = args.midi_api or api_from_environment(settings.midi.api)
     if midi_pattern:
         port = MidiPortInput(midi_pattern, queue, clock.now, api=api)
@@ -172,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     video = recorder = perf_log = None
     try:
         video = _video_source(args, setlist, offline=False)
-        audio = _live_audio(args, setlist, midi_pattern, api, log_path)
+        audio = _live_audio(args, setlist, midi_pattern, api, log_path, rack, pool)
         if args.record:
             state = getattr(audio, "state", None)
             recorder = Recorder(args.record, settings.resolution, args.record_fps or settings.fps, live=True,
@@ -266,7 +303,8 @@ def _show_header(setlist: LoadedSetlist, start_cue: str | None, video, audio: Au
         "camera": {"source": source if isinstance(source, int) or source is None else str(Path(source).resolve()),
                    "fallback": str(setlist.resolve_path(camera.fallback).resolve()) if camera.fallback else None},
         "audio": {"live": not isinstance(audio, NoAudio), "hears_midi": audio.hears_midi,
-                  "piano": bool(getattr(getattr(audio, "settings", None), "piano", False))},
+                  "piano": not isinstance(audio, NoAudio)
+                  and any(spec.kind == "piano" for spec in audio.rack.instruments)},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -299,9 +337,11 @@ def render(args: argparse.Namespace) -> int:
     options = ShowOptions(start_cue=args.cue, duration=args.duration, fps=args.fps or settings.fps,
                           metrics=args.metrics)
     end = args.duration if args.duration is not None else performance.length + END_TAIL
-    return _render_offline(args, start_show_log(args.log_dir), setlist, size, options, piano, end,
+    heard = _input_sound(args, setlist)
+    sound = _sound(setlist, piano)
+    return _render_offline(args, start_show_log(args.log_dir), setlist, size, options, sound, end,
                            lambda show: show.add_source(MidiFilePerformer(performance, show.queue)),
-                           performer_end=performance.length)
+                           performer_end=performance.length, input_sound=heard)
 
 
 def replay(args: argparse.Namespace) -> int:
@@ -327,6 +367,8 @@ def replay(args: argparse.Namespace) -> int:
     piano = audio_header["piano"] if audio_header["live"] else \
         _piano_wanted(settings.audio.piano, live_port=performer.startswith("port"))
     seconds = recording.end / tick_rate
+    heard = _input_sound(args, setlist)
+    sound = _sound(setlist, piano)
     log_path = start_show_log(args.log_dir)
     if not recording.complete:
         log.warning("%s has no end line (the show did not end normally): replaying up to its last "
@@ -347,8 +389,8 @@ def replay(args: argparse.Namespace) -> int:
             args.camera = camera["source"]
     log.info("replaying %s: %s, %d ticks (%.1f s) performed by %s on %s", args.log, settings.title,
              recording.end, seconds, performer or "?", header["started"] or "?")
-    return _render_offline(args, log_path, setlist, size, options, piano, options.duration,
-                           lambda show: setattr(show, "replay", recording))
+    return _render_offline(args, log_path, setlist, size, options, sound, options.duration,
+                           lambda show: setattr(show, "replay", recording), input_sound=heard)
 
 
 def _camera_recording(recorded: str | None, log: Path) -> Path | None:
@@ -363,9 +405,22 @@ def _camera_recording(recorded: str | None, log: Path) -> Path | None:
 
 
 def _render_offline(args: argparse.Namespace, log_path: Path, setlist: LoadedSetlist, size: tuple[int, int],
-                    options: ShowOptions, piano: bool, end: float, attach, performer_end=None) -> int:
-    """Render a show in virtual time into ``args.out`` (video and the offline mixer's sound), with
-    a progress bar; ``attach(show)`` connects the performer (a MIDI file or a performance log)."""
+                    options: ShowOptions, sound, end: float, attach, performer_end=None,
+                    input_sound=None) -> int:
+    """Render a show in virtual time into ``args.out`` (video and the rack's sound), with a
+    progress bar; ``attach(show)`` connects the performer (a MIDI file or a performance log);
+    ``sound``: the rack and its pool (:func:`_sound`), the pool closed here."""
+    rack, pool = sound
+    try:
+        return _render_sound(args, log_path, setlist, size, options, rack, pool, end, attach,
+                             performer_end, input_sound)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _render_sound(args, log_path, setlist, size, options, rack, pool, end, attach, performer_end,
+                  input_sound) -> int:
     from engine.audio.offline import OfflineAudio, WavWriter
 
     settings = setlist.settings
@@ -380,7 +435,7 @@ def _render_offline(args: argparse.Namespace, log_path: Path, setlist: LoadedSet
             if wav is not None:
                 wav(block)
 
-        audio = OfflineAudio(config, piano=piano, keep=False, sink=sink)
+        audio = OfflineAudio(rack, keep=False, sink=sink, pool=pool, input_sound=input_sound)
         video = _video_source(args, setlist, offline=True)
         recorder.start()
         display = open_display(size, headless=True)
@@ -439,13 +494,18 @@ def plot(args: argparse.Namespace) -> int:
 def check(args: argparse.Namespace) -> int:
     setlist = load_setlist(args.setlist)
     settings = setlist.settings
-    display = open_display(settings.resolution, headless=True)
+    rack, pool = _sound(setlist, _piano_wanted(settings.audio.piano, live_port=False))
+    display = None
     try:
-        show = Show(setlist, ShowOptions(), VirtualTime(), display)
+        display = open_display(settings.resolution, headless=True)
+        show = Show(setlist, ShowOptions(), VirtualTime(), display, audio=NoAudio(rack, pool))
         failures = show.load()
         shader_failures = display.shaders.compile_all()
     finally:
-        display.close()
+        if display is not None:
+            display.close()
+        if pool is not None:
+            pool.close()
     table = Table(title=f"{settings.title} ({setlist.path})")
     for column in ("#", "cue", "scene", "advance", "transition", "loaded"):
         table.add_column(column)

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.audio.config import MixerConfig
+from engine.audio.sound_settings import CueSound, SoundSettings, check_sound
 from engine.errors import UserError
 from engine.scene import Scene, SceneParams, known_scenes, scene_class
 
@@ -88,6 +89,7 @@ class Cue(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     advance: Advance = Advance()
     transition: Transition = Transition()
+    sound: CueSound | None = None
 
     @field_validator("id")
     @classmethod
@@ -106,6 +108,7 @@ class Setlist(_Strict):
     midi: MidiSettings = MidiSettings()
     camera: CameraSettings = CameraSettings()
     audio: AudioSettings = AudioSettings()
+    sound: SoundSettings | None = None
     cues: list[Cue] = Field(min_length=1)
 
     @field_validator("resolution", mode="before")
@@ -194,6 +197,8 @@ def load_setlist(path: str | os.PathLike, text: str | None = None) -> LoadedSetl
             raise UserError(f"{where}: field 'params.{_dotted(first['loc'])}' of scene '{cue.scene}': "
                             f"{_explain(first)}{_more(error)}") from None
         loaded.append(LoadedCue(cue, cls, params))
+    check_sound(str(path), settings.audio, settings.sound,
+                [(f"cue '{cue.id}' (#{number})", cue.sound) for number, cue in enumerate(settings.cues, 1)])
     return LoadedSetlist(path=path, settings=settings, cues=tuple(loaded))
 
 

@@ -289,6 +289,7 @@ class Show:
             self.playhead.started(requested, show_time - dt)
             cue = self.setlist.cues[requested]
             taken_cue = cue.id
+            self._cue_sound(cue)
             self.summary.cues_played.append(cue.id)
             events.append("cue")
             log.info("cue %s (#%d): %s", cue.id, requested + 1, cue.cue.title or cue.cue.scene)
@@ -403,6 +404,25 @@ class Show:
         self._last_frame_ms = (time.perf_counter() - started) * 1000
         self.summary.frames += 1
         self.summary.frame_ms.append(self._last_frame_ms)
+
+    def _cue_sound(self, cue) -> None:
+        """The cue's routing of the MIDI input and its instrument settings, sent as the cue starts
+        (before the tick's notes, which it therefore routes)."""
+        sound = cue.cue.sound
+        rack = self.audio.rack
+        names = rack.notes if sound is None or sound.notes is None else sound.notes
+        present = [spec.name for spec in rack.instruments]
+        self.audio.route([name for name in names if name in present])  # a legacy piano may be off
+        if sound is None:
+            return
+        for name, values in sound.settings.items():
+            if name not in present:
+                continue
+            instrument = self.audio.instrument(name)
+            for parameter, value in values.items():
+                if isinstance(value, str):
+                    value = self.audio.table(value)  # a table, by name
+                instrument.set(parameter, float(value))
 
     def _check_replayed_cue(self, tick: int, taken: str | None) -> None:
         """A replay takes the cues the live show took, in the same ticks, or says where it did not

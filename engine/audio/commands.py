@@ -34,7 +34,7 @@ TUNE = 8  # RACK: voice = pitch class 0..11, value = cents from equal temperamen
 ROUTE = 9  # RACK: voice = instrument slot, value = 1 (the MIDI input plays it) or 0; voice -1: none
 SET = 10  # an instrument: note = parameter index (its ``parameters``), value
 PLAY = 11  # an instrument: voice, note = table slot, value = gain, a = pitch ratio, b = pan, c = flags
-STOP = 12  # an instrument: voice (ALL_VOICES = every voice); value = fade seconds (0 = 5 ms)
+STOP = 12  # an instrument: voice (ALL_VOICES = every voice); value = release seconds (0 = its own)
 QUEUE = 13  # an instrument: voice, note = table slot the voice moves to at its next loop end
 SWAP = 14  # RACK: voice = pool slot: its back buffer becomes the one played, from this block on
 

@@ -128,9 +128,9 @@ class AudioOut:
             return
         self.routes = list(names)
         self._sent.append(["route", *names])
-        self._send(cmd.ROUTE, cmd.ALL_VOICES, 0, 0.0, cmd.RACK)
+        self._send(cmd.ROUTE, cmd.ALL_VOICES, 0, 0.0, cmd.RACK, 0.0, 0.0, 0.0)
         for name in names:
-            self._send(cmd.ROUTE, self._slot(name), 0, 1.0, cmd.RACK)
+            self._send(cmd.ROUTE, self._slot(name), 0, 1.0, cmd.RACK, 0.0, 0.0, 0.0)
 
     def instrument(self, name: str) -> InstrumentHandle:
         """What a scene plays an instrument of the rack through; KeyError naming the rack's

@@ -146,7 +146,8 @@ class LiveAudio(AudioOut):
                 for kind, voice, note, value, target, a, b, c in self._standing.values():
                     self.state.ring.push(kind, voice, note, value, target, a, b, c)
                 if self.pool is not None:  # writes whose swap was lost with the old process
-                    for slot in self.pool.pending_swaps():
+                    for slot in [slot for slot in self.pool.names().values()
+                                 if self.pool.swap_pending(slot)]:
                         self.state.ring.push(cmd.SWAP, slot, 0, 0.0, cmd.RACK)
                 notices.append("audio_restarted")
         status = int(self.state.get("status"))

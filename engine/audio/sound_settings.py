@@ -1,0 +1,212 @@
+"""The setlist's ``[sound]`` table (the rack: instruments, buses, the sample pool) and each cue's
+``sound`` (which instruments the MIDI input plays, and their settings when the cue starts).
+
+A setlist without ``[sound]`` gets the overtone mixer as it always was, from ``[audio]``: the
+overtone voices, and the piano when it is wanted, both played by every note. A setlist with
+``[sound]`` says everything about its instruments there; ``[audio]`` then keeps only the device
+and the rack-wide settings (rate, block, tuning, master gain), and an overtone setting left in it is
+an error saying where it goes now.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.audio.config import RACK_FIELDS, MixerConfig
+from engine.audio.rack import InstrumentSpec, RackConfig, legacy_rack_config
+from engine.errors import UserError
+
+AUDIO_FIELDS = frozenset(("enabled", "device", "input", "realtime"))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SampleFile(_Strict):
+    """An audio file loaded into the pool when the show loads (any rate, 1 or 2 channels)."""
+
+    file: str = Field(description="path, relative to the setlist's folder")
+    rate: int | None = Field(None, description="Hz the file must have (checked); unset = any")
+
+
+class EmptyTable(_Strict):
+    """A table a scene fills while the show runs (silence until then)."""
+
+    seconds: float = Field(gt=0, le=600, description="capacity in seconds at the show's rate")
+    channels: int = Field(1, ge=1, le=2)
+
+
+class SoundSettings(_Strict):
+    """``[sound]``.
+
+    Attributes:
+        notes: the instruments the MIDI input plays in cues that do not say (default: all).
+        buses: bus name -> gain in dB, in mix order; an instrument's bus not listed here is added
+            at 0 dB.
+        instruments: name -> ``{ kind = "...", bus = "...", <the kind's settings> }``.
+        samples: table name -> audio file (a path, or ``{ file = ..., rate = ... }``).
+        tables: table name -> ``{ seconds = ..., channels = ... }``: empty tables scenes write.
+        pool_seconds: the pool's capacity in seconds of stereo tables at the show's rate (a mono
+            table takes half as much; each table has a back buffer too, counted in).
+        input_file: the audio input in renders and replays (a recording standing in for the
+            microphone), relative to the setlist's folder; ``--audio-in-file`` overrides.
+    """
+
+    notes: list[str] | None = None
+    buses: dict[str, float] = Field(default_factory=dict)
+    instruments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    samples: dict[str, str | SampleFile] = Field(default_factory=dict)
+    tables: dict[str, EmptyTable] = Field(default_factory=dict)
+    pool_seconds: float = Field(60.0, gt=0, le=3600)
+    input_file: str | None = None
+
+
+class CueSound(_Strict):
+    """A cue's ``sound``: ``notes`` the instruments the MIDI input plays in this cue (``[]``:
+    none; unset: the show's default), ``settings`` instrument -> parameter -> value, set when the
+    cue starts (a sampler's ``table`` by name)."""
+
+    notes: list[str] | None = None
+    settings: dict[str, dict[str, float | str | bool]] = Field(default_factory=dict)
+
+
+def instrument_specs(where: str, sound: SoundSettings) -> list[InstrumentSpec]:
+    """Every instrument of ``[sound]`` validated by its kind (UserError naming the field)."""
+    from engine.audio.instrument import instrument_class, known_instruments
+
+    specs = []
+    for name, table in sound.instruments.items():
+        field = f"sound.instruments.{name}"
+        if not isinstance(table, dict) or "kind" not in table:
+            raise UserError(f"{where}: field '{field}': an instrument needs a kind "
+                            f"(one of: {', '.join(known_instruments())})")
+        settings = dict(table)
+        kind = settings.pop("kind")
+        bus = settings.pop("bus", name)
+        try:
+            cls = instrument_class(kind)
+        except (KeyError, TypeError):
+            raise UserError(f"{where}: field '{field}.kind': unknown instrument '{kind}'; "
+                            f"known instruments: {', '.join(known_instruments())}") from None
+        if not isinstance(bus, str) or bus == "master":
+            raise UserError(f"{where}: field '{field}.bus': a bus name other than 'master' (got {bus!r})")
+        checked = {key: (0 if key == "table" and isinstance(value, str) else value)
+                   for key, value in settings.items()}  # table names are resolved with the pool
+        try:
+            cls.Settings.model_validate(checked)
+        except ValidationError as error:
+            first = error.errors()[0]
+            loc = ".".join(str(part) for part in first["loc"])
+            message = "unknown key (not allowed here)" if first["type"] == "extra_forbidden" \
+                else first["msg"].removeprefix("Value error, ")
+            raise UserError(f"{where}: field '{field}.{loc}': {message}") from None
+        specs.append(InstrumentSpec(name=name, kind=kind, bus=bus, settings=settings))
+    return specs
+
+
+def check_sound(where: str, audio: MixerConfig, sound: SoundSettings | None,
+                cues: list[tuple[str, CueSound | None]]) -> None:
+    """``cues``: (how a message names the cue, its sound) for each cue."""
+    """Everything about sound a setlist can get wrong, found when it loads: instruments, buses,
+    routing names, cue settings, overtone settings left in ``[audio]``."""
+    if sound is None:
+        names = ["overtones", "piano"]
+        parameters = {"overtones": (), "piano": ()}
+    else:
+        left = sorted(set(audio.model_fields_set) - set(RACK_FIELDS) - AUDIO_FIELDS)
+        if left:
+            raise UserError(f"{where}: field 'audio.{left[0]}': with a [sound] table, an instrument's "
+                            f"settings go in its own table ([sound.instruments.NAME]); [audio] keeps "
+                            f"the device, rate, block, tuning and master gain")
+        specs = instrument_specs(where, sound)
+        names = [spec.name for spec in specs]
+        from engine.audio.instrument import instrument_class
+
+        parameters = {spec.name: instrument_class(spec.kind).parameters for spec in specs}
+        tables = set(sound.samples) | set(sound.tables)
+        for spec in specs:
+            table = spec.settings.get("table")
+            if isinstance(table, str) and table not in tables:
+                raise UserError(f"{where}: field 'sound.instruments.{spec.name}.table': no table "
+                                f"'{table}' in [sound.samples] or [sound.tables]")
+        for name in sound.notes or ():
+            if name not in names:
+                raise UserError(f"{where}: field 'sound.notes': no instrument '{name}' "
+                                f"(instruments: {', '.join(names) or 'none'})")
+    for cue_label, cue in cues:
+        if cue is None:
+            continue
+        label = f"{where}: {cue_label}"
+        for name in cue.notes or ():
+            if name not in names:
+                raise UserError(f"{label}: field 'sound.notes': no instrument '{name}' "
+                                f"(instruments: {', '.join(names)})")
+        for name, values in cue.settings.items():
+            if name not in names:
+                raise UserError(f"{label}: field 'sound.settings.{name}': no instrument '{name}' "
+                                f"(instruments: {', '.join(names)})")
+            for parameter in values:
+                if parameter not in parameters[name]:
+                    raise UserError(f"{label}: field 'sound.settings.{name}.{parameter}': unknown "
+                                    f"parameter (parameters: {', '.join(parameters[name]) or 'none'})")
+
+
+def build_sound(setlist_path: Path, audio: MixerConfig, sound: SoundSettings | None, piano: bool,
+                resolve) -> tuple[RackConfig, Any]:
+    """The rack and its sample pool (None without ``[sound]``): every file loaded and every table
+    allocated now, before any device opens, so a missing or corrupt file or a pool too small is a
+    one-line error and never a crash on stage. ``resolve``: a setlist path -> a Path."""
+    if sound is None:
+        return legacy_rack_config(audio, piano), None
+    from engine.audio.pool import SamplePool, load_audio_file
+
+    rate = audio.sample_rate
+    where = str(setlist_path)
+    loaded = {}
+    for name, sample in sound.samples.items():
+        spec = SampleFile(file=sample) if isinstance(sample, str) else sample
+        path = resolve(spec.file)
+        if spec.rate is not None:
+            actual = _file_rate(path)
+            if actual is not None and actual != spec.rate:
+                raise UserError(f"{where}: field 'sound.samples.{name}': {path} is {actual} Hz, "
+                                f"not the {spec.rate} Hz the setlist says")
+        loaded[name] = load_audio_file(path, rate)
+    pool = SamplePool.create(int(round(sound.pool_seconds * rate)) * 4)  # stereo, front and back
+    try:
+        for name, data in loaded.items():
+            pool.fill(pool.allocate(name, len(data), data.shape[1]), data)
+        for name, table in sound.tables.items():
+            pool.allocate(name, int(round(table.seconds * rate)), table.channels)
+    except BaseException:
+        pool.close()
+        raise
+    specs = []
+    for spec in instrument_specs(where, sound):
+        table = spec.settings.get("table")
+        if isinstance(table, str):
+            spec = spec.model_copy(update={"settings": {**spec.settings, "table": pool.slot(table)}})
+        specs.append(spec)
+    buses = dict(sound.buses)
+    for spec in specs:
+        buses.setdefault(spec.bus, 0.0)
+    names = [spec.name for spec in specs]
+    rack = RackConfig(
+        sample_rate=rate, block_size=audio.block_size, tuning=audio.tuning,
+        tuning_root=audio.tuning_root, reference_hz=audio.reference_hz,
+        reference_note=audio.reference_note, master_gain_db=audio.master_gain_db, buses=buses,
+        instruments=specs, notes=names if sound.notes is None else sound.notes)
+    return rack, pool
+
+
+def _file_rate(path: Path) -> int | None:
+    import soundfile
+
+    try:
+        return int(soundfile.info(str(path)).samplerate)
+    except Exception:
+        return None  # load_audio_file says what is wrong with it
