@@ -45,7 +45,9 @@ class SceneContext:
         seed: the show's random seed; :meth:`seed_for` combines it with the cue id.
         pedals: sustain / sostenuto / soft pedal positions, updated before each event is dispatched.
         log: the show's logger.
-        audio: the overtone mixer (note_on / note_off / detune / set_gain / panic), live or offline.
+        audio: the show's sound, live or offline (docs/audio.md): notes and detunes, bus gains,
+            any instrument of the rack by name (``audio.instrument("sampler").play(...)``), the
+            sample pool's tables (``write_table``) and the show's own sound (``listen``).
         video: the camera (or its stand-in file) as a texture, updated before every frame
             (``video.texture``, ``video.level``), or None when the show has no video input.
     """
