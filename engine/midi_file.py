@@ -15,7 +15,7 @@ from pathlib import Path
 import mido
 
 from engine.errors import UserError
-from engine.midi import EventQueue, MidiEvent, NoteOn, normalize
+from engine.midi import EventQueue, MidiEvent, NoteOn, ProgramChange, normalize
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -27,6 +27,7 @@ class Performance:
     path: Path
     events: tuple[tuple[float, MidiEvent], ...]
     length: float  # seconds, to the last event of the file (meta events included)
+    instrument_selections: int = 0  # program changes before the first note, left out
 
     @property
     def note_count(self) -> int:
@@ -69,7 +70,13 @@ def load_performance(path: str | os.PathLike) -> Performance:
                 events.append((now, event))
     except (ValueError, KeyError, TypeError) as error:
         raise UserError(f"{path}: cannot play MIDI file: {error}") from None
-    return Performance(path=path, events=tuple(events), length=now)
+    # Program changes before the first note select the file's instruments (most files have them):
+    # they are not a performer asking for a cue, so they are left out.
+    first_note = next((at for at, event in events if isinstance(event, NoteOn)), now)
+    played = tuple((at, event) for at, event in events
+                   if not (isinstance(event, ProgramChange) and at <= first_note))
+    return Performance(path=path, events=played, length=now,
+                       instrument_selections=len(events) - len(played))
 
 
 class MidiFilePerformer:

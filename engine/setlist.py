@@ -30,6 +30,11 @@ class _Strict(BaseModel):
 class MidiSettings(_Strict):
     input: str | None = Field(None, description="case-insensitive substring of the input port name")
     api: Literal["auto", "alsa", "jack"] = "auto"
+    program_change_jumps: bool = Field(
+        False, description="a program change p jumps to cue p + 1 (off: program changes are "
+                           "events for the scenes, as instrument selections in most MIDI files)")
+    program_change_channel: int | None = Field(
+        None, ge=1, le=16, description="only program changes on this channel (1-16) jump; unset = any")
 
 
 class CameraSettings(_Strict):

@@ -51,7 +51,8 @@ class ShowOptions:
         duration: stop after this many show seconds; None = run until quit (or the MIDI file ends).
         fps: frames drawn per second (the loop paces itself to it in real time).
         metrics: path of the JSON Lines metrics log, or None.
-        program_change_jumps: a program change p jumps to cue p + 1 (cue index p).
+        program_change_jumps: a program change p jumps to cue p + 1 (cue index p); None = as the
+            setlist's [midi] program_change_jumps says (off unless it says so).
         end_with_file: with a MIDI file and no duration, end END_TAIL seconds after its last event.
         hud: show the rehearsal HUD from the start (F1 toggles it).
     """
@@ -60,7 +61,7 @@ class ShowOptions:
     duration: float | None = None
     fps: float = 60.0
     metrics: Path | None = None
-    program_change_jumps: bool = True
+    program_change_jumps: bool | None = None
     end_with_file: bool = True
     hud: bool = False
 
@@ -321,7 +322,7 @@ class Show:
             if self.playhead.check_event(event):
                 events.append("advance")
                 continue
-            if isinstance(event, ProgramChange) and self.options.program_change_jumps:
+            if isinstance(event, ProgramChange) and self._program_jumps(event):
                 if self.playhead.jump_to_index(event.program):
                     events.append("program_jump")
                 continue
@@ -404,6 +405,15 @@ class Show:
         self._last_frame_ms = (time.perf_counter() - started) * 1000
         self.summary.frames += 1
         self.summary.frame_ms.append(self._last_frame_ms)
+
+    def _program_jumps(self, event: ProgramChange) -> bool:
+        """Does this program change ask for a cue? Only when the setlist (or the options) say
+        program changes jump, and on the setlist's channel when it names one."""
+        midi = self.setlist.settings.midi
+        jumps = self.options.program_change_jumps
+        if not (midi.program_change_jumps if jumps is None else jumps):
+            return False
+        return midi.program_change_channel is None or event.channel == midi.program_change_channel - 1
 
     def _cue_sound(self, cue) -> None:
         """The cue's routing of the MIDI input and its instrument settings, sent as the cue starts
