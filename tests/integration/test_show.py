@@ -172,7 +172,8 @@ def test_soft_pedal_program_change_and_timer_move_the_playhead(tmp_path, egl):
         (4.0, mido.Message("note_off", note=60, velocity=0)),
     ])
     metrics = tmp_path / "metrics.jsonl"
-    result = subprocess.run(showrunner_command("render", str(write(tmp_path, FOUR_CUES)), "--midi-file", str(midi),
+    jumping = FOUR_CUES.replace('resolution = "320x180"', 'resolution = "320x180"\n[midi]\nprogram_change_jumps = true')
+    result = subprocess.run(showrunner_command("render", str(write(tmp_path, jumping)), "--midi-file", str(midi),
                                                "--out", str(tmp_path / "moves.mkv"), "--metrics", str(metrics),
                                                "--log-dir", str(tmp_path / "logs")),
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
