@@ -137,6 +137,8 @@ def _load_scenes(show: Show) -> None:
         failures = show.load(lambda done, cue_id: progress.update(task, completed=done, description=cue_id))
     for failure in failures:
         log.error("%s (this cue will show black; the show goes on)", failure)
+    for failure in show.warm_up_failures:
+        log.warning("%s (`showrunner check` fails on it; the cue runs live as it is)", failure)
 
 
 @contextlib.contextmanager
@@ -500,6 +502,7 @@ def check(args: argparse.Namespace) -> int:
         display = open_display(settings.resolution, headless=True)
         show = Show(setlist, ShowOptions(), VirtualTime(), display, audio=NoAudio(rack, pool))
         failures = show.load()
+        failures += show.warm_up_failures
         shader_failures = display.shaders.compile_all()
     finally:
         if display is not None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from engine.audio.control import AudioOut, NoAudio
-from engine.midi import MidiEvent, PedalState
+from engine.midi import MidiEvent, NoteOn, PedalState
 
 if TYPE_CHECKING:
     import moderngl
@@ -121,6 +121,13 @@ class Scene:
 
     def tick(self, dt: float) -> None:
         """Advance state by one fixed tick of ``dt`` seconds."""
+
+    def warm_up_events(self) -> list[MidiEvent]:
+        """What the show plays into this scene when it warms it up before the show (after
+        ``load``: ``enter``, these events through ``on_midi``, two ticks, ``draw``, ``exit``; its
+        sound muted): by default a bass note and a C major chord above it, so that drawing and
+        learning paths run once before the audience sees them."""
+        return [NoteOn(36, 80), NoteOn(60, 80), NoteOn(64, 80), NoteOn(67, 80)]
 
     def draw(self, alpha: float) -> None:
         """Draw into the bound framebuffer; ``alpha`` (0..1) is the fraction of the next tick elapsed."""

@@ -138,6 +138,7 @@ class Show:
         self.perf_log = perf_log  # engine.perflog.PerformanceLog: the inputs, by tick
         self.replay = replay  # engine.perflog.Replay: the inputs come from a performance log
         self._pending_actions: list[KeyAction] = []  # performer moves, applied at the next tick
+        self.warm_up_failures: list[str] = []  # scenes whose warm-up raised (check fails on them)
         self._port_heard = False
 
     # Set-up.
@@ -164,25 +165,44 @@ class Show:
                 failures.append(f"cue '{cue.id}': scene '{cue.cue.scene}' failed to load: {error}")
                 scene = Scene(context=context)  # an empty stand-in keeps the cue list intact
             self.scenes.append(scene)
-            self._warm_up(scene)
+            problem = self._warm_up(scene)
+            if problem is not None:
+                self.warm_up_failures.append(f"cue '{cue.id}': scene '{cue.cue.scene}' failed to warm up: "
+                                             f"{problem}")
             if progress is not None:
                 progress(index + 1, cue.id)
         if self.display is not None:
             self.display.warm_up()
         return failures
 
-    def _warm_up(self, scene: Scene) -> None:
-        """Draw a freshly loaded scene once, unseen, so the GL driver compiles its pipeline now
-        (llvmpipe JIT-compiles on first draw, ~100 ms) and not in the first frame after a jump."""
-        if self.display is None:
-            return
-        self.display.begin_frame()
+    def _warm_up(self, scene: Scene) -> str | None:
+        """Run a freshly loaded scene as the show will, unseen and unheard: enter, a bass note and
+        a chord, two ticks, a draw, exit (the order docs/scenes.md gives), so that the GL driver
+        compiles its pipelines now (llvmpipe JIT-compiles on first draw, ~100 ms) and every path
+        a note takes has run once, not in the first frame after a jump. Its sound goes nowhere
+        (the scene's audio is muted meanwhile); ``enter`` starts the real run afresh. Returns
+        what went wrong, or None."""
+        context = scene.context
+        audio = context.audio
+        context.audio = NoAudio(audio.rack, audio.pool)
         try:
-            scene.draw(0.0)
-        except Exception:
-            log.debug("warm-up draw of %s failed (it will be retried live)", type(scene).__name__,
-                      exc_info=True)
-        self.display.gl.finish()
+            scene.enter()
+            for event in scene.warm_up_events():
+                scene.on_midi(event)
+            for _ in range(2):
+                scene.tick(self.clock.dt)
+            if self.display is not None:
+                self.display.begin_frame()
+                scene.draw(0.0)
+                self.display.gl.finish()
+            scene.exit()
+        except Exception as error:
+            log.error("warm-up of %s failed: %s: %s (it will run live as it is)", type(scene).__name__,
+                      type(error).__name__, error, exc_info=True)
+            return f"{type(error).__name__}: {error}"
+        finally:
+            context.audio = audio
+        return None
 
     def add_source(self, source: MidiSource) -> None:
         self.sources.append(source)

@@ -1,0 +1,64 @@
+"""Every registered scene warms up before the show (enter, notes, ticks, a draw, exit) without an
+exception, so its pipelines compile before the audience sees it; `check` fails when one does not."""
+
+from __future__ import annotations
+
+import subprocess
+
+from engine.scene import Scene, known_scenes
+from tests.conftest import ROOT, showrunner_command
+
+VIDEO = ROOT / "assets" / "video" / "intel_asl_book.mkv"
+
+
+def every_scene_setlist(path, scenes) -> None:
+    cues = "".join(f'[[cues]]\nid = "c{i}"\nscene = "{name}"\n' for i, name in enumerate(scenes))
+    path.write_text(f'title = "every scene"\nresolution = "160x90"\n[camera]\nfallback = "{VIDEO}"\n' + cues)
+
+
+def test_every_registered_scene_warms_up_without_an_exception(tmp_path, egl):
+    scenes = [name for name in known_scenes() if not name.startswith("test_")]
+    assert {"pulse", "ldd_cubic", "ldd_knot", "ldd_split", "ldd_bubbles"} <= set(scenes)
+    setlist = tmp_path / "all.toml"
+    every_scene_setlist(setlist, scenes)
+    done = subprocess.run(showrunner_command("check", str(setlist)), capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "warm up" not in done.stderr
+
+
+class FailsToWarmUp(Scene):
+    """Draws only what a note left behind, and that draw raises: as the LDD parts did before their
+    warm-up played them notes."""
+
+    name = "test_fails_to_warm_up"
+
+    def on_midi(self, event):
+        self.drawn = True
+        return True
+
+    def draw(self, alpha):
+        if getattr(self, "drawn", False):
+            raise RuntimeError("no pipeline for this")
+
+
+def test_a_scene_whose_warm_up_raises_is_reported_by_the_show(tmp_path, gl):
+    from engine.clock import VirtualTime
+    from engine.setlist import load_setlist
+    from engine.show import Show, ShowOptions
+
+    setlist = tmp_path / "bad.toml"
+    setlist.write_text('title = "bad"\n[[cues]]\nid = "a"\nscene = "test_fails_to_warm_up"\n')
+    show = Show(load_setlist(setlist), ShowOptions(), VirtualTime(), None)
+    assert show.load() == []
+    assert show.warm_up_failures == []  # no display: nothing drawn, nothing fails
+    from engine.display import open_display
+
+    display = open_display((160, 90), headless=True)
+    try:
+        show = Show(load_setlist(setlist), ShowOptions(), VirtualTime(), display)
+        assert show.load() == []
+        assert len(show.warm_up_failures) == 1
+        assert "cue 'a'" in show.warm_up_failures[0] and "no pipeline for this" in show.warm_up_failures[0]
+    finally:
+        display.close()
