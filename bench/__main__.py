@@ -1,7 +1,7 @@
 """Run every benchmark, print a table, and rewrite docs/benchmarks.md: ``python -m bench [NAME ...]``.
 
-Names: tick, midi, jump, mixer, soak, audio-latency, scsynth, learners, render, ldd, recording
-(default: all). A run of only some benchmarks prints its table but leaves docs/benchmarks.md alone, so
+Names: tick, midi, jump, mixer, rack, sampler, soak, audio-latency, table-latency, scsynth,
+learners, render, ldd, recording (default: all). A run of only some benchmarks prints its table but leaves docs/benchmarks.md alone, so
 the file always holds one complete run, unless ``--update`` asks to replace those benchmarks' figures
 and sections in it (each replaced section says when it was measured). Exit status 1 when a benchmark could not run. The soak runs 5
 minutes per period size; ``SHOWRUNNER_SOAK_SECONDS`` shortens it. The piece's live run (ldd) plays 4
@@ -21,8 +21,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import (audio_latency, audio_soak, ldd_run, learners, midi_latency, mixer_load, recording,
-                   render_frames, scene_jump, scsynth_peer, tick_overhead)
+from bench import (audio_latency, audio_soak, ldd_run, learners, midi_latency, mixer_load, rack_overhead,
+                   recording, render_frames, sampler_load, scene_jump, scsynth_peer, table_latency,
+                   tick_overhead)
 from bench.machine import describe_machine
 from bench.report import markdown, results_table, splice
 from bench.result import BenchResult
@@ -32,8 +33,11 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], BenchResult]]] = {
     "midi": ("MIDI arrival to scene handler through JACK", midi_latency.run),
     "jump": ("Scene jump", scene_jump.run),
     "mixer": ("Overtone mixer compute per block", mixer_load.run),
+    "rack": ("Rack overhead against the pre-rack mixer", rack_overhead.run),
+    "sampler": ("Sampler compute per block, 64 looped voices", sampler_load.run),
     "soak": ("Audio soak under show load", audio_soak.run),
     "audio-latency": ("MIDI note-on to first sound through JACK", audio_latency.run),
+    "table-latency": ("Table written to first sample heard through JACK", table_latency.run),
     "scsynth": ("Audio process CPU against scsynth", scsynth_peer.run),
     "learners": ("Learner step time: jax against numpy hand gradients", learners.run),
     "render": ("Frame time of the piece's kinds of scene", render_frames.run),

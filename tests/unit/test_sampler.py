@@ -247,7 +247,8 @@ def test_a_table_rewritten_while_it_plays_never_tears_within_a_block(pool):
     thread.start()
     try:
         seen = set()
-        for _ in range(400):
+        deadline = time.monotonic() + 20.0  # however busy the machine, until a dozen versions played
+        while len(seen) <= 12 and time.monotonic() < deadline:
             pool.swap(slot)
             block = _render(sampler, 1)[:, 0]
             assert np.all(block == block[0])
