@@ -87,7 +87,8 @@ class JackRecorder:
                 self.client.connect(source, port)
 
     def connected(self) -> bool:
-        return any(self.client.get_all_connections(port) for port in self.ins)
+        """Both inputs are connected (one side alone would record zeros at the start of the other)."""
+        return all(self.client.get_all_connections(port) for port in self.ins)
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
