@@ -142,6 +142,7 @@ class Rack:
         self._ramp = np.arange(1, n + 1, dtype=np.float64) / n
         self._out = np.zeros((n, 2), np.float32)
         self._zeros = np.zeros((2, n))
+        self._wire()
 
     def _frequencies(self) -> np.ndarray:
         return frequencies_from_offsets(self.tuning_offsets, self.config.reference_hz,
@@ -217,6 +218,7 @@ class Rack:
     def _break(self, slot: int, hook: str) -> None:
         """An instrument raised: it is silent from now on, the others play on."""
         self.broken[slot] = True
+        self._wire()
         log.exception("instrument '%s' (%s) failed in %s; it is silent from now on, the rest of "
                       "the rack plays on", self.names[slot], type(self.instruments[slot]).__name__, hook)
 
@@ -254,17 +256,16 @@ class Rack:
             self._out.fill(0.0)
             return self._out
         mix = None
-        for index, members, bus in self._buses:
-            if not members:
+        for index, renders, bus, left, right in self._playing:
+            if not renders:
                 self.bus_gain[index] = self.bus_target[index]
                 continue
             bus.fill(0.0)
-            for slot in members:
-                if not self.broken[slot]:
-                    try:
-                        self.instruments[slot].render(bus[0], bus[1])
-                    except Exception:
-                        self._break(slot, "render")
+            try:
+                for render in renders:
+                    render(left, right)
+            except Exception:
+                self._break(self._render_slot(render), "render")
             self._scale(bus, index)
             if mix is None:
                 mix = bus
@@ -280,9 +281,22 @@ class Rack:
     def _silent(self) -> bool:
         """Nothing sounds and nothing is moving: the block is zeros (the idle callback's cost is
         what a show pays between notes)."""
-        return (all(broken or instrument.idle()
-                    for instrument, broken in zip(self.instruments, self.broken))
-                and self.limiter.gain == 1.0 and self.bus_gain == self.bus_target)
+        for idle in self._idle_checks:
+            if not idle():
+                return False
+        return self.limiter.gain == 1.0 and self.bus_gain == self.bus_target
+
+    def _wire(self) -> None:
+        """The callback's fast paths, over the instruments that have not failed: each bus's render
+        methods and its two channel views, and every idle check (rebuilt when one fails)."""
+        working = [slot for slot, broken in enumerate(self.broken) if not broken]
+        self._idle_checks = [self.instruments[slot].idle for slot in working]
+        self._playing = [(index, [self.instruments[slot].render for slot in members if slot in working],
+                          bus, bus[0], bus[1]) for index, members, bus in self._buses]
+
+    def _render_slot(self, render) -> int:
+        return next(slot for slot, instrument in enumerate(self.instruments)
+                    if instrument.render == render)
 
     def _scale(self, bus: np.ndarray, index: int) -> None:
         start, end = self.bus_gain[index], self.bus_target[index]
