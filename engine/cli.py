@@ -59,7 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     source = run.add_mutually_exclusive_group()
     source.add_argument("--midi-in", metavar="NAME", help="MIDI input port: case-insensitive name substring")
     source.add_argument("--midi-file", metavar="FILE", type=Path, help="play a Standard MIDI File as the performer")
-    run.add_argument("--midi-api", choices=["auto", "alsa", "jack"], help="MIDI system for --midi-in")
+    run.add_argument("--midi-api", choices=["auto", "alsa", "jack"], help="MIDI system for --midi-in and --midi-out")
+    run.add_argument("--midi-out", metavar="NAME",
+                     help="MIDI output port (name substring): what scenes emit goes there")
+    run.add_argument("--osc-listen", metavar="[HOST:]PORT",
+                     help="take OSC on this port (loopback unless a host is given); see docs/osc.md")
+    run.add_argument("--osc-send", metavar="[HOST:]PORT", action="append",
+                     help="send what happens (cues, losses, notes, emitted events) as OSC there; repeatable")
     run.add_argument("--camera", metavar="SOURCE", help="camera index, name or video file")
     run.add_argument("--hud", action="store_true", help="show the rehearsal HUD from the start (F1 toggles it)")
     run.add_argument("--record", metavar="FILE", type=Path, help="record the show (video + audio)")

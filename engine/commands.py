@@ -207,6 +207,61 @@ def _run(args: argparse.Namespace, setlist: LoadedSetlist, performance, headless
     if midi_pattern:
         port = MidiPortInput(midi_pattern, queue, clock.now, api=api)
         port.open(required=bool(args.midi_in))
+    try:
+        events = _event_ports(args, setlist, clock, api)
+    except BaseException:
+        if port is not None:
+            port.close()
+        raise
+    try:
+        return _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, log_path,
+                         clock, queue, port, api, events)
+    finally:
+        for opened in events.values():
+            if opened is not None:
+                opened.close()
+
+
+def _event_ports(args: argparse.Namespace, setlist: LoadedSetlist, clock, api: str) -> dict:
+    """OSC in and out and MIDI out, as the setlist and the command line say (None where unset)."""
+    from engine.osc import OscInput, OscOutput, parse_address
+
+    settings = setlist.settings
+    opened: dict = {"osc_in": None, "osc_out": None, "midi_out": None}
+    try:
+        listen = args.osc_listen or settings.osc.listen
+        if listen:
+            try:
+                host, port = parse_address(listen)
+            except ValueError as error:
+                raise UserError(f"--osc-listen: {error}") from None
+            opened["osc_in"] = OscInput(host, port, clock.now)
+            opened["osc_in"].start()
+        sends = list(settings.osc.send) + list(args.osc_send or [])
+        if sends:
+            try:
+                targets = [parse_address(address) for address in sends]
+            except ValueError as error:
+                raise UserError(f"--osc-send: {error}") from None
+            opened["osc_out"] = OscOutput(targets)
+        output = args.midi_out or settings.midi.output
+        if output:
+            from engine.midi_out import MidiPortOutput
+
+            opened["midi_out"] = MidiPortOutput(output, api=api)
+            opened["midi_out"].open(required=bool(args.midi_out))
+    except BaseException:
+        for port in opened.values():
+            if port is not None:
+                port.close()
+        raise
+    return opened
+
+
+def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, log_path, clock, queue,
+              port, api, events) -> int:
+    settings = setlist.settings
+    perf_path = args.perf_log or log_path.with_suffix(".perf.jsonl")
     audio: AudioOut = NoAudio()
     video = recorder = perf_log = None
     try:
@@ -236,7 +291,7 @@ def _run(args: argparse.Namespace, setlist: LoadedSetlist, performance, headless
         try:
             show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=settings.fps,
                                              metrics=args.metrics, hud=args.hud), clock, display, queue=queue,
-                        audio=audio, video_source=video, recorder=recorder, perf_log=perf_log)
+                        audio=audio, video_source=video, recorder=recorder, perf_log=perf_log, **events)
             _load_scenes(show)
             display.shaders.watch()  # edit a shader during the show: it is recompiled at the next frame
             if performance is not None:

@@ -42,6 +42,7 @@ class HudState:
     held: set[int] = field(default_factory=set)
     losses: deque = field(default_factory=lambda: deque(maxlen=LOSS_HISTORY))
     recording: str = "not recording"
+    osc: str = ""  # OSC counts, when the show takes OSC
     last_error: str = ""
 
     def lines(self) -> list[str]:
@@ -53,7 +54,7 @@ class HudState:
         loss = f"{self.losses[-1]:.5g}" if self.losses else "-"
         return [f"cue {self.cue}  next {self.next_cue or '-'}", f"frame {frame}",
                 f"audio load {load}  underruns {self.xruns}", f"held {held}", f"loss {loss}",
-                self.recording]
+                self.recording] + ([self.osc] if self.osc else [])
 
 
 class Hud:

@@ -26,19 +26,22 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import UserError
+from engine.events import OscMessage
 from engine.keyboard import TICK_ACTIONS, KeyAction
 from engine.metrics import MetricsLog
 from engine.midi import ControlChange, MidiEvent, NoteOff, NoteOn, PitchBend, ProgramChange
 from engine.setlist import CUE_ID, FrameRate, Resolution
 
 FORMAT = "showrunner-performance"
-VERSION = 2  # 2: tick lines carry the cue taken in that tick (version 1 logs replay without the check)
-READABLE_VERSIONS = (1, 2)
+VERSION = 3  # 2: tick lines carry the cue taken in that tick (version 1 logs replay without the check);
+# 3: and the OSC messages taken in and what the scenes emitted (checked by a replay)
+READABLE_VERSIONS = (1, 2, 3)
 _EVENTS = {cls.__name__: cls for cls in (NoteOn, NoteOff, ControlChange, ProgramChange, PitchBend)}
 # Metrics fields and events that measure the machine rather than the show: a replay cannot and
 # need not reproduce them.
 MACHINE_FIELDS = frozenset({"frame_ms", "gpu_ms", "capture_ms", "learn_ms", "xruns", "audio_load",
-                            "audio_status", "rec_frames", "rec_dropped", "video_frames"})
+                            "audio_status", "rec_frames", "rec_dropped", "video_frames",
+                            "osc_received", "osc_malformed", "osc_dropped", "osc_unknown"})
 MACHINE_EVENTS = frozenset({"recompile", "audio_restarted", "audio_device_lost", "audio_device_back",
                             "audio_no_device", "record_drop", "record_failed", "shader_error",
                             "shader_reloaded", "camera_lost", "camera_back", "midi_connected",
@@ -98,11 +101,22 @@ class _PitchBend(_Midi):
 _Event = Annotated[Union[_NoteOn, _NoteOff, _ControlChange, _ProgramChange, _PitchBend], Field(discriminator="type")]
 
 
+_OscArgument = Union[bool, int, Annotated[float, Field(allow_inf_nan=False)], str]
+
+
+class _Osc(_Line):
+    address: Annotated[str, Field(min_length=1, max_length=1024)]
+    args: list[_OscArgument] = []
+    time: _Stamp = 0.0
+
+
 class _TickLine(_Line):
     tick: Annotated[int, Field(ge=0)]
     midi: list[_Event] = []
     actions: list[tuple[Literal[tuple(sorted(TICK_ACTIONS))], int]] = []  # type: ignore[valid-type]
     cue: str | None = None
+    osc: list[_Osc] = []
+    emitted: list[str] = []
 
 
 class _EndLine(_Line):
@@ -160,10 +174,12 @@ class PerformanceLog(MetricsLog):
         self.write({"format": FORMAT, "version": VERSION, **header})
         self._file.flush()
 
-    def tick(self, tick: int, midi: list[MidiEvent], actions: list[KeyAction], cue: str | None = None) -> None:
-        """The inputs of tick ``tick``, and ``cue``: the cue the show took in it, if it took one
-        (not an input: a replay checks that it takes the same cue in the same tick)."""
-        if not midi and not actions and cue is None:
+    def tick(self, tick: int, midi: list[MidiEvent], actions: list[KeyAction], cue: str | None = None,
+             osc: list | None = None, emitted: list[str] | None = None) -> None:
+        """The inputs of tick ``tick`` (MIDI, the performer's moves, OSC), and what the show did
+        with them that a replay checks: ``cue``, the cue it took, and ``emitted``, what its scenes
+        emitted (described)."""
+        if not midi and not actions and cue is None and not osc and not emitted:
             return
         record: dict[str, Any] = {"tick": tick}
         if midi:
@@ -172,6 +188,10 @@ class PerformanceLog(MetricsLog):
             record["actions"] = [[a.kind, a.value] for a in actions]
         if cue is not None:
             record["cue"] = cue
+        if osc:
+            record["osc"] = [{"address": m.address, "args": list(m.args), "time": m.time} for m in osc]
+        if emitted:
+            record["emitted"] = emitted
         self.write(record)
         self._file.flush()  # inputs are rare and each one matters: none waits in a buffer
 
@@ -192,6 +212,8 @@ class Replay:
     end: int
     complete: bool  # the log has its end line (the show ended normally)
     cues: dict[int, str] | None = None  # the cue taken in each tick that took one (None: not logged)
+    osc: dict[int, list] = dataclasses.field(default_factory=dict)  # OscMessage by tick
+    emitted: dict[int, list[str]] | None = None  # what scenes emitted, by tick (None: not logged)
 
     @property
     def hears_midi(self) -> bool:
@@ -203,6 +225,9 @@ class Replay:
 
     def moves(self, tick: int) -> list[KeyAction]:
         return self.actions.get(tick, [])
+
+    def osc_messages(self, tick: int) -> list:
+        return self.osc.get(tick, [])
 
 
 def load(path: Path) -> Replay:
@@ -238,6 +263,8 @@ def load(path: Path) -> Replay:
     midi: dict[int, list[MidiEvent]] = {}
     actions: dict[int, list[KeyAction]] = {}
     cues: dict[int, str] = {}
+    osc: dict[int, list] = {}
+    emitted: dict[int, list[str]] = {}
     end, last = None, 0
     for number, record in enumerate(records[1:], start=2):
         if end is not None:
@@ -258,9 +285,14 @@ def load(path: Path) -> Replay:
             actions[line.tick] = [KeyAction(kind, value) for kind, value in line.actions]
         if line.cue is not None:
             cues[line.tick] = line.cue
+        if line.osc:
+            osc[line.tick] = [OscMessage(m.address, tuple(m.args), m.time) for m in line.osc]
+        if line.emitted:
+            emitted[line.tick] = list(line.emitted)
         last = max(last, line.tick)
     return Replay(path, header, midi, actions, end if end is not None else last, end is not None,
-                  cues if header["version"] >= 2 else None)
+                  cues if header["version"] >= 2 else None, osc,
+                  emitted if header["version"] >= 3 else None)
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:

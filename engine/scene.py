@@ -61,6 +61,14 @@ class SceneContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("showrunner.scene"))
     audio: AudioOut = field(default_factory=lambda: NoAudio())
     video: VideoTexture | None = None
+    outbox: list = field(default_factory=list)  # what the scene emitted this tick (the show's)
+
+    def emit(self, event) -> None:
+        """Tell the world: a MIDI event (``NoteOn(60, 90)``: it leaves through MIDI out, to a
+        synth or a Disklavier) or an :class:`engine.events.Emitted` (``Emitted("phrase", (3,))``:
+        sent as OSC ``/showrunner/emit/phrase``). Either way it goes out at the end of this tick,
+        is listed in the metrics and the performance log, and a replay emits it again."""
+        self.outbox.append(event)
 
     def seed_for(self, *names: str) -> int:
         """A 32-bit seed from the show seed, the cue id and ``names``: the same in every run and
@@ -118,6 +126,22 @@ class Scene:
     def on_midi(self, event: MidiEvent) -> bool:
         """Handle an event at a tick; return True to consume it, False to let it fall below."""
         return False
+
+    def on_event(self, event) -> bool:
+        """Any other event at a tick (:class:`engine.events.TextInput`, an OSC message for the
+        piece, ...); True consumes it."""
+        return False
+
+    def set_param(self, name: str, value: Any) -> str | None:
+        """Change one parameter live (OSC, MIDI learn), validated by ``Params`` like the setlist's;
+        returns what is wrong with it, or None when it took."""
+        if name not in type(self.params).model_fields:
+            return f"no parameter '{name}' (parameters: {', '.join(type(self.params).model_fields)})"
+        try:
+            self.params = type(self.params).model_validate({**self.params.model_dump(), name: value})
+        except ValueError as error:
+            return str(error).splitlines()[-1].strip() if str(error) else "invalid value"
+        return None
 
     def tick(self, dt: float) -> None:
         """Advance state by one fixed tick of ``dt`` seconds."""

@@ -35,6 +35,35 @@ class MidiSettings(_Strict):
                            "events for the scenes, as instrument selections in most MIDI files)")
     program_change_channel: int | None = Field(
         None, ge=1, le=16, description="only program changes on this channel (1-16) jump; unset = any")
+    output: str | None = Field(None, description="case-insensitive substring of a MIDI output port "
+                                                 "name: what scenes emit goes there")
+    learn_file: str | None = Field(None, description="MIDI learn bindings (controller -> scene "
+                                                     "parameter), relative to the setlist's folder")
+
+
+class OscSettings(_Strict):
+    listen: str | None = Field(None, description="PORT or HOST:PORT to take OSC on (loopback "
+                                                 "unless a host is named); unset = no OSC in")
+    send: list[str] = Field(default_factory=list, description="HOST:PORT (or PORT on loopback) "
+                                                              "each to send what happens to")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_address(cls, value):
+        if value is not None:
+            from engine.osc import parse_address
+
+            parse_address(value)
+        return value
+
+    @field_validator("send")
+    @classmethod
+    def _send_addresses(cls, value):
+        from engine.osc import parse_address
+
+        for address in value:
+            parse_address(address)
+        return value
 
 
 class CameraSettings(_Strict):
@@ -111,6 +140,7 @@ class Setlist(_Strict):
     fps: FrameRate = Field(60.0, description="frames per second drawn")
     resolution: Resolution = (1280, 720)
     midi: MidiSettings = MidiSettings()
+    osc: OscSettings = OscSettings()
     camera: CameraSettings = CameraSettings()
     audio: AudioSettings = AudioSettings()
     sound: SoundSettings | None = None

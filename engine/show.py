@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.audio.control import AudioOut, NoAudio
+from engine.events import MIDI_TYPES, Emitted, OscMessage, TextInput, describe_any
 from engine.camera import VideoTexture
 from engine.clock import FixedStepClock, TimeSource, VirtualTime
 from engine.display import Display
+from engine.errors import UserError
 from engine.hud import Hud
 from engine.keyboard import TICK_ACTIONS, VELOCITY, KeyAction, KeyboardInstrument
 from engine.metrics import MetricsLog
@@ -30,6 +32,10 @@ from engine.playhead import Playhead
 from engine.scene import Scene, SceneContext
 from engine.setlist import LoadedSetlist
 from engine.stack import SceneStack
+
+if TYPE_CHECKING:
+    from engine.midi_out import MidiPortOutput
+    from engine.osc import OscInput, OscOutput
 
 log = logging.getLogger("showrunner.show")
 
@@ -92,7 +98,8 @@ class Show:
     def __init__(self, setlist: LoadedSetlist, options: ShowOptions, time_source: TimeSource,
                  display: Display | None, queue: EventQueue | None = None,
                  audio: AudioOut | None = None, video_source: Any = None, recorder: Any = None,
-                 perf_log: Any = None, replay: Any = None) -> None:
+                 perf_log: Any = None, replay: Any = None, osc_in: OscInput | None = None,
+                 osc_out: OscOutput | None = None, midi_out: MidiPortOutput | None = None) -> None:
         self.setlist = setlist
         self.options = options
         self.time = time_source
@@ -138,6 +145,11 @@ class Show:
         self.perf_log = perf_log  # engine.perflog.PerformanceLog: the inputs, by tick
         self.replay = replay  # engine.perflog.Replay: the inputs come from a performance log
         self._pending_actions: list[KeyAction] = []  # performer moves, applied at the next tick
+        self.osc_in = osc_in  # engine.osc.OscInput: OSC that drives the show
+        self.osc_out = osc_out  # engine.osc.OscOutput: what happens, published
+        self.midi_out = midi_out  # engine.midi_out.MidiPortOutput: what scenes emit
+        self._outbox: list = []  # what scenes emitted during the tick being run
+        self._said_at: dict[str, tuple[float, int]] = {}  # rate-limited log lines: when, how many unsaid
         self.warm_up_failures: list[str] = []  # scenes whose warm-up raised (check fails on them)
         self._port_heard = False
 
@@ -156,7 +168,7 @@ class Show:
                 size=self.display.size if self.display else settings.resolution,
                 shaders=self.display.shaders if self.display else None,
                 seed=settings.seed, pedals=self.pedals, audio=self.audio, video=self.video,
-                log=logging.getLogger(f"showrunner.scene.{cue.cue.scene}"))
+                log=logging.getLogger(f"showrunner.scene.{cue.cue.scene}"), outbox=self._outbox)
             scene = cue.scene_class(cue.params, context)
             try:
                 scene.load()
@@ -202,6 +214,7 @@ class Show:
             return f"{type(error).__name__}: {error}"
         finally:
             context.audio = audio
+            self._outbox.clear()  # what it emitted while warming up goes nowhere
         return None
 
     def add_source(self, source: MidiSource) -> None:
@@ -301,6 +314,12 @@ class Show:
         self._pending_events = []
         actions = self.replay.moves(tick) if self.replay is not None else self._pending_actions
         self._pending_actions = []
+        if self.replay is not None:
+            messages = self.replay.osc_messages(tick)
+        else:
+            messages = self.osc_in.take() if self.osc_in is not None else []
+            messages = [replace(m, time=m.time - self._origin) for m in messages]
+            messages = [m for m in messages if not self._osc_move(m, actions)]
         for action in actions:
             self._act(action)
         requested = self.playhead.take_request()
@@ -319,6 +338,10 @@ class Show:
         self.stack.apply_pending()
         if self.replay is not None and self.replay.cues is not None:
             self._check_replayed_cue(tick, taken_cue)
+        if taken_cue is not None and self.osc_out is not None:
+            self.osc_out.send("/showrunner/cue", taken_cue, requested + 1)
+        for message in _latest_params(messages):
+            self._osc_message(message)
 
         delivered, taken = [], []
         if self.replay is not None:  # stamped in show time already, bit for bit
@@ -333,6 +356,9 @@ class Show:
             self.pedals.update(event)
             if self.hud is not None and isinstance(event, (NoteOn, NoteOff)):
                 self.hud.note(event.note, isinstance(event, NoteOn))
+            if self.osc_out is not None and isinstance(event, (NoteOn, NoteOff)):
+                self.osc_out.send("/showrunner/note", event.note,
+                                  event.velocity if isinstance(event, NoteOn) else 0, event.channel)
             if self._port_heard:
                 self.audio.heard(event, send=not self.audio.hears_midi)
             else:
@@ -348,9 +374,10 @@ class Show:
                 continue
             self.stack.dispatch(event)
 
-        if self.perf_log is not None:
-            self.perf_log.tick(tick, taken, actions, taken_cue)
         self.stack.tick(dt)
+        emitted = self._send_emitted(tick)
+        if self.perf_log is not None:
+            self.perf_log.tick(tick, taken, actions, taken_cue, osc=messages, emitted=emitted)
         if self.playhead.check_time(show_time):
             events.append("advance")
         events.extend(self.audio.poll())
@@ -360,6 +387,8 @@ class Show:
         sent, heard = self.audio.take_sent(), self.audio.take_heard()
         status = dict(self.stack.status())
         events.extend(status.pop("events", ()))
+        if self.osc_out is not None and isinstance(status.get("loss"), (int, float)):
+            self.osc_out.send("/showrunner/loss", self.playhead.current.cue.scene, float(status["loss"]))
         compilations = _compilations()
         if compilations > self._compilations:
             # Scenes compile in load; a compilation now stalled this tick (and will again).
@@ -376,6 +405,10 @@ class Show:
                              self.display.shaders.errors, self._last_frame_ms, self.display.gpu_ms)
             if self.recorder is not None:
                 self.hud.state.recording = self.recorder.status()
+            if self.osc_in is not None:
+                counts = self.osc_in.counts
+                self.hud.state.osc = (f"osc {counts['osc_received']} in, {counts['osc_malformed']} bad, "
+                                      f"{counts['osc_dropped']} dropped, {counts['osc_unknown']} unknown")
 
         if self._metrics is not None:
             record: dict[str, Any] = {
@@ -383,6 +416,10 @@ class Show:
                 "scene": self.playhead.current.cue.scene, "events": events}
             if delivered:
                 record["midi"] = delivered
+            if messages:
+                record["osc"] = [describe_any(m) for m in messages]
+            if emitted:
+                record["emitted"] = emitted
             if self._last_frame_ms is not None:
                 record["frame_ms"] = round(self._last_frame_ms, 3)
                 self._last_frame_ms = None
@@ -396,6 +433,8 @@ class Show:
                 record["heard"] = heard
             if self.recorder is not None:
                 record["rec_frames"], record["rec_dropped"] = self.recorder.frames, self.recorder.dropped
+            if self.osc_in is not None:
+                record.update(self.osc_in.counts)
             record.update(health)
             record.update(status)
             self._metrics.write(record)
@@ -453,6 +492,99 @@ class Show:
                 if isinstance(value, str):
                     value = self.audio.table(value)  # a table, by name
                 instrument.set(parameter, float(value))
+
+    # OSC and what scenes emit.
+    def _osc_move(self, message: OscMessage, actions: list[KeyAction]) -> bool:
+        """A performer's move sent by OSC becomes the tick's action, as a key would (and goes into
+        the performance log as one); True when ``message`` was one."""
+        move = message.address.removeprefix("/showrunner/")
+        if move in ("go", "next", "previous", "restart", "panic"):
+            actions.append(KeyAction("go" if move == "next" else move))
+            return True
+        if move == "jump" and len(message.args) == 1:
+            target = message.args[0]
+            try:
+                index = self.setlist.index_of(target) if isinstance(target, str) and not target.isdigit() \
+                    else int(target) - 1
+            except (UserError, ValueError):
+                self._osc_problem(message, f"no cue '{target}'")
+                return True
+            actions.append(KeyAction("jump", index))
+            return True
+        if move == "gain" and len(message.args) == 1 and isinstance(message.args[0], (int, float)):
+            actions.append(KeyAction("gain", int(message.args[0])))
+            return True
+        return False
+
+    def _osc_message(self, message: OscMessage) -> None:
+        """What OSC asks of the scenes: a parameter, text; or an address nobody knows (counted)."""
+        what = message.address.removeprefix("/showrunner/")
+        if what == "param" and len(message.args) in (2, 3):
+            *cue, name, value = message.args
+            index = self.playhead.index if not cue else None
+            if cue:
+                try:
+                    index = self.setlist.index_of(str(cue[0]))
+                except UserError:
+                    self._osc_problem(message, f"no cue '{cue[0]}'")
+                    return
+            problem = self.scenes[index].set_param(str(name), value) if index < len(self.scenes) \
+                else "no scene"
+            if problem is not None:
+                self._osc_problem(message, problem)
+            else:
+                self._said("osc_param", logging.INFO, "OSC: cue %s's %s = %r",
+                           self.setlist.cues[index].id, name, value)
+        elif what == "text" and message.args:
+            self.stack.dispatch(TextInput(" ".join(map(str, message.args)), message.time))
+        elif not self.stack.dispatch(message):  # a piece's own address, or nobody's
+            if self.osc_in is not None:
+                self.osc_in.counts["osc_unknown"] += 1
+
+    def _osc_problem(self, message: OscMessage, problem: str) -> None:
+        if self.osc_in is not None:
+            self.osc_in.counts["osc_unknown"] += 1
+        self._said("osc_problem", logging.WARNING, "OSC %s: %s", describe_any(message), problem)
+
+    def _said(self, key: str, level: int, message: str, *args) -> None:
+        """Log at most one line a second for ``key`` (a flood must not flood the log), saying how
+        many were left unsaid since."""
+        now = time.monotonic()
+        last, unsaid = self._said_at.get(key, (-1.0, 0))
+        if now - last < 1.0:
+            self._said_at[key] = (last, unsaid + 1)
+            return
+        self._said_at[key] = (now, 0)
+        log.log(level, message + (f" (and {unsaid} more like it in the last second)" if unsaid else ""),
+                *args)
+
+    def _send_emitted(self, tick: int) -> list[str]:
+        """Send what the scenes emitted this tick (MIDI out, OSC out); listed for the metrics and
+        the performance log (a replay checks that it emits the same)."""
+        if not self._outbox:
+            if self.replay is not None and self.replay.emitted is not None and tick in self.replay.emitted:
+                self._replay_differs(tick, "emitted", self.replay.emitted[tick], [])
+            return []
+        emitted, self._outbox[:] = list(self._outbox), []
+        listed = [describe_any(event) for event in emitted]
+        for event in emitted:
+            if isinstance(event, MIDI_TYPES):
+                if self.midi_out is not None:
+                    self.midi_out.send(event)
+                if self.osc_out is not None:
+                    self.osc_out.send("/showrunner/emit/midi", describe_any(event))
+            elif isinstance(event, Emitted) and self.osc_out is not None:
+                self.osc_out.send(f"/showrunner/emit/{event.name}", *event.values)
+        if self.replay is not None and self.replay.emitted is not None:
+            if self.replay.emitted.get(tick, []) != listed:
+                self._replay_differs(tick, "emitted", self.replay.emitted.get(tick, []), listed)
+        return listed
+
+    def _replay_differs(self, tick: int, what: str, live, replayed) -> None:
+        self.summary.replay_differences += 1
+        if self.summary.replay_differences == 1:
+            log.warning("the replay differs from the live show at tick %d (%.2f s): live %s %s, the "
+                        "replay %s", tick, tick * self.clock.dt, what, live, replayed)
 
     def _check_replayed_cue(self, tick: int, taken: str | None) -> None:
         """A replay takes the cues the live show took, in the same ticks, or says where it did not
@@ -534,3 +666,15 @@ class Show:
         if count == 1 or count % 600 == 0:  # a scene failing every tick must not flood the log
             log.error("scene %s: %s raised %s: %s (the show goes on; %d so far)", type(scene).__name__,
                       hook, type(error).__name__, error, count, exc_info=count == 1)
+
+
+def _latest_params(messages: list[OscMessage]) -> list[OscMessage]:
+    """The tick's OSC messages with each parameter's earlier settings in the same tick left out:
+    only its latest value counts, so a controller streaming values costs one setting a tick."""
+    latest: dict[tuple, int] = {}
+    for index, message in enumerate(messages):
+        if message.address == "/showrunner/param" and len(message.args) in (2, 3):
+            latest[tuple(message.args[:-1])] = index
+    kept = set(latest.values())
+    return [m for i, m in enumerate(messages)
+            if i in kept or not (m.address == "/showrunner/param" and len(m.args) in (2, 3))]

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from engine.events import MIDI_TYPES
 from engine.midi import MidiEvent
 from engine.scene import Scene
 
@@ -87,10 +88,12 @@ class SceneStack:
                 self._call(scene, "enter")
         return bool(pending)
 
-    def dispatch(self, event: MidiEvent) -> bool:
-        """Offer ``event`` to active scenes top-down; True when one consumed it."""
+    def dispatch(self, event) -> bool:
+        """Offer ``event`` to active scenes top-down (MIDI to ``on_midi``, anything else to
+        ``on_event``); True when one consumed it."""
+        hook = "on_midi" if isinstance(event, MIDI_TYPES) else "on_event"
         for scene in reversed(self.active()):
-            if self._call(scene, "on_midi", event):
+            if self._call(scene, hook, event):
                 return True
         return False
 
