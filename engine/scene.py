@@ -50,6 +50,9 @@ class SceneContext:
             sample pool's tables (``write_table``) and the show's own sound (``listen``).
         video: the camera (or its stand-in file) as a texture, updated before every frame
             (``video.texture``, ``video.level``), or None when the show has no video input.
+        paced: True when the show runs in virtual time (render, replay): a background trainer
+            (:class:`engine.learners.Trainer`) then advances a fixed number of steps per tick, so
+            renders are identical; False live, where it trains as fast as it can beside the show.
     """
 
     cue: str = ""
@@ -62,6 +65,7 @@ class SceneContext:
     audio: AudioOut = field(default_factory=lambda: NoAudio())
     video: VideoTexture | None = None
     outbox: list = field(default_factory=list)  # what the scene emitted this tick (the show's)
+    paced: bool = False  # the show runs in virtual time (render, replay): trainers advance in ticks
 
     def emit(self, event) -> None:
         """Tell the world: a MIDI event (``NoteOn(60, 90)``: it leaves through MIDI out, to a

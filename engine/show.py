@@ -168,7 +168,8 @@ class Show:
                 size=self.display.size if self.display else settings.resolution,
                 shaders=self.display.shaders if self.display else None,
                 seed=settings.seed, pedals=self.pedals, audio=self.audio, video=self.video,
-                log=logging.getLogger(f"showrunner.scene.{cue.cue.scene}"), outbox=self._outbox)
+                log=logging.getLogger(f"showrunner.scene.{cue.cue.scene}"), outbox=self._outbox,
+                paced=isinstance(self.time, VirtualTime))
             scene = cue.scene_class(cue.params, context)
             try:
                 scene.load()

@@ -1,11 +1,14 @@
 """Compilation bookkeeping: jax's persistent cache in the project, and a count of every compilation.
 
-Importing :mod:`engine.learners` calls :func:`configure` once: float64 on, the persistent cache in
+Importing :mod:`engine.learners` calls :func:`configure` once: the persistent cache in
 ``.cache/jax`` under the project (or ``$SHOWRUNNER_CACHE_DIR/jax``), every compiled function cached
 whatever its size or compile time (the learners' are small and quick, but a show loads many), and a
 listener that counts XLA compilations (including those served from the persistent cache). Scenes
 compile in ``load``; the show compares :func:`compilations` before and after the run, so any
 compilation during the show is seen and reported.
+
+Nothing here changes jax's numeric width for the process: each learner chooses float32 or float64
+for itself (:mod:`engine.learners.precision`).
 """
 
 from __future__ import annotations
@@ -44,7 +47,6 @@ def configure() -> None:
     global _configured
     if _configured:
         return
-    jax.config.update("jax_enable_x64", True)
     directory = cache_directory()
     try:
         directory.mkdir(parents=True, exist_ok=True)

@@ -19,16 +19,17 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from functools import partial
 from typing import Any, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from engine.learners import core, oracle
+from engine.learners import checkpoint, core, oracle, precision
 from engine.learners.config import CubicConfig, KnotConfig
-from engine.learners.kinds import Kind, make_kind
+from engine.learners.curves import CurveLearners
+from engine.learners.kinds import Kind
 
 log = logging.getLogger("showrunner.learners")
 
@@ -56,38 +57,21 @@ class LearnerView:
     resets: np.ndarray
 
 
-def _pack(state: core.LearnerState) -> jax.Array:
-    """One (B, 1 + 2P + T + 3) float64 array, so a tick reads everything in one transfer."""
-    columns = [state.loss[:, None], state.grad, state.params, state.target,
-               state.steps[:, None].astype(jnp.float64), state.stopped[:, None].astype(jnp.float64),
-               state.resets[:, None].astype(jnp.float64)]
-    return jnp.concatenate(columns, axis=1)
+def _init(learners: CurveLearners, seed: jax.Array) -> tuple[core.LearnerState, jax.Array]:
+    state = learners.init(seed)
+    return state, learners.pack(state)
 
 
-def _init(kind: Kind, size: int, seed: jax.Array) -> tuple[core.LearnerState, jax.Array]:
-    base = jax.random.PRNGKey(seed)
-    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(size))
-    state = jax.vmap(partial(core.init, kind))(keys)
-    return state, _pack(state)
+def _step(learners: CurveLearners, state: core.LearnerState,
+          counts: jax.Array) -> tuple[core.LearnerState, jax.Array]:
+    state = learners.run(state, counts)
+    return state, learners.pack(state)
 
 
-def _step(kind: Kind, state: core.LearnerState, counts: jax.Array) -> tuple[core.LearnerState, jax.Array]:
-    state = jax.vmap(partial(core.run_raw_steps, kind))(state, counts)
-    # The guard behind one real branch for the whole batch: vmapped, the guard's per-learner branch
-    # becomes a select that computes the reset for every learner, so it only runs when one diverged.
-    all_healthy = jnp.all(jax.vmap(partial(core.healthy, kind))(state))
-    state = jax.lax.cond(all_healthy, lambda s: s, jax.vmap(partial(core.guard, kind)), state)
-    return state, _pack(state)
-
-
-def _renew(kind: Kind, state: core.LearnerState, targets: jax.Array,
+def _renew(learners: CurveLearners, state: core.LearnerState, targets: jax.Array,
            approximants: jax.Array) -> tuple[core.LearnerState, jax.Array]:
-    def one(s: core.LearnerState, target: jax.Array, approximant: jax.Array) -> core.LearnerState:
-        s = jax.lax.cond(target, partial(core.new_target, kind), lambda s: s, s)
-        return jax.lax.cond(approximant, partial(core.new_approximant, kind), lambda s: s, s)
-
-    state = jax.vmap(one)(state, targets, approximants)
-    return state, _pack(state)
+    state = learners.renew(state, targets, approximants)
+    return state, learners.pack(state)
 
 
 class LearnerGroup:
@@ -99,9 +83,8 @@ class LearnerGroup:
 
     def __init__(self, kind: str, config: CubicConfig | KnotConfig | None = None, size: int = 1,
                  seed: int = 0) -> None:
-        if size < 1:
-            raise ValueError(f"a learner group needs at least one learner, got size {size}")
-        self.kind: Kind = make_kind(kind, config)
+        self.learners = CurveLearners(kind, config, size)  # the pure functions (the Learner protocol)
+        self.kind: Kind = self.learners.kind
         self.config = self.kind.config
         self.size = size
         self.seed = seed
@@ -118,20 +101,22 @@ class LearnerGroup:
     def load(self) -> None:
         """Compile init, step and renew for this kind, config and size; then start from ``seed``."""
         started = time.perf_counter()
-        kind, size = self.kind, self.size
+        learners, size = self.learners, self.size
         seed = np.uint32(0)
-        init = jax.jit(partial(_init, kind, size)).lower(seed).compile()
-        state_shape, _ = jax.eval_shape(partial(_init, kind, size), seed)
-        counts = jax.ShapeDtypeStruct((size,), np.int32)
-        mask = jax.ShapeDtypeStruct((size,), np.bool_)
-        self._compiled = {
-            "init": init,
-            # The state is donated: its buffers are reused for the new state instead of copied.
-            "step": jax.jit(partial(_step, kind), donate_argnums=0).lower(state_shape, counts).compile(),
-            "renew": jax.jit(partial(_renew, kind), donate_argnums=0).lower(state_shape, mask, mask).compile(),
-        }
+        with precision.scope(learners.precision):
+            init = jax.jit(partial(_init, learners)).lower(seed).compile()
+            state_shape, _ = jax.eval_shape(partial(_init, learners), seed)
+            counts = jax.ShapeDtypeStruct((size,), np.int32)
+            mask = jax.ShapeDtypeStruct((size,), np.bool_)
+            self._compiled = {
+                "init": init,
+                # The state is donated: its buffers are reused for the new state instead of copied.
+                "step": jax.jit(partial(_step, learners), donate_argnums=0).lower(state_shape, counts).compile(),
+                "renew": jax.jit(partial(_renew, learners), donate_argnums=0).lower(
+                    state_shape, mask, mask).compile(),
+            }
         self.compile_seconds = time.perf_counter() - started
-        log.info("%s learners x%d compiled in %.2f s on %s", kind.name, size, self.compile_seconds,
+        log.info("%s learners x%d compiled in %.2f s on %s", self.kind.name, size, self.compile_seconds,
                  jax.default_backend())
         self.reset()
 
@@ -185,6 +170,29 @@ class LearnerGroup:
         if self._packed is not None:
             self._packed.block_until_ready()
 
+    # Checkpoints -----------------------------------------------------------------------------------
+    @property
+    def state(self) -> core.LearnerState:
+        """The batched state pytree (jax arrays; the next call donates them: copy to keep them)."""
+        if self._state is None:
+            raise RuntimeError("LearnerGroup.load() was not called")
+        return self._state
+
+    def save(self, path: str | Path) -> None:
+        """Write every learner's state to ``path`` (atomic; :mod:`engine.learners.checkpoint`)."""
+        checkpoint.save(path, self.learners, self.state)
+
+    def restore(self, path: str | Path) -> None:
+        """Every learner as saved in ``path``: the same view, the same trajectories from here.
+
+        Raises :class:`engine.errors.UserError` (one line) for a missing, corrupt or mismatched file.
+        """
+        state = checkpoint.load(path, self.learners)
+        # A run of 0 steps returns the state as it is, with its packed view: no extra compilation.
+        self._apply(self._call("step", state, np.zeros(self.size, np.int32)))
+        self._points = None
+        self._resets_seen = int(np.asarray(state.resets).sum())
+
     def points(self) -> np.ndarray:
         """(B, N) sample points: the cubic's x values, the knot's t grid (read once per renewal)."""
         if self._points is None:
@@ -213,7 +221,8 @@ class LearnerGroup:
     def _call(self, name: str, *args: Any) -> tuple[core.LearnerState, jax.Array]:
         if not self._compiled:
             raise RuntimeError("LearnerGroup.load() was not called")
-        return self._compiled[name](*args)
+        with precision.scope("float64"):  # the compiled code's width (0.7 us a call)
+            return self._compiled[name](*args)
 
     def _apply(self, result: tuple[core.LearnerState, jax.Array]) -> None:
         self._state, self._packed = result

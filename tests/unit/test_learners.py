@@ -15,11 +15,19 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from engine.learners import CubicConfig, KnotConfig, LearnerGroup, compilation, core, oracle
+from engine.learners import CubicConfig, KnotConfig, LearnerGroup, compilation, core, oracle, precision
 from engine.learners.kinds import make_kind
 from tests.conftest import ROOT
 
 KINDS = ["cubic", "knot"]
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """The pure functions of core are float64 code: tests that jit them themselves run them in the
+    curve learners' precision scope, as LearnerGroup does (the process default stays float32)."""
+    with precision.scope("float64"):
+        yield
 
 
 def random_states(kind_name: str, count: int, seed: int, spread: float = 2.0):

@@ -1,0 +1,315 @@
+"""Training a learner beside the show without ever stalling a tick or a frame.
+
+A :class:`Trainer` runs any :class:`~engine.learners.protocol.Learner` in one of two ways, chosen
+from outside (the show knows whether it is live or offline):
+
+- **live** (``paced_steps_per_tick=None``): a background thread trains flat out, ``steps_per_call``
+  steps per compiled call, and after each call publishes a :class:`Snapshot` (the state, its summary
+  already read to numpy, the step count). The scene reads :attr:`Trainer.latest` in its tick: one
+  attribute read, never a wait. The thread swaps the reference under a tiny lock (so a stale
+  thread cannot overwrite a reset); readers take no lock. A 50 ms step therefore costs the tick
+  nothing, and the summary the scene sees is as new as the last finished call.
+- **paced** (``paced_steps_per_tick=N``, renders): :meth:`Trainer.tick` runs N steps in the tick, in
+  one compiled call, then publishes. Learning is a function of the ticks alone: two renders give the
+  same parameters and summaries, bit for bit (on one machine and jax version), whatever the speed.
+- **replayed** (``replay_steps=steps_at``, replays): :meth:`Trainer.tick` trains, in calls of
+  ``steps_per_call``, until the step count is ``steps_at(tick)``, the count the live show's scene saw
+  at that tick (:meth:`Trainer.tick` returns it live, for the performance log). A replay then shows
+  exactly the snapshots the live show showed.
+
+The same seed gives the same initial state; a live run's trajectory is the same sequence of states
+as a paced one (calls of ``steps_per_call`` steps); only *which* of them a tick sees depends on the
+wall clock.
+
+    trainer = Trainer(Regressor(), seed=seed, paced_steps_per_tick=None if live else 1)
+    trainer.load()                      # scene load: compile (AOT), fresh state
+    trainer.start()                     # scene enter: the thread starts (live); nothing (paced)
+    seen = trainer.tick(show_time)      # scene tick: paced steps, or nothing (live); never waits
+    snapshot = trainer.latest           # the newest state and numpy summary
+    trainer.stop()                      # scene exit: asks the thread to stop; never waits
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import jax
+import numpy as np
+
+from engine.learners import checkpoint, precision
+from engine.learners.protocol import Learner
+
+log = logging.getLogger("showrunner.learners")
+
+State = TypeVar("State")
+
+# XLA's CPU client runs heavy kernels (convolutions, large matrix products) on a pool of threads of
+# this name, shared by the whole process; small calls (the curve learners') run on the caller.
+_XLA_POOL = "tf_XLAEigen"
+
+
+def lower_training_priority(niceness: int) -> int:
+    """Put XLA's compute pool at ``niceness`` (Linux; elsewhere nothing).
+
+    On a machine with few cores a training step keeps every core busy; at a lower priority the
+    scheduler hands a core to the show's thread the moment it wakes. The trainer's own thread keeps
+    its priority: it holds Python's GIL while it dispatches a call, and lowered it would keep the
+    show's thread waiting for the GIL (a priority inversion). Raising a thread's priority
+    back needs privileges, so the pool stays lowered for the rest of the process. Returns the number
+    of threads changed.
+    """
+    changed = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            tid = int(task)
+            with open(f"/proc/self/task/{task}/comm") as file:
+                if file.read().strip() != _XLA_POOL:
+                    continue
+            if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
+                os.setpriority(os.PRIO_PROCESS, tid, niceness)
+                changed += 1
+        except (OSError, ValueError):
+            continue
+    return changed
+
+
+@dataclass(frozen=True)
+class Snapshot(Generic[State]):
+    """One published result of a trainer. Immutable, safe to keep and to read from any thread.
+
+    Attributes:
+        state: the learner's state after ``steps`` steps (jax arrays, never donated or reused).
+        summary: ``learner.summary(state)`` as numpy arrays.
+        steps: steps trained since the last reset or restore.
+        show_time: show seconds of the last tick the trainer had seen when it published this.
+        seconds: wall seconds the call that produced it took (0 for a reset or restore).
+    """
+
+    state: State
+    summary: dict[str, np.ndarray]
+    steps: int
+    show_time: float = 0.0
+    seconds: float = 0.0
+    _published: float = field(default_factory=time.perf_counter, repr=False, compare=False)
+
+
+class Trainer(Generic[State]):
+    """Runs ``learner`` live in a background thread, or paced by the show's ticks.
+
+    Args:
+        learner: what to train.
+        seed: its initial state's seed (uint32 range).
+        paced_steps_per_tick: None: live (a background thread); N >= 0: N steps in every
+            :meth:`tick`, synchronously (renders).
+        replay_steps: paced to a recorded live run: ``replay_steps(tick)`` is the step count to
+            reach at that tick (the counts :meth:`tick` returned live, one per tick from 1).
+        steps_per_call: steps fused in one compiled call by the live thread and by a replay;
+            a snapshot is published after each call.
+        niceness: XLA's compute pool runs at this Unix niceness once a live thread trains (0..19;
+            :func:`lower_training_priority`), so the show's thread always gets a core first.
+        name: for logs and errors (default: the learner's name).
+    """
+
+    def __init__(self, learner: Learner[State], seed: int = 0, *, paced_steps_per_tick: int | None = None,
+                 replay_steps: Callable[[int], int] | None = None, steps_per_call: int = 1,
+                 niceness: int = 19, name: str | None = None) -> None:
+        if paced_steps_per_tick is not None and paced_steps_per_tick < 0:
+            raise ValueError(f"paced_steps_per_tick must be >= 0, got {paced_steps_per_tick}")
+        if paced_steps_per_tick is not None and replay_steps is not None:
+            raise ValueError("a trainer is paced per tick or replays recorded step counts, not both")
+        if steps_per_call < 1:
+            raise ValueError(f"steps_per_call must be >= 1, got {steps_per_call}")
+        self.learner = learner
+        self.seed = seed
+        self.paced_steps_per_tick = paced_steps_per_tick
+        self.replay_steps = replay_steps
+        self.steps_per_call = steps_per_call
+        self.name = name or learner.name
+        self.niceness = niceness
+        self.compile_seconds = 0.0
+        self.error: BaseException | None = None  # what stopped the live thread, if anything did
+        self._init: Any = None
+        self._run: Any = None
+        self._latest: Snapshot[State] | None = None
+        self._lock = threading.Lock()  # guards the swap of _latest against a stale thread
+        self._generation = 0  # bumped by reset, restore and stop: a thread of an older one quits
+        self._thread: threading.Thread | None = None
+        self._show_time = 0.0
+        self._ticks = 0
+
+    @property
+    def paced(self) -> bool:
+        """True when training advances only in :meth:`tick` (renders and replays)."""
+        return self.paced_steps_per_tick is not None or self.replay_steps is not None
+
+    # Loading ----------------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Compile init and the fused steps with the summary (at the learner's precision); reset."""
+        started = time.perf_counter()
+        learner = self.learner
+
+        def run(state: State, count: jax.Array) -> tuple[State, dict[str, jax.Array]]:
+            state = learner.run(state, count)
+            return state, learner.summary(state)
+
+        with precision.scope(learner.precision):
+            seed = np.uint32(0)
+            self._init = jax.jit(learner.init).lower(seed).compile()
+            shape = jax.eval_shape(learner.init, seed)
+            # Not donated: a published state stays valid while the next step runs.
+            self._run = jax.jit(run).lower(shape, jax.ShapeDtypeStruct((), np.int32)).compile()
+        self.compile_seconds = time.perf_counter() - started
+        log.info("trainer %s compiled in %.2f s on %s (%s, %s)", self.name, self.compile_seconds,
+                 jax.default_backend(), learner.precision, "paced" if self.paced else "live")
+        self.reset()
+
+    def reset(self, seed: int | None = None) -> None:
+        """Back to the initial state for ``seed`` (default: the trainer's); a live thread stops."""
+        if seed is not None:
+            self.seed = seed
+        with precision.scope(self.learner.precision):
+            state = self._compiled(self._init)(np.uint32(self.seed & 0xFFFFFFFF))
+        self._restart_from(state, steps=0)
+
+    # Show hooks ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Live: start training in the background (from the current state); paced: nothing."""
+        if self.paced or (self._thread is not None and self._thread.is_alive() and
+                          self._thread.name.endswith(f"#{self._generation}")):
+            return
+        self.error = None
+        snapshot = self.latest
+        thread = threading.Thread(target=self._train, args=(self._generation, snapshot.state, snapshot.steps),
+                                  name=f"trainer {self.name} #{self._generation}", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def tick(self, show_time: float) -> int:
+        """Called once per show tick with its show time (seconds). Paced: trains this tick's steps
+        and publishes them before returning. Live: notes the time and returns at once.
+
+        Returns the step count of :attr:`latest` after the call: what the scene sees this tick (a
+        performance log keeps it, so a replay can reproduce it with ``replay_steps``).
+        """
+        self._show_time = show_time
+        self._ticks += 1
+        if self.paced_steps_per_tick:
+            self._advance(self.paced_steps_per_tick)
+        elif self.replay_steps is not None:
+            due = self.replay_steps(self._ticks) - self.latest.steps
+            while due > 0:
+                self._advance(self.steps_per_call)
+                due -= self.steps_per_call
+        return self.latest.steps
+
+    def stop(self) -> None:
+        """Ask the live thread to stop after its current call (its result is dropped); never waits."""
+        with self._lock:
+            self._generation += 1
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Stop, then wait up to ``timeout`` seconds for the thread to end (not in a tick: a step can
+        take 100 ms). True when no thread is left."""
+        self.stop()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
+            self._thread = None
+        return True
+
+    # Reading ------------------------------------------------------------------------------------------
+    @property
+    def latest(self) -> Snapshot[State]:
+        """The newest published snapshot (a reference read: never waits, never locks)."""
+        snapshot = self._latest
+        if snapshot is None:
+            raise RuntimeError(f"Trainer {self.name}: load() was not called")
+        return snapshot
+
+    @property
+    def running(self) -> bool:
+        """True while a live thread of the current generation trains."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and thread.name.endswith(f"#{self._generation}")
+
+    # Checkpoints ----------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write :attr:`latest`'s state to ``path`` (atomic). Safe while the live thread trains."""
+        return checkpoint.save(path, self.learner, self.latest.state)
+
+    def restore(self, path: str | Path) -> None:
+        """Continue from the state saved in ``path`` (a live thread stops; :meth:`start` resumes).
+
+        Raises :class:`engine.errors.UserError` (one line) for a missing, corrupt or mismatched file.
+        The step count restarts at 0; the learner's own counters (in its state) go on.
+        """
+        state = checkpoint.load(path, self.learner)
+        with precision.scope(self.learner.precision):
+            state = jax.device_put(state)
+        self._restart_from(state, steps=0)
+
+    # Internals ----------------------------------------------------------------------------------------
+    def _compiled(self, function: Any) -> Any:
+        if function is None:
+            raise RuntimeError(f"Trainer {self.name}: load() was not called")
+        return function
+
+    def _restart_from(self, state: State, steps: int) -> None:
+        """A new generation starting at ``state``: any live thread stops; the evaluation of the
+        state (0 steps) is published."""
+        with self._lock:
+            self._generation += 1
+        with precision.scope(self.learner.precision):
+            state, summary = self._compiled(self._run)(state, np.int32(0))
+            summary = jax.device_get(summary)
+        with self._lock:
+            self._latest = Snapshot(state, summary, steps, self._show_time)
+        self._ticks = 0
+
+    def _advance(self, count: int) -> None:
+        """``count`` steps in this thread, published (paced modes)."""
+        snapshot = self.latest
+        started = time.perf_counter()
+        with precision.scope(self.learner.precision):
+            state, summary = self._compiled(self._run)(snapshot.state, np.int32(count))
+            summary = jax.device_get(summary)
+        self._latest = Snapshot(state, summary, snapshot.steps + count, self._show_time,
+                                time.perf_counter() - started)
+
+    def _train(self, generation: int, state: State, steps: int) -> None:
+        """The live thread: calls of ``steps_per_call`` steps, each published, until stopped."""
+        count = np.int32(self.steps_per_call)
+        run = self._compiled(self._run)
+        try:
+            lowered = False
+            with precision.scope(self.learner.precision):  # per thread: not inherited from the caller
+                while self._generation == generation:
+                    started = time.perf_counter()
+                    state, summary = run(state, count)
+                    jax.block_until_ready(summary)  # waits for the call with the GIL released
+                    summary = jax.device_get(summary)
+                    if not lowered:  # after the first call: XLA's pool exists by then
+                        lower_training_priority(self.niceness)
+                        lowered = True
+                    steps += self.steps_per_call
+                    snapshot = Snapshot(state, summary, steps, self._show_time, time.perf_counter() - started)
+                    with self._lock:
+                        if self._generation != generation:
+                            return
+                        self._latest = snapshot
+        except Exception as error:  # the show goes on with the last snapshot; the scene can look
+            self.error = error
+            log.exception("trainer %s stopped: %s", self.name, error)
