@@ -49,9 +49,10 @@ MIDI_TYPES = (NoteOn, NoteOff, ControlChange, ProgramChange, PitchBend)
 
 
 def describe_any(event) -> str:
-    """One short line for a log or the metrics: "note_on 60 100", "osc /showrunner/go", ..."""
+    """One short line for a log or the metrics: "note_on 60 100" (" ch2" after it on channels
+    other than the first), "osc /showrunner/go", ..."""
     if isinstance(event, MIDI_TYPES):
-        return describe(event)
+        return describe(event) + (f" ch{event.channel + 1}" if event.channel else "")
     if isinstance(event, OscMessage):
         return " ".join(["osc", event.address, *map(str, event.args)])
     if isinstance(event, TextInput):
