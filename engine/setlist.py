@@ -37,8 +37,12 @@ class MidiSettings(_Strict):
         None, ge=1, le=16, description="only program changes on this channel (1-16) jump; unset = any")
     output: str | None = Field(None, description="case-insensitive substring of a MIDI output port "
                                                  "name: what scenes emit goes there")
-    learn_file: str | None = Field(None, description="MIDI learn bindings (controller -> scene "
-                                                     "parameter), relative to the setlist's folder")
+    max_events_per_tick: int = Field(
+        32, ge=4, le=10000, description="input events the show takes in one tick; beyond it (a "
+        "faulty controller, a MIDI loop) the rest are left out and counted as an overload")
+    input_ms_per_tick: float = Field(
+        3.0, gt=0, le=1000, description="milliseconds a live tick spends on its notes at most; later "
+        "note-ons of that tick are left out and counted as an overload (renders take every note)")
 
 
 class OscSettings(_Strict):

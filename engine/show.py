@@ -27,7 +27,8 @@ from engine.errors import UserError
 from engine.hud import Hud
 from engine.keyboard import TICK_ACTIONS, VELOCITY, KeyAction, KeyboardInstrument
 from engine.metrics import MetricsLog
-from engine.midi import EventQueue, NoteOff, NoteOn, PedalState, ProgramChange, describe
+from engine.midi import (SOFT, SOSTENUTO, SUSTAIN, ControlChange, EventQueue, NoteOff, NoteOn, PedalState,
+                         PitchBend, ProgramChange, describe)
 from engine.playhead import Playhead
 from engine.scene import Scene, SceneContext
 from engine.setlist import LoadedSetlist
@@ -81,6 +82,7 @@ class ShowSummary:
     frame_ms: list[float] = field(default_factory=list)
     cues_played: list[str] = field(default_factory=list)
     recompilations: int = 0  # jax compilations after the scenes loaded (0 in a healthy show)
+    overload: int = 0  # input events left out because a tick brought more than the show takes
     replay_differences: int = 0  # ticks in which a replay took another cue than the live show
 
     @property
@@ -150,6 +152,10 @@ class Show:
         self.midi_out = midi_out  # engine.midi_out.MidiPortOutput: what scenes emit
         self._outbox: list = []  # what scenes emitted during the tick being run
         self._said_at: dict[str, tuple[float, int]] = {}  # rate-limited log lines: when, how many unsaid
+        self._tick_overload = 0  # input events left out in the tick being run (flood)
+        self._held_notes: set[tuple[int, int]] = set()  # (channel, note) taken in and not released
+        # Controllers whose every value is taken (pedals, the setlist's advance triggers).
+        self._kept_controllers = PEDALS | {c.cue.advance.cc for c in setlist.cues if c.cue.advance.cc is not None}
         self.warm_up_failures: list[str] = []  # scenes whose warm-up raised (check fails on them)
         self._port_heard = False
 
@@ -348,13 +354,32 @@ class Show:
         if self.replay is not None:  # stamped in show time already, bit for bit
             due = [(None, event) for event in self.replay.due(tick)]
         else:
-            due = self.queue.pop_due(self._origin + show_time)
+            due, dropped = bound_input(self.queue.pop_due(self._origin + show_time),
+                                       self.setlist.settings.midi.max_events_per_tick, self._kept_controllers,
+                                       self._held_notes)
+            if dropped:
+                self._overload(tick, dropped, events)
+        # Live, the tick's input also has a time budget: a scene whose notes are costly (a learner
+        # step each) takes fewer of a flood. Renders and replays take what they are given, so
+        # they stay deterministic (a replay's log holds only what the live show took).
+        budget = self.setlist.settings.midi.input_ms_per_tick / 1000.0
+        deadline = time.perf_counter() + budget if self.replay is None and not isinstance(
+            self.time, VirtualTime) else None
+        late = 0
         for stamp, event in due:
+            if deadline is not None and isinstance(event, (NoteOn, ProgramChange)) \
+                    and time.perf_counter() > deadline:
+                late += 1
+                continue
             if stamp is not None:
                 event = replace(event, time=stamp - self._origin)
             delivered.append([describe(event), round(event.time, 6)])
             taken.append(event)
             self.pedals.update(event)
+            if isinstance(event, NoteOn):
+                self._held_notes.add((event.channel, event.note))
+            elif isinstance(event, NoteOff):
+                self._held_notes.discard((event.channel, event.note))
             if self.hud is not None and isinstance(event, (NoteOn, NoteOff)):
                 self.hud.note(event.note, isinstance(event, NoteOn))
             if self.osc_out is not None and isinstance(event, (NoteOn, NoteOff)):
@@ -377,6 +402,8 @@ class Show:
 
         self.stack.tick(dt)
         emitted = self._send_emitted(tick)
+        if late:
+            self._overload(tick, late, events)
         if self.perf_log is not None:
             self.perf_log.tick(tick, taken, actions, taken_cue, osc=messages, emitted=emitted)
         if self.playhead.check_time(show_time):
@@ -436,6 +463,9 @@ class Show:
                 record["rec_frames"], record["rec_dropped"] = self.recorder.frames, self.recorder.dropped
             if self.osc_in is not None:
                 record.update(self.osc_in.counts)
+            if self._tick_overload:
+                record["overload"] = self._tick_overload
+                self._tick_overload = 0
             record.update(health)
             record.update(status)
             self._metrics.write(record)
@@ -546,6 +576,19 @@ class Show:
         if self.osc_in is not None:
             self.osc_in.counts["osc_unknown"] += 1
         self._said("osc_problem", logging.WARNING, "OSC %s: %s", describe_any(message), problem)
+
+    def _overload(self, tick: int, dropped: int, events: list[str]) -> None:
+        """More input came in one tick than the show takes (a faulty controller, a MIDI loop):
+        the excess was left out, counted and said, so frames keep coming."""
+        self.summary.overload += dropped
+        self._tick_overload += dropped
+        if "overload" not in events:
+            events.append("overload")
+        if self.hud is not None:
+            self.hud.state.last_error = f"MIDI overload: {self.summary.overload} events left out"
+        self._said("overload", logging.WARNING, "MIDI overload at tick %d: %d events left out this tick "
+                   "(%d in all); the show takes at most %d a tick", tick, dropped, self.summary.overload,
+                   self.setlist.settings.midi.max_events_per_tick)
 
     def _said(self, key: str, level: int, message: str, *args) -> None:
         """Log at most one line a second for ``key`` (a flood must not flood the log), saying how
@@ -679,3 +722,49 @@ def _latest_params(messages: list[OscMessage]) -> list[OscMessage]:
     kept = set(latest.values())
     return [m for i, m in enumerate(messages)
             if i in kept or not (m.address == "/showrunner/param" and len(m.args) in (2, 3))]
+
+
+PEDALS = frozenset({SUSTAIN, SOSTENUTO, SOFT})
+
+
+def bound_input(due: list, budget: int, kept_controllers: frozenset | set = PEDALS,
+                held: set | None = None) -> tuple[list, int]:
+    """The tick's input bounded, so a flood never freezes the picture: a streaming controller or
+    pitch bend keeps only its latest value in the tick (the sound's own reader of the port has
+    them all); ``kept_controllers`` (pedals, advance triggers: every change matters) always pass,
+    and so do note-offs, but for a tick over budget only those of notes taken in (``held``:
+    (channel, note) pairs; those of note-ons left out mean nothing); beyond ``budget``
+    events, the rest (note-ons, program changes) are left out. Returns (what passes, how many
+    were left out)."""
+    latest: dict[tuple, int] = {}
+    for index, (_, event) in enumerate(due):
+        if isinstance(event, ControlChange) and event.control not in kept_controllers:
+            latest[("cc", event.channel, event.control)] = index
+        elif isinstance(event, PitchBend):
+            latest[("bend", event.channel)] = index
+    streaming = set(latest.values())
+    over = len(due) - len(latest) > budget
+    held = set(held) if held is not None else None
+    kept, dropped = [], 0
+    for index, item in enumerate(due):
+        event = item[1]
+        if isinstance(event, (ControlChange, PitchBend)) and (
+                not isinstance(event, ControlChange) or event.control not in kept_controllers):
+            if index not in streaming:
+                continue  # an older value of a stream: not an input left out, just superseded
+        if isinstance(event, NoteOff) and over and held is not None:
+            if (event.channel, event.note) in held:
+                held.discard((event.channel, event.note))
+                kept.append(item)
+            else:
+                dropped += 1
+            continue
+        always = isinstance(event, NoteOff) or (isinstance(event, ControlChange)
+                                                and event.control in kept_controllers)
+        if always or len(kept) < budget:
+            kept.append(item)
+            if isinstance(event, NoteOn) and held is not None:
+                held.add((event.channel, event.note))
+        else:
+            dropped += 1
+    return kept, dropped

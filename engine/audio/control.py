@@ -39,6 +39,7 @@ class AudioOut:
         self.routes = list(self.rack.notes)
         self._sent: list[list] = []
         self._heard: list[list] = []
+        self._mirror: NoAudio | None = None  # lists what the audio process heard itself
 
     # Notes and the pedal.
     def note_on(self, note: int, velocity: int, channel: int = 0) -> None:
@@ -78,9 +79,10 @@ class AudioOut:
         """Note a performed event the audio process played from the MIDI port itself (listed by
         :meth:`take_heard`, not among the commands sent). ``send``: play it here too (a replay,
         whose offline mixer has no port)."""
-        mirror = NoAudio()
-        mirror.play(event)
-        self._heard.extend(mirror.take_sent())
+        if self._mirror is None:
+            self._mirror = NoAudio(self.rack, self.pool)
+        self._mirror.play(event)
+        self._heard.extend(self._mirror.take_sent())
         if send:
             self.play(event, listed=False)
 
@@ -262,10 +264,17 @@ class InstrumentHandle:
                             table, target=self.slot)
 
 
-def _default_rack() -> RackConfig:
-    from engine.audio.config import MixerConfig
+_DEFAULT_RACK: RackConfig | None = None
 
-    return legacy_rack_config(MixerConfig(), piano=False)
+
+def _default_rack() -> RackConfig:
+    """The overtone mixer alone, with its default settings (built once: the model is frozen)."""
+    global _DEFAULT_RACK
+    if _DEFAULT_RACK is None:
+        from engine.audio.config import MixerConfig
+
+        _DEFAULT_RACK = legacy_rack_config(MixerConfig(), piano=False)
+    return _DEFAULT_RACK
 
 
 class NoAudio(AudioOut):

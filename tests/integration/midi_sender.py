@@ -31,6 +31,10 @@ def main() -> int:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before playing")
     parser.add_argument("--late", action="store_true", help="create the port only after --wait-for")
     parser.add_argument("--send-log", default=None, help="write each message's send time (JSON) here")
+    parser.add_argument("--flood", type=float, default=None, metavar="SECONDS",
+                        help="first a flood: 10,000 messages a second for SECONDS (a third note-ons, "
+                             "a third note-offs, a third controller 1), then --notes or --file")
+    parser.add_argument("--after-flood", type=float, default=1.0, help="seconds between the flood and the rest")
     args = parser.parse_args()
 
     out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK, name="piano-sim")
@@ -47,6 +51,9 @@ def main() -> int:
     if args.late:
         out.open_virtual_port(args.port)
     time.sleep(args.delay)
+    if args.flood:
+        flood(out, args.flood)
+        time.sleep(args.after_flood)
     if args.file:
         messages = []
         at = 0.0
@@ -74,6 +81,20 @@ def main() -> int:
             json.dump(sent, log)
     out.close_port()
     return 0
+
+
+def flood(out, seconds: float, rate: int = 10_000) -> None:
+    """What a faulty controller or a MIDI loop sends: ``rate`` messages a second."""
+    start, sent = time.perf_counter(), 0
+    while sent < seconds * rate:
+        due = min(int((time.perf_counter() - start) * rate), int(seconds * rate))
+        while sent < due:
+            note = 36 + sent % 48
+            kind = sent % 3
+            out.send_message([0x90, note, 90] if kind == 0 else [0x80, note, 0] if kind == 1
+                             else [0xB0, 1, sent % 128])
+            sent += 1
+        time.sleep(0.0005)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,61 @@
+"""A flood never freezes the picture: 100,000 MIDI messages at 10,000 a second for 10 s (a third
+note-ons) through JACK into the first piece's demo setlist, as a faulty controller or a MIDI loop
+would send them on stage. Frames keep coming, the overload is reported, and the notes and pedal
+played after the flood are taken as usual."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, showrunner_command
+
+pytestmark = pytest.mark.jack
+SENDER = ROOT / "tests" / "integration" / "midi_sender.py"
+
+
+def test_a_midi_flood_leaves_frames_coming_and_is_reported_as_an_overload(tmp_path, jack):
+    setlist = tmp_path / "ldd.toml"
+    setlist.write_text((ROOT / "setlists" / "ldd-demo.toml").read_text()
+                       .replace('"../assets/', f'"{ROOT}/assets/'))
+    metrics = tmp_path / "m.jsonl"
+    sender = subprocess.Popen([sys.executable, str(SENDER), "flood", "--flood", "10", "--notes", "60,64,67",
+                               "--wait-for", str(metrics), "--hold", "1.0"],
+                              env=jack, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # the controller is plugged in before the show starts
+    try:
+        show = subprocess.run(
+            showrunner_command("run", str(setlist), "--midi-in", "flood", "--midi-api", "jack", "--headless",
+                               "--duration", "18", "--metrics", str(metrics), "--log-dir", str(tmp_path / "logs")),
+            env=jack, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        sender.wait(timeout=60)
+    assert sender.returncode == 0, sender.stderr.read().decode()
+    assert show.returncode == 0, show.stderr
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    flooded = [line for line in lines if "overload" in line["events"]]
+    assert flooded and sum(line["overload"] for line in flooded) > 10_000
+    log = next((tmp_path / "logs").glob("show-*.log")).read_text()
+    assert "MIDI overload" in log
+    # Frames keep coming. Before the input was bounded, this flood made frames take up to 1 s each
+    # (20 "frame took too long" warnings, 100 ticks in a row with no frame). Now the flood's bass
+    # notes still fill the part with its 64 frozen curves, whose drawing on llvmpipe, beside the
+    # audio process playing thousands of notes a second, takes ~22 ms a frame at the median here:
+    # so the show draws at 40-60 frames a second through the flood, never stalling.
+    first, last = min(line["tick"] for line in flooded), max(line["tick"] for line in flooded)
+    ticks = [line["tick"] for line in lines if "frame_ms" in line]
+    during = [t for t in ticks if first <= t <= last]
+    assert len(during) >= 0.5 * (last - first), f"{len(during)} frames in {last - first} ticks of flood"
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert max(gaps) <= 8, f"the picture stood still for {max(gaps)} ticks"
+    assert statistics.median(gaps) == 1
+    assert "frame took too long" not in log
+    after = [m[0] for line in lines if line["tick"] > last for m in line.get("midi", [])]
+    assert [m for m in after if m.startswith("note_on")] == ["note_on 60 100", "note_on 64 100", "note_on 67 100"]
+    steps_after = [line for line in lines if line["tick"] > last and "step" in line["events"]]
+    assert steps_after, "the notes after the flood did not reach the learner"
