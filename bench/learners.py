@@ -3,7 +3,7 @@
 Both kinds (cubic, knot) with their default configs. The jax side is :class:`LearnerGroup`, as a
 scene uses it: ``step(1)`` once per tick (each call forced to finish), ``step(FUSED)`` as many steps
 fused in one compiled call, with 1 and with ``BATCH`` learners in the group. The numpy side is the
-original piece's step in :mod:`engine.learners.oracle` (draw the minibatch, hand gradient, update):
+original piece's step in :mod:`scenes.ldd.learners.oracle` (draw the minibatch, hand gradient, update):
 one learner at a time, in a Python loop over ``BATCH`` learners, and vectorised over the batch. All
 variants are timed interleaved in rounds in one process and compared as ratios of medians.
 
@@ -47,7 +47,7 @@ _COMPILE_SCRIPT = f"""
 import json, time
 started = time.perf_counter()
 import jax
-from engine.learners import LearnerGroup
+from scenes.ldd.learners import LearnerGroup
 jax.devices()
 seconds = {{}}
 for size in (1, {BATCH}):
@@ -78,7 +78,7 @@ class NumpyLearners:
 
     def _loss_and_grad(self, params: np.ndarray, target: np.ndarray, x: np.ndarray,
                        shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        from engine.learners import oracle
+        from scenes.ldd.learners import oracle
 
         config = self.config
         if self.kind.name == "cubic":
@@ -131,7 +131,7 @@ class _Cell:
     """Everything timed for one kind: two groups, their numpy twins, and the samples (seconds)."""
 
     def __init__(self, name: str) -> None:
-        from engine.learners import LearnerGroup
+        from scenes.ldd.learners import LearnerGroup
 
         self.name = name
         self.one = LearnerGroup(name, size=1, seed=1)
@@ -149,7 +149,7 @@ class _Cell:
         view = group.view
         twin = NumpyLearners(group.kind, view.params, view.target, group.points(), seed)
         if group.kind.name == "cubic":  # full batch: the first evaluation must agree with jax's
-            from engine.learners import oracle
+            from scenes.ldd.learners import oracle
 
             loss, _ = oracle.cubic_loss_and_grad(twin.params, twin.target, twin.x, group.config.epsilon)
             if not np.allclose(loss, view.loss, rtol=1e-9, atol=1e-12):
@@ -275,7 +275,7 @@ def run() -> BenchResult:
                 "sample points. Timed, each call on its own with `time.perf_counter()`: jax `step(1)` "
                 "forced to finish (`block_until_ready` on the group's packed result, nothing read back: "
                 f"the per-tick path), jax `step({FUSED})` ({FUSED} steps fused in one compiled call), "
-                "and the numpy step of the original piece (`engine.learners.oracle`: draw the minibatch "
+                "and the numpy step of the original piece (`scenes.ldd.learners.oracle`: draw the minibatch "
                 "with `Generator.integers`, t = 0.1 i; cubic: every x; hand-derived loss and gradient; "
                 f"`params -= learning_rate * grad` unless under `stop_below`). At batch {BATCH} numpy is "
                 f"timed both as a Python loop over the {BATCH} learners (one at a time, as the original "

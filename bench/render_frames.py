@@ -76,8 +76,8 @@ class _Scenes:
     def __init__(self, size: tuple[int, int], video: Path = VIDEO) -> None:
         from engine.camera import FileFrames, VideoTexture
         from engine.display import open_display
-        from engine.distortions import BubbleLens, RGBSplit
-        from engine.learners import LearnerGroup, oracle
+        from scenes.ldd.distortions import BubbleLens, RGBSplit
+        from scenes.ldd.learners import LearnerGroup, oracle
         from engine.orbit_camera import OrbitCamera, orthographic
         from engine.primitives import Points, Polylines
 

@@ -25,6 +25,7 @@ from engine.camera import open_source
 from engine.clock import RealTime, VirtualTime
 from engine.display import open_display
 from engine.encoder import check_output
+from engine import midi_learn
 from engine.errors import UserError, check_writable
 from engine.midi import EventQueue
 from engine.midi_file import MidiFilePerformer, Performance, load_performance
@@ -46,6 +47,7 @@ def _load_inputs(args: argparse.Namespace) -> tuple[LoadedSetlist, Performance |
     performance = load_performance(args.midi_file) if getattr(args, "midi_file", None) else None
     if args.metrics:
         check_writable(args.metrics, "metrics log")  # unwritable: exit 2 now, not after the window opened
+    args.midi_learn = midi_learn.for_setlist(setlist)  # MIDI learn: a bad learn_file exits 2 now
     return setlist, performance
 
 
@@ -275,6 +277,7 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
             recorder.start()  # its imports overlap with loading the scenes
         performer = str(performance.path) if performance else (f"port {midi_pattern}" if port else "keyboard")
         header = _show_header(setlist, args.cue, video, audio, performer)
+        header["midi_learn"] = args.midi_learn.header()  # MIDI learn: the bindings it starts with
         if video is not None and _record_camera(settings.camera.record, header["camera"]["source"]):
             video = RecordedSource(video, perf_path.with_name(perf_path.name.replace(".perf.jsonl", "") + ".camera.mkv"))
             header["camera"]["recorded"] = str(video.path.resolve())
@@ -291,7 +294,8 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
         try:
             show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=settings.fps,
                                              metrics=args.metrics, hud=args.hud), clock, display, queue=queue,
-                        audio=audio, video_source=video, recorder=recorder, perf_log=perf_log, **events)
+                        audio=audio, video_source=video, recorder=recorder, perf_log=perf_log,
+                        learn=args.midi_learn, **events)
             _load_scenes(show)
             display.shaders.watch()  # edit a shader during the show: it is recompiled at the next frame
             if performance is not None:
@@ -504,7 +508,7 @@ def _render_sound(args, log_path, setlist, size, options, rack, pool, end, attac
     started = time.perf_counter()
     try:
         show = Show(setlist, options, VirtualTime(), display, audio=audio, video_source=video,
-                    recorder=recorder)
+                    recorder=recorder, learn=getattr(args, "midi_learn", None))  # replay: its log's
         _load_scenes(show)
         attach(show)
         with Progress(TextColumn("rendering"), BarColumn(), TextColumn("{task.description}"),
@@ -550,6 +554,7 @@ def plot(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     setlist = load_setlist(args.setlist)
+    midi_learn.for_setlist(setlist)  # MIDI learn: the learn_file's bindings are checked too
     settings = setlist.settings
     rack, pool = _sound(setlist, _piano_wanted(settings.audio.piano, live_port=False))
     display = None

@@ -1,8 +1,9 @@
 """The rehearsal HUD: what the show is doing, drawn over the frame (toggled with F1).
 
 Shows the cue and the next cue, frame time (CPU, and GPU where the driver measures it), the audio
-load and underruns, the held notes, a plot of the loss over the last seconds, recording status and
-the last error (a scene hook that failed, a shader that does not compile, an audio device lost).
+load and underruns, the held notes, a plot of the loss over the last seconds, recording status,
+MIDI learn (F2: the controller captured and the parameter picked, engine/midi_learn.py) and the
+last error (a scene hook that failed, a shader that does not compile, an audio device lost).
 The show feeds it once per tick (:meth:`Hud.observe`) and draws it last (:meth:`Hud.draw`).
 """
 
@@ -43,6 +44,7 @@ class HudState:
     losses: deque = field(default_factory=lambda: deque(maxlen=LOSS_HISTORY))
     recording: str = "not recording"
     osc: str = ""  # OSC counts, when the show takes OSC
+    learn: list[str] = field(default_factory=list)  # MIDI learn mode's lines (empty outside it)
     last_error: str = ""
 
     def lines(self) -> list[str]:
@@ -54,7 +56,7 @@ class HudState:
         loss = f"{self.losses[-1]:.5g}" if self.losses else "-"
         return [f"cue {self.cue}  next {self.next_cue or '-'}", f"frame {frame}",
                 f"audio load {load}  underruns {self.xruns}", f"held {held}", f"loss {loss}",
-                self.recording] + ([self.osc] if self.osc else [])
+                self.recording] + ([self.osc] if self.osc else []) + self.learn
 
 
 class Hud:
@@ -72,6 +74,12 @@ class Hud:
 
     def toggle(self) -> None:
         self.visible = not self.visible
+
+    def show_learn(self, lines: list[str]) -> None:
+        """MIDI learn's lines (empty: learn mode is off); entering learn mode shows the HUD."""
+        if lines and not self.state.learn:
+            self.visible = True
+        self.state.learn = list(lines)
 
     def observe(self, cue: str, next_cue: str, events: list[str], status: dict[str, Any],
                 health: dict[str, Any], errors: dict[str, str], frame_ms: float | None = None,
@@ -108,8 +116,10 @@ class Hud:
         width, height = 520 * k, pad * 2 + len(rows) * size * 1.1 + 90 * k
         self.panel.draw(self._white, (pad, pad, width, height), tint=(0, 0, 0, 0.65))
         y = 2 * pad
+        learning = set(self.state.learn)
         for row in rows:
-            color = (255, 110, 110) if row.startswith("error:") else (235, 235, 235)
+            color = (255, 110, 110) if row.startswith("error:") else \
+                (255, 220, 90) if row in learning else (235, 235, 235)
             self.text.draw(row[:70], 2 * pad, y, size=size, color=color)
             y += size * 1.1
         self._plot(2 * pad, y + 5 * k, width - 2 * pad, 70 * k)

@@ -3,6 +3,9 @@
 Rehearsal: Space / Right / Page Down = GO (next cue); Left / Page Up = previous; 1..9 and 0 = jump
 to cue 1..10; Backspace / Home = restart the cue; Escape = end the show.
 Sound: F12 = panic (all sound stops at once); - / = lower / raise the master gain by 1 dB.
+MIDI learn (engine/midi_learn.py): F2 enters or leaves learn mode; in it, Up / Down pick the
+parameter, Enter binds the captured controller, Delete unbinds it, Escape leaves learn mode (and
+does not end the show).
 Instrument ("musical typing", for rehearsal without a piano): the home row plays white keys and the
 row above black keys from C4 (MIDI 60): a w s e d f t g y h u j k o l p ; ' ; z / x shift an octave.
 """
@@ -24,8 +27,9 @@ TICK_ACTIONS = frozenset({"go", "previous", "jump", "restart", "panic", "gain"})
 class KeyAction:
     """What a key does: ``kind`` is go, previous, jump (``value`` = cue index), restart, quit,
     note_on / note_off (``value`` = MIDI note), octave (``value`` = +1 / -1), panic, hud (show or
-    hide the HUD), or gain
-    (``value`` = dB step of the master gain)."""
+    hide the HUD), gain (``value`` = dB step of the master gain), or MIDI learn: learn (F2: enter
+    or leave learn mode), learn_leave (Escape in learn mode), learn_choose (``value`` = -1 / +1:
+    the previous / next parameter), learn_bind, learn_unbind."""
 
     kind: str
     value: int = 0
@@ -35,6 +39,18 @@ class KeyboardInstrument:
     def __init__(self, base_note: int = BASE_NOTE) -> None:
         self.base_note = base_note
         self._sounding: dict[str, int] = {}
+        self.learning = False  # in MIDI learn mode (the show sets it): Escape leaves it, Up/Down/Enter/Delete act
+
+    def _learn_key(self, key: str) -> KeyAction | None:
+        if key == "escape":
+            return KeyAction("learn_leave")
+        if key in ("up", "down"):
+            return KeyAction("learn_choose", -1 if key == "up" else 1)
+        if key in ("return", "enter"):
+            return KeyAction("learn_bind")
+        if key == "delete":
+            return KeyAction("learn_unbind")
+        return None
 
     def key_down(self, key: str) -> KeyAction | None:
         """Map a pygame key name (``pygame.key.name``) pressed to an action, or None."""
@@ -44,6 +60,10 @@ class KeyboardInstrument:
             return KeyAction("previous")
         if key in ("backspace", "home"):
             return KeyAction("restart")
+        if key == "f2":
+            return KeyAction("learn")
+        if self.learning and (action := self._learn_key(key)) is not None:
+            return action
         if key == "escape":
             return KeyAction("quit")
         if key == "f12":

@@ -2,9 +2,10 @@
 
 Every ``showrunner run`` writes one (JSON Lines, next to the show log unless ``--perf-log`` says
 where). The first line describes the show: the setlist as run (its text and path), the start cue,
-tick and frame rates, resolution, seed, camera and audio set-up. Then one line per tick in which
-something came in or the show took a cue: the MIDI events delivered in that tick with their exact
-show-time stamps, the performer's moves (go, previous, jump, restart, panic, gain) and the cue taken
+tick and frame rates, resolution, seed, camera and audio set-up, and the MIDI learn bindings it
+started with. Then one line per tick in which something came in or the show took a cue: the MIDI
+events delivered in that tick with their exact show-time stamps, the performer's moves (go,
+previous, jump, restart, panic, gain), the MIDI learn bindings made or removed, and the cue taken
 (not an input: a replay checks that it takes the same). The last line says at which tick the show
 ended. Lines are flushed at least once a second, so a crash loses at most the last second; a log
 without its end line replays up to its last input. Reading one checks every value (pydantic
@@ -30,12 +31,14 @@ from engine.events import OscMessage
 from engine.keyboard import TICK_ACTIONS, KeyAction
 from engine.metrics import MetricsLog
 from engine.midi import ControlChange, MidiEvent, NoteOff, NoteOn, PitchBend, ProgramChange
+from engine.midi_learn import BoundRecord, ChangeRecord, LearnChange
 from engine.setlist import CUE_ID, FrameRate, Resolution
 
 FORMAT = "showrunner-performance"
-VERSION = 3  # 2: tick lines carry the cue taken in that tick (version 1 logs replay without the check);
-# 3: and the OSC messages taken in and what the scenes emitted (checked by a replay)
-READABLE_VERSIONS = (1, 2, 3)
+VERSION = 4  # 2: tick lines carry the cue taken in that tick (version 1 logs replay without the check);
+# 3: and the OSC messages taken in and what the scenes emitted (checked by a replay);
+# 4: MIDI learn: the header's bindings the show started with, tick lines' bindings made or removed
+READABLE_VERSIONS = (1, 2, 3, 4)
 _EVENTS = {cls.__name__: cls for cls in (NoteOn, NoteOff, ControlChange, ProgramChange, PitchBend)}
 # Metrics fields and events that measure the machine rather than the show: a replay cannot and
 # need not reproduce them.
@@ -117,6 +120,7 @@ class _TickLine(_Line):
     cue: str | None = None
     osc: list[_Osc] = []
     emitted: list[str] = []
+    learn: list[ChangeRecord] = []  # MIDI learn: bindings made or removed in this tick
 
 
 class _EndLine(_Line):
@@ -156,6 +160,7 @@ class Header(BaseModel):
     camera: _Camera = _Camera()
     audio: _Audio = _Audio()
     started: str | None = None
+    midi_learn: list[BoundRecord] = []  # the MIDI learn bindings the show started with
 
 
 def _first_problem(error: ValidationError) -> str:
@@ -175,11 +180,12 @@ class PerformanceLog(MetricsLog):
         self._file.flush()
 
     def tick(self, tick: int, midi: list[MidiEvent], actions: list[KeyAction], cue: str | None = None,
-             osc: list | None = None, emitted: list[str] | None = None) -> None:
-        """The inputs of tick ``tick`` (MIDI, the performer's moves, OSC), and what the show did
-        with them that a replay checks: ``cue``, the cue it took, and ``emitted``, what its scenes
-        emitted (described)."""
-        if not midi and not actions and cue is None and not osc and not emitted:
+             osc: list | None = None, emitted: list[str] | None = None,
+             learn: list[LearnChange] | None = None) -> None:
+        """The inputs of tick ``tick`` (MIDI, the performer's moves, OSC, MIDI-learn bindings made
+        or removed), and what the show did with them that a replay checks: ``cue``, the cue it
+        took, and ``emitted``, what its scenes emitted (described)."""
+        if not midi and not actions and cue is None and not osc and not emitted and not learn:
             return
         record: dict[str, Any] = {"tick": tick}
         if midi:
@@ -192,6 +198,8 @@ class PerformanceLog(MetricsLog):
             record["osc"] = [{"address": m.address, "args": list(m.args), "time": m.time} for m in osc]
         if emitted:
             record["emitted"] = emitted
+        if learn:
+            record["learn"] = [change.record() for change in learn]
         self.write(record)
         self._file.flush()  # inputs are rare and each one matters: none waits in a buffer
 
@@ -214,6 +222,7 @@ class Replay:
     cues: dict[int, str] | None = None  # the cue taken in each tick that took one (None: not logged)
     osc: dict[int, list] = dataclasses.field(default_factory=dict)  # OscMessage by tick
     emitted: dict[int, list[str]] | None = None  # what scenes emitted, by tick (None: not logged)
+    learn: dict[int, list[LearnChange]] = dataclasses.field(default_factory=dict)  # MIDI learn, by tick
 
     @property
     def hears_midi(self) -> bool:
@@ -228,6 +237,9 @@ class Replay:
 
     def osc_messages(self, tick: int) -> list:
         return self.osc.get(tick, [])
+
+    def learn_changes(self, tick: int) -> list[LearnChange]:
+        return self.learn.get(tick, [])
 
 
 def load(path: Path) -> Replay:
@@ -265,6 +277,7 @@ def load(path: Path) -> Replay:
     cues: dict[int, str] = {}
     osc: dict[int, list] = {}
     emitted: dict[int, list[str]] = {}
+    learn: dict[int, list[LearnChange]] = {}
     end, last = None, 0
     for number, record in enumerate(records[1:], start=2):
         if end is not None:
@@ -289,10 +302,12 @@ def load(path: Path) -> Replay:
             osc[line.tick] = [OscMessage(m.address, tuple(m.args), m.time) for m in line.osc]
         if line.emitted:
             emitted[line.tick] = list(line.emitted)
+        if line.learn:
+            learn[line.tick] = [LearnChange.from_record(change) for change in line.learn]
         last = max(last, line.tick)
     return Replay(path, header, midi, actions, end if end is not None else last, end is not None,
                   cues if header["version"] >= 2 else None, osc,
-                  emitted if header["version"] >= 3 else None)
+                  emitted if header["version"] >= 3 else None, learn)
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:

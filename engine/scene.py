@@ -165,14 +165,20 @@ class Scene:
         return {}
 
 
-def scene_class(name: str) -> type[Scene]:
-    """The registered scene class called ``name``; KeyError when unknown."""
-    import scenes  # noqa: F401  (registers the bundled scenes)
+def scene_class(name: str, load_pieces: bool = True) -> type[Scene]:
+    """The registered scene class called ``name``; when there is none yet and ``load_pieces``,
+    every installed piece is loaded first (:mod:`engine.pieces`). KeyError when unknown."""
+    if name not in _REGISTRY and load_pieces:
+        from engine import pieces
 
+        pieces.load()
     return _REGISTRY[name]
 
 
-def known_scenes() -> list[str]:
-    import scenes  # noqa: F401
+def known_scenes(load_pieces: bool = True) -> list[str]:
+    """Every registered scene's name (after loading every installed piece, unless told not to)."""
+    if load_pieces:
+        from engine import pieces
 
+        pieces.load()
     return sorted(_REGISTRY)

@@ -43,6 +43,9 @@ class MidiSettings(_Strict):
     input_ms_per_tick: float = Field(
         3.0, gt=0, le=1000, description="milliseconds a live tick spends on its notes at most; later "
         "note-ons of that tick are left out and counted as an overload (renders take every note)")
+    learn_file: str | None = Field(
+        None, min_length=1, description="MIDI learn: the JSON file of controller bindings (relative to "
+        "the setlist's folder), read when the show starts, rewritten when the performer binds (F2)")
 
 
 class OscSettings(_Strict):
@@ -139,6 +142,8 @@ class Cue(_Strict):
 
 class Setlist(_Strict):
     title: str
+    pieces: list[str] | None = Field(None, description="the pieces (plug-ins) whose scenes the setlist "
+                                                        "uses; unset = every installed piece")
     seed: int = 0
     tick_rate: float = Field(60.0, ge=1, le=1000, description="fixed ticks per second (Hz)")
     fps: FrameRate = Field(60.0, description="frames per second drawn")
@@ -221,14 +226,19 @@ def load_setlist(path: str | os.PathLike, text: str | None = None) -> LoadedSetl
                             f"(first used by cue #{seen[cue.id]}); cue ids must be unique")
         seen[cue.id] = number
 
+    from engine import pieces
+
+    named = settings.pieces is not None
+    pieces.load(settings.pieces)  # a bad piece name is a one-line error too
     loaded = []
     for number, cue in enumerate(settings.cues, start=1):
         where = f"{path}: cue '{cue.id}' (#{number})"
         try:
-            cls = scene_class(cue.scene)
+            cls = scene_class(cue.scene, load_pieces=not named)
         except KeyError:
-            raise UserError(f"{where}: field 'scene': unknown scene '{cue.scene}'; "
-                            f"known scenes: {', '.join(known_scenes())}") from None
+            hint = f" (the setlist's pieces: {', '.join(settings.pieces)})" if named else ""
+            raise UserError(f"{where}: field 'scene': unknown scene '{cue.scene}'{hint}; "
+                            f"known scenes: {', '.join(known_scenes(load_pieces=not named))}") from None
         try:
             params = cls.Params.model_validate(cue.params)
         except ValidationError as error:

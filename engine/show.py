@@ -27,6 +27,8 @@ from engine.errors import UserError
 from engine.hud import Hud
 from engine.keyboard import TICK_ACTIONS, VELOCITY, KeyAction, KeyboardInstrument
 from engine.metrics import MetricsLog
+from engine import midi_learn
+from engine.midi_learn import LearnChange, MidiLearn
 from engine.midi import (SOFT, SOSTENUTO, SUSTAIN, ControlChange, EventQueue, NoteOff, NoteOn, PedalState,
                          PitchBend, ProgramChange, describe)
 from engine.playhead import Playhead
@@ -101,7 +103,8 @@ class Show:
                  display: Display | None, queue: EventQueue | None = None,
                  audio: AudioOut | None = None, video_source: Any = None, recorder: Any = None,
                  perf_log: Any = None, replay: Any = None, osc_in: OscInput | None = None,
-                 osc_out: OscOutput | None = None, midi_out: MidiPortOutput | None = None) -> None:
+                 osc_out: OscOutput | None = None, midi_out: MidiPortOutput | None = None,
+                 learn: MidiLearn | None = None) -> None:
         self.setlist = setlist
         self.options = options
         self.time = time_source
@@ -158,6 +161,9 @@ class Show:
         self._kept_controllers = PEDALS | {c.cue.advance.cc for c in setlist.cues if c.cue.advance.cc is not None}
         self.warm_up_failures: list[str] = []  # scenes whose warm-up raised (check fails on them)
         self._port_heard = False
+        # MIDI learn (engine/midi_learn.py): controller bindings, and binding changes for the next tick.
+        self.learn = learn if learn is not None else MidiLearn(setlist)
+        self._pending_learn: list[LearnChange] = []
 
     # Set-up.
     def load(self, progress: Callable[[int, str], None] | None = None) -> list[str]:
@@ -258,6 +264,8 @@ class Show:
         # replayed was live: such notes are listed as heard, and a replay plays them here.
         self._port_heard = self.audio.hears_midi or (self.replay is not None and self.replay.hears_midi)
         self._compilations = _compilations()
+        if self.replay is not None:  # MIDI learn: the bindings the live show started with
+            self.learn = midi_learn.from_records(self.setlist, self.replay.header.get("midi_learn") or [])
         if self.recorder is not None and self.display is not None:
             # Waiting for the screen's vertical blank in the buffer swap, the show rests too.
             self.display.on_swap_wait = lambda waiting: self.recorder.show_busy(not waiting)
@@ -329,6 +337,12 @@ class Show:
             messages = [m for m in messages if not self._osc_move(m, actions)]
         for action in actions:
             self._act(action)
+        # MIDI learn: bindings made or removed (the performer's, or the log's in a replay).
+        learn_changes = self.replay.learn_changes(tick) if self.replay is not None else self._pending_learn
+        self._pending_learn = []
+        for change in learn_changes:
+            self._learn_change(change, events)
+        learned: list = []  # [cue, parameter, value] that bound controllers set this tick
         requested = self.playhead.take_request()
         taken_cue = None
         if requested is not None:
@@ -391,6 +405,8 @@ class Show:
                 self.audio.play(event)
             if isinstance(event, NoteOn):
                 self.summary.notes += 1
+            if isinstance(event, ControlChange) and self._learned(event, learned):
+                continue  # MIDI learn: a bound controller moved its parameter
             if self.playhead.check_event(event):
                 events.append("advance")
                 continue
@@ -405,7 +421,8 @@ class Show:
         if late:
             self._overload(tick, late, events)
         if self.perf_log is not None:
-            self.perf_log.tick(tick, taken, actions, taken_cue, osc=messages, emitted=emitted)
+            self.perf_log.tick(tick, taken, actions, taken_cue, osc=messages, emitted=emitted,
+                               learn=learn_changes)
         if self.playhead.check_time(show_time):
             events.append("advance")
         events.extend(self.audio.poll())
@@ -437,6 +454,7 @@ class Show:
                 counts = self.osc_in.counts
                 self.hud.state.osc = (f"osc {counts['osc_received']} in, {counts['osc_malformed']} bad, "
                                       f"{counts['osc_dropped']} dropped, {counts['osc_unknown']} unknown")
+            self.hud.show_learn(self.learn.hud_lines(self.playhead.index))
 
         if self._metrics is not None:
             record: dict[str, Any] = {
@@ -448,6 +466,8 @@ class Show:
                 record["osc"] = [describe_any(m) for m in messages]
             if emitted:
                 record["emitted"] = emitted
+            if learned:
+                record["learned"] = learned
             if self._last_frame_ms is not None:
                 record["frame_ms"] = round(self._last_frame_ms, 3)
                 self._last_frame_ms = None
@@ -679,6 +699,8 @@ class Show:
                 self.queue.push(now, event)
                 if self.audio.hears_midi:  # it will not hear the computer keyboard: tell it now
                     self.audio.play(event, listed=False)  # listed when the tick delivers it
+            case "learn" | "learn_leave" | "learn_choose" | "learn_bind" | "learn_unbind":
+                self._learn_key(action)
             case kind if kind in TICK_ACTIONS:
                 self._pending_actions.append(action)
 
@@ -701,6 +723,60 @@ class Show:
                 self.audio.set_gain("master", self.master_gain_db)
                 log.info("master gain %+.0f dB", self.master_gain_db)
 
+
+    # MIDI learn (engine/midi_learn.py).
+    def _learn_key(self, action: KeyAction) -> None:
+        """A learn-mode key: the HUD's part acts at once; a binding made or removed acts at the
+        next tick (and goes into the performance log with it)."""
+        index = self.playhead.index
+        match action.kind:
+            case "learn":
+                self.learn.toggle()
+            case "learn_leave":
+                self.learn.leave()
+            case "learn_choose":
+                self.learn.choose(action.value, index)
+            case "learn_bind" | "learn_unbind":
+                change = self.learn.request_bind(index) if action.kind == "learn_bind" \
+                    else self.learn.request_unbind(index)
+                if change is not None:
+                    self._pending_learn.append(change)
+        self.keyboard.learning = self.learn.active
+        if self.hud is not None:
+            self.hud.show_learn(self.learn.hud_lines(index))
+
+    def _learn_change(self, change: LearnChange, events: list[str]) -> None:
+        """A binding made or removed, at the start of a tick; saved to the learn file (live)."""
+        problem = self.learn.apply(change)
+        events.append("midi_bind" if change.op == "bind" else "midi_unbind")
+        binding = change.binding
+        log.info("MIDI learn: %s %s in cue %s", "bound" if change.op == "bind" else "unbound",
+                 binding.describe(), binding.cue)
+        if problem is not None:
+            log.error("MIDI learn: %s (the binding holds until the show ends)", problem)
+            if self.hud is not None:
+                self.hud.state.last_error = problem
+
+    def _learned(self, event: ControlChange, learned: list) -> bool:
+        """A controller change at a tick: captured in learn mode (live); when bound in the current
+        cue, its parameter is set (validated by the scene) and True is returned (consumed)."""
+        index = self.playhead.index
+        if self.learn.active and self.replay is None:
+            self.learn.capture(event, index)
+        found = self.learn.take(event, index)
+        if found is None:
+            return False
+        binding, value = found
+        problem = self.scenes[index].set_param(binding.parameter, value) if index < len(self.scenes) \
+            else "no scene"
+        if problem is not None:
+            self._said("learn_problem", logging.WARNING, "MIDI learn: cue %s's %s = %r refused: %s",
+                       binding.cue, binding.parameter, value, problem)
+        else:
+            learned.append([binding.cue, binding.parameter, value])
+            self._said("learn_param", logging.INFO, "MIDI learn: cue %s's %s = %s", binding.cue,
+                       binding.parameter, f"{value:.4g}" if isinstance(value, float) else value)
+        return True
 
     def _scene_failed(self, scene: Scene, hook: str, error: BaseException) -> None:
         key = (id(scene), hook)

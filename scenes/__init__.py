@@ -1,4 +1,4 @@
-"""Performance parts as scene classes, one package per piece. Importing this registers them all."""
-
-from scenes import builtin  # noqa: F401
-from scenes import ldd  # noqa: F401
+"""The pieces this project performs, one package each (``builtin``: the engine's own demo scenes;
+``ldd``: "Losses, Dissonances, and Distortions"). The engine finds them by name through the
+``showrunner.pieces`` entry points (pyproject.toml): nothing here is imported until a setlist asks.
+"""

@@ -1,7 +1,10 @@
 """Shared fixtures: the real stand-ins for devices this machine lacks.
 
-- ``jack``: a real JACK server (``jackd --no-realtime -d dummy``, bench/jack_server.py), started
-  here and stopped by PID; ``jack_log``: what that server printed, each line with its time.
+- ``jack``: a real JACK server (``jackd -d dummy``, bench/jack_server.py), started here and stopped
+  by PID: realtime (``-R -P 10``) where this machine allows it and the server is seen to run
+  realtime, else ``--no-realtime`` with the reason; the mode is in ``SHOWRUNNER_JACK_MODE``
+  (``realtime`` / ``no-realtime``) and printed in the header and the summary of the run.
+  ``jack_log``: what that server printed, each line with its time.
 - ``egl``: skips nothing; fails loudly if Mesa EGL cannot give an OpenGL 3.3 context.
 - ``gl``: a headless OpenGL 3.3 context of the test's own, released after it.
 """
@@ -39,13 +42,33 @@ def jack_log() -> list[tuple[float, str]]:
     return []
 
 
+JACK_MODE: list[str] = []  # how the session's JACK server ran, once it has started
+
+
+def pytest_report_header(config):
+    from bench.jack_server import REALTIME_PRIORITY, realtime_refused
+
+    refused = realtime_refused()
+    return [f"JACK for tests: realtime SCHED_FIFO {REALTIME_PRIORITY} allowed here (jackd -R is tried first)"
+            if refused is None else f"JACK for tests: --no-realtime ({refused})"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    if JACK_MODE:
+        terminalreporter.write_line(f"JACK test server: {JACK_MODE[-1]}")
+
+
 @pytest.fixture(scope="session")
 def jack(jack_log):
     """A JACK dummy server at 48 kHz / 256 frames, under a name of our own (a JACK server the
-    developer already runs is left alone); yields the environment that selects it and JACK MIDI."""
+    developer already runs is left alone), realtime where the machine allows it (else
+    ``--no-realtime``, the reason logged); yields the environment that selects it and JACK MIDI,
+    with ``SHOWRUNNER_JACK_MODE`` = ``realtime`` or ``no-realtime``."""
     from bench.jack_server import jack_server
 
-    with jack_server(48000, 256, name_prefix="showrunner-test", log=jack_log):
+    with jack_server(48000, 256, name_prefix="showrunner-test", realtime="auto", log=jack_log) as server:
+        JACK_MODE.append(server.detail)
+        print(f"\nJACK test server: {server.detail}", file=sys.stderr)
         yield dict(os.environ, MIDO_BACKEND="mido.backends.rtmidi/UNIX_JACK")
 
 

@@ -5,6 +5,10 @@ XRun: client = NAME was not finished, state = ..."), on its unbuffered stderr, s
 comes within moments of the cycle it reports. jackd can drop a message when its message buffer
 is busy, so a missed cycle can go unreported: a rule built on these lines can wrongly fail, never
 wrongly pass.
+
+The rule holds whichever way the server runs (``SHOWRUNNER_JACK_MODE``, tests/conftest.py): the
+``jack`` fixture runs it realtime (``jackd -R``) where the machine allows, which makes missed cycles
+rarer, and ``--no-realtime`` where it does not, where they are common on a loaded machine.
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@
   the loss detunes every sounding note.
 - ``ldd_split`` (part 3): part 2 over the performer's video, split into R, G, B by the gradient.
 - ``ldd_bubbles`` (part 4): part 1 over the performer's video, a bubble lens per note played.
+- ``camera``: the performer's video alone (an RGB split optional): the camera checked before the show.
 """
 
 from scenes.ldd.cubic import CubicPart  # noqa: F401
 from scenes.ldd.knot import KnotPart  # noqa: F401
 from scenes.ldd.with_video import BubblesPart, SplitPart  # noqa: F401
+from scenes.ldd.performer import Camera  # noqa: F401

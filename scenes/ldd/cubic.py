@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from engine.learners import CubicConfig, LearnerGroup
+from scenes.ldd.learners import CubicConfig, LearnerGroup
 from engine.midi import MidiEvent, NoteOff, NoteOn
 from engine.orbit_camera import orthographic
 from engine.primitives import FadingCurves, Points, Polylines

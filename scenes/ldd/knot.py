@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from engine.learners import KnotConfig, LearnerGroup
+from scenes.ldd.learners import KnotConfig, LearnerGroup
 from engine.midi import MidiEvent, NoteOff, NoteOn
 from engine.orbit_camera import OrbitCamera
 from engine.primitives import Polylines

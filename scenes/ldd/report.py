@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from engine.learners import LearnerGroup
+from scenes.ldd.learners import LearnerGroup
 
 
 @dataclass

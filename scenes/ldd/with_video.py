@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.distortions import BubbleLens, BubbleSettings, RGBSplit, SplitSettings
+from scenes.ldd.distortions import BubbleLens, BubbleSettings, RGBSplit, SplitSettings
 from engine.midi import NoteOn
 from scenes.ldd.cubic import CubicPart, CubicPartParams
 from scenes.ldd.knot import KnotPart, KnotPartParams

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.camera import FileCapture, FileFrames, LiveCapture, VideoTexture, open_source, resolve_source
-from engine.distortions import BubbleLens, BubbleSettings, RGBSplit, SplitSettings, video_rect
+from scenes.ldd.distortions import BubbleLens, BubbleSettings, RGBSplit, SplitSettings, video_rect
 from engine.errors import UserError
 from engine.shaders import ShaderLibrary
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from engine.camera import FileFrames
-from engine.distortions import BubbleLens, RGBSplit
+from scenes.ldd.distortions import BubbleLens, RGBSplit
 from engine.orbit_camera import OrbitCamera, orthographic
 from engine.primitives import FadingCurves, Points, Polylines, Text, TexturedRect
 from engine.shaders import ShaderLibrary

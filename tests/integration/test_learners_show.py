@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine.clock import VirtualTime
-from engine.learners import CubicConfig, KnotConfig, LearnerGroup
+from scenes.ldd.learners import CubicConfig, KnotConfig, LearnerGroup
 from engine.midi import MidiEvent, NoteOff, NoteOn
 from engine.midi_file import MidiFilePerformer, load_performance
 from engine.scene import Scene, SceneParams

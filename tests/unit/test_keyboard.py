@@ -86,7 +86,7 @@ def test_octave_shift_stops_at_the_bottom(keys: KeyboardInstrument) -> None:
     assert keys.key_down("a") == KeyAction("note_on", 0)
 
 
-@pytest.mark.parametrize("key", ["q", "m", "f2", "left shift", "[1]", ""])
+@pytest.mark.parametrize("key", ["q", "m", "f3", "up", "delete", "left shift", "[1]", ""])
 def test_unmapped_keys_give_none(keys: KeyboardInstrument, key: str) -> None:
     assert keys.key_down(key) is None
 

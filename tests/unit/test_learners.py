@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from engine.learners import CubicConfig, KnotConfig, LearnerGroup, compilation, core, oracle, precision
-from engine.learners.kinds import make_kind
+from engine.learners import compilation, precision
+from scenes.ldd.learners import CubicConfig, KnotConfig, LearnerGroup, core, oracle
+from scenes.ldd.learners.kinds import make_kind
 from tests.conftest import ROOT
 
 KINDS = ["cubic", "knot"]
@@ -273,7 +274,7 @@ import json
 from jax import monitoring
 hits = []
 monitoring.register_event_listener(lambda event, **_: hits.append(event) if event.endswith("cache_hits") else None)
-from engine.learners import LearnerGroup
+from scenes.ldd.learners import LearnerGroup
 groups = [LearnerGroup(kind) for kind in ("cubic", "knot")]
 for group in groups:
     group.load()

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from engine.errors import UserError
-from engine.learners import LearnerGroup, Trainer, checkpoint
+from engine.learners import Trainer, checkpoint
+from scenes.ldd.learners import LearnerGroup
 from engine.learners.regressor import Regressor, RegressorConfig
 
 SMALL = RegressorConfig(image_size=8, channels=4, layers=2, batch=4, learning_rate=1e-2)

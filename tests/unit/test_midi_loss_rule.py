@@ -1,6 +1,13 @@
 """The rule by which the JACK MIDI test tells a lost event JACK reported (a client missed its
 cycle) from any other difference between what was sent and what the show received."""
 
+import os
+import subprocess
+
+import pytest
+
+import bench.jack_server as jack_server_module
+from bench.jack_server import realtime_refused, realtime_threads
 from tests.jack_cycles import left_out, missed_cycles, unexplained_losses
 
 LATE = "JackEngine::XRun: client = {} was not finished, state = Triggered"
@@ -49,3 +56,35 @@ def test_a_loss_is_explained_only_by_a_missed_midi_cycle_reported_just_after_the
     assert unexplained_losses(wanted, [1], sent, report(10.25, "showrunner"), CLIENTS) == [1]  # after all
     assert unexplained_losses(wanted, [4], sent, report(10.54, "piano-sim"), CLIENTS) == []  # 40 ms on
     assert unexplained_losses(wanted, [4], sent, report(10.56, "piano-sim"), CLIENTS) == [4]  # 60 ms on
+
+
+
+# Which mode the test JACK server runs in (bench/jack_server.py, realtime where allowed): the rule
+# above is what a lost event must meet in either; realtime makes missed cycles rarer, not impossible.
+
+def test_realtime_threads_are_told_by_their_scheduling_policy():
+    if os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR):
+        pytest.skip("pytest itself runs realtime")
+    assert realtime_threads(os.getpid()) == []
+    if (reason := realtime_refused(1)) is not None:
+        pytest.skip(reason)
+    child = subprocess.Popen(["sleep", "10"], preexec_fn=lambda: os.sched_setscheduler(
+        0, os.SCHED_FIFO, os.sched_param(1)))
+    try:
+        assert realtime_threads(child.pid) == [(child.pid, "SCHED_FIFO", 1)]
+    finally:
+        child.kill()
+        child.wait()
+    assert realtime_threads(child.pid) == []  # gone
+
+
+def test_a_server_refused_realtime_runs_without_it_and_says_why(monkeypatch):
+    before = os.environ.get("SHOWRUNNER_JACK_MODE")
+    monkeypatch.setattr(jack_server_module, "realtime_refused", lambda priority=10: "refused for the test")
+    try:
+        with jack_server_module.jack_server(name_prefix="showrunner-unit", realtime="auto") as env:
+            assert not env.realtime and env.detail == "no-realtime: refused for the test"
+            assert env["SHOWRUNNER_JACK_MODE"] == os.environ["SHOWRUNNER_JACK_MODE"] == "no-realtime"
+    except jack_server_module.JackUnavailable as error:
+        pytest.skip(str(error))
+    assert os.environ.get("SHOWRUNNER_JACK_MODE") == before

@@ -3,7 +3,7 @@
 Every function takes the learner ``kind`` (static: it is baked into the compiled code) and a
 :class:`LearnerState`, and returns a new state; nothing is mutated. ``step`` and ``run_steps`` leave
 the step's loss and full gradient in the state. They are written for one learner; the batched
-versions (``jax.vmap`` over a leading axis) are in :mod:`engine.learners.group`.
+versions (``jax.vmap`` over a leading axis) are in :mod:`scenes.ldd.learners.group`.
 
 Step semantics:
 - the loss and gradient are evaluated at the current parameters (the knot on a fresh minibatch),
@@ -16,7 +16,7 @@ Step semantics:
 
 Randomness: targets and approximants come from the threefry ``key``; minibatch rows come from a
 SplitMix64 hash of (``stream``, draw number, row), cheap enough to run every step and reproducible
-in numpy (:func:`engine.learners.oracle.minibatch_rows`).
+in numpy (:func:`scenes.ldd.learners.oracle.minibatch_rows`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from engine.learners.kinds import Kind
+from scenes.ldd.learners.kinds import Kind
 
 
 class LearnerState(NamedTuple):

@@ -1,7 +1,7 @@
 """What scenes use: a group of learners of one kind, compiled at load, stepped once per tick.
 
 A :class:`LearnerGroup` holds ``size`` learners (one per held note, several knots at once, or just
-one) as one batched :class:`~engine.learners.core.LearnerState`. Each method is one call of a
+one) as one batched :class:`~scenes.ldd.learners.core.LearnerState`. Each method is one call of a
 function compiled ahead of time in :meth:`LearnerGroup.load`, so nothing compiles during the show,
 and there is no Python loop over learners. After a call, :attr:`LearnerGroup.view` holds the loss,
 gradient, parameters and target of every learner as numpy arrays, read back from the device once,
@@ -26,10 +26,11 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
-from engine.learners import checkpoint, core, oracle, precision
-from engine.learners.config import CubicConfig, KnotConfig
-from engine.learners.curves import CurveLearners
-from engine.learners.kinds import Kind
+from engine.learners import checkpoint, precision
+from scenes.ldd.learners import core, oracle
+from scenes.ldd.learners.config import CubicConfig, KnotConfig
+from scenes.ldd.learners.curves import CurveLearners
+from scenes.ldd.learners.kinds import Kind
 
 log = logging.getLogger("showrunner.learners")
 

@@ -2,9 +2,9 @@
 
 A kind knows how to draw a target (with its sample points and a table of values precomputed for
 them), how to draw an approximant for it, and its loss; everything generic (stepping, stopping, the
-divergence guard, batching) is in :mod:`engine.learners.core`. The loss is the paper's
+divergence guard, batching) is in :mod:`scenes.ldd.learners.core`. The loss is the paper's
 E[sqrt((f - f_theta)^2 + eps)]; jax derives its gradient (the numpy twin in
-:mod:`engine.learners.oracle` derives it by hand).
+:mod:`scenes.ldd.learners.oracle` derives it by hand).
 
 Precomputed tables make a step cheap, with no trigonometry per sample: the cubic keeps the powers of
 its x values and the target's values per target; the knot gathers cos(n t) and sin(n t) from one
@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from engine.learners.config import CubicConfig, KnotConfig
+from scenes.ldd.learners.config import CubicConfig, KnotConfig
 
 
 class Cubic:

@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-from engine.distortions import RGBSplit, SplitSettings
+from scenes.ldd.distortions import RGBSplit, SplitSettings
 from engine.scene import Scene, SceneParams
 
 

@@ -1,12 +1,12 @@
 """The piece's curve learners (cubic, knot) as a :class:`~engine.learners.protocol.Learner`.
 
 :class:`CurveLearners` is ``size`` learners of one kind as one batched
-:class:`~engine.learners.core.LearnerState` (the pytree: parameters, targets, sample tables, the
+:class:`~scenes.ldd.learners.core.LearnerState` (the pytree: parameters, targets, sample tables, the
 threefry key, the minibatch stream and its draw count, the last loss and gradient, step counters).
 Plain gradient descent is the optimizer (the paper's update, with its stop threshold and divergence
-guard, :mod:`engine.learners.core`); there is no optax state. float64, as the piece always ran.
+guard, :mod:`scenes.ldd.learners.core`); there is no optax state. float64, as the piece always ran.
 
-:class:`~engine.learners.group.LearnerGroup` compiles these functions for a scene; a
+:class:`~scenes.ldd.learners.group.LearnerGroup` compiles these functions for a scene; a
 :class:`~engine.learners.trainer.Trainer` or :mod:`~engine.learners.checkpoint` takes them as any
 other learner.
 """
@@ -19,9 +19,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from engine.learners import core
-from engine.learners.config import CubicConfig, KnotConfig
-from engine.learners.kinds import Kind, make_kind
+from scenes.ldd.learners import core
+from scenes.ldd.learners.config import CubicConfig, KnotConfig
+from scenes.ldd.learners.kinds import Kind, make_kind
 from engine.learners.protocol import Learner
 
 

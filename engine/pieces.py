@@ -1,0 +1,56 @@
+"""Pieces as plug-ins: a piece is a Python package that brings its scenes (and instruments,
+learners, shaders); importing it registers them by name. The engine never imports a piece itself:
+it finds pieces by name, among the ``showrunner.pieces`` entry points of the installed packages
+(this project registers its own, ``builtin`` and ``ldd``, in pyproject.toml), or as an importable
+module path (``mypieces.grains``).
+
+A setlist names the pieces it uses (``pieces = ["ldd"]``); one that names none gets every installed
+piece. ``docs/scenes.md`` shows how to write one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from importlib.metadata import entry_points
+
+from engine.errors import UserError
+
+log = logging.getLogger("showrunner.pieces")
+
+GROUP = "showrunner.pieces"
+_loaded: set[str] = set()
+_everything = False  # every installed piece has been loaded
+
+
+def installed() -> dict[str, str]:
+    """Every installed piece: name -> module path."""
+    return {point.name: point.value for point in entry_points(group=GROUP)}
+
+
+def load(names: list[str] | None = None) -> list[str]:
+    """Import the pieces called ``names`` (every installed one when None), registering their
+    scenes and instruments; returns the module paths imported. An unknown piece is a one-line
+    :class:`UserError` listing the installed ones."""
+    global _everything
+    if names is None and _everything:
+        return sorted(_loaded)
+    known = installed()
+    wanted = list(known) if names is None else names
+    modules = []
+    for name in wanted:
+        module = known.get(name, name)
+        if module not in _loaded:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as error:
+                if error.name and module.startswith(error.name):
+                    raise UserError(f"no piece '{name}' (installed pieces: {', '.join(sorted(known)) or 'none'}; "
+                                    f"or a module path such as 'mypieces.grains')") from None
+                raise
+            _loaded.add(module)
+            log.debug("piece %s (%s) loaded", name, module)
+        modules.append(module)
+    if names is None:
+        _everything = True
+    return modules

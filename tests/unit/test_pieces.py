@@ -1,0 +1,72 @@
+"""Pieces as plug-ins: the engine never imports scenes/; a setlist names the pieces it uses and the
+engine finds them by name (entry points) or module path."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from engine.errors import UserError
+from engine.setlist import load_setlist
+from tests.conftest import ROOT
+
+
+def test_the_engine_never_imports_a_piece():
+    offenders = []
+    for path in (ROOT / "engine").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n == "scenes" or n.startswith("scenes.")]
+    assert offenders == []
+
+
+def test_the_project_installs_its_pieces_by_name():
+    from engine import pieces
+
+    assert pieces.installed() == {"builtin": "scenes.builtin", "ldd": "scenes.ldd"}
+
+
+def test_a_piece_written_from_nothing_is_found_by_module_path(tmp_path, monkeypatch):
+    package = tmp_path / "mypieces" / "drone"
+    package.mkdir(parents=True)
+    (tmp_path / "mypieces" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text(textwrap.dedent('''
+        from engine.scene import Scene
+
+        class Drone(Scene):
+            name = "test_piece_drone"
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    setlist = tmp_path / "drone.toml"
+    setlist.write_text('title = "t"\npieces = ["mypieces.drone"]\n[[cues]]\nid = "a"\nscene = "test_piece_drone"\n')
+    assert load_setlist(setlist).cues[0].scene_class.__name__ == "Drone"
+
+
+def test_an_unknown_piece_is_a_one_line_error(tmp_path):
+    setlist = tmp_path / "bad.toml"
+    setlist.write_text('title = "t"\npieces = ["nosuchpiece"]\n[[cues]]\nid = "a"\nscene = "pulse"\n')
+    with pytest.raises(UserError, match=r"no piece 'nosuchpiece' \(installed pieces: builtin, ldd"):
+        load_setlist(setlist)
+
+
+def test_a_setlist_naming_only_the_builtin_piece_never_loads_the_first_piece_or_jax(tmp_path):
+    setlist = tmp_path / "b.toml"
+    setlist.write_text('title = "t"\npieces = ["builtin"]\n[[cues]]\nid = "a"\nscene = "pulse"\n')
+    code = ("import sys; from engine.setlist import load_setlist; load_setlist(sys.argv[1]); "
+            "print('scenes.ldd' in sys.modules, 'jax' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(setlist)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+    named = tmp_path / "c.toml"
+    named.write_text('title = "t"\npieces = ["builtin"]\n[[cues]]\nid = "a"\nscene = "ldd_knot"\n')
+    check = ("import sys; from engine.setlist import load_setlist\ntry: load_setlist(sys.argv[1])\n"
+             "except Exception as error: print(error)")  # a fresh process: no piece loaded yet
+    done = subprocess.run([sys.executable, "-c", check, str(named)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert "unknown scene 'ldd_knot' (the setlist's pieces: builtin)" in done.stdout, done.stdout + done.stderr
