@@ -199,7 +199,6 @@ def _run(args: argparse.Namespace, setlist: LoadedSetlist, performance, headless
          midi_pattern: str | None, rack, pool) -> int:
     settings = setlist.settings
     log_path = start_show_log(args.log_dir)
-    perf_path = args.perf_log or log_path.with_suffix(".perf.jsonl")
     if headless and not args.headless:
         log.info("no display found (DISPLAY unset): running headless")
     if (args.audio_device or args.audio_in) and settings.audio.enabled and not args.no_audio:

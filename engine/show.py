@@ -29,12 +29,13 @@ from engine.keyboard import TICK_ACTIONS, VELOCITY, KeyAction, KeyboardInstrumen
 from engine.metrics import MetricsLog
 from engine import midi_learn
 from engine.midi_learn import LearnChange, MidiLearn
-from engine.midi import (SOFT, SOSTENUTO, SUSTAIN, ControlChange, EventQueue, NoteOff, NoteOn, PedalState,
-                         PitchBend, ProgramChange, describe)
+from engine.midi import ControlChange, EventQueue, NoteOff, NoteOn, PedalState, ProgramChange, describe
 from engine.playhead import Playhead
 from engine.scene import Scene, SceneContext
 from engine.setlist import LoadedSetlist
+from engine.input_bound import PEDALS, bound_input, latest_params
 from engine.stack import SceneStack
+from engine.tick_record import TickRecord
 
 if TYPE_CHECKING:
     from engine.midi_out import MidiPortOutput
@@ -155,7 +156,6 @@ class Show:
         self.midi_out = midi_out  # engine.midi_out.MidiPortOutput: what scenes emit
         self._outbox: list = []  # what scenes emitted during the tick being run
         self._said_at: dict[str, tuple[float, int]] = {}  # rate-limited log lines: when, how many unsaid
-        self._tick_overload = 0  # input events left out in the tick being run (flood)
         self._held_notes: set[tuple[int, int]] = set()  # (channel, note) taken in and not released
         # Controllers whose every value is taken (pedals, the setlist's advance triggers).
         self._kept_controllers = PEDALS | {c.cue.advance.cc for c in setlist.cues if c.cue.advance.cc is not None}
@@ -320,13 +320,35 @@ class Show:
         return self.summary
 
     def _tick(self, tick: int) -> None:
-        dt = self.clock.dt
-        show_time = tick * dt
+        """One fixed step, concern by concern: the performer's moves, the cue, the input, the
+        scenes, the sound, then the record of it all (metrics line, HUD)."""
+        show_time = tick * self.clock.dt
         # Commands of this tick act from its end: the show takes in the tick's inputs then, as the
         # audio process hears them live, and the tick's picture shows from then on too.
         self.audio.show_time = show_time
-        events = self._pending_events
+        record = TickRecord(tick, show_time, events=self._pending_events)
         self._pending_events = []
+        actions, messages, learn_changes = self._take_moves(tick, record)
+        self._take_cue(tick, show_time, record)
+        for message in latest_params(messages):
+            self._osc_message(message)
+        record.osc = [describe_any(m) for m in messages]
+        taken = self._deliver_input(tick, show_time, record)
+        self.stack.tick(self.clock.dt)
+        record.emitted = self._send_emitted(tick)
+        if self.perf_log is not None:
+            self.perf_log.tick(tick, taken, actions, record.taken_cue, osc=messages,
+                               emitted=record.emitted, learn=learn_changes)
+        self._after_scenes(tick, show_time, record)
+        if self.hud is not None:
+            self._observe(record)
+        if self._metrics is not None:
+            self._metrics.write(record.metrics(self.playhead.current.id, self.playhead.current.cue.scene))
+        self._last_frame_ms = None  # reported once
+
+    def _take_moves(self, tick: int, record: TickRecord) -> tuple[list[KeyAction], list[OscMessage], list]:
+        """The performer's moves (keys, OSC moves; a replay's from its log), OSC for the scenes and
+        MIDI learn's binding changes, taken at the start of the tick."""
         actions = self.replay.moves(tick) if self.replay is not None else self._pending_actions
         self._pending_actions = []
         if self.replay is not None:
@@ -341,45 +363,47 @@ class Show:
         learn_changes = self.replay.learn_changes(tick) if self.replay is not None else self._pending_learn
         self._pending_learn = []
         for change in learn_changes:
-            self._learn_change(change, events)
-        learned: list = []  # [cue, parameter, value] that bound controllers set this tick
+            self._learn_change(change, record.events)
+        return actions, messages, learn_changes
+
+    def _take_cue(self, tick: int, show_time: float, record: TickRecord) -> None:
+        """A cue asked for (by a move, a trigger, a timer) starts at this tick boundary."""
         requested = self.playhead.take_request()
-        taken_cue = None
         if requested is not None:
             self.stack.replace_all(self.scenes[requested])
-            self.playhead.started(requested, show_time - dt)
+            self.playhead.started(requested, show_time - self.clock.dt)
             cue = self.setlist.cues[requested]
-            taken_cue = cue.id
+            record.taken_cue = cue.id
             self._cue_sound(cue)
             self.summary.cues_played.append(cue.id)
-            events.append("cue")
+            record.events.append("cue")
             log.info("cue %s (#%d): %s", cue.id, requested + 1, cue.cue.title or cue.cue.scene)
             if self.display is not None:
                 self.display.set_caption(f"{self.setlist.settings.title} - {cue.id} ({cue.cue.scene})")
+            if self.osc_out is not None:
+                self.osc_out.send("/showrunner/cue", cue.id, requested + 1)
         self.stack.apply_pending()
         if self.replay is not None and self.replay.cues is not None:
-            self._check_replayed_cue(tick, taken_cue)
-        if taken_cue is not None and self.osc_out is not None:
-            self.osc_out.send("/showrunner/cue", taken_cue, requested + 1)
-        for message in _latest_params(messages):
-            self._osc_message(message)
+            self._check_replayed_cue(tick, record.taken_cue)
 
-        delivered, taken = [], []
+    def _deliver_input(self, tick: int, show_time: float, record: TickRecord) -> list:
+        """The MIDI events due in this tick, bounded (:mod:`engine.input_bound`), to the sound, the
+        HUD, OSC, MIDI learn, the playhead's triggers and the scenes; returns those taken."""
         if self.replay is not None:  # stamped in show time already, bit for bit
             due = [(None, event) for event in self.replay.due(tick)]
         else:
             due, dropped = bound_input(self.queue.pop_due(self._origin + show_time),
-                                       self.setlist.settings.midi.max_events_per_tick, self._kept_controllers,
-                                       self._held_notes)
+                                       self.setlist.settings.midi.max_events_per_tick,
+                                       self._kept_controllers, self._held_notes)
             if dropped:
-                self._overload(tick, dropped, events)
+                self._overload(tick, dropped, record)
         # Live, the tick's input also has a time budget: a scene whose notes are costly (a learner
         # step each) takes fewer of a flood. Renders and replays take what they are given, so
         # they stay deterministic (a replay's log holds only what the live show took).
         budget = self.setlist.settings.midi.input_ms_per_tick / 1000.0
         deadline = time.perf_counter() + budget if self.replay is None and not isinstance(
             self.time, VirtualTime) else None
-        late = 0
+        taken, late = [], 0
         for stamp, event in due:
             if deadline is not None and isinstance(event, (NoteOn, ProgramChange)) \
                     and time.perf_counter() > deadline:
@@ -387,53 +411,58 @@ class Show:
                 continue
             if stamp is not None:
                 event = replace(event, time=stamp - self._origin)
-            delivered.append([describe(event), round(event.time, 6)])
+            record.delivered.append([describe(event), round(event.time, 6)])
             taken.append(event)
-            self.pedals.update(event)
-            if isinstance(event, NoteOn):
-                self._held_notes.add((event.channel, event.note))
-            elif isinstance(event, NoteOff):
-                self._held_notes.discard((event.channel, event.note))
-            if self.hud is not None and isinstance(event, (NoteOn, NoteOff)):
+            self._take_event(event, record)
+        if late:
+            self._overload(tick, late, record)
+        return taken
+
+    def _take_event(self, event, record: TickRecord) -> None:
+        """One MIDI event of the tick, wherever it goes."""
+        self.pedals.update(event)
+        if isinstance(event, NoteOn):
+            self._held_notes.add((event.channel, event.note))
+            self.summary.notes += 1
+        elif isinstance(event, NoteOff):
+            self._held_notes.discard((event.channel, event.note))
+        if isinstance(event, (NoteOn, NoteOff)):
+            if self.hud is not None:
                 self.hud.note(event.note, isinstance(event, NoteOn))
-            if self.osc_out is not None and isinstance(event, (NoteOn, NoteOff)):
+            if self.osc_out is not None:
                 self.osc_out.send("/showrunner/note", event.note,
                                   event.velocity if isinstance(event, NoteOn) else 0, event.channel)
-            if self._port_heard:
-                self.audio.heard(event, send=not self.audio.hears_midi)
-            else:
-                self.audio.play(event)
-            if isinstance(event, NoteOn):
-                self.summary.notes += 1
-            if isinstance(event, ControlChange) and self._learned(event, learned):
-                continue  # MIDI learn: a bound controller moved its parameter
-            if self.playhead.check_event(event):
-                events.append("advance")
-                continue
-            if isinstance(event, ProgramChange) and self._program_jumps(event):
-                if self.playhead.jump_to_index(event.program):
-                    events.append("program_jump")
-                continue
-            self.stack.dispatch(event)
+        if self._port_heard:
+            self.audio.heard(event, send=not self.audio.hears_midi)
+        else:
+            self.audio.play(event)
+        if isinstance(event, ControlChange) and self._learned(event, record.learned):
+            return  # MIDI learn: a bound controller moved its parameter
+        if self.playhead.check_event(event):
+            record.events.append("advance")
+            return
+        if isinstance(event, ProgramChange) and self._program_jumps(event):
+            if self.playhead.jump_to_index(event.program):
+                record.events.append("program_jump")
+            return
+        self.stack.dispatch(event)
 
-        self.stack.tick(dt)
-        emitted = self._send_emitted(tick)
-        if late:
-            self._overload(tick, late, events)
-        if self.perf_log is not None:
-            self.perf_log.tick(tick, taken, actions, taken_cue, osc=messages, emitted=emitted,
-                               learn=learn_changes)
+    def _after_scenes(self, tick: int, show_time: float, record: TickRecord) -> None:
+        """The timer trigger, the sound's and the recorder's news, the scene's status, and the
+        figures that measure the machine."""
+        events = record.events
         if self.playhead.check_time(show_time):
             events.append("advance")
         events.extend(self.audio.poll())
         if self.recorder is not None:
             events.extend(self.recorder.take_events())
         self.audio.advance(show_time)
-        sent, heard = self.audio.take_sent(), self.audio.take_heard()
-        status = dict(self.stack.status())
-        events.extend(status.pop("events", ()))
-        if self.osc_out is not None and isinstance(status.get("loss"), (int, float)):
-            self.osc_out.send("/showrunner/loss", self.playhead.current.cue.scene, float(status["loss"]))
+        record.sent, record.heard = self.audio.take_sent(), self.audio.take_heard()
+        record.status = dict(self.stack.status())
+        events.extend(record.status.pop("events", ()))
+        loss = record.status.get("loss")
+        if self.osc_out is not None and isinstance(loss, (int, float)):
+            self.osc_out.send("/showrunner/loss", self.playhead.current.cue.scene, float(loss))
         compilations = _compilations()
         if compilations > self._compilations:
             # Scenes compile in load; a compilation now stalled this tick (and will again).
@@ -442,53 +471,33 @@ class Show:
             self.summary.recompilations += compilations - self._compilations
             self._compilations = compilations
             events.append("recompile")
-        health = self.audio.health()
-        if self.hud is not None:
-            following = self.playhead.index + 1
-            next_cue = self.setlist.cues[following].id if following < len(self.setlist.cues) else ""
-            self.hud.observe(self.playhead.current.id, next_cue, events, status, health,
-                             self.display.shaders.errors, self._last_frame_ms, self.display.gpu_ms)
-            if self.recorder is not None:
-                self.hud.state.recording = self.recorder.status()
-            if self.osc_in is not None:
-                counts = self.osc_in.counts
-                self.hud.state.osc = (f"osc {counts['osc_received']} in, {counts['osc_malformed']} bad, "
-                                      f"{counts['osc_dropped']} dropped, {counts['osc_unknown']} unknown")
-            self.hud.show_learn(self.learn.hud_lines(self.playhead.index))
+        record.health = self.audio.health()
+        machine = record.machine
+        if self._last_frame_ms is not None:
+            machine["frame_ms"] = round(self._last_frame_ms, 3)
+            if self.display is not None and self.display.gpu_ms is not None:
+                machine["gpu_ms"] = round(self.display.gpu_ms, 3)
+            if self.recorder is not None and self.recorder.capture_ms is not None:
+                machine["capture_ms"] = round(self.recorder.capture_ms, 3)  # the part in the capture
+        if self.recorder is not None:
+            machine["rec_frames"], machine["rec_dropped"] = self.recorder.frames, self.recorder.dropped
+        if self.osc_in is not None:
+            machine.update(self.osc_in.counts)
 
-        if self._metrics is not None:
-            record: dict[str, Any] = {
-                "tick": tick, "time": round(show_time, 6), "cue": self.playhead.current.id,
-                "scene": self.playhead.current.cue.scene, "events": events}
-            if delivered:
-                record["midi"] = delivered
-            if messages:
-                record["osc"] = [describe_any(m) for m in messages]
-            if emitted:
-                record["emitted"] = emitted
-            if learned:
-                record["learned"] = learned
-            if self._last_frame_ms is not None:
-                record["frame_ms"] = round(self._last_frame_ms, 3)
-                self._last_frame_ms = None
-                if self.display is not None and self.display.gpu_ms is not None:
-                    record["gpu_ms"] = round(self.display.gpu_ms, 3)
-                if self.recorder is not None and self.recorder.capture_ms is not None:
-                    record["capture_ms"] = round(self.recorder.capture_ms, 3)  # the part in the capture
-            if sent:
-                record["audio"] = sent
-            if heard:
-                record["heard"] = heard
-            if self.recorder is not None:
-                record["rec_frames"], record["rec_dropped"] = self.recorder.frames, self.recorder.dropped
-            if self.osc_in is not None:
-                record.update(self.osc_in.counts)
-            if self._tick_overload:
-                record["overload"] = self._tick_overload
-                self._tick_overload = 0
-            record.update(health)
-            record.update(status)
-            self._metrics.write(record)
+    def _observe(self, record: TickRecord) -> None:
+        """The HUD's view of the tick (updated whether or not it is shown)."""
+        following = self.playhead.index + 1
+        next_cue = self.setlist.cues[following].id if following < len(self.setlist.cues) else ""
+        self.hud.observe(self.playhead.current.id, next_cue, record.events, record.status, record.health,
+                         self.display.shaders.errors, self._last_frame_ms, self.display.gpu_ms)
+        if self.recorder is not None:
+            self.hud.state.recording = self.recorder.status()
+        if self.osc_in is not None:
+            counts = self.osc_in.counts
+            self.hud.state.osc = (f"osc {counts['osc_received']} in, {counts['osc_malformed']} bad, "
+                                  f"{counts['osc_dropped']} dropped, {counts['osc_unknown']} unknown")
+        if self.learn is not None:
+            self.hud.show_learn(self.learn.hud_lines(self.playhead.index))
 
     def _draw(self, alpha: float) -> None:
         if self.display is None:
@@ -597,13 +606,13 @@ class Show:
             self.osc_in.counts["osc_unknown"] += 1
         self._said("osc_problem", logging.WARNING, "OSC %s: %s", describe_any(message), problem)
 
-    def _overload(self, tick: int, dropped: int, events: list[str]) -> None:
+    def _overload(self, tick: int, dropped: int, record: TickRecord) -> None:
         """More input came in one tick than the show takes (a faulty controller, a MIDI loop):
         the excess was left out, counted and said, so frames keep coming."""
         self.summary.overload += dropped
-        self._tick_overload += dropped
-        if "overload" not in events:
-            events.append("overload")
+        record.overload += dropped
+        if "overload" not in record.events:
+            record.events.append("overload")
         if self.hud is not None:
             self.hud.state.last_error = f"MIDI overload: {self.summary.overload} events left out"
         self._said("overload", logging.WARNING, "MIDI overload at tick %d: %d events left out this tick "
@@ -786,61 +795,3 @@ class Show:
         if count == 1 or count % 600 == 0:  # a scene failing every tick must not flood the log
             log.error("scene %s: %s raised %s: %s (the show goes on; %d so far)", type(scene).__name__,
                       hook, type(error).__name__, error, count, exc_info=count == 1)
-
-
-def _latest_params(messages: list[OscMessage]) -> list[OscMessage]:
-    """The tick's OSC messages with each parameter's earlier settings in the same tick left out:
-    only its latest value counts, so a controller streaming values costs one setting a tick."""
-    latest: dict[tuple, int] = {}
-    for index, message in enumerate(messages):
-        if message.address == "/showrunner/param" and len(message.args) in (2, 3):
-            latest[tuple(message.args[:-1])] = index
-    kept = set(latest.values())
-    return [m for i, m in enumerate(messages)
-            if i in kept or not (m.address == "/showrunner/param" and len(m.args) in (2, 3))]
-
-
-PEDALS = frozenset({SUSTAIN, SOSTENUTO, SOFT})
-
-
-def bound_input(due: list, budget: int, kept_controllers: frozenset | set = PEDALS,
-                held: set | None = None) -> tuple[list, int]:
-    """The tick's input bounded, so a flood never freezes the picture: a streaming controller or
-    pitch bend keeps only its latest value in the tick (the sound's own reader of the port has
-    them all); ``kept_controllers`` (pedals, advance triggers: every change matters) always pass,
-    and so do note-offs, but for a tick over budget only those of notes taken in (``held``:
-    (channel, note) pairs; those of note-ons left out mean nothing); beyond ``budget``
-    events, the rest (note-ons, program changes) are left out. Returns (what passes, how many
-    were left out)."""
-    latest: dict[tuple, int] = {}
-    for index, (_, event) in enumerate(due):
-        if isinstance(event, ControlChange) and event.control not in kept_controllers:
-            latest[("cc", event.channel, event.control)] = index
-        elif isinstance(event, PitchBend):
-            latest[("bend", event.channel)] = index
-    streaming = set(latest.values())
-    over = len(due) - len(latest) > budget
-    held = set(held) if held is not None else None
-    kept, dropped = [], 0
-    for index, item in enumerate(due):
-        event = item[1]
-        if isinstance(event, (ControlChange, PitchBend)) and (
-                not isinstance(event, ControlChange) or event.control not in kept_controllers):
-            if index not in streaming:
-                continue  # an older value of a stream: not an input left out, just superseded
-        if isinstance(event, NoteOff) and over and held is not None:
-            if (event.channel, event.note) in held:
-                held.discard((event.channel, event.note))
-                kept.append(item)
-            else:
-                dropped += 1
-            continue
-        always = isinstance(event, NoteOff) or (isinstance(event, ControlChange)
-                                                and event.control in kept_controllers)
-        if always or len(kept) < budget:
-            kept.append(item)
-            if isinstance(event, NoteOn) and held is not None:
-                held.add((event.channel, event.note))
-        else:
-            dropped += 1
-    return kept, dropped

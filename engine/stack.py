@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.events import MIDI_TYPES
-from engine.midi import MidiEvent
+
 from engine.scene import Scene
 
 log = logging.getLogger("showrunner.stack")

@@ -1,9 +1,9 @@
-"""A tick's input is bounded so a flood never freezes the picture (engine.show.bound_input)."""
+"""A tick's input is bounded so a flood never freezes the picture (engine.input_bound.bound_input)."""
 
 from __future__ import annotations
 
 from engine.midi import ControlChange, NoteOff, NoteOn, PitchBend, ProgramChange
-from engine.show import PEDALS, bound_input
+from engine.input_bound import PEDALS, bound_input
 
 
 def stamped(*events):

@@ -1,0 +1,65 @@
+"""Bounding a tick's input, so a flood (a faulty controller, a MIDI loop, an OSC sender gone wild)
+never freezes the picture: what a tick takes in, and what it leaves out and counts as an overload."""
+
+from __future__ import annotations
+
+from engine.events import OscMessage
+from engine.midi import SOFT, SOSTENUTO, SUSTAIN, ControlChange, NoteOff, NoteOn, PitchBend
+
+
+def latest_params(messages: list[OscMessage]) -> list[OscMessage]:
+    """The tick's OSC messages with each parameter's earlier settings in the same tick left out:
+    only its latest value counts, so a controller streaming values costs one setting a tick."""
+    latest: dict[tuple, int] = {}
+    for index, message in enumerate(messages):
+        if message.address == "/showrunner/param" and len(message.args) in (2, 3):
+            latest[tuple(message.args[:-1])] = index
+    kept = set(latest.values())
+    return [m for i, m in enumerate(messages)
+            if i in kept or not (m.address == "/showrunner/param" and len(m.args) in (2, 3))]
+
+
+PEDALS = frozenset({SUSTAIN, SOSTENUTO, SOFT})
+
+
+def bound_input(due: list, budget: int, kept_controllers: frozenset | set = PEDALS,
+                held: set | None = None) -> tuple[list, int]:
+    """The tick's input bounded, so a flood never freezes the picture: a streaming controller or
+    pitch bend keeps only its latest value in the tick (the sound's own reader of the port has
+    them all); ``kept_controllers`` (pedals, advance triggers: every change matters) always pass,
+    and so do note-offs, but for a tick over budget only those of notes taken in (``held``:
+    (channel, note) pairs; those of note-ons left out mean nothing); beyond ``budget``
+    events, the rest (note-ons, program changes) are left out. Returns (what passes, how many
+    were left out)."""
+    latest: dict[tuple, int] = {}
+    for index, (_, event) in enumerate(due):
+        if isinstance(event, ControlChange) and event.control not in kept_controllers:
+            latest[("cc", event.channel, event.control)] = index
+        elif isinstance(event, PitchBend):
+            latest[("bend", event.channel)] = index
+    streaming = set(latest.values())
+    over = len(due) - len(latest) > budget
+    held = set(held) if held is not None else None
+    kept, dropped = [], 0
+    for index, item in enumerate(due):
+        event = item[1]
+        if isinstance(event, (ControlChange, PitchBend)) and (
+                not isinstance(event, ControlChange) or event.control not in kept_controllers):
+            if index not in streaming:
+                continue  # an older value of a stream: not an input left out, just superseded
+        if isinstance(event, NoteOff) and over and held is not None:
+            if (event.channel, event.note) in held:
+                held.discard((event.channel, event.note))
+                kept.append(item)
+            else:
+                dropped += 1
+            continue
+        always = isinstance(event, NoteOff) or (isinstance(event, ControlChange)
+                                                and event.control in kept_controllers)
+        if always or len(kept) < budget:
+            kept.append(item)
+            if isinstance(event, NoteOn) and held is not None:
+                held.add((event.channel, event.note))
+        else:
+            dropped += 1
+    return kept, dropped
