@@ -28,7 +28,7 @@ import numpy as np
 from bench.jack_server import JackUnavailable, jack_server
 from bench.result import BenchResult, Figure
 from engine.audio.live import LiveAudio
-from engine.camera import open_source
+from engine.video_in import open_source
 from engine.clock import RealTime
 from engine.display import open_display
 from engine.midi_file import MidiFilePerformer, load_performance

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from bench.result import BenchResult, Figure
-from engine.audio import commands as cmd
+from engine.audio import command_ring as cmd
 from engine.audio.config import MixerConfig
 from engine.audio.rack import Rack, overtone_rack
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.mixer_load import BLOCK, DETUNE_EVERY, LOWEST, SAMPLE_RATE, SPAN
 from bench.result import BenchResult, Figure
-from engine.audio import commands as cmd
+from engine.audio import command_ring as cmd
 from engine.audio.config import MixerConfig
 from engine.audio.limiter import SoftLimiter
 from engine.audio.overtones import OvertoneVoices
@@ -36,7 +36,7 @@ GOAL_RATIO = 1.05
 
 # --- The pre-rack baseline ----------------------------------------------------------------------
 # engine/audio/mixer.py as of commit 638998c (the last commit before the rack), copied unchanged
-# but for BUSES, which engine.audio.commands no longer defines. Not engine code: only the benchmark
+# but for BUSES, which engine.audio.command_ring no longer defines. Not engine code: only the benchmark
 # uses it, as the peer the rack is measured against.
 
 BUSES = ("master", "overtones", "piano")

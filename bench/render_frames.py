@@ -74,11 +74,11 @@ class _Scenes:
     a scene and returns its time in seconds (preparation outside the time)."""
 
     def __init__(self, size: tuple[int, int], video: Path = VIDEO) -> None:
-        from engine.camera import FileFrames, VideoTexture
+        from engine.video_in import FileFrames, VideoTexture
         from engine.display import open_display
         from scenes.ldd.distortions import BubbleLens, RGBSplit
         from scenes.ldd.learners import LearnerGroup, oracle
-        from engine.orbit_camera import OrbitCamera, orthographic
+        from engine.projection import OrbitCamera, orthographic
         from engine.primitives import Points, Polylines
 
         if not video.is_file():

@@ -20,7 +20,7 @@ import numpy as np
 from bench.audio_latency import StampedRecorder
 from bench.jack_server import JackUnavailable, jack_server
 from bench.result import BenchResult, Figure
-from engine.audio import commands as cmd
+from engine.audio import command_ring as cmd
 from engine.audio.live import LiveAudio
 from engine.audio.pool import SamplePool
 from engine.audio.rack import InstrumentSpec, RackConfig

@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from engine import commands
+    from engine import cli_commands as commands
 
     handler = {"run": commands.run, "check": commands.check, "render": commands.render,
                "replay": commands.replay, "plot": commands.plot, "devices": commands.devices}[args.command]

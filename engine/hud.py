@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.orbit_camera import orthographic
+from engine.projection import orthographic
 from engine.primitives import Polylines, Text, TexturedRect
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")

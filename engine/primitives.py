@@ -2,7 +2,7 @@
 and alpha per vertex), round points, textured rectangles and text.
 
 Coordinates go through a 4x4 ``mvp`` matrix (column vectors, numpy row-major; see
-:mod:`engine.orbit_camera` for ``orthographic`` and the orbit camera). Line widths and point sizes
+:mod:`engine.projection` for ``orthographic`` and the orbit camera). Line widths and point sizes
 are in show pixels whatever the projection. Everything blends with straight alpha over what is
 already in the framebuffer.
 """

@@ -22,7 +22,7 @@ from engine.midi import MidiEvent, NoteOn, PedalState
 if TYPE_CHECKING:
     import moderngl
 
-    from engine.camera import VideoTexture
+    from engine.video_in import VideoTexture
 
     from engine.shaders import ShaderLibrary
 

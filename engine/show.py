@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.audio.control import AudioOut, NoAudio
 from engine.events import MIDI_TYPES, Emitted, OscMessage, TextInput, describe_any
-from engine.camera import VideoTexture
+from engine.video_in import VideoTexture
 from engine.clock import FixedStepClock, TimeSource, VirtualTime
 from engine.display import Display
 from engine.errors import UserError

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from engine.audio import commands as cmd
+from engine.audio import command_ring as cmd
 from engine.audio.rack import RackConfig, legacy_rack_config
 
 
@@ -55,7 +55,7 @@ class AudioOut:
 
     def play(self, event, listed: bool = True) -> None:
         """Play a performed MIDI event (note, sustain pedal, all notes off) the way the audio
-        process plays what it reads from a port itself (:func:`engine.audio.commands.midi_command`).
+        process plays what it reads from a port itself (:func:`engine.audio.command_ring.midi_command`).
         ``listed``: list it among the commands sent (:meth:`take_sent`)."""
         if not listed:
             count = len(self._sent)
@@ -246,7 +246,7 @@ class InstrumentHandle:
     def play(self, table: str, voice: int, gain: float = 1.0, ratio: float = 1.0, pan: float = 0.0,
              loop: bool = False) -> None:
         """Play table ``table`` of the pool as voice ``voice`` (an id of the scene's choosing, from
-        :data:`engine.audio.commands.SCENE_VOICES` up): linear ``gain``, pitch ``ratio`` (2 = an
+        :data:`engine.audio.command_ring.SCENE_VOICES` up): linear ``gain``, pitch ``ratio`` (2 = an
         octave up), ``pan`` -1..1, one shot or ``loop``ed. Starts at the first block after the
         end of this tick."""
         self.audio._command(cmd.PLAY, voice, self.audio.table(table), float(gain), self.name,

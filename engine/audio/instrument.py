@@ -8,7 +8,7 @@ inside the audio callback. Instruments are registered by kind, like scenes, so a
 
 Subclass, give ``kind`` and ``Settings`` (a pydantic model, extra keys forbidden: the setlist's
 table for the instrument), and override the hooks the instrument needs; every hook does nothing by
-default. Commands are plain numbers (:mod:`engine.audio.commands`): the hooks get them decoded.
+default. Commands are plain numbers (:mod:`engine.audio.command_ring`): the hooks get them decoded.
 """
 
 from __future__ import annotations

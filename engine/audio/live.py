@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.audio import commands as cmd
+from engine.audio import command_ring as cmd
 from engine.audio import shared
 from engine.audio.config import MixerConfig
 from engine.audio.control import AudioOut

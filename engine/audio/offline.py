@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.audio import commands as cmd
+from engine.audio import command_ring as cmd
 from engine.audio.config import MixerConfig
 from engine.audio.control import AudioOut
 from engine.audio.rack import Rack, RackConfig, legacy_rack_config

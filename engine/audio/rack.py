@@ -1,7 +1,7 @@
 """The rack: every instrument of a show, their buses, the bus gains, the tuning, the routing of the
 MIDI input and the master limiter, driven by commands.
 
-:meth:`Rack.apply` takes one command (see :mod:`engine.audio.commands`); :meth:`Rack.render`
+:meth:`Rack.apply` takes one command (see :mod:`engine.audio.command_ring`); :meth:`Rack.render`
 produces the next block as interleaved float32 stereo. The live audio process and the offline
 renderer call exactly these two methods, so identical command streams applied at identical block
 boundaries give bit-identical audio.
@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.audio import commands as cmd
+from engine.audio import command_ring as cmd
 from engine.audio.config import MixerConfig
 from engine.audio.instrument import Host, Instrument, instrument_class
 from engine.audio.limiter import SoftLimiter
@@ -161,7 +161,7 @@ class Rack:
     def apply(self, kind: int, voice: int = 0, note: int = 0, value: float = 0.0,
               target: int | None = None, a: float = 0.0, b: float = 0.0, c: float = 0.0) -> None:
         """Carry out one command now (between blocks). ``target`` None: the kind's usual target
-        (:data:`engine.audio.commands.DEFAULT_TARGET`). Unknown kinds and targets are ignored."""
+        (:data:`engine.audio.command_ring.DEFAULT_TARGET`). Unknown kinds and targets are ignored."""
         if target is None:
             target = cmd.DEFAULT_TARGET.get(kind, cmd.EVERY)
         if target == cmd.RACK:

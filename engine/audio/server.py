@@ -26,7 +26,7 @@ import time
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from engine.audio import commands as cmd
+from engine.audio import command_ring as cmd
 from engine.audio import shared
 from engine.audio.rack import Rack, RackConfig
 from engine.midi import EventQueue

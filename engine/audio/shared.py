@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.audio.commands import FIELDS, CommandRing
+from engine.audio.command_ring import FIELDS, CommandRing
 
 CAPACITY = 4096  # commands in flight
 LOADS = 4096  # recent blocks whose compute time and start time are kept, for benchmarks

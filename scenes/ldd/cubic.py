@@ -11,7 +11,7 @@ from pydantic import Field
 
 from scenes.ldd.learners import CubicConfig, LearnerGroup
 from engine.midi import MidiEvent, NoteOff, NoteOn
-from engine.orbit_camera import orthographic
+from engine.projection import orthographic
 from engine.primitives import FadingCurves, Points, Polylines
 from engine.scene import Scene, SceneParams
 from scenes.ldd.report import TickReport

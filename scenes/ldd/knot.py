@@ -10,7 +10,7 @@ from pydantic import Field
 
 from scenes.ldd.learners import KnotConfig, LearnerGroup
 from engine.midi import MidiEvent, NoteOff, NoteOn
-from engine.orbit_camera import OrbitCamera
+from engine.projection import OrbitCamera
 from engine.primitives import Polylines
 from engine.scene import Scene, SceneParams
 from scenes.ldd.chords import ChordDetector

@@ -8,7 +8,7 @@ import moderngl
 import numpy as np
 import pytest
 
-from engine.camera import FileCapture, FileFrames, LiveCapture, VideoTexture, open_source, resolve_source
+from engine.video_in import FileCapture, FileFrames, LiveCapture, VideoTexture, open_source, resolve_source
 from scenes.ldd.distortions import BubbleLens, BubbleSettings, RGBSplit, SplitSettings, video_rect
 from engine.errors import UserError
 from engine.shaders import ShaderLibrary

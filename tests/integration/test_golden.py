@@ -12,9 +12,9 @@ import moderngl
 import numpy as np
 import pytest
 
-from engine.camera import FileFrames
+from engine.video_in import FileFrames
 from scenes.ldd.distortions import BubbleLens, RGBSplit
-from engine.orbit_camera import OrbitCamera, orthographic
+from engine.projection import OrbitCamera, orthographic
 from engine.primitives import FadingCurves, Points, Polylines, Text, TexturedRect
 from engine.shaders import ShaderLibrary
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.camera import FileFrames
+from engine.video_in import FileFrames
 from engine.clock import VirtualTime
 from engine.display import open_display
 from engine.midi_file import MidiFilePerformer, load_performance

@@ -6,7 +6,7 @@ import moderngl
 import numpy as np
 import pytest
 
-from engine.orbit_camera import OrbitCamera, orthographic
+from engine.projection import OrbitCamera, orthographic
 from engine.primitives import Points, Polylines, Text, TexturedRect
 from engine.shaders import ShaderLibrary
 

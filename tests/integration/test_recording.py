@@ -784,7 +784,7 @@ def test_a_live_camera_is_recorded_into_the_performance_log_and_replayed(tmp_pat
 
 
 def test_the_camera_recording_is_looked_for_where_the_log_says_then_beside_the_log(tmp_path):
-    from engine.commands import _camera_recording
+    from engine.cli_commands import _camera_recording
 
     named, log = tmp_path / "then" / "show.camera.mkv", tmp_path / "now" / "show.perf.jsonl"
     assert _camera_recording(None, log) is None and _camera_recording(str(named), log) is None

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from engine.audio import commands as cmd
+from engine.audio import command_ring as cmd
 from engine.audio.live import LiveAudio
 from engine.audio.offline import OfflineAudio
 from engine.audio.pool import APPLIED, REQUESTED, SamplePool, load_audio_file

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.audio import commands as cmd
+from engine.audio import command_ring as cmd
 from engine.audio.config import MixerConfig
 from engine.audio.rack import Rack, overtone_rack
 from tests.spectrum import Spectrum, max_step

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.audio import commands as cmd
+from engine.audio import command_ring as cmd
 from engine.audio.config import MixerConfig
 from engine.audio.control import NoAudio
 from engine.audio.rack import overtone_rack

@@ -21,8 +21,8 @@ import pytest
 from tests.setlist_errors import check_one_line_error
 from pydantic import ValidationError
 
-from engine.audio import commands as cmd
-from engine.audio.commands import CommandRing
+from engine.audio import command_ring as cmd
+from engine.audio.command_ring import CommandRing
 from engine.audio.config import MixerConfig
 from engine.audio.limiter import SoftLimiter
 from engine.audio.shared import HEALTH_FIELDS, RUNNING, TAP_FRAMES, SharedAudioState

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import json, sys
 from numba.core.registry import CPUDispatcher
-from engine.audio import commands as cmd, kernels
+from engine.audio import command_ring as cmd, kernels
 from engine.audio.config import MixerConfig
 from engine.audio.rack import overtone_rack
 from engine.audio.rack import legacy_rack_config, Rack

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from engine.audio import commands as cmd
+from engine.audio import command_ring as cmd
 from engine.audio.instrument import Instrument, instrument_class, known_instruments
 from engine.audio.rack import InstrumentSpec, Rack, RackConfig
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from engine.audio import commands
+from engine.audio import command_ring as commands
 from engine.audio.instrument import Host, instrument_class
 from engine.audio.instruments.sampler import SamplerInstrument, SamplerSettings
 from engine.audio.pool import SamplePool

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import ConfigDict, create_model
 
-from engine.audio import commands as cmd
+from engine.audio import command_ring as cmd
 from engine.audio.config import RACK_FIELDS, MixerConfig
 from engine.audio.instrument import Host, Instrument
 from engine.audio.overtones import OvertoneVoices

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.audio import commands, sampler_kernels
+from engine.audio import command_ring as commands
+from engine.audio import sampler_kernels
 from engine.audio.instrument import Host, Instrument
 from engine.audio.pool import CHANNELS
 

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from engine.audio.control import AudioOut, NoAudio
-from engine.camera import open_source
+from engine.video_in import open_source
 from engine.clock import RealTime, VirtualTime
 from engine.display import open_display
 from engine.encoder import check_output
