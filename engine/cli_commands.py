@@ -31,7 +31,8 @@ from engine.midi import EventQueue
 from engine.midi_file import MidiFilePerformer, Performance, load_performance
 from engine.midi_port import MidiPortInput, api_from_environment
 from engine.perflog import PerformanceLog
-from engine.recorder import RecordedSource, Recorder
+from engine.recorded_source import RecordedSource
+from engine.recorder import Recorder
 from engine.setlist import LoadedSetlist, load_setlist
 from engine.show import END_TAIL, Show, ShowOptions, ShowSummary
 from engine.showlog import start_show_log

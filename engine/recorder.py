@@ -8,7 +8,7 @@ frame when it returns, the frame is read straight into the slot (one copy instea
 When every slot is still in use the encoder has fallen behind: live, the frame is dropped and
 counted (the show never waits); offline (render, replay), the renderer waits for a slot.
 
-The encoder process (``python -m engine.recorder SETTINGS``) owns the file (:class:`MediaWriter`).
+The encoder process (``python -m engine.encoder_process SETTINGS``, engine/encoder_process.py) owns the file (:class:`MediaWriter`).
 Sound comes one of two ways: live, it reads the audio process's tap itself (what the mixer played,
 plus the audio input when there is one), anchored so that tap frame ``anchor`` is show time 0;
 offline, the renderer sends the offline mixer's blocks through the pipe. It stops cleanly at the
@@ -21,13 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
-import signal
-import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -35,62 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from engine.child_process import stop_child, wait_until
-from engine.encoder import check_output, yuv420
-from engine.errors import UserError
+from engine.encoder import check_output
+from engine.record_protocol import CTRL, MESSAGE, SHOW_BUSY, STARTING, Slots, shm_folder
 
 log = logging.getLogger("showrunner.recorder")
-
-MESSAGE = struct.Struct("<cqqqq")  # kind, four integers; 'A' is followed by its payload
-CTRL = ("frames", "samples", "status", "resyncs", "lost_samples", "errors", "show_busy")
-SHOW_BUSY = CTRL.index("show_busy")
-STARTING, RUNNING, FINISHED, FAILED = range(4)
-RESYNC_SECONDS = 0.03  # live sound further than this from the pictures is re-anchored
-RESYNC_FRAMES = 9  # over the median of this many frames' observations
-# Yielding to the show (live): the encoder starts no work while the show is busy with a frame,
-# looking again this often, and waits this long at most (a show that never rests still records).
-YIELD_POLL = 0.0005
-YIELD_LIMIT = 0.1
-
-
-class _Slots:
-    """The shared memory: a few control numbers, one state per slot (0 free, 1 full) and the
-    slots' pixels (RGBA bottom row first as OpenGL reads them, or RGB top row first)."""
-
-    def __init__(self, path: Path, count: int, size: tuple[int, int], create: bool,
-                 channels: int = 4) -> None:
-        self.path = path
-        self.count = count
-        width, height = size
-        head = 8 * (len(CTRL) + count)
-        total = head + count * width * height * channels
-        if create:
-            with open(path, "wb") as file:
-                try:
-                    # Reserve the memory now: a /dev/shm too small for the slots must fail here,
-                    # not kill both processes with SIGBUS in the middle of the show.
-                    os.posix_fallocate(file.fileno(), 0, total)
-                except OSError as error:
-                    path.unlink(missing_ok=True)
-                    raise UserError(f"cannot record: no room for {total >> 20} MiB of frame slots in "
-                                    f"{path.parent} ({error.strerror})") from None
-        self._map = np.memmap(path, dtype=np.uint8, mode="r+", shape=(total,))
-        self.ctrl = np.ndarray((len(CTRL),), np.int64, buffer=self._map, offset=0)
-        self.state = np.ndarray((count,), np.int64, buffer=self._map, offset=8 * len(CTRL))
-        self.pixels = np.ndarray((count, height, width, channels), np.uint8, buffer=self._map, offset=head)
-
-    def get(self, name: str) -> int:
-        return int(self.ctrl[CTRL.index(name)])
-
-    def set(self, name: str, value: int) -> None:
-        self.ctrl[CTRL.index(name)] = value
-
-    def free_slot(self) -> int | None:
-        free = np.flatnonzero(self.state == 0)
-        return int(free[0]) if len(free) else None
-
-
-def _shm_folder() -> str | None:
-    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
 class Recorder:
@@ -125,9 +69,9 @@ class Recorder:
         self.live = live
         self.sample_rate = sample_rate
         self.tap = tap
-        handle, name = tempfile.mkstemp(prefix="showrunner-record-", dir=_shm_folder())
+        handle, name = tempfile.mkstemp(prefix="showrunner-record-", dir=shm_folder())
         os.close(handle)
-        self._slots = _Slots(Path(name), slots, size, create=True, channels=3 if pictures else 4)
+        self._slots = Slots(Path(name), slots, size, create=True, channels=3 if pictures else 4)
         settings = {"path": str(self.path), "size": list(size), "fps": fps, "live": live,
                     "sample_rate": sample_rate, "tap": str(tap) if tap else None,
                     "slots": str(self._slots.path), "slot_count": slots, "pictures": pictures}
@@ -151,7 +95,7 @@ class Recorder:
     # Life cycle.
     def start(self) -> None:
         """Start the encoder process (it opens the file once its imports are done)."""
-        self.process = subprocess.Popen([sys.executable, "-m", "engine.recorder", str(self._settings)],
+        self.process = subprocess.Popen([sys.executable, "-m", "engine.encoder_process", str(self._settings)],
                                         stdin=subprocess.PIPE, bufsize=0, start_new_session=True)
         log.info("recording to %s (encoder process %d)", self.path, self.process.pid)
 
@@ -362,240 +306,3 @@ class Recorder:
         if stats["errors"]:
             log.error("recording: %d encoder error(s); see the log", stats["errors"])
         return stats
-
-
-class RecordedSource:
-    """A live video source whose pictures are also recorded, each stamped with the show time it
-    was first shown at, into a constant-rate file a replay reads back by show time (the camera of
-    a performance log). The file is started at the first picture (its size is known then)."""
-
-    FPS = 30
-
-    def __init__(self, source, path: Path) -> None:
-        self.source = source
-        self.path = Path(path)
-        self.recorder: Recorder | None = None
-        self.failed = False
-        self._number = 0
-        self._time = 0.0
-
-    def seek(self, show_time: float) -> None:
-        self._time = show_time
-        self.source.seek(show_time)
-
-    def latest(self):
-        frame = self.source.latest()
-        if frame is not None and frame.number != self._number:
-            self._number = frame.number
-            if self.recorder is None and not self.failed:
-                height, width = frame.pixels.shape[:2]
-                try:
-                    self.recorder = Recorder(self.path, (width // 2 * 2, height // 2 * 2), self.FPS,
-                                             live=True, pictures=True)
-                    self.recorder.start()
-                except Exception as error:  # the show goes on without the camera's recording
-                    self.failed = True
-                    log.error("cannot record the camera to %s: %s; the show goes on", self.path, error)
-            if self.recorder is not None:
-                self.recorder.picture(frame.pixels, self._time)
-        return frame
-
-    def stop(self) -> None:
-        self.source.stop()
-        recorder, self.recorder = self.recorder, None
-        if recorder is not None:
-            stats = recorder.close()
-            log.info("camera recorded to %s: %d frames%s", self.path, stats["frames"],
-                     f", {recorder.dropped} dropped" if recorder.dropped else "")
-
-    def __getattr__(self, name: str):  # the rest (is_file, source, reconnects) is the source's
-        return getattr(self.source, name)
-
-
-# The encoder process.
-
-class _Encoder:
-    def __init__(self, settings: dict) -> None:
-        from engine.encoder import MediaWriter
-
-        self.settings = settings
-        self.fps = settings["fps"]
-        size = tuple(settings["size"])
-        self.pictures = settings.get("pictures", False)
-        self.live = settings["live"]
-        self.slots = _Slots(Path(settings["slots"]), settings["slot_count"], size, create=False,
-                            channels=3 if self.pictures else 4)
-        # Both processes have it mapped now: its name can go, so that nothing is left in /dev/shm
-        # whichever process is killed.
-        self.slots.path.unlink(missing_ok=True)
-        self.previous: np.ndarray | None = None  # the last picture (pictures: repeated over gaps)
-        self.writer = MediaWriter(settings["path"], size, self.fps, settings["sample_rate"],
-                                  live=settings["live"])
-        self.tap = None
-        if settings["tap"]:
-            from engine.audio.shared import SharedAudioState
-
-            self.tap = SharedAudioState.attach(settings["tap"])
-        self.anchor: int | None = None  # tap frame at show time 0
-        self.read_to = 0  # tap frames taken so far
-        self.observed: deque = deque(maxlen=RESYNC_FRAMES)  # tap frame at show time 0, per frame
-        self.slots.set("status", RUNNING)
-
-    def frame(self, slot: int, pts: int, tap_now: int, show_us: int) -> None:
-        pixels = self.slots.pixels[slot]
-        try:
-            self.wait_for_rest()
-            picture = pixels.copy() if self.pictures else yuv420(pixels, bottom_up=True)
-        finally:
-            self.slots.state[slot] = 0  # free again once its pixels are read, or could not be
-        if self.pictures and self.previous is not None:
-            # A constant frame rate: the previous picture holds until this one (at most 10 s of
-            # repeats; a longer gap is left as a gap).
-            for held in range(max(self.writer.last_pts + 1, pts - 10 * round(self.fps)), pts):
-                self.writer.video(self.previous, held)
-        self.previous = picture
-        if self.anchor is not None and tap_now >= 0:
-            # The sound's clock (the audio device) and the show's can part: the audio process may
-            # start playing after the show started, an underrun or a restart loses time. Each
-            # frame says where the tap was at its show time; when the median of the last few
-            # disagrees with the anchor, re-anchor so the sound stays with the pictures.
-            self.observed.append(tap_now - round(show_us * 1e-6 * self.writer.sample_rate))
-            if len(self.observed) == self.observed.maxlen:
-                median = int(np.median(self.observed))
-                if abs(median - self.anchor) > RESYNC_SECONDS * self.writer.sample_rate:
-                    self.drain_tap()
-                    self.anchor = median
-                    self.observed.clear()
-                    self.slots.set("resyncs", self.slots.get("resyncs") + 1)
-        self.wait_for_rest()
-        self.writer.video(picture, pts)
-        self.slots.set("frames", self.writer.frames)
-
-    def wait_for_rest(self) -> None:
-        """Live: wait while the show says it is busy with a frame (at most YIELD_LIMIT), so that
-        the conversion and the encoding, a few ms each, fall in its rest between frames. The
-        engine says busy only when the recording yields to the show."""
-        if self.live:
-            wait_until(lambda: not self.slots.ctrl[SHOW_BUSY], YIELD_LIMIT, YIELD_POLL)
-
-    def start_tap(self, anchor: int) -> None:
-        self.anchor = anchor
-        self.read_to = anchor
-
-    def drain_tap(self) -> None:
-        if self.tap is None or self.anchor is None:
-            return
-        from engine.audio.shared import TAP_FRAMES
-
-        block, written = self.tap.read_tap(self.read_to)
-        lost = max(0, written - TAP_FRAMES - self.read_to)
-        if lost:
-            self.slots.set("lost_samples", self.slots.get("lost_samples") + lost)
-        start = self.read_to + lost - self.anchor
-        self.read_to = written
-        if len(block) == 0:
-            return
-        sound = block[:, :2]
-        if self.tap.get("input_channels") > 0:  # the room (piano, voice) under the overtones
-            sound = sound + block[:, 2:4]
-        if start < 0:
-            sound = sound[-start:]
-            start = 0
-        self.writer.audio(sound, start)
-        self.slots.set("samples", self.writer.samples)
-
-    def pushed(self, payload: bytes) -> None:
-        self.writer.audio(np.frombuffer(payload, np.float32).reshape(-1, 2))
-        self.slots.set("samples", self.writer.samples)
-
-    def close(self) -> None:
-        self.drain_tap()
-        self.writer.close()
-        self.slots.set("status", FINISHED)
-
-
-def _read_messages(stream, out: queue.Queue) -> None:
-    """The pipe reader thread: messages into ``out``; None when the pipe closes."""
-    try:
-        while True:
-            head = stream.read(MESSAGE.size)
-            if len(head) < MESSAGE.size:
-                break
-            kind, a, b, c, d = MESSAGE.unpack(head)
-            payload = stream.read(c) if kind == b"A" else b""
-            out.put((kind, a, b, c, d, payload))
-            if kind == b"Q":
-                return
-    finally:
-        out.put(None)
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine decides when recording ends
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    logging.basicConfig(level=logging.INFO, format="recorder: %(message)s")
-    settings = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    Path(argv[0]).unlink(missing_ok=True)
-    if settings["live"]:
-        # The show comes first: the live encoder runs when a core is idle, and when none is the
-        # recording drops frames (counted) rather than taking time from the show's frames.
-        # Offline the renderer waits for the encoder instead, and both should run at full speed.
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except (AttributeError, OSError):
-            try:
-                os.nice(19)
-            except OSError:
-                pass
-        # And on one thread: beside the show, a second one would only take a core from it.
-        import cv2
-
-        cv2.setNumThreads(1)
-    encoder = _Encoder(settings)
-    messages: queue.Queue = queue.Queue()
-    threading.Thread(target=_read_messages, args=(sys.stdin.buffer, messages), daemon=True).start()
-    errors = 0
-    try:
-        while not stop.is_set():
-            try:
-                message = messages.get(timeout=0.05)
-            except queue.Empty:
-                encoder.drain_tap()
-                continue
-            if message is None or message[0] == b"Q":
-                break
-            kind, a, b, c, d, payload = message
-            try:
-                if kind == b"V":
-                    encoder.frame(a, b, c, d)
-                    encoder.drain_tap()
-                elif kind == b"A":
-                    encoder.pushed(payload)
-                elif kind == b"T":
-                    encoder.start_tap(a)
-            except OSError as error:  # the disk is full or gone: the engine sees the process end
-                encoder.slots.set("errors", errors + 1)
-                logging.getLogger("recorder").error("cannot write %s: %s; recording stopped",
-                                                    encoder.writer.path, error.strerror or error)
-                encoder.slots.set("status", FAILED)
-                return 1
-            except Exception:
-                errors += 1
-                encoder.slots.set("errors", errors)
-                if errors == 1:
-                    logging.getLogger("recorder").exception("encoding failed (the recording goes on)")
-    finally:
-        try:
-            encoder.close()
-        except Exception as error:  # one line, not a traceback on the performer's terminal
-            logging.getLogger("recorder").error("cannot finish %s: %s", encoder.writer.path, error)
-            return 1
-    return 0
-
-
-if __name__ == "__main__":
-    code = main()
-    logging.shutdown()
-    os._exit(code)  # the pipe reader may still wait in read(): do not join it at shutdown

@@ -41,8 +41,9 @@ class MidiSettings(_Strict):
         32, ge=4, le=10000, description="input events the show takes in one tick; beyond it (a "
         "faulty controller, a MIDI loop) the rest are left out and counted as an overload")
     input_ms_per_tick: float = Field(
-        3.0, gt=0, le=1000, description="milliseconds a live tick spends on its notes at most; later "
-        "note-ons of that tick are left out and counted as an overload (renders take every note)")
+        3.0, gt=0, le=1000, description="milliseconds a live tick spends on its notes at most when "
+        "more than 16 come in one tick (a flood: playing never does); later note-ons of that tick "
+        "are left out and counted as an overload (renders take every note)")
     learn_file: str | None = Field(
         None, min_length=1, description="MIDI learn: the JSON file of controller bindings (relative to "
         "the setlist's folder), read when the show starts, rewritten when the performer binds (F2)")

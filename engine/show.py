@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("showrunner.show")
 
 END_TAIL = 2.0  # seconds the show runs on after a MIDI file's last event
+BURST = 16  # events in one tick beyond which a live tick's input has a time budget (a flood)
 
 
 class MidiSource(Protocol):
@@ -397,12 +398,13 @@ class Show:
                                        self._kept_controllers, self._held_notes)
             if dropped:
                 self._overload(tick, dropped, record)
-        # Live, the tick's input also has a time budget: a scene whose notes are costly (a learner
-        # step each) takes fewer of a flood. Renders and replays take what they are given, so
-        # they stay deterministic (a replay's log holds only what the live show took).
+        # Live, a burst (more events in one tick than two hands play) also has a time budget: a
+        # scene whose notes are costly (a learner step each) takes fewer of a flood. Playing, even
+        # a ten-finger chord with the pedals, never meets it; renders and replays take what they
+        # are given, so they stay deterministic (a replay's log holds only what the live show took).
         budget = self.setlist.settings.midi.input_ms_per_tick / 1000.0
-        deadline = time.perf_counter() + budget if self.replay is None and not isinstance(
-            self.time, VirtualTime) else None
+        deadline = time.perf_counter() + budget if self.replay is None and len(due) > BURST \
+            and not isinstance(self.time, VirtualTime) else None
         taken, late = [], 0
         for stamp, event in due:
             if deadline is not None and isinstance(event, (NoteOn, ProgramChange)) \

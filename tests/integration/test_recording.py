@@ -241,7 +241,7 @@ def leftovers() -> set[Path]:
 def encoder_of(pid: int) -> int:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     for child in map(int, children):
-        if "engine.recorder" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
+        if "engine.encoder_process" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
             return child
     raise AssertionError(f"no encoder process under {pid}")
 
@@ -399,7 +399,7 @@ def test_live_recording_with_jack_sound_keeps_picture_and_sound_together(tmp_pat
     +6 ms in seven runs, three with two busy processes beside). A JACK cycle the audio missed
     moves the sound a block off the pictures until it is re-anchored, at RESYNC_SECONDS off: the
     test allows that much more when the server reported a missed cycle during the show."""
-    from engine.recorder import RESYNC_SECONDS
+    from engine.record_protocol import RESYNC_SECONDS
     from tests.jack_cycles import missed_cycles
 
     setlist, midi = flash_show
@@ -625,7 +625,8 @@ def test_the_show_waits_until_the_encoder_is_ready_but_not_for_ever(tmp_path, ca
     """`run --record` starts the show once the encoder process has its file open, so the first
     frames are not dropped while it imports; an encoder that never gets ready is waited for no
     longer than the timeout, with a warning."""
-    from engine.recorder import RUNNING, STARTING, Recorder
+    from engine.record_protocol import RUNNING, STARTING
+    from engine.recorder import Recorder
 
     recorder = Recorder(tmp_path / "ready.mkv", (64, 36), 30, live=True)
     try:
@@ -652,7 +653,8 @@ def test_the_show_busy_flag_is_cleared_whatever_the_priority(tmp_path):
     """Only a yielding live recorder says the show is busy, but rest always gets through, also
     after yielding was turned off and when the recorder closes, so the encoder is never left
     waiting on a stale flag."""
-    from engine.recorder import SHOW_BUSY, Recorder
+    from engine.record_protocol import SHOW_BUSY
+    from engine.recorder import Recorder
 
     recorder = Recorder(tmp_path / "flag.mkv", (64, 36), 30, live=True, yield_to_show=True)
     flag = recorder._slots.ctrl
@@ -676,8 +678,9 @@ def test_the_show_busy_flag_is_cleared_whatever_the_priority(tmp_path):
 def test_a_frame_the_encoder_cannot_convert_frees_its_slot(tmp_path, monkeypatch):
     """A frame that fails in the encoder costs that frame only: its slot is free again, so the
     slots do not run out one failure at a time (the recording would then drop every frame)."""
-    import engine.recorder
-    from engine.recorder import Recorder, _Encoder
+    import engine.encoder_process
+    from engine.encoder_process import _Encoder
+    from engine.recorder import Recorder
 
     recorder = Recorder(tmp_path / "slots.mkv", (64, 36), 30, live=True)
     encoder = _Encoder(json.loads(recorder._settings.read_text()))
@@ -685,7 +688,7 @@ def test_a_frame_the_encoder_cannot_convert_frees_its_slot(tmp_path, monkeypatch
         def broken(*args, **kwargs):
             raise ValueError("conversion failed")
 
-        monkeypatch.setattr(engine.recorder, "yuv420", broken)
+        monkeypatch.setattr(engine.encoder_process, "yuv420", broken)
         for slot in range(3):
             recorder._slots.state[slot] = 1
             with pytest.raises(ValueError):
@@ -702,7 +705,8 @@ def test_a_live_encoder_yielding_to_the_show_waits_while_the_show_is_busy(tmp_pa
     the show says it is busy, and encodes it once the show rests. Recording first: it encodes
     while the show is busy. Either way the file holds every frame."""
     from engine.display import open_display
-    from engine.recorder import RUNNING, YIELD_LIMIT, Recorder
+    from engine.record_protocol import RUNNING, YIELD_LIMIT
+    from engine.recorder import Recorder
 
     display = open_display((320, 180), headless=True)
     display.software = True  # frames reach the encoder as they are captured (no PBO ring)
