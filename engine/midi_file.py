@@ -111,6 +111,10 @@ class MidiFilePerformer:
             return None
         return self._origin + self.performance.length / self.speed
 
+    def take_notices(self) -> list[str]:
+        """A file has no port to lose: nothing to tell."""
+        return []
+
     def poll(self, now: float) -> None:
         """Push every event due at or before ``now`` (time-source seconds), stamped exactly."""
         if self._origin is None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from engine.audio.control import AudioOut, NoAudio
 from engine.events import MIDI_TYPES, Emitted, OscMessage, TextInput, describe_any
@@ -38,6 +38,9 @@ from engine.stack import SceneStack
 from engine.tick_record import TickRecord
 
 if TYPE_CHECKING:
+    from engine.perflog import PerformanceLog, Replay
+    from engine.recorder import Recorder
+    from engine.video_in import VideoSource
     from engine.midi_out import MidiPortOutput
     from engine.osc import OscInput, OscOutput
 
@@ -48,9 +51,15 @@ BURST = 16  # events in one tick beyond which a live tick's input has a time bud
 
 
 class MidiSource(Protocol):
+    """What plays into the show: a live port (engine.midi_port), a MIDI file (engine.midi_file)."""
+
     def start(self, origin: float) -> None: ...
 
     def poll(self, now: float) -> None: ...
+
+    def take_notices(self) -> list[str]:
+        """Events for the metrics (a port lost, back); none by default."""
+        ...
 
 
 @dataclass
@@ -103,8 +112,9 @@ def _compilations() -> int:
 class Show:
     def __init__(self, setlist: LoadedSetlist, options: ShowOptions, time_source: TimeSource,
                  display: Display | None, queue: EventQueue | None = None,
-                 audio: AudioOut | None = None, video_source: Any = None, recorder: Any = None,
-                 perf_log: Any = None, replay: Any = None, osc_in: OscInput | None = None,
+                  audio: AudioOut | None = None, video_source: VideoSource | None = None,
+                 recorder: Recorder | None = None, perf_log: PerformanceLog | None = None,
+                 replay: Replay | None = None, osc_in: OscInput | None = None,
                  osc_out: OscOutput | None = None, midi_out: MidiPortOutput | None = None,
                  learn: MidiLearn | None = None) -> None:
         self.setlist = setlist
@@ -282,9 +292,7 @@ class Show:
                     log.warning("frame took too long: %.0f ms of show time dropped", steps.dropped * 1000)
                 for source in self.sources:
                     source.poll(now)
-                    take_notices = getattr(source, "take_notices", None)
-                    if take_notices is not None:
-                        self._pending_events.extend(take_notices())
+                    self._pending_events.extend(source.take_notices())
                 self._handle_window_events(now)
                 first = self.clock.tick_count - steps.ticks + 1
                 for tick in range(first, self.clock.tick_count + 1):
@@ -675,8 +683,7 @@ class Show:
 
     def _tap_frames(self) -> int | None:
         """Frames the live audio process has played so far (its tap), or None offline."""
-        state = getattr(self.audio, "state", None)
-        return int(state.get("tap_frames")) if state is not None else None
+        return self.audio.tap_frames()
 
     # Performer input from the window.
     def _handle_window_events(self, now: float) -> None:

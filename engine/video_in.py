@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -93,8 +94,19 @@ def resolve_source(source: str | int | None, fallback: str | Path | None,
     return matches[0]
 
 
+class VideoSource(Protocol):
+    """A camera or a video file as the show reads it (:class:`LiveCapture`, :class:`FileCapture`,
+    :class:`FileFrames`, or a recorded camera: :class:`engine.recorded_source.RecordedSource`)."""
+
+    def seek(self, show_time: float) -> None: ...
+
+    def latest(self) -> Frame | None: ...
+
+    def stop(self) -> None: ...
+
+
 def open_source(source: str | int | None, fallback: str | Path | None, offline: bool,
-                loop: bool = True):
+                loop: bool = True) -> VideoSource | None:
     """The show's video source, started: live, a :class:`LiveCapture` for a camera and a
     :class:`FileCapture` for a video file; offline, :class:`FileFrames`; None when there is no
     camera and no fallback. Offline, a camera device cannot be read deterministically: the fallback

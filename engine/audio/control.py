@@ -194,6 +194,11 @@ class AudioOut:
         """Check on the audio side once a tick; returns notices for the metrics log's events."""
         return []
 
+    def tap_frames(self) -> int | None:
+        """Frames the live audio process has played so far (its tap: the recorder's clock), or
+        None when sound is not live."""
+        return None
+
     def health(self) -> dict:
         """Fields for the metrics log and HUD (``xruns``, ``audio_load``), when known."""
         return {}

@@ -161,6 +161,9 @@ class LiveAudio(AudioOut):
             self._status = status
         return notices
 
+    def tap_frames(self) -> int | None:
+        return int(self.state.get("tap_frames"))
+
     def health(self) -> dict:
         state = self.state
         report = {"xruns": self._xruns_before + int(state.get("underruns")), "audio_load": round(state.get("load_peak"), 4)}

@@ -37,6 +37,9 @@ class Script:
     def start(self, origin: float) -> None:
         self.origin = origin
 
+    def take_notices(self) -> list[str]:
+        return []
+
     def poll(self, now: float) -> None:
         while self.steps and self.steps[0][0] <= now - self.origin:
             _, kind, what = self.steps.pop(0)
