@@ -25,6 +25,7 @@ from engine.audio.sound_settings import build_sound
 from engine.setlist import load_setlist
 from tests.conftest import SHARED_DATA
 from tests.integration.test_audio_jack import MissedCycle, hear, listens_again
+from tests.integration.test_sound_routing import RACK
 from tests.spectrum import Spectrum, max_step, peak_near
 
 pytestmark = [pytest.mark.jack, pytest.mark.usefixtures("shared_data")]
@@ -284,23 +285,7 @@ def test_a_table_rewritten_while_it_loops_is_heard_whole_block_by_block_through_
 
 
 # 4. Routing of the live MIDI input.
-SETLIST = f"""
-title = "routing live"
-[sound]
-notes = ["overtones"]
-[sound.samples]
-flute = "{FLUTE}"
-[sound.instruments.overtones]
-kind = "overtones"
-partials = 1
-envelope = "adsr"
-release = 0.05
-[sound.instruments.sampler]
-kind = "sampler"
-table = "flute"
-root = 57
-release = 0.02
-
+SETLIST = 'title = "routing live"\n' + RACK + """
 [[cues]]
 id = "one"
 scene = "pulse"

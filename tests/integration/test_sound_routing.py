@@ -26,8 +26,9 @@ from tests.spectrum import Spectrum
 RATE = 48000
 FLUTE = SHARED_DATA / "audio" / "smstools_flute-A4.wav"
 
-SETLIST = f"""
-title = "routing"
+# The rack: a one-partial overtone voice and a sampler playing the flute an octave up (shared with
+# tests/integration/test_sound_jack.py, which plays it live).
+RACK = f"""
 [sound]
 notes = ["overtones"]
 [sound.samples]
@@ -42,23 +43,25 @@ kind = "sampler"
 table = "flute"
 root = 57
 release = 0.02
+"""
 
+SETLIST = 'title = "routing"\n' + RACK + """
 [[cues]]
 id = "flute"
 scene = "pulse"
-advance = {{ after = 2 }}
-sound = {{ notes = ["sampler"] }}
+advance = { after = 2 }
+sound = { notes = ["sampler"] }
 
 [[cues]]
 id = "tones"
 scene = "pulse"
-advance = {{ after = 2 }}
+advance = { after = 2 }
 
 [[cues]]
 id = "nothing"
 scene = "pulse"
-advance = {{ after = 2 }}
-sound = {{ notes = [] }}
+advance = { after = 2 }
+sound = { notes = [] }
 """
 
 

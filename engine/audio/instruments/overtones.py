@@ -8,7 +8,8 @@ from pydantic import ConfigDict, create_model
 
 from engine.audio import command_ring as cmd
 from engine.audio.config import RACK_FIELDS, MixerConfig
-from engine.audio.instrument import Host, Instrument
+from engine.audio.instrument import Host
+from engine.audio.instruments.bank import VoiceBankInstrument
 from engine.audio.overtones import OvertoneVoices
 
 # The mixer's settings less those of the rack (rate, block, tuning, bus gains): see MixerConfig.
@@ -18,7 +19,7 @@ OvertoneSettings = create_model(
        if name not in RACK_FIELDS})
 
 
-class OvertoneInstrument(Instrument):
+class OvertoneInstrument(VoiceBankInstrument):
     kind = "overtones"
     Settings = OvertoneSettings
 
@@ -27,18 +28,6 @@ class OvertoneInstrument(Instrument):
         fields = settings.model_dump()
         self.config = MixerConfig(sample_rate=host.sample_rate, block_size=host.block_size, **fields)
         self.voices = OvertoneVoices(self.config)
-
-    def note_on(self, voice, note, velocity):
-        self.voices.note_on(voice, note, velocity, float(self.host.frequencies[int(note) & 127]))
-
-    def note_off(self, voice, note):
-        self.voices.note_off(voice)
-
-    def sustain(self, down):
-        self.voices.set_sustain(down)
-
-    def all_notes_off(self):
-        self.voices.release_all()
 
     def panic(self):
         self.voices.fade_all()
@@ -50,21 +39,9 @@ class OvertoneInstrument(Instrument):
             self.voices.set_detune(float(np.clip(value, -0.5, 1.0)),
                                    None if voice == cmd.ALL_VOICES else voice)
 
-    def render(self, left, right):
-        self.voices.render(left, right)
-
-    def idle(self):
-        return not self.voices.active.any()
-
-    def sounding(self):
-        return self.voices.sounding()
-
     def warm_up(self):
         self.note_on(0, 60, 0.8)
         self.command(cmd.DETUNE, cmd.ALL_VOICES, 0, 0.01, 0.0, 0.0, 0.0)
-        left, right = np.zeros(self.host.block_size), np.zeros(self.host.block_size)
-        for _ in range(2):
-            self.render(left, right)
+        self._warm_up_blocks()
         self.note_off(0, 60)  # an ADSR release computes the level it starts from
-        for _ in range(2):
-            self.render(left, right)
+        self._warm_up_blocks()
