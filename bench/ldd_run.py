@@ -387,7 +387,7 @@ def run() -> BenchResult:
         + f") runs as `showrunner run` runs it: `RealTime` clock, {SIZE[0]}x{SIZE[1]} on the headless "
         f"EGL display (renderer `{live.renderer}`; `end_frame` calls `gl.finish()`, so the "
         "renderer's work is inside the frame time), played by `MidiFilePerformer` from "
-        f"`assets/midi/{MIDI_FILE.name}` (program changes jump cues, as in `showrunner run`), the "
+        f"`assets/midi/{MIDI_FILE.name}` (its program changes before the first note, instrument selections, left out as in `showrunner run`), the "
         f"camera is `open_source(None, fallback)`: the setlist's fallback video `{live.video}` looped, "
         "played by show time and decoded a frame ahead on its own thread (`FileCapture`), and the sound is the audio process (`LiveAudio`, the setlist's "
         f"[audio] settings, piano on, blocks of {PERIOD}) on a private dummy JACK server at "
@@ -472,9 +472,7 @@ def run() -> BenchResult:
     repeated = sorted(cue for cue, n in Counter(live.cues_played).items() if n > 1)
     if repeated:
         result.notes.append(
-            f"Started more than once: {', '.join(repeated)}. A program change p in the performance "
-            "jumps to cue p + 1 (as in `showrunner run`); this file sends program 0 early on, which "
-            "restarts the first part, so it runs a little longer than the others.")
+            f"Started more than once: {', '.join(repeated)} (the setlist's triggers or timers).")
     missing = [cue for cue in ("cubic", "knot", "split", "bubbles") if cue not in live.parts]
     if missing:
         raise RuntimeError(f"parts never played: {', '.join(missing)} (cues {live.cues_played})")

@@ -8,8 +8,8 @@ Two goals of the recording issue, each measured on the real command line:
    with ``--record --record-priority recording`` and with ``--record --record-fps 30``, in rounds
    of four runs back to back, the order turning from round to round, so that the machine's drifts
    fall on all. Every run plays all four parts: a temporary copy of the setlist hands over every
-   ``run seconds / 4`` (the MIDI file's program change 0 at 0.85 s jumps back to the first cue,
-   so ``--cue`` cannot start a run at a later part). Compared per part: the median and p95 of the
+   ``run seconds / 4`` (one run through every part, rather than a run per part with ``--cue``,
+   so that all four share a round's machine state). Compared per part: the median and p95 of the
    metrics lines' ``frame_ms`` (the draw time, which holds the readback into the recorder's
    slot) as the ratio to the run without recording of the same round, and the median of those
    ratios over the rounds; the frames drawn per second; the share of each part's recorded
@@ -360,8 +360,8 @@ def run() -> BenchResult:
         "round (1-2-3-4, 2-3-4-1, ...) so that the machine's drifts fall on all. Every run plays "
         f"all four parts: it runs a temporary copy of the setlist whose cues hand over after "
         f"{part:g} s instead of 30 (`{SECONDS_VARIABLE}` sets the run length, a quarter of it per "
-        f"part; `{ROUNDS_VARIABLE}` the rounds); `--cue` cannot start a run at a later part, because "
-        "the MIDI file's program change 0 at 0.85 s jumps back to the first cue. Frame time: the "
+        f"part; `{ROUNDS_VARIABLE}` the rounds), one run through every part rather than a run per "
+        "part with `--cue`, so that all four share a round's machine state. Frame time: the "
         "metrics lines' `frame_ms` (the show's draw time of a frame: video upload, scene drawing, "
         "fade, `gl.finish()` and, recording, the readback of the frame into a shared-memory slot; "
         "a frame drawn in a loop iteration that ran no tick is not in the log), per part (the "
