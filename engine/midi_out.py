@@ -21,17 +21,21 @@ from engine.midi_port import API_NAMES, CLIENT_NAME, _apis, match_port, quiet_c_
 log = logging.getLogger("showrunner.midi")
 
 
+def _byte(value: int) -> int:
+    return min(127, max(0, int(value)))
+
+
 def message_bytes(event: MidiEvent) -> list[int] | None:
-    """The raw MIDI bytes of an event (None for what has none)."""
-    channel = event.channel & 15
+    """The raw MIDI bytes of an event (None for what has none); values out of range are clamped."""
+    channel = min(15, max(0, int(event.channel)))
     if isinstance(event, NoteOn):
-        return [0x90 | channel, event.note & 127, max(1, event.velocity & 127)]
+        return [0x90 | channel, _byte(event.note), max(1, _byte(event.velocity))]
     if isinstance(event, NoteOff):
-        return [0x80 | channel, event.note & 127, event.velocity & 127]
+        return [0x80 | channel, _byte(event.note), _byte(event.velocity)]
     if isinstance(event, ControlChange):
-        return [0xB0 | channel, event.control & 127, event.value & 127]
+        return [0xB0 | channel, _byte(event.control), _byte(event.value)]
     if isinstance(event, ProgramChange):
-        return [0xC0 | channel, event.program & 127]
+        return [0xC0 | channel, _byte(event.program)]
     if isinstance(event, PitchBend):
         value = min(16383, max(0, event.value + 8192))
         return [0xE0 | channel, value & 127, value >> 7]
@@ -86,7 +90,11 @@ class MidiPortOutput:
                     out = rtmidi.MidiOut(rtapi=API_NAMES[name], name=CLIENT_NAME)
             except (RuntimeError, SystemError, rtmidi.RtMidiError):
                 continue
-            ports = list(out.get_ports())
+            try:
+                ports = list(out.get_ports())
+            except (RuntimeError, SystemError, rtmidi.RtMidiError):
+                out.delete()
+                continue
             port = match_port(self.pattern, ports)
             if port is None:
                 out.delete()

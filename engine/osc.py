@@ -134,15 +134,23 @@ class OscOutput:
 
         self.targets = targets
         self.errors = 0
-        self._clients = [SimpleUDPClient(host, port) for host, port in targets]
-        for client in self._clients:
+        self._clients = []
+        for host, port in targets:
+            try:
+                client = SimpleUDPClient(host, port)
+            except OSError as error:  # an unknown host name
+                self.close()
+                from engine.errors import UserError
+
+                raise UserError(f"cannot send OSC to {host}:{port}: {error.strerror or error}") from None
             client._sock.setblocking(False)
+            self._clients.append(client)
 
     def send(self, address: str, *args) -> None:
         for client in self._clients:
             try:
                 client.send_message(address, list(args))
-            except (OSError, ValueError, TypeError):
+            except Exception:  # a full socket, a value python-osc cannot build: counted, never raised
                 self.errors += 1
                 if self.errors == 1:
                     log.warning("an OSC message to %s could not be sent (counted from now on)", address)

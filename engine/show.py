@@ -576,13 +576,20 @@ class Show:
             try:
                 index = self.setlist.index_of(target) if isinstance(target, str) and not target.isdigit() \
                     else int(target) - 1
-            except (UserError, ValueError):
-                self._osc_problem(message, f"no cue '{target}'")
+            except (UserError, ValueError, OverflowError):
+                index = -1
+            if not 0 <= index < len(self.setlist.cues):
+                self._osc_problem(message, f"no cue '{target}' (cues 1-{len(self.setlist.cues)} or an id)")
                 return True
             actions.append(KeyAction("jump", index))
             return True
-        if move == "gain" and len(message.args) == 1 and isinstance(message.args[0], (int, float)):
-            actions.append(KeyAction("gain", int(message.args[0])))
+        if move == "gain" and len(message.args) == 1:
+            step = message.args[0]
+            if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step) \
+                    or abs(step) > 60:
+                self._osc_problem(message, "a gain step in dB, -60 to 60")
+            else:
+                actions.append(KeyAction("gain", int(step)))
             return True
         return False
 

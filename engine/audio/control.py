@@ -159,7 +159,12 @@ class AudioOut:
         at or after the end of this tick, never torn. False (nothing written, try again next
         tick) while the table's previous write has not reached the audio side yet."""
         slot = self.table(name)
-        if not self._write_table(slot, np.asarray(data, np.float32)):
+        data = np.asarray(data, np.float32)
+        if data.ndim not in (1, 2) or (data.ndim == 2 and data.shape[1] not in (1, 2)) \
+                or len(data) > self.pool.capacity(slot):
+            raise ValueError(f"table '{name}' holds at most {self.pool.capacity(slot)} frames of 1 or 2 "
+                             f"channels; got an array of shape {data.shape}")
+        if not self._write_table(slot, data):
             return False
         self._sent.append(["swap", name, int(len(data))])
         return True

@@ -223,6 +223,10 @@ class SamplePool:
         self._front[slot] = (front, length, view)
         return view
 
+    def capacity(self, slot: int) -> int:
+        """The most frames table ``slot`` holds."""
+        return int(self.headers[slot, CAPACITY])
+
     def frames(self, slot: int) -> int:
         """Length of the front buffer in frames (0 for a slot holding no table)."""
         return int(self.table(slot).shape[0])

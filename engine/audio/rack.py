@@ -12,6 +12,7 @@ changes), the buses are summed in their order, the sum scaled by the master gain
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any, Literal
 
@@ -57,6 +58,7 @@ class RackConfig(BaseModel):
         instruments: in slot order (a command's target is the slot).
         notes: names of the instruments the MIDI input plays when the show starts.
         pool: the shared sample pool's file (live), or None.
+        modules: modules to import before building (a piece's own instruments register there).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -72,6 +74,7 @@ class RackConfig(BaseModel):
     instruments: list[InstrumentSpec] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     pool: str | None = None
+    modules: list[str] = Field(default_factory=list)
 
     def slot(self, name: str) -> int:
         """The slot of the instrument called ``name``; KeyError when there is none."""
@@ -118,6 +121,8 @@ class Rack:
         self.sample_rate = config.sample_rate
         self.block_size = n = config.block_size
         self.pool = pool
+        for module in config.modules:  # a piece's instruments (the audio process imports them here)
+            importlib.import_module(module)
         self.tuning_offsets = cent_offsets(config.tuning, config.tuning_root)
         self.host = Host(config.sample_rate, n, self._frequencies(), pool)
         self.instruments: list[Instrument] = []
@@ -153,8 +158,12 @@ class Rack:
 
     # Commands.
     def apply_record(self, record) -> None:
-        """Carry out a command as the ring holds it: (kind, target, voice, note, value, a, b, c)."""
+        """Carry out a command as the ring holds it: (kind, target, voice, note, value, a, b, c).
+        One whose integer fields are not finite numbers is dropped (it came from a bug upstream;
+        the commands after it still play)."""
         kind, target, voice, note, value, a, b, c = record
+        if not (np.isfinite(kind) and np.isfinite(target) and np.isfinite(voice) and np.isfinite(note)):
+            return
         self.apply(int(kind), int(voice), int(note), float(value), int(target), float(a),
                    float(b), float(c))
 
@@ -261,11 +270,11 @@ class Rack:
                 self.bus_gain[index] = self.bus_target[index]
                 continue
             bus.fill(0.0)
-            try:
-                for render in renders:
+            for render in renders:
+                try:
                     render(left, right)
-            except Exception:
-                self._break(self._render_slot(render), "render")
+                except Exception:  # silenced from the next block on; the others play on
+                    self._break(self._render_slot(render), "render")
             self._scale(bus, index)
             if mix is None:
                 mix = bus

@@ -141,7 +141,13 @@ class AudioServer:
 
     def _drain(self) -> None:
         for record in self.state.ring.take():
-            self.rack.apply_record(record)
+            try:
+                self.rack.apply_record(record)
+            except Exception:  # one bad command must not lose the ones after it (note-offs)
+                self._errors += 1
+                self.state.set("callback_errors", self._errors)
+                if self._errors == 1:
+                    log.exception("a command failed in the audio process (the rest play on)")
         if self.midi is not None:
             self.midi.read_pending()  # notes that reached the port before this block sound in it
             for _stamp, event in self.midi_queue.pop_due(float("inf")):

@@ -20,6 +20,9 @@ from engine.audio.rack import InstrumentSpec, RackConfig, legacy_rack_config
 from engine.errors import UserError
 
 AUDIO_FIELDS = frozenset(("enabled", "device", "input", "realtime"))
+BUILT_IN = ("engine.audio.instruments.overtones", "engine.audio.instruments.piano",
+            "engine.audio.instruments.sampler")
+MAX_INSTRUMENTS = 63  # the rack keeps which instruments took a note in a 63-bit mask
 
 
 class _Strict(BaseModel):
@@ -113,6 +116,7 @@ def check_sound(where: str, audio: MixerConfig, sound: SoundSettings | None,
     """``cues``: (how a message names the cue, its sound) for each cue."""
     """Everything about sound a setlist can get wrong, found when it loads: instruments, buses,
     routing names, cue settings, overtone settings left in ``[audio]``."""
+    tables: set[str] = set()
     if sound is None:
         names = ["overtones", "piano"]
         parameters = {"overtones": (), "piano": ()}
@@ -123,6 +127,9 @@ def check_sound(where: str, audio: MixerConfig, sound: SoundSettings | None,
                             f"settings go in its own table ([sound.instruments.NAME]); [audio] keeps "
                             f"the device, rate, block, tuning and master gain")
         specs = instrument_specs(where, sound)
+        if len(specs) > MAX_INSTRUMENTS:
+            raise UserError(f"{where}: field 'sound.instruments': at most {MAX_INSTRUMENTS} instruments "
+                            f"(got {len(specs)})")
         names = [spec.name for spec in specs]
         from engine.audio.instrument import instrument_class
 
@@ -149,10 +156,14 @@ def check_sound(where: str, audio: MixerConfig, sound: SoundSettings | None,
             if name not in names:
                 raise UserError(f"{label}: field 'sound.settings.{name}': no instrument '{name}' "
                                 f"(instruments: {', '.join(names)})")
-            for parameter in values:
+            for parameter, value in values.items():
                 if parameter not in parameters[name]:
                     raise UserError(f"{label}: field 'sound.settings.{name}.{parameter}': unknown "
                                     f"parameter (parameters: {', '.join(parameters[name]) or 'none'})")
+                if isinstance(value, str) and (parameter != "table" or value not in tables):
+                    raise UserError(f"{label}: field 'sound.settings.{name}.{parameter}': "
+                                    + (f"no table '{value}' in [sound.samples] or [sound.tables]"
+                                       if parameter == "table" else f"a number, not '{value}'"))
 
 
 def build_sound(setlist_path: Path, audio: MixerConfig, sound: SoundSettings | None, piano: bool,
@@ -182,9 +193,15 @@ def build_sound(setlist_path: Path, audio: MixerConfig, sound: SoundSettings | N
             pool.fill(pool.allocate(name, len(data), data.shape[1]), data)
         for name, table in sound.tables.items():
             pool.allocate(name, int(round(table.seconds * rate)), table.channels)
-    except BaseException:
+        return _rack(where, audio, sound, pool), pool
+    except BaseException:  # nothing is left behind in /dev/shm
         pool.close()
         raise
+
+
+def _rack(where: str, audio: MixerConfig, sound: SoundSettings, pool) -> RackConfig:
+    from engine.audio.instrument import instrument_class
+
     specs = []
     for spec in instrument_specs(where, sound):
         table = spec.settings.get("table")
@@ -194,13 +211,14 @@ def build_sound(setlist_path: Path, audio: MixerConfig, sound: SoundSettings | N
     buses = dict(sound.buses)
     for spec in specs:
         buses.setdefault(spec.bus, 0.0)
+    # A piece's own instruments: the audio process imports their modules before it builds the rack.
+    modules = sorted({instrument_class(spec.kind).__module__ for spec in specs} - set(BUILT_IN))
     names = [spec.name for spec in specs]
-    rack = RackConfig(
-        sample_rate=rate, block_size=audio.block_size, tuning=audio.tuning,
+    return RackConfig(
+        sample_rate=audio.sample_rate, block_size=audio.block_size, tuning=audio.tuning,
         tuning_root=audio.tuning_root, reference_hz=audio.reference_hz,
         reference_note=audio.reference_note, master_gain_db=audio.master_gain_db, buses=buses,
-        instruments=specs, notes=names if sound.notes is None else sound.notes)
-    return rack, pool
+        instruments=specs, notes=names if sound.notes is None else sound.notes, modules=modules)
 
 
 def _file_rate(path: Path) -> int | None:

@@ -170,3 +170,24 @@ def test_a_flood_of_random_and_malformed_packets_never_stops_the_show_or_its_fra
     assert max(gaps) <= 15, f"the picture froze for {max(gaps)} ticks"
     log = next((tmp_path / "logs").glob("show-*.log")).read_text()
     assert "OSC in the last second" in log and "frame took too long" not in log
+
+
+def test_osc_moves_with_impossible_values_are_refused_not_raised(tmp_path):
+    from engine.clock import VirtualTime
+    from engine.events import OscMessage
+    from engine.setlist import load_setlist
+    from engine.show import Show, ShowOptions
+
+    setlist = tmp_path / "osc.toml"
+    setlist.write_text(SETLIST)
+    show = Show(load_setlist(setlist), ShowOptions(), VirtualTime(), None)
+    actions: list = []
+    for args in [(float("nan"),), (float("inf"),), (1e300,)]:
+        assert show._osc_move(OscMessage("/showrunner/gain", args), actions)
+        assert show._osc_move(OscMessage("/showrunner/jump", args), actions)
+    assert show._osc_move(OscMessage("/showrunner/jump", (4,)), actions)  # there are 3 cues
+    assert show._osc_move(OscMessage("/showrunner/jump", ("nowhere",)), actions)
+    assert actions == []
+    assert show._osc_move(OscMessage("/showrunner/jump", (3,)), actions)
+    assert show._osc_move(OscMessage("/showrunner/gain", (-3,)), actions)
+    assert [(a.kind, a.value) for a in actions] == [("jump", 2), ("gain", -3)]

@@ -65,6 +65,10 @@ def test_a_program_change_from_the_performer_jumps_only_when_the_setlist_says_so
     elsewhere.write_text(text.replace("program_change_jumps = true",
                                       "program_change_jumps = true\nprogram_change_channel = 1"))
     assert cues_played(load_setlist(elsewhere), played, 2.0, tmp_path, start_cue=None) == {"cubic"}
+    its_own = tmp_path / "its_own.toml"  # channel 4 (1-16) is index 3, the program change's
+    its_own.write_text(text.replace("program_change_jumps = true",
+                                    "program_change_jumps = true\nprogram_change_channel = 4"))
+    assert cues_played(load_setlist(its_own), played, 2.0, tmp_path, start_cue=None) == {"cubic", "split"}
     off = tmp_path / "off.toml"
     off.write_text(text.replace("program_change_jumps = true", ""))
     assert cues_played(load_setlist(off), played, 2.0, tmp_path, start_cue=None) == {"cubic"}

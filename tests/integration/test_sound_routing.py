@@ -133,3 +133,17 @@ def test_a_setlist_with_sound_rejects_overtone_settings_left_in_audio(tmp_path):
     path.write_text(SETLIST.replace('title = "routing"', 'title = "routing"\n[audio]\npartials = 4'))
     with pytest.raises(UserError, match=r"field 'audio.partials'.*\[sound.instruments.NAME\]"):
         load_setlist(path)
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    ('{ sampler = { table = "flue" } }', r"field 'sound.settings.sampler.table': no table 'flue'"),
+    ('{ sampler = { gain_db = "loud" } }', r"field 'sound.settings.sampler.gain_db': a number, not 'loud'"),
+])
+def test_a_cue_setting_a_table_that_is_not_there_is_found_when_the_setlist_loads(tmp_path, settings, expected):
+    from engine.errors import UserError
+
+    path = tmp_path / "bad.toml"
+    path.write_text(SETLIST.replace('sound = { notes = ["sampler"] }',
+                                    f'sound = {{ notes = ["sampler"], settings = {settings} }}'))
+    with pytest.raises(UserError, match=expected):
+        load_setlist(path)

@@ -74,6 +74,7 @@ def test_reset_while_training_is_never_overwritten_by_the_old_thread():
     deadline = time.perf_counter() + 10
     while trainer.latest.steps < 3 and time.perf_counter() < deadline:
         time.sleep(0.01)
+    assert trainer.latest.steps >= 3 and trainer.running and trainer.error is None  # it trains
     trainer.reset()  # the thread is mid-step: its result must be dropped
     time.sleep(0.3)
     assert trainer.latest.steps == 0 and not trainer.running

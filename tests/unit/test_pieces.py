@@ -70,3 +70,48 @@ def test_a_setlist_naming_only_the_builtin_piece_never_loads_the_first_piece_or_
     done = subprocess.run([sys.executable, "-c", check, str(named)], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert "unknown scene 'ldd_knot' (the setlist's pieces: builtin)" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_piece_s_own_instrument_is_built_in_a_fresh_audio_process(tmp_path):
+    """The live audio process imports nothing of the show: the rack names the piece's instrument
+    module, and a fresh process (as the audio process is) builds the rack from it."""
+    package = tmp_path / "hummer"
+    package.mkdir()
+    (package / "__init__.py").write_text(textwrap.dedent('''
+        import numpy as np
+        from engine.audio.instrument import Instrument
+
+        class Hum(Instrument):
+            kind = "test_hum"
+
+            def render(self, left, right):
+                left += 0.25
+                right += 0.25
+
+            def idle(self):
+                return False
+    '''))
+    setlist = tmp_path / "hum.toml"
+    setlist.write_text('title = "t"\npieces = ["builtin", "hummer"]\n[sound]\n[sound.instruments.hum]\n'
+                       'kind = "test_hum"\n[[cues]]\nid = "a"\nscene = "pulse"\n')
+    code = textwrap.dedent('''
+        import sys
+        sys.path.insert(0, sys.argv[2])
+        from engine.setlist import load_setlist
+        from engine.audio.sound_settings import build_sound
+        setlist = load_setlist(sys.argv[1])
+        rack, pool = build_sound(setlist.path, setlist.settings.audio.mixer_config(), setlist.settings.sound,
+                                 False, setlist.resolve_path)
+        print(rack.model_dump_json())
+        pool.close()
+    ''')
+    made = subprocess.run([sys.executable, "-c", code, str(setlist), str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert '"modules":["hummer"]' in made.stdout
+    build = ("import sys; sys.path.insert(0, sys.argv[2]); from engine.audio.rack import Rack, RackConfig; "
+             "print(float(Rack(RackConfig.model_validate_json(sys.argv[1])).render()[0, 0]))")
+    played = subprocess.run([sys.executable, "-c", build, made.stdout.strip(), str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert played.returncode == 0, played.stderr
+    assert float(played.stdout) > 0.1

@@ -69,6 +69,8 @@ def test_an_instrument_that_raises_is_silenced_and_the_others_play_on(fail_in, m
         mixer.apply(cmd.NOTE_ON, 72, 72, 100.0)
         later = render(mixer, 0.2)
     assert mixer.broken == [True, False]
+    if fail_in == "render":  # only the fault's own block heard its half-written sound
+        assert np.abs(first[BLOCK:, 0].mean()) < 0.05
     assert sum("instrument 'broken'" in r.message for r in caplog.records) == 1  # logged once
     tail = later[-int(0.1 * RATE):, 0]
     assert np.abs(tail).max() > 0.05, "the healthy instrument went quiet"
@@ -120,3 +122,26 @@ def test_a_gain_on_a_bus_scales_only_its_instruments():
     render(mixer, 0.02)
     after = render(mixer, 0.1)[-BLOCK:, 0]
     assert np.abs(after).max() == pytest.approx(np.abs(before).max() * 10 ** (-6 / 20), rel=0.05)
+
+
+def test_a_command_whose_numbers_are_not_finite_is_dropped_and_the_next_ones_play():
+    mixer = rack(("tones", "overtones", "b"), tones=tones())
+    mixer.apply_record((cmd.NOTE_ON, cmd.ROUTED, float("nan"), 60, 100.0, 0, 0, 0))
+    mixer.apply_record((cmd.NOTE_ON, cmd.ROUTED, 60, 60, 100.0, 0, 0, 0))
+    assert mixer.voices_sounding() == 1
+
+
+def test_a_note_beyond_the_keyboard_does_not_break_the_sampler():
+    from engine.audio.pool import SamplePool
+
+    pool = SamplePool.create(RATE * 4)
+    try:
+        slot = pool.allocate("tone", RATE, 1)
+        pool.fill(slot, np.sin(np.arange(RATE) / 10.0).astype(np.float32))
+        mixer = Rack(RackConfig(buses={"s": 0.0}, instruments=[InstrumentSpec(
+            name="s", kind="sampler", bus="s", settings={"table": slot})], notes=["s"]), pool)
+        mixer.apply(cmd.NOTE_ON, 200, 200, 100.0)  # a scene's bug: note 200
+        render(mixer, 0.05)
+        assert mixer.broken == [False] and mixer.voices_sounding() == 1
+    finally:
+        pool.close()

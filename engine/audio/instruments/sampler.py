@@ -103,8 +103,8 @@ class SamplerInstrument(Instrument):
             self.note_off(voice, note)
             return
         frequencies = self.host.frequencies
-        root = int(self._value("root"))
-        ratio = float(frequencies[note] / frequencies[root])
+        root = int(self._value("root")) & 127
+        ratio = float(frequencies[int(note) & 127] / frequencies[root])
         sensitivity = self.settings.velocity_sensitivity
         amp = 1.0 - sensitivity + sensitivity * min(1.0, velocity) ** 2
         self._start(voice, int(self._value("table")), amp, ratio, 0.0, bool(self._value("loop")))
