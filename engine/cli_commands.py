@@ -400,9 +400,19 @@ def render(args: argparse.Namespace) -> int:
     end = args.duration if args.duration is not None else performance.length + END_TAIL
     heard = _input_sound(args, setlist)
     sound = _sound(setlist, piano)
-    return _render_offline(args, start_show_log(args.log_dir), setlist, size, options, sound, end,
+    return _render_offline(args, _show_log_or_close(args, sound), setlist, size, options, sound, end,
                            lambda show: show.add_source(MidiFilePerformer(performance, show.queue)),
                            performer_end=performance.length, input_sound=heard)
+
+
+def _show_log_or_close(args: argparse.Namespace, sound) -> Path:
+    """The show log, started; the sample pool is closed if it cannot be."""
+    try:
+        return start_show_log(args.log_dir)
+    except BaseException:
+        if sound[1] is not None:
+            sound[1].close()
+        raise
 
 
 def replay(args: argparse.Namespace) -> int:
@@ -430,7 +440,7 @@ def replay(args: argparse.Namespace) -> int:
     seconds = recording.end / tick_rate
     heard = _input_sound(args, setlist)
     sound = _sound(setlist, piano)
-    log_path = start_show_log(args.log_dir)
+    log_path = _show_log_or_close(args, sound)
     if not recording.complete:
         log.warning("%s has no end line (the show did not end normally): replaying up to its last "
                     "input, tick %d (%.1f s)", args.log, recording.end, seconds)
