@@ -39,10 +39,9 @@ def _loaded_mixer(voices: int, partials: int) -> Rack:
     return mixer
 
 
-def block_times(voices: int, partials: int, blocks: int = BLOCKS, seed: int = 0) -> np.ndarray:
-    """Seconds per block (detune command + render) for ``blocks`` blocks with every voice held."""
-    mixer = _loaded_mixer(voices, partials)
-    detunes = np.random.default_rng(seed).uniform(-0.05, 0.05, size=blocks + WARM_UP)
+def timed_blocks(mixer, detunes: np.ndarray, blocks: int = BLOCKS) -> np.ndarray:
+    """Seconds of each of ``blocks`` blocks (a detune command every DETUNE_EVERY blocks, then the
+    render), after WARM_UP untimed ones; ``detunes`` holds a value for every block."""
     times = np.empty(blocks)
     clock = time.perf_counter
     for number in range(WARM_UP + blocks):
@@ -53,6 +52,14 @@ def block_times(voices: int, partials: int, blocks: int = BLOCKS, seed: int = 0)
         elapsed = clock() - started
         if number >= WARM_UP:
             times[number - WARM_UP] = elapsed
+    return times
+
+
+def block_times(voices: int, partials: int, blocks: int = BLOCKS, seed: int = 0) -> np.ndarray:
+    """Seconds per block (detune command + render) for ``blocks`` blocks with every voice held."""
+    mixer = _loaded_mixer(voices, partials)
+    detunes = np.random.default_rng(seed).uniform(-0.05, 0.05, size=blocks + WARM_UP)
+    times = timed_blocks(mixer, detunes, blocks)
     sounding = mixer.voices_sounding()
     if sounding != voices:
         raise RuntimeError(f"{voices} voices x {partials} partials: only {sounding} still sounding")

@@ -11,12 +11,11 @@ median block time over the baseline's, and the figure is the median of the round
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
 
-from bench.mixer_load import BLOCK, DETUNE_EVERY, LOWEST, SAMPLE_RATE, SPAN
+from bench.mixer_load import BLOCK, DETUNE_EVERY, LOWEST, SAMPLE_RATE, SPAN, WARM_UP, timed_blocks
 from bench.result import BenchResult, Figure
 from engine.audio import command_ring as cmd
 from engine.audio.config import MixerConfig
@@ -29,7 +28,6 @@ from engine.audio.tuning import cent_offsets, frequencies_from_offsets
 CELLS = ((16, 4, False), (64, 8, False), (128, 16, False), (64, 8, True))  # voices, partials, piano
 ROUNDS = 11
 BLOCKS = 1500  # timed blocks per implementation, cell and round (8 s of audio)
-WARM_UP = 50
 CHECK_BLOCKS = 400  # blocks compared sample for sample before timing
 GOAL_RATIO = 1.05
 
@@ -190,17 +188,7 @@ def _same_samples(builders: dict[str, Callable[[], object]], detunes: np.ndarray
 
 def _median_block(mixer, detunes: np.ndarray) -> float:
     """Median seconds of one block (detune command when due, plus render) over BLOCKS blocks."""
-    times = np.empty(BLOCKS)
-    clock = time.perf_counter
-    for number in range(WARM_UP + BLOCKS):
-        started = clock()
-        if number % DETUNE_EVERY == 0:
-            mixer.apply(cmd.DETUNE, cmd.ALL_VOICES, -1, float(detunes[number]))
-        mixer.render()
-        elapsed = clock() - started
-        if number >= WARM_UP:
-            times[number - WARM_UP] = elapsed
-    return float(np.median(times))
+    return float(np.median(timed_blocks(mixer, detunes, BLOCKS)))
 
 
 def _label(voices: int, partials: int, piano: bool) -> str:

@@ -20,8 +20,6 @@ from engine.audio.rack import InstrumentSpec, RackConfig, legacy_rack_config
 from engine.errors import UserError
 
 AUDIO_FIELDS = frozenset(("enabled", "device", "input", "realtime"))
-BUILT_IN = ("engine.audio.instruments.overtones", "engine.audio.instruments.piano",
-            "engine.audio.instruments.sampler")
 MAX_INSTRUMENTS = 63  # the rack keeps which instruments took a note in a 63-bit mask
 
 
@@ -212,7 +210,8 @@ def _rack(where: str, audio: MixerConfig, sound: SoundSettings, pool) -> RackCon
     for spec in specs:
         buses.setdefault(spec.bus, 0.0)
     # A piece's own instruments: the audio process imports their modules before it builds the rack.
-    modules = sorted({instrument_class(spec.kind).__module__ for spec in specs} - set(BUILT_IN))
+    modules = sorted({module for module in (instrument_class(spec.kind).__module__ for spec in specs)
+                      if not module.startswith("engine.")})  # the engine's own are always there
     names = [spec.name for spec in specs]
     return RackConfig(
         sample_rate=audio.sample_rate, block_size=audio.block_size, tuning=audio.tuning,

@@ -14,6 +14,7 @@ import pytest
 
 from engine.audio.config import MixerConfig
 from engine.audio.live import LiveAudio
+from engine.audio.rack import RackConfig
 from tests.conftest import BUNDLED_MIDI, DEMO_SETLIST, showrunner_command
 from tests.spectrum import max_step, peak_near
 
@@ -33,11 +34,12 @@ def recorder(jack):
 
 @pytest.fixture
 def live(recorder):
-    """Start an audio process with a config; it is closed after the test."""
+    """Start an audio process with a config (a MixerConfig, or a RackConfig with its pool); it is
+    closed after the test."""
     started = []
 
-    def start(config: MixerConfig = HOLD, **kwargs) -> LiveAudio:
-        audio = LiveAudio(config, **kwargs)
+    def start(config: MixerConfig | RackConfig = HOLD, pool=None, **kwargs) -> LiveAudio:
+        audio = LiveAudio(config, pool=pool, **kwargs)
         audio.start()
         started.append(audio)
         assert audio.wait_running(15), "the audio process never started its stream"

@@ -17,14 +17,15 @@ import pytest
 import soundfile
 
 from engine.audio import command_ring as cmd
-from engine.audio.live import LiveAudio
 from engine.audio.offline import OfflineAudio
 from engine.audio.pool import APPLIED, REQUESTED, SamplePool, load_audio_file
 from engine.audio.rack import InstrumentSpec, RackConfig
 from engine.audio.sound_settings import build_sound
 from engine.setlist import load_setlist
 from tests.conftest import SHARED_DATA
-from tests.integration.test_audio_jack import MissedCycle, hear, listens_again
+# live: an audio process on a rack (with its pool), closed after the test, heard by this module's
+# recorder.
+from tests.integration.test_audio_jack import MissedCycle, hear, listens_again, live  # noqa: F401
 from tests.integration.test_sound_routing import RACK
 from tests.spectrum import Spectrum, max_step, peak_near
 
@@ -81,24 +82,6 @@ def rack_config(pool: SamplePool, **sampler) -> RackConfig:
                      InstrumentSpec(name="sampler", kind="sampler", bus="sampler",
                                     settings=settings)],
         notes=["sampler"])
-
-
-@pytest.fixture
-def live(recorder):
-    """Start an audio process on a rack; it is closed after the test."""
-    started = []
-
-    def start(rack: RackConfig, pool=None, **kwargs) -> LiveAudio:
-        audio = LiveAudio(rack, pool=pool, **kwargs)
-        audio.start()
-        started.append(audio)
-        assert audio.wait_running(15), "the audio process never started its stream"
-        assert recorder.wait_connected(10), "PortAudio's output ports never appeared in JACK"
-        return audio
-
-    yield start
-    for audio in started:
-        audio.close()
 
 
 @contextmanager
