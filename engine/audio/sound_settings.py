@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine.audio.config import RACK_FIELDS, MixerConfig
 from engine.audio.rack import InstrumentSpec, RackConfig, legacy_rack_config
@@ -28,10 +28,26 @@ class _Strict(BaseModel):
 
 
 class SampleFile(_Strict):
-    """An audio file loaded into the pool when the show loads (any rate, 1 or 2 channels)."""
+    """An audio file loaded into the pool when the show loads (any rate, 1 or 2 channels).
+
+    With ``hpss``, two more tables are loaded beside table NAME: "NAME.harmonic" and
+    "NAME.percussive", its harmonic and percussive parts (same frames and channels), separated
+    when the show loads (:mod:`engine.audio.hpss`); together they take twice the file's room in
+    the pool again.
+    """
 
     file: str = Field(description="path, relative to the setlist's folder")
     rate: int | None = Field(None, description="Hz the file must have (checked); unset = any")
+    hpss: bool = Field(False, description="also load the harmonic and percussive parts")
+    hpss_margin: float = Field(1.0, ge=1.0, description="separation margin, >= 1; 1 = the two "
+                               "parts sum to the file, above = each keeps only what is clearly its own")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_alone(cls, value: Any) -> Any:
+        """A bare path is a file with every other setting at its default (validated as one model,
+        so a bad setting is reported by its own name, not as "not a string")."""
+        return {"file": value} if isinstance(value, str) else value
 
 
 class EmptyTable(_Strict):
@@ -49,10 +65,13 @@ class SoundSettings(_Strict):
         buses: bus name -> gain in dB, in mix order; an instrument's bus not listed here is added
             at 0 dB.
         instruments: name -> ``{ kind = "...", bus = "...", <the kind's settings> }``.
-        samples: table name -> audio file (a path, or ``{ file = ..., rate = ... }``).
+        samples: table name -> audio file (a path, or ``{ file = ..., rate = ..., hpss = ...,
+            hpss_margin = ... }``; with hpss the sample also gives tables "NAME.harmonic" and
+            "NAME.percussive").
         tables: table name -> ``{ seconds = ..., channels = ... }``: empty tables scenes write.
         pool_seconds: the pool's capacity in seconds of stereo tables at the show's rate (a mono
-            table takes half as much; each table has a back buffer too, counted in).
+            table takes half as much; each table has a back buffer too, counted in; a sample
+            with hpss takes three times its room).
         input_file: the audio input in renders and replays (a recording standing in for the
             microphone), relative to the setlist's folder; ``--audio-in-file`` overrides.
     """
@@ -60,7 +79,7 @@ class SoundSettings(_Strict):
     notes: list[str] | None = None
     buses: dict[str, float] = Field(default_factory=dict)
     instruments: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    samples: dict[str, str | SampleFile] = Field(default_factory=dict)
+    samples: dict[str, SampleFile] = Field(default_factory=dict)
     tables: dict[str, EmptyTable] = Field(default_factory=dict)
     pool_seconds: float = Field(60.0, gt=0, le=3600)
     input_file: str | None = None
@@ -132,7 +151,7 @@ def check_sound(where: str, audio: MixerConfig, sound: SoundSettings | None,
         from engine.audio.instrument import instrument_class
 
         parameters = {spec.name: instrument_class(spec.kind).parameters for spec in specs}
-        tables = set(sound.samples) | set(sound.tables)
+        tables = sample_table_names(where, sound)
         for spec in specs:
             table = spec.settings.get("table")
             if isinstance(table, str) and table not in tables:
@@ -176,21 +195,25 @@ def build_sound(setlist_path: Path, audio: MixerConfig, sound: SoundSettings | N
     rate = audio.sample_rate
     where = str(setlist_path)
     loaded = {}
-    for name, sample in sound.samples.items():
-        spec = SampleFile(file=sample) if isinstance(sample, str) else sample
+    for name, spec in sound.samples.items():
         path = resolve(spec.file)
         if spec.rate is not None:
             actual = _file_rate(path)
             if actual is not None and actual != spec.rate:
                 raise UserError(f"{where}: field 'sound.samples.{name}': {path} is {actual} Hz, "
                                 f"not the {spec.rate} Hz the setlist says")
-        loaded[name] = load_audio_file(path, rate)
+        loaded[name] = (spec, path, load_audio_file(path, rate))
     pool = SamplePool.create(int(round(sound.pool_seconds * rate)) * 4)  # stereo, front and back
     try:
-        for name, data in loaded.items():
+        for name, (spec, _, data) in loaded.items():
             pool.fill(pool.allocate(name, len(data), data.shape[1]), data)
+            for part in _parts(name, spec):
+                pool.allocate(part, len(data), data.shape[1])
         for name, table in sound.tables.items():
             pool.allocate(name, int(round(table.seconds * rate)), table.channels)
+        # Separated last, once every table has its room: a pool too small is said at once.
+        for name, (spec, path, data) in loaded.items():
+            _fill_parts(pool, where, name, spec, path, data)
         return _rack(where, audio, sound, pool), pool
     except BaseException:  # nothing is left behind in /dev/shm
         pool.close()
@@ -218,6 +241,45 @@ def _rack(where: str, audio: MixerConfig, sound: SoundSettings, pool) -> RackCon
         tuning_root=audio.tuning_root, reference_hz=audio.reference_hz,
         reference_note=audio.reference_note, master_gain_db=audio.master_gain_db, buses=buses,
         instruments=specs, notes=names if sound.notes is None else sound.notes, modules=modules)
+
+
+def sample_table_names(where: str, sound: SoundSettings) -> set[str]:
+    """Every table name ``[sound]`` gives the pool: samples (with their harmonic and percussive
+    parts where asked) and empty tables. UserError (naming the field) for a name given twice or an
+    ``hpss_margin`` without ``hpss``."""
+    names = set(sound.tables)
+    for name, spec in sound.samples.items():
+        if "hpss_margin" in spec.model_fields_set and not spec.hpss:
+            raise UserError(f"{where}: field 'sound.samples.{name}.hpss_margin': a separation "
+                            f"margin needs hpss = true")
+        for table in (name, *_parts(name, spec)):
+            if table in names:
+                raise UserError(f"{where}: field 'sound.samples.{name}': table '{table}' is "
+                                f"defined twice" + (" (a sample with hpss = true adds "
+                                "NAME.harmonic and NAME.percussive)" if spec.hpss else ""))
+            names.add(table)
+    return names
+
+
+def _parts(name: str, spec: SampleFile) -> tuple[str, ...]:
+    """The names of a sample's harmonic and percussive tables; none without hpss."""
+    from engine.audio.hpss import part_names
+
+    return part_names(name) if spec.hpss else ()
+
+
+def _fill_parts(pool, where: str, name: str, spec: SampleFile, path: Path, data) -> None:
+    """Separate a sample with hpss (librosa, imported now and only for this) into its tables."""
+    if not spec.hpss:
+        return
+    from engine.audio.hpss import separate
+
+    try:
+        parts = separate(data, spec.hpss_margin)
+    except ValueError as error:
+        raise UserError(f"{where}: field 'sound.samples.{name}.hpss': {path}: {error}") from None
+    for table, part in zip(_parts(name, spec), parts):
+        pool.fill(pool.slot(table), part)
 
 
 def _file_rate(path: Path) -> int | None:
