@@ -423,7 +423,9 @@ class Show:
                 event = replace(event, time=stamp - self._origin)
             record.delivered.append([describe(event), round(event.time, 6)])
             taken.append(event)
+            self.audio.next_position()  # what is sent for this event (now, or later "at" it)
             self._take_event(event, record)
+        self.audio.next_position()  # the scenes' ticks: after every event
         if late:
             self._overload(tick, late, record)
         return taken

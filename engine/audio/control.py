@@ -12,6 +12,7 @@ show it: what the audio side was told is part of the record of a show.
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -28,6 +29,12 @@ class AudioOut:
             for the engine's tick), so the show must not forward that port's notes again.
         show_time: show seconds at the end of the tick being run; the offline renderer stamps
             commands with it.
+        position: where the show is in its input: it moves on before each MIDI event a tick
+            delivers and once after them (:meth:`next_position`). A scene that keeps it with an
+            event and sends a command later in the tick ``at`` that position (``detune(..., at=)``)
+            has the command take its place right after the event's own, in the metrics log and
+            in renders, as if sent while the event was delivered: the notes of a tick can be
+            handled together and sound as if handled one by one. (Live, commands leave at once.)
     """
 
     hears_midi = False
@@ -38,6 +45,8 @@ class AudioOut:
         self.pool = pool  # engine.audio.pool.SamplePool: the tables, or None
         self.routes = list(self.rack.notes)
         self._sent: list[list] = []
+        self._sent_at: list[int] = []  # the position of each command in _sent (non-decreasing)
+        self.position = 0
         self._heard: list[list] = []
         self._mirror: NoAudio | None = None  # lists what the audio process heard itself
 
@@ -60,7 +69,7 @@ class AudioOut:
         if not listed:
             count = len(self._sent)
             self.play(event)
-            del self._sent[count:]
+            del self._sent[count:], self._sent_at[count:]
             return
         command = cmd.midi_command(event)
         if command is None:
@@ -87,15 +96,17 @@ class AudioOut:
             self.play(event, listed=False)
 
     # What the learners drive.
-    def detune(self, value: float, note: int | None = None, channel: int = 0) -> None:
+    def detune(self, value: float, note: int | None = None, channel: int = 0,
+               at: int | None = None) -> None:
         """Detune d for the overtones of ``note`` (every sounding note when None): partial k >= 2
         glides to k * f * (1 + d). Later notes start from the last value sent. A value that is not
-        finite is dropped here and never reaches the audio side."""
+        finite is dropped here and never reaches the audio side. ``at``: a :attr:`position` kept
+        earlier in this tick, to act as if sent then."""
         if not math.isfinite(value):
             return
         voice = cmd.ALL_VOICES if note is None else cmd.voice_id(note, channel)
         self._command(cmd.DETUNE, voice, -1 if note is None else note, float(value), note,
-                      float(value))
+                      float(value), at=at)
 
     def set_gain(self, bus: str, db: float) -> None:
         """Set a bus gain in dB: "master" or a bus of the rack (ramped within a block)."""
@@ -129,10 +140,10 @@ class AudioOut:
         if list(names) == self.routes:
             return
         self.routes = list(names)
-        self._sent.append(["route", *names])
-        self._send(cmd.ROUTE, cmd.ALL_VOICES, 0, 0.0, cmd.RACK, 0.0, 0.0, 0.0)
+        self._list(["route", *names], self.position)
+        self._send(cmd.ROUTE, cmd.ALL_VOICES, 0, 0.0, cmd.RACK, 0.0, 0.0, 0.0, self.position)
         for name in names:
-            self._send(cmd.ROUTE, self._slot(name), 0, 1.0, cmd.RACK, 0.0, 0.0, 0.0)
+            self._send(cmd.ROUTE, self._slot(name), 0, 1.0, cmd.RACK, 0.0, 0.0, 0.0, self.position)
 
     def instrument(self, name: str) -> InstrumentHandle:
         """What a scene plays an instrument of the rack through; KeyError naming the rack's
@@ -166,7 +177,7 @@ class AudioOut:
                              f"channels; got an array of shape {data.shape}")
         if not self._write_table(slot, data):
             return False
-        self._sent.append(["swap", name, int(len(data))])
+        self._list(["swap", name, int(len(data))], self.position)
         return True
 
     def _write_table(self, slot: int, data: np.ndarray) -> bool:
@@ -183,7 +194,7 @@ class AudioOut:
     def take_sent(self) -> list[list]:
         """The commands sent since the last call, for the metrics log: [name, what it acts on...],
         e.g. ["note_on", 60, 96.0], ["detune", None, 0.01], ["gain", "master", -3.0], ["panic"]."""
-        sent, self._sent = self._sent, []
+        sent, self._sent, self._sent_at = self._sent, [], []
         return sent
 
     def take_heard(self) -> list[list]:
@@ -191,6 +202,11 @@ class AudioOut:
         like :meth:`take_sent`'s commands (the metrics log's ``heard``)."""
         heard, self._heard = self._heard, []
         return heard
+
+    def next_position(self) -> int:
+        """Move :attr:`position` on (the show: before each event it delivers, and after them)."""
+        self.position += 1
+        return self.position
 
     def advance(self, show_time: float) -> None:
         """The show has reached ``show_time`` seconds (the offline renderer renders up to it)."""
@@ -213,14 +229,23 @@ class AudioOut:
 
     def _command(self, kind: int, voice: int = 0, note: int = 0, value: float = 0.0,
                  *shown, target: int | None = None, a: float = 0.0, b: float = 0.0,
-                 c: float = 0.0) -> None:
-        """Send a command; ``shown`` is what the metrics log lists after its name."""
-        self._sent.append([cmd.NAMES[kind], *shown])
+                 c: float = 0.0, at: int | None = None) -> None:
+        """Send a command; ``shown`` is what the metrics log lists after its name; ``at``: the
+        :attr:`position` it belongs to (default: now)."""
+        at = self.position if at is None else min(at, self.position)
+        self._list([cmd.NAMES[kind], *shown], at)
         self._send(kind, voice, note, value,
-                   cmd.DEFAULT_TARGET.get(kind, cmd.EVERY) if target is None else target, a, b, c)
+                   cmd.DEFAULT_TARGET.get(kind, cmd.EVERY) if target is None else target, a, b, c, at)
+
+    def _list(self, shown: list, at: int) -> None:
+        index = bisect.bisect_right(self._sent_at, at)
+        self._sent.insert(index, shown)
+        self._sent_at.insert(index, at)
 
     def _send(self, kind: int, voice: int, note: int, value: float, target: int, a: float,
-              b: float, c: float) -> None:
+              b: float, c: float, at: int) -> None:
+        """Hand one command to the backend; ``at``: its :attr:`position` (the order it takes
+        among the commands of the same show time)."""
         raise NotImplementedError
 
 
@@ -290,5 +315,5 @@ def _default_rack() -> RackConfig:
 class NoAudio(AudioOut):
     """Sound switched off (``[audio] enabled = false``): commands are recorded, nothing plays."""
 
-    def _send(self, kind, voice, note, value, target, a, b, c):
+    def _send(self, kind, voice, note, value, target, a, b, c, at):
         pass

@@ -91,7 +91,7 @@ class LiveAudio(AudioOut):
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
-    def _send(self, kind, voice, note, value, target, a, b, c):
+    def _send(self, kind, voice, note, value, target, a, b, c, at):
         record = (kind, voice, note, value, target, a, b, c)
         standing = self._standing
         if kind in (cmd.GAIN, cmd.TUNE):
@@ -118,7 +118,7 @@ class LiveAudio(AudioOut):
         if self.pool is None or not self.pool.write_back(slot, data):
             return False
         self.pool.request_swap(slot)
-        self._send(cmd.SWAP, slot, 0, 0.0, cmd.RACK, 0.0, 0.0, 0.0)
+        self._send(cmd.SWAP, slot, 0, 0.0, cmd.RACK, 0.0, 0.0, 0.0, self.position)
         return True
 
     def listen(self, seconds: float, source: str = "mix") -> np.ndarray:

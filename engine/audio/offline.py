@@ -12,6 +12,8 @@ at that block, so a render that rewrites tables is as deterministic as one that 
 
 from __future__ import annotations
 
+import bisect
+
 import math
 import wave
 from pathlib import Path
@@ -45,15 +47,23 @@ class OfflineAudio(AudioOut):
         self.sink = sink
         self.input_sound = input_sound
         self._pending: list[tuple] = []
+        self._pending_at: list[tuple[float, int]] = []  # (stamp, position) of each, sorted
         self._blocks: list[np.ndarray] = []
         self._tap = np.zeros((TAP_FRAMES, 4), np.float32)  # mix, input: as the live tap
 
-    def _send(self, kind, voice, note, value, target, a, b, c):
-        self._pending.append((self.show_time, kind, voice, note, value, target, a, b, c))
+    def _send(self, kind, voice, note, value, target, a, b, c, at):
+        self._queue(at, (self.show_time, kind, voice, note, value, target, a, b, c))
 
     def _write_table(self, slot: int, data: np.ndarray) -> bool:
-        self._pending.append((self.show_time, "write", slot, data.copy()))
+        self._queue(self.position, (self.show_time, "write", slot, data.copy()))
         return True
+
+    def _queue(self, at: int, command: tuple) -> None:
+        """Pending commands in the order they act: by show time, then by input position (a
+        command sent ``at`` an earlier position goes after that position's others)."""
+        index = bisect.bisect_right(self._pending_at, (command[0], at))
+        self._pending.insert(index, command)
+        self._pending_at.insert(index, (command[0], at))
 
     def listen(self, seconds: float, source: str = "mix") -> np.ndarray:
         if source not in ("mix", "input"):
@@ -82,7 +92,7 @@ class OfflineAudio(AudioOut):
             else:
                 voice, note, value, target, a, b, c = fields
                 self.mixer.apply(kind, voice, note, value, target, a, b, c)
-        del self._pending[:due]
+        del self._pending[:due], self._pending_at[:due]
         block = self.mixer.render()
         rows = np.arange(self.rendered, self.rendered + self.block_size) % TAP_FRAMES
         self._tap[rows, 0:2] = block

@@ -59,6 +59,7 @@ class CubicPart(Scene):
         self.trail.clear()
         self.has_curve = False
         self.held_upper: set[tuple[int, int]] = set()
+        self.stepping: list[tuple[int, int, int]] = []  # this tick's upper notes not yet stepped
         self.report = TickReport()
 
     # Performance ----------------------------------------------------------------------------------
@@ -77,9 +78,24 @@ class CubicPart(Scene):
             return
         self.held_upper.add((event.note, event.channel))
         if self.has_curve and self.params.steps == "per_note":
-            self.step([(event.note, event.channel)], 1)
+            # stepped with the tick's others, its detune sent at its place among the tick's sounds
+            self.stepping.append((event.note, event.channel, self.context.audio.position))
+
+    def step_notes(self) -> None:
+        """One step per upper note of this tick, in order, in one learner call; each step's own
+        loss detunes its note (as a call per note would, bit for bit, without its cost: a burst
+        of notes costs about what one does)."""
+        if not self.stepping:
+            return
+        notes, self.stepping = self.stepping, []
+        with self.report.learning():
+            losses = self.learner.step_each(len(notes))[:, 0]
+        for (note, channel, at), loss in zip(notes, losses.tolist()):
+            self.context.audio.detune(self.params.detune_scale * loss, note=note, channel=channel, at=at)
+            self.report.stepped([note], loss, 1)
 
     def new_curve(self) -> None:
+        self.step_notes()  # the notes played before this one step the curve they were played on
         if self.has_curve:
             self.trail.freeze(self.learner.curve(0, count=self.params.trail_points))
         with self.report.learning():
@@ -98,6 +114,7 @@ class CubicPart(Scene):
         self.report.stepped([note for note, _ in notes], loss, count)
 
     def tick(self, dt: float) -> None:
+        self.step_notes()
         self.trail.tick()
         if self.has_curve and self.params.steps == "while_held" and self.held_upper:
             self.step(sorted(self.held_upper), self.params.steps_per_tick)

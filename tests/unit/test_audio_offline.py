@@ -113,7 +113,7 @@ def sent_by(method: str, *args) -> list[tuple]:
     with no further fields: checked here)."""
     audio, sent = NoAudio(), []
 
-    def send(kind, voice, note, value, target, a, b, c):
+    def send(kind, voice, note, value, target, a, b, c, at):
         assert target == cmd.DEFAULT_TARGET[kind] and a == b == c == 0.0
         sent.append((kind, voice, note, value))
     audio._send = send
@@ -268,3 +268,40 @@ def test_show_time_stamps_commands_and_advance_renders_up_to_it() -> None:
     assert np.all(audio.samples() == 0.0)  # the note is due at 0.5 s, not before
     audio.advance(0.6)
     assert np.any(audio.samples()[int(0.5 * RATE) + BLOCK:] != 0.0)
+
+
+def test_a_command_sent_at_an_earlier_position_takes_its_place_after_that_events_commands() -> None:
+    """A scene that handles a tick's notes together sends each note's detune ``at`` the note's
+    position: it acts (and is listed) as if sent while the note was delivered, before the next
+    note starts from the last detune."""
+    def performed(later: bool) -> tuple[np.ndarray, list]:
+        audio = OfflineAudio(MixerConfig(), piano=False)
+        audio.show_time = 0.0
+        positions = []
+        for note, detune in ((60, 0.3), (64, 0.1)):
+            audio.next_position()
+            audio.note_on(note, 90)
+            positions.append(audio.position)
+            if not later:
+                audio.detune(detune, note=note)
+        audio.next_position()
+        if later:
+            for position, (note, detune) in zip(positions, ((60, 0.3), (64, 0.1))):
+                audio.detune(detune, note=note, at=position)
+        sent = audio.take_sent()
+        audio.advance(0.2)
+        return audio.samples(), sent
+
+    at_once, sent_at_once = performed(later=False)
+    later, sent_later = performed(later=True)
+    assert sent_later == sent_at_once == [["note_on", 60, 90.0], ["detune", 60, 0.3],
+                                         ["note_on", 64, 90.0], ["detune", 64, 0.1]]
+    np.testing.assert_array_equal(later, at_once)
+    # Without the position the second note would start from the first's detune: another sound.
+    audio = OfflineAudio(MixerConfig(), piano=False)
+    for note in (60, 64):
+        audio.note_on(note, 90)
+    audio.detune(0.3, note=60)
+    audio.detune(0.1, note=64)
+    audio.advance(0.2)
+    assert not np.array_equal(audio.samples(), at_once)

@@ -105,6 +105,26 @@ def test_fused_steps_equal_single_steps():
     assert one.view.loss[0] == fused.view.loss[0] and fused.view.steps[0] == 40
 
 
+@pytest.mark.parametrize("kind_name", ["cubic", "knot"])
+@pytest.mark.parametrize("learning_rate", [0.02, 1e306])  # the second diverges: every step resets
+def test_a_ticks_steps_in_one_call_give_each_steps_own_loss_as_single_steps_do(kind_name, learning_rate):
+    config = (CubicConfig if kind_name == "cubic" else KnotConfig)(learning_rate=learning_rate)
+    one, each = LearnerGroup(kind_name, config, size=2, seed=5), LearnerGroup(kind_name, config, size=2, seed=5)
+    one.load(), each.load()
+    singles = []
+    for count in (1, 3, 70, 5):  # 70: more than one compiled call takes
+        for _ in range(count):
+            one.step(1)
+            singles.append(one.view.loss.copy())
+    losses = np.concatenate([each.step_each(count) for count in (1, 3, 70, 5)])
+    assert losses.shape == (79, 2)
+    np.testing.assert_array_equal(losses, np.array(singles))  # bit for bit
+    np.testing.assert_array_equal(each.view.params, one.view.params)
+    np.testing.assert_array_equal(each.view.resets, one.view.resets)
+    assert (one.view.resets > 0).all() == (learning_rate > 1)
+    assert each.step_each(0).shape == (0, 2)
+
+
 def test_each_learner_takes_its_own_number_of_steps_and_renews_alone():
     group = LearnerGroup("cubic", size=4, seed=2)
     group.load()
@@ -285,7 +305,7 @@ print(json.dumps({"hits": len(hits), "seconds": sum(g.compile_seconds for g in g
                                       text=True, timeout=180, check=True).stdout) for _ in range(2)]
     assert runs[0]["hits"] == 0
     assert any((tmp_path / "jax").iterdir())
-    assert runs[1]["hits"] == 6  # init, step and renew of both kinds
+    assert runs[1]["hits"] == 8  # init, step, step_each and renew of both kinds
 
 
 def test_curves_for_drawing():

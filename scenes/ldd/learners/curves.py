@@ -58,6 +58,19 @@ class CurveLearners(Learner[core.LearnerState]):
         all_healthy = jnp.all(jax.vmap(partial(core.healthy, kind))(state))
         return jax.lax.cond(all_healthy, lambda s: s, jax.vmap(partial(core.guard, kind)), state)
 
+    def run_each(self, state: core.LearnerState, count: jax.Array,
+                 most: int) -> tuple[core.LearnerState, jax.Array]:
+        """``count`` (<= ``most``) single steps in one loop, each exactly :meth:`step` (its own
+        guard), returning the state and every step's loss: (most, size), rows past ``count`` 0.
+        The notes of one tick step this way: one call, each note still detuned by its own loss."""
+        def body(index: jax.Array, carry: tuple[core.LearnerState, jax.Array]):
+            state, losses = carry
+            state = self.step(state)
+            return state, losses.at[index].set(state.loss)
+
+        losses = jnp.zeros((most, self.size), jnp.float64)
+        return jax.lax.fori_loop(0, count, body, (state, losses))
+
     def renew(self, state: core.LearnerState, targets: jax.Array, approximants: jax.Array) -> core.LearnerState:
         """New targets where ``targets`` (size,) is True, new approximants where ``approximants`` is."""
         kind = self.kind

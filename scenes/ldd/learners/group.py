@@ -35,6 +35,7 @@ from scenes.ldd.learners.kinds import Kind
 log = logging.getLogger("showrunner.learners")
 
 Which = int | Sequence[int] | np.ndarray | None
+EACH_MOST = 64  # single steps one compiled :meth:`LearnerGroup.step_each` call takes (more: more calls)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,12 @@ def _step(learners: CurveLearners, state: core.LearnerState,
           counts: jax.Array) -> tuple[core.LearnerState, jax.Array]:
     state = learners.run(state, counts)
     return state, learners.pack(state)
+
+
+def _step_each(learners: CurveLearners, state: core.LearnerState,
+               count: jax.Array) -> tuple[core.LearnerState, jax.Array, jax.Array]:
+    state, losses = learners.run_each(state, count, EACH_MOST)
+    return state, learners.pack(state), losses
 
 
 def _renew(learners: CurveLearners, state: core.LearnerState, targets: jax.Array,
@@ -113,6 +120,8 @@ class LearnerGroup:
                 "init": init,
                 # The state is donated: its buffers are reused for the new state instead of copied.
                 "step": jax.jit(partial(_step, learners), donate_argnums=0).lower(state_shape, counts).compile(),
+                "step_each": jax.jit(partial(_step_each, learners), donate_argnums=0).lower(
+                    state_shape, jax.ShapeDtypeStruct((), np.int32)).compile(),
                 "renew": jax.jit(partial(_renew, learners), donate_argnums=0).lower(
                     state_shape, mask, mask).compile(),
             }
@@ -143,6 +152,20 @@ class LearnerGroup:
         if not counts.any():
             return
         self._apply(self._call("step", self._state, counts))
+
+    def step_each(self, count: int) -> np.ndarray:
+        """``count`` single gradient steps of every learner, each exactly one :meth:`step` call
+        (same losses and parameters, bit for bit), in one compiled call per 64 steps instead of
+        ``count`` calls: a tick's notes step this way. Returns every step's loss, (count, size)."""
+        losses = []
+        while count > 0:
+            take = min(count, EACH_MOST)
+            with precision.scope("float64"):
+                self._state, self._packed, chunk = self._compiled["step_each"](self._state, np.int32(take))
+            self._view = None
+            losses.append(np.asarray(chunk)[:take])
+            count -= take
+        return np.concatenate(losses) if losses else np.zeros((0, self.size))
 
     def take_events(self) -> list[str]:
         """Events since the last call ("learner_reset" per diverged learner), for the metrics line."""
