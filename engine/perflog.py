@@ -5,8 +5,9 @@ where). The first line describes the show: the setlist as run (its text and path
 tick and frame rates, resolution, seed, camera and audio set-up, and the MIDI learn bindings it
 started with. Then one line per tick in which something came in or the show took a cue: the MIDI
 events delivered in that tick with their exact show-time stamps, the performer's moves (go,
-previous, jump, restart, panic, gain), the MIDI learn bindings made or removed, and the cue taken
-(not an input: a replay checks that it takes the same). The last line says at which tick the show
+previous, jump, restart, panic, gain), the MIDI learn bindings made or removed, the cue taken
+(not an input: a replay checks that it takes the same) and the step count each background trainer's
+scene saw where it changed (a replay trains each trainer up to it, tick by tick). The last line says at which tick the show
 ended. Lines are flushed at least once a second, so a crash loses at most the last second; a log
 without its end line replays up to its last input. Reading one checks every value (pydantic
 models): a log is a file a performer can move, edit or cut short, and a wrong value must be a
@@ -19,8 +20,10 @@ offline, so the learners follow the same trajectories and the metrics log comes 
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -35,10 +38,11 @@ from engine.midi_learn import BoundRecord, ChangeRecord, LearnChange
 from engine.setlist import CUE_ID, FrameRate, Resolution
 
 FORMAT = "showrunner-performance"
-VERSION = 4  # 2: tick lines carry the cue taken in that tick (version 1 logs replay without the check);
+VERSION = 5  # 2: tick lines carry the cue taken in that tick (version 1 logs replay without the check);
 # 3: and the OSC messages taken in and what the scenes emitted (checked by a replay);
-# 4: MIDI learn: the header's bindings the show started with, tick lines' bindings made or removed
-READABLE_VERSIONS = (1, 2, 3, 4)
+# 4: MIDI learn: the header's bindings the show started with, tick lines' bindings made or removed;
+# 5: the step count each trainer's scene saw, in the ticks where it changed ("trained")
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 _EVENTS = {cls.__name__: cls for cls in (NoteOn, NoteOff, ControlChange, ProgramChange, PitchBend)}
 # Metrics fields and events that measure the machine rather than the show: a replay cannot and
 # need not reproduce them.
@@ -121,6 +125,7 @@ class _TickLine(_Line):
     osc: list[_Osc] = []
     emitted: list[str] = []
     learn: list[ChangeRecord] = []  # MIDI learn: bindings made or removed in this tick
+    trained: dict[Annotated[str, Field(min_length=1, max_length=1024)], Annotated[int, Field(ge=0)]] = {}
 
 
 class _EndLine(_Line):
@@ -181,11 +186,14 @@ class PerformanceLog(MetricsLog):
 
     def tick(self, tick: int, midi: list[MidiEvent], actions: list[KeyAction], cue: str | None = None,
              osc: list | None = None, emitted: list[str] | None = None,
-             learn: list[LearnChange] | None = None) -> None:
+             learn: list[LearnChange] | None = None, trained: dict[str, int] | None = None) -> None:
         """The inputs of tick ``tick`` (MIDI, the performer's moves, OSC, MIDI-learn bindings made
         or removed), and what the show did with them that a replay checks: ``cue``, the cue it
-        took, and ``emitted``, what its scenes emitted (described)."""
-        if not midi and not actions and cue is None and not osc and not emitted and not learn:
+        took, and ``emitted``, what its scenes emitted (described); ``trained``: the step count of
+        each trainer whose scene saw a new one this tick ("cue/name": steps), which a replay
+        trains up to."""
+        if not midi and not actions and cue is None and not osc and not emitted and not learn \
+                and not trained:
             return
         record: dict[str, Any] = {"tick": tick}
         if midi:
@@ -200,6 +208,8 @@ class PerformanceLog(MetricsLog):
             record["emitted"] = emitted
         if learn:
             record["learn"] = [change.record() for change in learn]
+        if trained:
+            record["trained"] = dict(trained)
         self.write(record)
         self._file.flush()  # inputs are rare and each one matters: none waits in a buffer
 
@@ -223,6 +233,9 @@ class Replay:
     osc: dict[int, list] = dataclasses.field(default_factory=dict)  # OscMessage by tick
     emitted: dict[int, list[str]] | None = None  # what scenes emitted, by tick (None: not logged)
     learn: dict[int, list[LearnChange]] = dataclasses.field(default_factory=dict)  # MIDI learn, by tick
+    # the step counts each trainer's scene saw, where they changed: {"cue/name": [(tick, steps)]}
+    # (None: not logged, a log before version 5)
+    trained: dict[str, list[tuple[int, int]]] | None = None
 
     @property
     def hears_midi(self) -> bool:
@@ -240,6 +253,20 @@ class Replay:
 
     def learn_changes(self, tick: int) -> list[LearnChange]:
         return self.learn.get(tick, [])
+
+    def trained_steps(self, key: str) -> Callable[[int], int] | None:
+        """For trainer ``key`` ("cue/name"): the step count its scene saw at a tick in the live
+        show (0 before the first logged one), or None when the log predates trainer counts."""
+        if self.trained is None:
+            return None
+        changes = self.trained.get(key, [])
+        ticks = [tick for tick, _ in changes]
+
+        def steps(tick: int) -> int:
+            at = bisect.bisect_right(ticks, tick)
+            return changes[at - 1][1] if at else 0
+
+        return steps
 
 
 def load(path: Path) -> Replay:
@@ -278,6 +305,7 @@ def load(path: Path) -> Replay:
     osc: dict[int, list] = {}
     emitted: dict[int, list[str]] = {}
     learn: dict[int, list[LearnChange]] = {}
+    trained: dict[str, list[tuple[int, int]]] = {}
     end, last = None, 0
     for number, record in enumerate(records[1:], start=2):
         if end is not None:
@@ -304,10 +332,13 @@ def load(path: Path) -> Replay:
             emitted[line.tick] = list(line.emitted)
         if line.learn:
             learn[line.tick] = [LearnChange.from_record(change) for change in line.learn]
+        for key, steps in line.trained.items():
+            trained.setdefault(key, []).append((line.tick, steps))
         last = max(last, line.tick)
     return Replay(path, header, midi, actions, end if end is not None else last, end is not None,
                   cues if header["version"] >= 2 else None, osc,
-                  emitted if header["version"] >= 3 else None, learn)
+                  emitted if header["version"] >= 3 else None, learn,
+                  {key: sorted(changes) for key, changes in trained.items()} if header["version"] >= 5 else None)
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:

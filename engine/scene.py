@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -53,6 +54,9 @@ class SceneContext:
         paced: True when the show runs in virtual time (render, replay): a background trainer
             (:class:`engine.learners.Trainer`) then advances a fixed number of steps per tick, so
             renders are identical; False live, where it trains as fast as it can beside the show.
+        trainers: the trainers made by :meth:`trainer`, by name (the show ticks them).
+        replayed_steps: in a replay, the live show's step count for a trainer at a tick
+            (``replayed_steps(key)(tick)``), or None for a trainer the log does not know.
     """
 
     cue: str = ""
@@ -66,6 +70,8 @@ class SceneContext:
     video: VideoTexture | None = None
     outbox: list = field(default_factory=list)  # what the scene emitted this tick (the show's)
     paced: bool = False  # the show runs in virtual time (render, replay): trainers advance in ticks
+    trainers: dict[str, Any] = field(default_factory=dict)
+    replayed_steps: Callable[[str], Callable[[int], int] | None] | None = None
 
     def emit(self, event) -> None:
         """Tell the world: a MIDI event (``NoteOn(60, 90)``: it leaves through MIDI out, to a
@@ -73,6 +79,31 @@ class SceneContext:
         sent as OSC ``/showrunner/emit/phrase``). Either way it goes out at the end of this tick,
         is listed in the metrics and the performance log, and a replay emits it again."""
         self.outbox.append(event)
+
+    def trainer(self, learner: Any, name: str, *, seed: int | None = None, steps_per_tick: int = 1,
+                steps_per_call: int = 1, niceness: int = 19) -> Any:
+        """A :class:`engine.learners.Trainer` for ``learner`` that trains beside the show, made
+        for how the show runs: live, a background thread (calls of ``steps_per_call`` steps);
+        in a render, ``steps_per_tick`` steps in each tick; in a replay, in each tick the steps
+        the live show had reached (the performance log keeps the count of every tick in which it
+        changed). The show ticks it before the scene's :meth:`Scene.tick`, which reads
+        ``trainer.seen``: the snapshot of this tick, identical in a replay. The scene calls
+        ``load()`` (in its load), ``start()`` (enter) and ``stop()`` (exit). ``seed``: default
+        :meth:`seed_for` (``name``)."""
+        from engine.learners.trainer import Trainer
+
+        if name in self.trainers:
+            raise ValueError(f"this scene already has a trainer named '{name}'")
+        replayed = self.replayed_steps(self.trainer_key(name)) if self.replayed_steps else None
+        trainer = Trainer(learner, self.seed_for(name) if seed is None else seed,
+                          paced_steps_per_tick=steps_per_tick if self.paced and replayed is None else None,
+                          replay_steps=replayed, steps_per_call=steps_per_call, niceness=niceness, name=name)
+        self.trainers[name] = trainer
+        return trainer
+
+    def trainer_key(self, name: str) -> str:
+        """How the performance log names trainer ``name`` of this cue's scene: "cue/name"."""
+        return f"{self.cue}/{name}"
 
     def seed_for(self, *names: str) -> int:
         """A 32-bit seed from the show seed, the cue id and ``names``: the same in every run and

@@ -175,6 +175,8 @@ class Show:
         # MIDI learn (engine/midi_learn.py): controller bindings, and binding changes for the next tick.
         self.learn = learn if learn is not None else MidiLearn(setlist)
         self._pending_learn: list[LearnChange] = []
+        self._trained: dict[str, int] = {}  # the step count last logged for each trainer ("cue/name")
+        self._trainer_failed: set[str] = set()
 
     # Set-up.
     def load(self, progress: Callable[[int, str], None] | None = None) -> list[str]:
@@ -192,7 +194,8 @@ class Show:
                 shaders=self.display.shaders if self.display else None,
                 seed=settings.seed, pedals=self.pedals, audio=self.audio, video=self.video,
                 log=logging.getLogger(f"showrunner.scene.{cue.cue.scene}"), outbox=self._outbox,
-                paced=isinstance(self.time, VirtualTime))
+                paced=isinstance(self.time, VirtualTime),
+                replayed_steps=self.replay.trained_steps if self.replay is not None else None)
             scene = cue.scene_class(cue.params, context)
             try:
                 scene.load()
@@ -343,17 +346,40 @@ class Show:
             self._osc_message(message)
         record.osc = [describe_any(m) for m in messages]
         taken = self._deliver_input(tick, show_time, record)
+        trained = self._tick_trainers(tick, show_time)
         self.stack.tick(self.clock.dt)
         record.emitted = self._send_emitted(tick)
         if self.perf_log is not None:
             self.perf_log.tick(tick, taken, actions, record.taken_cue, osc=messages,
-                               emitted=record.emitted, learn=learn_changes)
+                               emitted=record.emitted, learn=learn_changes, trained=trained)
         self._after_scenes(tick, show_time, record)
         if self.hud is not None:
             self._observe(record)
         if self._metrics is not None:
             self._metrics.write(record.metrics(self.playhead.current.id, self.playhead.current.cue.scene))
         self._last_frame_ms = None  # reported once
+
+    def _tick_trainers(self, tick: int, show_time: float) -> dict[str, int]:
+        """Tick the background trainers of the active scenes (engine.learners.Trainer, made by
+        ``context.trainer``) before the scenes tick: paced, each trains its steps for the tick (a
+        replay: up to the live show's count); live, each pins its newest snapshot as ``seen``.
+        Returns the counts that changed since last logged ("cue/name": steps), for the log."""
+        changed = {}
+        for scene in self.stack.active():
+            context = scene.context
+            for name, trainer in context.trainers.items():
+                try:
+                    steps = trainer.tick(show_time, tick)
+                except Exception:  # the show goes on; the scene sees the snapshot it had
+                    key = context.trainer_key(name)
+                    if key not in self._trainer_failed:  # said once, not 60 times a second
+                        self._trainer_failed.add(key)
+                        log.exception("trainer %s failed to train (its scene keeps its last snapshot)", key)
+                    continue
+                key = context.trainer_key(name)
+                if self._trained.get(key) != steps:
+                    self._trained[key] = changed[key] = steps
+        return changed
 
     def _take_moves(self, tick: int, record: TickRecord) -> tuple[list[KeyAction], list[OscMessage], list]:
         """The performer's moves (keys, OSC moves; a replay's from its log), OSC for the scenes and

@@ -21,12 +21,16 @@ The same seed gives the same initial state; a live run's trajectory is the same 
 as a paced one (calls of ``steps_per_call`` steps); only *which* of them a tick sees depends on the
 wall clock.
 
-    trainer = Trainer(Regressor(), seed=seed, paced_steps_per_tick=None if live else 1)
+A scene gets one made for the show's mode from its context, and the show ticks it before the scene:
+
+    trainer = self.context.trainer(Regressor(), "net")   # scene load (engine.scene.SceneContext)
     trainer.load()                      # scene load: compile (AOT), fresh state
     trainer.start()                     # scene enter: the thread starts (live); nothing (paced)
-    seen = trainer.tick(show_time)      # scene tick: paced steps, or nothing (live); never waits
-    snapshot = trainer.latest           # the newest state and numpy summary
+    snapshot = trainer.seen             # scene tick: this tick's state and numpy summary
     trainer.stop()                      # scene exit: asks the thread to stop; never waits
+
+The show calls ``trainer.tick(show_time, tick)`` before the scene's tick (paced steps, a replay's
+steps, or, live, nothing but pinning :attr:`Trainer.seen`) and logs the count it returns.
 """
 
 from __future__ import annotations
@@ -142,6 +146,7 @@ class Trainer(Generic[State]):
         self._init: Any = None
         self._run: Any = None
         self._latest: Snapshot[State] | None = None
+        self._seen: Snapshot[State] | None = None  # pinned by tick()
         self._lock = threading.Lock()  # guards the swap of _latest against a stale thread
         self._generation = 0  # bumped by reset, restore and stop: a thread of an older one quits
         self._thread: threading.Thread | None = None
@@ -195,23 +200,26 @@ class Trainer(Generic[State]):
         self._thread = thread
         thread.start()
 
-    def tick(self, show_time: float) -> int:
-        """Called once per show tick with its show time (seconds). Paced: trains this tick's steps
-        and publishes them before returning. Live: notes the time and returns at once.
+    def tick(self, show_time: float, tick: int | None = None) -> int:
+        """Called once per show tick with its show time (seconds) and, from a show, its number.
+        Paced: trains this tick's steps and publishes them before returning. Live: notes the time
+        and returns at once. Either way :attr:`seen` becomes :attr:`latest` as it is now.
 
-        Returns the step count of :attr:`latest` after the call: what the scene sees this tick (a
-        performance log keeps it, so a replay can reproduce it with ``replay_steps``).
+        Returns the step count of :attr:`seen`: what the scene sees this tick (a performance log
+        keeps it, so a replay can reproduce it with ``replay_steps``, which is asked for ``tick``,
+        or without one for the ticks counted since the last reset).
         """
         self._show_time = show_time
         self._ticks += 1
         if self.paced_steps_per_tick:
             self._advance(self.paced_steps_per_tick)
         elif self.replay_steps is not None:
-            due = self.replay_steps(self._ticks) - self.latest.steps
+            due = self.replay_steps(self._ticks if tick is None else tick) - self.latest.steps
             while due > 0:
                 self._advance(self.steps_per_call)
                 due -= self.steps_per_call
-        return self.latest.steps
+        self._seen = self.latest
+        return self._seen.steps
 
     def stop(self) -> None:
         """Ask the live thread to stop after its current call (its result is dropped); never waits."""
@@ -238,6 +246,13 @@ class Trainer(Generic[State]):
         if snapshot is None:
             raise RuntimeError(f"Trainer {self.name}: load() was not called")
         return snapshot
+
+    @property
+    def seen(self) -> Snapshot[State]:
+        """The snapshot of the last :meth:`tick` (before any: :attr:`latest`): what a scene shows
+        and plays in this tick. Live, :attr:`latest` may move on during the tick; :attr:`seen`
+        does not, and a replay reproduces it exactly (the count is logged)."""
+        return self._seen if self._seen is not None else self.latest
 
     @property
     def running(self) -> bool:
@@ -276,7 +291,7 @@ class Trainer(Generic[State]):
             state, summary = self._compiled(self._run)(state, np.int32(0))
             summary = jax.device_get(summary)
         with self._lock:
-            self._latest = Snapshot(state, summary, steps, self._show_time)
+            self._latest = self._seen = Snapshot(state, summary, steps, self._show_time)
         self._ticks = 0
 
     def _advance(self, count: int) -> None:

@@ -89,6 +89,8 @@ def header_with(extra: str) -> str:
     (header_with(', "start_cue": "a\\nb"'), "start_cue: String should match pattern"),
     ('{"format": "showrunner-performance", "version": "1\\n2"}\n', "version '1.n2' is not supported"),
     (header_with("") + 'nope\n{"end": 4}\n', "line 2 is not JSON"),
+    (header_with("") + '{"tick": 3, "trained": {"a/net": -1}}\n', "line 2: .*trained.a/net: Input should be greater"),
+    (header_with("") + '{"tick": 3, "trained": {"a/net": "many"}}\n', "line 2: .*trained.a/net: Input should be a valid"),
 ])
 def test_bad_logs_are_one_line_errors(tmp_path, content, message):
     path = tmp_path / "bad.jsonl"
@@ -132,3 +134,20 @@ def test_the_cue_taken_in_a_tick_comes_back_and_version_1_logs_still_load(tmp_pa
     replay = load(old)
     assert replay.cues is None  # written before cues were logged: a replay does not check them
     assert replay.due(5) == [NoteOn(60, 90)] and not replay.complete
+
+
+def test_trainer_step_counts_come_back_as_the_count_at_every_tick(tmp_path):
+    path = tmp_path / "p.jsonl"
+    log = PerformanceLog(path, HEADER)
+    log.tick(2, [], [], trained={"one/net": 3})
+    log.tick(5, [], [], trained={"one/net": 9, "two/net": 1})
+    log.tick(8, [], [], trained={"one/net": 0})  # the scene was entered again: reset
+    log.end(10)
+    replay = load(path)
+    steps = replay.trained_steps("one/net")
+    assert [steps(tick) for tick in range(10)] == [0, 0, 3, 3, 3, 9, 9, 9, 0, 0]
+    assert replay.trained_steps("two/net")(4) == 0 and replay.trained_steps("two/net")(5) == 1
+    assert replay.trained_steps("three/net")(9) == 0  # never trained in the live show
+    old = tmp_path / "v4.jsonl"
+    old.write_text(path.read_text().replace('"version":5', '"version":4', 1))
+    assert load(old).trained_steps("one/net") is None  # no counts kept: a replay paces it itself
