@@ -51,6 +51,7 @@ $(VENV_STAMP): $(SYSTEM_STAMP) pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m engine.audio.kernels  # compile the audio kernels once (cached by numba)
+	$(BIN)/python -m scenes.ldd.sound.kernels  # and the first piece's overtone voice's
 	$(BIN)/python -m engine.audio.hpss  # and librosa's separation, which samples may ask for
 	@touch $@
 

@@ -34,6 +34,7 @@ from engine.audio.live import LiveAudio
 from engine.child_process import stop_child
 from engine.display import FULLSCREEN_VERT, Display, open_display
 from engine.errors import UserError
+from scenes.ldd.sound.settings import OvertoneSettings
 
 SAMPLE_RATE = 48000
 SECONDS = float(os.environ.get("SHOWRUNNER_SOAK_SECONDS", "300"))  # per period size
@@ -51,7 +52,7 @@ FPS = 60.0
 PARTIALS, POLYPHONY = 8, 64
 NOTE_GAP = (0.1, 0.2)  # seconds between note-ons, uniform
 NOTES, VELOCITIES = (36, 96), (40, 120)  # uniform ranges of the notes played
-DEFAULTS = MixerConfig()
+DEFAULTS = OvertoneSettings()  # the overtone voice's (the first piece's) default sound
 POINTS = 300  # the learner stand-in's data points
 CURVES, CURVE_POINTS = 8, 2000
 SILENT = 1e-4  # a second of the tap whose peak stays under this was silence

@@ -20,10 +20,11 @@ from bench.result import BenchResult, Figure
 from engine.audio import command_ring as cmd
 from engine.audio.config import MixerConfig
 from engine.audio.limiter import SoftLimiter
-from engine.audio.overtones import OvertoneVoices
 from engine.audio.piano import PianoVoices
 from engine.audio.rack import overtone_rack
 from engine.audio.tuning import cent_offsets, frequencies_from_offsets
+from scenes.ldd.sound.settings import OvertoneSettings
+from scenes.ldd.sound.voices import OvertoneVoices
 
 CELLS = ((16, 4, False), (64, 8, False), (128, 16, False), (64, 8, True))  # voices, partials, piano
 ROUNDS = 11
@@ -34,8 +35,9 @@ GOAL_RATIO = 1.05
 
 # --- The pre-rack baseline ----------------------------------------------------------------------
 # engine/audio/mixer.py as of commit 638998c (the last commit before the rack), copied unchanged
-# but for BUSES, which engine.audio.command_ring no longer defines. Not engine code: only the benchmark
-# uses it, as the peer the rack is measured against.
+# but for BUSES, which engine.audio.command_ring no longer defines, and for the overtone voices'
+# settings, which now live in the first piece (scenes/ldd/sound) rather than in MixerConfig. Not
+# engine code: only the benchmark uses it, as the peer the rack is measured against.
 
 BUSES = ("master", "overtones", "piano")
 
@@ -55,8 +57,9 @@ class PreRackMixer:
         self.tuning_offsets = cent_offsets(config.tuning, config.tuning_root)
         self.frequencies = frequencies_from_offsets(self.tuning_offsets, config.reference_hz,
                                                     config.reference_note)
-        self.overtones = OvertoneVoices(config)
-        self.piano = PianoVoices(config.sample_rate, n, config.polyphony, spread=config.spread) \
+        voice = OvertoneSettings(**config.instrument_settings())  # [audio]'s overtone keys
+        self.overtones = OvertoneVoices(voice, config.sample_rate, n)
+        self.piano = PianoVoices(config.sample_rate, n, voice.polyphony, spread=voice.spread) \
             if piano else None
         self.limiter = SoftLimiter(config.sample_rate, n)
         self.bus_target = {"master": db_to_gain(config.master_gain_db),

@@ -35,6 +35,7 @@ from engine.audio.live import LiveAudio
 from engine.audio.shared import LOADS
 from engine.audio.tuning import note_frequencies
 from engine.child_process import stop_child
+from scenes.ldd.sound.settings import OvertoneSettings
 
 SAMPLE_RATE, PERIOD = 48000, 256
 VOICES, PARTIALS = 64, 8
@@ -60,26 +61,27 @@ def overtone_synthdef(config: MixerConfig) -> SynthGraph:
     """One voice of the overtone mixer as a SuperCollider synth: ``partials`` SinOsc.ar, partial
     k >= 2 at k * freq * (1 + Lag.kr(detune)), weights k**-rolloff normalised, EnvGen.kr with the
     mixer's ADSR (scaled by ``amp``, freed when released), Pan2.ar, Out.ar(0)."""
+    voice = OvertoneSettings(**config.instrument_settings())  # [audio]'s overtone keys
     graph = SynthGraph(SYNTH, {"freq": 440.0, "detune": 0.0, "amp": 0.1, "pan": 0.0, "gate": 1.0})
     freq, detune, amp, pan, gate = graph.controls()
-    glided = graph.ugen("Lag", KR, [detune, config.detune_glide])
+    glided = graph.ugen("Lag", KR, [detune, voice.detune_glide])
     ratio = graph.binary("+", KR, glided, 1.0)
     moved = graph.binary("*", KR, freq, ratio)
-    weights = np.arange(1, config.partials + 1, dtype=np.float64) ** -config.rolloff
+    weights = np.arange(1, voice.partials + 1, dtype=np.float64) ** -voice.rolloff
     weights /= weights.sum()
     mix = None
-    for k in range(1, config.partials + 1):
+    for k in range(1, voice.partials + 1):
         partial_freq = freq if k == 1 else graph.binary("*", KR, moved, float(k))
         sine = graph.ugen("SinOsc", AR, [partial_freq, 0.0])
         weight = float(weights[k - 1])
         mix = graph.binary("*", AR, sine, weight) if mix is None else \
             graph.ugen("MulAdd", AR, [sine, weight, mix])
-    c = config.curve
+    c = voice.curve
     shape = 5  # Env's numeric curve
     envelope = [0.0, 3, 2, -99,  # initial level, stages, release node, no loop node
-                1.0, config.attack, shape, c,
-                config.sustain, config.decay, shape, c,
-                0.0, config.release, shape, c]
+                1.0, voice.attack, shape, c,
+                voice.sustain, voice.decay, shape, c,
+                0.0, voice.release, shape, c]
     level = graph.ugen("EnvGen", KR, [gate, amp, 0.0, 1.0, 2, *envelope])  # doneAction 2: free
     voice = graph.binary("*", AR, mix, level)
     stereo = graph.ugen("Pan2", AR, [voice, pan, 1.0], outputs=2)
@@ -91,10 +93,11 @@ def _voices(config: MixerConfig) -> list[tuple[int, float, float, float]]:
     """(note, Hz, amplitude, pan -1..1) of each voice, as the mixer computes them."""
     frequencies = note_frequencies(config.tuning, config.tuning_root, config.reference_hz,
                                    config.reference_note)
+    voice = OvertoneSettings(**config.instrument_settings())  # [audio]'s overtone keys
     velocity = VELOCITY / 127
-    amp = config.level * (1 - config.velocity_sensitivity + config.velocity_sensitivity * velocity ** 2)
+    amp = voice.level * (1 - voice.velocity_sensitivity + voice.velocity_sensitivity * velocity ** 2)
     return [(note, float(frequencies[note]), amp,
-             float(np.clip(config.spread * (note - 64) / 64.0, -1.0, 1.0)))
+             float(np.clip(voice.spread * (note - 64) / 64.0, -1.0, 1.0)))
             for note in range(LOWEST, LOWEST + VOICES)]
 
 

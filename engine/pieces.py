@@ -6,6 +6,11 @@ module path (``mypieces.grains``).
 
 A setlist names the pieces it uses (``pieces = ["ldd"]``); one that names none gets every installed
 piece. ``docs/scenes.md`` shows how to write one.
+
+A piece's instruments are found by kind too, among the ``showrunner.instruments`` entry points:
+a rack may play a kind no loaded piece registered (a setlist without ``[sound]`` plays
+``overtones`` whatever its pieces), and then only that instrument's module is imported, not its
+piece (no scenes, no jax).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from engine.errors import UserError
 log = logging.getLogger("showrunner.pieces")
 
 GROUP = "showrunner.pieces"
+INSTRUMENTS = "showrunner.instruments"
 _loaded: set[str] = set()
 _everything = False  # every installed piece has been loaded
 
@@ -54,3 +60,19 @@ def load(names: list[str] | None = None) -> list[str]:
     if names is None:
         _everything = True
     return modules
+
+
+def installed_instruments() -> dict[str, str]:
+    """Every instrument an installed piece brings: kind -> module path."""
+    return {point.name: point.value for point in entry_points(group=INSTRUMENTS)}
+
+
+def load_instrument(kind: str) -> bool:
+    """Import the module an installed piece names for the instrument ``kind`` (which registers it),
+    without the rest of the piece; False when no installed piece brings that kind."""
+    module = installed_instruments().get(kind)
+    if module is None:
+        return False
+    importlib.import_module(module)
+    log.debug("instrument %s (%s) loaded", kind, module)
+    return True

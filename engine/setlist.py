@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from engine.audio.config import MixerConfig
+from engine.audio.config import LEGACY_INSTRUMENT, MixerConfig
 from engine.audio.sound_settings import CueSound, SoundSettings, check_sound
 from engine.errors import UserError
 from engine.scene import Scene, SceneParams, known_scenes, scene_class
@@ -82,7 +82,8 @@ class CameraSettings(_Strict):
 
 
 class AudioSettings(MixerConfig):
-    """The overtone mixer's settings (see :class:`engine.audio.config.MixerConfig`) and its device."""
+    """The rack-wide sound settings (see :class:`engine.audio.config.MixerConfig`; without a
+    ``[sound]`` table, the overtone instrument's settings too) and the device."""
 
     enabled: bool = True
     device: str | None = Field(None, description="output device name substring; default device if unset")
@@ -92,8 +93,9 @@ class AudioSettings(MixerConfig):
         "auto", description="a simple piano under the overtones; auto = when no piano is live")
 
     def mixer_config(self) -> MixerConfig:
-        """The synth's own settings, without the device ones."""
-        return MixerConfig(**self.model_dump(include=set(MixerConfig.model_fields)))
+        """The sound settings, without the device ones."""
+        device = set(AudioSettings.model_fields) - set(MixerConfig.model_fields)
+        return MixerConfig(**self.model_dump(exclude=device))
 
 
 class Advance(_Strict):
@@ -231,6 +233,7 @@ def load_setlist(path: str | os.PathLike, text: str | None = None) -> LoadedSetl
 
     named = settings.pieces is not None
     pieces.load(settings.pieces)  # a bad piece name is a one-line error too
+    _check_instrument_keys(path, settings)
     loaded = []
     for number, cue in enumerate(settings.cues, start=1):
         where = f"{path}: cue '{cue.id}' (#{number})"
@@ -250,6 +253,50 @@ def load_setlist(path: str | os.PathLike, text: str | None = None) -> LoadedSetl
     check_sound(str(path), settings.audio, settings.sound,
                 [(f"cue '{cue.id}' (#{number})", cue.sound) for number, cue in enumerate(settings.cues, 1)])
     return LoadedSetlist(path=path, settings=settings, cues=tuple(loaded))
+
+
+def _check_instrument_keys(path: Path, settings: Setlist) -> None:
+    """``[audio]``'s keys beyond its own (:class:`engine.audio.config.MixerConfig`). Without
+    ``[sound]``: the settings of the legacy rack's instrument, checked by that instrument's own
+    model (a piece's, found by kind: the engine names the kind, never the module), as a cue's params
+    are by its scene's. With ``[sound]``: each of them, and ``piano``, is an error saying where an
+    instrument's settings go."""
+    from engine.audio.instrument import instrument_class
+    from engine.audio.rack import missing_legacy_instrument
+
+    written = settings.audio.instrument_settings()
+    if settings.sound is not None:
+        left = sorted(set(written) | ({"piano"} & settings.audio.model_fields_set))
+        if left:
+            key = left[0]
+            if key != "piano" and not _legacy_setting(key):
+                raise UserError(f"{path}: unknown key 'audio.{key}' (not allowed here)")
+            raise UserError(f"{path}: field 'audio.{key}': with a [sound] table, an instrument's "
+                            f"settings go in its own table ([sound.instruments.NAME]); [audio] keeps "
+                            f"the device, rate, block, tuning and master gain")
+        return
+    try:
+        legacy = instrument_class(LEGACY_INSTRUMENT).Settings
+    except KeyError:
+        raise UserError(f"{path}: {missing_legacy_instrument()}") from None
+    try:
+        legacy.model_validate(written)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = f"audio.{_dotted(first['loc'])}"
+        if first["type"] == "extra_forbidden":
+            raise UserError(f"{path}: unknown key '{field}' (not allowed here){_more(error)}") from None
+        raise UserError(f"{path}: field '{field}': {_explain(first)}{_more(error)}") from None
+
+
+def _legacy_setting(key: str) -> bool:
+    """Whether ``key`` is a setting of the legacy rack's instrument (False when none is installed)."""
+    from engine.audio.instrument import instrument_class
+
+    try:
+        return key in instrument_class(LEGACY_INSTRUMENT).Settings.model_fields
+    except KeyError:
+        return False
 
 
 def _dotted(loc: tuple) -> str:

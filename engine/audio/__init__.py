@@ -1,5 +1,5 @@
-"""Sound: a rack of instruments (the overtone voices, the piano, the sampler, ...), its live audio
-process and its offline renderer.
+"""Sound: a rack of instruments (the piano, the sampler, a piece's own such as the first piece's
+overtone voice, ...), its live audio process and its offline renderer.
 
 The rack (:mod:`engine.audio.rack`) runs identically in the live audio process
 (:mod:`engine.audio.server`, driven by a PortAudio callback) and in the offline renderer

@@ -1,67 +1,45 @@
-"""What the overtone mixer sounds like: every setting, with its unit and default.
+"""The sound settings of a setlist's ``[audio]`` table that belong to the rack as a whole: rate,
+block, tuning, bus gains; every one with its unit and default.
 
 The same model is the ``[audio]`` table of a setlist (which adds the device fields) and the
-configuration handed to the audio process as JSON, so a value is validated once, in one place.
+configuration of the legacy rack (:func:`engine.audio.rack.legacy_rack_config`), the rack a setlist
+without a ``[sound]`` table gets: the instrument of kind ``overtones`` (the first piece's voice)
+and the piano. Such a setlist has always written the overtone voice's settings flat in ``[audio]``
+(``partials = 4``), so any other key of the table is kept here as it was written, for that
+instrument, whose own model (the piece's, found by kind) validates it when the setlist loads
+(:func:`engine.setlist.load_setlist`) and when the rack is built. The engine names the kind, never
+the piece's module.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
-# MixerConfig's fields that belong to the rack as a whole rather than to the overtone instrument.
-RACK_FIELDS = ("sample_rate", "block_size", "tuning", "tuning_root", "reference_hz", "reference_note",
-               "overtone_gain_db", "piano_gain_db", "master_gain_db")
+LEGACY_INSTRUMENT = "overtones"  # the kind (and the name, and the bus) of the legacy rack's voice
 
 
 class MixerConfig(BaseModel):
-    """Synth settings. Times in seconds, gains in dB, frequencies in Hz.
+    """Rack-wide sound settings. Gains in dB, frequencies in Hz.
 
     Attributes:
         sample_rate: Hz.
         block_size: frames per block (the callback period when live).
-        polyphony: most voices sounding at once; a note beyond it steals the oldest released voice
-            (else the oldest voice), which fades out in 5 ms.
-        partials: harmonics per voice (1 = fundamental only); partial k >= 2 sounds at k*f*(1+d).
-        rolloff: partial k's amplitude is k**-rolloff (before normalising the voice to peak 1).
-        level: peak amplitude of one voice at full velocity (the original used 0.4).
-        velocity_sensitivity: 0 = every note at ``level``; 1 = amplitude follows (velocity/127)**2.
-        envelope: "percussive" (attack then release, note-off ignored, as the original's Env.perc)
-            or "adsr" (held while the key or the sustain pedal is down).
-        attack, decay, sustain, release: envelope segments (sustain is a level 0..1, adsr only).
-        bass_release: release of notes below ``bass_below`` (the original: 8 s below MIDI 60).
-        curve: curvature of envelope segments (SuperCollider's convention; -4 = Env.perc's).
-        amplitude_coupling: the original's partial amplitude 2 - (1 + d) (louder when flattened).
-        detune_glide: seconds for a new detune to be (about 63 %) reached; 0 = within one block.
-        spread: stereo width by pitch, 0 = mono centre, 1 = lowest note hard left.
         tuning: "equal" (12-TET), "just" or "pythagorean" (relative to ``tuning_root``), or twelve
             cent offsets from equal temperament for C, C#, ... B.
         reference_hz: frequency of ``reference_note`` (A4 = MIDI 69 = 440 Hz).
-        overtone_gain_db, piano_gain_db, master_gain_db: bus gains; the master feeds a soft limiter.
+        overtone_gain_db, piano_gain_db: the legacy rack's two bus gains ("overtones", "piano").
+        master_gain_db: the master bus, which feeds a soft limiter.
+
+    Any other key: a setting of the legacy rack's ``overtones`` instrument
+    (:meth:`instrument_settings`), checked by that instrument's model, not here.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     sample_rate: int = Field(48000, ge=8000, le=192000, description="Hz")
     block_size: int = Field(256, ge=16, le=8192, description="frames per callback")
-    polyphony: int = Field(64, ge=1, le=512)
-    partials: int = Field(4, ge=1, le=16)
-    rolloff: float = Field(1.0, ge=0.0, le=4.0)
-    level: float = Field(0.4, gt=0.0, le=1.0)
-    velocity_sensitivity: float = Field(1.0, ge=0.0, le=1.0)
-    envelope: Literal["percussive", "adsr"] = "percussive"
-    attack: float = Field(0.1, ge=0.001, le=10.0, description="seconds")
-    decay: float = Field(0.3, ge=0.001, le=30.0, description="seconds (adsr)")
-    sustain: float = Field(0.7, ge=0.0, le=1.0, description="level 0..1 (adsr)")
-    release: float = Field(2.0, ge=0.005, le=60.0, description="seconds")
-    bass_release: float = Field(8.0, ge=0.005, le=60.0, description="seconds")
-    bass_below: int = Field(60, ge=0, le=128, description="MIDI note")
-    curve: float = Field(-4.0, ge=-20.0, le=20.0)
-    amplitude_coupling: bool = False
-    detune_glide: float = Field(0.05, ge=0.0, le=10.0, description="seconds")
-    spread: float = Field(0.8, ge=0.0, le=1.0)
     tuning: Literal["equal", "just", "pythagorean"] | list[float] = "equal"
     tuning_root: int = Field(0, ge=0, le=11, description="pitch class of the just/pythagorean root")
     reference_hz: float = Field(440.0, gt=100.0, lt=1000.0, description="Hz")
@@ -90,5 +68,7 @@ class MixerConfig(BaseModel):
             raise ValueError("tuning offsets are cents between -1200 and 1200")
         return value
 
-    def release_for(self, note: int) -> float:
-        return self.bass_release if note < self.bass_below else self.release
+    def instrument_settings(self) -> dict[str, Any]:
+        """The keys beyond the rack-wide ones, as written: the legacy rack's ``overtones``
+        instrument's settings (unchecked here)."""
+        return dict(self.model_extra or {})

@@ -108,13 +108,21 @@ class Instrument:
 
 
 def instrument_class(kind: str) -> type[Instrument]:
-    """The instrument class registered under ``kind``; KeyError when there is none."""
-    import engine.audio.instruments  # noqa: F401  the built-in instruments register on import
+    """The instrument class registered under ``kind``: the engine's, a loaded piece's, or else one
+    an installed piece brings (its module imported now, found by kind: :mod:`engine.pieces`).
+    KeyError when there is none."""
+    import engine.audio.instruments  # noqa: F401  the engine's own register on import
 
+    if kind not in _REGISTRY:
+        from engine import pieces
+
+        pieces.load_instrument(kind)
     return _REGISTRY[kind]
 
 
 def known_instruments() -> list[str]:
+    """Every kind a rack can play: registered, or brought by an installed piece."""
     import engine.audio.instruments  # noqa: F401
+    from engine import pieces
 
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(pieces.installed_instruments()))

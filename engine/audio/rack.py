@@ -21,10 +21,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.audio import command_ring as cmd
-from engine.audio.config import MixerConfig
+from engine.audio.config import LEGACY_INSTRUMENT, MixerConfig
 from engine.audio.instrument import Host, Instrument, instrument_class
 from engine.audio.limiter import SoftLimiter
 from engine.audio.tuning import cent_offsets, frequencies_from_offsets
+from engine.errors import UserError
 
 log = logging.getLogger("showrunner.audio")
 
@@ -94,24 +95,46 @@ class RackConfig(BaseModel):
         return [MASTER, *self.buses]
 
 
+def piece_modules(instruments: list[InstrumentSpec]) -> list[str]:
+    """The modules of the instruments a piece brings (the audio process imports them before it
+    builds the rack; the engine's own are always there)."""
+    return sorted({module for module in (instrument_class(spec.kind).__module__ for spec in instruments)
+                   if not module.startswith("engine.")})
+
+
 def legacy_rack_config(config: MixerConfig, piano: bool) -> RackConfig:
-    """The rack a setlist without a [sound] table gets: the overtone voices on the "overtones" bus
-    and (when ``piano``) the additive piano on the "piano" bus, both played by every note: the
-    overtone mixer as it was, sample for sample."""
-    overtone_fields = {name: value for name, value in config.model_dump().items()
-                       if name in instrument_class("overtones").Settings.model_fields}
-    instruments = [InstrumentSpec(name="overtones", kind="overtones", bus="overtones",
-                                  settings=overtone_fields)]
-    if piano:
+    """The rack a setlist without a [sound] table gets: the instrument of kind "overtones" (the
+    first piece's voice, found by kind among the installed pieces) on the "overtones" bus, with the
+    settings ``config`` holds for it, and (when ``piano``) the additive piano on the "piano" bus,
+    both played by every note: the overtone mixer as it was, sample for sample. A
+    :class:`UserError` when no installed piece brings the kind."""
+    settings = config.instrument_settings()
+    instruments = [InstrumentSpec(name=LEGACY_INSTRUMENT, kind=LEGACY_INSTRUMENT,
+                                  bus=LEGACY_INSTRUMENT, settings=settings)]
+    if piano:  # [audio]'s polyphony and spread have always been the piano's too
         instruments.append(InstrumentSpec(name="piano", kind="piano", bus="piano",
-                                          settings={"polyphony": config.polyphony,
-                                                    "spread": config.spread}))
+                                          settings={key: settings[key] for key in ("polyphony", "spread")
+                                                    if key in settings}))
+    try:
+        modules = piece_modules(instruments)
+    except KeyError:
+        raise UserError(missing_legacy_instrument()) from None
     return RackConfig(
         sample_rate=config.sample_rate, block_size=config.block_size, tuning=config.tuning,
         tuning_root=config.tuning_root, reference_hz=config.reference_hz,
         reference_note=config.reference_note, master_gain_db=config.master_gain_db,
-        buses={"overtones": config.overtone_gain_db, "piano": config.piano_gain_db},
-        instruments=instruments, notes=[spec.name for spec in instruments])
+        buses={LEGACY_INSTRUMENT: config.overtone_gain_db, "piano": config.piano_gain_db},
+        instruments=instruments, notes=[spec.name for spec in instruments], modules=modules)
+
+
+def missing_legacy_instrument() -> str:
+    """What to say when no installed piece brings the legacy rack's instrument."""
+    from engine import pieces
+
+    return (f"without a [sound] table the show plays an instrument of kind '{LEGACY_INSTRUMENT}', "
+            f"which no installed piece brings (installed pieces: "
+            f"{', '.join(sorted(pieces.installed())) or 'none'}); install the piece that brings it "
+            f"or give the setlist a [sound] table")
 
 
 class Rack:

@@ -5,7 +5,7 @@ A setlist without ``[sound]`` gets the overtone mixer as it always was, from ``[
 overtone voices, and the piano when it is wanted, both played by every note. A setlist with
 ``[sound]`` says everything about its instruments there; ``[audio]`` then keeps only the device
 and the rack-wide settings (rate, block, tuning, master gain), and an overtone setting left in it is
-an error saying where it goes now.
+an error saying where it goes now (:func:`engine.setlist.load_setlist` checks ``[audio]``).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from engine.audio.config import RACK_FIELDS, MixerConfig
-from engine.audio.rack import InstrumentSpec, RackConfig, legacy_rack_config
+from engine.audio.config import LEGACY_INSTRUMENT, MixerConfig
+from engine.audio.rack import InstrumentSpec, RackConfig, legacy_rack_config, piece_modules
 from engine.errors import UserError
 
-AUDIO_FIELDS = frozenset(("enabled", "device", "input", "realtime"))
 MAX_INSTRUMENTS = 63  # the rack keeps which instruments took a note in a 63-bit mask
 
 
@@ -132,17 +131,12 @@ def check_sound(where: str, audio: MixerConfig, sound: SoundSettings | None,
                 cues: list[tuple[str, CueSound | None]]) -> None:
     """``cues``: (how a message names the cue, its sound) for each cue."""
     """Everything about sound a setlist can get wrong, found when it loads: instruments, buses,
-    routing names, cue settings, overtone settings left in ``[audio]``."""
+    routing names, cue settings."""
     tables: set[str] = set()
     if sound is None:
-        names = ["overtones", "piano"]
-        parameters = {"overtones": (), "piano": ()}
+        names = [LEGACY_INSTRUMENT, "piano"]
+        parameters = {LEGACY_INSTRUMENT: (), "piano": ()}
     else:
-        left = sorted(set(audio.model_fields_set) - set(RACK_FIELDS) - AUDIO_FIELDS)
-        if left:
-            raise UserError(f"{where}: field 'audio.{left[0]}': with a [sound] table, an instrument's "
-                            f"settings go in its own table ([sound.instruments.NAME]); [audio] keeps "
-                            f"the device, rate, block, tuning and master gain")
         specs = instrument_specs(where, sound)
         if len(specs) > MAX_INSTRUMENTS:
             raise UserError(f"{where}: field 'sound.instruments': at most {MAX_INSTRUMENTS} instruments "
@@ -221,8 +215,6 @@ def build_sound(setlist_path: Path, audio: MixerConfig, sound: SoundSettings | N
 
 
 def _rack(where: str, audio: MixerConfig, sound: SoundSettings, pool) -> RackConfig:
-    from engine.audio.instrument import instrument_class
-
     specs = []
     for spec in instrument_specs(where, sound):
         table = spec.settings.get("table")
@@ -232,15 +224,13 @@ def _rack(where: str, audio: MixerConfig, sound: SoundSettings, pool) -> RackCon
     buses = dict(sound.buses)
     for spec in specs:
         buses.setdefault(spec.bus, 0.0)
-    # A piece's own instruments: the audio process imports their modules before it builds the rack.
-    modules = sorted({module for module in (instrument_class(spec.kind).__module__ for spec in specs)
-                      if not module.startswith("engine.")})  # the engine's own are always there
     names = [spec.name for spec in specs]
     return RackConfig(
         sample_rate=audio.sample_rate, block_size=audio.block_size, tuning=audio.tuning,
         tuning_root=audio.tuning_root, reference_hz=audio.reference_hz,
         reference_note=audio.reference_note, master_gain_db=audio.master_gain_db, buses=buses,
-        instruments=specs, notes=names if sound.notes is None else sound.notes, modules=modules)
+        instruments=specs, notes=names if sound.notes is None else sound.notes,
+        modules=piece_modules(specs))
 
 
 def sample_table_names(where: str, sound: SoundSettings) -> set[str]:

@@ -9,9 +9,9 @@ fades out over ``fade`` seconds instead of stopping dead.
 
 Subclasses say what the partials are (frequency multipliers and amplitudes per voice) and what the
 envelope is; this class does the rest, one oscillator per partial. A subclass may also render
-whole blocks itself: the overtone voices, which sound under every note, do all of it in one
-compiled call, since at small blocks the dozens of numpy steps here cost the audio callback more
-than the samples do.
+whole blocks itself: the first piece's overtone voices (scenes/ldd/sound), which sound under
+every note, do all of it in one compiled call, since at small blocks the dozens of numpy steps
+here cost the audio callback more than the samples do.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ class VoiceBank:
         self.pan_right = np.zeros(slots)
         self.fundamental = np.zeros(slots)  # Hz
         self.phase = np.zeros((slots, partials))  # radians in [0, 2 pi): a column per partial here
-        # (the overtone voices use theirs as kernels.overtone_block says)
+        # (the first piece's overtone voices use theirs as their own kernel says:
+        # scenes/ldd/sound/kernels.py)
         self._sequence = 0
 
     # Subclass hooks (arrays indexed by the sounding slots ``idx``).

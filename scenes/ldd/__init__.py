@@ -1,15 +1,8 @@
-""""Losses, Dissonances, and Distortions" (P. S. Castro, 2021): the four parts as scenes.
+""""Losses, Dissonances, and Distortions" (P. S. Castro, 2021): the first piece.
 
-- ``ldd_cubic`` (part 1): bass notes start new polynomials, upper notes step the learner; each
-  step's loss detunes the played note's overtones.
-- ``ldd_knot`` (part 2): left-hand chords start new Lissajous knots, learned while the chord is held;
-  the loss detunes every sounding note.
-- ``ldd_split`` (part 3): part 2 over the performer's video, split into R, G, B by the gradient.
-- ``ldd_bubbles`` (part 4): part 1 over the performer's video, a bubble lens per note played.
-- ``camera``: the performer's video alone (an RGB split optional): the camera checked before the show.
+The piece itself (its four parts as scenes, and its instrument) is ``scenes.ldd.piece``, which the
+``ldd`` entry point names; importing this package imports nothing, so the live audio process can
+import the piece's sound (``scenes.ldd.sound``) without its scenes and jax. Inside: the scenes
+(``cubic``, ``knot``, ``with_video``, ``performer``), their learners (``learners``), the video
+distortions (``distortions``) and the overtone voice (``sound``).
 """
-
-from scenes.ldd.cubic import CubicPart  # noqa: F401
-from scenes.ldd.knot import KnotPart  # noqa: F401
-from scenes.ldd.with_video import BubblesPart, SplitPart  # noqa: F401
-from scenes.ldd.performer import Camera  # noqa: F401

@@ -1,4 +1,5 @@
-"""The compiled voice kernels against the closed-form sums they stand for.
+"""The compiled voice kernels (the engine's voice banks' and the first piece's overtone voice's)
+against the closed-form sums they stand for.
 
 Each kernel replaces sines per sample by rotating phasors; these tests compute every sample with
 numpy's sine of the exact (quadratic, when the frequency glides) phase and compare.
@@ -10,6 +11,9 @@ import numpy as np
 import pytest
 
 from engine.audio import kernels
+from scenes.ldd.sound import kernels as overtone_kernels
+from scenes.ldd.sound.settings import OvertoneSettings
+from scenes.ldd.sound.voices import OvertoneVoices
 
 
 def _ramp(frames: int) -> np.ndarray:
@@ -50,8 +54,8 @@ def test_chebyshev_voices_sum_the_fundamental_and_k_times_the_gliding_base(voice
     gains = _gains(rng, voices)
     left, right = np.full(frames, 0.25), np.full(frames, -0.5)  # the kernel adds to what is there
 
-    kernels.chebyshev_voices(left, right, fundamental_phase, fundamental_step, base_phase,
-                             base_start, base_end, amp_start, amp_end, *gains)
+    overtone_kernels.chebyshev_voices(left, right, fundamental_phase, fundamental_step, base_phase,
+                                      base_start, base_end, amp_start, amp_end, *gains)
 
     ramp = _ramp(frames)
     amplitude = amp_start[:, :, None] + (amp_end - amp_start)[:, :, None] * ramp  # (V, K, N)
@@ -98,7 +102,7 @@ def test_the_kernels_leave_their_inputs_as_they_were_and_repeat_bit_for_bit() ->
     outputs = []
     for _ in range(2):
         left, right = np.zeros(256), np.zeros(256)
-        kernels.chebyshev_voices(left, right, *args)
+        overtone_kernels.chebyshev_voices(left, right, *args)
         outputs.append((left, right))
     assert all(np.array_equal(a, b) for a, b in zip(args, before))
     assert np.array_equal(outputs[0][0], outputs[1][0]) and np.array_equal(outputs[0][1], outputs[1][1])
@@ -114,20 +118,18 @@ def _perc(t: np.ndarray, attack: float, release: float, curve: float) -> np.ndar
 
 @pytest.mark.parametrize("partials,coupling", [(1, False), (4, False), (8, True)])
 def test_an_overtone_block_is_the_closed_form_note_with_its_detune_gliding(partials, coupling):
-    """One percussive note through the whole fused block (:func:`kernels.overtone_block`), block
-    after block: partial 1 at f, partial k >= 2 at k f (1 + d) with d gliding one-pole towards a
-    new detune, amplitudes k^-rolloff (times 1 - d when coupled), the envelope drawn as lines
-    between block ends, the gain and the pan; the voice ends when its release does."""
-    from engine.audio.config import MixerConfig
-    from engine.audio.overtones import OvertoneVoices
-
-    config = MixerConfig(partials=partials, amplitude_coupling=coupling, attack=0.01, release=0.05,
-                         bass_release=0.05, detune_glide=0.02)
-    bank = OvertoneVoices(config)
+    """One percussive note through the whole fused block
+    (:func:`scenes.ldd.sound.kernels.overtone_block`), block after block: partial 1 at f, partial
+    k >= 2 at k f (1 + d) with d gliding one-pole towards a new detune, amplitudes k^-rolloff
+    (times 1 - d when coupled), the envelope drawn as lines between block ends, the gain and the
+    pan; the voice ends when its release does."""
+    config = OvertoneSettings(partials=partials, amplitude_coupling=coupling, attack=0.01,
+                              release=0.05, bass_release=0.05, detune_glide=0.02)
+    n, rate = 256, 48000
+    bank = OvertoneVoices(config, rate, n)
     bank.set_detune(0.02)  # the detune a new note starts at
     bank.note_on(7, 69, 0.8, 440.0)
     bank.set_detune(0.1)  # then glides towards
-    n, rate = config.block_size, config.sample_rate
     slot = int(np.flatnonzero(bank.active)[0])
     gain, pan_left, pan_right = bank.gain[slot], bank.pan_left[slot], bank.pan_right[slot]
     weights = np.arange(1, partials + 1) ** -config.rolloff

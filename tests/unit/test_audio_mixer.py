@@ -2,6 +2,9 @@
 never moves), envelopes end when they should, nothing clicks, 64 voices stay under 0 dBFS, detune
 glides, and the additive piano rings, damps and obeys the pedal.
 
+The mixer is the legacy rack (:func:`engine.audio.rack.overtone_rack`, what a setlist without a
+[sound] table plays): the first piece's overtone instrument (``scenes/ldd/sound``, found by kind)
+with the settings written flat in ``[audio]`` (``MixerConfig(partials=4)``), and the piano.
 Everything is rendered with :meth:`Rack.render`, block by block, exactly as the audio
 process and the offline renderer do; only as much sound as a check needs is rendered.
 """
@@ -16,6 +19,7 @@ import pytest
 from engine.audio import command_ring as cmd
 from engine.audio.config import MixerConfig
 from engine.audio.rack import Rack, overtone_rack
+from scenes.ldd.sound.settings import OvertoneSettings
 from tests.spectrum import Spectrum, max_step
 
 RATE = 48000
@@ -167,11 +171,12 @@ def test_a_retuning_command_changes_later_notes_and_leaves_sounding_ones_alone()
 def step_bound(config: MixerConfig, notes: list[tuple[int, int]], detune: float = 0.0) -> float:
     """The steepest step, per channel, of these (note, velocity) pairs sounding together at spread 0
     (centre, 1/sqrt(2) a side) with overtones detuned by at most ``detune``, plus a 5 ms fade of each."""
-    k = np.arange(1, config.partials + 1)
-    weights = k ** -config.rolloff / np.sum(k ** -config.rolloff)
+    voice = OvertoneSettings(**config.instrument_settings())  # the overtone instrument's settings
+    k = np.arange(1, voice.partials + 1)
+    weights = k ** -voice.rolloff / np.sum(k ** -voice.rolloff)
     total = 0.0
     for note, velocity in notes:
-        amplitude = config.level * (velocity / 127) ** 2 / math.sqrt(2)
+        amplitude = voice.level * (velocity / 127) ** 2 / math.sqrt(2)
         hz = equal_hz(note) * np.where(k >= 2, k * (1 + detune), 1.0)
         slopes = np.where(hz < 0.45 * RATE, 2 * np.sin(np.pi * hz / RATE), 0.0)
         total += amplitude * (np.sum(weights * slopes) + 1 / (0.005 * RATE))

@@ -25,9 +25,11 @@ from engine.audio import command_ring as cmd
 from engine.audio.command_ring import CommandRing
 from engine.audio.config import MixerConfig
 from engine.audio.limiter import SoftLimiter
+from engine.audio.rack import overtone_rack
 from engine.audio.shared import HEALTH_FIELDS, RUNNING, TAP_FRAMES, SharedAudioState
 from engine.audio.tuning import cent_offsets, note_frequencies
 from engine.setlist import load_setlist
+from scenes.ldd.sound.settings import OvertoneSettings
 
 REPO = Path(__file__).resolve().parents[2]
 AUDIO_DATA = REPO / "tests" / "data" / "setlists" / "audio"
@@ -287,27 +289,30 @@ def test_the_owner_removes_the_file_on_close_and_an_attached_side_does_not() -> 
     owner.close()  # twice is harmless
 
 
-# MixerConfig.
-def test_mixer_config_defaults_are_the_original_pieces_sound() -> None:
-    config = MixerConfig()
-    assert (config.partials, config.polyphony, config.level) == (4, 64, 0.4)
-    assert (config.envelope, config.attack, config.release) == ("percussive", 0.1, 2.0)
-    assert (config.bass_release, config.bass_below) == (8.0, 60)
+# MixerConfig (the rack-wide settings) and the overtone voice's own (the first piece's).
+def test_the_default_sound_is_the_original_pieces() -> None:
+    config, voice = MixerConfig(), OvertoneSettings()
+    assert (voice.partials, voice.polyphony, voice.level) == (4, 64, 0.4)
+    assert (voice.envelope, voice.attack, voice.release) == ("percussive", 0.1, 2.0)
+    assert (voice.bass_release, voice.bass_below) == (8.0, 60)
     assert (config.sample_rate, config.block_size) == (48000, 256)
     assert (config.tuning, config.reference_hz, config.reference_note) == ("equal", 440.0, 69)
 
 
 @pytest.mark.parametrize(("note", "seconds"), [(0, 8.0), (59, 8.0), (60, 2.0), (108, 2.0)])
 def test_notes_below_bass_below_ring_for_bass_release(note: int, seconds: float) -> None:
-    assert MixerConfig().release_for(note) == seconds
+    assert OvertoneSettings().release_for(note) == seconds
 
 
-def test_mixer_config_is_frozen_and_refuses_unknown_keys() -> None:
-    config = MixerConfig()
+def test_mixer_config_is_frozen_and_its_other_keys_are_the_overtone_instrument_s_to_refuse() -> None:
+    config = MixerConfig(partials=8)
     with pytest.raises(ValidationError):
-        config.partials = 8
+        config.partials = 4
+    with pytest.raises(ValidationError):
+        config.sample_rate = 44100
+    assert config.instrument_settings() == {"partials": 8}
     with pytest.raises(ValidationError, match="volume"):
-        MixerConfig(volume=0.5)
+        overtone_rack(MixerConfig(volume=0.5))
 
 
 @pytest.mark.parametrize("tuning", ["equal", "just", "pythagorean", [0.0] * 12, [-1200.0] + [1200.0] * 11])
@@ -315,20 +320,20 @@ def test_mixer_config_accepts_named_tunings_and_tables_of_twelve(tuning) -> None
     assert MixerConfig(tuning=tuning).tuning == tuning
 
 
-@pytest.mark.parametrize(("settings", "says"), [
-    ({"partials": 17}, "less than or equal to 16"),
-    ({"partials": 0}, "greater than or equal to 1"),
-    ({"tuning": [0.0] * 11}, "twelve cent offsets"),
-    ({"tuning": [0.0] * 13}, "twelve cent offsets"),
-    ({"tuning": [0.0] * 11 + [1201.0]}, "between -1200 and 1200"),
-    ({"envelope": "gate"}, "'percussive' or 'adsr'"),
-    ({"polyphony": 0}, "greater than or equal to 1"),
-    ({"detune_glide": -0.1}, "greater than or equal to 0"),
-    ({"master_gain_db": 13.0}, "less than or equal to 12"),
+@pytest.mark.parametrize(("model", "settings", "says"), [
+    (OvertoneSettings, {"partials": 17}, "less than or equal to 16"),
+    (OvertoneSettings, {"partials": 0}, "greater than or equal to 1"),
+    (MixerConfig, {"tuning": [0.0] * 11}, "twelve cent offsets"),
+    (MixerConfig, {"tuning": [0.0] * 13}, "twelve cent offsets"),
+    (MixerConfig, {"tuning": [0.0] * 11 + [1201.0]}, "between -1200 and 1200"),
+    (OvertoneSettings, {"envelope": "gate"}, "'percussive' or 'adsr'"),
+    (OvertoneSettings, {"polyphony": 0}, "greater than or equal to 1"),
+    (OvertoneSettings, {"detune_glide": -0.1}, "greater than or equal to 0"),
+    (MixerConfig, {"master_gain_db": 13.0}, "less than or equal to 12"),
 ])
-def test_mixer_config_rejects_values_out_of_range(settings: dict, says: str) -> None:
+def test_sound_settings_reject_values_out_of_range(model, settings: dict, says: str) -> None:
     with pytest.raises(ValidationError, match=says):
-        MixerConfig(**settings)
+        model(**settings)
 
 
 def test_audio_settings_reject_an_unknown_piano_choice() -> None:
@@ -423,6 +428,9 @@ def test_an_audio_table_with_the_mixer_settings_loads_into_a_mixer_config(tmp_pa
     assert audio.amplitude_coupling is True and audio.detune_glide == 0.0
     assert audio.tuning == [0, 0, 0, 0, -14, 0, 0, 2, 0, 0, 0, 0]
     assert (audio.tuning_root, audio.reference_hz, audio.piano, audio.polyphony) == (2, 442.0, "on", 32)
-    # What the renderer hands the mixer: the [audio] table less the device fields.
-    mixer = MixerConfig(**audio.model_dump(include=set(MixerConfig.model_fields)))
-    assert mixer.partials == 8 and mixer.tuning == audio.tuning
+    # What the renderer hands the rack: the [audio] table less the device fields.
+    mixer = audio.mixer_config()
+    assert type(mixer) is MixerConfig and mixer.tuning == audio.tuning
+    assert mixer.instrument_settings() == {"partials": 8, "rolloff": 1.5, "envelope": "adsr",
+                                           "sustain": 0.5, "amplitude_coupling": True,
+                                           "detune_glide": 0.0, "polyphony": 32}

@@ -19,12 +19,14 @@ import json, sys
 from numba.core.registry import CPUDispatcher
 from engine.audio import command_ring as cmd, kernels
 from engine.audio.config import MixerConfig
+from scenes.ldd.sound import kernels as overtone_kernels
 from engine.audio.rack import overtone_rack
 from engine.audio.rack import legacy_rack_config, Rack
 
 config, piano = MixerConfig(**json.loads(sys.argv[1])), sys.argv[2] == "piano"
 def loaded():
-    return {name: len(f.signatures) for name, f in vars(kernels).items() if isinstance(f, CPUDispatcher)}
+    return {f"{module.__name__}.{name}": len(f.signatures) for module in (kernels, overtone_kernels)
+            for name, f in vars(module).items() if isinstance(f, CPUDispatcher)}
 Rack(legacy_rack_config(config, piano)).warm_up()
 before = loaded()
 mixer = overtone_rack(config, piano=piano)
@@ -49,5 +51,5 @@ def test_after_the_warm_up_a_show_loads_no_compiled_kernel(settings, piano):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     before, after = json.loads(done.stdout.strip().splitlines()[-1])
-    assert before["overtone_block"] == 1
+    assert before["scenes.ldd.sound.kernels.overtone_block"] == 1
     assert after == before, "first used in the show, after the warm-up"

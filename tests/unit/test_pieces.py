@@ -28,7 +28,8 @@ def test_the_engine_never_imports_a_piece():
 def test_the_project_installs_its_pieces_by_name():
     from engine import pieces
 
-    assert pieces.installed() == {"builtin": "scenes.builtin", "ldd": "scenes.ldd"}
+    assert pieces.installed() == {"builtin": "scenes.builtin", "ldd": "scenes.ldd.piece"}
+    assert pieces.installed_instruments() == {"overtones": "scenes.ldd.sound.instrument"}
 
 
 def test_a_piece_written_from_nothing_is_found_by_module_path(tmp_path, monkeypatch):
@@ -55,14 +56,18 @@ def test_an_unknown_piece_is_a_one_line_error(tmp_path):
 
 
 def test_a_setlist_naming_only_the_builtin_piece_never_loads_the_first_piece_or_jax(tmp_path):
+    """Without [sound] it plays the first piece's overtone instrument (found by kind), and that
+    alone: none of the piece's scenes, no jax."""
     setlist = tmp_path / "b.toml"
-    setlist.write_text('title = "t"\npieces = ["builtin"]\n[[cues]]\nid = "a"\nscene = "pulse"\n')
+    setlist.write_text('title = "t"\npieces = ["builtin"]\n[audio]\npartials = 6\n[[cues]]\nid = "a"\n'
+                       'scene = "pulse"\n')
     code = ("import sys; from engine.setlist import load_setlist; load_setlist(sys.argv[1]); "
-            "print('scenes.ldd' in sys.modules, 'jax' in sys.modules)")
+            "print('scenes.ldd.piece' in sys.modules, 'scenes.ldd.cubic' in sys.modules, "
+            "'jax' in sys.modules, 'scenes.ldd.sound.instrument' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code, str(setlist)], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False", "False"]
+    assert done.stdout.split() == ["False", "False", "False", "True"]
     named = tmp_path / "c.toml"
     named.write_text('title = "t"\npieces = ["builtin"]\n[[cues]]\nid = "a"\nscene = "ldd_knot"\n')
     check = ("import sys; from engine.setlist import load_setlist\ntry: load_setlist(sys.argv[1])\n"
@@ -115,3 +120,41 @@ def test_a_piece_s_own_instrument_is_built_in_a_fresh_audio_process(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert played.returncode == 0, played.stderr
     assert float(played.stdout) > 0.1
+
+
+def test_the_overtone_instrument_imports_neither_jax_nor_the_piece_s_scenes():
+    """The live audio process imports the first piece's instrument by name (the rack's modules):
+    in a fresh process, that import stays light, and registers the kind."""
+    code = ("import sys, scenes.ldd.sound.instrument; from engine.audio.instrument import _REGISTRY; "
+            "print('jax' in sys.modules, 'scenes.ldd.piece' in sys.modules, "
+            "[name for name in sys.modules if name.startswith('scenes.ldd.') and "
+            "not name.startswith('scenes.ldd.sound')], 'overtones' in _REGISTRY)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False", "[]", "True"]
+
+
+def test_the_legacy_rack_names_the_overtone_instrument_s_module_for_the_audio_process():
+    from engine.audio.config import MixerConfig
+    from engine.audio.rack import legacy_rack_config
+
+    rack = legacy_rack_config(MixerConfig(partials=6), piano=True)
+    assert rack.modules == ["scenes.ldd.sound.instrument"]
+    assert [(spec.kind, spec.settings) for spec in rack.instruments] == [("overtones", {"partials": 6}),
+                                                                         ("piano", {})]
+
+
+def test_without_a_piece_bringing_the_overtones_a_setlist_without_sound_is_a_one_line_error(
+        tmp_path, monkeypatch):
+    from engine import pieces
+    from engine.audio import instrument
+
+    monkeypatch.setattr(pieces, "installed_instruments", lambda: {})
+    monkeypatch.delitem(instrument._REGISTRY, "overtones", raising=False)
+    setlist = tmp_path / "b.toml"
+    setlist.write_text('title = "t"\npieces = ["builtin"]\n[[cues]]\nid = "a"\nscene = "pulse"\n')
+    with pytest.raises(UserError, match=r"b\.toml: without a \[sound\] table the show plays an instrument "
+                                        r"of kind 'overtones', which no installed piece brings "
+                                        r"\(installed pieces: builtin, ldd\)"):
+        load_setlist(setlist)

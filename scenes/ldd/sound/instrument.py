@@ -1,33 +1,30 @@
-"""The overtone instrument of "Losses, Dissonances, and Distortions": every note a harmonic tone
-whose partials k >= 2 the learners detune (:class:`engine.audio.overtones.OvertoneVoices`)."""
+"""The overtone instrument of "Losses, Dissonances, and Distortions" (kind ``overtones``): every
+note a harmonic tone whose partials k >= 2 the learners detune
+(:class:`scenes.ldd.sound.voices.OvertoneVoices`).
+
+The live audio process imports this module by name (the rack's ``modules``; the
+``showrunner.instruments`` entry point finds it by kind), so it imports nothing of the piece's
+scenes and no jax: only the engine's audio side and this package.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from pydantic import ConfigDict, create_model
 
 from engine.audio import command_ring as cmd
-from engine.audio.config import RACK_FIELDS, MixerConfig
 from engine.audio.instrument import Host
 from engine.audio.instruments.bank import VoiceBankInstrument
-from engine.audio.overtones import OvertoneVoices
-
-# The mixer's settings less those of the rack (rate, block, tuning, bus gains): see MixerConfig.
-OvertoneSettings = create_model(
-    "OvertoneSettings", __config__=ConfigDict(extra="forbid", frozen=True),
-    **{name: (field.annotation, field) for name, field in MixerConfig.model_fields.items()
-       if name not in RACK_FIELDS})
+from scenes.ldd.sound.settings import OvertoneSettings
+from scenes.ldd.sound.voices import OvertoneVoices
 
 
 class OvertoneInstrument(VoiceBankInstrument):
     kind = "overtones"
     Settings = OvertoneSettings
 
-    def __init__(self, settings, host: Host) -> None:
+    def __init__(self, settings: OvertoneSettings, host: Host) -> None:
         super().__init__(settings, host)
-        fields = settings.model_dump()
-        self.config = MixerConfig(sample_rate=host.sample_rate, block_size=host.block_size, **fields)
-        self.voices = OvertoneVoices(self.config)
+        self.voices = OvertoneVoices(settings, host.sample_rate, host.block_size)
 
     def panic(self):
         self.voices.fade_all()

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.audio import kernels
-from engine.audio.config import MixerConfig
 from engine.audio.voices import VoiceBank
+from scenes.ldd.sound import kernels
+from scenes.ldd.sound.settings import OvertoneSettings
 
 
 class OvertoneVoices(VoiceBank):
-    def __init__(self, config: MixerConfig) -> None:
-        super().__init__(config.sample_rate, config.block_size, config.partials, config.polyphony,
+    """Args: config: the voice's settings; sample_rate: Hz; block_size: frames per block."""
+
+    def __init__(self, config: OvertoneSettings, sample_rate: int, block_size: int) -> None:
+        super().__init__(sample_rate, block_size, config.partials, config.polyphony,
                          spread=config.spread)
         self.config = config
         k = np.arange(1, config.partials + 1, dtype=np.float64)
@@ -27,10 +29,10 @@ class OvertoneVoices(VoiceBank):
         self.detune = np.zeros(self.slots)
         self.detune_target = np.zeros(self.slots)
         self.release_frames = np.zeros(self.slots)
-        self.attack_frames = config.attack * config.sample_rate
-        self.decay_frames = config.decay * config.sample_rate
-        glide = config.detune_glide * config.sample_rate
-        self.glide_step = 1.0 if glide <= 0 else 1.0 - float(np.exp(-config.block_size / glide))
+        self.attack_frames = config.attack * sample_rate
+        self.decay_frames = config.decay * sample_rate
+        glide = config.detune_glide * sample_rate
+        self.glide_step = 1.0 if glide <= 0 else 1.0 - float(np.exp(-block_size / glide))
         self.default_detune = 0.0
         self.percussive = config.envelope == "percussive"
         self.sustain_pedal = False
@@ -52,14 +54,15 @@ class OvertoneVoices(VoiceBank):
     def _started(self, slot: int, note: int, velocity: float) -> None:
         config = self.config
         self.detune[slot] = self.detune_target[slot] = self.default_detune
-        self.release_frames[slot] = config.release_for(note) * config.sample_rate
+        self.release_frames[slot] = config.release_for(note) * self.sample_rate
         sensitivity = config.velocity_sensitivity
         self.gain[slot] = config.level * (1.0 - sensitivity + sensitivity * velocity ** 2)
 
     def render(self, out_left: np.ndarray, out_right: np.ndarray) -> None:
         """Add one block of every sounding voice into the two float64 channel buffers: the whole
-        block, state included, in one compiled call (:func:`engine.audio.kernels.overtone_block`);
-        the audio callback's cost is then the samples, not dozens of small numpy steps."""
+        block, state included, in one compiled call
+        (:func:`scenes.ldd.sound.kernels.overtone_block`); the audio callback's cost is then the
+        samples, not dozens of small numpy steps."""
         if not self.active.any():
             return
         config = self.config
