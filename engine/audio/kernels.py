@@ -271,6 +271,17 @@ def warm_up() -> None:
         bank.note_on(60, 60, 1.0, 261.6)
         bank.note_off(60)  # an ADSR release computes its starting level
         bank.render(np.zeros(64), np.zeros(64))
+    _warm_up_granulator()
+
+
+def _warm_up_granulator() -> None:
+    """The granulator's kernels (:mod:`engine.audio.granular_kernels`), every path once."""
+    from engine.audio.instrument import Host
+    from engine.audio.instruments.granulator import GranulatorInstrument, GranulatorSettings
+
+    frequencies = 440.0 * 2.0 ** ((np.arange(128) - 69) / 12.0)
+    GranulatorInstrument(GranulatorSettings(max_grains=64, polyphony=2),
+                         Host(48000, 64, frequencies)).warm_up()
 
 
 if __name__ == "__main__":
