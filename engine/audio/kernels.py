@@ -83,6 +83,17 @@ def warm_up() -> None:
     on a fresh machine does not wait for the compiler."""
     one, two = np.zeros(1), np.zeros((1, 1))
     partial_voices(np.zeros(2), np.zeros(2), two, two, two, two, two, one, one, one, one)
+    _warm_up_granulator()
+
+
+def _warm_up_granulator() -> None:
+    """The granulator's kernels (:mod:`engine.audio.granular_kernels`), every path once."""
+    from engine.audio.instrument import Host
+    from engine.audio.instruments.granulator import GranulatorInstrument, GranulatorSettings
+
+    frequencies = 440.0 * 2.0 ** ((np.arange(128) - 69) / 12.0)
+    GranulatorInstrument(GranulatorSettings(max_grains=64, polyphony=2),
+                         Host(48000, 64, frequencies)).warm_up()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,400 @@
+"""The granulator: clouds of short grains read from tables of the shared sample pool.
+
+A note starts a **cloud** that spawns grains, at the note's pitch relative to ``root`` under the
+show's tuning (``host.frequencies[note] / host.frequencies[root]``), at a level set by its
+velocity. How it spawns them is the ``mode``:
+
+- ``cloud``: grains at ``density`` per second, ``async`` (each onset drawn in its own period, by
+  ``jitter``), ``sync`` (regular) or on the ``tempo`` grid; each grain with its own random
+  position, duration, pitch and pan around the parameters.
+- ``hold``: one grain one step long (60 / (tempo x division) seconds, or the rest of the table
+  when shorter), repeated back to back: a held, pulsing tone (the talk's ``grain_hold``).
+- ``pulse``: the same grain, ``pulse_length`` long, once a step: a rhythmic pulse (``short_pulse``).
+- ``salad``: a stereo stream of long grains from a list of tables (``salad``; see
+  :func:`engine.audio.granular_kernels._salad_step`), its choices counted in :attr:`salad_stats`.
+
+A note-off stops the cloud spawning; the grains already sounding finish, so nothing clicks. A
+scene fires grains of its own with the GRAIN command (a VAE decoding grains into a table), and
+changes the salad's table list with SALAD_TABLE. Per-grain parameters apply from the next grain
+(each grain is windowed: a change never zippers); the gain ramps over a block. All per-sample
+work is two compiled calls a block (:mod:`engine.audio.granular_kernels`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from engine.audio import granular_kernels as kernels
+from engine.audio.instrument import Host, Instrument
+
+# The granulator's own command kinds (the rack passes them to ``command``; see command_ring).
+GRAIN = 32  # voice = delay in frames from the next block's start, note = table slot, value = gain
+# (linear), a = start (seconds into the table), b = duration (seconds), c = pitch ratio
+SALAD_TABLE = 33  # voice = index in the salad's list, note = table slot (-1: the list ends
+# before this index), value = the slot of its harmonic part (-1: none)
+PANIC_FADE = 0.005  # seconds: panic fades every grain out over this
+MAX_SALAD_TABLES = 64
+MAX_DELAY = 60.0  # seconds: the furthest ahead GRAIN schedules a grain
+
+# What the settings and a SET allow for each parameter (a SET outside is clamped).
+LIMITS = {
+    "gain_db": (-120.0, 24.0), "mode": (0, len(kernels.MODES) - 1), "table": (-1, 1 << 30),
+    "density": (0.1, 20000.0), "timing": (0, len(kernels.TIMINGS) - 1), "jitter": (0.0, 1.0),
+    "tempo": (1.0, 1000.0), "division": (1, 64), "position": (0.0, 1.0),
+    "position_deviation": (0.0, 1.0), "scan": (-100.0, 100.0), "duration": (0.001, 10.0),
+    "duration_deviation": (0.0, 1.0), "pitch": (-48.0, 48.0), "pitch_deviation": (0.0, 48.0),
+    "pan": (-1.0, 1.0), "pan_deviation": (0.0, 1.0), "window": (0, len(kernels.WINDOWS) - 1),
+    "window_shape": (0.0, 1.0), "pulse_length": (0.001, 10.0), "salad_silence": (0.0, 1.0),
+    "salad_harmonic": (0.0, 1.0), "salad_shortest": (0.0, 60.0), "salad_longest": (0.001, 60.0),
+    "salad_scale": (0.01, 100.0), "salad_ratio_low": (0.0625, 16.0),
+    "salad_ratio_high": (0.0625, 16.0), "root": (0, 127),
+}
+# Parameters SET rounds to a whole number (indices, slots, counts, notes).
+_WHOLE = frozenset({"mode", "table", "timing", "division", "window", "root"})
+_CHOICES = {"mode": kernels.MODES, "timing": kernels.TIMINGS, "window": kernels.WINDOWS}
+
+
+def _range(name: str, default, description: str):
+    low, high = LIMITS[name]
+    return Field(default, ge=low, le=high, description=description)
+
+
+class GranulatorSettings(BaseModel):
+    """A granulator's table in the setlist (``[sound.instruments.NAME]``, ``kind = "granulator"``).
+
+    Engine (fixed for the show):
+        max_grains: grain slots (default 2048); a grain beyond them is dropped and counted.
+        polyphony: clouds at once (default 16); one more stops the oldest cloud spawning.
+        seed: the random stream's seed (default 0): same seed, same commands, same samples.
+        velocity_sensitivity: 0 = every note at full level, 1 = level follows velocity squared
+            (default 1).
+        tables: pool slots the salad picks from (default []: the ``table`` parameter).
+        harmonic_tables: per entry of ``tables``, the pool slot of its harmonic part, -1 = none
+            (default []: none).
+
+    Parameters (SET by index in this order; see ``GranulatorInstrument.parameters``):
+        gain_db: dB (default 0), ramped over a block.
+        mode: "cloud", "hold", "pulse" or "salad" (default "cloud"; SET 0..3).
+        table: the pool slot clouds, hold and pulse read (default -1 = none: silent).
+        density: grains per second in a cloud (default 20).
+        timing: "async" (each onset at a random place in its period, by ``jitter``), "sync"
+            (every 1 / density seconds) or "tempo" (every step of ``tempo``) (default "async";
+            SET 0..2).
+        jitter: 0..1, how much of its period an async onset may move (default 1).
+        tempo: beats per minute (default 120); a step is 60 / (tempo x division) seconds.
+        division: steps per beat (default 1).
+        position: where grains start, 0..1 of the table (default 0).
+        position_deviation: random +- around it, 0..1 of the table (default 0); positions wrap.
+        scan: table lengths per second the position moves (default 0 = frozen; may be negative).
+        duration: a cloud grain's length, seconds (default 0.1).
+        duration_deviation: random +- fraction of the duration, 0..1 (default 0).
+        pitch: transposition, semitones (default 0).
+        pitch_deviation: random +- semitones per grain (default 0).
+        pan: -1 (left) .. 1 (right) (default 0).
+        pan_deviation: random +- around it (default 0).
+        window: "hann", "tukey", "expodec" or "table" (default "hann"; SET 0..3).
+        window_shape: tukey's taper, 0..1 of the grain (default 0.5; 1 = Hann).
+        pulse_length: a pulse grain's length, seconds (default 0.05).
+        salad_silence: probability a salad grain is silenced, per channel (default 0.05).
+        salad_harmonic: probability a salad step plays its table's harmonic part (default 0.15).
+        salad_shortest: a salad grain's shortest length, seconds, unless half the table is
+            longer (default 0.5).
+        salad_longest: a salad grain's longest length at scale 1, seconds (default 1.5).
+        salad_scale: the talk's max_length: salad grains are at most salad_longest x this long
+            (default 1).
+        salad_ratio_low, salad_ratio_high: the range of a salad step's pitch ratio, drawn
+            log-uniformly (defaults 0.5 and 2).
+        root: the MIDI note at which a table sounds at its own pitch (default 60).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_grains: int = Field(2048, ge=16, le=65536, description="grain slots")
+    polyphony: int = Field(16, ge=1, le=128, description="clouds")
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    velocity_sensitivity: float = Field(1.0, ge=0.0, le=1.0)
+    tables: list[int] = Field(default_factory=list, max_length=MAX_SALAD_TABLES)
+    harmonic_tables: list[int] = Field(default_factory=list, max_length=MAX_SALAD_TABLES)
+
+    gain_db: float = _range("gain_db", 0.0, "dB")
+    mode: Literal["cloud", "hold", "pulse", "salad"] = "cloud"
+    table: int = _range("table", -1, "pool slot, -1 = none")
+    density: float = _range("density", 20.0, "grains per second")
+    timing: Literal["async", "sync", "tempo"] = "async"
+    jitter: float = _range("jitter", 1.0, "fraction of a period")
+    tempo: float = _range("tempo", 120.0, "beats per minute")
+    division: int = _range("division", 1, "steps per beat")
+    position: float = _range("position", 0.0, "fraction of the table")
+    position_deviation: float = _range("position_deviation", 0.0, "fraction of the table")
+    scan: float = _range("scan", 0.0, "table lengths per second")
+    duration: float = _range("duration", 0.1, "seconds")
+    duration_deviation: float = _range("duration_deviation", 0.0, "fraction of the duration")
+    pitch: float = _range("pitch", 0.0, "semitones")
+    pitch_deviation: float = _range("pitch_deviation", 0.0, "semitones")
+    pan: float = _range("pan", 0.0, "-1 left .. 1 right")
+    pan_deviation: float = _range("pan_deviation", 0.0, "pan units")
+    window: Literal["hann", "tukey", "expodec", "table"] = "hann"
+    window_shape: float = _range("window_shape", 0.5, "fraction of the grain")
+    pulse_length: float = _range("pulse_length", 0.05, "seconds")
+    salad_silence: float = _range("salad_silence", 0.05, "probability")
+    salad_harmonic: float = _range("salad_harmonic", 0.15, "probability")
+    salad_shortest: float = _range("salad_shortest", 0.5, "seconds")
+    salad_longest: float = _range("salad_longest", 1.5, "seconds")
+    salad_scale: float = _range("salad_scale", 1.0, "factor")
+    salad_ratio_low: float = _range("salad_ratio_low", 0.5, "pitch ratio")
+    salad_ratio_high: float = _range("salad_ratio_high", 2.0, "pitch ratio")
+    root: int = _range("root", 60, "MIDI note")
+
+    @model_validator(mode="after")
+    def _harmonics_follow_tables(self) -> GranulatorSettings:
+        if len(self.harmonic_tables) > len(self.tables):
+            raise ValueError(f"harmonic_tables has {len(self.harmonic_tables)} entries for "
+                             f"{len(self.tables)} tables: give at most one per table (-1 = none)")
+        return self
+
+
+class GranulatorInstrument(Instrument):
+    kind = "granulator"
+    Settings = GranulatorSettings
+    parameters = kernels.PARAMETERS
+    _LIMITS = tuple(LIMITS[name] for name in kernels.PARAMETERS)
+
+    def __init__(self, settings: GranulatorSettings, host: Host) -> None:
+        super().__init__(settings, host)
+        self.values = np.array([self._number(name, getattr(settings, name))
+                                for name in self.parameters], np.float64)
+        self.grains = np.zeros((settings.max_grains, kernels.GRAIN_FIELDS))
+        self.active = np.zeros(settings.max_grains, bool)
+        self.clouds = np.zeros((settings.polyphony, kernels.CLOUD_FIELDS))
+        self.spawning = np.zeros(settings.polyphony, bool)
+        self.voice_id = np.full(settings.polyphony, -1, np.int64)
+        self.order = np.zeros(settings.polyphony, np.int64)  # start sequence: lower = older
+        self.held = np.zeros(settings.polyphony, bool)  # released while the pedal is down
+        self.salad_tables = np.full(MAX_SALAD_TABLES, -1, np.int64)
+        self.salad_harmonics = np.full(MAX_SALAD_TABLES, -1, np.int64)
+        self.salad_count = len(settings.tables)
+        self.salad_tables[:self.salad_count] = settings.tables
+        self.salad_harmonics[:len(settings.harmonic_tables)] = settings.harmonic_tables
+        self.rng = np.array([settings.seed], np.uint64)
+        self.counters = np.zeros(kernels.COUNTERS, np.int64)
+        self.cursor = np.zeros(1, np.int64)
+        self.hann = kernels.hann_table()
+        # The kernel's scratch space: a grain's window, the grains' sum before the gain ramp.
+        self._scratch = np.zeros((3, host.block_size))
+        self._gain = 10.0 ** (settings.gain_db / 20.0)  # linear, where the last block ended
+        self._grains = 0  # active grains after the last change
+        self._pedal = False
+        self._sequence = 0
+
+    @staticmethod
+    def _number(name: str, value) -> float:
+        return float(_CHOICES[name].index(value)) if name in _CHOICES else float(value)
+
+    def _value(self, index: int) -> float:
+        return float(self.values[index])
+
+    @property
+    def salad_stats(self) -> dict[str, int]:
+        """Salad steps played so far and how many of them silenced the left grain, the right
+        grain, or played the harmonic part."""
+        counters = self.counters
+        return {"steps": int(counters[kernels.STEPS]),
+                "silenced_left": int(counters[kernels.SILENCED_LEFT]),
+                "silenced_right": int(counters[kernels.SILENCED_RIGHT]),
+                "harmonic": int(counters[kernels.HARMONIC])}
+
+    @property
+    def grains_started(self) -> int:
+        return int(self.counters[kernels.SPAWNED])
+
+    @property
+    def grains_dropped(self) -> int:
+        """Grains that found every slot busy (raise ``max_grains``)."""
+        return int(self.counters[kernels.DROPPED])
+
+    # Notes.
+    def note_on(self, voice: int, note: int, velocity: float) -> None:
+        if velocity <= 0.0:
+            self.note_off(voice, note)
+            return
+        self._stop(np.flatnonzero(self.spawning & (self.voice_id == voice)))
+        if not (~self.spawning).any():
+            self._stop(np.array([self._victim()]))
+        cloud = int(np.flatnonzero(~self.spawning)[0])
+        frequencies = self.host.frequencies
+        root = int(self._value(kernels.ROOT)) & 127
+        sensitivity = self.settings.velocity_sensitivity
+        row = self.clouds[cloud]
+        row[kernels.C_RATIO] = frequencies[int(note) & 127] / frequencies[root]
+        row[kernels.C_AMP] = 1.0 - sensitivity + sensitivity * min(1.0, velocity) ** 2
+        row[kernels.C_NEXT] = row[kernels.C_GRID] = row[kernels.C_SCAN] = 0.0
+        self._sequence += 1
+        self.spawning[cloud], self.voice_id[cloud], self.order[cloud] = True, voice, self._sequence
+        self.held[cloud] = False
+
+    def note_off(self, voice: int, note: int) -> None:
+        clouds = np.flatnonzero(self.spawning & (self.voice_id == voice) & ~self.held)
+        if self._pedal:
+            self.held[clouds] = True
+        else:
+            self._stop(clouds)
+
+    def sustain(self, down: bool) -> None:
+        self._pedal = bool(down)
+        if not down:
+            self._stop(np.flatnonzero(self.held))
+
+    def all_notes_off(self) -> None:
+        self._stop(np.flatnonzero(self.spawning))
+
+    def panic(self) -> None:
+        """Clouds stop; grains waiting for their onset never start; sounding ones fade out over
+        5 ms from where they are."""
+        self._pedal = False
+        self.all_notes_off()
+        grains = self.grains
+        waiting = self.active & (grains[:, kernels.G_DELAY] > 0.0)
+        self.active[waiting] = False
+        frames = max(1.0, PANIC_FADE * self.host.sample_rate)
+        sounding = self.active
+        grains[sounding, kernels.G_FADE_STEP] = np.minimum(
+            grains[sounding, kernels.G_FADE_STEP],
+            -np.maximum(grains[sounding, kernels.G_FADE], 1e-9) / frames)
+        self._grains = int(np.count_nonzero(self.active))
+
+    def _stop(self, clouds: np.ndarray) -> None:
+        """The clouds spawn no more; their grains ring out."""
+        self.spawning[clouds] = False
+        self.held[clouds] = False
+        self.voice_id[clouds] = -1
+
+    def _victim(self) -> int:
+        """The cloud to steal: the oldest held by the pedal, else the oldest."""
+        chosen = self.spawning & self.held
+        if not chosen.any():
+            chosen = self.spawning
+        candidates = np.flatnonzero(chosen)
+        return int(candidates[np.argmin(self.order[candidates])])
+
+    # Parameters and commands.
+    def set(self, parameter: int, value: float) -> None:
+        if 0 <= parameter < len(self.parameters) and np.isfinite(value):
+            low, high = self._LIMITS[parameter]
+            value = min(high, max(low, value))
+            if self.parameters[parameter] in _WHOLE:
+                value = float(round(value))
+            self.values[parameter] = value
+
+    def command(self, kind: int, voice: int, note: int, value: float, a: float, b: float,
+                c: float) -> None:
+        """GRAIN (32): one grain, with the current pan, window and window shape: voice = delay in
+        frames from the start of the next block (>= 0), note = table slot, value = linear gain,
+        a = start in seconds into the table, b = duration in seconds, c = pitch ratio (<= 0 or
+        not a number: 1). SALAD_TABLE (33): voice = index in the salad's list (past its end:
+        appended), note = table slot (-1: the list ends before the index), value = the slot of
+        its harmonic part (-1: none). Other kinds are ignored."""
+        if kind == GRAIN:
+            self.fire(int(note), a, b, c if np.isfinite(c) and c > 0.0 else 1.0, value,
+                      int(voice))
+        elif kind == SALAD_TABLE:
+            index = min(max(int(voice), 0), self.salad_count, MAX_SALAD_TABLES - 1)
+            if note < 0:
+                self.salad_count = index
+                return
+            self.salad_tables[index] = int(note)
+            self.salad_harmonics[index] = int(value) if np.isfinite(value) else -1
+            self.salad_count = max(self.salad_count, index + 1)
+
+    def fire(self, table: int, start: float, duration: float, ratio: float = 1.0,
+             gain: float = 1.0, delay: int = 0) -> bool:
+        """Start one grain of ``table`` (pool slot) ``start`` seconds in, ``duration`` seconds long,
+        at pitch ``ratio``, linear ``gain``, ``delay`` frames after the next block starts, with
+        the current pan, window and shape. False when it cannot sound (no such table, a bad
+        number, too short, every slot busy)."""
+        rate = float(self.host.sample_rate)
+        pool = self.host.pool
+        numbers = (start, duration, ratio, gain)
+        if pool is None or not all(np.isfinite(x) for x in numbers) or duration <= 0.0 \
+                or ratio <= 0.0 or gain < 0.0:
+            return False
+        dropped = self.grains_dropped
+        values = self.values
+        kept = kernels.spawn_grain(
+            self.grains, self.active, self.cursor, self.counters, pool.headers, int(pool.data.size),
+            int(table), max(0.0, float(start)) * rate, float(duration) * rate, float(ratio),
+            float(gain), float(values[kernels.PAN]), int(values[kernels.WINDOW]),
+            float(values[kernels.WINDOW_SHAPE]), float(min(max(delay, 0), MAX_DELAY * rate)),
+            rate)
+        self._grains = int(np.count_nonzero(self.active))
+        return kept > 0.0 and self.grains_dropped == dropped
+
+    # Sound.
+    def render(self, left: np.ndarray, right: np.ndarray) -> None:
+        pool = self.host.pool
+        gain = 10.0 ** (self.values[kernels.GAIN_DB] / 20.0)
+        if pool is None or self.idle():
+            self._gain = gain
+            return
+        if self.spawning.any():
+            kernels.schedule_block(
+                int(left.size), float(self.host.sample_rate), pool.headers, int(pool.data.size),
+                self.values, self.clouds, self.spawning, self.grains, self.active, self.cursor,
+                self.counters, self.rng, self.salad_tables, self.salad_harmonics,
+                int(self.salad_count))
+        scratch = self._scratch
+        self._grains = kernels.render_grains(left, right, pool.data, pool.headers, self.grains,
+                                             self.active, self.hann, self._gain, gain,
+                                             scratch[0], scratch[1], scratch[2])
+        self._gain = gain
+
+    def idle(self) -> bool:
+        return self._grains == 0 and not self.spawning.any()
+
+    def sounding(self) -> int:
+        """Grains sounding (or scheduled by GRAIN and waiting for their onset)."""
+        return self._grains
+
+    def warm_up(self) -> None:
+        """Run both kernels on every path (each mode and window, mono and stereo tables, a fired
+        grain, a panic) on a small pool of its own, so numba's cache loads before the stream opens;
+        then put everything back as it was built."""
+        from engine.audio.pool import SamplePool
+
+        pool = SamplePool.create(16384, max_tables=2)
+        saved_pool, saved_values = self.host.pool, self.values.copy()
+        saved_salad = (self.salad_tables.copy(), self.salad_harmonics.copy(), self.salad_count)
+        try:
+            self.host.pool = pool
+            mono, stereo = pool.allocate("mono", 2048, 1), pool.allocate("stereo", 2048, 2)
+            pool.fill(mono, np.sin(np.arange(2048) * 0.1))
+            pool.fill(stereo, np.zeros((2048, 2)))
+            self.command(SALAD_TABLE, 0, mono, float(stereo), 0.0, 0.0, 0.0)
+            left, right = np.zeros(self.host.block_size), np.zeros(self.host.block_size)
+            for mode in range(len(kernels.MODES)):
+                for window in range(len(kernels.WINDOWS)):
+                    self.values[kernels.MODE], self.values[kernels.WINDOW] = mode, window
+                    self.values[kernels.TABLE] = mono if window % 2 else stereo
+                    self.values[kernels.SALAD_SHORTEST] = self.values[kernels.SALAD_LONGEST] = 0.01
+                    self.note_on(1, 60, 1.0)
+                    self.render(left, right)
+                    self.note_off(1, 60)
+            self.command(GRAIN, 3, mono, 1.0, 0.0, 0.01, 1.5)
+            self.render(left, right)
+            self.panic()
+            self.render(left, right)
+        finally:
+            self.host.pool = saved_pool
+            pool.close()
+            self.values[:] = saved_values
+            self.salad_tables[:], self.salad_harmonics[:], self.salad_count = saved_salad
+            self.active[:] = False
+            self.spawning[:] = self.held[:] = False
+            self.voice_id[:] = -1
+            self.counters[:] = 0
+            self.cursor[:] = 0
+            self.rng[0] = np.uint64(self.settings.seed)
+            self._grains, self._pedal, self._sequence = 0, False, 0
+            self._gain = 10.0 ** (saved_values[kernels.GAIN_DB] / 20.0)
