@@ -43,6 +43,7 @@ import numpy as np
 from bench.ldd_run import MIDI_FILE, ROOT, SETLIST, demo_setlist_text
 from bench.machine import gl_renderer
 from bench.result import BenchResult, Figure
+from bench.settings import number
 
 SECONDS_VARIABLE = "SHOWRUNNER_RECORDING_SECONDS"
 ROUNDS_VARIABLE = "SHOWRUNNER_RECORDING_ROUNDS"
@@ -63,17 +64,6 @@ GOAL_RTF = 1.0  # offline render: show seconds per wall second
 RENDER_SIZE, RENDER_FPS = (1280, 720), 30
 UHD_SIZE, UHD_FPS = (3840, 2160), 60
 RUN_TIMEOUT = 600.0  # seconds over the show time before a command counts as hung
-
-
-def _number(variable: str, default: float) -> float:
-    text = os.environ.get(variable, "")
-    try:
-        value = float(text) if text else default
-    except ValueError:
-        raise ValueError(f"{variable} must be a number, got {text!r}") from None
-    if not value > 0:
-        raise ValueError(f"{variable} must be positive, got {text!r}")
-    return value
 
 
 @dataclass
@@ -245,9 +235,9 @@ def _load() -> str:
 
 
 def run() -> BenchResult:
-    seconds = _number(SECONDS_VARIABLE, 40.0)
-    rounds = int(_number(ROUNDS_VARIABLE, 5.0))
-    render_seconds = _number(RENDER_VARIABLE, 120.0)
+    seconds = number(SECONDS_VARIABLE, 40.0)
+    rounds = int(number(ROUNDS_VARIABLE, 5.0))
+    render_seconds = number(RENDER_VARIABLE, 120.0)
     uhd = os.environ.get(UHD_VARIABLE, "") not in ("", "0")
     result = BenchResult(key="recording", title="Recording overhead and offline render speed",
                          method="", goal="")

@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import Field
 
 from bench.result import BenchResult, Figure
+from bench.settings import number
 from bench.temp_setlist import setlist_from_cues
 from engine.clock import RealTime
 from engine.display import open_display
@@ -42,17 +43,6 @@ SIZE = (1280, 720)
 KINDS = {"without training": 0, "training, 1 step a call": 1, "training, 4 steps a call": 4}
 GOAL_RATIO = 1.2  # frame time p99 with training / without
 CURVE_POINTS, DOTS = 512, 64
-
-
-def _number(variable: str, default: float) -> float:
-    text = os.environ.get(variable, "")
-    try:
-        value = float(text) if text else default
-    except ValueError:
-        raise ValueError(f"{variable} must be a number, got {text!r}") from None
-    if not value > 0:
-        raise ValueError(f"{variable} must be positive, got {text!r}")
-    return value
 
 
 class TraineeParams(SceneParams):
@@ -172,8 +162,8 @@ def _live_run(kind: str, seconds: float, folder: Path) -> LiveRun:
 
 
 def run() -> BenchResult:
-    seconds = _number(SECONDS_VARIABLE, 10.0)
-    rounds = int(_number(ROUNDS_VARIABLE, 5.0))
+    seconds = number(SECONDS_VARIABLE, 10.0)
+    rounds = int(number(ROUNDS_VARIABLE, 5.0))
     kinds = list(KINDS)
     runs: list[dict[str, LiveRun]] = []
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as name:
