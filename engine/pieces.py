@@ -73,6 +73,10 @@ def load_instrument(kind: str) -> bool:
     module = installed_instruments().get(kind)
     if module is None:
         return False
-    importlib.import_module(module)
+    try:
+        importlib.import_module(module)
+    except ImportError as error:  # an entry point left behind by a piece no longer there
+        raise UserError(f"instrument kind '{kind}': its module {module} (an installed piece's "
+                        f"entry point) cannot be imported: {error}") from None
     log.debug("instrument %s (%s) loaded", kind, module)
     return True

@@ -348,6 +348,7 @@ class Show:
         taken = self._deliver_input(tick, show_time, record)
         trained = self._tick_trainers(tick, show_time)
         self.stack.tick(self.clock.dt)
+        self.audio.flush()  # live: the tick's commands leave now, in the order of its input
         record.emitted = self._send_emitted(tick)
         if self.perf_log is not None:
             self.perf_log.tick(tick, taken, actions, record.taken_cue, osc=messages,
@@ -377,6 +378,8 @@ class Show:
                         log.exception("trainer %s failed to train (its scene keeps its last snapshot)", key)
                     continue
                 key = context.trainer_key(name)
+                if trainer.replay_steps is not None and steps != trainer.replay_steps(tick):
+                    self._replay_differs(tick, f"trainer {key} had trained", trainer.replay_steps(tick), steps)
                 if self._trained.get(key) != steps:
                     self._trained[key] = changed[key] = steps
         return changed

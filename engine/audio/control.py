@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.audio import command_ring as cmd
 from engine.audio.rack import RackConfig, legacy_rack_config
+from engine.errors import UserError
 
 
 class AudioOut:
@@ -34,7 +35,8 @@ class AudioOut:
             event and sends a command later in the tick ``at`` that position (``detune(..., at=)``)
             has the command take its place right after the event's own, in the metrics log and
             in renders, as if sent while the event was delivered: the notes of a tick can be
-            handled together and sound as if handled one by one. (Live, commands leave at once.)
+            handled together and sound as if handled one by one. (Live too: from the tick's first
+            event until its scenes have ticked, commands wait, then leave in that order: :meth:`flush`.)
     """
 
     hears_midi = False
@@ -203,6 +205,10 @@ class AudioOut:
         heard, self._heard = self._heard, []
         return heard
 
+    def flush(self) -> None:
+        """Send what this tick held back (live: see :meth:`LiveAudio.next_position`); the show
+        calls it once its scenes have ticked."""
+
     def next_position(self) -> int:
         """Move :attr:`position` on (the show: before each event it delivers, and after them)."""
         self.position += 1
@@ -267,8 +273,9 @@ class InstrumentHandle:
         voice = cmd.SCENE_VOICES + note if voice is None else voice
         self.audio._command(cmd.NOTE_OFF, voice, note, 0.0, self.name, note, target=self.slot)
 
-    def set(self, parameter: str, value: float) -> None:
-        """Set one of the instrument's parameters (its kind's ``parameters``), from now on."""
+    def set(self, parameter: str, value: float | str) -> None:
+        """Set one of the instrument's parameters (its kind's ``parameters``), from now on; a
+        choice by name or index (``set("window", "hann")``)."""
         from engine.audio.instrument import instrument_class
 
         kind = instrument_class(self.audio.rack.instruments[self.slot].kind)
@@ -303,12 +310,16 @@ _DEFAULT_RACK: RackConfig | None = None
 
 
 def _default_rack() -> RackConfig:
-    """The overtone mixer alone, with its default settings (built once: the model is frozen)."""
+    """The overtone mixer alone, with its default settings (built once: the model is frozen), or,
+    when no installed piece brings its instrument, an empty rack (sound off needs none)."""
     global _DEFAULT_RACK
     if _DEFAULT_RACK is None:
         from engine.audio.config import MixerConfig
 
-        _DEFAULT_RACK = legacy_rack_config(MixerConfig(), piano=False)
+        try:
+            _DEFAULT_RACK = legacy_rack_config(MixerConfig(), piano=False)
+        except UserError:
+            _DEFAULT_RACK = RackConfig()
     return _DEFAULT_RACK
 
 

@@ -39,6 +39,8 @@ def separate(data: np.ndarray, margin: float = 1.0) -> tuple[np.ndarray, np.ndar
                          "infinite samples)")
     # librosa takes channels first, (channels, frames), and gives each part back at this length.
     harmonic, percussive = librosa.effects.hpss(np.ascontiguousarray(data.T), margin=float(margin))
+    if not (np.isfinite(harmonic).all() and np.isfinite(percussive).all()):
+        raise ValueError(f"the separation at margin {margin} gave samples that are not finite")
     return (np.ascontiguousarray(harmonic.T, dtype=np.float32),
             np.ascontiguousarray(percussive.T, dtype=np.float32))
 

@@ -9,6 +9,7 @@ audio process.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
@@ -77,6 +78,11 @@ class LiveAudio(AudioOut):
         # gain, tuning offset, route, instrument parameter and the detune for all voices.
         self._standing: dict[tuple[int, int, int], tuple] = {}
         self._xruns_before = 0  # underruns counted by audio processes that have ended
+        # While the show delivers a tick's input and its scenes tick, commands wait here in
+        # position order (see next_position), then leave together.
+        self._holding = False
+        self._held: list[tuple] = []
+        self._held_at: list[int] = []
 
     def start(self) -> None:
         """Start (or restart) the audio process; it opens its device once its imports are done."""
@@ -91,8 +97,30 @@ class LiveAudio(AudioOut):
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
+    def next_position(self) -> int:
+        """The show is delivering a tick's input: hold what is sent until :meth:`flush`, so a
+        command sent ``at`` an earlier position still leaves in its place (as offline)."""
+        self._holding = True
+        return super().next_position()
+
+    def flush(self) -> None:
+        """Send what the tick held, in position order (the show: once the scenes have ticked)."""
+        held, self._held, self._held_at, self._holding = self._held, [], [], False
+        for record in held:
+            self._push(record)
+
     def _send(self, kind, voice, note, value, target, a, b, c, at):
         record = (kind, voice, note, value, target, a, b, c)
+        if not self._holding:
+            self._push(record)
+            return
+        index = bisect.bisect_right(self._held_at, at)
+        self._held.insert(index, record)
+        self._held_at.insert(index, at)
+
+    def _push(self, record: tuple) -> None:
+        """Into the ring now, noting what a restarted process must be told again."""
+        kind, voice, note, value, target, a, b, c = record
         standing = self._standing
         if kind in (cmd.GAIN, cmd.TUNE):
             standing[kind, target, voice] = record
@@ -191,6 +219,7 @@ class LiveAudio(AudioOut):
         return int(self.state.get("status")) == shared.RUNNING and self.state.get("blocks") > 0
 
     def close(self) -> None:
+        self.flush()
         process = self.process
         self.process = None
         if process is not None:

@@ -38,8 +38,9 @@ class SampleFile(_Strict):
     file: str = Field(description="path, relative to the setlist's folder")
     rate: int | None = Field(None, description="Hz the file must have (checked); unset = any")
     hpss: bool = Field(False, description="also load the harmonic and percussive parts")
-    hpss_margin: float = Field(1.0, ge=1.0, description="separation margin, >= 1; 1 = the two "
-                               "parts sum to the file, above = each keeps only what is clearly its own")
+    hpss_margin: float = Field(1.0, ge=1.0, le=100.0, allow_inf_nan=False,
+                               description="separation margin, 1 to 100; 1 = the two parts sum to "
+                               "the file, above = each keeps only what is clearly its own")
 
     @model_validator(mode="before")
     @classmethod
@@ -129,9 +130,9 @@ def instrument_specs(where: str, sound: SoundSettings) -> list[InstrumentSpec]:
 
 def check_sound(where: str, audio: MixerConfig, sound: SoundSettings | None,
                 cues: list[tuple[str, CueSound | None]]) -> None:
-    """``cues``: (how a message names the cue, its sound) for each cue."""
     """Everything about sound a setlist can get wrong, found when it loads: instruments, buses,
-    routing names, cue settings."""
+    routing names, table names, cue settings. ``cues``: (how a message names the cue, its sound)
+    for each cue."""
     tables: set[str] = set()
     if sound is None:
         names = [LEGACY_INSTRUMENT, "piano"]

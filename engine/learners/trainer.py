@@ -255,7 +255,8 @@ class Trainer(Generic[State]):
     def seen(self) -> Snapshot[State]:
         """The snapshot of the last :meth:`tick` (before any: :attr:`latest`): what a scene shows
         and plays in this tick. Live, :attr:`latest` may move on during the tick; :attr:`seen`
-        does not, and a replay reproduces it exactly (the count is logged)."""
+        does not, and a replay reproduces its state, summary and step count exactly (the count
+        is logged; its ``show_time`` and ``seconds`` are the machine's, not reproduced)."""
         return self._seen if self._seen is not None else self.latest
 
     @property

@@ -66,8 +66,10 @@ def test_a_live_show_trains_in_the_background_and_its_replay_sees_the_same_steps
     assert not trainer.paced and trainer.error is None
     steps = [trained for _, trained, _ in live]
     assert len(live) == 180 and steps == sorted(steps)
-    assert steps[-1] >= 10  # it trained beside the show (about 20 ms a step here)...
-    assert len(set(steps)) >= 10  # ...and the scene saw it move on many times
+    # It trained beside the show (about 60-90 ms a step here, at idle priority: on a busy machine
+    # much slower)...
+    assert steps[-1] >= 3
+    assert len(set(steps)) >= 3  # ...and the scene saw it move on
     losses = [loss for _, _, loss in live]
     assert len(set(losses)) == len(set(steps))  # each new count came with its own state
 
@@ -78,6 +80,18 @@ def test_a_live_show_trains_in_the_background_and_its_replay_sees_the_same_steps
     again, replayed = run_show(tmp_path, "replay", VirtualTime(), 3.0, replay=replay)
     assert again.scenes[0].trainer.paced
     assert replayed == live  # the same steps, and bit for bit the same loss, in every tick
+    assert again.summary.replay_differences == 0
+
+    # A log whose counts the replay cannot reach (edited by hand: a count that falls without a
+    # reset) makes the replay say it differs, not go on quietly.
+    lines = (tmp_path / "perf.jsonl").read_text().splitlines()
+    last = max(i for i, line in enumerate(lines) if '"trained"' in line)
+    record = json.loads(lines[last])
+    record["trained"]["net/regressor"] = 1
+    lines[last] = json.dumps(record)
+    (tmp_path / "perf.jsonl").write_text("\n".join(lines) + "\n")
+    edited, _ = run_show(tmp_path, "edited", VirtualTime(), 3.0, replay=perflog.load(tmp_path / "perf.jsonl"))
+    assert edited.summary.replay_differences > 0
 
 
 def test_two_renders_train_the_same_steps_per_tick_identically(tmp_path):

@@ -305,3 +305,36 @@ def test_a_command_sent_at_an_earlier_position_takes_its_place_after_that_events
     audio.detune(0.1, note=64)
     audio.advance(0.2)
     assert not np.array_equal(audio.samples(), at_once)
+
+
+def test_live_the_commands_of_a_tick_leave_after_its_scenes_in_the_order_of_its_input() -> None:
+    """Live (the audio process not started: its command ring read here), a tick's commands are
+    held from its first delivered event until the show flushes them after the scenes ticked, and
+    leave in position order: a detune sent ``at`` its note's position follows that note, before
+    the next note, as offline. Outside a tick a command leaves at once."""
+    from engine.audio.live import LiveAudio
+
+    audio = LiveAudio(MixerConfig(), piano=False)
+    try:
+        ring = audio.state.ring
+        audio.panic()  # between ticks: at once
+        assert [int(record[0]) for record in ring.take()] == [cmd.PANIC]
+        positions = []
+        for note in (60, 64):
+            audio.next_position()
+            audio.note_on(note, 90)
+            positions.append(audio.position)
+        audio.next_position()
+        for position, (note, detune) in zip(positions, ((60, 0.3), (64, 0.1))):
+            audio.detune(detune, note=note, at=position)
+        assert len(ring) == 0  # held while the tick runs
+        audio.flush()
+        taken = ring.take()
+        assert [(int(r[0]), int(r[3]), float(r[4])) for r in taken] == [
+            (cmd.NOTE_ON, 60, 90.0), (cmd.DETUNE, 60, 0.3), (cmd.NOTE_ON, 64, 90.0), (cmd.DETUNE, 64, 0.1)]
+        # A restarted audio process is told the last detune in that order too.
+        assert audio._standing[cmd.DETUNE, int(taken[-1][1]), cmd.ALL_VOICES][3] == 0.1
+        audio.sustain(127)  # after the flush, between ticks: at once again
+        assert len(ring) == 1
+    finally:
+        audio.close()

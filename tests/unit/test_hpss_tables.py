@@ -183,9 +183,14 @@ def test_a_pool_with_no_room_for_the_parts_is_a_one_line_error_before_any_separa
      ["field 'sound.samples.mix.hpss_margin'", "valid number", "'wide'"]),
     (", hpss_margin = 2", "",
      ["field 'sound.samples.mix.hpss_margin'", "needs hpss = true"]),
+    (", hpss = true, hpss_margin = inf", "",
+     ["field 'sound.samples.mix.hpss_margin'", "finite number"]),
+    (", hpss = true, hpss_margin = 1e300", "",
+     ["field 'sound.samples.mix.hpss_margin'", "less than or equal to 100"]),
     (", hpss = true", "\"mix.harmonic\" = { seconds = 1 }",
      ["field 'sound.samples.mix'", "table 'mix.harmonic' is defined twice", "NAME.harmonic"]),
-], ids=["margin-below-1", "margin-not-a-number", "margin-without-hpss", "part-name-taken"])
+], ids=["margin-below-1", "margin-not-a-number", "margin-without-hpss", "margin-infinite", "margin-huge",
+        "part-name-taken"])
 def test_bad_hpss_settings_are_setlist_errors(tmp_path, recording, sample, tables, expected):
     check_one_line_error(_setlist(tmp_path, recording, hpss=sample, tables=tables), expected)
 
@@ -208,3 +213,9 @@ def test_a_show_without_hpss_never_imports_librosa(tmp_path, recording):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_separation_that_gives_samples_that_are_not_finite_is_refused():
+    tone = np.sin(np.arange(8192) / 10.0).astype(np.float32)[:, None]
+    with pytest.raises(ValueError, match="not finite"):
+        separate(tone, 1e300)  # librosa's masks overflow: NaN, which must never reach the pool

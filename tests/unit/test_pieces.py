@@ -158,3 +158,26 @@ def test_without_a_piece_bringing_the_overtones_a_setlist_without_sound_is_a_one
                                         r"of kind 'overtones', which no installed piece brings "
                                         r"\(installed pieces: builtin, ldd\)"):
         load_setlist(setlist)
+
+
+def test_without_the_overtones_a_show_with_its_own_sound_or_none_still_starts(monkeypatch):
+    from engine import pieces
+    from engine.audio import control, instrument
+    from engine.audio.control import NoAudio
+
+    monkeypatch.setattr(pieces, "installed_instruments", lambda: {})
+    monkeypatch.delitem(instrument._REGISTRY, "overtones", raising=False)
+    monkeypatch.setattr(control, "_DEFAULT_RACK", None)
+    audio = NoAudio()  # what `run` starts with before it builds the setlist's rack
+    assert audio.rack.instruments == []
+    audio.note_on(60, 90)  # sound is off: nothing to play, nothing raised
+
+
+def test_an_instrument_entry_point_whose_module_is_gone_is_a_one_line_error(monkeypatch):
+    from engine import pieces
+    from engine.audio.instrument import instrument_class
+
+    monkeypatch.setattr(pieces, "installed_instruments", lambda: {"hum": "scenes.gone.sound"})
+    with pytest.raises(UserError, match=r"instrument kind 'hum': its module scenes\.gone\.sound .* cannot be "
+                                        r"imported: No module named 'scenes\.gone'"):
+        instrument_class("hum")
