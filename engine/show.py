@@ -590,9 +590,9 @@ class Show:
                 continue
             instrument = self.audio.instrument(name)
             for parameter, value in values.items():
-                if isinstance(value, str):
+                if isinstance(value, str) and parameter == "table":
                     value = self.audio.table(value)  # a table, by name
-                instrument.set(parameter, float(value))
+                instrument.set(parameter, value)  # a choice may be a name (checked at load)
 
     # OSC and what scenes emit.
     def _osc_move(self, message: OscMessage, actions: list[KeyAction]) -> bool:

@@ -282,8 +282,13 @@ class InstrumentHandle:
         if parameter not in kind.parameters:
             raise ValueError(f"instrument '{self.name}' ({kind.kind}) has no parameter '{parameter}'; "
                              f"parameters: {', '.join(kind.parameters) or 'none'}")
-        self.audio._command(cmd.SET, 0, kind.parameters.index(parameter), float(value), self.name,
-                            parameter, float(value), target=self.slot)
+        try:
+            number = kind.parameter_number(parameter, value)
+        except ValueError as error:
+            raise ValueError(f"instrument '{self.name}' ({kind.kind}), parameter '{parameter}': "
+                             f"{error}") from None
+        self.audio._command(cmd.SET, 0, kind.parameters.index(parameter), number, self.name,
+                            parameter, number, target=self.slot)
 
     def play(self, table: str, voice: int, gain: float = 1.0, ratio: float = 1.0, pan: float = 0.0,
              loop: bool = False) -> None:

@@ -55,6 +55,26 @@ class Instrument:
     Settings: ClassVar[type[BaseModel]] = NoSettings
     # Names of the parameters a SET command changes, by index (SET's ``note`` field).
     parameters: ClassVar[tuple[str, ...]] = ()
+    # Parameters chosen by name (a cue's ``sound.settings``, a scene's ``set()``): parameter -> its
+    # choices; SET carries the name's index.
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Settings that name pool tables (a name, or a list of names; "" = none), checked when the
+    # setlist loads and resolved to slots when the rack is built.
+    table_settings: ClassVar[tuple[str, ...]] = ("table",)
+
+    @classmethod
+    def parameter_number(cls, parameter: str, value: float | str) -> float:
+        """SET's value for ``parameter``: a number as it is, a choice by name as its index.
+        ValueError saying what is expected otherwise."""
+        if not isinstance(value, str):
+            return float(value)
+        choices = cls.choices.get(parameter)
+        if choices is None:
+            raise ValueError(f"a number, not '{value}'")
+        if value not in choices:
+            raise ValueError(f"one of {', '.join(repr(c) for c in choices)} (or its index 0.."
+                             f"{len(choices) - 1}), not '{value}'")
+        return float(choices.index(value))
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)

@@ -114,7 +114,7 @@ def instrument_specs(where: str, sound: SoundSettings) -> list[InstrumentSpec]:
                             f"known instruments: {', '.join(known_instruments())}") from None
         if not isinstance(bus, str) or bus == "master":
             raise UserError(f"{where}: field '{field}.bus': a bus name other than 'master' (got {bus!r})")
-        checked = {key: (0 if key == "table" and isinstance(value, str) else value)
+        checked = {key: (0 if key in cls.table_settings and isinstance(value, str) else value)
                    for key, value in settings.items()}  # table names are resolved with the pool
         try:
             cls.Settings.model_validate(checked)
@@ -134,6 +134,7 @@ def check_sound(where: str, audio: MixerConfig, sound: SoundSettings | None,
     routing names, table names, cue settings. ``cues``: (how a message names the cue, its sound)
     for each cue."""
     tables: set[str] = set()
+    classes: dict = {}
     if sound is None:
         names = [LEGACY_INSTRUMENT, "piano"]
         parameters = {LEGACY_INSTRUMENT: (), "piano": ()}
@@ -145,13 +146,15 @@ def check_sound(where: str, audio: MixerConfig, sound: SoundSettings | None,
         names = [spec.name for spec in specs]
         from engine.audio.instrument import instrument_class
 
-        parameters = {spec.name: instrument_class(spec.kind).parameters for spec in specs}
+        classes = {spec.name: instrument_class(spec.kind) for spec in specs}
+        parameters = {name: cls.parameters for name, cls in classes.items()}
         tables = sample_table_names(where, sound)
         for spec in specs:
-            table = spec.settings.get("table")
-            if isinstance(table, str) and table not in tables:
-                raise UserError(f"{where}: field 'sound.instruments.{spec.name}.table': no table "
-                                f"'{table}' in [sound.samples] or [sound.tables]")
+            for key in classes[spec.name].table_settings:
+                for table in _table_names(spec.settings.get(key)):
+                    if table not in tables:
+                        raise UserError(f"{where}: field 'sound.instruments.{spec.name}.{key}': no "
+                                        f"table '{table}' in [sound.samples] or [sound.tables]")
         for name in sound.notes or ():
             if name not in names:
                 raise UserError(f"{where}: field 'sound.notes': no instrument '{name}' "
@@ -172,10 +175,16 @@ def check_sound(where: str, audio: MixerConfig, sound: SoundSettings | None,
                 if parameter not in parameters[name]:
                     raise UserError(f"{label}: field 'sound.settings.{name}.{parameter}': unknown "
                                     f"parameter (parameters: {', '.join(parameters[name]) or 'none'})")
-                if isinstance(value, str) and (parameter != "table" or value not in tables):
-                    raise UserError(f"{label}: field 'sound.settings.{name}.{parameter}': "
-                                    + (f"no table '{value}' in [sound.samples] or [sound.tables]"
-                                       if parameter == "table" else f"a number, not '{value}'"))
+                field = f"{label}: field 'sound.settings.{name}.{parameter}'"
+                if isinstance(value, str) and parameter == "table":
+                    if value not in tables:
+                        raise UserError(f"{field}: no table '{value}' in [sound.samples] or "
+                                        f"[sound.tables]")
+                elif isinstance(value, str):
+                    try:
+                        classes[name].parameter_number(parameter, value)
+                    except ValueError as error:
+                        raise UserError(f"{field}: {error}") from None
 
 
 def build_sound(setlist_path: Path, audio: MixerConfig, sound: SoundSettings | None, piano: bool,
@@ -215,12 +224,30 @@ def build_sound(setlist_path: Path, audio: MixerConfig, sound: SoundSettings | N
         raise
 
 
+def _table_names(value) -> list[str]:
+    """The table names a table setting gives: a name, or the names in a list ("" = none)."""
+    values = value if isinstance(value, list) else [value]
+    return [name for name in values if isinstance(name, str) and name]
+
+
+def _slots(value, pool):
+    """A table setting with its names as pool slots ("" = -1, none)."""
+    if isinstance(value, list):
+        return [_slots(item, pool) for item in value]
+    if isinstance(value, str):
+        return pool.slot(value) if value else -1
+    return value
+
+
 def _rack(where: str, audio: MixerConfig, sound: SoundSettings, pool) -> RackConfig:
+    from engine.audio.instrument import instrument_class
+
     specs = []
     for spec in instrument_specs(where, sound):
-        table = spec.settings.get("table")
-        if isinstance(table, str):
-            spec = spec.model_copy(update={"settings": {**spec.settings, "table": pool.slot(table)}})
+        resolved = {key: _slots(spec.settings[key], pool)
+                    for key in instrument_class(spec.kind).table_settings if key in spec.settings}
+        if resolved:
+            spec = spec.model_copy(update={"settings": {**spec.settings, **resolved}})
         specs.append(spec)
     buses = dict(sound.buses)
     for spec in specs:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.audio import command_ring as cmd
-from engine.audio import granular_kernels as kernels
+from engine.audio import grain_schedulers as schedulers
 from engine.audio.instrument import Host, instrument_class
 from engine.audio.instruments.granulator import GranulatorInstrument, GranulatorSettings
 from engine.audio.pool import SamplePool
@@ -242,9 +242,9 @@ def test_settings_validate_and_set_clamps(pool):
     with pytest.raises(ValueError):
         GranulatorSettings(densty=10)
     granulator = GranulatorInstrument(GranulatorSettings(), Host(RATE, BLOCK, np.ones(128), pool))
-    granulator.set(kernels.DENSITY, 1e9)
-    granulator.set(kernels.WINDOW, 2.4)
-    assert granulator.values[kernels.DENSITY] == 20000.0 and granulator.values[kernels.WINDOW] == 2.0
+    granulator.set(schedulers.DENSITY, 1e9)
+    granulator.set(schedulers.WINDOW, 2.4)
+    assert granulator.values[schedulers.DENSITY] == 20000.0 and granulator.values[schedulers.WINDOW] == 2.0
 
 
 def test_warm_up_leaves_the_instrument_idle_and_its_pool_in_place(pool):

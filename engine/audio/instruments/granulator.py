@@ -7,28 +7,31 @@ velocity. How it spawns them is the ``mode``:
 - ``cloud``: grains at ``density`` per second, ``async`` (each onset drawn in its own period, by
   ``jitter``), ``sync`` (regular) or on the ``tempo`` grid; each grain with its own random
   position, duration, pitch and pan around the parameters.
-- ``hold``: one grain one step long (60 / (tempo x division) seconds, or the rest of the table
-  when shorter), repeated back to back: a held, pulsing tone (the talk's ``grain_hold``).
+- ``hold``: one grain one step long (60 / (tempo x division) seconds, or the whole table when
+  shorter), repeated back to back: a held, pulsing tone (the talk's ``grain_hold``).
 - ``pulse``: the same grain, ``pulse_length`` long, once a step: a rhythmic pulse (``short_pulse``).
 - ``salad``: a stereo stream of long grains from a list of tables (``salad``; see
-  :func:`engine.audio.granular_kernels._salad_step`), its choices counted in :attr:`salad_stats`.
+  :func:`engine.audio.grain_schedulers._salad_step`), its choices counted in :attr:`salad_stats`.
 
 A note-off stops the cloud spawning; the grains already sounding finish, so nothing clicks. A
 scene fires grains of its own with the GRAIN command (a VAE decoding grains into a table), and
 changes the salad's table list with SALAD_TABLE. Per-grain parameters apply from the next grain
 (each grain is windowed: a change never zippers); the gain ramps over a block. All per-sample
-work is two compiled calls a block (:mod:`engine.audio.granular_kernels`).
+work is two compiled calls a block (:mod:`engine.audio.grain_schedulers` starts grains,
+:mod:`engine.audio.granular_kernels` renders them).
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engine.audio import grain_schedulers as schedulers
 from engine.audio import granular_kernels as kernels
+from engine.audio.granulator_settings import (
+    CHOICES, LIMITS, MAX_SALAD_TABLES, TABLE_SETTINGS, WHOLE, GranulatorSettings, parameter_number)
 from engine.audio.instrument import Host, Instrument
+
+__all__ = ["GRAIN", "SALAD_TABLE", "GranulatorInstrument", "GranulatorSettings"]
 
 # The granulator's own command kinds (the rack passes them to ``command``; see command_ring).
 GRAIN = 32  # voice = delay in frames from the next block's start, note = table slot, value = gain
@@ -36,139 +39,30 @@ GRAIN = 32  # voice = delay in frames from the next block's start, note = table 
 SALAD_TABLE = 33  # voice = index in the salad's list, note = table slot (-1: the list ends
 # before this index), value = the slot of its harmonic part (-1: none)
 PANIC_FADE = 0.005  # seconds: panic fades every grain out over this
-MAX_SALAD_TABLES = 64
 MAX_DELAY = 60.0  # seconds: the furthest ahead GRAIN schedules a grain
-
-# What the settings and a SET allow for each parameter (a SET outside is clamped).
-LIMITS = {
-    "gain_db": (-120.0, 24.0), "mode": (0, len(kernels.MODES) - 1), "table": (-1, 1 << 30),
-    "density": (0.1, 20000.0), "timing": (0, len(kernels.TIMINGS) - 1), "jitter": (0.0, 1.0),
-    "tempo": (1.0, 1000.0), "division": (1, 64), "position": (0.0, 1.0),
-    "position_deviation": (0.0, 1.0), "scan": (-100.0, 100.0), "duration": (0.001, 10.0),
-    "duration_deviation": (0.0, 1.0), "pitch": (-48.0, 48.0), "pitch_deviation": (0.0, 48.0),
-    "pan": (-1.0, 1.0), "pan_deviation": (0.0, 1.0), "window": (0, len(kernels.WINDOWS) - 1),
-    "window_shape": (0.0, 1.0), "pulse_length": (0.001, 10.0), "salad_silence": (0.0, 1.0),
-    "salad_harmonic": (0.0, 1.0), "salad_shortest": (0.0, 60.0), "salad_longest": (0.001, 60.0),
-    "salad_scale": (0.01, 100.0), "salad_ratio_low": (0.0625, 16.0),
-    "salad_ratio_high": (0.0625, 16.0), "root": (0, 127),
-}
-# Parameters SET rounds to a whole number (indices, slots, counts, notes).
-_WHOLE = frozenset({"mode", "table", "timing", "division", "window", "root"})
-_CHOICES = {"mode": kernels.MODES, "timing": kernels.TIMINGS, "window": kernels.WINDOWS}
-
-
-def _range(name: str, default, description: str):
-    low, high = LIMITS[name]
-    return Field(default, ge=low, le=high, description=description)
-
-
-class GranulatorSettings(BaseModel):
-    """A granulator's table in the setlist (``[sound.instruments.NAME]``, ``kind = "granulator"``).
-
-    Engine (fixed for the show):
-        max_grains: grain slots (default 2048); a grain beyond them is dropped and counted.
-        polyphony: clouds at once (default 16); one more stops the oldest cloud spawning.
-        seed: the random stream's seed (default 0): same seed, same commands, same samples.
-        velocity_sensitivity: 0 = every note at full level, 1 = level follows velocity squared
-            (default 1).
-        tables: pool slots the salad picks from (default []: the ``table`` parameter).
-        harmonic_tables: per entry of ``tables``, the pool slot of its harmonic part, -1 = none
-            (default []: none).
-
-    Parameters (SET by index in this order; see ``GranulatorInstrument.parameters``):
-        gain_db: dB (default 0), ramped over a block.
-        mode: "cloud", "hold", "pulse" or "salad" (default "cloud"; SET 0..3).
-        table: the pool slot clouds, hold and pulse read (default -1 = none: silent).
-        density: grains per second in a cloud (default 20).
-        timing: "async" (each onset at a random place in its period, by ``jitter``), "sync"
-            (every 1 / density seconds) or "tempo" (every step of ``tempo``) (default "async";
-            SET 0..2).
-        jitter: 0..1, how much of its period an async onset may move (default 1).
-        tempo: beats per minute (default 120); a step is 60 / (tempo x division) seconds.
-        division: steps per beat (default 1).
-        position: where grains start, 0..1 of the table (default 0).
-        position_deviation: random +- around it, 0..1 of the table (default 0); positions wrap.
-        scan: table lengths per second the position moves (default 0 = frozen; may be negative).
-        duration: a cloud grain's length, seconds (default 0.1).
-        duration_deviation: random +- fraction of the duration, 0..1 (default 0).
-        pitch: transposition, semitones (default 0).
-        pitch_deviation: random +- semitones per grain (default 0).
-        pan: -1 (left) .. 1 (right) (default 0).
-        pan_deviation: random +- around it (default 0).
-        window: "hann", "tukey", "expodec" or "table" (default "hann"; SET 0..3).
-        window_shape: tukey's taper, 0..1 of the grain (default 0.5; 1 = Hann).
-        pulse_length: a pulse grain's length, seconds (default 0.05).
-        salad_silence: probability a salad grain is silenced, per channel (default 0.05).
-        salad_harmonic: probability a salad step plays its table's harmonic part (default 0.15).
-        salad_shortest: a salad grain's shortest length, seconds, unless half the table is
-            longer (default 0.5).
-        salad_longest: a salad grain's longest length at scale 1, seconds (default 1.5).
-        salad_scale: the talk's max_length: salad grains are at most salad_longest x this long
-            (default 1).
-        salad_ratio_low, salad_ratio_high: the range of a salad step's pitch ratio, drawn
-            log-uniformly (defaults 0.5 and 2).
-        root: the MIDI note at which a table sounds at its own pitch (default 60).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_grains: int = Field(2048, ge=16, le=65536, description="grain slots")
-    polyphony: int = Field(16, ge=1, le=128, description="clouds")
-    seed: int = Field(0, ge=0, le=2**63 - 1)
-    velocity_sensitivity: float = Field(1.0, ge=0.0, le=1.0)
-    tables: list[int] = Field(default_factory=list, max_length=MAX_SALAD_TABLES)
-    harmonic_tables: list[int] = Field(default_factory=list, max_length=MAX_SALAD_TABLES)
-
-    gain_db: float = _range("gain_db", 0.0, "dB")
-    mode: Literal["cloud", "hold", "pulse", "salad"] = "cloud"
-    table: int = _range("table", -1, "pool slot, -1 = none")
-    density: float = _range("density", 20.0, "grains per second")
-    timing: Literal["async", "sync", "tempo"] = "async"
-    jitter: float = _range("jitter", 1.0, "fraction of a period")
-    tempo: float = _range("tempo", 120.0, "beats per minute")
-    division: int = _range("division", 1, "steps per beat")
-    position: float = _range("position", 0.0, "fraction of the table")
-    position_deviation: float = _range("position_deviation", 0.0, "fraction of the table")
-    scan: float = _range("scan", 0.0, "table lengths per second")
-    duration: float = _range("duration", 0.1, "seconds")
-    duration_deviation: float = _range("duration_deviation", 0.0, "fraction of the duration")
-    pitch: float = _range("pitch", 0.0, "semitones")
-    pitch_deviation: float = _range("pitch_deviation", 0.0, "semitones")
-    pan: float = _range("pan", 0.0, "-1 left .. 1 right")
-    pan_deviation: float = _range("pan_deviation", 0.0, "pan units")
-    window: Literal["hann", "tukey", "expodec", "table"] = "hann"
-    window_shape: float = _range("window_shape", 0.5, "fraction of the grain")
-    pulse_length: float = _range("pulse_length", 0.05, "seconds")
-    salad_silence: float = _range("salad_silence", 0.05, "probability")
-    salad_harmonic: float = _range("salad_harmonic", 0.15, "probability")
-    salad_shortest: float = _range("salad_shortest", 0.5, "seconds")
-    salad_longest: float = _range("salad_longest", 1.5, "seconds")
-    salad_scale: float = _range("salad_scale", 1.0, "factor")
-    salad_ratio_low: float = _range("salad_ratio_low", 0.5, "pitch ratio")
-    salad_ratio_high: float = _range("salad_ratio_high", 2.0, "pitch ratio")
-    root: int = _range("root", 60, "MIDI note")
-
-    @model_validator(mode="after")
-    def _harmonics_follow_tables(self) -> GranulatorSettings:
-        if len(self.harmonic_tables) > len(self.tables):
-            raise ValueError(f"harmonic_tables has {len(self.harmonic_tables)} entries for "
-                             f"{len(self.tables)} tables: give at most one per table (-1 = none)")
-        return self
 
 
 class GranulatorInstrument(Instrument):
     kind = "granulator"
     Settings = GranulatorSettings
-    parameters = kernels.PARAMETERS
-    _LIMITS = tuple(LIMITS[name] for name in kernels.PARAMETERS)
+    parameters = schedulers.PARAMETERS
+    choices = CHOICES  # parameters set by name (SET sends the name's index)
+    table_settings = TABLE_SETTINGS  # settings naming pool tables
+    _LIMITS = tuple(LIMITS[name] for name in schedulers.PARAMETERS)
+
+    @classmethod
+    def parameter_number(cls, parameter: str, value: float | str) -> float:
+        """SET's value for ``parameter``, a choice given by name (``window = "hann"``) or a number
+        (see :func:`engine.audio.granulator_settings.parameter_number`)."""
+        return parameter_number(parameter, value)
 
     def __init__(self, settings: GranulatorSettings, host: Host) -> None:
         super().__init__(settings, host)
-        self.values = np.array([self._number(name, getattr(settings, name))
+        self.values = np.array([parameter_number(name, getattr(settings, name))
                                 for name in self.parameters], np.float64)
         self.grains = np.zeros((settings.max_grains, kernels.GRAIN_FIELDS))
         self.active = np.zeros(settings.max_grains, bool)
-        self.clouds = np.zeros((settings.polyphony, kernels.CLOUD_FIELDS))
+        self.clouds = np.zeros((settings.polyphony, schedulers.CLOUD_FIELDS))
         self.spawning = np.zeros(settings.polyphony, bool)
         self.voice_id = np.full(settings.polyphony, -1, np.int64)
         self.order = np.zeros(settings.polyphony, np.int64)  # start sequence: lower = older
@@ -176,8 +70,9 @@ class GranulatorInstrument(Instrument):
         self.salad_tables = np.full(MAX_SALAD_TABLES, -1, np.int64)
         self.salad_harmonics = np.full(MAX_SALAD_TABLES, -1, np.int64)
         self.salad_count = len(settings.tables)
-        self.salad_tables[:self.salad_count] = settings.tables
-        self.salad_harmonics[:len(settings.harmonic_tables)] = settings.harmonic_tables
+        self.salad_tables[:self.salad_count] = [self._slot(t) for t in settings.tables]
+        self.salad_harmonics[:len(settings.harmonic_tables)] = [
+            self._slot(t) for t in settings.harmonic_tables]
         self.rng = np.array([settings.seed], np.uint64)
         self.counters = np.zeros(kernels.COUNTERS, np.int64)
         self.cursor = np.zeros(1, np.int64)
@@ -189,9 +84,13 @@ class GranulatorInstrument(Instrument):
         self._pedal = False
         self._sequence = 0
 
-    @staticmethod
-    def _number(name: str, value) -> float:
-        return float(_CHOICES[name].index(value)) if name in _CHOICES else float(value)
+    def _slot(self, table: str | int) -> int:
+        """A pool slot from a table's name, or a slot as it is; -1 (none: silent) for "" or a
+        name the pool lacks (a setlist with one does not load), so the audio side never fails."""
+        if not isinstance(table, str):
+            return int(table)
+        pool = self.host.pool
+        return -1 if pool is None else pool.names().get(table, -1)
 
     def _value(self, index: int) -> float:
         return float(self.values[index])
@@ -225,12 +124,12 @@ class GranulatorInstrument(Instrument):
             self._stop(np.array([self._victim()]))
         cloud = int(np.flatnonzero(~self.spawning)[0])
         frequencies = self.host.frequencies
-        root = int(self._value(kernels.ROOT)) & 127
+        root = int(self._value(schedulers.ROOT)) & 127
         sensitivity = self.settings.velocity_sensitivity
         row = self.clouds[cloud]
-        row[kernels.C_RATIO] = frequencies[int(note) & 127] / frequencies[root]
-        row[kernels.C_AMP] = 1.0 - sensitivity + sensitivity * min(1.0, velocity) ** 2
-        row[kernels.C_NEXT] = row[kernels.C_GRID] = row[kernels.C_SCAN] = 0.0
+        row[schedulers.C_RATIO] = frequencies[int(note) & 127] / frequencies[root]
+        row[schedulers.C_AMP] = 1.0 - sensitivity + sensitivity * min(1.0, velocity) ** 2
+        row[schedulers.C_NEXT] = row[schedulers.C_GRID] = row[schedulers.C_SCAN] = 0.0
         self._sequence += 1
         self.spawning[cloud], self.voice_id[cloud], self.order[cloud] = True, voice, self._sequence
         self.held[cloud] = False
@@ -284,7 +183,7 @@ class GranulatorInstrument(Instrument):
         if 0 <= parameter < len(self.parameters) and np.isfinite(value):
             low, high = self._LIMITS[parameter]
             value = min(high, max(low, value))
-            if self.parameters[parameter] in _WHOLE:
+            if self.parameters[parameter] in WHOLE:
                 value = float(round(value))
             self.values[parameter] = value
 
@@ -325,8 +224,8 @@ class GranulatorInstrument(Instrument):
         kept = kernels.spawn_grain(
             self.grains, self.active, self.cursor, self.counters, pool.headers, int(pool.data.size),
             int(table), max(0.0, float(start)) * rate, float(duration) * rate, float(ratio),
-            float(gain), float(values[kernels.PAN]), int(values[kernels.WINDOW]),
-            float(values[kernels.WINDOW_SHAPE]), float(min(max(delay, 0), MAX_DELAY * rate)),
+            float(gain), float(values[schedulers.PAN]), int(values[schedulers.WINDOW]),
+            float(values[schedulers.WINDOW_SHAPE]), float(min(max(delay, 0), MAX_DELAY * rate)),
             rate)
         self._grains = int(np.count_nonzero(self.active))
         return kept > 0.0 and self.grains_dropped == dropped
@@ -334,12 +233,12 @@ class GranulatorInstrument(Instrument):
     # Sound.
     def render(self, left: np.ndarray, right: np.ndarray) -> None:
         pool = self.host.pool
-        gain = 10.0 ** (self.values[kernels.GAIN_DB] / 20.0)
+        gain = 10.0 ** (self.values[schedulers.GAIN_DB] / 20.0)
         if pool is None or self.idle():
             self._gain = gain
             return
         if self.spawning.any():
-            kernels.schedule_block(
+            schedulers.schedule_block(
                 int(left.size), float(self.host.sample_rate), pool.headers, int(pool.data.size),
                 self.values, self.clouds, self.spawning, self.grains, self.active, self.cursor,
                 self.counters, self.rng, self.salad_tables, self.salad_harmonics,
@@ -373,11 +272,12 @@ class GranulatorInstrument(Instrument):
             pool.fill(stereo, np.zeros((2048, 2)))
             self.command(SALAD_TABLE, 0, mono, float(stereo), 0.0, 0.0, 0.0)
             left, right = np.zeros(self.host.block_size), np.zeros(self.host.block_size)
-            for mode in range(len(kernels.MODES)):
+            for mode in range(len(schedulers.MODES)):
                 for window in range(len(kernels.WINDOWS)):
-                    self.values[kernels.MODE], self.values[kernels.WINDOW] = mode, window
-                    self.values[kernels.TABLE] = mono if window % 2 else stereo
-                    self.values[kernels.SALAD_SHORTEST] = self.values[kernels.SALAD_LONGEST] = 0.01
+                    self.values[schedulers.MODE], self.values[schedulers.WINDOW] = mode, window
+                    self.values[schedulers.TABLE] = mono if window % 2 else stereo
+                    self.values[schedulers.SALAD_SHORTEST] = 0.01
+                    self.values[schedulers.SALAD_LONGEST] = 0.01
                     self.note_on(1, 60, 1.0)
                     self.render(left, right)
                     self.note_off(1, 60)
@@ -397,4 +297,4 @@ class GranulatorInstrument(Instrument):
             self.cursor[:] = 0
             self.rng[0] = np.uint64(self.settings.seed)
             self._grains, self._pedal, self._sequence = 0, False, 0
-            self._gain = 10.0 ** (saved_values[kernels.GAIN_DB] / 20.0)
+            self._gain = 10.0 ** (saved_values[schedulers.GAIN_DB] / 20.0)
