@@ -10,7 +10,8 @@ BIN := $(VENV)/bin
 APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config portaudio19-dev libasound2 \
 	jackd2 libjack-jackd2-0 libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libgles2 ffmpeg
 SYSTEM_STAMP := $(VENV)/.system-packages
-# Only `make bench` needs these: scsynth, the peer the audio benchmark compares with.
+# Only `make bench` needs these: scsynth, the peer the audio and granular benchmarks compare with;
+# and pyproject's `bench` extra (pyo, the granular benchmark's other peer).
 BENCH_APT_PACKAGES := supercollider-server
 BENCH_STAMP := $(VENV)/.bench-packages
 VENV_STAMP := $(VENV)/.installed
@@ -42,8 +43,9 @@ $(SYSTEM_STAMP):
 	$(call apt_install,$(APT_PACKAGES),system packages)
 	@mkdir -p $(VENV) && touch $@
 
-$(BENCH_STAMP): $(SYSTEM_STAMP)
+$(BENCH_STAMP): $(VENV_STAMP) pyproject.toml
 	$(call apt_install,$(BENCH_APT_PACKAGES),benchmark packages)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	@touch $@
 
 $(VENV_STAMP): $(SYSTEM_STAMP) pyproject.toml

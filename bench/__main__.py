@@ -1,14 +1,16 @@
 """Run every benchmark, print a table, and rewrite docs/benchmarks.md: ``python -m bench [NAME ...]``.
 
 Names: tick, midi, jump, mixer, rack, sampler, soak, audio-latency, table-latency, scsynth,
-learners, render, ldd, recording, trainer (default: all). A run of only some benchmarks prints its table but leaves docs/benchmarks.md alone, so
+granular, learners, render, ldd, recording, trainer (default: all). A run of only some benchmarks prints its table but leaves docs/benchmarks.md alone, so
 the file always holds one complete run, unless ``--update`` asks to replace those benchmarks' figures
 and sections in it (each replaced section says when it was measured). Exit status 1 when a benchmark could not run. The soak runs 5
 minutes per period size; ``SHOWRUNNER_SOAK_SECONDS`` shortens it. The piece's live run (ldd) plays 4
 parts of 30 s; ``SHOWRUNNER_LDD_SECONDS_PER_PART`` shortens them. The recording benchmark runs the
 piece 5 x 3 times for 40 s (``SHOWRUNNER_RECORDING_SECONDS``, ``SHOWRUNNER_RECORDING_ROUNDS``) and
 renders 120 s of it (``SHOWRUNNER_RECORDING_RENDER_SECONDS``; ``SHOWRUNNER_RECORDING_4K=1`` adds 4K). The trainer
-benchmark runs 5 x 3 live shows of 10 s (``SHOWRUNNER_TRAINER_SECONDS``, ``SHOWRUNNER_TRAINER_ROUNDS``).
+benchmark runs 5 x 3 live shows of 10 s (``SHOWRUNNER_TRAINER_SECONDS``, ``SHOWRUNNER_TRAINER_ROUNDS``). The
+granular benchmark measures 3 rounds of 10 s windows (``SHOWRUNNER_GRANULAR_SECONDS``,
+``SHOWRUNNER_GRANULAR_ROUNDS``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import (audio_latency, audio_soak, ldd_run, learners, midi_latency, mixer_load, rack_overhead,
-                   recording, render_frames, sampler_load, scene_jump, scsynth_peer, table_latency,
+from bench import (audio_latency, audio_soak, granular_peers, ldd_run, learners, midi_latency, mixer_load,
+                   rack_overhead, recording, render_frames, sampler_load, scene_jump, scsynth_peer, table_latency,
                    tick_overhead, trainer_frames)
 from bench.machine import describe_machine
 from bench.report import markdown, results_table, splice
@@ -40,6 +42,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], BenchResult]]] = {
     "audio-latency": ("MIDI note-on to first sound through JACK", audio_latency.run),
     "table-latency": ("Table written to first sample heard through JACK", table_latency.run),
     "scsynth": ("Audio process CPU against scsynth", scsynth_peer.run),
+    "granular": ("Granulator CPU against pyo and scsynth", granular_peers.run),
     "learners": ("Learner step time: jax against numpy hand gradients", learners.run),
     "render": ("Frame time of the piece's kinds of scene", render_frames.run),
     "ldd": ("The piece, all four parts, live", ldd_run.run),
