@@ -169,6 +169,9 @@ def _window(env, first, last, row, hann):  # pragma: no cover - compiled
     return last
 
 
+# The sampler's cubic (engine.audio.sampler_kernels), kept here on purpose: numba's cache does not
+# notice a change to a function defined in another file, so a cached kernel here calling that one
+# would go on running the old machine code after it changed.
 @njit(**_JIT)
 def _hermite(y0, y1, y2, y3, t):  # pragma: no cover - compiled
     c1 = 0.5 * (y2 - y0)
