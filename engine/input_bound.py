@@ -7,16 +7,22 @@ from engine.events import OscMessage
 from engine.midi import SOFT, SOSTENUTO, SUSTAIN, ControlChange, NoteOff, NoteOn, PitchBend
 
 
+def _setting(message: OscMessage) -> bool:
+    """A scene's parameter ("/showrunner/param [cue] name value") or an instrument's
+    ("/showrunner/sound instrument parameter value")."""
+    return (message.address == "/showrunner/param" and len(message.args) in (2, 3)) or \
+        (message.address == "/showrunner/sound" and len(message.args) == 3)
+
+
 def latest_params(messages: list[OscMessage]) -> list[OscMessage]:
     """The tick's OSC messages with each parameter's earlier settings in the same tick left out:
     only its latest value counts, so a controller streaming values costs one setting a tick."""
     latest: dict[tuple, int] = {}
     for index, message in enumerate(messages):
-        if message.address == "/showrunner/param" and len(message.args) in (2, 3):
-            latest[tuple(message.args[:-1])] = index
+        if _setting(message):
+            latest[(message.address, *message.args[:-1])] = index
     kept = set(latest.values())
-    return [m for i, m in enumerate(messages)
-            if i in kept or not (m.address == "/showrunner/param" and len(m.args) in (2, 3))]
+    return [m for i, m in enumerate(messages) if i in kept or not _setting(m)]
 
 
 PEDALS = frozenset({SUSTAIN, SOSTENUTO, SOFT})

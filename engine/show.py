@@ -643,11 +643,30 @@ class Show:
             else:
                 self._said("osc_param", logging.INFO, "OSC: cue %s's %s = %r",
                            self.setlist.cues[index].id, name, value)
+        elif what == "sound" and len(message.args) == 3:
+            name, parameter, value = message.args
+            problem = self._set_sound(str(name), str(parameter), value)
+            if problem is not None:
+                self._osc_problem(message, problem)
+            else:
+                self._said("osc_sound", logging.INFO, "OSC: instrument %s's %s = %r", name, parameter, value)
         elif what == "text" and message.args:
             self.stack.dispatch(TextInput(" ".join(map(str, message.args)), message.time))
         elif not self.stack.dispatch(message):  # a piece's own address, or nobody's
             if self.osc_in is not None:
                 self.osc_in.counts["osc_unknown"] += 1
+
+    def _set_sound(self, name: str, parameter: str, value) -> str | None:
+        """An instrument's parameter from OSC (``/showrunner/sound NAME PARAMETER VALUE``: a number,
+        or a choice by name), as a scene's ``set`` would; what is wrong with it, or None."""
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)) or \
+                (not isinstance(value, str) and not math.isfinite(value)):
+            return f"a finite number or a choice's name, not {value!r}"
+        try:
+            self.audio.instrument(name).set(parameter, value)
+        except (KeyError, ValueError) as error:
+            return str(error.args[0]) if error.args else str(error)
+        return None
 
     def _osc_problem(self, message: OscMessage, problem: str) -> None:
         if self.osc_in is not None:

@@ -191,3 +191,43 @@ def test_osc_moves_with_impossible_values_are_refused_not_raised(tmp_path):
     assert show._osc_move(OscMessage("/showrunner/jump", (3,)), actions)
     assert show._osc_move(OscMessage("/showrunner/gain", (-3,)), actions)
     assert [(a.kind, a.value) for a in actions] == [("jump", 2), ("gain", -3)]
+
+
+def test_osc_sets_an_instrument_s_parameters_and_refuses_what_it_cannot_take(tmp_path, caplog):
+    """``/showrunner/sound`` reaches a rack instrument as a scene's ``set`` would (a number, or a
+    choice by name), only the latest value of a tick counting; a wrong instrument, parameter,
+    choice or value is said and counted, never raised."""
+    from engine.audio.control import NoAudio
+    from engine.audio.sound_settings import build_sound
+    from engine.clock import VirtualTime
+    from engine.events import OscMessage
+    from engine.input_bound import latest_params
+    from engine.setlist import load_setlist
+    from engine.show import Show, ShowOptions
+
+    setlist_path = tmp_path / "grains.toml"
+    setlist_path.write_text('title = "grains"\n[sound.instruments.grains]\nkind = "granulator"\n'
+                            '[sound.tables]\nempty = { seconds = 1 }\n[[cues]]\nid = "a"\nscene = "pulse"\n')
+    setlist = load_setlist(setlist_path)
+    rack, pool = build_sound(setlist_path, setlist.settings.audio.mixer_config(), setlist.settings.sound,
+                             False, setlist.resolve_path)
+    try:
+        audio = NoAudio(rack, pool)
+        show = Show(setlist, ShowOptions(), VirtualTime(), None, audio=audio)
+        messages = [OscMessage("/showrunner/sound", ("grains", "density", 900.0)),
+                    OscMessage("/showrunner/sound", ("grains", "density", 400)),  # the tick's latest
+                    OscMessage("/showrunner/sound", ("grains", "window", "tukey"))]
+        for message in latest_params(messages):
+            show._osc_message(message)
+        assert audio.take_sent() == [["set", "grains", "density", 400.0], ["set", "grains", "window", 1.0]]
+        for args, said in [(("drums", "density", 1.0), "no instrument 'drums'"),
+                           (("grains", "loudness", 1.0), "has no parameter 'loudness'"),
+                           (("grains", "window", "square"), "one of 'hann', 'tukey'"),
+                           (("grains", "density", float("nan")), "a finite number"),
+                           (("grains", "density", [1]), "a finite number")]:
+            assert said in show._set_sound(*args), args
+        show._osc_message(OscMessage("/showrunner/sound", ("grains", "window", "square")))
+        assert "OSC osc /showrunner/sound grains window square: " in caplog.text  # said (once a second)
+        assert audio.take_sent() == []
+    finally:
+        pool.close()
