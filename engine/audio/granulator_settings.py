@@ -36,21 +36,6 @@ CHOICES = {"mode": MODES, "timing": TIMINGS, "window": WINDOWS}
 TABLE_SETTINGS = ("table", "tables", "harmonic_tables")
 
 
-def parameter_number(parameter: str, value: float | str) -> float:
-    """SET's value for ``parameter``: a number as it is, a choice (``mode``, ``timing``,
-    ``window``) by name as its index. ValueError, saying what is expected, for a name that is
-    not one of the parameter's choices or a name where a number belongs."""
-    if not isinstance(value, str):
-        return float(value)
-    choices = CHOICES.get(parameter)
-    if choices is None:
-        raise ValueError(f"a number, not '{value}'")
-    if value not in choices:
-        raise ValueError(f"one of {', '.join(repr(c) for c in choices)} (or its index 0.."
-                         f"{len(choices) - 1}), not '{value}'")
-    return float(choices.index(value))
-
-
 def _range(name: str, default, description: str):
     low, high = LIMITS[name]
     return Field(default, ge=low, le=high, description=description)

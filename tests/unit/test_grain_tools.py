@@ -12,6 +12,7 @@ from engine.audio import command_ring as cmd
 from engine.audio.instruments.granulator import GRAIN, GranulatorInstrument, GranulatorSettings
 from engine.audio.pool import SamplePool
 from engine.audio.rack import InstrumentSpec, Rack, RackConfig
+from tests.pool_tables import mono_table
 from tests.spectrum import Spectrum, max_step
 
 RATE, BLOCK = 48000, 256
@@ -28,21 +29,16 @@ def pool():
     pool.close()
 
 
-def _table(pool, name: str, data) -> int:
-    data = np.asarray(data, np.float32)
-    slot = pool.allocate(name, data.shape[0], 1)
-    pool.fill(slot, data)
-    return slot
 
 
 def _sine(pool, name: str, hz: float, seconds: float = 2.0) -> int:
-    return _table(pool, name, np.sin(2 * np.pi * hz * np.arange(int(seconds * RATE)) / RATE))
+    return mono_table(pool, name, np.sin(2 * np.pi * hz * np.arange(int(seconds * RATE)) / RATE))
 
 
 def _dc(pool, seconds: float, name: str = "dc") -> int:
     """A table of ones: the output is the grains' windows, so a grain's start, end and length
     show directly."""
-    return _table(pool, name, np.ones(int(seconds * RATE)))
+    return mono_table(pool, name, np.ones(int(seconds * RATE)))
 
 
 def _rack(pool, **settings) -> Rack:
@@ -95,7 +91,7 @@ def test_hold_repeats_the_whole_table_when_it_is_shorter_than_a_step(pool):
     # every 3,000 frames, one grain of the whole table after the other.
     click = np.zeros(3000)
     click[200] = 1.0
-    rack = _rack(pool, table=_table(pool, "click", click), mode="hold", tempo=120.0, division=4,
+    rack = _rack(pool, table=mono_table(pool, "click", click), mode="hold", tempo=120.0, division=4,
                  window="table")
     _play(rack)
     left = _render(rack, 0.5)[:, 0]
@@ -123,8 +119,8 @@ def _salad_tables(pool) -> None:
     """Two short tables and their harmonic parts (10 and 6 ms: half of them is short, so the
     salad's steps are a few milliseconds and 10,000 of them render in seconds)."""
     for name, frames in (("drums", 480), ("voice", 288)):
-        _table(pool, name, np.ones(frames))
-        _table(pool, f"{name}.harmonic", np.full(frames, 0.5))
+        mono_table(pool, name, np.ones(frames))
+        mono_table(pool, f"{name}.harmonic", np.full(frames, 0.5))
 
 
 def _salad(pool, **settings) -> Rack:
@@ -158,7 +154,7 @@ def test_salad_is_stereo_and_silences_each_channel_on_its_own(pool):
     # Both grains of a step the same length (shortest = longest = the table, ratio 1): in the
     # middle of each step a channel is silent exactly when its grain was silenced, and the count
     # in the output is the count in salad_stats.
-    _table(pool, "a", np.ones(2400))
+    mono_table(pool, "a", np.ones(2400))
     rack = _rack(pool, mode="salad", tables=["a"], salad_shortest=0.05, salad_longest=0.05,
                  salad_ratio_low=1.0, salad_ratio_high=1.0, salad_silence=0.5, window="table")
     salad = rack.instrument("grains")
@@ -231,7 +227,7 @@ def test_grain_fires_one_grain_at_the_asked_delay_start_duration_ratio_and_gain(
     # A ramp table (its value is its frame / frames): under the flat window the grain's samples
     # are a line whose slope is the ratio and whose start is the table position.
     frames = RATE
-    ramp = _table(pool, "ramp", np.arange(frames) / frames)
+    ramp = mono_table(pool, "ramp", np.arange(frames) / frames)
     rack = _rack(pool, window="table", gain_db=0.0)
     delay, start, duration, ratio, gain = 1000, 0.25, 0.1, 1.5, 0.5
     _grain(rack, delay, ramp, gain, start, duration, ratio)
@@ -273,7 +269,7 @@ def test_no_tool_clicks_at_its_start_or_stop(pool, mode, window, level):
 
 # Names, not numbers.
 def test_salad_tables_are_named_and_resolved_to_slots_when_the_rack_is_built(pool):
-    _table(pool, "filler", np.zeros(100))  # so no name is at slot 0 by chance
+    mono_table(pool, "filler", np.zeros(100))  # so no name is at slot 0 by chance
     _salad_tables(pool)
     rack = _rack(pool, mode="salad", tables=["voice", "drums"],
                  harmonic_tables=["voice.harmonic", ""])

@@ -16,6 +16,7 @@ from engine.audio.pool import SamplePool
 from engine.audio.rack import InstrumentSpec, Rack, RackConfig
 from engine.audio.sound_settings import SoundSettings, instrument_specs
 from engine.errors import UserError
+from tests.pool_tables import mono_table
 from tests.spectrum import Spectrum, max_step
 
 RATE, BLOCK = 48000, 256
@@ -31,15 +32,10 @@ def pool():
     pool.close()
 
 
-def _table(pool, name: str, data) -> int:
-    data = np.asarray(data, np.float32)
-    slot = pool.allocate(name, data.shape[0], 1)
-    pool.fill(slot, data)
-    return slot
 
 
 def _sine(pool, hz: float = 440.0, seconds: float = 4.0) -> int:
-    return _table(pool, f"sine{hz}", np.sin(2 * np.pi * hz * np.arange(int(seconds * RATE)) / RATE))
+    return mono_table(pool, f"sine{hz}", np.sin(2 * np.pi * hz * np.arange(int(seconds * RATE)) / RATE))
 
 
 def _rack(pool, **settings) -> Rack:
@@ -117,7 +113,7 @@ def _count_onsets(pool, timing: str, density: float, seconds: float, **more) -> 
     one impulse of a known height; impulses that land on the same frame add up."""
     click = np.zeros(RATE // 10)
     click[CLICK_AT] = 1.0
-    rack = _rack(pool, table=_table(pool, "click", click), density=density, timing=timing,
+    rack = _rack(pool, table=mono_table(pool, "click", click), density=density, timing=timing,
                  duration=0.01, window="table", gain_db=-20.0, **more)
     _play(rack)
     out = _render(rack, seconds + 0.05)[:, 0]
@@ -143,7 +139,7 @@ def test_tempo_timing_starts_a_grain_every_step_of_the_tempo(pool):
 def _dc(pool) -> int:
     """A table of ones: what comes out is the sum of the grains' windows, so a window that starts,
     stops or changes abruptly shows as a step the size of a grain."""
-    return _table(pool, "dc", np.ones(RATE * 2))
+    return mono_table(pool, "dc", np.ones(RATE * 2))
 
 
 @pytest.mark.parametrize("window,shape", [("hann", 0.5), ("tukey", 0.0), ("tukey", 0.5),

@@ -28,7 +28,7 @@ import numpy as np
 from engine.audio import grain_schedulers as schedulers
 from engine.audio import granular_kernels as kernels
 from engine.audio.granulator_settings import (
-    CHOICES, LIMITS, MAX_SALAD_TABLES, TABLE_SETTINGS, WHOLE, GranulatorSettings, parameter_number)
+    CHOICES, LIMITS, MAX_SALAD_TABLES, TABLE_SETTINGS, WHOLE, GranulatorSettings)
 from engine.audio.instrument import Host, Instrument
 
 __all__ = ["GRAIN", "SALAD_TABLE", "GranulatorInstrument", "GranulatorSettings"]
@@ -50,15 +50,9 @@ class GranulatorInstrument(Instrument):
     table_settings = TABLE_SETTINGS  # settings naming pool tables
     _LIMITS = tuple(LIMITS[name] for name in schedulers.PARAMETERS)
 
-    @classmethod
-    def parameter_number(cls, parameter: str, value: float | str) -> float:
-        """SET's value for ``parameter``, a choice given by name (``window = "hann"``) or a number
-        (see :func:`engine.audio.granulator_settings.parameter_number`)."""
-        return parameter_number(parameter, value)
-
     def __init__(self, settings: GranulatorSettings, host: Host) -> None:
         super().__init__(settings, host)
-        self.values = np.array([parameter_number(name, getattr(settings, name))
+        self.values = np.array([self.parameter_number(name, getattr(settings, name))
                                 for name in self.parameters], np.float64)
         self.grains = np.zeros((settings.max_grains, kernels.GRAIN_FIELDS))
         self.active = np.zeros(settings.max_grains, bool)
