@@ -378,8 +378,9 @@ class Show:
                         log.exception("trainer %s failed to train (its scene keeps its last snapshot)", key)
                     continue
                 key = context.trainer_key(name)
-                if trainer.replay_steps is not None and steps != trainer.replay_steps(tick):
-                    self._replay_differs(tick, f"trainer {key} had trained", trainer.replay_steps(tick), steps)
+                live = trainer.replay_steps(tick) if trainer.replay_steps is not None else steps
+                if steps != live:
+                    self._replay_differs(tick, f"trainer {key} had trained", live, steps)
                 if self._trained.get(key) != steps:
                     self._trained[key] = changed[key] = steps
         return changed
