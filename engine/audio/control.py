@@ -192,6 +192,21 @@ class AudioOut:
         zeros when there is no such sound."""
         return np.zeros((0, 2), np.float32)
 
+    def view(self, name: str) -> np.ndarray:
+        """What instrument ``name`` shows of itself now (the granulator: a row per sounding grain),
+        a (rows, columns) float64 copy whose columns are its kind's ``view_fields``
+        (:data:`engine.audio.granular_kernels.VIEW_FIELDS`): live, as of the last block the audio
+        process played; offline, as of the last block rendered (identical in every render). No
+        rows without sound, or when the instrument shows nothing."""
+        from engine.audio.instrument import instrument_class
+
+        slot = self._slot(name)
+        columns = len(instrument_class(self.rack.instruments[slot].kind).view_fields)
+        return self._view(slot, columns)
+
+    def _view(self, slot: int, columns: int) -> np.ndarray:
+        return np.zeros((0, columns))
+
     # Show plumbing.
     def take_sent(self) -> list[list]:
         """The commands sent since the last call, for the metrics log: [name, what it acts on...],
@@ -300,6 +315,16 @@ class InstrumentHandle:
                             table, voice, float(gain), float(ratio), float(pan), bool(loop),
                             target=self.slot, a=float(ratio), b=float(pan),
                             c=float(cmd.LOOP if loop else 0))
+
+    def grain(self, table: str, start: float, duration: float, ratio: float = 1.0,
+              gain: float = 1.0, delay: float = 0.0) -> None:
+        """A granulator fires one grain of table ``table``: ``start`` seconds into it, ``duration``
+        seconds long, at pitch ``ratio``, linear ``gain``, ``delay`` seconds after the first block
+        that follows this tick, with the instrument's current pan and window."""
+        frames = max(0, int(round(delay * self.audio.rack.sample_rate)))
+        self.audio._command(cmd.GRAIN, frames, self.audio.table(table), float(gain), self.name,
+                            table, float(start), float(duration), float(ratio), float(gain),
+                            target=self.slot, a=float(start), b=float(duration), c=float(ratio))
 
     def stop(self, voice: int = cmd.ALL_VOICES) -> None:
         """Release voice ``voice`` (every voice by default)."""

@@ -301,3 +301,52 @@ def render_grains(out_left, out_right, data, headers, grains, active, hann, gain
         out_left[n] += mix_left[n] * gain
         out_right[n] += mix_right[n] * gain
     return sounding
+
+
+# The columns of :func:`grain_view`: the grain's table slot, where it reads (a fraction of the
+# table), its window's value now (0..1, the fade of a panic included), its level (the window
+# times its gain, pan and velocity), its balance (-1 left .. 1 right) and how far through it is.
+VIEW_FIELDS = ("table", "position", "envelope", "level", "pan", "progress")
+V_TABLE, V_POSITION, V_ENVELOPE, V_LEVEL, V_PAN, V_PROGRESS = range(len(VIEW_FIELDS))
+
+
+@njit(**_JIT)
+def grain_view(grains, active, headers, data_size, hann, out):  # pragma: no cover - compiled
+    """Write a row of VIEW_FIELDS per sounding grain (not those still waiting for their onset)
+    into ``out``, at most its rows; returns the rows written."""
+    rows = out.shape[0]
+    count = 0
+    points = hann.size - 1.0
+    for g in range(active.size):
+        if count >= rows:
+            break
+        if not active[g]:
+            continue
+        row = grains[g]
+        if row[G_DELAY] > 0.0:
+            continue
+        age, length = row[G_AGE], row[G_LENGTH]
+        kind, taper = int(row[G_WINDOW]), row[G_TAPER]
+        if kind == HANN:
+            w = _lookup(hann, min(age / length, 1.0) * points)
+        else:
+            w = np.exp(-row[G_DECAY] * age) if kind == EXPODEC else 1.0
+            t_scale = 0.5 * points / taper
+            if age < taper:
+                w *= _lookup(hann, age * t_scale)
+            rest = length - age
+            if rest < taper:
+                w *= _lookup(hann, max(rest, 0.0) * t_scale)
+        w *= row[G_FADE]
+        frames = front_buffer(headers, data_size, int(row[G_TABLE]))[1]
+        left, right = row[G_LEFT], row[G_RIGHT]
+        loudest = max(left, right)
+        view = out[count]
+        view[V_TABLE] = row[G_TABLE]
+        view[V_POSITION] = row[G_POSITION] / frames if frames > 0 else 0.0
+        view[V_ENVELOPE] = w
+        view[V_LEVEL] = w * loudest
+        view[V_PAN] = (right - left) / (right + left) if right + left > 0.0 else 0.0
+        view[V_PROGRESS] = age / length
+        count += 1
+    return count

@@ -61,6 +61,8 @@ class Instrument:
     # Settings that name pool tables (a name, or a list of names; "" = none), checked when the
     # setlist loads and resolved to slots when the rack is built.
     table_settings: ClassVar[tuple[str, ...]] = ("table",)
+    # The columns of what :meth:`view` writes (none: the instrument shows nothing).
+    view_fields: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def parameter_number(cls, parameter: str, value: float | str) -> float:
@@ -120,6 +122,13 @@ class Instrument:
 
     def sounding(self) -> int:
         """Voices sounding now, for the health report."""
+        return 0
+
+    def view(self, out: np.ndarray) -> int:
+        """What a scene may draw of the instrument's state now (the granulator: every sounding
+        grain): at most ``len(out)`` rows of ``view_fields`` columns written into ``out``
+        (float64, no allocation: called after a block in the audio callback); returns the rows
+        written."""
         return 0
 
     def warm_up(self) -> None:

@@ -72,6 +72,14 @@ class OfflineAudio(AudioOut):
         rows = np.arange(self.rendered - count, self.rendered) % TAP_FRAMES
         return self._tap[rows, 0:2] if source == "mix" else self._tap[rows, 2:4]
 
+    def _view(self, slot: int, columns: int) -> np.ndarray:
+        from engine.audio.shared import VIEW_ROWS
+
+        if self.mixer.broken[slot]:
+            return np.zeros((0, columns))
+        rows = np.zeros((VIEW_ROWS, columns))
+        return rows[:self.mixer.instruments[slot].view(rows)]
+
     def advance(self, show_time: float) -> None:
         """Render every whole block that starts before ``show_time`` seconds."""
         until = math.ceil(show_time * self.sample_rate - 1e-6)

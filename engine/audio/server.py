@@ -101,6 +101,11 @@ class AudioServer:
         self._leftover = np.zeros((0, 2), np.float32)
         self._errors = 0
         self._callback_thread: int | None = None  # the thread the device's callbacks come on
+        # The instruments whose view scenes read (engine.audio.shared), and whether the last view
+        # each published held rows (an idle one is written once more, empty, then left alone).
+        self._views = [index for index, instrument in enumerate(self.rack.instruments[:shared.VIEWS])
+                       if instrument.view_fields]
+        self._viewed = [True] * len(self._views)
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -123,6 +128,8 @@ class AudioServer:
                 state.set("underruns", state.get("underruns") + 1)
             self._drain()
             block = self._frames(frame_count)
+            if self._views:
+                self._publish_views()
             heard = None
             if self.input_channels and in_data:
                 heard = np.frombuffer(in_data, np.float32).reshape(-1, self.input_channels)
@@ -154,6 +161,15 @@ class AudioServer:
                 command = cmd.midi_command(event)
                 if command is not None:
                     self.rack.apply(*command)  # to the instruments the cue routes notes to
+
+    def _publish_views(self) -> None:
+        rack, state = self.rack, self.state
+        for k, index in enumerate(self._views):
+            instrument = rack.instruments[index]
+            if rack.broken[index] or (instrument.idle() and not self._viewed[k]):
+                continue
+            state.write_view(index, instrument)
+            self._viewed[k] = state.views[index, 1] > 0
 
     def _frames(self, count: int) -> np.ndarray:
         if count == self.block_size and len(self._leftover) == 0:

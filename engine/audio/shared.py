@@ -1,5 +1,6 @@
 """The memory the engine and the audio process share: the command ring, the health report, the
-recent per-block compute times, the output device's name and the tap (output and audio input).
+recent per-block compute times, the output device's name, the tap (output and audio input) and
+the instruments' views (what a scene draws of them: the granulator's sounding grains).
 
 One small file in /dev/shm (falling back to the temp directory), mapped by both processes with
 numpy. The engine creates it before starting the audio process and removes it at the end; a
@@ -26,12 +27,17 @@ FIELD = {name: index for index, name in enumerate(HEALTH_FIELDS)}  # for the cal
 STATUS = {0: "starting", 1: "running", 2: "no_device", 3: "device_lost", 4: "stopped"}
 STARTING, RUNNING, NO_DEVICE, DEVICE_LOST, STOPPED = range(5)
 TEXT_BYTES = 256  # the output device's name
+VIEWS = 8  # instruments of the rack (the first slots) whose view is shared
+VIEW_ROWS = 512  # rows of a view (the granulator: sounding grains drawn)
+VIEW_COLUMNS = 8  # at most; an instrument's view_fields say how many it writes
+VIEW_ITEMS = 2 + VIEW_ROWS * VIEW_COLUMNS  # a sequence number (odd while written), a row count, rows
 
 
 def _layout() -> dict[str, tuple[int, int]]:
     """(offset in bytes, count of 8-byte items) of each section."""
     sections = {"header": 2, "records": CAPACITY * FIELDS, "health": len(HEALTH_FIELDS),
-                "loads": LOADS, "block_starts": LOADS, "text": TEXT_BYTES // 8, "tap": TAP_FRAMES * TAP_CHANNELS // 2}
+                "loads": LOADS, "block_starts": LOADS, "text": TEXT_BYTES // 8, "tap": TAP_FRAMES * TAP_CHANNELS // 2,
+                "views": VIEWS * VIEW_ITEMS}
     layout, offset = {}, 0
     for name, count in sections.items():
         layout[name] = (offset, count)
@@ -61,6 +67,31 @@ class SharedAudioState:
         self._text = np.ndarray((TEXT_BYTES,), np.uint8, buffer=self._map, offset=LAYOUT["text"][0])
         self.tap = np.ndarray((TAP_FRAMES, TAP_CHANNELS), np.float32, buffer=self._map,
                               offset=LAYOUT["tap"][0])
+        self.views = section("views", np.float64).reshape(VIEWS, VIEW_ITEMS)
+        # The rows part of each view, as the instrument writes it.
+        self.view_rows = [self.views[index, 2:].reshape(VIEW_ROWS, VIEW_COLUMNS) for index in range(VIEWS)]
+
+    def write_view(self, index: int, instrument) -> None:
+        """Publish instrument ``index``'s view (audio process, after a block): the sequence number
+        is odd while the rows change, so a reader never takes a torn view."""
+        header = self.views[index]
+        header[0] += 1
+        header[1] = instrument.view(self.view_rows[index])
+        header[0] += 1
+
+    def read_view(self, index: int, columns: int) -> np.ndarray | None:
+        """A copy of instrument ``index``'s latest view, (rows, columns), or None when the audio
+        process was writing it during each of three tries."""
+        header = self.views[index]
+        for _ in range(3):
+            before = header[0]
+            if int(before) % 2:
+                continue
+            count = min(int(header[1]), VIEW_ROWS)
+            rows = self.view_rows[index][:count, :columns].copy()
+            if header[0] == before:
+                return rows
+        return None
 
     def write_tap(self, played: np.ndarray, heard: np.ndarray | None) -> None:
         """Append a block to the tap (audio process): ``played`` (N, 2) mixer output, ``heard``

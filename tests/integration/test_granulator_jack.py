@@ -249,3 +249,34 @@ def test_a_synchronous_cloud_sounds_the_same_live_as_offline_sample_for_sample(l
         differs = np.flatnonzero(np.any(live_sound != offline, axis=1))
         assert differs.size == 0, (f"live and offline differ from frame {differs[0]} on (max "
                                    f"{np.abs(live_sound - offline).max():.3g})")
+
+
+# 3. What a scene sees of the grains, through the shared memory.
+def test_a_scene_sees_live_the_grains_the_audio_process_plays(live, recorder, sound):
+    """A sync cloud of 100 ms grains at 50 a second over the 2 s sine: read while it plays,
+    the view holds the 5 grains sounding at once (4 to 6 when one starts and one ends close to a
+    block's end), each reading from 0.3 of the table to 0.05 past it; none before the note, none
+    once the grains have ended."""
+    from engine.audio.granular_kernels import V_ENVELOPE, V_POSITION, V_TABLE
+
+    pool = sound[1]
+    rack = with_settings(*sound, table="sine", timing="sync", density=50.0, duration=0.1,
+                         position=0.3, gain_db=-20.0)
+    audio = live(rack, pool)
+    assert audio.view("clouds").shape == (0, 6)
+    audio.instrument("clouds").note_on(60, 100)
+    views = []
+    started = time.monotonic()
+    while time.monotonic() < started + 1.0:
+        views.append(audio.view("clouds"))
+        time.sleep(0.01)
+    audio.instrument("clouds").note_off(60)
+    time.sleep(0.4)
+    assert len(audio.view("clouds")) == 0
+    steady = views[len(views) // 3:]
+    counts = [len(view) for view in steady]
+    assert min(counts) >= 4 and max(counts) <= 6, counts
+    rows = np.vstack(steady)
+    assert (rows[:, V_TABLE] == pool.slot("sine")).all()
+    assert rows[:, V_POSITION].min() >= 0.3 - 1e-9 and rows[:, V_POSITION].max() <= 0.35 + 1e-3
+    assert (rows[:, V_ENVELOPE] > 0).all() and (rows[:, V_ENVELOPE] <= 1).all()

@@ -247,3 +247,43 @@ def test_warm_up_leaves_the_instrument_idle_and_its_pool_in_place(pool):
     granulator = GranulatorInstrument(GranulatorSettings(), Host(RATE, BLOCK, np.ones(128), pool))
     granulator.warm_up()
     assert granulator.idle() and granulator.host.pool is pool and granulator.grains_started == 0
+
+
+@pytest.mark.parametrize("window", ["hann", "tukey", "expodec", "table"])
+def test_the_view_shows_each_grain_where_it_reads_lit_by_its_window(pool, window):
+    """One grain fired over a table of ones at pan 0: after each block, the view's envelope is the
+    window the next block's first sample is scaled by (the output over the pan's gain), its
+    position where the grain reads (start + frames played x ratio, over the table's length), its
+    progress the frames played over its length; no row before it starts, none after it ends."""
+    from engine.audio.granular_kernels import (V_ENVELOPE, V_LEVEL, V_PAN, V_POSITION,
+                                               V_PROGRESS, V_TABLE, VIEW_FIELDS)
+
+    table = _dc(pool)
+    rack = _rack(pool, window=window, window_shape=0.4, gain_db=-12.0)
+    grains = rack.instruments[SLOT]
+    view = np.zeros((8, len(VIEW_FIELDS)))
+    assert grains.view(view) == 0
+    ratio, length = 1.5, 0.05 * RATE
+    rack.apply(cmd.GRAIN, 100, table, 1.0, SLOT, 0.5, 0.05, ratio)  # starts 100 frames in
+    gain = CENTRE * 10 ** (-12 / 20)
+    rows = []
+    outputs = []
+    for _ in range(12):
+        outputs.append(rack.render()[:, 0].astype(np.float64))
+        count = grains.view(view)
+        rows.append(view[0].copy() if count else None)
+        assert count <= 1
+    played = BLOCK - 100
+    for block, row in enumerate(rows[:-1]):
+        if played >= length:
+            assert row is None  # ended
+            break
+        assert row is not None and row[V_TABLE] == table and row[V_PAN] == pytest.approx(0.0, abs=1e-12)
+        assert row[V_PROGRESS] == pytest.approx(played / length)
+        assert row[V_POSITION] == pytest.approx((0.5 * RATE + played * ratio) / (2 * RATE))
+        assert row[V_ENVELOPE] == pytest.approx(outputs[block + 1][0] / gain, abs=1e-4)
+        assert row[V_LEVEL] == pytest.approx(row[V_ENVELOPE] * CENTRE)
+        played += BLOCK
+    else:
+        raise AssertionError("the grain never ended")
+    assert any(row is not None and row[V_ENVELOPE] > 0.5 for row in rows)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.audio import command_ring as cmd
 from engine.audio import grain_schedulers as schedulers
 from engine.audio import granular_kernels as kernels
 from engine.audio.granulator_settings import (
@@ -34,9 +35,9 @@ from engine.audio.instrument import Host, Instrument
 __all__ = ["GRAIN", "SALAD_TABLE", "GranulatorInstrument", "GranulatorSettings"]
 
 # The granulator's own command kinds (the rack passes them to ``command``; see command_ring).
-GRAIN = 32  # voice = delay in frames from the next block's start, note = table slot, value = gain
+GRAIN = cmd.GRAIN  # voice = delay in frames from the next block's start, note = table slot, value = gain
 # (linear), a = start (seconds into the table), b = duration (seconds), c = pitch ratio
-SALAD_TABLE = 33  # voice = index in the salad's list, note = table slot (-1: the list ends
+SALAD_TABLE = cmd.SALAD_TABLE  # voice = index in the salad's list, note = table slot (-1: the list ends
 # before this index), value = the slot of its harmonic part (-1: none)
 PANIC_FADE = 0.005  # seconds: panic fades every grain out over this
 MAX_DELAY = 60.0  # seconds: the furthest ahead GRAIN schedules a grain
@@ -48,6 +49,7 @@ class GranulatorInstrument(Instrument):
     parameters = schedulers.PARAMETERS
     choices = CHOICES  # parameters set by name (SET sends the name's index)
     table_settings = TABLE_SETTINGS  # settings naming pool tables
+    view_fields = kernels.VIEW_FIELDS  # a row per sounding grain (see kernels.grain_view)
     _LIMITS = tuple(LIMITS[name] for name in schedulers.PARAMETERS)
 
     def __init__(self, settings: GranulatorSettings, host: Host) -> None:
@@ -246,6 +248,20 @@ class GranulatorInstrument(Instrument):
     def idle(self) -> bool:
         return self._grains == 0 and not self.spawning.any()
 
+    def view(self, out: np.ndarray) -> int:
+        """A row per sounding grain (:data:`engine.audio.granular_kernels.VIEW_FIELDS`): its
+        table, where it reads, its window's value, level, balance and progress."""
+        pool = self.host.pool
+        if pool is None or self._grains == 0:
+            return 0
+        return kernels.grain_view(self.grains, self.active, pool.headers, int(pool.data.size),
+                                  self.hann, out)
+
+    @property
+    def clouds_started(self) -> int:
+        """Clouds started by notes since the instrument was built."""
+        return self._sequence
+
     def sounding(self) -> int:
         """Grains sounding (or scheduled by GRAIN and waiting for their onset)."""
         return self._grains
@@ -277,6 +293,7 @@ class GranulatorInstrument(Instrument):
                     self.note_off(1, 60)
             self.command(GRAIN, 3, mono, 1.0, 0.0, 0.01, 1.5)
             self.render(left, right)
+            self.view(np.zeros((4, len(self.view_fields))))
             self.panic()
             self.render(left, right)
         finally:
