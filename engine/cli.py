@@ -19,7 +19,7 @@ log = logging.getLogger("showrunner.cli")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage otherwise)
-        self.exit(2, f"showrunner: error: {message} (see 'showrunner {self.prog.split()[-1]} --help')\n"
+        self.exit(2, f"showrunner: error: {message} (see '{self.prog} --help')\n"
                   if " " in self.prog else f"showrunner: error: {message}\n")
 
 
@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", metavar="FILE.png", type=Path, required=True)
 
     commands.add_parser("devices", help="list MIDI ports, audio devices and cameras")
+
+    train = commands.add_parser("train", help="train a piece's model offline and save a checkpoint",
+                                add_help=False)
+    train.add_argument("model", help="what to train: a model an installed piece brings (e.g. vae)")
+    train.add_argument("arguments", nargs=argparse.REMAINDER,
+                       help="the model's own arguments ('showrunner train MODEL --help')")
     return parser
 
 
@@ -138,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     from engine import cli_commands as commands
 
     handler = {"run": commands.run, "check": commands.check, "render": commands.render,
-               "replay": commands.replay, "plot": commands.plot, "devices": commands.devices}[args.command]
+               "replay": commands.replay, "plot": commands.plot, "devices": commands.devices,
+               "train": commands.train}[args.command]
     try:
         return handler(args)
     except UserError as error:

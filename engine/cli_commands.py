@@ -598,6 +598,14 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
+def train(args: argparse.Namespace) -> int:
+    """``showrunner train MODEL ...``: the module an installed piece names for MODEL (entry point
+    group ``showrunner.training``) parses the rest and trains (``main(argv) -> exit code``)."""
+    from engine import pieces
+
+    return pieces.training_main(args.model)(args.arguments)
+
+
 def devices(args: argparse.Namespace) -> int:
     from engine.devices import audio_devices, cameras, midi_inputs
 

@@ -24,6 +24,7 @@ from engine.errors import UserError
 log = logging.getLogger("showrunner.pieces")
 
 GROUP = "showrunner.pieces"
+TRAINING = "showrunner.training"  # models a piece trains offline: name -> module with main(argv)
 INSTRUMENTS = "showrunner.instruments"
 _loaded: set[str] = set()
 _everything = False  # every installed piece has been loaded
@@ -80,3 +81,21 @@ def load_instrument(kind: str) -> bool:
                         f"entry point) cannot be imported: {error}") from None
     log.debug("instrument %s (%s) loaded", kind, module)
     return True
+
+
+def installed_training() -> dict[str, str]:
+    """Every model an installed piece can train offline (``showrunner train NAME``): name -> module."""
+    return {point.name: point.value for point in entry_points(group=TRAINING)}
+
+
+def training_main(name: str):
+    """The ``main(argv) -> int`` of the module that trains model ``name``; UserError naming the
+    models there are when no installed piece brings it."""
+    module = installed_training().get(name)
+    if module is None:
+        known = ", ".join(sorted(installed_training())) or "none"
+        raise UserError(f"no model '{name}' to train (installed: {known})")
+    try:
+        return importlib.import_module(module).main
+    except ImportError as error:
+        raise UserError(f"model '{name}': its module {module} cannot be imported: {error}") from None

@@ -149,6 +149,8 @@ class Trainer(Generic[State]):
         self.error: BaseException | None = None  # what stopped the live thread, if anything did
         self._init: Any = None
         self._run: Any = None
+        self._step: Any = None  # a learner that does not fuse steps: one step and its summary
+        self._summary: Any = None
         self._latest: Snapshot[State] | None = None
         self._seen: Snapshot[State] | None = None  # pinned by tick()
         self._lock = threading.Lock()  # guards the swap of _latest against a stale thread
@@ -172,12 +174,20 @@ class Trainer(Generic[State]):
             state = learner.run(state, count)
             return state, learner.summary(state)
 
+        def step(state: State) -> tuple[State, dict[str, jax.Array]]:
+            state = learner.step(state)
+            return state, learner.summary(state)
+
         with precision.scope(learner.precision):
             seed = np.uint32(0)
             self._init = jax.jit(learner.init).lower(seed).compile()
             shape = jax.eval_shape(learner.init, seed)
             # Not donated: a published state stays valid while the next step runs.
-            self._run = jax.jit(run).lower(shape, jax.ShapeDtypeStruct((), np.int32)).compile()
+            if learner.fused_steps:
+                self._run = jax.jit(run).lower(shape, jax.ShapeDtypeStruct((), np.int32)).compile()
+            else:
+                self._step = jax.jit(step).lower(shape).compile()
+                self._summary = jax.jit(learner.summary).lower(shape).compile()
         self.compile_seconds = time.perf_counter() - started
         log.info("trainer %s compiled in %.2f s on %s (%s, %s)", self.name, self.compile_seconds,
                  jax.default_backend(), learner.precision, "paced" if self.paced else "live")
@@ -287,13 +297,23 @@ class Trainer(Generic[State]):
             raise RuntimeError(f"Trainer {self.name}: load() was not called")
         return function
 
+    def _call(self, state: State, count: int) -> tuple[State, dict[str, jax.Array]]:
+        """``count`` steps (0: none) and the summary after them: one fused call, or, for a
+        learner that does not fuse steps, ``count`` calls of one step."""
+        if self._step is None:
+            return self._compiled(self._run)(state, np.int32(count))
+        summary = None
+        for _ in range(count):
+            state, summary = self._step(state)
+        return state, (self._summary(state) if summary is None else summary)
+
     def _restart_from(self, state: State, steps: int) -> None:
         """A new generation starting at ``state``: any live thread stops; the evaluation of the
         state (0 steps) is published."""
         with self._lock:
             self._generation += 1
         with precision.scope(self.learner.precision):
-            state, summary = self._compiled(self._run)(state, np.int32(0))
+            state, summary = self._call(state, 0)
             summary = jax.device_get(summary)
         with self._lock:
             self._latest = self._seen = Snapshot(state, summary, steps, self._show_time)
@@ -304,21 +324,21 @@ class Trainer(Generic[State]):
         snapshot = self.latest
         started = time.perf_counter()
         with precision.scope(self.learner.precision):
-            state, summary = self._compiled(self._run)(snapshot.state, np.int32(count))
+            state, summary = self._call(snapshot.state, count)
             summary = jax.device_get(summary)
         self._latest = Snapshot(state, summary, snapshot.steps + count, self._show_time,
                                 time.perf_counter() - started)
 
     def _train(self, generation: int, state: State, steps: int) -> None:
         """The live thread: calls of ``steps_per_call`` steps, each published, until stopped."""
-        count = np.int32(self.steps_per_call)
-        run = self._compiled(self._run)
+        count = self.steps_per_call
+        self._compiled(self._init)
         try:
             lowered = False
             with precision.scope(self.learner.precision):  # per thread: not inherited from the caller
                 while self._generation == generation:
                     started = time.perf_counter()
-                    state, summary = run(state, count)
+                    state, summary = self._call(state, count)
                     jax.block_until_ready(summary)  # waits for the call with the GIL released
                     summary = jax.device_get(summary)
                     if not lowered:  # after the first call: XLA's pool exists by then
