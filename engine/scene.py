@@ -80,11 +80,12 @@ class SceneContext:
         is listed in the metrics and the performance log, and a replay emits it again."""
         self.outbox.append(event)
 
-    def trainer(self, learner: Any, name: str, *, seed: int | None = None, steps_per_tick: int = 1,
+    def trainer(self, learner: Any, name: str, *, seed: int | None = None, steps_per_tick: float = 1,
                 steps_per_call: int = 1, niceness: int = 19) -> Any:
         """A :class:`engine.learners.Trainer` for ``learner`` that trains beside the show, made
         for how the show runs: live, a background thread (calls of ``steps_per_call`` steps);
-        in a render, ``steps_per_tick`` steps in each tick; in a replay, in each tick the steps
+        in a render, ``steps_per_tick`` steps in each tick (a fraction: one step every few
+        ticks); in a replay, in each tick the steps
         the live show had reached (the performance log keeps the count of every tick in which it
         changed). The show ticks it before the scene's :meth:`Scene.tick`, which reads
         ``trainer.seen``: the snapshot of this tick, identical in a replay. The scene calls

@@ -326,6 +326,12 @@ class Show:
             if self._metrics is not None:
                 self._metrics.close()
             self.stack.exit_all()
+            # The show is over: a trainer's live thread ends its call now (a process that exits
+            # while XLA computes on another thread aborts in C++).
+            for scene in self.scenes:
+                for trainer in scene.context.trainers.values():
+                    if not trainer.join(10.0):
+                        log.warning("trainer %s did not stop within 10 s", trainer.name)
             if self.video is not None:
                 self.video.close()
         self.summary.scene_errors = self.stack.errors

@@ -119,7 +119,8 @@ class Trainer(Generic[State]):
         learner: what to train.
         seed: its initial state's seed (uint32 range).
         paced_steps_per_tick: None: live (a background thread); N >= 0: N steps in every
-            :meth:`tick`, synchronously (renders).
+            :meth:`tick`, synchronously (renders); a fraction trains a step in some ticks only
+            (0.1: one every tenth tick, counted from the last reset, so renders stay identical).
         replay_steps: paced to a recorded live run: ``replay_steps(tick)`` is the step count to
             reach at that tick (the counts :meth:`tick` returned live, one per tick from 1).
         steps_per_call: steps fused in one compiled call by the live thread and by a replay;
@@ -129,10 +130,10 @@ class Trainer(Generic[State]):
         name: for logs and errors (default: the learner's name).
     """
 
-    def __init__(self, learner: Learner[State], seed: int = 0, *, paced_steps_per_tick: int | None = None,
+    def __init__(self, learner: Learner[State], seed: int = 0, *, paced_steps_per_tick: float | None = None,
                  replay_steps: Callable[[int], int] | None = None, steps_per_call: int = 1,
                  niceness: int = 19, name: str | None = None) -> None:
-        if paced_steps_per_tick is not None and paced_steps_per_tick < 0:
+        if paced_steps_per_tick is not None and not 0 <= paced_steps_per_tick < 1e6:
             raise ValueError(f"paced_steps_per_tick must be >= 0, got {paced_steps_per_tick}")
         if paced_steps_per_tick is not None and replay_steps is not None:
             raise ValueError("a trainer is paced per tick or replays recorded step counts, not both")
@@ -158,6 +159,7 @@ class Trainer(Generic[State]):
         self._thread: threading.Thread | None = None
         self._show_time = 0.0
         self._ticks = 0
+        self._owed = 0.0  # paced by a fraction a tick: the part of a step carried to the next tick
 
     @property
     def paced(self) -> bool:
@@ -226,7 +228,11 @@ class Trainer(Generic[State]):
         self._show_time = show_time
         self._ticks += 1
         if self.paced_steps_per_tick:
-            self._advance(self.paced_steps_per_tick)
+            self._owed += self.paced_steps_per_tick
+            count = int(self._owed + 1e-9)
+            if count:
+                self._owed -= count
+                self._advance(count)
         elif self.replay_steps is not None:
             due = self.replay_steps(self._ticks if tick is None else tick) - self.latest.steps
             while due > 0:
@@ -318,6 +324,7 @@ class Trainer(Generic[State]):
         with self._lock:
             self._latest = self._seen = Snapshot(state, summary, steps, self._show_time)
         self._ticks = 0
+        self._owed = 0.0
 
     def _advance(self, count: int) -> None:
         """``count`` steps in this thread, published (paced modes)."""

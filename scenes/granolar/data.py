@@ -55,11 +55,19 @@ def load_grains(paths: list[str | Path], sample_rate: int, seed: int = 0) -> Gra
     that cannot be read, or one with no grain loud enough (silent, or shorter than a grain)."""
     if not paths:
         raise UserError("no recordings to learn from")
+    sounds = {str(path): load_audio_file(path, sample_rate) for path in paths}
+    return grain_set(sounds, sample_rate, seed, names=[Path(p).stem for p in paths])
+
+
+def grain_set(sounds: dict[str, np.ndarray], sample_rate: int, seed: int = 0,
+              names: list[str] | None = None) -> GrainSet:
+    """Grains of recordings already at the show's rate (name -> (frames,) or (frames, channels):
+    files, or tables of the sample pool), one in ten held out by ``seed``."""
     grains, sources = [], []
-    for index, path in enumerate(paths):
-        cut = cut_grains(load_audio_file(path, sample_rate))
+    for index, (name, sound) in enumerate(sounds.items()):
+        cut = cut_grains(np.asarray(sound, np.float32))
         if not len(cut):
-            raise UserError(f"{path}: no grain to learn from (silent, or shorter than {GRAIN} "
+            raise UserError(f"{name}: no grain to learn from (silent, or shorter than {GRAIN} "
                             f"samples at {sample_rate} Hz)")
         grains.append(cut)
         sources.append(np.full(len(cut), index, np.int32))
@@ -68,4 +76,4 @@ def load_grains(paths: list[str | Path], sample_rate: int, seed: int = 0) -> Gra
     held = max(1, int(round(HELD_OUT * len(every))))
     held_index, train_index = np.sort(order[:held]), np.sort(order[held:])
     return GrainSet(every[train_index], every[held_index], source[train_index], source[held_index],
-                    tuple(Path(p).stem for p in paths))
+                    tuple(names or sounds))

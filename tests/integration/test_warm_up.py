@@ -13,18 +13,25 @@ VIDEO = ROOT / "assets" / "video" / "intel_asl_book.mkv"
 
 # The instruments the bundled pieces' scenes play: the first piece's overtones, the grains piece's
 # granulator.
-SOUND = """
+SOUND = f"""
 [sound]
 notes = ["overtones"]
+[sound.samples]
+flute = "{ROOT}/assets/audio/grains/smstools_flute-A4.wav"
+[sound.tables]
+vae = {{ seconds = 1 }}
 [sound.instruments.overtones]
 kind = "overtones"
 [sound.instruments.grains]
 kind = "granulator"
 """
+# Parameters a scene cannot do without.
+PARAMS = {"vae_grains": 'params = { sources = ["flute"] }\n'}
 
 
 def every_scene_setlist(path, scenes) -> None:
-    cues = "".join(f'[[cues]]\nid = "c{i}"\nscene = "{name}"\n' for i, name in enumerate(scenes))
+    cues = "".join(f'[[cues]]\nid = "c{i}"\nscene = "{name}"\n{PARAMS.get(name, "")}'
+                   for i, name in enumerate(scenes))
     path.write_text(f'title = "every scene"\nresolution = "160x90"\n[camera]\nfallback = "{VIDEO}"\n'
                     + SOUND + cues)
 
@@ -34,7 +41,8 @@ def test_every_registered_scene_warms_up_without_an_exception(tmp_path, egl):
 
     known_scenes()  # every installed piece loaded
     scenes = [name for name, cls in _REGISTRY.items() if cls.__module__.startswith("scenes.")]
-    assert {"pulse", "ldd_cubic", "ldd_knot", "ldd_split", "ldd_bubbles", "grain_clouds"} <= set(scenes)
+    assert {"pulse", "ldd_cubic", "ldd_knot", "ldd_split", "ldd_bubbles", "grain_clouds",
+            "vae_grains"} <= set(scenes)
     setlist = tmp_path / "all.toml"
     every_scene_setlist(setlist, scenes)
     done = subprocess.run(showrunner_command("check", str(setlist)), capture_output=True, text=True,

@@ -1,0 +1,262 @@
+"""``vae_grains``: the grain VAE trained beside the show and played as an instrument (point mode).
+
+The scene learns grains of pool tables (``sources``: recordings of ``[sound.samples]``) with a
+:class:`~scenes.granolar.learner.GrainVae` trained by the show's trainer (live in the background,
+``render_steps_per_tick`` steps a tick in renders, as the live show did in replays), from scratch
+or from a ``checkpoint`` (``showrunner train vae``).
+
+**The point.** A latent point in principal coordinates: ``z0`` .. ``z15`` (scene parameters, so
+MIDI learn and ``/showrunner/param`` move them) or OSC ``/latent`` with 16 numbers (a NaN, an
+infinity or a wrong count is dropped and counted). The latent dimensions are ordered by a PCA of
+the encoded training grains (256 of them), so ``z0`` moves along the direction the grains differ
+most and the first knobs matter most; each coordinate counts in that direction's standard
+deviations.
+
+**The sound.** ``grains`` points around the point (``spread`` standard deviations of jitter) are
+decoded and overlap-added with a Hann window at hop 256 into pool table ``table``, which a
+granulator of the rack plays from the piano (the cue routes notes to it): its notes pick the pitch
+and its velocity the level, as in the grains piece. The table is decoded again when the point moves
+and every ``decode_every`` seconds while the model learns, so the audience hears it get better.
+Decoding runs beside the show live (a worker thread: never in a tick, never in the audio
+callback) and in the tick in renders, so renders are identical. Every decoded sample is finite and
+within -1..1 before it reaches the table.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import Field, create_model
+
+from engine.events import OscMessage
+from engine.scene import Scene, SceneParams
+from scenes.granolar.data import grain_set
+from scenes.granolar.learner import GrainVae, VaeConfig
+from scenes.granolar.vae import GRAIN, LATENT
+
+HOP = GRAIN // 2
+PCA_GRAINS = 256
+LATENT_ADDRESSES = ("/latent", "/showrunner/latent")
+
+
+class _Base(SceneParams):
+    sources: list[str] = Field(min_length=1, max_length=32, description="pool tables to learn")
+    table: str = Field("vae", description="the pool table the decoded grains are written into")
+    grains: int = Field(32, ge=1, le=256, description="grains decoded around the point")
+    spread: float = Field(0.3, ge=0, le=4, description="their jitter, in standard deviations")
+    decode_every: float = Field(0.5, gt=0, le=60, description="seconds between decodes while learning")
+    train: bool = Field(True, description="the model learns during the cue")
+    checkpoint: str | None = Field(None, description="start from this checkpoint (a path)")
+    render_steps_per_tick: float = Field(0.1, ge=0, le=10, description="training steps a tick in renders")
+    batch: int = Field(16, ge=1, le=256)
+    beta: float = Field(0.5, gt=0, le=100)
+    learning_rate: float = Field(2e-3, gt=0, le=1)
+
+
+VaeGrainsParams = create_model(
+    "VaeGrainsParams", __base__=_Base,
+    **{f"z{k}": (float, Field(0.0, ge=-4, le=4, description=f"latent coordinate {k} (standard deviations)"))
+       for k in range(LATENT)})
+
+
+@dataclass
+class Decoded:
+    """What one decode made: the table, the point's 2-D place and the training grains' (the first
+    two principal coordinates), the decoded grain at the point and its nearest training grain."""
+
+    table: np.ndarray
+    point_2d: np.ndarray
+    grains_2d: np.ndarray
+    grain: np.ndarray
+    nearest: np.ndarray
+    request: int
+
+
+class _Worker:
+    """Live: one decode at a time on a thread of its own; the newest request wins. The thread
+    ends once the main thread has (after its current decode: a process that exits while XLA
+    computes on another thread aborts)."""
+
+    def __init__(self, compose) -> None:
+        self.compose = compose
+        self._pending = None
+        self._result: Decoded | None = None
+        self._wake = threading.Event()
+        self._stopped = False
+        self.busy = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="vae decoder")
+        self._thread.start()
+
+    def request(self, job) -> None:
+        self._pending = job
+        self._wake.set()
+
+    def take(self) -> Decoded | None:
+        result, self._result = self._result, None
+        return result
+
+    def _run(self) -> None:
+        main = threading.main_thread()
+        while not self._stopped and main.is_alive():
+            if not self._wake.wait(0.1):
+                continue
+            self._wake.clear()
+            job, self._pending = self._pending, None
+            if job is None:
+                continue
+            self.busy = True
+            try:
+                self._result = self.compose(*job)
+            except Exception as error:  # the show goes on with the table it has
+                self.error = error
+            finally:
+                self.busy = False
+
+    def close(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+
+class VaeGrains(Scene):
+    name = "vae_grains"
+    Params = VaeGrainsParams
+
+    def load(self) -> None:
+        import jax
+
+        audio, params = self.context.audio, self.params
+        pool = audio.pool
+        if pool is None:
+            raise ValueError("the scene needs the sample pool: a [sound] table with its sources")
+        sounds = {name: pool.table(audio.table(name)) for name in params.sources}
+        grains = grain_set(sounds, audio.rack.sample_rate, seed=self.context.seed_for("grains"))
+        self.slot = audio.table(params.table)
+        needed = HOP * (params.grains + 1)
+        if pool.capacity(self.slot) < needed:
+            raise ValueError(f"table '{params.table}' holds {pool.capacity(self.slot)} frames; "
+                             f"{params.grains} grains need {needed}")
+        self.learner = GrainVae(grains, VaeConfig(batch=params.batch, beta=params.beta,
+                                                  learning_rate=params.learning_rate))
+        self.trainer = self.context.trainer(self.learner, "vae",
+                                            steps_per_tick=params.render_steps_per_tick)
+        self.trainer.load()
+        if params.checkpoint:
+            self.trainer.restore(params.checkpoint)
+        rng = np.random.default_rng(self.context.seed_for("pca"))
+        pick = np.sort(rng.choice(len(grains.train), min(PCA_GRAINS, len(grains.train)), replace=False))
+        self.pca_grains = grains.train[pick]
+        self.noise = rng.standard_normal((params.grains, LATENT)).astype(np.float32)
+        self.noise[0] = 0.0  # the first grain is the point itself
+        # A periodic Hann window: grains overlap-added at hop 256 sum to a constant level.
+        self.window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(GRAIN) / GRAIN)).astype(np.float32)
+        self._encode = jax.jit(GrainVae.encode_means)
+        self._decode = jax.jit(GrainVae.decode_points)
+        state = self.trainer.latest.state
+        self.compose(state.params, state.stats, np.zeros(LATENT, np.float32), 0)  # compiles both
+        self.worker = None if self.context.paced else _Worker(self.compose)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.osc_point: np.ndarray | None = None
+        self.dropped = 0
+        self.requests = 0
+        self.requested_at = -math.inf
+        self.requested_point: np.ndarray | None = None
+        self.shown: Decoded | None = None
+        self.ready: Decoded | None = None
+        self.losses: list[tuple[int, float, float]] = []  # (steps, reconstruction, kl)
+        self.time = 0.0
+
+    # The point ------------------------------------------------------------------------------------
+    def point(self) -> np.ndarray:
+        """The latent point in principal coordinates: OSC's, once it sent one, else the knobs'."""
+        if self.osc_point is not None:
+            return self.osc_point
+        return np.array([getattr(self.params, f"z{k}") for k in range(LATENT)], np.float32)
+
+    def on_event(self, event) -> bool:
+        if not isinstance(event, OscMessage) or event.address not in LATENT_ADDRESSES:
+            return False
+        values = event.args
+        try:
+            point = np.array([float(v) for v in values], np.float32)
+        except (TypeError, ValueError):
+            point = np.zeros(0, np.float32)
+        if point.shape != (LATENT,) or not np.isfinite(point).all():
+            self.dropped += 1
+            self.context.log.warning("OSC %s: expected %d finite numbers, got %r (dropped)",
+                                     event.address, LATENT, values)
+            return True
+        self.osc_point = np.clip(point, -4.0, 4.0)
+        return True
+
+    # Decoding -------------------------------------------------------------------------------------
+    def compose(self, params, stats, coordinates: np.ndarray, request: int) -> Decoded:
+        """Decode grains around ``coordinates`` (principal coordinates) with the model's
+        ``params``: the table and what the picture shows."""
+        means = np.asarray(self._encode(params, stats, self.pca_grains), np.float64)
+        means = np.where(np.isfinite(means), means, 0.0)
+        centre = means.mean(axis=0)
+        values, vectors = np.linalg.eigh(np.cov((means - centre).T) + 1e-9 * np.eye(LATENT))
+        order = np.argsort(values)[::-1]
+        deviations, axes = np.sqrt(np.maximum(values[order], 1e-12)), vectors[:, order]
+        latent = centre + axes @ (deviations * coordinates)
+        points = latent + (self.noise * self.params.spread * deviations) @ axes.T
+        decoded = np.asarray(self._decode(params, stats, points.astype(np.float32)), np.float32)
+        decoded = np.clip(np.nan_to_num(decoded, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+        table = np.zeros(HOP * (len(decoded) + 1), np.float32)
+        for index, grain in enumerate(decoded):
+            table[index * HOP:index * HOP + GRAIN] += grain * self.window
+        projected = (means - centre) @ axes[:, :2] / deviations[:2]
+        nearest = int(np.argmin(np.sum((means - latent) ** 2, axis=1)))
+        return Decoded(table, coordinates[:2].copy(), projected, decoded[0], self.pca_grains[nearest],
+                       request)
+
+    def _request(self, point: np.ndarray) -> None:
+        state = self.trainer.seen.state
+        self.requests += 1
+        self.requested_at, self.requested_point = self.time, point
+        job = (state.params, state.stats, point, self.requests)
+        if self.worker is None:
+            self.ready = self.compose(*job)
+        else:
+            self.worker.request(job)
+
+    # The show -------------------------------------------------------------------------------------
+    def enter(self) -> None:
+        self._reset()
+        if self.params.train:
+            self.trainer.start()
+        self._request(self.point())
+
+    def exit(self) -> None:
+        self.trainer.stop()
+
+    def tick(self, dt: float) -> None:
+        self.time += dt
+        point = self.point()
+        moved = self.requested_point is None or not np.array_equal(point, self.requested_point)
+        learning = self.params.train and self.time - self.requested_at >= self.params.decode_every
+        if (moved or learning) and (self.worker is None or not self.worker.busy):
+            self._request(point)
+        if self.worker is not None:
+            self.ready = self.worker.take() or self.ready
+        if self.ready is not None and self.context.audio.write_table(self.params.table, self.ready.table):
+            self.shown, self.ready = self.ready, None
+        summary = self.trainer.seen.summary
+        steps = int(self.trainer.seen.steps)
+        if not self.losses or self.losses[-1][0] != steps:
+            self.losses.append((steps, float(summary["reconstruction"]), float(summary["kl"])))
+            del self.losses[:-600]
+
+    def status(self) -> dict[str, Any]:
+        summary = self.trainer.seen.summary
+        return {"steps": int(self.trainer.seen.steps), "loss": float(summary["loss"]),
+                "reconstruction": float(summary["reconstruction"]), "kl": float(summary["kl"]),
+                "held_out_error": float(summary["held_out_error"]), "decodes": self.requests,
+                "dropped": self.dropped}
