@@ -80,6 +80,7 @@ class LiveAudio(AudioOut):
         self._xruns_before = 0  # underruns counted by audio processes that have ended
         # While the show delivers a tick's input and its scenes tick, commands wait here in
         # position order (see next_position), then leave together.
+        self._last_views: dict[int, np.ndarray] = {}  # by slot: the last view read whole
         self._holding = False
         self._held: list[tuple] = []
         self._held_at: list[int] = []
@@ -154,8 +155,15 @@ class LiveAudio(AudioOut):
         return self.state.read_latest(frames, source)
 
     def _view(self, slot: int, columns: int) -> np.ndarray:
-        rows = self.state.read_view(slot, columns) if slot < shared.VIEWS else None
-        return np.zeros((0, columns)) if rows is None else rows
+        """The latest view; while the audio process is writing it (three reads in a row found it
+        mid-write: that process was preempted there), the last one read."""
+        if slot >= shared.VIEWS:
+            return np.zeros((0, columns))
+        rows = self.state.read_view(slot, columns)
+        if rows is None:
+            rows = self._last_views.get(slot, np.zeros((0, columns)))
+        self._last_views[slot] = rows
+        return rows.copy()
 
     def poll(self) -> list[str]:
         notices = []

@@ -12,8 +12,11 @@ the encoded training grains (256 of them), so ``z0`` moves along the direction t
 most and the first knobs matter most; each coordinate counts in that direction's standard
 deviations.
 
-**The sound.** ``grains`` points around the point (``spread`` standard deviations of jitter) are
-decoded and overlap-added with a Hann window at hop 256 into pool table ``table``, which a
+**The sound.** ``grains`` points around the point (``spread`` standard deviations of jitter; in
+``trajectory`` mode, evenly spaced along the straight line from the point's mirror image through
+the centre to the point, the report's fix for the decoder's latency) are decoded and overlap-added
+with a Hann window at hop 256 into pool table ``table`` (a trajectory reads like a sound file,
+morphing from one end to the other), which a
 granulator of the rack plays from the piano (the cue routes notes to it): its notes pick the pitch
 and its velocity the level, as in the grains piece. The table is decoded again when the point moves
 and every ``decode_every`` seconds while the model learns, so the audience hears it get better.
@@ -27,7 +30,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, create_model
@@ -45,6 +48,8 @@ LATENT_ADDRESSES = ("/latent", "/showrunner/latent")
 
 class _Base(SceneParams):
     sources: list[str] = Field(min_length=1, max_length=32, description="pool tables to learn")
+    mode: Literal["point", "trajectory"] = Field(
+        "point", description="grains around the point, or along the line through the centre to it")
     table: str = Field("vae", description="the pool table the decoded grains are written into")
     grains: int = Field(32, ge=1, le=256, description="grains decoded around the point")
     spread: float = Field(0.3, ge=0, le=4, description="their jitter, in standard deviations")
@@ -150,6 +155,7 @@ class VaeGrains(Scene):
         rng = np.random.default_rng(self.context.seed_for("pca"))
         pick = np.sort(rng.choice(len(grains.train), min(PCA_GRAINS, len(grains.train)), replace=False))
         self.pca_grains = grains.train[pick]
+        self.pca_sources = grains.train_source[pick]
         self.noise = rng.standard_normal((params.grains, LATENT)).astype(np.float32)
         self.noise[0] = 0.0  # the first grain is the point itself
         # A periodic Hann window: grains overlap-added at hop 256 sum to a constant level.
@@ -159,6 +165,11 @@ class VaeGrains(Scene):
         state = self.trainer.latest.state
         self.compose(state.params, state.stats, np.zeros(LATENT, np.float32), 0)  # compiles both
         self.worker = None if self.context.paced else _Worker(self.compose)
+        self.picture = None
+        if self.context.gl is not None:
+            from scenes.granolar.picture import Picture
+
+            self.picture = Picture(self.context, len(params.sources))
         self._reset()
 
     def _reset(self) -> None:
@@ -206,7 +217,11 @@ class VaeGrains(Scene):
         order = np.argsort(values)[::-1]
         deviations, axes = np.sqrt(np.maximum(values[order], 1e-12)), vectors[:, order]
         latent = centre + axes @ (deviations * coordinates)
-        points = latent + (self.noise * self.params.spread * deviations) @ axes.T
+        if self.params.mode == "trajectory":  # from the point's mirror image, through the centre, to it
+            steps = np.linspace(-1.0, 1.0, len(self.noise))[:, None] * coordinates
+            points = centre + (steps * deviations) @ axes.T
+        else:
+            points = latent + (self.noise * self.params.spread * deviations) @ axes.T
         decoded = np.asarray(self._decode(params, stats, points.astype(np.float32)), np.float32)
         decoded = np.clip(np.nan_to_num(decoded, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
         table = np.zeros(HOP * (len(decoded) + 1), np.float32)
@@ -253,6 +268,10 @@ class VaeGrains(Scene):
         if not self.losses or self.losses[-1][0] != steps:
             self.losses.append((steps, float(summary["reconstruction"]), float(summary["kl"])))
             del self.losses[:-600]
+
+    def draw(self, alpha: float) -> None:
+        if self.picture is not None:
+            self.picture.draw(self)
 
     def status(self) -> dict[str, Any]:
         summary = self.trainer.seen.summary

@@ -92,3 +92,63 @@ def test_osc_latent_moves_the_point_and_a_bad_one_is_dropped_and_counted(tmp_pat
         # the knobs (MIDI learn, /showrunner/param) move it while OSC has not
         assert scene.set_param("z1", 9.0) is not None  # out of range: refused
         scene.exit()
+
+
+def test_a_trajectory_joins_grains_decoded_along_the_line_through_the_centre(tmp_path):
+    """Mode "trajectory": the table's first grain is the decode of the point's mirror image, its
+    last the point's (under the Hann window that joins them), the middle one the centre's."""
+    path = setlist_copy(tmp_path)
+    path.write_text(path.read_text().replace('spread = 0.4 }', 'spread = 0.4, mode = "trajectory", grains = 9 }'))
+    with show_of(path, 0.1) as (show, audio):
+        scene = show.scenes[0]
+        scene.enter()
+        assert scene.on_event(OscMessage("/latent", (3.0, -2.0) + (0.0,) * (LATENT - 2)))
+        scene.tick(1 / 60)
+        table = scene.shown.table
+        assert len(table) == 256 * 10
+        state = scene.trainer.latest.state
+        means = np.asarray(scene._encode(state.params, state.stats, scene.pca_grains), np.float64)
+        centre = means.mean(axis=0)
+        values, vectors = np.linalg.eigh(np.cov((means - centre).T) + 1e-9 * np.eye(LATENT))
+        order = np.argsort(values)[::-1]
+        deviations, axes = np.sqrt(values[order]), vectors[:, order]
+        point = np.array([3.0, -2.0] + [0.0] * (LATENT - 2))
+        ends = np.stack([centre - axes @ (deviations * point), centre, centre + axes @ (deviations * point)])
+        decoded = np.asarray(scene._decode(state.params, state.stats, ends.astype(np.float32)))
+        window = scene.window
+        # the first half-hop of the table holds the first grain alone; the last, the last grain
+        np.testing.assert_allclose(table[:256], (decoded[0] * window)[:256], atol=2e-3)
+        np.testing.assert_allclose(table[-256:], (decoded[2] * window)[256:], atol=2e-3)
+        middle = table[4 * 256:6 * 256]  # grain 4 of 0..8 is the centre, overlapped by 3 and 5
+        assert np.abs(middle).max() > 0
+        assert not np.allclose(decoded[0], decoded[2], atol=1e-2)  # the two ends differ
+        scene.exit()
+
+
+def test_the_picture_shows_the_latent_space_the_grains_and_the_loss(tmp_path):
+    """A real render (EGL, PyAV): after a second of training, the three panels hold drawing."""
+    import subprocess
+
+    import av
+
+    from tests.conftest import PERFORMANCES, showrunner_command
+
+    out = tmp_path / "granolar.mkv"
+    done = subprocess.run(showrunner_command(
+        "render", str(setlist_copy(tmp_path)), "--midi-file",
+        str(PERFORMANCES / "asap_Bach_Prelude_bwv846_Shi05M.mid"), "--duration", "2.5",
+        "--size", "640x360", "--out", str(out), "--log-dir", str(tmp_path / "logs")),
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with av.open(str(out)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    last = frames[-1].astype(float)
+
+    def panel(x, y, w, h):  # frame fractions, y up, inside the panel's frame
+        return last[int((1 - y - h) * 360) + 4:int((1 - y) * 360) - 4, int(x * 640) + 4:int((x + w) * 640) - 4]
+
+    latent, grain, loss = panel(0.04, 0.08, 0.48, 0.78), panel(0.56, 0.52, 0.40, 0.30), panel(0.56, 0.08, 0.40, 0.34)
+    for name, region in (("latent", latent), ("grain", grain), ("loss", loss)):
+        assert (region.max(axis=2) > 100).mean() > 0.002, f"nothing drawn in the {name} panel"
+    assert (grain[..., 0] - grain[..., 2] > 80).any()  # the amber decoded grain
+    assert (loss[..., 2] - loss[..., 0] > 80).any()  # the blue reconstruction curve
