@@ -137,27 +137,26 @@ def _norm(x: jax.Array, params: Params, stats: Params | None, name: str):
     return y * params[f"{name}_scale"] + params[f"{name}_shift"], (mean, var)
 
 
-def _encode(params, grains, stats, conv):
-    x = grains[:, :, None]
+def _layers(params, x, stats, conv, layers, prefix):
+    """``layers`` (ENCODER or DECODER) on (B, L, C): each a convolution, then batch norm and ReLU
+    but the last; returns the output and each normalised layer's batch moments."""
     moments = {}
-    for index, (_ci, _co, _k, stride, left, right) in enumerate(ENCODER):
-        name = f"enc{index}"
+    for index, (_ci, _co, _k, stride, left, right) in enumerate(layers):
+        name = f"{prefix}{index}"
         x = conv(x, params[f"{name}_w"], stride, left, right) + params[f"{name}_b"]
-        if index < len(ENCODER) - 1:
+        if index < len(layers) - 1:
             x, moments[name] = _norm(x, params, stats, name)
             x = jax.nn.relu(x)
+    return x, moments
+
+
+def _encode(params, grains, stats, conv):
+    x, moments = _layers(params, grains[:, :, None], stats, conv, ENCODER, "enc")
     return x[:, :, 0], x[:, :, 1], moments
 
 
 def _decode(params, z, stats, conv):
-    x = z[:, :, None]
-    moments = {}
-    for index, (_ci, _co, _k, stride, left, right) in enumerate(DECODER):
-        name = f"dec{index}"
-        x = conv(x, params[f"{name}_w"], stride, left, right) + params[f"{name}_b"]
-        if index < len(DECODER) - 1:
-            x, moments[name] = _norm(x, params, stats, name)
-            x = jax.nn.relu(x)
+    x, moments = _layers(params, z[:, :, None], stats, conv, DECODER, "dec")
     return jnp.tanh(x[:, :, 0]), moments
 
 
