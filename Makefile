@@ -18,10 +18,14 @@ VENV_STAMP := $(VENV)/.installed
 DEMO_SETLIST ?= setlists/ldd-demo.toml
 DEMO_MIDI ?= assets/midi/prettymidi_example_type0_420tempos_sysex.mid
 DEMO_ARGS ?= --duration 120
+# The grain VAE rehearsed on the bundled recordings (setlists/granolar.toml's "rehearsed" and
+# "trajectory" cues start from it): 1,000 steps, about 3 minutes on two cores.
+VAE_CHECKPOINT := build/granolar-vae.ckpt
+VAE_SOURCES := $(addprefix scenes/granolar/,vae.py learner.py data.py train.py) engine/learners/trainer.py
 
 .PHONY: setup demo test bench clean
 
-setup: $(VENV_STAMP)
+setup: $(VENV_STAMP) $(VAE_CHECKPOINT)
 
 # $(call apt_install,PACKAGES,WHAT): install the missing Debian packages (apt when root; otherwise
 # print the exact apt line and fail).
@@ -57,6 +61,13 @@ $(VENV_STAMP): $(SYSTEM_STAMP) pyproject.toml
 	$(BIN)/python -m engine.audio.hpss  # and librosa's separation, which samples may ask for
 	@touch $@
 
+# Trained into a temporary file and renamed when done: an interrupted run leaves no checkpoint that
+# make would take as finished.
+$(VAE_CHECKPOINT): $(VENV_STAMP) $(VAE_SOURCES)
+	@mkdir -p $(dir $@)
+	$(BIN)/showrunner train vae --steps 1000 --seed 0 --out $(dir $@)training-$(notdir $@)
+	@mv $(dir $@)training-$(notdir $@) $@
+
 demo: setup
 	$(BIN)/showrunner run $(DEMO_SETLIST) --midi-file $(DEMO_MIDI) $(DEMO_ARGS) $$( [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || echo --headless )
 
@@ -67,4 +78,4 @@ bench: setup $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:  # the show logs in logs/ are the performer's: kept
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(VAE_CHECKPOINT)

@@ -10,9 +10,11 @@ arrays it owns); show-wide services come through :class:`SceneContext`.
 from __future__ import annotations
 
 import logging
+import os
 import zlib
 from dataclasses import dataclass, field
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -57,6 +59,7 @@ class SceneContext:
         trainers: the trainers made by :meth:`trainer`, by name (the show ticks them).
         replayed_steps: in a replay, the live show's step count for a trainer at a tick
             (``replayed_steps(key)(tick)``), or None for a trainer the log does not know.
+        folder: the setlist's folder; :meth:`path` resolves a path a parameter gives against it.
     """
 
     cue: str = ""
@@ -72,6 +75,13 @@ class SceneContext:
     paced: bool = False  # the show runs in virtual time (render, replay): trainers advance in ticks
     trainers: dict[str, Any] = field(default_factory=dict)
     replayed_steps: Callable[[str], Callable[[int], int] | None] | None = None
+    folder: Path = field(default_factory=lambda: Path("."))
+
+    def path(self, value: str | os.PathLike) -> Path:
+        """A path from a scene parameter: relative to the setlist's folder (``~`` expanded), as
+        every path in a setlist is."""
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else self.folder / path
 
     def emit(self, event) -> None:
         """Tell the world: a MIDI event (``NoteOn(60, 90)``: it leaves through MIDI out, to a
@@ -98,7 +108,8 @@ class SceneContext:
         replayed = self.replayed_steps(self.trainer_key(name)) if self.replayed_steps else None
         trainer = Trainer(learner, self.seed_for(name) if seed is None else seed,
                           paced_steps_per_tick=steps_per_tick if self.paced and replayed is None else None,
-                          replay_steps=replayed, steps_per_call=steps_per_call, niceness=niceness, name=name)
+                          replay_steps=replayed, steps_per_call=steps_per_call, niceness=niceness, name=name,
+                          gated=True)
         self.trainers[name] = trainer
         return trainer
 

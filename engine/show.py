@@ -195,7 +195,8 @@ class Show:
                 seed=settings.seed, pedals=self.pedals, audio=self.audio, video=self.video,
                 log=logging.getLogger(f"showrunner.scene.{cue.cue.scene}"), outbox=self._outbox,
                 paced=isinstance(self.time, VirtualTime),
-                replayed_steps=self.replay.trained_steps if self.replay is not None else None)
+                replayed_steps=self.replay.trained_steps if self.replay is not None else None,
+                folder=self.setlist.path.parent)
             scene = cue.scene_class(cue.params, context)
             try:
                 scene.load()

@@ -52,6 +52,17 @@ def _template(learner: Learner[State]) -> tuple[Any, list[jax.ShapeDtypeStruct]]
     return tree, leaves
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def save(path: str | Path, learner: Learner[State], state: State) -> Path:
     """Write ``state`` of ``learner`` to ``path`` (atomically); returns the path."""
     path = Path(path)
@@ -72,6 +83,7 @@ def save(path: str | Path, learner: Learner[State], state: State) -> Path:
             file.write(buffer.getbuffer())
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())  # as any file the performer saves (mkstemp's is 0600)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -50,6 +50,10 @@ class Learner(ABC, Generic[State]):
     # conditional) body several times slower than at the top level (jax issue #12868; measured
     # 3x on the grain VAE), so a convolutional learner says False.
     fused_steps: ClassVar[bool] = True
+    # A learner that takes data as the show goes (the sound it hears, the notes played) gives an
+    # example of one piece of it (jax.ShapeDtypeStruct leaves, fixed shapes: it is compiled once,
+    # at load) and :meth:`absorb`; :meth:`engine.learners.trainer.Trainer.feed` hands pieces over.
+    feed_example: Any = None
 
     @abstractmethod
     def init(self, seed: jax.Array) -> State:
@@ -67,6 +71,11 @@ class Learner(ABC, Generic[State]):
         """What the piece shows of the learner (loss terms, a gradient norm, ...): small arrays,
         read to the host after each published step. Default: nothing."""
         return {}
+
+    def absorb(self, state: State, data: Any) -> State:
+        """Take one piece of data shaped as :attr:`feed_example` into the state (before the next
+        step). Only for a learner with a ``feed_example``."""
+        raise NotImplementedError(f"learner {self.name} takes no data as the show goes")
 
     def describe(self) -> dict[str, Any]:
         """The settings that shaped the state, as JSON values (kept in a checkpoint's header; a

@@ -128,11 +128,14 @@ class Trainer(Generic[State]):
         niceness: XLA's compute pool runs at this Unix niceness once a live thread trains (0..19;
             :func:`lower_training_priority`), so the show's thread always gets a core first.
         name: for logs and errors (default: the learner's name).
+        gated: paced trainers train only between :meth:`start` and :meth:`stop`, as a live thread
+            does (a scene's trainers: a cue that does not start its trainer trains in no render);
+            False: every paced tick trains (offline training, tests).
     """
 
     def __init__(self, learner: Learner[State], seed: int = 0, *, paced_steps_per_tick: float | None = None,
                  replay_steps: Callable[[int], int] | None = None, steps_per_call: int = 1,
-                 niceness: int = 19, name: str | None = None) -> None:
+                 niceness: int = 19, name: str | None = None, gated: bool = False) -> None:
         if paced_steps_per_tick is not None and not 0 <= paced_steps_per_tick < 1e6:
             raise ValueError(f"paced_steps_per_tick must be >= 0, got {paced_steps_per_tick}")
         if paced_steps_per_tick is not None and replay_steps is not None:
@@ -160,6 +163,12 @@ class Trainer(Generic[State]):
         self._show_time = 0.0
         self._ticks = 0
         self._owed = 0.0  # paced by a fraction a tick: the part of a step carried to the next tick
+        self.gated = gated
+        self._started = False  # between start() and stop() (gated paced trainers train only then)
+        self._absorb: Any = None
+        self._fed: list[Any] = []  # data handed over by feed(), absorbed before the next step
+        self.fed = 0  # pieces of data absorbed since load
+        self.feed_dropped = 0  # pieces dropped because too many waited (MAX_WAITING)
 
     @property
     def paced(self) -> bool:
@@ -185,6 +194,8 @@ class Trainer(Generic[State]):
             self._init = jax.jit(learner.init).lower(seed).compile()
             shape = jax.eval_shape(learner.init, seed)
             # Not donated: a published state stays valid while the next step runs.
+            if learner.feed_example is not None:
+                self._absorb = jax.jit(learner.absorb).lower(shape, learner.feed_example).compile()
             if learner.fused_steps:
                 self._run = jax.jit(run).lower(shape, jax.ShapeDtypeStruct((), np.int32)).compile()
             else:
@@ -205,7 +216,9 @@ class Trainer(Generic[State]):
 
     # Show hooks ---------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Live: start training in the background (from the current state); paced: nothing."""
+        """Live: start training in the background (from the current state); paced: the ticks train
+        from now on (a gated trainer's; an ungated one's always do)."""
+        self._started = True
         if self.paced or (self._thread is not None and self._thread.is_alive() and
                           self._thread.name.endswith(f"#{self._generation}")):
             return
@@ -227,7 +240,9 @@ class Trainer(Generic[State]):
         """
         self._show_time = show_time
         self._ticks += 1
-        if self.paced_steps_per_tick:
+        if self.gated and not self._started:
+            pass
+        elif self.paced_steps_per_tick:
             self._owed += self.paced_steps_per_tick
             count = int(self._owed + 1e-9)
             if count:
@@ -241,8 +256,35 @@ class Trainer(Generic[State]):
         self._seen = self.latest
         return self._seen.steps
 
+    MAX_WAITING = 8
+
+    def feed(self, data: Any) -> bool:
+        """Hand the learner a piece of data shaped as its ``feed_example`` (numpy arrays), taken in
+        with ``learner.absorb`` just before the next step: live, by the training thread between
+        two calls; paced, in the next tick that trains (renders stay identical). At most
+        :attr:`MAX_WAITING` pieces wait (while nothing trains); an older one is then dropped and
+        counted in :attr:`feed_dropped`. Returns False for a learner that takes no data."""
+        if self._absorb is None:
+            return False
+        with self._lock:
+            self._fed.append(data)
+            if len(self._fed) > self.MAX_WAITING:
+                del self._fed[0]
+                self.feed_dropped += 1
+        return True
+
+    def _take_fed(self, state: State) -> State:
+        with self._lock:
+            fed, self._fed = self._fed, []
+        for data in fed:
+            state = self._absorb(state, data)
+            self.fed += 1
+        return state
+
     def stop(self) -> None:
-        """Ask the live thread to stop after its current call (its result is dropped); never waits."""
+        """Ask the live thread to stop after its current call (its result is dropped); never waits.
+        A gated paced trainer's ticks train no more (until :meth:`start`)."""
+        self._started = False
         with self._lock:
             self._generation += 1
 
@@ -331,7 +373,7 @@ class Trainer(Generic[State]):
         snapshot = self.latest
         started = time.perf_counter()
         with precision.scope(self.learner.precision):
-            state, summary = self._call(snapshot.state, count)
+            state, summary = self._call(self._take_fed(snapshot.state), count)
             summary = jax.device_get(summary)
         self._latest = Snapshot(state, summary, snapshot.steps + count, self._show_time,
                                 time.perf_counter() - started)
@@ -345,7 +387,7 @@ class Trainer(Generic[State]):
             with precision.scope(self.learner.precision):  # per thread: not inherited from the caller
                 while self._generation == generation:
                     started = time.perf_counter()
-                    state, summary = self._call(state, count)
+                    state, summary = self._call(self._take_fed(state), count)
                     jax.block_until_ready(summary)  # waits for the call with the GIL released
                     summary = jax.device_get(summary)
                     if not lowered:  # after the first call: XLA's pool exists by then

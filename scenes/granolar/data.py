@@ -44,10 +44,9 @@ def cut_grains(sound: np.ndarray, quiet_db: float = QUIET_DB) -> np.ndarray:
     mono = sound.mean(axis=1) if sound.ndim == 2 else sound
     if len(mono) < GRAIN:
         return np.zeros((0, GRAIN), np.float32)
-    starts = np.arange(0, len(mono) - GRAIN + 1, HOP)
-    grains = np.stack([mono[s:s + GRAIN] for s in starts]).astype(np.float32)
-    rms = np.sqrt(np.mean(grains.astype(np.float64) ** 2, axis=1))
-    return grains[rms > 10 ** (quiet_db / 20)]
+    windows = np.lib.stride_tricks.sliding_window_view(mono, GRAIN)[::HOP]
+    rms = np.sqrt(np.mean(windows.astype(np.float64) ** 2, axis=1))
+    return windows[rms > 10 ** (quiet_db / 20)].astype(np.float32)
 
 
 def load_grains(paths: list[str | Path], sample_rate: int, seed: int = 0) -> GrainSet:

@@ -20,6 +20,11 @@ morphing from one end to the other), which a
 granulator of the rack plays from the piano (the cue routes notes to it): its notes pick the pitch
 and its velocity the level, as in the grains piece. The table is decoded again when the point moves
 and every ``decode_every`` seconds while the model learns, so the audience hears it get better.
+**Listening.** With ``listen = "input"`` (the microphone or line; the input file in renders) or
+``"mix"`` (the show's own sound, the VAE's included), every ``listen_every`` seconds that much of
+the sound is cut into grains (the quiet ones dropped) and fed to the model, which draws
+``live_share`` of every minibatch from the latest 4,096 grains it heard.
+
 Decoding runs beside the show live (a worker thread: never in a tick, never in the audio
 callback) and in the tick in renders, so renders are identical. Every decoded sample is finite and
 within -1..1 before it reaches the table.
@@ -37,8 +42,8 @@ from pydantic import Field, create_model
 
 from engine.events import OscMessage
 from engine.scene import Scene, SceneParams
-from scenes.granolar.data import grain_set
-from scenes.granolar.learner import GrainVae, VaeConfig
+from scenes.granolar.data import cut_grains, grain_set
+from scenes.granolar.learner import FEED, GrainVae, VaeConfig
 from scenes.granolar.vae import GRAIN, LATENT
 
 HOP = GRAIN // 2
@@ -55,8 +60,13 @@ class _Base(SceneParams):
     spread: float = Field(0.3, ge=0, le=4, description="their jitter, in standard deviations")
     decode_every: float = Field(0.5, gt=0, le=60, description="seconds between decodes while learning")
     train: bool = Field(True, description="the model learns during the cue")
-    checkpoint: str | None = Field(None, description="start from this checkpoint (a path)")
+    checkpoint: str | None = Field(
+        None, description="start from this checkpoint (a path, relative to the setlist's folder)")
     render_steps_per_tick: float = Field(0.1, ge=0, le=10, description="training steps a tick in renders")
+    listen: Literal["off", "input", "mix"] = Field(
+        "off", description="also learn what the show hears: its audio input, or its own mix")
+    listen_every: float = Field(2.0, ge=0.25, le=2.5, description="seconds of sound fed to the model at a time")
+    live_share: float = Field(0.5, ge=0, le=1, description="share of each minibatch from the sound heard")
     batch: int = Field(16, ge=1, le=256)
     beta: float = Field(0.5, gt=0, le=100)
     learning_rate: float = Field(2e-3, gt=0, le=1)
@@ -82,9 +92,9 @@ class Decoded:
 
 
 class _Worker:
-    """Live: one decode at a time on a thread of its own; the newest request wins. The thread
-    ends once the main thread has (after its current decode: a process that exits while XLA
-    computes on another thread aborts)."""
+    """Live: one decode at a time on a thread of its own; the newest request wins. Made when the
+    cue enters; the thread ends when it exits or once the main thread has (after its current
+    decode: a process that exits while XLA computes on another thread aborts)."""
 
     def __init__(self, compose) -> None:
         self.compose = compose
@@ -146,12 +156,13 @@ class VaeGrains(Scene):
             raise ValueError(f"table '{params.table}' holds {pool.capacity(self.slot)} frames; "
                              f"{params.grains} grains need {needed}")
         self.learner = GrainVae(grains, VaeConfig(batch=params.batch, beta=params.beta,
-                                                  learning_rate=params.learning_rate))
+                                                  learning_rate=params.learning_rate,
+                                                  live_share=params.live_share))
         self.trainer = self.context.trainer(self.learner, "vae",
                                             steps_per_tick=params.render_steps_per_tick)
         self.trainer.load()
         if params.checkpoint:
-            self.trainer.restore(params.checkpoint)
+            self.trainer.restore(self.context.path(params.checkpoint))
         rng = np.random.default_rng(self.context.seed_for("pca"))
         pick = np.sort(rng.choice(len(grains.train), min(PCA_GRAINS, len(grains.train)), replace=False))
         self.pca_grains = grains.train[pick]
@@ -162,9 +173,10 @@ class VaeGrains(Scene):
         self.window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(GRAIN) / GRAIN)).astype(np.float32)
         self._encode = jax.jit(GrainVae.encode_means)
         self._decode = jax.jit(GrainVae.decode_points)
+        self._basis = None
         state = self.trainer.latest.state
         self.compose(state.params, state.stats, np.zeros(LATENT, np.float32), 0)  # compiles both
-        self.worker = None if self.context.paced else _Worker(self.compose)
+        self.worker: _Worker | None = None
         self.picture = None
         if self.context.gl is not None:
             from scenes.granolar.picture import Picture
@@ -182,6 +194,8 @@ class VaeGrains(Scene):
         self.ready: Decoded | None = None
         self.losses: list[tuple[int, float, float]] = []  # (steps, reconstruction, kl)
         self.time = 0.0
+        self.listened_at = 0.0
+        self.heard = 0  # grains fed to the model from the show's sound
 
     # The point ------------------------------------------------------------------------------------
     def point(self) -> np.ndarray:
@@ -207,15 +221,28 @@ class VaeGrains(Scene):
         return True
 
     # Decoding -------------------------------------------------------------------------------------
-    def compose(self, params, stats, coordinates: np.ndarray, request: int) -> Decoded:
-        """Decode grains around ``coordinates`` (principal coordinates) with the model's
-        ``params``: the table and what the picture shows."""
+    def basis(self, params, stats) -> tuple[np.ndarray, ...]:
+        """The principal axes of the encoded training grains under the model ``params``: centre,
+        axes (columns, the widest first), deviations along them, and every grain's place in the
+        first two. Computed once per model state (a point that moves only decodes)."""
+        cached = self._basis
+        if cached is not None and cached[0] is params:
+            return cached[1]
         means = np.asarray(self._encode(params, stats, self.pca_grains), np.float64)
         means = np.where(np.isfinite(means), means, 0.0)
         centre = means.mean(axis=0)
         values, vectors = np.linalg.eigh(np.cov((means - centre).T) + 1e-9 * np.eye(LATENT))
         order = np.argsort(values)[::-1]
         deviations, axes = np.sqrt(np.maximum(values[order], 1e-12)), vectors[:, order]
+        projected = (means - centre) @ axes[:, :2] / deviations[:2]
+        basis = (means, centre, axes, deviations, projected)
+        self._basis = (params, basis)
+        return basis
+
+    def compose(self, params, stats, coordinates: np.ndarray, request: int) -> Decoded:
+        """Decode grains around ``coordinates`` (principal coordinates) with the model's
+        ``params``: the table and what the picture shows."""
+        means, centre, axes, deviations, projected = self.basis(params, stats)
         latent = centre + axes @ (deviations * coordinates)
         if self.params.mode == "trajectory":  # from the point's mirror image, through the centre, to it
             steps = np.linspace(-1.0, 1.0, len(self.noise))[:, None] * coordinates
@@ -227,7 +254,6 @@ class VaeGrains(Scene):
         table = np.zeros(HOP * (len(decoded) + 1), np.float32)
         for index, grain in enumerate(decoded):
             table[index * HOP:index * HOP + GRAIN] += grain * self.window
-        projected = (means - centre) @ axes[:, :2] / deviations[:2]
         nearest = int(np.argmin(np.sum((means - latent) ** 2, axis=1)))
         return Decoded(table, coordinates[:2].copy(), projected, decoded[0], self.pca_grains[nearest],
                        request)
@@ -245,15 +271,38 @@ class VaeGrains(Scene):
     # The show -------------------------------------------------------------------------------------
     def enter(self) -> None:
         self._reset()
+        if not self.context.paced:
+            self.worker = _Worker(self.compose)
         if self.params.train:
             self.trainer.start()
         self._request(self.point())
 
     def exit(self) -> None:
         self.trainer.stop()
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+    def _listen(self) -> None:
+        """Every ``listen_every`` seconds, that much of the show's input or mix, cut into grains
+        (the quiet ones dropped), fed to the model."""
+        if self.params.listen == "off" or not self.params.train:
+            return
+        if self.time - self.listened_at < self.params.listen_every - 1e-9:
+            return
+        self.listened_at = self.time
+        sound = self.context.audio.listen(self.params.listen_every, self.params.listen)
+        grains = cut_grains(sound)[:FEED]
+        if not len(grains):
+            return
+        data = np.zeros((FEED, GRAIN), np.float32)
+        data[:len(grains)] = np.clip(np.nan_to_num(grains), -1.0, 1.0)
+        if self.trainer.feed({"grains": data, "count": np.int32(len(grains))}):
+            self.heard += len(grains)
 
     def tick(self, dt: float) -> None:
         self.time += dt
+        self._listen()
         point = self.point()
         moved = self.requested_point is None or not np.array_equal(point, self.requested_point)
         learning = self.params.train and self.time - self.requested_at >= self.params.decode_every
@@ -278,4 +327,4 @@ class VaeGrains(Scene):
         return {"steps": int(self.trainer.seen.steps), "loss": float(summary["loss"]),
                 "reconstruction": float(summary["reconstruction"]), "kl": float(summary["kl"]),
                 "held_out_error": float(summary["held_out_error"]), "decodes": self.requests,
-                "dropped": self.dropped}
+                "dropped": self.dropped, "heard": self.heard}

@@ -92,6 +92,8 @@ def main(argv: list[str]) -> int:
                     progress.update(task, error=f"{error:.3f}")
                 if done % args.save_every == 0:
                     trainer.save(args.out)
+                if not progress.console.is_terminal and (done % 100 == 0 or done == args.steps):
+                    progress.console.print(f"{done}/{args.steps} steps, held-out error {error:.3f}")
                 progress.update(task, completed=done)
     except KeyboardInterrupt:
         trainer.save(args.out)

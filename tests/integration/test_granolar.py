@@ -21,23 +21,30 @@ from scenes.granolar.vae import LATENT
 from tests.conftest import ROOT
 
 SETLIST = ROOT / "setlists" / "granolar.toml"
+CHECKPOINT = ROOT / "build" / "granolar-vae.ckpt"
 RATE = 48000
 
 
-def setlist_copy(tmp_path: Path) -> Path:
+def setlist_copy(tmp_path: Path, cues: tuple[str, ...] = ("learn",)) -> Path:
+    """The setlist with only ``cues`` (each cue loads a model of its own), its paths absolute."""
+    header, *parts = SETLIST.read_text().split("\n[[cues]]\n")
+    kept = [part for part in parts if any(part.startswith(f'id = "{cue}"') for cue in cues)]
+    assert len(kept) == len(cues), f"the setlist has no cue among {cues}"
+    text = "\n[[cues]]\n".join([header, *kept])
     path = tmp_path / "granolar.toml"
-    path.write_text(SETLIST.read_text().replace('"../assets/', f'"{ROOT}/assets/'))
+    path.write_text(text.replace('"../assets/', f'"{ROOT}/assets/').replace('"../build/', f'"{ROOT}/build/'))
     return path
 
 
 @contextmanager
-def show_of(path: Path, seconds: float, events=()):
+def show_of(path: Path, seconds: float, events=(), start_cue: str | None = None):
     setlist = load_setlist(path)
     rack, pool = build_sound(path, setlist.settings.audio.mixer_config(), setlist.settings.sound,
                              False, setlist.resolve_path)
     try:
         audio = OfflineAudio(rack, pool=pool)
-        show = Show(setlist, ShowOptions(duration=seconds), VirtualTime(), None, audio=audio)
+        show = Show(setlist, ShowOptions(duration=seconds, start_cue=start_cue), VirtualTime(), None,
+                    audio=audio)
         for stamp, event in events:
             show.queue.push(stamp, event)
         assert show.load() == []
@@ -152,3 +159,67 @@ def test_the_picture_shows_the_latent_space_the_grains_and_the_loss(tmp_path):
         assert (region.max(axis=2) > 100).mean() > 0.002, f"nothing drawn in the {name} panel"
     assert (grain[..., 0] - grain[..., 2] > 80).any()  # the amber decoded grain
     assert (loss[..., 2] - loss[..., 0] > 80).any()  # the blue reconstruction curve
+
+
+def test_the_rehearsed_cues_start_from_the_model_setup_trained(tmp_path):
+    """`make setup` trains the grain VAE on the setlist's four recordings (build/granolar-vae.ckpt,
+    1,000 steps); the "rehearsed" cue starts from it with the held-out error under 0.35 of the
+    held-out power (untrained: about 1), and the "trajectory" cue plays it without training."""
+    import jax
+
+    assert CHECKPOINT.is_file(), f"{CHECKPOINT} is missing: `make setup` makes it"
+    with show_of(setlist_copy(tmp_path, ("rehearsed", "trajectory")), 1.0, NOTES,
+                 start_cue="trajectory") as (show, audio):
+        rehearsed, trajectory = show.scenes
+        assert len(rehearsed.learner.grains.held_out) > 150
+        evaluate = jax.jit(rehearsed.learner.held_out_error)
+        state = rehearsed.trainer.latest.state
+        assert float(evaluate(state.params, state.stats)) < 0.35
+        summary = show.run()  # a second of "trajectory"
+        assert summary.scene_errors == 0
+        sound = audio.samples()
+        assert np.isfinite(sound).all() and np.abs(sound[int(0.3 * RATE):]).max() > 0.01
+        assert trajectory.trainer.latest.steps == 0  # train = false
+        state = trajectory.trainer.latest.state
+        assert float(evaluate(state.params, state.stats)) < 0.35
+
+
+def test_a_missing_checkpoint_is_one_line_and_the_cue_shows_black(tmp_path):
+    path = setlist_copy(tmp_path, ("rehearsed",))
+    path.write_text(path.read_text().replace(str(CHECKPOINT), "no-such.ckpt"))
+    setlist = load_setlist(path)
+    rack, pool = build_sound(path, setlist.settings.audio.mixer_config(), setlist.settings.sound,
+                             False, setlist.resolve_path)
+    try:
+        show = Show(setlist, ShowOptions(duration=0.1), VirtualTime(), None, audio=OfflineAudio(rack, pool=pool))
+        failures = show.load()
+    finally:
+        pool.close()
+    assert len(failures) == 1 and "\n" not in failures[0]
+    assert str(tmp_path / "no-such.ckpt") in failures[0], failures[0]  # relative to the setlist
+
+
+def test_listening_to_the_mix_feeds_its_grains_to_the_model_the_same_in_every_render(tmp_path):
+    """listen = "mix": every second, the second of sound just played is cut into grains (quiet
+    ones dropped) and fed to the model, which keeps them in its state; renders stay identical."""
+    path = setlist_copy(tmp_path)
+    path.write_text(path.read_text().replace('spread = 0.4 }', 'spread = 0.4, listen = "mix", listen_every = 1.0, '
+                                                               'render_steps_per_tick = 0.5 }'))
+    runs = []
+    for _ in range(2):
+        with show_of(path, 3.2, NOTES) as (show, audio):  # fed at 1, 2 and 3 s
+            assert show.run().scene_errors == 0
+            scene = show.scenes[0]
+            state = scene.trainer.latest.state
+            runs.append((audio.samples(), np.asarray(state.live), np.asarray(state.params["dec0_w"])))
+            assert scene.trainer.fed == 3 and scene.heard == int(state.live_count) > 100
+            assert scene.status()["heard"] == scene.heard
+    sound, live, _ = runs[0]
+    mono = sound.astype(np.float32).mean(axis=1)
+    heard = live[:scene.heard]
+    assert np.abs(heard).max() > 0.01
+    for grain in heard[::37]:  # each is 512 samples of what was played
+        starts = np.flatnonzero(mono == grain[0])
+        assert any(np.array_equal(mono[s:s + 512], grain) for s in starts)
+    for first, second in zip(runs[0], runs[1]):
+        assert np.array_equal(first, second)

@@ -189,3 +189,35 @@ def test_train_vae_saves_a_checkpoint_that_resumes_and_a_corrupt_one_is_one_line
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
     assert "corrupt.ckpt" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_grains_heard_live_fill_a_ring_that_a_share_of_each_minibatch_is_drawn_from():
+    from scenes.granolar.data import grain_set
+    from scenes.granolar.learner import FEED, LIVE_CAPACITY, GrainVae, VaeConfig
+
+    quiet = 0.05 * np.random.default_rng(0).standard_normal(48000).astype(np.float32)
+    learner = GrainVae(grain_set({"quiet": quiet}, RATE), VaeConfig(live_share=1.0))
+    absorb = jax.jit(learner.absorb)
+    state = learner.init(np.uint32(0))
+    grains = np.zeros((FEED, vae.GRAIN), np.float32)
+    grains[:3] = np.arange(1, 4)[:, None] / 10
+    state = absorb(state, {"grains": grains, "count": np.int32(3)})
+    assert int(state.live_count) == 3 and int(state.live_next) == 3
+    np.testing.assert_array_equal(np.asarray(state.live[:4, 0]), np.float32([0.1, 0.2, 0.3, 0.0]))
+    # the newest replace the oldest past the capacity
+    state = state._replace(live_next=jnp.int32(LIVE_CAPACITY - 2), live_count=jnp.int32(LIVE_CAPACITY - 1))
+    grains[:5] = 0.9
+    state = absorb(state, {"grains": grains, "count": np.int32(5)})
+    assert int(state.live_count) == LIVE_CAPACITY and int(state.live_next) == 3
+    live = np.asarray(state.live[:, 0])
+    assert (live[-2:] == 0.9).all() and (live[:3] == 0.9).all() and live[3] == 0.0
+    # live_share 1: a step learns the grains heard once there are any (two different heard grains,
+    # two different errors), the recording's before (what the empty ring holds plays no part)
+    step = jax.jit(learner.step)
+    fresh = learner.init(np.uint32(0))
+
+    def reconstruction(level, count):
+        return float(step(fresh._replace(live=fresh.live.at[0].set(level), live_count=jnp.int32(count))).reconstruction)
+
+    assert reconstruction(0.9, 0) == reconstruction(-0.5, 0)
+    assert reconstruction(0.9, 1) != reconstruction(-0.5, 1)

@@ -3,14 +3,16 @@ learners in one process (real jax on the CPU, a real conv net trained with optax
 
 from __future__ import annotations
 
+import time
 import zipfile
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from engine.errors import UserError
-from engine.learners import Trainer, checkpoint
+from engine.learners import Learner, Trainer, checkpoint
 from scenes.ldd.learners import LearnerGroup
 from engine.learners.regressor import Regressor, RegressorConfig
 
@@ -133,3 +135,49 @@ def test_a_float32_and_a_float64_learner_coexist_with_their_own_dtypes():
     assert group.view.params.dtype == np.float64 and group.state.params.dtype == np.float64
     assert not jax.config.jax_enable_x64  # the process default is untouched: float32
     assert jax.numpy.ones(2).dtype == np.float32
+
+
+class _Counting(Learner):
+    """Counts its steps and sums what it is fed."""
+
+    name = "counting"
+    feed_example = {"x": jax.ShapeDtypeStruct((3,), np.float32)}
+
+    def init(self, seed):
+        return {"steps": jnp.zeros((), jnp.int32), "fed": jnp.zeros((), jnp.float32)}
+
+    def step(self, state):
+        return {**state, "steps": state["steps"] + 1}
+
+    def absorb(self, state, data):
+        return {**state, "fed": state["fed"] + data["x"].sum()}
+
+
+def test_fed_data_is_absorbed_before_the_next_step_paced_and_live():
+    trainer = Trainer(_Counting(), paced_steps_per_tick=0.5)
+    trainer.load()
+    trainer.tick(0.0)  # half a step owed: no step
+    assert trainer.feed({"x": np.array([1, 2, 3], np.float32)})
+    trainer.tick(1 / 60)  # the step, after the data
+    assert float(trainer.seen.state["fed"]) == 6.0 and int(trainer.seen.state["steps"]) == 1
+    assert trainer.fed == 1
+
+    live = Trainer(_Counting())
+    live.load()
+    for _ in range(Trainer.MAX_WAITING + 2):  # nothing trains: the oldest are dropped and counted
+        live.feed({"x": np.ones(3, np.float32)})
+    assert live.feed_dropped == 2
+    live.start()
+    try:
+        deadline = time.monotonic() + 10
+        while float(live.latest.state["fed"]) != 3.0 * Trainer.MAX_WAITING and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert float(live.latest.state["fed"]) == 3.0 * Trainer.MAX_WAITING
+    finally:
+        assert live.join(5)
+
+
+def test_a_learner_that_takes_no_data_says_so():
+    trainer = Trainer(Regressor(SMALL), paced_steps_per_tick=1)
+    trainer.load()
+    assert not trainer.feed({"x": np.ones(3)})
