@@ -19,21 +19,25 @@ with a Hann window at hop 256 into pool table ``table`` (a trajectory reads like
 morphing from one end to the other), which a
 granulator of the rack plays from the piano (the cue routes notes to it): its notes pick the pitch
 and its velocity the level, as in the grains piece. The table is decoded again when the point moves
-and every ``decode_every`` seconds while the model learns, so the audience hears it get better.
+(a decode only: about 4 ms) and, while the model learns, every ``decode_every`` seconds with the
+principal axes found again for the model as it is (about 75 ms), so the audience hears it get
+better.
+
 **Listening.** With ``listen = "input"`` (the microphone or line; the input file in renders) or
 ``"mix"`` (the show's own sound, the VAE's included), every ``listen_every`` seconds that much of
 the sound is cut into grains (the quiet ones dropped) and fed to the model, which draws
 ``live_share`` of every minibatch from the latest 4,096 grains it heard.
 
-Decoding runs beside the show live (a worker thread: never in a tick, never in the audio
-callback) and in the tick in renders, so renders are identical. Every decoded sample is finite and
+Decoding and the axes run beside the show live (two worker threads, so a move never waits for
+the axes: never in a tick, never in the audio callback) and in the tick in renders, so renders are identical. Every decoded sample is finite and
 within -1..1 before it reaches the table.
 """
 
 from __future__ import annotations
 
-import math
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -89,29 +93,31 @@ class Decoded:
     grain: np.ndarray
     nearest: np.ndarray
     request: int
+    point: np.ndarray  # the latent point decoded (principal coordinates)
 
 
 class _Worker:
-    """Live: one decode at a time on a thread of its own; the newest request wins. Made when the
-    cue enters; the thread ends when it exits or once the main thread has (after its current
-    decode: a process that exits while XLA computes on another thread aborts)."""
+    """Live: one job at a time on a thread of its own (a decode, or the principal axes); the
+    newest request wins. Made when the cue enters; the thread ends when it exits or once the main
+    thread has (after its current job: a process that exits while XLA computes on another thread
+    aborts)."""
 
-    def __init__(self, compose) -> None:
+    def __init__(self, compose, name: str) -> None:
         self.compose = compose
         self._pending = None
-        self._result: Decoded | None = None
+        self._result: Any = None
         self._wake = threading.Event()
         self._stopped = False
         self.busy = False
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="vae decoder")
+        self._thread = threading.Thread(target=self._run, name=name)
         self._thread.start()
 
     def request(self, job) -> None:
         self._pending = job
         self._wake.set()
 
-    def take(self) -> Decoded | None:
+    def take(self) -> Any:
         result, self._result = self._result, None
         return result
 
@@ -173,10 +179,11 @@ class VaeGrains(Scene):
         self.window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(GRAIN) / GRAIN)).astype(np.float32)
         self._encode = jax.jit(GrainVae.encode_means)
         self._decode = jax.jit(GrainVae.decode_points)
-        self._basis = None
         state = self.trainer.latest.state
-        self.compose(state.params, state.stats, np.zeros(LATENT, np.float32), 0)  # compiles both
+        self.basis = self.analyse(state.params, state.stats)  # compiles both
+        self.compose(state.params, state.stats, np.zeros(LATENT, np.float32), 0, self.basis)
         self.worker: _Worker | None = None
+        self.analyser: _Worker | None = None
         self.picture = None
         if self.context.gl is not None:
             from scenes.granolar.picture import Picture
@@ -188,14 +195,16 @@ class VaeGrains(Scene):
         self.osc_point: np.ndarray | None = None
         self.dropped = 0
         self.requests = 0
-        self.requested_at = -math.inf
         self.requested_point: np.ndarray | None = None
+        self.stale = False  # new axes since the last decode: decode again
+        self.analysed_at = 0.0
         self.shown: Decoded | None = None
         self.ready: Decoded | None = None
         self.losses: list[tuple[int, float, float]] = []  # (steps, reconstruction, kl)
         self.time = 0.0
         self.listened_at = 0.0
         self.heard = 0  # grains fed to the model from the show's sound
+        self.table_writes: deque[tuple[float, np.ndarray]] = deque(maxlen=4096)
 
     # The point ------------------------------------------------------------------------------------
     def point(self) -> np.ndarray:
@@ -221,13 +230,11 @@ class VaeGrains(Scene):
         return True
 
     # Decoding -------------------------------------------------------------------------------------
-    def basis(self, params, stats) -> tuple[np.ndarray, ...]:
-        """The principal axes of the encoded training grains under the model ``params``: centre,
-        axes (columns, the widest first), deviations along them, and every grain's place in the
-        first two. Computed once per model state (a point that moves only decodes)."""
-        cached = self._basis
-        if cached is not None and cached[0] is params:
-            return cached[1]
+    def analyse(self, params, stats) -> tuple[np.ndarray, ...]:
+        """The principal axes of the encoded training grains under the model ``params``: their
+        means, centre, axes (columns, the widest first), deviations along them, and every grain's
+        place in the first two. About 75 ms for 256 grains on two idle cores: done when the model
+        has learned (every ``decode_every`` s), never for a move of the point."""
         means = np.asarray(self._encode(params, stats, self.pca_grains), np.float64)
         means = np.where(np.isfinite(means), means, 0.0)
         centre = means.mean(axis=0)
@@ -235,14 +242,12 @@ class VaeGrains(Scene):
         order = np.argsort(values)[::-1]
         deviations, axes = np.sqrt(np.maximum(values[order], 1e-12)), vectors[:, order]
         projected = (means - centre) @ axes[:, :2] / deviations[:2]
-        basis = (means, centre, axes, deviations, projected)
-        self._basis = (params, basis)
-        return basis
+        return means, centre, axes, deviations, projected
 
-    def compose(self, params, stats, coordinates: np.ndarray, request: int) -> Decoded:
-        """Decode grains around ``coordinates`` (principal coordinates) with the model's
-        ``params``: the table and what the picture shows."""
-        means, centre, axes, deviations, projected = self.basis(params, stats)
+    def compose(self, params, stats, coordinates: np.ndarray, request: int, basis) -> Decoded:
+        """Decode grains around ``coordinates`` (principal coordinates of ``basis``) with the
+        model's ``params``: the table and what the picture shows (about 4 ms for 32 grains)."""
+        means, centre, axes, deviations, projected = basis
         latent = centre + axes @ (deviations * coordinates)
         if self.params.mode == "trajectory":  # from the point's mirror image, through the centre, to it
             steps = np.linspace(-1.0, 1.0, len(self.noise))[:, None] * coordinates
@@ -256,32 +261,51 @@ class VaeGrains(Scene):
             table[index * HOP:index * HOP + GRAIN] += grain * self.window
         nearest = int(np.argmin(np.sum((means - latent) ** 2, axis=1)))
         return Decoded(table, coordinates[:2].copy(), projected, decoded[0], self.pca_grains[nearest],
-                       request)
+                       request, np.array(coordinates, np.float32))
 
     def _request(self, point: np.ndarray) -> None:
         state = self.trainer.seen.state
         self.requests += 1
-        self.requested_at, self.requested_point = self.time, point
-        job = (state.params, state.stats, point, self.requests)
+        self.requested_point, self.stale = point, False
+        job = (state.params, state.stats, point, self.requests, self.basis)
         if self.worker is None:
             self.ready = self.compose(*job)
         else:
             self.worker.request(job)
 
+    def _analyse(self) -> None:
+        """While learning, every ``decode_every`` s: the principal axes again for the model as
+        it is now (beside the show live, on a thread of their own so a move never waits for
+        them; in the tick in renders), then a decode with them."""
+        if self.params.train and self.time - self.analysed_at >= self.params.decode_every \
+                and (self.analyser is None or not self.analyser.busy):
+            self.analysed_at = self.time
+            state = self.trainer.seen.state
+            if self.analyser is None:
+                self.basis, self.stale = self.analyse(state.params, state.stats), True
+            else:
+                self.analyser.request((state.params, state.stats))
+        if self.analyser is not None:
+            basis = self.analyser.take()
+            if basis is not None:
+                self.basis, self.stale = basis, True
+
     # The show -------------------------------------------------------------------------------------
     def enter(self) -> None:
         self._reset()
         if not self.context.paced:
-            self.worker = _Worker(self.compose)
+            self.worker = _Worker(self.compose, "vae decoder")
+            self.analyser = _Worker(self.analyse, "vae axes")
         if self.params.train:
             self.trainer.start()
         self._request(self.point())
 
     def exit(self) -> None:
         self.trainer.stop()
-        if self.worker is not None:
-            self.worker.close()
-            self.worker = None
+        for worker in (self.worker, self.analyser):
+            if worker is not None:
+                worker.close()
+        self.worker = self.analyser = None
 
     def _listen(self) -> None:
         """Every ``listen_every`` seconds, that much of the show's input or mix, cut into grains
@@ -303,15 +327,18 @@ class VaeGrains(Scene):
     def tick(self, dt: float) -> None:
         self.time += dt
         self._listen()
+        self._analyse()
         point = self.point()
         moved = self.requested_point is None or not np.array_equal(point, self.requested_point)
-        learning = self.params.train and self.time - self.requested_at >= self.params.decode_every
-        if (moved or learning) and (self.worker is None or not self.worker.busy):
+        if (moved or self.stale) and (self.worker is None or not self.worker.busy):
             self._request(point)
         if self.worker is not None:
             self.ready = self.worker.take() or self.ready
         if self.ready is not None and self.context.audio.write_table(self.params.table, self.ready.table):
             self.shown, self.ready = self.ready, None
+            # When each table went to the audio side (wall clock; a measure, never played from):
+            # bench/granolar.py times a latent move from its OSC message to its table.
+            self.table_writes.append((time.perf_counter(), self.shown.point))
         summary = self.trainer.seen.summary
         steps = int(self.trainer.seen.steps)
         if not self.losses or self.losses[-1][0] != steps:
