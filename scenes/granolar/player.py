@@ -354,4 +354,5 @@ class VaeGrains(Scene):
         return {"steps": int(self.trainer.seen.steps), "loss": float(summary["loss"]),
                 "reconstruction": float(summary["reconstruction"]), "kl": float(summary["kl"]),
                 "held_out_error": float(summary["held_out_error"]), "decodes": self.requests,
-                "dropped": self.dropped, "heard": self.heard}
+                "dropped": self.dropped, "heard": self.heard,
+                "z0": float(self.point()[0]), "z1": float(self.point()[1])}

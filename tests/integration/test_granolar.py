@@ -223,3 +223,103 @@ def test_listening_to_the_mix_feeds_its_grains_to_the_model_the_same_in_every_re
         assert any(np.array_equal(mono[s:s + 512], grain) for s in starts)
     for first, second in zip(runs[0], runs[1]):
         assert np.array_equal(first, second)
+
+
+def test_a_replay_of_a_live_run_plays_its_osc_moves_at_the_same_ticks(tmp_path):
+    """Live (RealTime; OSC from a python-osc client through the show's listener; training in the
+    background), then its replay from the performance log: the same point, the same step count and
+    bit for bit the same loss in every tick."""
+    import json
+    import random
+    import threading
+    import time
+
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from engine import perflog
+    from engine.audio.control import NoAudio
+    from engine.clock import RealTime
+    from engine.osc import OscInput
+
+    path = setlist_copy(tmp_path)
+
+    def run(name, clock, replay=None, osc_in=None):
+        setlist = load_setlist(path)
+        rack, pool = build_sound(path, setlist.settings.audio.mixer_config(), setlist.settings.sound,
+                                 False, setlist.resolve_path)
+        metrics = tmp_path / f"{name}.jsonl"
+        log = None if replay else perflog.PerformanceLog(tmp_path / "perf.jsonl", {
+            "setlist": {"path": str(path), "text": path.read_text()}, "tick_rate": 60.0})
+        try:
+            show = Show(setlist, ShowOptions(duration=3.0, metrics=metrics), clock, None,
+                        audio=NoAudio(rack, pool), perf_log=log, replay=replay, osc_in=osc_in)
+            assert show.load() == []
+            show.scenes[0].trainer.join(10)
+            show.run()
+            show.scenes[0].trainer.join(10)
+        finally:
+            pool.close()
+        return [(r["tick"], r["z0"], r["z1"], r["steps"], r["loss"]) for r in
+                map(json.loads, metrics.read_text().splitlines()) if "z0" in r]
+
+    clock = RealTime()
+    osc_in = OscInput("127.0.0.1", 0, clock.now)
+    osc_in.start()
+    stop = threading.Event()
+
+    def send():
+        rng, client = random.Random(4), SimpleUDPClient("127.0.0.1", osc_in.port)
+        while not stop.wait(rng.uniform(0.1, 0.3)):
+            client.send_message("/latent", [rng.uniform(-2, 2) for _ in range(LATENT)])
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        live = run("live", clock, osc_in=osc_in)
+    finally:
+        stop.set()
+        sender.join()
+        osc_in.close()
+    moves = {(z0, z1) for _, z0, z1, _, _ in live}
+    assert len(live) == 180 and len(moves) >= 5  # the point moved, tick by tick
+    assert live[-1][3] >= 2  # and the model trained beside the show
+    replayed = run("replay", VirtualTime(), replay=perflog.load(tmp_path / "perf.jsonl"))
+    assert replayed == live
+
+
+def test_frames_stay_at_60_hz_while_the_model_trains_beside_a_live_show(tmp_path):
+    """Live (RealTime), the picture drawn at 1280x720 on the headless EGL display, the VAE training
+    in the background (100-130 ms a step): every frame drawn and each within its 16.7 ms period at
+    p99. The issue's ratio goal (frame p99 within 1.2x of the show not training) is a benchmark
+    figure (`python -m bench granolar`, docs/benchmarks.md): on this shared 2-core machine it moves
+    with the machine's other load."""
+    import json
+
+    from engine.audio.control import NoAudio
+    from engine.clock import RealTime
+    from engine.display import open_display
+
+    path = setlist_copy(tmp_path)
+    setlist = load_setlist(path)
+    rack, pool = build_sound(path, setlist.settings.audio.mixer_config(), setlist.settings.sound,
+                             False, setlist.resolve_path)
+    display = open_display((1280, 720), headless=True)
+    metrics = tmp_path / "m.jsonl"
+    try:
+        show = Show(setlist, ShowOptions(duration=5.0, fps=60, metrics=metrics), RealTime(), display,
+                    audio=NoAudio(rack, pool))
+        assert show.load() == []
+        trainer = show.scenes[0].trainer
+        trainer.join(10)
+        summary = show.run()
+        trainer.join(10)
+        assert int(display.read_pixels().max()) > 0
+    finally:
+        display.close()
+        pool.close()
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    frames = [r["frame_ms"] for r in records if "frame_ms" in r]
+    assert summary.frames >= 0.95 * 300 and len(frames) >= 0.95 * 300
+    assert trainer.error is None and trainer.latest.steps >= 10, trainer.latest.steps
+    p99 = float(np.percentile(frames, 99))
+    assert p99 <= 1000 / 60, f"frame time p99 {p99:.1f} ms while training"
