@@ -135,7 +135,7 @@ def _live_run(kind: str, seconds: float, folder: Path, seed: int) -> LiveRun:
     status = [r for r in records if "steps" in r]
     steps = (status[-1]["steps"] - status[0]["steps"]) / span
     decodes = (status[-1]["decodes"] - status[0]["decodes"]) / span
-    writes = list(scene.table_writes)
+    writes = scene.writes()
     moves, unplayed = [], 0
     for index, (at, point) in enumerate(sent):
         until = sent[index + 1][0] if index + 1 < len(sent) else float("inf")

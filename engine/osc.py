@@ -7,7 +7,7 @@ stop the show or slow its frames: a packet that does not parse is counted and dr
 ``rate_limit`` messages a second the rest are counted and dropped before parsing, and what is
 waiting for the tick is bounded too. The counts are logged once a second when they change, shown
 on the HUD and written to the metrics (``osc_received``, ``osc_malformed``, ``osc_dropped``,
-``osc_unknown``).
+``osc_unknown``, ``osc_handler_errors``: see :meth:`OscInput.on_message_now`).
 
 Out: :class:`OscOutput` sends what happens (cue changes, each learner's loss, the notes, what
 scenes emit) to every address listed, without ever waiting: a UDP send that fails is counted.
@@ -47,8 +47,10 @@ class OscInput:
                  rate_limit: int = RATE_LIMIT) -> None:
         self.clock = clock
         self.rate_limit = rate_limit
-        self.counts = {"osc_received": 0, "osc_malformed": 0, "osc_dropped": 0, "osc_unknown": 0}
+        self.counts = {"osc_received": 0, "osc_malformed": 0, "osc_dropped": 0, "osc_unknown": 0,
+                       "osc_handler_errors": 0}
         self._inbox: deque[OscMessage] = deque()
+        self._now: dict[str, list[Callable[[OscMessage], None]]] = {}
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             self._socket.bind((host, port))
@@ -64,6 +66,13 @@ class OscInput:
         self._window_start, self._window_count = 0.0, 0
         self._logged = dict(self.counts)
         self._logged_at = 0.0
+
+    def on_message_now(self, address: str, handler: Callable[[OscMessage], None]) -> None:
+        """Call ``handler(message)`` on the listening thread as soon as a message to ``address``
+        arrives, before the show takes it in its next tick as usual (for what must not wait a
+        tick: a scene's decoder). A handler that raises is logged and counted (``osc_handler_errors``);
+        it must be quick and never block."""
+        self._now.setdefault(address, []).append(handler)
 
     def start(self) -> None:
         self._thread.start()
@@ -98,7 +107,14 @@ class OscInput:
                 if len(self._inbox) >= INBOX:
                     self.counts["osc_dropped"] += 1
                     continue
-                self._inbox.append(OscMessage(message.address, arguments, stamp))
+                received = OscMessage(message.address, arguments, stamp)
+                for handler in self._now.get(message.address, ()):
+                    try:
+                        handler(received)
+                    except Exception:  # the listener goes on; the tick still gets the message
+                        self.counts["osc_handler_errors"] += 1
+                        log.exception("OSC %s: a handler failed", message.address)
+                self._inbox.append(received)
                 self.counts["osc_received"] += 1
 
     def take(self) -> list[OscMessage]:

@@ -48,7 +48,8 @@ _EVENTS = {cls.__name__: cls for cls in (NoteOn, NoteOff, ControlChange, Program
 # need not reproduce them.
 MACHINE_FIELDS = frozenset({"frame_ms", "gpu_ms", "capture_ms", "learn_ms", "xruns", "audio_load",
                             "audio_status", "rec_frames", "rec_dropped", "video_frames",
-                            "osc_received", "osc_malformed", "osc_dropped", "osc_unknown", "overload"})
+                            "osc_received", "osc_malformed", "osc_dropped", "osc_unknown", "osc_handler_errors",
+                            "overload"})
 MACHINE_EVENTS = frozenset({"recompile", "audio_restarted", "audio_device_lost", "audio_device_back",
                             "audio_no_device", "record_drop", "record_failed", "shader_error",
                             "shader_reloaded", "camera_lost", "camera_back", "midi_connected",

@@ -60,6 +60,11 @@ class SceneContext:
         replayed_steps: in a replay, the live show's step count for a trainer at a tick
             (``replayed_steps(key)(tick)``), or None for a trainer the log does not know.
         folder: the setlist's folder; :meth:`path` resolves a path a parameter gives against it.
+        osc_now: live with OSC in, ``osc_now(address, handler)`` calls ``handler(message)`` on the
+            OSC listener's thread as soon as a message to ``address`` arrives (the tick still gets
+            it as usual, and a replay only that way): for what must not wait for a tick. None
+            when the show has no OSC in or runs paced. The handler runs for every cue's scene
+            that asked, current or not, and must be quick and never block.
     """
 
     cue: str = ""
@@ -76,6 +81,7 @@ class SceneContext:
     trainers: dict[str, Any] = field(default_factory=dict)
     replayed_steps: Callable[[str], Callable[[int], int] | None] | None = None
     folder: Path = field(default_factory=lambda: Path("."))
+    osc_now: Callable[[str, Callable[[Any], None]], None] | None = None
 
     def path(self, value: str | os.PathLike) -> Path:
         """A path from a scene parameter: relative to the setlist's folder (``~`` expanded), as

@@ -196,7 +196,9 @@ class Show:
                 log=logging.getLogger(f"showrunner.scene.{cue.cue.scene}"), outbox=self._outbox,
                 paced=isinstance(self.time, VirtualTime),
                 replayed_steps=self.replay.trained_steps if self.replay is not None else None,
-                folder=self.setlist.path.parent)
+                folder=self.setlist.path.parent,
+                osc_now=self.osc_in.on_message_now if self.osc_in is not None
+                and not isinstance(self.time, VirtualTime) else None)
             scene = cue.scene_class(cue.params, context)
             try:
                 scene.load()

@@ -172,17 +172,29 @@ class AudioOut:
         at or after the end of this tick, never torn. False (nothing written, try again next
         tick) while the table's previous write has not reached the audio side yet."""
         slot = self.table(name)
-        data = np.asarray(data, np.float32)
-        if data.ndim not in (1, 2) or (data.ndim == 2 and data.shape[1] not in (1, 2)) \
-                or len(data) > self.pool.capacity(slot):
-            raise ValueError(f"table '{name}' holds at most {self.pool.capacity(slot)} frames of 1 or 2 "
-                             f"channels; got an array of shape {data.shape}")
+        data = self._checked_table(name, slot, data)
         if not self._write_table(slot, data):
             return False
         self._list(["swap", name, int(len(data))], self.position)
         return True
 
+    def _checked_table(self, name: str, slot: int, data: np.ndarray) -> np.ndarray:
+        data = np.asarray(data, np.float32)
+        if data.ndim not in (1, 2) or (data.ndim == 2 and data.shape[1] not in (1, 2)) \
+                or len(data) > self.pool.capacity(slot):
+            raise ValueError(f"table '{name}' holds at most {self.pool.capacity(slot)} frames of 1 or 2 "
+                             f"channels; got an array of shape {data.shape}")
+        return data
+
     def _write_table(self, slot: int, data: np.ndarray) -> bool:
+        return False
+
+    writes_now = False  # write_table_now works (live sound)
+
+    def write_table_now(self, name: str, data: np.ndarray) -> bool:
+        """Live only (:class:`~engine.audio.live.LiveAudio`): write a table from any thread, its
+        swap sent at once instead of at the end of the tick. Elsewhere (renders, no sound):
+        False, nothing written; write in the tick with :meth:`write_table`."""
         return False
 
     def listen(self, seconds: float, source: str = "mix") -> np.ndarray:

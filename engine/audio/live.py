@@ -16,7 +16,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +86,10 @@ class LiveAudio(AudioOut):
         self._holding = False
         self._held: list[tuple] = []
         self._held_at: list[int] = []
+        # The ring has one writer at a time: the show's thread, or a scene's worker writing a
+        # table at once (write_table_now).
+        self._ring_lock = threading.Lock()
+        self._sent_now: deque[list] = deque(maxlen=1024)  # listed by write_table_now, any thread
 
     def start(self) -> None:
         """Start (or restart) the audio process; it opens its device once its imports are done."""
@@ -139,7 +145,8 @@ class LiveAudio(AudioOut):
         elif kind == cmd.PANIC:
             for key in [key for key in standing if key[0] == cmd.DETUNE]:
                 standing[key] = (cmd.DETUNE, cmd.ALL_VOICES, -1, 0.0, key[1], 0.0, 0.0, 0.0)
-        self.state.ring.push(kind, voice, note, value, target, a, b, c)
+        with self._ring_lock:
+            self.state.ring.push(kind, voice, note, value, target, a, b, c)
 
     def _write_table(self, slot: int, data: np.ndarray) -> bool:
         """Into the back buffer now; the swap goes down the ring, so it takes effect at the
@@ -149,6 +156,30 @@ class LiveAudio(AudioOut):
         self.pool.request_swap(slot)
         self._send(cmd.SWAP, slot, 0, 0.0, cmd.RACK, 0.0, 0.0, 0.0, self.position)
         return True
+
+    writes_now = True
+
+    def write_table_now(self, name: str, data: np.ndarray) -> bool:
+        """Live: from any thread, at once: into the back buffer, and the swap straight down the
+        ring (not held to the end of the tick), so the audio process plays it from its next
+        block. For a scene's worker thread (a decoder) that must not wait for a tick; it must be
+        the only writer of that table. False (nothing written) while the table's previous swap
+        is pending."""
+        slot = self.table(name)
+        data = self._checked_table(name, slot, data)
+        if self.pool is None or not self.pool.write_back(slot, data):
+            return False
+        self.pool.request_swap(slot)
+        with self._ring_lock:
+            self.state.ring.push(cmd.SWAP, slot, 0, 0.0, cmd.RACK, 0.0, 0.0, 0.0)
+        self._sent_now.append(["swap", name, int(len(data))])
+        return True
+
+    def take_sent(self) -> list[list]:
+        sent = super().take_sent()
+        while self._sent_now:
+            sent.append(self._sent_now.popleft())
+        return sent
 
     def listen(self, seconds: float, source: str = "mix") -> np.ndarray:
         frames = int(round(seconds * self.rack.sample_rate))
@@ -183,12 +214,13 @@ class LiveAudio(AudioOut):
                 self.state.set("underruns", 0)
                 self.state.ring.skip_pending()  # notes queued for the dead process are stale now
                 self.start()
-                for kind, voice, note, value, target, a, b, c in self._standing.values():
-                    self.state.ring.push(kind, voice, note, value, target, a, b, c)
-                if self.pool is not None:  # writes whose swap was lost with the old process
-                    for slot in [slot for slot in self.pool.names().values()
-                                 if self.pool.swap_pending(slot)]:
-                        self.state.ring.push(cmd.SWAP, slot, 0, 0.0, cmd.RACK)
+                with self._ring_lock:
+                    for kind, voice, note, value, target, a, b, c in self._standing.values():
+                        self.state.ring.push(kind, voice, note, value, target, a, b, c)
+                    if self.pool is not None:  # writes whose swap was lost with the old process
+                        for slot in [slot for slot in self.pool.names().values()
+                                     if self.pool.swap_pending(slot)]:
+                            self.state.ring.push(cmd.SWAP, slot, 0, 0.0, cmd.RACK)
                 notices.append("audio_restarted")
         status = int(self.state.get("status"))
         if status != self._status:

@@ -48,7 +48,7 @@ from engine.events import OscMessage
 from engine.scene import Scene, SceneParams
 from scenes.granolar.data import cut_grains, grain_set
 from scenes.granolar.learner import FEED, GrainVae, VaeConfig
-from scenes.granolar.vae import GRAIN, LATENT
+from scenes.granolar.vae import GRAIN, LATENT, decode_numpy
 
 HOP = GRAIN // 2
 PCA_GRAINS = 256
@@ -94,6 +94,18 @@ class Decoded:
     nearest: np.ndarray
     request: int
     point: np.ndarray  # the latent point decoded (principal coordinates)
+    written_at: float = 0.0  # live, written by the decoder itself: when (perf_counter)
+
+
+def _latent(values) -> np.ndarray | None:
+    """16 finite numbers as a latent point (clipped to -4..4), else None."""
+    try:
+        point = np.array([float(v) for v in values], np.float32)
+    except (TypeError, ValueError):
+        return None
+    if point.shape != (LATENT,) or not np.isfinite(point).all():
+        return None
+    return np.clip(point, -4.0, 4.0)
 
 
 class _Worker:
@@ -102,8 +114,10 @@ class _Worker:
     thread has (after its current job: a process that exits while XLA computes on another thread
     aborts)."""
 
-    def __init__(self, compose, name: str) -> None:
+    def __init__(self, compose, name: str, write=None) -> None:
         self.compose = compose
+        self.write = write  # live sound: the worker writes each decoded table itself, at once
+        self.written: deque[tuple[float, np.ndarray]] = deque(maxlen=4096)  # (when, point) written
         self._pending = None
         self._result: Any = None
         self._wake = threading.Event()
@@ -132,7 +146,20 @@ class _Worker:
                 continue
             self.busy = True
             try:
-                self._result = self.compose(*job)
+                result = self.compose(*job)
+                if self.write is not None:
+                    # The previous table's swap is pending for at most a block or two.
+                    deadline = time.monotonic() + 0.2
+                    while not self.write(result.table):
+                        if self._stopped or time.monotonic() > deadline:
+                            result = None
+                            break
+                        time.sleep(0.0005)
+                    else:
+                        result.written_at = time.perf_counter()
+                        self.written.append((result.written_at, result.point))
+                if result is not None:
+                    self._result = result
             except Exception as error:  # the show goes on with the table it has
                 self.error = error
             finally:
@@ -179,11 +206,18 @@ class VaeGrains(Scene):
         self.window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(GRAIN) / GRAIN)).astype(np.float32)
         self._encode = jax.jit(GrainVae.encode_means)
         self._decode = jax.jit(GrainVae.decode_points)
+        self._host = None
         state = self.trainer.latest.state
-        self.basis = self.analyse(state.params, state.stats)  # compiles both
+        self.basis = self.analyse(state.params, state.stats)  # compiles the encoder
         self.compose(state.params, state.stats, np.zeros(LATENT, np.float32), 0, self.basis)
         self.worker: _Worker | None = None
         self.analyser: _Worker | None = None
+        # Live sound: the decoder thread writes each table itself the moment it is decoded, and an
+        # OSC move reaches it from the listener's thread: a move does not wait for a tick.
+        self.direct = not self.context.paced and self.context.audio.writes_now
+        if self.direct and self.context.osc_now is not None:
+            for address in LATENT_ADDRESSES:
+                self.context.osc_now(address, self._latent_now)
         self.picture = None
         if self.context.gl is not None:
             from scenes.granolar.picture import Picture
@@ -195,6 +229,7 @@ class VaeGrains(Scene):
         self.osc_point: np.ndarray | None = None
         self.dropped = 0
         self.requests = 0
+        self.express = 0  # decodes asked for by OSC moves at once (live)
         self.requested_point: np.ndarray | None = None
         self.stale = False  # new axes since the last decode: decode again
         self.analysed_at = 0.0
@@ -216,18 +251,26 @@ class VaeGrains(Scene):
     def on_event(self, event) -> bool:
         if not isinstance(event, OscMessage) or event.address not in LATENT_ADDRESSES:
             return False
-        values = event.args
-        try:
-            point = np.array([float(v) for v in values], np.float32)
-        except (TypeError, ValueError):
-            point = np.zeros(0, np.float32)
-        if point.shape != (LATENT,) or not np.isfinite(point).all():
+        point = _latent(event.args)
+        if point is None:
             self.dropped += 1
             self.context.log.warning("OSC %s: expected %d finite numbers, got %r (dropped)",
-                                     event.address, LATENT, values)
+                                     event.address, LATENT, event.args)
             return True
-        self.osc_point = np.clip(point, -4.0, 4.0)
+        self.osc_point = point
         return True
+
+    def _latent_now(self, message: OscMessage) -> None:
+        """On the OSC listener's thread, live: decode a move at once (the tick takes the same
+        message, sets the point and finds it requested already)."""
+        worker = self.worker
+        point = _latent(message.args)
+        if worker is None or point is None:
+            return
+        state = self.trainer.latest.state
+        self.requested_point = point
+        self.express += 1  # only this thread counts them
+        worker.request((state.params, state.stats, point, -1, self.basis))
 
     # Decoding -------------------------------------------------------------------------------------
     def analyse(self, params, stats) -> tuple[np.ndarray, ...]:
@@ -244,9 +287,19 @@ class VaeGrains(Scene):
         projected = (means - centre) @ axes[:, :2] / deviations[:2]
         return means, centre, axes, deviations, projected
 
+    def _on_host(self, params, stats) -> tuple[dict, dict]:
+        """The model's parameters and statistics as numpy arrays (once per model state)."""
+        cached = self._host
+        if cached is None or cached[0] is not params or cached[1] is not stats:
+            cached = (params, stats, {k: np.asarray(v) for k, v in params.items()},
+                      {k: np.asarray(v) for k, v in stats.items()})
+            self._host = cached
+        return cached[2], cached[3]
+
     def compose(self, params, stats, coordinates: np.ndarray, request: int, basis) -> Decoded:
         """Decode grains around ``coordinates`` (principal coordinates of ``basis``) with the
-        model's ``params``: the table and what the picture shows (about 4 ms for 32 grains)."""
+        model's ``params``: the table and what the picture shows (about 6 ms for 32 grains, in
+        numpy: never behind a training step in XLA's pool)."""
         means, centre, axes, deviations, projected = basis
         latent = centre + axes @ (deviations * coordinates)
         if self.params.mode == "trajectory":  # from the point's mirror image, through the centre, to it
@@ -254,7 +307,8 @@ class VaeGrains(Scene):
             points = centre + (steps * deviations) @ axes.T
         else:
             points = latent + (self.noise * self.params.spread * deviations) @ axes.T
-        decoded = np.asarray(self._decode(params, stats, points.astype(np.float32)), np.float32)
+        host_params, host_stats = self._on_host(params, stats)
+        decoded = decode_numpy(host_params, points.astype(np.float32), host_stats)
         decoded = np.clip(np.nan_to_num(decoded, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
         table = np.zeros(HOP * (len(decoded) + 1), np.float32)
         for index, grain in enumerate(decoded):
@@ -294,7 +348,9 @@ class VaeGrains(Scene):
     def enter(self) -> None:
         self._reset()
         if not self.context.paced:
-            self.worker = _Worker(self.compose, "vae decoder")
+            write = (lambda table: self.context.audio.write_table_now(self.params.table, table)) \
+                if self.direct else None
+            self.worker = _Worker(self.compose, "vae decoder", write)
             self.analyser = _Worker(self.analyse, "vae axes")
         if self.params.train:
             self.trainer.start()
@@ -305,7 +361,16 @@ class VaeGrains(Scene):
         for worker in (self.worker, self.analyser):
             if worker is not None:
                 worker.close()
+        if self.worker is not None:
+            self.table_writes.extend(self.worker.written)
+            self.worker.written.clear()
         self.worker = self.analyser = None
+
+    def writes(self) -> list[tuple[float, np.ndarray]]:
+        """When each table went to the audio side (wall clock) and its point, oldest first: a
+        measure, never played from (bench/granolar.py times a move from its OSC message)."""
+        live = list(self.worker.written) if self.worker is not None else []
+        return sorted(list(self.table_writes) + live, key=lambda write: write[0])
 
     def _listen(self) -> None:
         """Every ``listen_every`` seconds, that much of the show's input or mix, cut into grains
@@ -334,10 +399,10 @@ class VaeGrains(Scene):
             self._request(point)
         if self.worker is not None:
             self.ready = self.worker.take() or self.ready
-        if self.ready is not None and self.context.audio.write_table(self.params.table, self.ready.table):
+        if self.ready is not None and self.ready.written_at:  # written by the decoder already
             self.shown, self.ready = self.ready, None
-            # When each table went to the audio side (wall clock; a measure, never played from):
-            # bench/granolar.py times a latent move from its OSC message to its table.
+        elif self.ready is not None and self.context.audio.write_table(self.params.table, self.ready.table):
+            self.shown, self.ready = self.ready, None
             self.table_writes.append((time.perf_counter(), self.shown.point))
         summary = self.trainer.seen.summary
         steps = int(self.trainer.seen.steps)
@@ -353,6 +418,6 @@ class VaeGrains(Scene):
         summary = self.trainer.seen.summary
         return {"steps": int(self.trainer.seen.steps), "loss": float(summary["loss"]),
                 "reconstruction": float(summary["reconstruction"]), "kl": float(summary["kl"]),
-                "held_out_error": float(summary["held_out_error"]), "decodes": self.requests,
+                "held_out_error": float(summary["held_out_error"]), "decodes": self.requests + self.express,
                 "dropped": self.dropped, "heard": self.heard,
                 "z0": float(self.point()[0]), "z1": float(self.point()[1])}

@@ -231,3 +231,41 @@ def test_osc_sets_an_instrument_s_parameters_and_refuses_what_it_cannot_take(tmp
         assert audio.take_sent() == []
     finally:
         pool.close()
+
+
+def test_a_handler_hears_its_address_at_once_on_the_listener_thread_and_the_tick_still_gets_it():
+    """OscInput.on_message_now (a scene's decoder hears a move without waiting for a tick): the
+    handler runs on the listener's thread for its address only, before the message waits for the
+    tick; a handler that raises is counted and the listener goes on."""
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from engine.osc import OscInput
+
+    heard, done = [], threading.Event()
+    osc_in = OscInput("127.0.0.1", 0, time.monotonic)
+
+    def handler(message):
+        heard.append((message.address, message.args, threading.current_thread().name, len(osc_in._inbox)))
+        done.set()
+
+    def broken(message):
+        raise RuntimeError("a bad handler")
+
+    osc_in.on_message_now("/latent", handler)
+    osc_in.on_message_now("/bad", broken)
+    osc_in.start()
+    try:
+        client = SimpleUDPClient("127.0.0.1", osc_in.port)
+        client.send_message("/other", [1])
+        client.send_message("/bad", [2])
+        client.send_message("/latent", [0.5, -1.0])
+        assert done.wait(5)
+        deadline = time.monotonic() + 5
+        while len(osc_in._inbox) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        taken = osc_in.take()
+    finally:
+        osc_in.close()
+    assert heard == [("/latent", (0.5, -1.0), "osc-in", 2)]  # before it joined the two others
+    assert [m.address for m in taken] == ["/other", "/bad", "/latent"]
+    assert osc_in.counts["osc_handler_errors"] == 1

@@ -9,6 +9,7 @@ shows whether a block ever holds two writes.
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 
@@ -210,10 +211,13 @@ def check_queue(heard: np.ndarray, sent: int) -> None:
 
 # 3. Rewritten tables.
 @listens_again
+@pytest.mark.parametrize("how", ["write_table", "write_table_now"])
 def test_a_table_rewritten_while_it_loops_is_heard_whole_block_by_block_through_jack(
-        live, recorder, pool):
+        live, recorder, pool, how):
     """The table holds one constant level, a new one at every write; each block must carry a
-    single level, the levels in the order written, none skipped, none coming back."""
+    single level, the levels in the order written, none skipped, none coming back. With
+    ``write_table_now`` the writes come from a thread of their own (a scene's decoder) while the
+    show's thread sends commands down the same ring all along."""
     audio = live(rack_config(pool), pool)
     sampler = audio.instrument("sampler")
     sampler.set("attack", 0.0)
@@ -231,13 +235,13 @@ def test_a_table_rewritten_while_it_loops_is_heard_whole_block_by_block_through_
     calls = []  # (pending before the call, that swap still pending after it, what it returned)
     headers = pool.headers
 
-    def play():
-        sampler.play("level", VOICE, loop=True)
-        time.sleep(0.1)
+    write = audio.write_table if how == "write_table" else audio.write_table_now
+
+    def writes():
         until = time.monotonic() + 1.0
         while time.monotonic() < until:
             requested, before = int(headers[slot, REQUESTED]), int(headers[slot, APPLIED])
-            accepted = audio.write_table("level", level(len(written)))
+            accepted = write("level", level(len(written)))
             after = int(headers[slot, APPLIED])
             # Still pending: the audio process applied no swap meanwhile (it may apply the old
             # one and, at once, the new one this call requested: then the old was not pending).
@@ -245,6 +249,19 @@ def test_a_table_rewritten_while_it_loops_is_heard_whole_block_by_block_through_
             if accepted:
                 written.append(len(written))
             time.sleep(0.0005)
+
+    def play():
+        sampler.play("level", VOICE, loop=True)
+        time.sleep(0.1)
+        if how == "write_table":
+            writes()
+        else:
+            writer = threading.Thread(target=writes)
+            writer.start()
+            while writer.is_alive():  # the show's thread, sending down the same ring meanwhile
+                sampler.set("crossfade", 0.0)
+                time.sleep(0.0003)
+            writer.join()
         time.sleep(0.1)
         marks["stop"] = recorder.mark()
         sampler.stop(VOICE)

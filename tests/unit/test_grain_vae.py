@@ -88,6 +88,23 @@ def test_the_polyphase_network_and_its_gradient_equal_the_straightforward_ones(p
         np.testing.assert_allclose(ours[name] / scale, direct[name] / scale, atol=1e-5, err_msg=name)
 
 
+def test_the_numpy_decoder_that_plays_equals_the_network_s_with_running_statistics(params):
+    """decode_numpy (live decoding outside XLA's pool) against decode with running statistics,
+    both made non-trivial (means, variances, shifts and biases away from their initial values)."""
+    rng = np.random.default_rng(5)
+    stats = {k: np.asarray(v) + (0.3 * rng.standard_normal(v.shape) if k.endswith("_mean")
+                                 else rng.uniform(0.5, 2.0, v.shape)) for k, v in vae.init_statistics().items()}
+    params = {k: np.asarray(v) + (0.1 * rng.standard_normal(v.shape) if not k.endswith("_w") else 0)
+              for k, v in params.items()}
+    z = rng.standard_normal((5, vae.LATENT)).astype(np.float32)
+    expected = np.asarray(vae.decode({k: jnp.asarray(v, jnp.float32) for k, v in params.items()}, z,
+                                     {k: jnp.asarray(v, jnp.float32) for k, v in stats.items()})[0])
+    played = vae.decode_numpy(params, z, stats)
+    assert played.shape == (5, vae.GRAIN) and played.dtype == np.float32
+    assert np.abs(expected).max() > 0.05
+    np.testing.assert_allclose(played, expected, atol=1e-5)
+
+
 def test_the_kl_term_is_the_closed_form_and_agrees_with_a_monte_carlo_estimate(params):
     rng = np.random.default_rng(4)
     mean = rng.normal(size=(3, vae.LATENT)).astype(np.float32)
