@@ -205,7 +205,6 @@ class VaeGrains(Scene):
         # A periodic Hann window: grains overlap-added at hop 256 sum to a constant level.
         self.window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(GRAIN) / GRAIN)).astype(np.float32)
         self._encode = jax.jit(GrainVae.encode_means)
-        self._decode = jax.jit(GrainVae.decode_points)
         self._host = None
         state = self.trainer.latest.state
         self.basis = self.analyse(state.params, state.stats)  # compiles the encoder

@@ -17,6 +17,7 @@ from engine.events import OscMessage
 from engine.midi import NoteOff, NoteOn
 from engine.setlist import load_setlist
 from engine.show import Show, ShowOptions
+from scenes.granolar.learner import GrainVae
 from scenes.granolar.vae import LATENT
 from tests.conftest import ROOT
 
@@ -121,7 +122,7 @@ def test_a_trajectory_joins_grains_decoded_along_the_line_through_the_centre(tmp
         deviations, axes = np.sqrt(values[order]), vectors[:, order]
         point = np.array([3.0, -2.0] + [0.0] * (LATENT - 2))
         ends = np.stack([centre - axes @ (deviations * point), centre, centre + axes @ (deviations * point)])
-        decoded = np.asarray(scene._decode(state.params, state.stats, ends.astype(np.float32)))
+        decoded = np.asarray(GrainVae.decode_points(state.params, state.stats, ends.astype(np.float32)))
         window = scene.window
         # the first half-hop of the table holds the first grain alone; the last, the last grain
         np.testing.assert_allclose(table[:256], (decoded[0] * window)[:256], atol=2e-3)
