@@ -8,7 +8,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config portaudio19-dev libasound2 \
-	jackd2 libjack-jackd2-0 libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libgles2 ffmpeg
+	jackd2 libjack-jackd2-0 libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libgles2 ffmpeg \
+	fluidsynth fluid-soundfont-gm
 SYSTEM_STAMP := $(VENV)/.system-packages
 # Only `make bench` needs these: scsynth, the peer the audio and granular benchmarks compare with;
 # and pyproject's `bench` extra (pyo, the granular benchmark's other peer).
@@ -22,10 +23,16 @@ DEMO_ARGS ?= --duration 120
 # "trajectory" cues start from it): 1,000 steps, about 3 minutes on two cores.
 VAE_CHECKPOINT := build/granolar-vae.ckpt
 VAE_SOURCES := $(addprefix scenes/granolar/,vae.py learner.py data.py train.py) engine/learners/trainer.py
+# The artificial ear (setlists/ear.toml) trained on the bundled recordings and the first two minutes
+# of four piano performances rendered with fluidsynth: 600 steps, about 2 minutes on two cores; its
+# neurons' layout is cached beside it (CKPT.layout.npz).
+EAR_CHECKPOINT := build/ear.ckpt
+EAR_SOURCES := $(addprefix scenes/ear/,network.py learner.py data.py train.py layout.py) \
+	engine/learners/trainer.py $(wildcard assets/midi/performances/*.mid)
 
 .PHONY: setup demo test bench clean
 
-setup: $(VENV_STAMP) $(VAE_CHECKPOINT)
+setup: $(VENV_STAMP) $(VAE_CHECKPOINT) $(EAR_CHECKPOINT)
 
 # $(call apt_install,PACKAGES,WHAT): install the missing Debian packages (apt when root; otherwise
 # print the exact apt line and fail).
@@ -68,6 +75,12 @@ $(VAE_CHECKPOINT): $(VENV_STAMP) $(VAE_SOURCES)
 	$(BIN)/showrunner train vae --steps 1000 --seed 0 --out $(dir $@)training-$(notdir $@)
 	@mv $(dir $@)training-$(notdir $@) $@
 
+$(EAR_CHECKPOINT): $(VENV_STAMP) $(EAR_SOURCES)
+	@mkdir -p $(dir $@)
+	$(BIN)/showrunner train ear --steps 600 --seed 0 --out $(dir $@)training-$(notdir $@)
+	@mv $(dir $@)training-$(notdir $@).layout.npz $@.layout.npz
+	@mv $(dir $@)training-$(notdir $@) $@
+
 demo: setup
 	$(BIN)/showrunner run $(DEMO_SETLIST) --midi-file $(DEMO_MIDI) $(DEMO_ARGS) $$( [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || echo --headless )
 
@@ -78,4 +91,4 @@ bench: setup $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:  # the show logs in logs/ are the performer's: kept
-	rm -rf $(VENV) .pytest_cache $(VAE_CHECKPOINT)
+	rm -rf $(VENV) .pytest_cache $(VAE_CHECKPOINT) $(EAR_CHECKPOINT) $(EAR_CHECKPOINT).layout.npz
