@@ -44,20 +44,20 @@ class Target:
     bins: tuple[float, float] = (0.3, 0.4)  # fractions of its bins (low to high)
     time: tuple[float, float] = (0.0, 1.0)  # fractions of the clip
 
-    def mask(self) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-        """(bins,) and (channels,) 0/1 weights of the layer's neurons in the region, and the span."""
+    def weights(self, clip_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(frames,), (bins,) and (channels,) 0/1 weights of the region in the target's layer, for
+        a clip of ``clip_frames`` scaleogram frames; never empty."""
         bins, channels = network.layer_shapes()[self.layer]
+        frames = clip_frames // network.time_stride(self.layer)
 
         def pick(count, span):
-            low = int(np.floor(np.clip(span[0], 0, 1) * count))
+            low = min(int(np.floor(np.clip(span[0], 0, 1) * count)), count - 1)
             high = max(low + 1, int(np.ceil(np.clip(span[1], 0, 1) * count)))
             weights = np.zeros(count, np.float32)
             weights[low:min(high, count)] = 1.0
-            if not weights.any():
-                weights[-1] = 1.0
             return weights
 
-        return pick(bins, self.bins), pick(channels, self.channels), self.time
+        return pick(frames, self.time), pick(bins, self.bins), pick(channels, self.channels)
 
 
 @dataclass(frozen=True)
@@ -69,31 +69,27 @@ class Regularisers:
     denoise: float = 0.1  # of the way to the moving average
     rate: float = 0.003  # RMS amplitude a step moves
 
-
-def target_value(params, mean, var, clip: jax.Array, target: Target) -> jax.Array:
-    """The target's activation for one clip (N,) (no regulariser): the mean over its region of
-    the neurons' activations (after the ReLU) over their standard deviation over the data."""
-    return _value(params, mean, var, network.scaleogram(clip[None]), target)[1]
+    def vector(self) -> np.ndarray:
+        return np.array([self.shift, self.pitch, self.mask, self.noise, self.denoise, self.rate], np.float32)
 
 
-def _value(params, mean, var, spectrum, target: Target):
+def _value(params, mean, var, spectrum, layer: str, weights):
     """(objective, activation) of the region: the mean normalised pre-activation ``(pre - mean) /
     std`` (what the ascent raises: it has a gradient everywhere) and the mean normalised
     activation ``relu((pre - mean) / std)``, how far above its usual level the region fires (what
     is reported, and what lights a neuron in the picture)."""
-    layer = target.layer
+    time_w, bins_w, channels_w = weights
     pre = network.forward(params, spectrum, until=layer)[layer][0]  # (T, bins, channels)
-    bins, channels, (t0, t1) = target.mask()
     std = jnp.sqrt(jnp.maximum(var[layer], STD_FLOOR ** 2))
-    frames = pre.shape[0]
-    start = min(int(t0 * frames), frames - 1)
-    stop = max(start + 1, int(np.ceil(t1 * frames)))
-    weights = jnp.asarray(bins)[:, None] * jnp.asarray(channels)[None, :]
-    count = jnp.sum(weights) * (stop - start)
-    normalised = (pre[start:stop] - mean[layer]) / std
-    objective = jnp.sum(normalised * weights) / count
-    activation = jnp.sum(jax.nn.relu(normalised) * weights) / count
-    return objective, activation
+    normalised = (pre - mean[layer]) / std
+    w = time_w[:, None, None] * bins_w[None, :, None] * channels_w[None, None, :]
+    count = jnp.maximum(jnp.sum(w), 1.0)
+    return jnp.sum(normalised * w) / count, jnp.sum(jax.nn.relu(normalised) * w) / count
+
+
+def target_value(params, mean, var, clip: jax.Array, layer: str, weights) -> jax.Array:
+    """The target's normalised activation for one clip (N,), no regulariser."""
+    return _value(params, mean, var, network.scaleogram(clip[None]), layer, weights)[1]
 
 
 def _shifted_pitch(clip: jax.Array, ratio: jax.Array) -> jax.Array:
@@ -106,56 +102,64 @@ def _shifted_pitch(clip: jax.Array, ratio: jax.Array) -> jax.Array:
     return clip[i] * (1 - frac) + clip[(i + 1) % n] * frac
 
 
-def dream_step(params, mean, var, clip: jax.Array, key: jax.Array, target: Target,
-               reg: Regularisers) -> tuple[jax.Array, jax.Array]:
-    """One regularised, normalised gradient-ascent step of ``clip`` (N,); returns the new clip and
-    the target's value before the step (with the step's regularisers)."""
+def dream_step(params, mean, var, clip: jax.Array, key: jax.Array, layer: str, weights,
+               reg: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One regularised, normalised gradient-ascent step of ``clip`` (N,); ``reg`` is
+    :meth:`Regularisers.vector` (numbers, not compiled in: a knob move costs no compile). Returns
+    the new clip and the target's normalised activation before the step (as regularised)."""
+    shift_max, pitch, mask, noise, denoise, rate = (reg[i] for i in range(6))
     n = clip.shape[0]
     k_shift, k_pitch, k_time, k_bins, k_noise = jax.random.split(key, 5)
-    shift = jax.random.randint(k_shift, (), 0, jnp.maximum(1, int(reg.shift * n)) + 1)
-    ratio = 2.0 ** (jax.random.uniform(k_pitch, (), minval=-1.0, maxval=1.0) * reg.pitch / 12.0)
+    shift = jnp.floor(jax.random.uniform(k_shift, ()) * (shift_max * n + 1)).astype(jnp.int32)
+    ratio = 2.0 ** (jax.random.uniform(k_pitch, (), minval=-1.0, maxval=1.0) * pitch / 12.0)
     frames = n // network.HOP
-    keep_time = jax.random.uniform(k_time, (frames,)) >= reg.mask
-    keep_bins = jax.random.uniform(k_bins, (network.BINS,)) >= reg.mask
+    keep_time = jax.random.uniform(k_time, (frames,)) >= mask
+    keep_bins = jax.random.uniform(k_bins, (network.BINS,)) >= mask
     keep = (keep_time[:, None] & keep_bins[None, :])[None]
 
     def objective(x):
         moved = _shifted_pitch(jnp.roll(x, shift), ratio)
         spectrum = network.scaleogram(moved[None])
         spectrum = jnp.where(keep, spectrum, -1.0)  # masked: as silence
-        return _value(params, mean, var, spectrum, target)
+        return _value(params, mean, var, spectrum, layer, weights)
 
     (_, value), grad = jax.value_and_grad(objective, has_aux=True)(clip)
     rms = jnp.sqrt(jnp.mean(grad * grad)) + 1e-12
-    grad = grad + reg.noise * rms * jax.random.normal(k_noise, grad.shape)
+    grad = grad + noise * rms * jax.random.normal(k_noise, grad.shape)
     grad = grad / (jnp.sqrt(jnp.mean(grad * grad)) + 1e-12)
-    clip = clip + reg.rate * grad
+    clip = clip + rate * grad
     smooth = (jnp.roll(clip, 1) + clip + jnp.roll(clip, -1)) / 3.0
-    clip = clip + reg.denoise * (smooth - clip)
+    clip = clip + denoise * (smooth - clip)
     return jnp.clip(clip, -1.0, 1.0), value
 
 
 class Dreamer:
-    """Compiled dream steps for one target and regularisers (recompiled when they change: a few
-    seconds; the scene keeps one per setting it has seen)."""
+    """Compiled dream steps, one per target layer and clip length (compiled when first asked: about
+    2 s; :meth:`compile` does it ahead); the region and the regularisers are arguments."""
 
     def __init__(self) -> None:
-        self._compiled: dict[tuple[Target, Regularisers], object] = {}
-        self._values: dict[Target, object] = {}
+        self._steps: dict[tuple[str, int], object] = {}
+        self._values: dict[tuple[str, int], object] = {}
+
+    def _step(self, layer: str, length: int):
+        compiled = self._steps.get((layer, length))
+        if compiled is None:
+            compiled = jax.jit(lambda p, m, v, x, k, w, r: dream_step(p, m, v, x, k, layer, w, r))
+            self._steps[(layer, length)] = compiled
+        return compiled
 
     def step(self, params, mean, var, clip, key, target: Target, reg: Regularisers):
-        compiled = self._compiled.get((target, reg))
-        if compiled is None:
-            compiled = jax.jit(lambda p, m, v, x, k: dream_step(p, m, v, x, k, target, reg))
-            self._compiled[(target, reg)] = compiled
-        return compiled(params, mean, var, clip, key)
+        weights = target.weights(clip.shape[0] // network.HOP)
+        return self._step(target.layer, clip.shape[0])(params, mean, var, clip, key, weights, reg.vector())
 
     def value(self, params, mean, var, clip, target: Target) -> float:
-        compiled = self._values.get(target)
+        key = (target.layer, clip.shape[0])
+        compiled = self._values.get(key)
         if compiled is None:
-            compiled = jax.jit(lambda p, m, v, x: target_value(p, m, v, x, target))
-            self._values[target] = compiled
-        return float(compiled(params, mean, var, clip))
+            layer = target.layer
+            compiled = jax.jit(lambda p, m, v, x, w: target_value(p, m, v, x, layer, w))
+            self._values[key] = compiled
+        return float(compiled(params, mean, var, clip, target.weights(clip.shape[0] // network.HOP)))
 
 
 def seamless(clip: np.ndarray, fade: int = 256) -> np.ndarray:

@@ -148,7 +148,8 @@ def _coarsen(graph: Graph, factor: int) -> np.ndarray:
 
 def lay_out(graph: Graph, q: np.ndarray, seed: int = 0, iterations: int = 150,
             levels: tuple[int, ...] = (8, 4, 2, 1), record: list | None = None) -> np.ndarray:
-    """(N, 2) float32 positions, centred, within -1..1. ``record`` gets (level, energies)."""
+    """(N, 2) float32 positions, centred, inside the unit circle (radially compressed, so a few
+    strays far out do not shrink the rest). ``record`` gets (level, energies)."""
     rng = np.random.default_rng(seed)
     positions = None
     previous_group = None
@@ -176,8 +177,12 @@ def lay_out(graph: Graph, q: np.ndarray, seed: int = 0, iterations: int = 150,
         if record is not None:
             record.append((factor, energies))
         positions, previous_group = np.asarray(pj), group
-    positions = positions - positions.mean(axis=0)
-    return (positions / max(np.abs(positions).max(), 1e-6)).astype(np.float32)
+    positions = positions - np.median(positions, axis=0)
+    reach = max(float(np.percentile(np.linalg.norm(positions, axis=1), 95)), 1e-6)
+    scaled = positions / reach
+    radius = np.maximum(np.linalg.norm(scaled, axis=1, keepdims=True), 1e-9)
+    # radially compressed: the bulk keeps its shape, strays far out come to rest near the rim
+    return (scaled * np.tanh(1.3 * radius) / radius).astype(np.float32)
 
 
 def checkpoint_key(path: Path) -> str:

@@ -227,6 +227,16 @@ def layer_shapes() -> dict[str, tuple[int, int]]:
     return shapes
 
 
+def time_stride(layer: str) -> int:
+    """Scaleogram frames per time step of ``layer`` (1, 2 or 4)."""
+    stride = 1
+    for name, _kernel, (st, _sf), _c_in, _c_out in ENCODER:
+        stride *= st
+        if name == layer:
+            return stride
+    return stride
+
+
 def forward(params: Params, spectrum: jax.Array, until: str | None = None,
             conv=conv2d) -> dict[str, jax.Array]:
     """(B, T, 96) log power -> every layer's pre-activation (B, T_layer, bins, channels) (the code and

@@ -1,0 +1,392 @@
+"""``ear``: the artificial ear on stage. It listens to the show (its neurons lit as a graph, the
+scaleogram scrolling beside them) and dreams loops: clips optimised so that a chosen region of
+neurons fires, played by a sampler, each new one taking over at the current one's loop end.
+
+**Listening.** Every ``1 / listen_rate`` s the last 4 s of the show's sound (``listen``: "mix",
+what the audience hears, the ear's loops included; "input", the microphone or line, the input
+file in renders) go through the ear; each neuron is lit by its normalised activation at the
+newest time step, ``relu((pre - mean) / std)`` under the statistics of the data it learned.
+
+**Dreaming** (``dream = true``). A loop of ``bars`` 4/4 bars at ``tempo`` (2 bars at 120 bpm: 4 s)
+starts from ``start`` ("silence", "noise", "sample": pool table ``sample``, "show": the last
+seconds of the show's sound) and takes ``steps_per_loop`` steps of input optimisation
+(scenes/ear/dream.py) towards the region: layer ``layer`` (0 .. 7: e0, e1, e2, e3, code, a0, a1,
+context), channels ``channel`` .. ``channel + channel_width``, bins ``band_low`` .. ``band_high``
+(fractions, low to high), time ``time_low`` .. ``time_high``, with the regularisers' strengths
+``shift``, ``pitch``, ``mask``, ``noise``, ``denoise`` and step ``rate``. With ``morph``, every loop
+after the first starts from the one before it: a slow acoustic morph. The finished loop (mixed
+with ``mix`` of its start material, its seam closed) is written into one of two pool tables
+(``tables``) and the sampler ``instrument`` plays it looped; the next finished loop goes into the
+other table and is queued: the voice moves to it at its loop end, with the sampler's cross-fade (no
+gap, no click). The next loop is computed while the current one plays and waits when it is done.
+
+**Steering.** Every parameter above is a scene parameter: on MIDI controllers (MIDI learn) and OSC
+(``/showrunner/param``). With ``piano_steers``, a piano note picks the band: the bins of the note
+and a semitone either side (bin = note - 28), so playing steers what the ear listens for.
+
+Listening and dreaming run beside the show live (two threads, never in a tick, never in the audio
+callback) and in the tick in renders (``render_steps_per_tick`` dream steps a tick, a listen every
+``1 / listen_rate`` s of show time), so renders are identical.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from pydantic import Field
+from scipy.signal import resample_poly
+
+from engine.midi import NoteOn
+from engine.scene import Scene, SceneParams
+from scenes.ear import dream, network
+
+VOICE = 0x7E00  # the sampler voice the loops play on (a scene voice id)
+RESAMPLE = (320, 147)  # 22,050 Hz * 320 / 147 = 48,000 Hz
+
+
+class EarParams(SceneParams):
+    checkpoint: str = Field(description="the ear's checkpoint (showrunner train ear), setlist-relative")
+    listen: Literal["mix", "input", "off"] = "mix"
+    listen_rate: float = Field(30.0, ge=1.0, le=60.0, description="listens a second")
+    dream: bool = True
+    layer: int = Field(2, ge=0, le=len(network.LAYERS) - 1, description="target layer")
+    channel: float = Field(0.5, ge=0.0, le=1.0, description="first target channel, a fraction")
+    channel_width: float = Field(0.03, ge=0.0, le=1.0)
+    band_low: float = Field(0.3, ge=0.0, le=1.0, description="target bins from, a fraction")
+    band_high: float = Field(0.4, ge=0.0, le=1.0, description="target bins to, a fraction")
+    time_low: float = Field(0.0, ge=0.0, le=1.0)
+    time_high: float = Field(1.0, ge=0.0, le=1.0)
+    shift: float = Field(0.25, ge=0.0, le=1.0)
+    pitch: float = Field(0.3, ge=0.0, le=2.0, description="semitones")
+    mask: float = Field(0.1, ge=0.0, le=0.9)
+    noise: float = Field(0.3, ge=0.0, le=2.0)
+    denoise: float = Field(0.1, ge=0.0, le=1.0)
+    rate: float = Field(0.003, ge=0.0001, le=0.05)
+    start: Literal["silence", "noise", "sample", "show"] = "silence"
+    sample: str | None = Field(None, description="pool table to start from (start = sample)")
+    morph: bool = True
+    mix: float = Field(0.0, ge=0.0, le=1.0, description="of the start material in the loop")
+    steps_per_loop: int = Field(40, ge=1, le=1000)
+    tempo: float = Field(120.0, ge=30.0, le=300.0)
+    bars: float = Field(2.0, ge=0.25, le=4.0)
+    instrument: str = "loops"
+    tables: tuple[str, str] = ("ear_a", "ear_b")
+    gain: float = Field(0.8, ge=0.0, le=2.0)
+    piano_steers: bool = True
+    render_steps_per_tick: int = Field(1, ge=1, le=100)
+
+
+def loop_frames(tempo: float, bars: float) -> int:
+    """Scaleogram frames of a loop of ``bars`` 4/4 bars at ``tempo``: a multiple of 4 (the code's
+    rate), at least one code's receptive field."""
+    seconds = bars * 4 * 60.0 / tempo
+    return max(16, int(round(seconds * network.RATE / network.HOP / 4)) * 4)
+
+
+class _Thread:
+    """A loop on a thread of its own, woken by :meth:`wake`; ends when closed or once the main
+    thread has (after its current round: a process that exits while XLA computes aborts)."""
+
+    def __init__(self, work, name: str) -> None:
+        self.work = work
+        self._wake = threading.Event()
+        self._stopped = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=False)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        main = threading.main_thread()
+        while not self._stopped and main.is_alive():
+            if not self._wake.wait(0.1):
+                continue
+            self._wake.clear()
+            try:
+                self.work(lambda: self._stopped or not main.is_alive())
+            except Exception as error:  # the show goes on with what it has
+                self.error = error
+
+    def close(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+
+class Ear(Scene):
+    name = "ear"
+    Params = EarParams
+
+    def load(self) -> None:
+        from scenes.ear import layout
+        from scenes.ear.learner import load_ear
+
+        path = self.context.path(self.params.checkpoint)
+        state = load_ear(path)
+        self.model = (state.params, state.mean, state.var)
+        self.steps_trained = int(state.steps)
+        self.graph = layout.neuron_graph()
+        var = {k: np.asarray(v) for k, v in state.var.items()}
+        self.positions = layout.cached_layout(path, self.graph, layout.charges(self.graph, var))
+        self._hear = jax.jit(self.hear)
+        self.dreamer = dream.Dreamer()
+        self._reset()
+        audio = self.context.audio
+        from engine.audio.control import NoAudio
+
+        self.can_play = audio.pool is not None and self.params.dream and not isinstance(audio, NoAudio)
+        if self.can_play:
+            for table in self.params.tables:
+                audio.table(table)  # a missing table is a one-line error at load
+            audio.instrument(self.params.instrument)
+            capacity = audio.pool.capacity(audio.table(self.params.tables[0]))
+            needed = self._show_frames(loop_frames(self.params.tempo, self.params.bars) * network.HOP)
+            if capacity < needed:
+                raise ValueError(f"table '{self.params.tables[0]}' holds {capacity} frames; a loop of "
+                                 f"{self.params.bars} bars at {self.params.tempo} bpm needs {needed}")
+        # Compile now (never on stage): the listener, a key split and a dream step for the target
+        # layer (another layer, chosen live, compiles on the dreamer's thread: about 2 s).
+        self._listen_once(np.zeros((0, 2), np.float32))
+        if self.params.dream:
+            frames = loop_frames(self.params.tempo, self.params.bars)
+            key, sub = jax.random.split(jax.random.PRNGKey(0))
+            clip, value = self.dreamer.step(*self.model, jnp.zeros(frames * network.HOP, jnp.float32), sub,
+                                            self.target(), self.regularisers())
+            float(value), np.asarray(clip)
+        self.picture = None
+        if self.context.gl is not None:
+            from scenes.ear.picture import Picture
+
+            self.picture = Picture(self.context, self)
+
+    def _reset(self) -> None:
+        self.time = 0.0
+        self.listened_at = -1.0
+        self.heard: tuple[np.ndarray, np.ndarray] | None = None  # (scaleogram, activations)
+        self.listens = 0
+        self.lock = threading.Lock()
+        self.loop: np.ndarray | None = None  # the loop being dreamed (22,050 Hz)
+        self.start_clip: np.ndarray | None = None
+        self.loop_step = 0
+        self.begin = True  # the next dream step begins a loop
+        self.loop_value = 0.0
+        self.loops_made = 0
+        self.finished: tuple[np.ndarray, np.ndarray, float] | None = None  # (loop, start, value)
+        self.playing: str | None = None
+        self.next_table = 0
+        self.queued_at = -1e9
+        self.loops_played = 0
+        self.played: list[tuple[float, str, np.ndarray]] = []  # (show time, table, data): the last 16
+        self.loop_times: list[tuple[float, float]] = []  # (started, finished) of each loop (live: wall)
+        self._loop_began = 0.0
+        self.listener: _Thread | None = None
+        self.dreaming: _Thread | None = None
+        self._sound: np.ndarray | None = None
+        self._show_sound: np.ndarray | None = None
+
+    # The ear's functions ---------------------------------------------------------------------------
+    @staticmethod
+    def hear(params, mean, var, clip: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """A clip (N,) at 22,050 Hz -> its scaleogram (T, 96) and every drawn neuron's normalised
+        activation at the newest time step, in the graph's order (layer, bin, channel)."""
+        spectrum = network.scaleogram(clip[None])
+        layers = network.forward(params, spectrum)
+        lit = []
+        for name in network.LAYERS:
+            pre = layers[name][0, -1]
+            std = jnp.sqrt(jnp.maximum(var[name], dream.STD_FLOOR ** 2))
+            lit.append(jax.nn.relu((pre - mean[name]) / std).ravel())
+        return spectrum[0], jnp.concatenate(lit)
+
+    def target(self) -> dream.Target:
+        p = self.params
+        low, high = sorted((p.band_low, p.band_high))
+        return dream.Target(layer=network.LAYERS[p.layer], channels=(p.channel, p.channel + p.channel_width),
+                            bins=(low, high), time=tuple(sorted((p.time_low, p.time_high))))
+
+    def regularisers(self) -> dream.Regularisers:
+        p = self.params
+        return dream.Regularisers(shift=p.shift, pitch=p.pitch, mask=p.mask, noise=p.noise,
+                                  denoise=p.denoise, rate=p.rate)
+
+    def _show_frames(self, frames: int) -> int:
+        rate = self.context.audio.rack.sample_rate if self.context.audio.rack else 48000
+        return int(np.ceil(frames * rate / network.RATE))
+
+    def _to_ear(self, sound: np.ndarray) -> np.ndarray:
+        """The show's sound (frames, channels) at its rate -> mono at 22,050 Hz."""
+        mono = sound.mean(axis=1) if sound.ndim == 2 else sound
+        rate = self.context.audio.rack.sample_rate if self.context.audio.rack else 48000
+        if rate != network.RATE and len(mono):
+            from math import gcd
+
+            g = gcd(network.RATE, rate)
+            mono = resample_poly(mono, network.RATE // g, rate // g)
+        return np.nan_to_num(np.asarray(mono, np.float32))
+
+    def _to_show(self, loop: np.ndarray) -> np.ndarray:
+        rate = self.context.audio.rack.sample_rate
+        if rate == network.RATE:
+            return loop.astype(np.float32)
+        from math import gcd
+
+        g = gcd(network.RATE, rate)
+        return np.clip(resample_poly(loop, rate // g, network.RATE // g), -1.0, 1.0).astype(np.float32)
+
+    # Listening -----------------------------------------------------------------------------------
+    def _listen_once(self, sound: np.ndarray) -> None:
+        clip = np.zeros(network.CLIP, np.float32)
+        mono = self._to_ear(sound)[-network.CLIP:]
+        if len(mono):
+            clip[-len(mono):] = mono
+        spectrum, lit = self._hear(*self.model, jnp.asarray(clip))
+        self.heard = (np.asarray(spectrum), np.asarray(lit))
+        self.listens += 1
+
+    def _listener_work(self, stopped) -> None:
+        sound, self._sound = self._sound, None
+        if sound is not None:
+            self._listen_once(sound)
+
+    # Dreaming ------------------------------------------------------------------------------------
+    def _begin_loop(self) -> None:
+        p = self.params
+        frames = loop_frames(p.tempo, p.bars) * network.HOP
+        seed = self.context.seed_for("loop", str(self.loops_made))
+        if p.morph and self.loop is not None and len(self.loop) == frames:
+            material = self.loop.copy()
+            start = self.start_clip if self.start_clip is not None else material
+        else:
+            sound = None
+            if p.start == "sample" and p.sample and self.context.audio.pool is not None:
+                table = self.context.audio.pool.table(self.context.audio.table(p.sample))
+                sound = self._to_ear(np.asarray(table))
+            elif p.start == "show":
+                sound = self._to_ear(self._show_sound if self._show_sound is not None else
+                                     self.context.audio.listen(frames / network.RATE, "mix"))
+            material = dream.start_material(p.start if sound is not None else
+                                            ("noise" if p.start == "noise" else "silence"), frames, seed, sound)
+            start = material.copy()
+        self.loop, self.start_clip, self.loop_step = material, start, 0
+        self.key = jax.random.PRNGKey(seed)
+        self._loop_began = time.perf_counter() if not self.context.paced else self.time
+
+    def _dream_steps(self, count: int) -> None:
+        """Up to ``count`` steps of the loop being dreamed; a finished loop waits to be taken
+        (the next begins once it is: from it, with ``morph``)."""
+        if self.finished is not None:
+            return
+        if self.begin:
+            self.begin = False
+            self._begin_loop()
+        target, reg = self.target(), self.regularisers()
+        clip = jnp.asarray(self.loop)
+        for _ in range(count):
+            self.key, sub = jax.random.split(self.key)
+            clip, value = self.dreamer.step(*self.model, clip, sub, target, reg)
+            self.loop_step += 1
+            self.loop_value = float(value)
+            if self.loop_step >= self.params.steps_per_loop:
+                break
+        self.loop = np.asarray(clip)
+        if self.loop_step >= self.params.steps_per_loop:
+            finished = time.perf_counter() if not self.context.paced else self.time
+            self.loop_times.append((self._loop_began, finished))
+            self.loops_made += 1
+            self.begin = True
+            self.finished = (self.loop.copy(), self.start_clip, self.loop_value)
+
+    def _dream_work(self, stopped) -> None:
+        while not stopped() and self.params.dream and self.finished is None:
+            self._dream_steps(1)
+
+    def _play_finished(self) -> None:
+        """The newest finished loop into the idle table: played (the first) or queued for the
+        current loop's end; only once the previous queue has taken effect. With the sound off,
+        loops are taken at the same pace, unheard."""
+        if self.finished is None:
+            return
+        seconds = loop_frames(self.params.tempo, self.params.bars) * network.HOP / network.RATE
+        if self.playing is not None and self.time - self.queued_at < seconds + 0.05:
+            return
+        loop, start, _value = self.finished
+        table = self.params.tables[self.next_table]
+        if self.can_play:
+            mix = self.params.mix
+            data = dream.seamless((1 - mix) * loop + mix * start) * self.params.gain
+            audio = self.context.audio
+            written = self._to_show(np.clip(data, -1.0, 1.0))
+            if not audio.write_table(table, written):
+                return  # the table's previous swap is still pending: next tick
+            self.played.append((self.time, table, written))
+            del self.played[:-16]
+            sampler = audio.instrument(self.params.instrument)
+            if self.playing is None:
+                sampler.play(table, VOICE, gain=1.0, loop=True)
+            else:
+                sampler.queue(VOICE, table)
+        self.playing, self.queued_at = table, self.time
+        self.next_table = 1 - self.next_table
+        self.loops_played += 1
+        self.finished = None
+        if self.dreaming is not None:
+            self.dreaming.wake()
+
+    # The show ------------------------------------------------------------------------------------
+    def enter(self) -> None:
+        self._reset()
+        if not self.context.paced:
+            self.listener = _Thread(self._listener_work, "ear listener")
+            if self.params.dream:
+                self.dreaming = _Thread(self._dream_work, "ear dreamer")
+                self.dreaming.wake()
+
+    def exit(self) -> None:
+        for thread in (self.listener, self.dreaming):
+            if thread is not None:
+                thread.close()
+        self.listener = self.dreaming = None
+        if self.can_play and self.playing is not None:
+            self.context.audio.instrument(self.params.instrument).stop(VOICE)
+        self.playing = None
+
+    def on_midi(self, event) -> bool:
+        if self.params.piano_steers and isinstance(event, NoteOn) and event.velocity > 0:
+            k = network.note_bin(event.note)
+            self.params = self.params.model_copy(update={
+                "band_low": max(0, k - 1) / network.BINS, "band_high": min(network.BINS, k + 2) / network.BINS})
+        return False  # the notes still sound
+
+    def tick(self, dt: float) -> None:
+        self.time += dt
+        p = self.params
+        if p.listen != "off" and self.time - self.listened_at >= 1.0 / p.listen_rate - 1e-9:
+            self.listened_at = self.time
+            sound = self.context.audio.listen(network.CLIP / network.RATE, p.listen)
+            if self.listener is None:
+                self._listen_once(sound)
+            else:
+                self._sound = sound
+                self.listener.wake()
+        if p.dream:
+            if p.start == "show" and self.dreaming is not None:
+                frames = loop_frames(p.tempo, p.bars) * network.HOP
+                self._show_sound = self.context.audio.listen(frames / network.RATE, "mix")
+            if self.dreaming is None:
+                self._dream_steps(p.render_steps_per_tick)
+            self._play_finished()
+
+    def draw(self, alpha: float) -> None:
+        if self.picture is not None:
+            self.picture.draw(self)
+
+    def status(self) -> dict[str, Any]:
+        return {"listens": self.listens, "loops": self.loops_played, "dream_step": self.loop_step,
+                "target": round(self.loop_value, 4), "layer": network.LAYERS[self.params.layer],
+                "band": [round(self.params.band_low, 3), round(self.params.band_high, 3)]}
