@@ -24,7 +24,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import (audio_latency, audio_soak, granolar, granular_peers, ldd_run, learners, midi_latency, mixer_load,
+from bench import (audio_latency, audio_soak, ear, granolar, granular_peers, ldd_run, learners, midi_latency, mixer_load,
                    rack_overhead, recording, render_frames, sampler_load, scene_jump, scsynth_peer, table_latency,
                    tick_overhead, trainer_frames)
 from bench.machine import describe_machine
@@ -49,6 +49,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], BenchResult]]] = {
     "recording": ("Recording overhead and offline render speed", recording.run),
     "trainer": ("Frame time with a model training beside the show", trainer_frames.run),
     "granolar": ("The grain VAE trained and played beside a live show", granolar.run),
+    "ear": ("The artificial ear listening and dreaming beside a live show", ear.run),
 }
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

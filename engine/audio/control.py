@@ -204,6 +204,13 @@ class AudioOut:
         zeros when there is no such sound."""
         return np.zeros((0, 2), np.float32)
 
+    def heard_since(self, position: int, source: str = "mix") -> tuple[np.ndarray, int]:
+        """What was played ("mix") or came in ("input") after frame ``position`` of the show's
+        sound, (frames, 2) float32 oldest first (at most the last few seconds the tap keeps), and
+        the position to pass next time: a listener that reads every tick gets each frame once,
+        with no gap and no overlap. Nothing where there is no such sound."""
+        return np.zeros((0, 2), np.float32), position
+
     def view(self, name: str) -> np.ndarray:
         """What instrument ``name`` shows of itself now (the granulator: a row per sounding grain),
         a (rows, columns) float64 copy whose columns are its kind's ``view_fields``

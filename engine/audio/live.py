@@ -185,6 +185,9 @@ class LiveAudio(AudioOut):
         frames = int(round(seconds * self.rack.sample_rate))
         return self.state.read_latest(frames, source)
 
+    def heard_since(self, position: int, source: str = "mix") -> tuple[np.ndarray, int]:
+        return self.state.read_since(position, source)
+
     def _view(self, slot: int, columns: int) -> np.ndarray:
         """The latest view; while the audio process is writing it (three reads in a row found it
         mid-write: that process was preempted there), the last one read."""

@@ -72,6 +72,15 @@ class OfflineAudio(AudioOut):
         rows = np.arange(self.rendered - count, self.rendered) % TAP_FRAMES
         return self._tap[rows, 0:2] if source == "mix" else self._tap[rows, 2:4]
 
+    def heard_since(self, position: int, source: str = "mix") -> tuple[np.ndarray, int]:
+        from engine.audio.shared import tap_rows
+
+        if source not in ("mix", "input"):
+            raise ValueError(f"unknown sound '{source}' (mix or input)")
+        start = max(int(position), self.rendered - TAP_FRAMES)
+        return tap_rows(self._tap, start, self.rendered, slice(0, 2) if source == "mix" else slice(2, 4)), \
+            self.rendered
+
     def _view(self, slot: int, columns: int) -> np.ndarray:
         from engine.audio.shared import VIEW_ROWS
 

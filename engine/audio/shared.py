@@ -49,6 +49,17 @@ LAYOUT = _layout()
 SIZE = sum(8 * count for _offset, count in LAYOUT.values())
 
 
+def tap_rows(tap: np.ndarray, start: int, stop: int, columns: slice) -> np.ndarray:
+    """Frames ``start`` .. ``stop`` of a ring ``tap`` (frame n at row n % len), as a copy: two
+    slices, not an index array."""
+    size = len(tap)
+    count = min(max(0, stop - start), size)
+    first = (stop - count) % size
+    if first + count <= size:
+        return tap[first:first + count, columns].copy()
+    return np.concatenate([tap[first:, columns], tap[:first + count - size, columns]])
+
+
 class SharedAudioState:
     def __init__(self, path: Path, owner: bool) -> None:
         self.path = path
@@ -133,6 +144,16 @@ class SharedAudioState:
         rows = np.arange(written - count, written) % TAP_FRAMES
         columns = slice(0, 2) if source == "mix" else slice(2, 4)
         return self.tap[rows, columns]
+
+    def read_since(self, position: int, source: str = "mix") -> tuple[np.ndarray, int]:
+        """The mix or the input after frame ``position`` (at most TAP_FRAMES less a block) as a
+        (frames, 2) float32 copy, and the frame count written so far (the next ``position``)."""
+        if source not in ("mix", "input"):
+            raise ValueError(f"unknown sound '{source}' (mix or input)")
+        written = int(self.get("tap_frames"))
+        start = max(int(position), written - (TAP_FRAMES - 8192))
+        columns = slice(0, 2) if source == "mix" else slice(2, 4)
+        return tap_rows(self.tap, start, written, columns), written
 
     @classmethod
     def create(cls) -> SharedAudioState:

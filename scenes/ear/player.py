@@ -31,8 +31,10 @@ callback) and in the tick in renders (``render_steps_per_tick`` dream steps a ti
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from math import gcd
 from typing import Any, Literal
 
 import jax
@@ -81,6 +83,26 @@ class EarParams(SceneParams):
     render_steps_per_tick: int = Field(1, ge=1, le=100)
 
 
+RESAMPLE_TAPS = 12  # each side of a resampled sample
+
+
+def ear_rate_taps(length: int, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """How to resample the last :data:`network.CLIP` samples at 22,050 Hz from ``length`` samples
+    at ``rate`` (at least CLIP * rate / 22,050 + RESAMPLE_TAPS): for each output sample, the
+    indices of 2 x RESAMPLE_TAPS input samples and their weights (windowed sinc, low-passed
+    under 0.9 of the new Nyquist frequency; the last output sample RESAMPLE_TAPS input samples
+    before the newest). Computed once: a listen is a gather and a weighted sum."""
+    ratio = rate / network.RATE
+    position = (length - 1 - RESAMPLE_TAPS) - (network.CLIP - 1 - np.arange(network.CLIP)) * ratio
+    base = np.floor(position).astype(np.int64)
+    taps = base[:, None] + np.arange(-RESAMPLE_TAPS + 1, RESAMPLE_TAPS + 1)[None, :]
+    distance = position[:, None] - taps
+    cutoff = 0.45 / max(ratio, 1.0)  # cycles per input sample
+    window = 0.5 + 0.5 * np.cos(np.pi * distance / RESAMPLE_TAPS)
+    weights = 2 * cutoff * np.sinc(2 * cutoff * distance) * window
+    return np.clip(taps, 0, length - 1).astype(np.int32), weights.astype(np.float32)
+
+
 def loop_frames(tempo: float, bars: float) -> int:
     """Scaleogram frames of a loop of ``bars`` 4/4 bars at ``tempo``: a multiple of 4 (the code's
     rate), at least one code's receptive field."""
@@ -104,6 +126,12 @@ class _Thread:
         self._wake.set()
 
     def _run(self) -> None:
+        from engine.learners.trainer import lower_training_priority
+
+        try:  # this thread under the show's (it mostly waits for XLA, the GIL released)
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
+        except (OSError, AttributeError):
+            pass
         main = threading.main_thread()
         while not self._stopped and main.is_alive():
             if not self._wake.wait(0.1):
@@ -111,6 +139,8 @@ class _Thread:
             self._wake.clear()
             try:
                 self.work(lambda: self._stopped or not main.is_alive())
+                # XLA's compute pool below the show's thread (SCHED_IDLE; see the trainer)
+                lower_training_priority(19)
             except Exception as error:  # the show goes on with what it has
                 self.error = error
 
@@ -134,10 +164,13 @@ class Ear(Scene):
         self.graph = layout.neuron_graph()
         var = {k: np.asarray(v) for k, v in state.var.items()}
         self.positions = layout.cached_layout(path, self.graph, layout.charges(self.graph, var))
-        self._hear = jax.jit(self.hear)
+        audio = self.context.audio
+        self.rate = audio.rack.sample_rate if audio.rack is not None else 48000
+        self.show_clip = int(np.ceil(network.CLIP * self.rate / network.RATE)) + RESAMPLE_TAPS
+        self.resampling = tuple(jnp.asarray(a) for a in ear_rate_taps(self.show_clip, self.rate))
+        self._hear = jax.jit(self._hear_show)
         self.dreamer = dream.Dreamer()
         self._reset()
-        audio = self.context.audio
         from engine.audio.control import NoAudio
 
         self.can_play = audio.pool is not None and self.params.dream and not isinstance(audio, NoAudio)
@@ -152,12 +185,12 @@ class Ear(Scene):
                                  f"{self.params.bars} bars at {self.params.tempo} bpm needs {needed}")
         # Compile now (never on stage): the listener, a key split and a dream step for the target
         # layer (another layer, chosen live, compiles on the dreamer's thread: about 2 s).
-        self._listen_once(np.zeros((0, 2), np.float32))
+        self._listen_once(self._recent())
         if self.params.dream:
             frames = loop_frames(self.params.tempo, self.params.bars)
-            key, sub = jax.random.split(jax.random.PRNGKey(0))
-            clip, value = self.dreamer.step(*self.model, jnp.zeros(frames * network.HOP, jnp.float32), sub,
-                                            self.target(), self.regularisers())
+            key, sub = jax.random.split(jax.random.PRNGKey(np.uint32(self.context.seed_for("loop", "0"))))
+            clip = jnp.asarray(dream.start_material("silence", frames * network.HOP, 0))
+            clip, value = self.dreamer.step(*self.model, clip, sub, self.target(), self.regularisers())
             float(value), np.asarray(clip)
         self.picture = None
         if self.context.gl is not None:
@@ -177,7 +210,7 @@ class Ear(Scene):
         self.begin = True  # the next dream step begins a loop
         self.loop_value = 0.0
         self.loops_made = 0
-        self.finished: tuple[np.ndarray, np.ndarray, float] | None = None  # (loop, start, value)
+        self.finished: tuple[np.ndarray, np.ndarray, float] | None = None  # (loop, to play, value)
         self.playing: str | None = None
         self.next_table = 0
         self.queued_at = -1e9
@@ -189,6 +222,9 @@ class Ear(Scene):
         self.dreaming: _Thread | None = None
         self._sound: np.ndarray | None = None
         self._show_sound: np.ndarray | None = None
+        self.ring = np.zeros(self.show_clip, np.float32)  # the show's last 4 s at its rate, mono
+        self.ring_at = 0  # frames ever appended
+        self.heard_at = 0  # the show's sound read up to here (AudioOut.heard_since)
 
     # The ear's functions ---------------------------------------------------------------------------
     @staticmethod
@@ -203,6 +239,12 @@ class Ear(Scene):
             std = jnp.sqrt(jnp.maximum(var[name], dream.STD_FLOOR ** 2))
             lit.append(jax.nn.relu((pre - mean[name]) / std).ravel())
         return spectrum[0], jnp.concatenate(lit)
+
+    def _hear_show(self, params, mean, var, sound: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """:meth:`hear` of the show's last sound at its own rate (resampled in the same compiled
+        call: the listener's thread only dispatches it)."""
+        taps, weights = self.resampling
+        return self.hear(params, mean, var, jnp.sum(weights * sound[taps], axis=1))
 
     def target(self) -> dream.Target:
         p = self.params
@@ -220,32 +262,39 @@ class Ear(Scene):
         return int(np.ceil(frames * rate / network.RATE))
 
     def _to_ear(self, sound: np.ndarray) -> np.ndarray:
-        """The show's sound (frames, channels) at its rate -> mono at 22,050 Hz."""
+        """Sound at the show's rate ((frames,) or (frames, channels)) -> mono at 22,050 Hz."""
         mono = sound.mean(axis=1) if sound.ndim == 2 else sound
-        rate = self.context.audio.rack.sample_rate if self.context.audio.rack else 48000
-        if rate != network.RATE and len(mono):
-            from math import gcd
-
-            g = gcd(network.RATE, rate)
-            mono = resample_poly(mono, network.RATE // g, rate // g)
+        if self.rate != network.RATE and len(mono):
+            g = gcd(network.RATE, self.rate)
+            mono = resample_poly(mono, network.RATE // g, self.rate // g)
         return np.nan_to_num(np.asarray(mono, np.float32))
 
     def _to_show(self, loop: np.ndarray) -> np.ndarray:
-        rate = self.context.audio.rack.sample_rate
-        if rate == network.RATE:
+        if self.rate == network.RATE:
             return loop.astype(np.float32)
-        from math import gcd
-
-        g = gcd(network.RATE, rate)
-        return np.clip(resample_poly(loop, rate // g, network.RATE // g), -1.0, 1.0).astype(np.float32)
+        g = gcd(network.RATE, self.rate)
+        return np.clip(resample_poly(loop, self.rate // g, network.RATE // g), -1.0, 1.0).astype(np.float32)
 
     # Listening -----------------------------------------------------------------------------------
+    def _append(self, sound: np.ndarray) -> None:
+        """The show's newest sound (frames, 2) into the ring of its last 4 s (mono)."""
+        mono = sound.mean(axis=1) if sound.ndim == 2 else sound
+        mono = mono[-len(self.ring):]
+        count, size = len(mono), len(self.ring)
+        first = self.ring_at % size
+        end = min(size, first + count)
+        self.ring[first:end] = mono[:end - first]
+        self.ring[:count - (end - first)] = mono[end - first:]
+        self.ring_at += count
+
+    def _recent(self, frames: int | None = None) -> np.ndarray:
+        """The ring's last ``frames`` (all of it by default), oldest first, a copy."""
+        at = self.ring_at % len(self.ring)
+        recent = np.concatenate([self.ring[at:], self.ring[:at]])
+        return recent if frames is None else recent[len(recent) - min(frames, len(recent)):]
+
     def _listen_once(self, sound: np.ndarray) -> None:
-        clip = np.zeros(network.CLIP, np.float32)
-        mono = self._to_ear(sound)[-network.CLIP:]
-        if len(mono):
-            clip[-len(mono):] = mono
-        spectrum, lit = self._hear(*self.model, jnp.asarray(clip))
+        spectrum, lit = self._hear(*self.model, jnp.asarray(sound))
         self.heard = (np.asarray(spectrum), np.asarray(lit))
         self.listens += 1
 
@@ -269,12 +318,12 @@ class Ear(Scene):
                 sound = self._to_ear(np.asarray(table))
             elif p.start == "show":
                 sound = self._to_ear(self._show_sound if self._show_sound is not None else
-                                     self.context.audio.listen(frames / network.RATE, "mix"))
+                                     self._recent(self._show_frames(frames)))
             material = dream.start_material(p.start if sound is not None else
                                             ("noise" if p.start == "noise" else "silence"), frames, seed, sound)
             start = material.copy()
         self.loop, self.start_clip, self.loop_step = material, start, 0
-        self.key = jax.random.PRNGKey(seed)
+        self.key = jax.random.PRNGKey(np.uint32(seed))
         self._loop_began = time.perf_counter() if not self.context.paced else self.time
 
     def _dream_steps(self, count: int) -> None:
@@ -300,7 +349,10 @@ class Ear(Scene):
             self.loop_times.append((self._loop_began, finished))
             self.loops_made += 1
             self.begin = True
-            self.finished = (self.loop.copy(), self.start_clip, self.loop_value)
+            mix = self.params.mix
+            data = dream.seamless((1 - mix) * self.loop + mix * self.start_clip) * self.params.gain
+            # resampled here (the dreamer's thread live), not in the tick that plays it
+            self.finished = (self.loop.copy(), self._to_show(np.clip(data, -1.0, 1.0)), self.loop_value)
 
     def _dream_work(self, stopped) -> None:
         while not stopped() and self.params.dream and self.finished is None:
@@ -315,13 +367,10 @@ class Ear(Scene):
         seconds = loop_frames(self.params.tempo, self.params.bars) * network.HOP / network.RATE
         if self.playing is not None and self.time - self.queued_at < seconds + 0.05:
             return
-        loop, start, _value = self.finished
+        _loop, written, _value = self.finished
         table = self.params.tables[self.next_table]
         if self.can_play:
-            mix = self.params.mix
-            data = dream.seamless((1 - mix) * loop + mix * start) * self.params.gain
             audio = self.context.audio
-            written = self._to_show(np.clip(data, -1.0, 1.0))
             if not audio.write_table(table, written):
                 return  # the table's previous swap is still pending: next tick
             self.played.append((self.time, table, written))
@@ -366,18 +415,19 @@ class Ear(Scene):
     def tick(self, dt: float) -> None:
         self.time += dt
         p = self.params
+        if p.listen != "off" or (p.dream and p.start == "show"):
+            sound, self.heard_at = self.context.audio.heard_since(self.heard_at, "input" if p.listen == "input" else "mix")
+            self._append(sound)
         if p.listen != "off" and self.time - self.listened_at >= 1.0 / p.listen_rate - 1e-9:
             self.listened_at = self.time
-            sound = self.context.audio.listen(network.CLIP / network.RATE, p.listen)
             if self.listener is None:
-                self._listen_once(sound)
+                self._listen_once(self._recent())
             else:
-                self._sound = sound
+                self._sound = self._recent()
                 self.listener.wake()
         if p.dream:
-            if p.start == "show" and self.dreaming is not None:
-                frames = loop_frames(p.tempo, p.bars) * network.HOP
-                self._show_sound = self.context.audio.listen(frames / network.RATE, "mix")
+            if p.start == "show" and self.dreaming is not None and self.begin:
+                self._show_sound = self._recent()
             if self.dreaming is None:
                 self._dream_steps(p.render_steps_per_tick)
             self._play_finished()

@@ -169,6 +169,7 @@ def test_a_live_show_dreams_each_loop_before_the_last_ends_and_keeps_60_hz(live,
     for began, finished in made:
         assert finished - began < 0.5 * loop, f"a loop took {finished - began:.2f} s to dream ({loop:.2f} s long)"
     assert np.abs(heard).max() > 0.01  # the loops were heard
+    assert scene.heard[0].max() > -0.25  # and the ear heard them (silence is -1 in its scaleogram)
     p99 = float(np.percentile(frames, 99))
     assert p99 <= 1000 / 60, f"frame time p99 {p99:.1f} ms while the ear listens and dreams"
 

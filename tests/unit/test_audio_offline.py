@@ -338,3 +338,30 @@ def test_live_the_commands_of_a_tick_leave_after_its_scenes_in_the_order_of_its_
         assert len(ring) == 1
     finally:
         audio.close()
+
+
+def test_heard_since_gives_every_frame_of_the_mix_once_in_order() -> None:
+    """AudioOut.heard_since, read at uneven times, joins into exactly what was rendered; a reader
+    that falls behind gets the tap's latest frames; the input is silence without an input file."""
+    from engine.audio.shared import TAP_FRAMES, tap_rows
+
+    audio = OfflineAudio(MixerConfig(), piano=True)
+    audio.note_on(60, 100)
+    position, pieces = 0, []
+    for show_time in (0.013, 0.05, 0.0501, 0.2, 0.37, 0.6):
+        audio.advance(show_time)
+        piece, position = audio.heard_since(position)
+        pieces.append(piece)
+    joined = np.concatenate(pieces)
+    np.testing.assert_array_equal(joined, audio.samples())
+    assert position == len(audio.samples()) and np.abs(joined).max() > 0.01
+    quiet, _ = audio.heard_since(0, "input")
+    assert quiet.shape == (len(joined), 2) and not quiet.any()
+    # the ring's arithmetic across its wrap
+    tap = np.arange(2 * 10, dtype=np.float32).reshape(10, 2)
+    for start, stop in ((0, 3), (8, 12), (5, 15), (3, 30)):
+        expected = np.array([tap[i % 10] for i in range(max(start, stop - 10), stop)])
+        np.testing.assert_array_equal(tap_rows(tap, start, stop, slice(0, 2)), expected)
+    assert TAP_FRAMES > 4 * 48000  # the ear's 4 s fit
+    with pytest.raises(ValueError):
+        audio.heard_since(0, "elsewhere")
