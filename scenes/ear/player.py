@@ -81,6 +81,9 @@ class EarParams(SceneParams):
     gain: float = Field(0.8, ge=0.0, le=2.0)
     piano_steers: bool = True
     render_steps_per_tick: int = Field(1, ge=1, le=100)
+    train: bool = False
+    learning_rate: float = Field(1e-3, gt=0.0, le=0.1)
+    render_train_steps_per_tick: float = Field(0.1, ge=0.0, le=10.0)
 
 
 RESAMPLE_TAPS = 12  # each side of a resampled sample
@@ -159,6 +162,16 @@ class Ear(Scene):
 
         path = self.context.path(self.params.checkpoint)
         state = load_ear(path)
+        self.trainer = None
+        if self.params.train:
+            from scenes.ear.learner import EarConfig, EarCpc
+
+            # it learns from what it hears alone, from the first clip heard on (see _learn)
+            learner = EarCpc.for_playing(EarConfig(live_share=1.0, learning_rate=self.params.learning_rate))
+            self.trainer = self.context.trainer(learner, "ear", steps_per_tick=self.params.render_train_steps_per_tick)
+            self.trainer.load()
+            self.trainer.restore(path)
+            state = self.trainer.latest.state
         self.model = (state.params, state.mean, state.var)
         self.steps_trained = int(state.steps)
         self.graph = layout.neuron_graph()
@@ -224,6 +237,9 @@ class Ear(Scene):
         self._show_sound: np.ndarray | None = None
         self.ring = np.zeros(self.show_clip, np.float32)  # the show's last 4 s at its rate, mono
         self.ring_at = 0  # frames ever appended
+        self.fed_at = 0.0
+        self.fed = 0  # scaleogram frames fed to the trainer
+        self.model_steps = 0
         self.heard_at = 0  # the show's sound read up to here (AudioOut.heard_since)
 
     # The ear's functions ---------------------------------------------------------------------------
@@ -390,6 +406,9 @@ class Ear(Scene):
     # The show ------------------------------------------------------------------------------------
     def enter(self) -> None:
         self._reset()
+        self.learning = False
+        if self.trainer is not None:
+            self.model_steps = -1  # take the trainer's state at the first tick
         if not self.context.paced:
             self.listener = _Thread(self._listener_work, "ear listener")
             if self.params.dream:
@@ -397,6 +416,8 @@ class Ear(Scene):
                 self.dreaming.wake()
 
     def exit(self) -> None:
+        if self.trainer is not None:
+            self.trainer.stop()
         for thread in (self.listener, self.dreaming):
             if thread is not None:
                 thread.close()
@@ -412,9 +433,28 @@ class Ear(Scene):
                 "band_low": max(0, k - 1) / network.BINS, "band_high": min(network.BINS, k + 2) / network.BINS})
         return False  # the notes still sound
 
+    def _learn(self) -> None:
+        """Training on stage: the newest model for listening and dreaming; every clip's length
+        of show time, the frames heard since the last feed go to the trainer."""
+        seen = self.trainer.seen
+        if seen.steps != self.model_steps:
+            state = seen.state
+            self.model, self.model_steps = (state.params, state.mean, state.var), seen.steps
+        clip_seconds = network.CLIP / network.RATE
+        if self.heard is not None and self.time - self.fed_at >= clip_seconds - 1e-9:
+            count = min(network.CLIP_FRAMES, int(round((self.time - self.fed_at) * network.RATE / network.HOP)))
+            self.fed_at = self.time
+            if self.trainer.feed({"frames": np.asarray(self.heard[0], np.float32), "count": np.int32(count)}):
+                self.fed += count
+                if not self.learning:  # it learns from the first clip heard on (never from silence)
+                    self.learning = True
+                    self.trainer.start()
+
     def tick(self, dt: float) -> None:
         self.time += dt
         p = self.params
+        if self.trainer is not None:
+            self._learn()
         if p.listen != "off" or (p.dream and p.start == "show"):
             sound, self.heard_at = self.context.audio.heard_since(self.heard_at, "input" if p.listen == "input" else "mix")
             self._append(sound)
@@ -437,6 +477,11 @@ class Ear(Scene):
             self.picture.draw(self)
 
     def status(self) -> dict[str, Any]:
-        return {"listens": self.listens, "loops": self.loops_played, "dream_step": self.loop_step,
-                "target": round(self.loop_value, 4), "layer": network.LAYERS[self.params.layer],
-                "band": [round(self.params.band_low, 3), round(self.params.band_high, 3)]}
+        status = {"listens": self.listens, "loops": self.loops_played, "dream_step": self.loop_step,
+                  "target": round(self.loop_value, 4), "layer": network.LAYERS[self.params.layer],
+                  "band": [round(self.params.band_low, 3), round(self.params.band_high, 3)]}
+        if self.trainer is not None:
+            summary = self.trainer.seen.summary
+            status.update(steps=int(self.trainer.seen.steps), loss=float(summary["loss"]),
+                          accuracy=float(summary["accuracy"]), heard=self.fed)
+        return status

@@ -234,3 +234,35 @@ def test_a_dreamed_loop_takes_over_at_the_loop_end_without_a_click_through_jack(
             assert max_step(around) <= 1.3 * abs(gain) * own, f"a click at the change to loop {k}"
         assert len(switches) >= 3, f"only {len(switches)} changes heard at loop ends"
         assert switches == sorted(set(switches))
+
+
+def test_the_ear_learns_from_what_it_hears_the_same_in_every_render(tmp_path):
+    """train = true: every 4 s the frames heard since go into the ear's ring; from the first on it
+    learns from them alone (from the setup checkpoint), and listens and dreams with the model as it
+    learns."""
+    import jax
+
+    path = setlist_copy(tmp_path, ("piano",), extra='train = true, render_train_steps_per_tick = 0.05, '
+                                                   'steps_per_loop = 20, render_steps_per_tick = 2')
+    notes = [(0.1 + 0.5 * i, NoteOn(48 + 5 * (i % 6), 100)) for i in range(16)]
+    runs = []
+    for _ in range(2):
+        with show_of(path, 8.5, notes) as (show, audio):
+            assert show.run().scene_errors == 0
+            scene = show.scenes[0]
+            state = scene.trainer.latest.state
+            assert scene.trainer.fed == 2 and scene.fed == 2 * 172
+            # it starts learning with the first clip (at 4 s): 0.05 steps a tick from then on
+            assert int(state.live_count) == 2 * 172 and scene.trainer.latest.steps == 13
+            live = np.asarray(state.live[:2 * 172])
+            assert live.max() > -0.3  # the piano was heard
+            assert scene.model[0] is state.params  # it listens and dreams with the model learning
+            assert np.isfinite(float(scene.trainer.latest.summary["loss"]))
+            runs.append((audio.samples(), live, np.asarray(state.params["e0_w"])))
+            status = scene.status()
+            assert status["steps"] == 13 and status["heard"] == 2 * 172
+    start = np.asarray(jax.tree_util.tree_leaves(
+        __import__("scenes.ear.learner", fromlist=["load_ear"]).load_ear(CHECKPOINT).params["e0_w"]))
+    assert not np.array_equal(runs[0][2], start)  # it learned
+    for first, second in zip(runs[0], runs[1]):
+        assert np.array_equal(first, second)
