@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser("render", help="render a setlist offline from a MIDI file")
     render.add_argument("setlist", type=Path)
-    render.add_argument("--midi-file", metavar="FILE", type=Path, required=True)
+    render.add_argument("--midi-file", metavar="FILE", type=Path,
+                        help="the performance to play (without one, --duration: the cues play themselves)")
     render.add_argument("--out", metavar="FILE", type=Path, required=True,
                         help="video file to write (.mkv or .mp4), with sound")
     render.add_argument("--cue", help="cue id to start at")

@@ -388,6 +388,9 @@ def _finish_recording(recorder: Recorder) -> None:
 
 
 def render(args: argparse.Namespace) -> int:
+    if args.midi_file is None and args.duration is None:
+        raise UserError("render: give --midi-file (a performance to play) or --duration (a setlist whose "
+                        "cues play themselves, e.g. with a note source)")
     setlist, performance = _load_inputs(args)
     settings = setlist.settings
     size = args.size or settings.resolution
@@ -401,8 +404,10 @@ def render(args: argparse.Namespace) -> int:
     heard = _input_sound(args, setlist)
     sound = _sound(setlist, piano)
     return _render_offline(args, _show_log_or_close(args, sound), setlist, size, options, sound, end,
-                           lambda show: show.add_source(MidiFilePerformer(performance, show.queue)),
-                           performer_end=performance.length, input_sound=heard)
+                           (lambda show: show.add_source(MidiFilePerformer(performance, show.queue)))
+                           if performance is not None else (lambda show: None),
+                           performer_end=performance.length if performance is not None else None,
+                           input_sound=heard)
 
 
 def _show_log_or_close(args: argparse.Namespace, sound) -> Path:

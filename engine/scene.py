@@ -65,6 +65,8 @@ class SceneContext:
             it as usual, and a replay only that way): for what must not wait for a tick. None
             when the show has no OSC in or runs paced. The handler runs for every cue's scene
             that asked, current or not, and must be quick and never block.
+        source: the cue's note source (:class:`engine.note_sources.NoteSource`), or None: the
+            scene may show what it writes (its ``seed``, its latest writing).
     """
 
     cue: str = ""
@@ -82,6 +84,7 @@ class SceneContext:
     replayed_steps: Callable[[str], Callable[[int], int] | None] | None = None
     folder: Path = field(default_factory=lambda: Path("."))
     osc_now: Callable[[str, Callable[[Any], None]], None] | None = None
+    source: Any = None  # the cue's note source (engine.note_sources), when it names one
 
     def path(self, value: str | os.PathLike) -> Path:
         """A path from a scene parameter: relative to the setlist's folder (``~`` expanded), as

@@ -134,6 +134,8 @@ class Cue(_Strict):
     advance: Advance = Advance()
     transition: Transition = Transition()
     sound: CueSound | None = None
+    source: dict[str, Any] | None = Field(None, description="a note source (engine.note_sources): "
+                                                          "{ kind = \"dice\", ... }")
 
     @field_validator("id")
     @classmethod

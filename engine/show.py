@@ -29,7 +29,8 @@ from engine.keyboard import TICK_ACTIONS, VELOCITY, KeyAction, KeyboardInstrumen
 from engine.metrics import MetricsLog
 from engine import midi_learn
 from engine.midi_learn import LearnChange, MidiLearn
-from engine.midi import ControlChange, EventQueue, NoteOff, NoteOn, PedalState, ProgramChange, describe
+from engine.midi import SOFT, ControlChange, EventQueue, NoteOff, NoteOn, PedalState, ProgramChange, describe
+from engine.note_sources import SourcePlayer, make_source
 from engine.playhead import Playhead
 from engine.scene import Scene, SceneContext
 from engine.setlist import LoadedSetlist
@@ -146,6 +147,8 @@ class Show:
         start = setlist.index_of(options.start_cue) if options.start_cue else 0
         self.playhead = Playhead(setlist.cues, start)
         self.sources: list[MidiSource] = []
+        self._source_player: SourcePlayer | None = None  # the current cue's note source
+        self._throw_requested = False
         self.keyboard = KeyboardInstrument()
         self.summary = ShowSummary()
         self.scenes: list[Scene] = []
@@ -199,6 +202,11 @@ class Show:
                 folder=self.setlist.path.parent,
                 osc_now=self.osc_in.on_message_now if self.osc_in is not None
                 and not isinstance(self.time, VirtualTime) else None)
+            if cue.cue.source is not None:
+                try:
+                    context.source = make_source(cue.cue.source, f"cue '{cue.id}'")
+                except UserError as error:
+                    failures.append(str(error))
             scene = cue.scene_class(cue.params, context)
             try:
                 scene.load()
@@ -353,6 +361,10 @@ class Show:
         self._take_cue(tick, show_time, record)
         for message in latest_params(messages):
             self._osc_message(message)
+        if self._throw_requested:
+            self._throw_requested = False
+            if self.replay is None:
+                self._rethrow(show_time - self.clock.dt, record)
         record.osc = [describe_any(m) for m in messages]
         taken = self._deliver_input(tick, show_time, record)
         trained = self._tick_trainers(tick, show_time)
@@ -421,6 +433,7 @@ class Show:
             self.stack.replace_all(self.scenes[requested])
             self.playhead.started(requested, show_time - self.clock.dt)
             cue = self.setlist.cues[requested]
+            self._start_source(requested, show_time - self.clock.dt, record)
             record.taken_cue = cue.id
             self._cue_sound(cue)
             self.summary.cues_played.append(cue.id)
@@ -434,9 +447,35 @@ class Show:
         if self.replay is not None and self.replay.cues is not None:
             self._check_replayed_cue(tick, record.taken_cue)
 
+    def _start_source(self, index: int, start: float, record: TickRecord) -> None:
+        """The cue's note source writes from ``start`` (the previous cue's stops, its notes
+        released); a replay plays the notes from its log instead."""
+        if self._source_player is not None:
+            for at, event in self._source_player.release(start):
+                self.queue.push(self._origin + at, event)
+            self._source_player = None
+        source = self.scenes[index].context.source
+        if source is not None and self.replay is None:
+            self._source_player = SourcePlayer(source, self.setlist.cues[index].id, self.setlist.settings.seed)
+            word = self._source_player.throw(start)
+            record.events.append(word)
+            log.info("cue %s: %s", self.setlist.cues[index].id, word)
+
+    def _rethrow(self, show_time: float, record: TickRecord) -> None:
+        """The performer asks the source to write again from now."""
+        player = self._source_player
+        if player is None:
+            return
+        for at, event in player.release(show_time):
+            self.queue.push(self._origin + at, event)
+        record.events.append(player.throw(show_time))
+
     def _deliver_input(self, tick: int, show_time: float, record: TickRecord) -> list:
         """The MIDI events due in this tick, bounded (:mod:`engine.input_bound`), to the sound, the
         HUD, OSC, MIDI learn, the playhead's triggers and the scenes; returns those taken."""
+        if self._source_player is not None:  # a source's notes join the input as they fall due
+            for at, event in self._source_player.due(show_time):
+                self.queue.push(self._origin + at, event)
         if self.replay is not None:  # stamped in show time already, bit for bit
             due = [(None, event) for event in self.replay.due(tick)]
         else:
@@ -472,6 +511,9 @@ class Show:
     def _take_event(self, event, record: TickRecord) -> None:
         """One MIDI event of the tick, wherever it goes."""
         self.pedals.update(event)
+        if isinstance(event, ControlChange) and event.control == SOFT and event.value >= 64 \
+                and self._source_player is not None and self.replay is None:
+            self._rethrow(event.time, record)  # the soft pedal: a new writing from now
         if isinstance(event, NoteOn):
             self._held_notes.add((event.channel, event.note))
             self.summary.notes += 1
@@ -653,6 +695,11 @@ class Show:
             else:
                 self._said("osc_param", logging.INFO, "OSC: cue %s's %s = %r",
                            self.setlist.cues[index].id, name, value)
+        elif what == "throw" and not message.args:
+            if self._source_player is None:
+                self._osc_problem(message, "the current cue has no note source")
+            else:
+                self._throw_requested = True
         elif what == "sound" and len(message.args) == 3:
             name, parameter, value = message.args
             problem = self._set_sound(str(name), str(parameter), value)

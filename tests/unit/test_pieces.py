@@ -28,7 +28,8 @@ def test_the_engine_never_imports_a_piece():
 def test_the_project_installs_its_pieces_by_name():
     from engine import pieces
 
-    assert pieces.installed() == {"builtin": "scenes.builtin", "grains": "scenes.grains",
+    assert pieces.installed() == {"builtin": "scenes.builtin", "composition": "scenes.composition",
+                                  "ear": "scenes.ear", "grains": "scenes.grains",
                                   "granolar": "scenes.granolar", "ldd": "scenes.ldd.piece"}
     assert pieces.installed_instruments() == {"overtones": "scenes.ldd.sound.instrument"}
 
@@ -52,7 +53,7 @@ def test_a_piece_written_from_nothing_is_found_by_module_path(tmp_path, monkeypa
 def test_an_unknown_piece_is_a_one_line_error(tmp_path):
     setlist = tmp_path / "bad.toml"
     setlist.write_text('title = "t"\npieces = ["nosuchpiece"]\n[[cues]]\nid = "a"\nscene = "pulse"\n')
-    with pytest.raises(UserError, match=r"no piece 'nosuchpiece' \(installed pieces: builtin, grains, granolar, ldd"):
+    with pytest.raises(UserError, match=r"no piece 'nosuchpiece' \(installed pieces: builtin, composition, ear, grains, granolar, ldd"):
         load_setlist(setlist)
 
 
@@ -157,7 +158,7 @@ def test_without_a_piece_bringing_the_overtones_a_setlist_without_sound_is_a_one
     setlist.write_text('title = "t"\npieces = ["builtin"]\n[[cues]]\nid = "a"\nscene = "pulse"\n')
     with pytest.raises(UserError, match=r"b\.toml: without a \[sound\] table the show plays an instrument "
                                         r"of kind 'overtones', which no installed piece brings "
-                                        r"\(installed pieces: builtin, grains, granolar, ldd\)"):
+                                        r"\(installed pieces: builtin, composition, ear, grains, granolar, ldd\)"):
         load_setlist(setlist)
 
 

@@ -1,0 +1,142 @@
+"""A note source drives a scene as a piano would (engine/note_sources.py, the "dice" source of
+scenes/composition; issue 23): a dice waltz thrown at the cue start drives LDD part 1 in a render,
+each bass note starting a new target; the same seed, the same waltz; the soft pedal throws again."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from engine.clock import VirtualTime
+from engine.midi import ControlChange
+from engine.setlist import load_setlist
+from engine.show import Show, ShowOptions
+from tests.integration.test_ldd import events
+
+
+def waltz_setlist(tmp_path: Path, source: str = 'kind = "dice", tempo = 90') -> Path:
+    path = tmp_path / "waltz.toml"
+    path.write_text('title = "waltz"\nseed = 5\npieces = ["ldd", "composition"]\nresolution = "320x180"\n'
+                    f'[[cues]]\nid = "waltz"\nscene = "ldd_cubic"\nsource = {{ {source} }}\n')
+    return path
+
+
+class Played:
+    """A performer's events, each pushed when its time comes (as a port would)."""
+
+    def __init__(self, events, queue) -> None:
+        self.events, self.queue, self.origin = list(events), queue, 0.0
+
+    def start(self, origin: float) -> None:
+        self.origin = origin
+
+    def poll(self, now: float) -> None:
+        while self.events and self.origin + self.events[0][0] <= now + 1e-9:
+            at, event = self.events.pop(0)
+            self.queue.push(self.origin + at, event)
+
+    def take_notices(self) -> list[str]:
+        return []
+
+
+def play(path: Path, seconds: float, pushed=()) -> tuple[list[dict], Show]:
+    setlist = load_setlist(path)
+    metrics = path.with_suffix(".jsonl")
+    show = Show(setlist, ShowOptions(duration=seconds, metrics=metrics), VirtualTime(), None)
+    show.add_source(Played(pushed, show.queue))
+    assert show.load() == []
+    summary = show.run()
+    assert summary.scene_errors == 0
+    return [json.loads(line) for line in metrics.read_text().splitlines()], show
+
+
+def note_ons(lines):
+    return [(line["tick"], int(text.split()[1])) for line in lines for text, _ in line.get("midi", [])
+            if text.startswith("note_on")]
+
+
+def test_a_dice_waltz_drives_ldd_part_1_as_a_piano_would(tmp_path):
+    lines, show = play(waltz_setlist(tmp_path), 12.0)
+    source = show.scenes[0].context.source
+    seeds = [event for event in events(lines) if event.startswith("source:dice seed")]
+    assert seeds == [f"source:dice seed {source.seed}"]
+    notes = note_ons(lines)
+    assert len(notes) > 50  # 18 bars at 90 a minute
+    assert events(lines).count("new_target") == sum(1 for _, note in notes if note < 48) > 0
+    # the notes are the waltz's, at its times (a tick's rounding)
+    ticks = [(max(1, math.ceil(at * 60 - 1e-9)), event.note) for at, event in source.write(source.seed)
+             if type(event).__name__ == "NoteOn"]
+    written = [(tick, note) for tick, note in ticks if tick <= 720]
+    assert sorted(notes) == sorted(written)
+    again, _ = play(waltz_setlist(tmp_path), 12.0)
+    assert note_ons(again) == notes
+
+
+def test_the_soft_pedal_throws_a_new_waltz_from_then_on(tmp_path):
+    pedal = [(4.0, ControlChange(67, 127)), (4.5, ControlChange(67, 0))]
+    lines, show = play(waltz_setlist(tmp_path), 8.0, pedal)
+    seeds = [event for event in events(lines) if event.startswith("source:dice seed")]
+    assert len(seeds) == 2 and seeds[0] != seeds[1]
+    thrown_at = next(line["tick"] for line in lines if seeds[1] in line["events"])
+    assert thrown_at == pytest.approx(4.0 * 60, abs=2)
+    source = show.scenes[0].context.source
+    assert source.throws == 2
+    # after the throw, the second waltz from its start: its first notes at the next tick
+    later = [(tick, note) for tick, note in note_ons(lines) if tick > thrown_at]
+    first_tick = later[0][0]
+    assert first_tick == thrown_at + 1
+    first_notes = [e.note for at, e in source.write(source.seed) if type(e).__name__ == "NoteOn" and at == 0]
+    assert sorted(note for tick, note in later if tick == first_tick) == sorted(first_notes)
+
+
+def test_an_unknown_source_kind_is_one_line(tmp_path):
+    setlist = load_setlist(waltz_setlist(tmp_path, 'kind = "dies"'))
+    show = Show(setlist, ShowOptions(duration=0.1), VirtualTime(), None)
+    failures = show.load()
+    assert len(failures) == 1 and "unknown note source kind 'dies'" in failures[0] and "\n" not in failures[0]
+
+
+def test_render_with_no_performance_plays_the_source_and_a_replay_of_a_live_run_plays_it_again(tmp_path):
+    """`showrunner render` with only --duration: the cues play themselves. A live run (RealTime,
+    a performance log), then its replay: the replay does not throw again, it plays the live
+    waltz's notes from the log, at the same ticks."""
+    import subprocess
+
+    from engine import perflog
+    from engine.audio.control import NoAudio
+    from engine.clock import RealTime
+    from tests.conftest import ROOT, showrunner_command
+
+    metrics = tmp_path / "render.jsonl"
+    done = subprocess.run(showrunner_command("render", str(ROOT / "setlists" / "dice.toml"), "--duration", "2",
+                                             "--size", "320x180", "--out", str(tmp_path / "dice.mkv"),
+                                             "--metrics", str(metrics), "--log-dir", str(tmp_path / "logs")),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert any(event.startswith("source:dice seed") for event in events(lines)) and note_ons(lines)
+    assert lines[-1]["bars"] and lines[-1]["bar"] >= 0  # the scene shows the waltz
+    missing = subprocess.run(showrunner_command("render", str(ROOT / "setlists" / "dice.toml"), "--out",
+                                                str(tmp_path / "x.mkv")), capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "--duration" in missing.stderr and "Traceback" not in missing.stderr
+
+    path = waltz_setlist(tmp_path)
+
+    def run(name, clock, replay=None):
+        setlist = load_setlist(path)
+        out = tmp_path / f"{name}.jsonl"
+        log = None if replay else perflog.PerformanceLog(tmp_path / "perf.jsonl", {
+            "setlist": {"path": str(path), "text": path.read_text()}, "tick_rate": 60.0})
+        show = Show(setlist, ShowOptions(duration=3.0, metrics=out), clock, None, audio=NoAudio(),
+                    perf_log=log, replay=replay)
+        assert show.load() == []
+        assert show.run().scene_errors == 0
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    live = run("live", RealTime())
+    replayed = run("replay", VirtualTime(), replay=perflog.load(tmp_path / "perf.jsonl"))
+    assert note_ons(live) and note_ons(replayed) == note_ons(live)
+    assert not any(event.startswith("source:") for event in events(replayed))  # not thrown again
