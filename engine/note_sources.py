@@ -4,7 +4,8 @@ A cue may name a source (``source = { kind = "dice", tempo = 66 }`` in the setli
 starts, the source writes its notes (events stamped in seconds from then) and the show feeds them,
 as they fall due, into the same input as a piano's: the scenes, the learners, the sound's routing,
 MIDI out, the performance log. A replay plays them back from the log like any performed note and
-does not write them again. When the cue ends, notes not yet played are dropped and the source's
+does not play them again (it writes the same, for what the scenes show, and takes the notes from the
+log). When the cue ends, notes not yet played are dropped and the source's
 sounding notes released.
 
 The performer can have it write again from now (``rethrow``): the soft pedal (controller 67)
@@ -52,6 +53,11 @@ class NoteSource:
         the same notes."""
         raise NotImplementedError
 
+    def take_text(self, text: str) -> bool:
+        """Text typed on stage or sent by OSC (``/showrunner/text``): True when the source writes
+        from text (it then writes anew, from it). Default: not a text source."""
+        return False
+
 
 def source_kinds() -> list[str]:
     return sorted(_KINDS)
@@ -77,8 +83,9 @@ def make_source(spec: dict[str, Any], where: str) -> NoteSource:
 class SourcePlayer:
     """The current cue's source as the show plays it: its pending notes, in show time."""
 
-    def __init__(self, source: NoteSource, cue: str, show_seed: int) -> None:
+    def __init__(self, source: NoteSource, cue: str, show_seed: int, playing: bool = True) -> None:
         self.source = source
+        self.playing = playing  # False in a replay: the notes come from its log
         self.cue = cue
         self.show_seed = show_seed
         self.pending: list[tuple[float, MidiEvent]] = []
@@ -89,7 +96,8 @@ class SourcePlayer:
         seed = zlib.crc32(f"{self.show_seed}/{self.cue}/{self.source.kind}/{self.source.throws}".encode())
         self.source.seed = seed
         self.source.throws += 1
-        self.pending = [(show_time + at, event) for at, event in self.source.write(seed)]
+        written = self.source.write(seed)
+        self.pending = [(show_time + at, event) for at, event in written] if self.playing else []
         return f"source:{self.source.kind} seed {seed}"
 
     def due(self, show_time: float) -> list[tuple[float, MidiEvent]]:

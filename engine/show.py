@@ -363,8 +363,7 @@ class Show:
             self._osc_message(message)
         if self._throw_requested:
             self._throw_requested = False
-            if self.replay is None:
-                self._rethrow(show_time - self.clock.dt, record)
+            self._rethrow(show_time - self.clock.dt, record)
         record.osc = [describe_any(m) for m in messages]
         taken = self._deliver_input(tick, show_time, record)
         trained = self._tick_trainers(tick, show_time)
@@ -449,14 +448,15 @@ class Show:
 
     def _start_source(self, index: int, start: float, record: TickRecord) -> None:
         """The cue's note source writes from ``start`` (the previous cue's stops, its notes
-        released); a replay plays the notes from its log instead."""
+        released). A replay writes the same (the same seeds) but plays the notes from its log."""
         if self._source_player is not None:
             for at, event in self._source_player.release(start):
                 self.queue.push(self._origin + at, event)
             self._source_player = None
         source = self.scenes[index].context.source
-        if source is not None and self.replay is None:
-            self._source_player = SourcePlayer(source, self.setlist.cues[index].id, self.setlist.settings.seed)
+        if source is not None:  # a replay writes too (what the scene shows), its notes come from the log
+            self._source_player = SourcePlayer(source, self.setlist.cues[index].id, self.setlist.settings.seed,
+                                               playing=self.replay is None)
             word = self._source_player.throw(start)
             record.events.append(word)
             log.info("cue %s: %s", self.setlist.cues[index].id, word)
@@ -512,7 +512,7 @@ class Show:
         """One MIDI event of the tick, wherever it goes."""
         self.pedals.update(event)
         if isinstance(event, ControlChange) and event.control == SOFT and event.value >= 64 \
-                and self._source_player is not None and self.replay is None:
+                and self._source_player is not None:
             self._rethrow(event.time, record)  # the soft pedal: a new writing from now
         if isinstance(event, NoteOn):
             self._held_notes.add((event.channel, event.note))
@@ -708,7 +708,11 @@ class Show:
             else:
                 self._said("osc_sound", logging.INFO, "OSC: instrument %s's %s = %r", name, parameter, value)
         elif what == "text" and message.args:
-            self.stack.dispatch(TextInput(" ".join(map(str, message.args)), message.time))
+            text = " ".join(map(str, message.args))
+            player = self._source_player
+            if player is not None and player.source.take_text(text):
+                self._throw_requested = True  # a source that writes from text writes it now
+            self.stack.dispatch(TextInput(text, message.time))
         elif not self.stack.dispatch(message):  # a piece's own address, or nobody's
             if self.osc_in is not None:
                 self.osc_in.counts["osc_unknown"] += 1

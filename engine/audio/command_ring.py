@@ -37,6 +37,7 @@ PLAY = 11  # an instrument: voice, note = table slot, value = gain, a = pitch ra
 STOP = 12  # an instrument: voice (ALL_VOICES = every voice); value = release seconds (0 = its own)
 QUEUE = 13  # an instrument: voice, note = table slot the voice moves to at its next loop end
 SWAP = 14  # RACK: voice = pool slot: its back buffer becomes the one played, from this block on
+TUNE_NOTE = 15  # RACK: voice = MIDI note 0..127, value = its fundamental in Hz (0: the tuning's again)
 # The granulator's own (engine.audio.instruments.granulator): one grain; a salad table.
 GRAIN, SALAD_TABLE = 32, 33
 
@@ -48,11 +49,12 @@ ALL_SOUND_OFF, ALL_NOTES_OFF_CONTROLLER = 120, 123  # controller numbers
 NAMES = {NOTE_ON: "note_on", NOTE_OFF: "note_off", DETUNE: "detune", GAIN: "gain",
          SUSTAIN: "sustain", ALL_NOTES_OFF: "all_notes_off", PANIC: "panic", TUNE: "tune",
          ROUTE: "route", SET: "set", PLAY: "play", STOP: "stop", QUEUE: "queue", SWAP: "swap",
-         GRAIN: "grain", SALAD_TABLE: "salad_table"}
+         TUNE_NOTE: "tune_note", GRAIN: "grain", SALAD_TABLE: "salad_table"}
 FIELDS = 8
 # The target a command has when the sender names none: what every command did before the rack.
 DEFAULT_TARGET = {NOTE_ON: ROUTED, NOTE_OFF: ROUTED, SUSTAIN: ROUTED, ALL_NOTES_OFF: ROUTED,
-                  DETUNE: EVERY, PANIC: EVERY, GAIN: RACK, TUNE: RACK, ROUTE: RACK, SWAP: RACK}
+                  DETUNE: EVERY, PANIC: EVERY, GAIN: RACK, TUNE: RACK, ROUTE: RACK, SWAP: RACK,
+                  TUNE_NOTE: RACK}
 
 
 def voice_id(note: int, channel: int = 0) -> int:

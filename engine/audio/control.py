@@ -125,6 +125,12 @@ class AudioOut:
         for pitch_class, cents in enumerate(cent_offsets(tuning, root)):
             self._command(cmd.TUNE, pitch_class, 0, float(cents), pitch_class, float(cents))
 
+    def tune_note(self, note: int, hz: float) -> None:
+        """Retune one MIDI note to ``hz`` (0: back to the show's tuning) for every instrument that
+        plays by the host's frequencies, for notes struck afterwards: a scale of frequencies of
+        its own (Padberg's 24 equal frequency steps) on ordinary keys."""
+        self._command(cmd.TUNE_NOTE, int(note), 0, float(hz), int(note), float(hz))
+
     def all_notes_off(self) -> None:
         self._command(cmd.ALL_NOTES_OFF)
 

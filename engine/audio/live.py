@@ -129,7 +129,7 @@ class LiveAudio(AudioOut):
         """Into the ring now, noting what a restarted process must be told again."""
         kind, voice, note, value, target, a, b, c = record
         standing = self._standing
-        if kind in (cmd.GAIN, cmd.TUNE):
+        if kind in (cmd.GAIN, cmd.TUNE, cmd.TUNE_NOTE):
             standing[kind, target, voice] = record
         elif kind == cmd.SET:
             standing[kind, target, note] = record

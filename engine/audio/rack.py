@@ -148,6 +148,7 @@ class Rack:
         for module in config.modules:  # a piece's instruments (the audio process imports them here)
             importlib.import_module(module)
         self.tuning_offsets = cent_offsets(config.tuning, config.tuning_root)
+        self.note_hz = np.zeros(128)  # notes retuned to a frequency of their own (TUNE_NOTE); 0: none
         self.host = Host(config.sample_rate, n, self._frequencies(), pool)
         self.instruments: list[Instrument] = []
         for spec in config.instruments:
@@ -174,8 +175,11 @@ class Rack:
         self._wire()
 
     def _frequencies(self) -> np.ndarray:
-        return frequencies_from_offsets(self.tuning_offsets, self.config.reference_hz,
-                                        self.config.reference_note)
+        frequencies = frequencies_from_offsets(self.tuning_offsets, self.config.reference_hz,
+                                               self.config.reference_note)
+        retuned = self.note_hz > 0
+        frequencies[retuned] = self.note_hz[retuned]
+        return frequencies
 
     def instrument(self, name: str) -> Instrument:
         return self.instruments[self.names.index(name)]
@@ -271,6 +275,10 @@ class Rack:
         elif kind == cmd.TUNE:
             if 0 <= voice < 12 and np.isfinite(value) and abs(value) <= 1200:
                 self.tuning_offsets[voice] = float(value)
+                self.host.frequencies = self._frequencies()
+        elif kind == cmd.TUNE_NOTE:
+            if 0 <= voice < 128 and np.isfinite(value) and 0.0 <= value <= 20000.0:
+                self.note_hz[voice] = float(value)
                 self.host.frequencies = self._frequencies()
         elif kind == cmd.ROUTE:
             if voice == cmd.ALL_VOICES:

@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine.clock import VirtualTime
@@ -102,7 +103,7 @@ def test_an_unknown_source_kind_is_one_line(tmp_path):
 def test_render_with_no_performance_plays_the_source_and_a_replay_of_a_live_run_plays_it_again(tmp_path):
     """`showrunner render` with only --duration: the cues play themselves. A live run (RealTime,
     a performance log), then its replay: the replay does not throw again, it plays the live
-    waltz's notes from the log, at the same ticks."""
+    waltz's notes from the log, at the same ticks (its own throw, the same dice, only shown)."""
     import subprocess
 
     from engine import perflog
@@ -139,4 +140,47 @@ def test_render_with_no_performance_plays_the_source_and_a_replay_of_a_live_run_
     live = run("live", RealTime())
     replayed = run("replay", VirtualTime(), replay=perflog.load(tmp_path / "perf.jsonl"))
     assert note_ons(live) and note_ons(replayed) == note_ons(live)
-    assert not any(event.startswith("source:") for event in events(replayed))  # not thrown again
+    # the replay throws the same dice (the scenes show them) but plays the notes from the log once
+    seeds = [event for event in events(live) if event.startswith("source:")]
+    assert seeds and [event for event in events(replayed) if event.startswith("source:")] == seeds
+
+
+def test_padberg_sounds_the_tables_frequencies_in_the_cycles_rhythm(tmp_path):
+    """A render of setlists/padberg.toml's first cue (unit 0.25 s): each letter's tone peaks within
+    0.5 Hz of the table's frequency (the scene retuned its keys), starting where the rhythm says;
+    when the cue ends the keys are the tuning's again."""
+    from engine.audio.offline import OfflineAudio
+    from engine.audio.sound_settings import build_sound
+    from tests.conftest import ROOT
+    from tests.spectrum import peak_near
+
+    text = (ROOT / "setlists" / "padberg.toml").read_text().replace("unit = 0.05", "unit = 0.25")
+    path = tmp_path / "padberg.toml"
+    path.write_text(text)
+    setlist = load_setlist(path)
+    rack, pool = build_sound(path, setlist.settings.audio.mixer_config(), setlist.settings.sound, False,
+                             setlist.resolve_path)
+    try:
+        audio = OfflineAudio(rack, pool=pool)
+        show = Show(setlist, ShowOptions(duration=9.0), VirtualTime(), None, audio=audio)
+        assert show.load() == []
+        assert show.run().scene_errors == 0
+        sound = audio.samples()[:, 0].astype(np.float64)
+        scene = show.scenes[0]
+        letters = scene.context.source.letters
+        assert [v for _, _, _, v in letters[:6]] == [1, 2, 4, 4, 8, 22]
+        rate = 48000
+        start = 1 / 60  # the cue's writing began at the first tick's start (show time 0)
+        for at, letter, hz, value in letters[1:6]:  # a r r i e: 0.5 s and longer
+            begin = int((at + 0.05) * rate)
+            end = int(min(at + value * 0.25 - 0.03, 9.0 - 0.05) * rate)
+            heard = peak_near(sound[begin:end], rate, hz, 8.0)
+            assert heard == pytest.approx(hz, abs=0.5), (letter, hz, heard)
+            onset = begin - int(0.05 * rate) + int(np.argmax(np.abs(sound[begin - int(0.05 * rate):begin]) > 1e-3))
+            assert abs(onset / rate - at) < 1 / 60 + start, (letter, onset / rate, at)
+        assert audio.mixer.host.frequencies[69 + 1] == pytest.approx(458.333, abs=0.01)  # B's key
+        scene.exit()  # the cue ends: the keys are the tuning's again
+        audio.advance(9.1)
+        assert audio.mixer.host.frequencies[69 + 1] == pytest.approx(440 * 2 ** (1 / 12))
+    finally:
+        pool.close()
