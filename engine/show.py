@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.audio.control import AudioOut, NoAudio
 from engine.events import MIDI_TYPES, Emitted, OscMessage, TextInput, describe_any
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("showrunner.show")
 
 END_TAIL = 2.0  # seconds the show runs on after a MIDI file's last event
+MEDIA_VOICES = (1 << 16) + 0x8000  # sampler voices of fixed media (scene voices start at 1 << 16)
 BURST = 16  # events in one tick beyond which a live tick's input has a time budget (a flood)
 
 
@@ -148,6 +149,8 @@ class Show:
         self.playhead = Playhead(setlist.cues, start)
         self.sources: list[MidiSource] = []
         self._source_player: SourcePlayer | None = None  # the current cue's note source
+        self._media: dict[tuple[str, str], tuple[int, Any]] = {}  # fixed media sounding: (sampler, table)
+        self._media_count = 0
         self._throw_requested = False
         self.keyboard = KeyboardInstrument()
         self.summary = ShowSummary()
@@ -635,6 +638,7 @@ class Show:
         names = rack.notes if sound is None or sound.notes is None else sound.notes
         present = [spec.name for spec in rack.instruments]
         self.audio.route([name for name in names if name in present])  # a legacy piano may be off
+        self._cue_media(sound.media if sound is not None else [])
         if sound is None:
             return
         for name, values in sound.settings.items():
@@ -645,6 +649,25 @@ class Show:
                 if isinstance(value, str) and parameter == "table":
                     value = self.audio.table(value)  # a table, by name
                 instrument.set(parameter, value)  # a choice may be a name (checked at load)
+
+    def _cue_media(self, media: list) -> None:
+        """Fixed media: what the last cue played stops or fades as it said (carried media plays
+        on, unless this cue plays the same table again); this cue's starts with the first block
+        after this tick."""
+        carried = {}
+        for key, (voice, item) in self._media.items():
+            if item.end == "carry" and all(m.table != key[1] for m in media):
+                carried[key] = (voice, item)
+            else:
+                release = item.fade if item.end == "fade" else 0.005
+                self.audio.instrument(key[0]).stop(voice, release)
+        self._media = carried
+        for item in media:
+            self._media_count += 1
+            voice = MEDIA_VOICES + self._media_count % 4096
+            self.audio.instrument(item.instrument).play(item.table, voice, gain=10 ** (item.gain_db / 20),
+                                                        pan=item.pan, loop=item.loop)
+            self._media[(item.instrument, item.table)] = (voice, item)
 
     # OSC and what scenes emit.
     def _osc_move(self, message: OscMessage, actions: list[KeyAction]) -> bool:

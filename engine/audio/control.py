@@ -351,9 +351,10 @@ class InstrumentHandle:
                             table, float(start), float(duration), float(ratio), float(gain),
                             target=self.slot, a=float(start), b=float(duration), c=float(ratio))
 
-    def stop(self, voice: int = cmd.ALL_VOICES) -> None:
-        """Release voice ``voice`` (every voice by default)."""
-        self.audio._command(cmd.STOP, voice, 0, 0.0, self.name, voice, target=self.slot)
+    def stop(self, voice: int = cmd.ALL_VOICES, release: float = 0.0) -> None:
+        """Release voice ``voice`` (every voice by default) over ``release`` seconds (0: the
+        instrument's own release)."""
+        self.audio._command(cmd.STOP, voice, 0, float(release), self.name, voice, target=self.slot)
 
     def queue(self, voice: int, table: str) -> None:
         """A looping voice moves to ``table`` when it next reaches its loop end (no gap)."""

@@ -11,7 +11,7 @@ an error saying where it goes now (:func:`engine.setlist.load_setlist` checks ``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -85,13 +85,30 @@ class SoundSettings(_Strict):
     input_file: str | None = None
 
 
+class FixedMedia(_Strict):
+    """A recording that plays with a cue (``media`` of a cue's ``sound``): pool table ``table`` (a
+    ``[sound.samples]`` file) on sampler ``instrument``, from the first block after the cue's
+    start; ``end`` says what it does when the cue ends: "stop" (a 5 ms fade), "fade" (over ``fade``
+    seconds) or "carry" (plays on into the next cues until it ends, or until a later cue plays
+    media of the same table)."""
+
+    table: str
+    instrument: str = "media"
+    gain_db: float = Field(0.0, ge=-120.0, le=24.0)
+    pan: float = Field(0.0, ge=-1.0, le=1.0)
+    loop: bool = False
+    end: Literal["stop", "fade", "carry"] = "stop"
+    fade: float = Field(2.0, gt=0.0, le=60.0, description="seconds")
+
+
 class CueSound(_Strict):
     """A cue's ``sound``: ``notes`` the instruments the MIDI input plays in this cue (``[]``:
     none; unset: the show's default), ``settings`` instrument -> parameter -> value, set when the
-    cue starts (a sampler's ``table`` by name)."""
+    cue starts (a sampler's ``table`` by name), ``media`` recordings that play with it."""
 
     notes: list[str] | None = None
     settings: dict[str, dict[str, float | str | bool]] = Field(default_factory=dict)
+    media: list[FixedMedia] = Field(default_factory=list, max_length=16)
 
 
 def instrument_specs(where: str, sound: SoundSettings) -> list[InstrumentSpec]:
@@ -135,6 +152,7 @@ def check_sound(where: str, audio: MixerConfig, sound: SoundSettings | None,
     for each cue."""
     tables: set[str] = set()
     classes: dict = {}
+    specs: list[InstrumentSpec] = []
     if sound is None:
         names = [LEGACY_INSTRUMENT, "piano"]
         parameters = {LEGACY_INSTRUMENT: (), "piano": ()}
@@ -167,6 +185,14 @@ def check_sound(where: str, audio: MixerConfig, sound: SoundSettings | None,
             if name not in names:
                 raise UserError(f"{label}: field 'sound.notes': no instrument '{name}' "
                                 f"(instruments: {', '.join(names)})")
+        for index, media in enumerate(cue.media):
+            field = f"{label}: field 'sound.media.{index}"
+            if media.instrument not in names or specs[names.index(media.instrument)].kind != "sampler":
+                samplers = [spec.name for spec in specs if spec.kind == "sampler"]
+                raise UserError(f"{field}.instrument': no sampler '{media.instrument}' (samplers: "
+                                f"{', '.join(samplers) or 'none'})")
+            if media.table not in tables:
+                raise UserError(f"{field}.table': no table '{media.table}' in [sound.samples] or [sound.tables]")
         for name, values in cue.settings.items():
             if name not in names:
                 raise UserError(f"{label}: field 'sound.settings.{name}': no instrument '{name}' "
