@@ -16,9 +16,10 @@ SYSTEM_STAMP := $(VENV)/.system-packages
 BENCH_APT_PACKAGES := supercollider-server
 BENCH_STAMP := $(VENV)/.bench-packages
 VENV_STAMP := $(VENV)/.installed
-DEMO_SETLIST ?= setlists/ldd-demo.toml
-DEMO_MIDI ?= assets/midi/prettymidi_example_type0_420tempos_sysex.mid
-DEMO_ARGS ?= --duration 120
+# A tour of every piece (setlists/tour.toml: the concert, about 20 s a piece), recorded to video.
+DEMO_SETLIST ?= setlists/tour.toml
+DEMO_MIDI ?= assets/midi/performances/asap_Bach_Prelude_bwv846_Shi05M.mid
+DEMO_ARGS ?= --duration 205 --record logs/tour.mkv
 # The grain VAE rehearsed on the bundled recordings (setlists/granolar.toml's "rehearsed" and
 # "trajectory" cues start from it): 1,000 steps, about 3 minutes on two cores.
 VAE_CHECKPOINT := build/granolar-vae.ckpt
@@ -82,7 +83,9 @@ $(EAR_CHECKPOINT): $(VENV_STAMP) $(EAR_SOURCES)
 	@mv $(dir $@)training-$(notdir $@) $@
 
 demo: setup
+	@mkdir -p logs
 	$(BIN)/showrunner run $(DEMO_SETLIST) --midi-file $(DEMO_MIDI) $(DEMO_ARGS) $$( [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || echo --headless )
+	@echo "the tour's recording: logs/tour.mkv; its show log and performance log: logs/ (showrunner replay LOG --out video.mkv)"
 
 test: setup
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)

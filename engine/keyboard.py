@@ -3,6 +3,7 @@
 Rehearsal: Space / Right / Page Down = GO (next cue); Left / Page Up = previous; 1..9 and 0 = jump
 to cue 1..10; Backspace / Home = restart the cue; Escape = end the show.
 Sound: F12 = panic (all sound stops at once); - / = lower / raise the master gain by 1 dB.
+F5 = the cue's note source writes anew (a new dice waltz; engine/note_sources.py).
 MIDI learn (engine/midi_learn.py): F2 enters or leaves learn mode; in it, Up / Down pick the
 parameter, Enter binds the captured controller, Delete unbinds it, Escape leaves learn mode (and
 does not end the show).
@@ -20,7 +21,7 @@ BASE_NOTE = 60
 VELOCITY = 96
 # The moves that act at the start of the next tick, and so go into the performance log with it
 # (the others act at once: notes join the MIDI queue; the HUD, the octave and quit are not the show).
-TICK_ACTIONS = frozenset({"go", "previous", "jump", "restart", "panic", "gain"})
+TICK_ACTIONS = frozenset({"go", "previous", "jump", "restart", "panic", "gain", "throw"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class KeyboardInstrument:
             return KeyAction("panic")
         if key == "f1":
             return KeyAction("hud")
+        if key == "f5":
+            return KeyAction("throw")  # the cue's note source writes anew (a new dice waltz)
         if key in ("-", "="):
             return KeyAction("gain", -1 if key == "-" else 1)
         if len(key) == 1 and key in "0123456789":

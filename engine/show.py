@@ -515,8 +515,8 @@ class Show:
         """One MIDI event of the tick, wherever it goes."""
         self.pedals.update(event)
         if isinstance(event, ControlChange) and event.control == SOFT and event.value >= 64 \
-                and self._source_player is not None:
-            self._rethrow(event.time, record)  # the soft pedal: a new writing from now
+                and self._source_player is not None and self.playhead.current.cue.advance.cc != SOFT:
+            self._rethrow(event.time, record)  # the soft pedal: a new writing (unless it advances)
         if isinstance(event, NoteOn):
             self._held_notes.add((event.channel, event.note))
             self.summary.notes += 1
@@ -866,6 +866,8 @@ class Show:
     def _act(self, action: KeyAction) -> None:
         """A performer move, at the start of a tick."""
         match action.kind:
+            case "throw":
+                self._throw_requested = True
             case "go":
                 self.playhead.go()
             case "previous":

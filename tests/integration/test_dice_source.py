@@ -184,3 +184,25 @@ def test_padberg_sounds_the_tables_frequencies_in_the_cycles_rhythm(tmp_path):
         assert audio.mixer.host.frequencies[69 + 1] == pytest.approx(440 * 2 ** (1 / 12))
     finally:
         pool.close()
+
+
+def test_f5_throws_a_new_waltz_from_the_next_tick(tmp_path):
+    from engine.keyboard import KeyAction
+
+    path = waltz_setlist(tmp_path)
+    setlist = load_setlist(path)
+    metrics = path.with_suffix(".jsonl")
+    show = Show(setlist, ShowOptions(duration=5.0, metrics=metrics), VirtualTime(), None)
+
+    class Performer(Played):  # presses F5 at 3 s, as the window's keyboard would
+        def poll(self, now: float) -> None:
+            if self.events and self.origin + 3.0 <= now:
+                self.events = []
+                show.apply_key(KeyAction("throw"), now)
+
+    show.add_source(Performer([(3.0, None)], show.queue))
+    assert show.load() == []
+    show.run()
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    throws = [(line["tick"], e) for line in lines for e in line["events"] if e.startswith("source:dice")]
+    assert len(throws) == 2 and throws[1][0] == pytest.approx(180, abs=2) and throws[0][1] != throws[1][1]

@@ -93,3 +93,10 @@ def test_unmapped_keys_give_none(keys: KeyboardInstrument, key: str) -> None:
 
 def test_superscript_two_key_is_not_a_cue_jump_and_does_not_raise(keys: KeyboardInstrument) -> None:
     assert keys.key_down("²") is None
+
+
+def test_f5_asks_the_cues_note_source_to_write_anew(keys: KeyboardInstrument) -> None:
+    from engine.keyboard import TICK_ACTIONS
+
+    action = keys.key_down("f5")
+    assert action is not None and action.kind == "throw" and "throw" in TICK_ACTIONS
