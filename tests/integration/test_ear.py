@@ -11,16 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.audio.offline import OfflineAudio
 from engine.audio.sound_settings import build_sound
-from engine.clock import VirtualTime
 from engine.midi import NoteOff, NoteOn
 from engine.setlist import load_setlist
 from engine.show import Show, ShowOptions
 from scenes.ear import network
 from tests.conftest import ROOT
 from tests.integration.test_audio_jack import listens_again, live  # noqa: F401
-from tests.integration.test_granolar import show_of
+from tests.integration.test_granolar import load_failures, show_of
 from tests.integration.test_sound_jack import onset, recorder  # noqa: F401
 from tests.spectrum import max_step
 
@@ -114,14 +112,7 @@ def test_a_piano_note_picks_the_band_the_ear_dreams_for(tmp_path):
 def test_a_missing_checkpoint_is_one_line(tmp_path):
     path = setlist_copy(tmp_path)
     path.write_text(path.read_text().replace(str(CHECKPOINT), "no-such.ckpt"))
-    setlist = load_setlist(path)
-    rack, pool = build_sound(path, setlist.settings.audio.mixer_config(), setlist.settings.sound,
-                             False, setlist.resolve_path)
-    try:
-        show = Show(setlist, ShowOptions(duration=0.1), VirtualTime(), None, audio=OfflineAudio(rack, pool=pool))
-        failures = show.load()
-    finally:
-        pool.close()
+    failures = load_failures(path)
     assert len(failures) == 1 and "\n" not in failures[0]
     assert str(tmp_path / "no-such.ckpt") in failures[0], failures[0]
 

@@ -185,17 +185,22 @@ def test_the_rehearsed_cues_start_from_the_model_setup_trained(tmp_path):
         assert float(evaluate(state.params, state.stats)) < 0.35
 
 
-def test_a_missing_checkpoint_is_one_line_and_the_cue_shows_black(tmp_path):
-    path = setlist_copy(tmp_path, ("rehearsed",))
-    path.write_text(path.read_text().replace(str(CHECKPOINT), "no-such.ckpt"))
+def load_failures(path: Path) -> list[str]:
+    """What loading the setlist's scenes says (with its sound), one message a failed scene."""
     setlist = load_setlist(path)
     rack, pool = build_sound(path, setlist.settings.audio.mixer_config(), setlist.settings.sound,
                              False, setlist.resolve_path)
     try:
         show = Show(setlist, ShowOptions(duration=0.1), VirtualTime(), None, audio=OfflineAudio(rack, pool=pool))
-        failures = show.load()
+        return show.load()
     finally:
         pool.close()
+
+
+def test_a_missing_checkpoint_is_one_line_and_the_cue_shows_black(tmp_path):
+    path = setlist_copy(tmp_path, ("rehearsed",))
+    path.write_text(path.read_text().replace(str(CHECKPOINT), "no-such.ckpt"))
+    failures = load_failures(path)
     assert len(failures) == 1 and "\n" not in failures[0]
     assert str(tmp_path / "no-such.ckpt") in failures[0], failures[0]  # relative to the setlist
 

@@ -1,0 +1,75 @@
+"""The concert (setlists/concert.toml, the tour of `make demo`; issue 23): every piece the project
+performs in one show. `check` passes; a render of the tour (its cues shortened to 3 s) with a real
+performance has every cue on stage, no scene error, the same sound twice; a replay of a live run
+plays it again."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from engine.audio.offline import OfflineAudio
+from engine.audio.sound_settings import build_sound
+from engine.clock import VirtualTime
+from engine.midi_file import MidiFilePerformer, load_performance
+from engine.setlist import load_setlist
+from engine.show import Show, ShowOptions
+from tests.conftest import ROOT, showrunner_command
+
+PERFORMANCE = ROOT / "assets" / "midi" / "performances" / "asap_Bach_Prelude_bwv846_Shi05M.mid"
+CUE_SECONDS = 3
+
+
+def short_tour(tmp_path: Path) -> Path:
+    text = (ROOT / "setlists" / "tour.toml").read_text()
+    text = re.sub(r"after = \d+", f"after = {CUE_SECONDS}", text)
+    text = text.replace('"../assets/', f'"{ROOT}/assets/').replace('"../build/', f'"{ROOT}/build/')
+    path = tmp_path / "tour.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_concert_checks():
+    for name in ("concert", "tour"):
+        done = subprocess.run(showrunner_command("check", str(ROOT / "setlists" / f"{name}.toml")),
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        assert "every scene loaded" in done.stdout + done.stderr
+
+
+def render(path: Path, seconds: float, metrics: Path) -> tuple[np.ndarray, list[dict], list[str]]:
+    setlist = load_setlist(path)
+    rack, pool = build_sound(path, setlist.settings.audio.mixer_config(), setlist.settings.sound, False,
+                             setlist.resolve_path)
+    try:
+        audio = OfflineAudio(rack, pool=pool)
+        show = Show(setlist, ShowOptions(duration=seconds, metrics=metrics), VirtualTime(), None, audio=audio)
+        show.add_source(MidiFilePerformer(load_performance(PERFORMANCE), show.queue))
+        assert show.load() == []
+        summary = show.run()
+        assert summary.scene_errors == 0 and summary.recompilations == 0
+        return audio.samples(), [json.loads(l) for l in metrics.read_text().splitlines()], summary.cues_played
+    finally:
+        pool.close()
+
+
+def test_a_render_of_the_whole_tour_plays_every_cue_the_same_twice(tmp_path):
+    path = short_tour(tmp_path)
+    cues = [cue.id for cue in load_setlist(path).cues]
+    seconds = CUE_SECONDS * len(cues) + 1.0
+    first = render(path, seconds, tmp_path / "one.jsonl")
+    second = render(path, seconds, tmp_path / "two.jsonl")
+    assert first[2] == cues  # every cue on stage, in order
+    sound = first[0]
+    assert np.isfinite(sound).all()
+    for index, cue in enumerate(cues):  # every piece sounds
+        part = sound[int((index * CUE_SECONDS + 0.5) * 48000):int((index + 1) * CUE_SECONDS * 48000)]
+        assert np.abs(part).max() > 0.005, f"cue {cue} is silent"
+    assert np.array_equal(first[0], second[0])
+    drop = ("frame_ms", "capture_ms", "wall", "late_ms", "cpu", "rss_mb", "audio_load")
+    strip = lambda lines: [{k: v for k, v in line.items() if k not in drop} for line in lines]  # noqa: E731
+    assert strip(first[1]) == strip(second[1])
