@@ -20,13 +20,20 @@ notes = ["overtones"]
 flute = "{ROOT}/assets/audio/grains/smstools_flute-A4.wav"
 [sound.tables]
 vae = {{ seconds = 1 }}
+ear_a = {{ seconds = 4.2 }}
+ear_b = {{ seconds = 4.2 }}
 [sound.instruments.overtones]
 kind = "overtones"
 [sound.instruments.grains]
 kind = "granulator"
+[sound.instruments.loops]
+kind = "sampler"
 """
-# Parameters a scene cannot do without.
-PARAMS = {"vae_grains": 'params = { sources = ["flute"] }\n'}
+# Parameters (and note sources) a scene cannot do without.
+PARAMS = {"vae_grains": 'params = { sources = ["flute"] }\n',
+          "ear": f'params = {{ checkpoint = "{ROOT}/build/ear.ckpt" }}\n',
+          "dice_waltz": 'source = { kind = "dice" }\n',
+          "padberg_text": 'source = { kind = "padberg" }\n'}
 
 
 def every_scene_setlist(path, scenes) -> None:
@@ -42,7 +49,7 @@ def test_every_registered_scene_warms_up_without_an_exception(tmp_path, egl):
     known_scenes()  # every installed piece loaded
     scenes = [name for name, cls in _REGISTRY.items() if cls.__module__.startswith("scenes.")]
     assert {"pulse", "ldd_cubic", "ldd_knot", "ldd_split", "ldd_bubbles", "grain_clouds",
-            "vae_grains"} <= set(scenes)
+            "vae_grains", "ear", "dice_waltz", "padberg_text"} <= set(scenes)
     setlist = tmp_path / "all.toml"
     every_scene_setlist(setlist, scenes)
     done = subprocess.run(showrunner_command("check", str(setlist)), capture_output=True, text=True,
