@@ -115,3 +115,22 @@ def test_a_replay_of_a_live_run_of_the_tour_plays_it_again(tmp_path):
     assert len(live_summary.cues_played) == cues and replay_summary.cues_played == live_summary.cues_played
     strip = lambda rows: [(t, c, m, [e for e in ev if e not in ("overload",)]) for t, c, m, ev in rows]  # noqa: E731
     assert strip(replayed) == strip(live)
+
+
+def test_approximations_plays_five_timed_movements_over_their_tapes(tmp_path):
+    """setlists/approximations.toml with its movements shortened to 2 s: five cues in order, no
+    scene error, each movement over generated material (a grain-tools tape, or the VAE's
+    decoded trajectory), identical twice."""
+    text = (ROOT / "setlists" / "approximations.toml").read_text()
+    assert re.findall(r"after = (\d+)", text) == ["202", "115", "74", "180", "65"]  # 3:22 1:55 1:14 3:00 1:05
+    text = re.sub(r"after = \d+", "after = 2", text)
+    text = text.replace('"../assets/', f'"{ROOT}/assets/').replace('"../build/', f'"{ROOT}/build/')
+    path = tmp_path / "approximations.toml"
+    path.write_text(text)
+    first = render(path, 10.5, tmp_path / "one.jsonl")
+    assert first[2] == ["one", "two", "three", "four", "five"]
+    for index in range(5):
+        part = first[0][int((index * 2 + 0.3) * 48000):int((index + 1) * 2 * 48000)]
+        assert np.abs(part).max() > 0.01, f"movement {index + 1} is silent"
+    second = render(path, 10.5, tmp_path / "two.jsonl")
+    assert np.array_equal(first[0], second[0])
