@@ -5,6 +5,7 @@ or stops as the setlist says when the cue ends, or carries over into the next cu
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from engine.errors import UserError
 from engine.setlist import load_setlist
 from engine.show import Show, ShowOptions
 from tests.conftest import ROOT
+from tests.integration.test_audio_jack import live  # noqa: F401
+from tests.integration.test_sound_jack import recorder  # noqa: F401
 
 RATE, BLOCK = 48000, 256
 CELLO = ROOT / "assets" / "audio" / "grains" / "smstools_cello-phrase.wav"
@@ -107,3 +110,47 @@ def test_media_naming_no_sampler_or_no_table_is_one_line(tmp_path):
     path = setlist(tmp_path, "stop", ', instrument = "piano"')
     with pytest.raises(UserError, match=r"sound.media.0.instrument': no sampler 'piano'"):
         load_setlist(path)
+
+
+@pytest.mark.jack
+def test_live_a_cued_recording_sounds_within_a_block_of_its_command_through_jack(tmp_path, live, recorder):
+    """A live show through PortAudio on the JACK dummy server, heard by a JACK client: the
+    recording's first sample is heard within one block of the moment its cue's commands left the
+    show (counted in the frames the JACK client captured)."""
+    from engine.clock import RealTime
+    from tests.integration.test_sound_jack import onset, unless_a_cycle_was_missed
+
+    path = setlist(tmp_path, "stop")
+    loaded = load_setlist(path)
+    rack, pool = build_sound(path, loaded.settings.audio.mixer_config(), loaded.settings.sound, False,
+                             loaded.resolve_path)
+    try:
+        audio = live(rack, pool)
+        show = Show(loaded, ShowOptions(duration=1.2), RealTime(), None, audio=audio)
+        assert show.load() == []
+        sent: list[int] = []
+        cue_media, flush = show._cue_media, audio.flush
+        pending = []
+
+        def media(items):  # noting that this tick's commands include the media
+            pending.append(bool(items))
+            cue_media(items)
+
+        def flushed():
+            flush()
+            if pending and pending.pop():
+                sent.append(recorder.mark())  # the moment the commands left
+            pending.clear()
+
+        show._cue_media, audio.flush = media, flushed
+        mark, xruns = recorder.mark(), recorder.xruns
+        assert show.run().scene_errors == 0
+        time.sleep(0.2)
+        heard = recorder.since(mark)[:, 0]
+    finally:
+        pool.close()
+    with unless_a_cycle_was_missed(recorder, xruns):
+        assert len(sent) == 1, sent
+        delay = onset(heard) - (sent[0] - mark)
+        # the block after the commands left (0 in three runs here), at most one later
+        assert 0 <= delay <= BLOCK, f"heard {delay} frames after its cue's commands left"
