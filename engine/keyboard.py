@@ -4,6 +4,8 @@ Rehearsal: Space / Right / Page Down = GO (next cue); Left / Page Up = previous;
 to cue 1..10; Backspace / Home = restart the cue; Escape = end the show.
 Sound: F12 = panic (all sound stops at once); - / = lower / raise the master gain by 1 dB.
 F5 = the cue's note source writes anew (a new dice waltz; engine/note_sources.py).
+F6 = text entry: the keys type (Backspace deletes, Escape or F6 cancels), Enter sends the text to the
+scenes as OSC /showrunner/text would (Padberg's source writes it), into the performance log.
 MIDI learn (engine/midi_learn.py): F2 enters or leaves learn mode; in it, Up / Down pick the
 parameter, Enter binds the captured controller, Delete unbinds it, Escape leaves learn mode (and
 does not end the show).
@@ -30,10 +32,12 @@ class KeyAction:
     note_on / note_off (``value`` = MIDI note), octave (``value`` = +1 / -1), panic, hud (show or
     hide the HUD), gain (``value`` = dB step of the master gain), or MIDI learn: learn (F2: enter
     or leave learn mode), learn_leave (Escape in learn mode), learn_choose (``value`` = -1 / +1:
-    the previous / next parameter), learn_bind, learn_unbind."""
+    the previous / next parameter), learn_bind, learn_unbind; or text entry (F6): text_edit
+    (``text`` = the text so far), text_send (Enter: ``text``), text_cancel (Escape)."""
 
     kind: str
     value: int = 0
+    text: str = ""  # text entry: the text so far (text_edit) or the text sent (text_send)
 
 
 class KeyboardInstrument:
@@ -41,6 +45,25 @@ class KeyboardInstrument:
         self.base_note = base_note
         self._sounding: dict[str, int] = {}
         self.learning = False  # in MIDI learn mode (the show sets it): Escape leaves it, Up/Down/Enter/Delete act
+        self.typing: str | None = None  # text entry (F6): the text so far; keys type, not play
+
+    def _text_key(self, key: str) -> KeyAction | None:
+        text = self.typing or ""
+        if key in ("return", "enter"):
+            self.typing = None
+            return KeyAction("text_send", text=text)
+        if key in ("escape", "f6"):
+            self.typing = None
+            return KeyAction("text_cancel")
+        if key == "backspace":
+            self.typing = text[:-1]
+        elif key == "space":
+            self.typing = text + " "
+        elif len(key) == 1 and key.isprintable():
+            self.typing = text + key
+        else:
+            return None
+        return KeyAction("text_edit", text=self.typing)
 
     def _learn_key(self, key: str) -> KeyAction | None:
         if key == "escape":
@@ -55,6 +78,11 @@ class KeyboardInstrument:
 
     def key_down(self, key: str) -> KeyAction | None:
         """Map a pygame key name (``pygame.key.name``) pressed to an action, or None."""
+        if self.typing is not None:
+            return self._text_key(key)
+        if key == "f6":
+            self.typing = ""
+            return KeyAction("text_edit", text="")
         if key in ("space", "right", "page down"):
             return KeyAction("go")
         if key in ("left", "page up"):

@@ -152,6 +152,7 @@ class Show:
         self._media: dict[tuple[str, str], tuple[int, Any]] = {}  # fixed media sounding: (sampler, table)
         self._media_count = 0
         self._throw_requested = False
+        self._typed: list[OscMessage] = []  # text entered in the window (F6), sent at the next tick
         self.keyboard = KeyboardInstrument()
         self.summary = ShowSummary()
         self.scenes: list[Scene] = []
@@ -417,6 +418,7 @@ class Show:
             messages = self.replay.osc_messages(tick)
         else:
             messages = self.osc_in.take() if self.osc_in is not None else []
+            messages, self._typed = messages + self._typed, []  # text typed in the window
             messages = [replace(m, time=m.time - self._origin) for m in messages]
             messages = [m for m in messages if not self._osc_move(m, actions)]
         for action in actions:
@@ -860,6 +862,12 @@ class Show:
                     self.audio.play(event, listed=False)  # listed when the tick delivers it
             case "learn" | "learn_leave" | "learn_choose" | "learn_bind" | "learn_unbind":
                 self._learn_key(action)
+            case "text_edit" | "text_cancel":
+                typing = f"  typing: {action.text}_" if action.kind == "text_edit" else ""
+                if self.display is not None:
+                    self.display.set_caption(f"{self.setlist.settings.title}{typing}")
+            case "text_send":  # as OSC /showrunner/text would, at the next tick (and logged so)
+                self._typed.append(OscMessage("/showrunner/text", (action.text,), now))
             case kind if kind in TICK_ACTIONS:
                 self._pending_actions.append(action)
 

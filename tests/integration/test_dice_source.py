@@ -206,3 +206,46 @@ def test_f5_throws_a_new_waltz_from_the_next_tick(tmp_path):
     lines = [json.loads(line) for line in metrics.read_text().splitlines()]
     throws = [(line["tick"], e) for line in lines for e in line["events"] if e.startswith("source:dice")]
     assert len(throws) == 2 and throws[1][0] == pytest.approx(180, abs=2) and throws[0][1] != throws[1][1]
+
+
+def test_text_typed_in_the_window_has_padberg_write_it_and_a_replay_does_the_same(tmp_path):
+    """F6, keys, Enter (as the window's keyboard gives them) at 1 s: from the next tick the source
+    writes the new text; the performance log keeps it as OSC /showrunner/text, so a replay writes
+    it at the same tick."""
+    from engine import perflog
+    from engine.audio.control import NoAudio
+    from engine.clock import RealTime
+
+    path = tmp_path / "padberg.toml"
+    path.write_text('title = "p"\npieces = ["composition"]\nresolution = "160x90"\n'
+                    '[[cues]]\nid = "text"\nscene = "padberg_text"\n'
+                    'source = { kind = "padberg", text = "harriet padberg", unit = 0.02 }\n')
+
+    def run(name, clock, replay=None):
+        setlist = load_setlist(path)
+        metrics = tmp_path / f"{name}.jsonl"
+        log = None if replay else perflog.PerformanceLog(tmp_path / "perf.jsonl", {
+            "setlist": {"path": str(path), "text": path.read_text()}, "tick_rate": 60.0})
+        show = Show(setlist, ShowOptions(duration=2.0, metrics=metrics), clock, None, audio=NoAudio(),
+                    perf_log=log, replay=replay)
+
+        class Typist(Played):
+            def poll(self, now: float) -> None:
+                if self.events and self.origin + 1.0 <= now:
+                    self.events = []
+                    for key in ["f6", "b", "a", "c", "h", "return"]:
+                        show.apply_key(show.keyboard.key_down(key), now)
+
+        if replay is None:
+            show.add_source(Typist([(1.0, None)], show.queue))
+        assert show.load() == []
+        show.run()
+        return show.scenes[0].context.source, [json.loads(line) for line in metrics.read_text().splitlines()]
+
+    source, live = run("live", RealTime())
+    assert source.text == "bach" and "".join(letter for _, letter, _, _ in source.letters) == "bach"
+    written = [(line["tick"], e) for line in live for e in line["events"] if e.startswith("source:")]
+    assert len(written) == 2 and 55 <= written[1][0] <= 75
+    source, replayed = run("replay", VirtualTime(), replay=perflog.load(tmp_path / "perf.jsonl"))
+    assert source.text == "bach"
+    assert [(line["tick"], e) for line in replayed for e in line["events"] if e.startswith("source:")] == written

@@ -100,3 +100,16 @@ def test_f5_asks_the_cues_note_source_to_write_anew(keys: KeyboardInstrument) ->
 
     action = keys.key_down("f5")
     assert action is not None and action.kind == "throw" and "throw" in TICK_ACTIONS
+
+
+def test_f6_types_text_and_enter_sends_it(keys: KeyboardInstrument) -> None:
+    assert keys.key_down("f6") == KeyAction("text_edit", text="")
+    for key in ["h", "i", "space", "x", "backspace", "y", "left shift"]:
+        keys.key_down(key)
+    assert keys.typing == "hi y"
+    assert keys.key_up("h") is None  # typing plays no note
+    assert keys.key_down("return") == KeyAction("text_send", text="hi y")
+    assert keys.typing is None and keys.key_down("a").kind == "note_on"  # playing again
+    keys.key_down("f6")
+    keys.key_down("q")
+    assert keys.key_down("escape") == KeyAction("text_cancel") and keys.typing is None
