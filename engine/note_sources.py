@@ -53,6 +53,11 @@ class NoteSource:
         the same notes."""
         raise NotImplementedError
 
+    def throws_on(self, event: MidiEvent) -> bool:
+        """True when a played ``event`` asks this source to write anew (a key of its own choosing,
+        which it never writes itself). Default: none."""
+        return False
+
     def take_text(self, text: str) -> bool:
         """Text typed on stage or sent by OSC (``/showrunner/text``): True when the source writes
         from text (it then writes anew, from it). Default: not a text source."""

@@ -519,6 +519,8 @@ class Show:
         if isinstance(event, ControlChange) and event.control == SOFT and event.value >= 64 \
                 and self._source_player is not None and self.playhead.current.cue.advance.cc != SOFT:
             self._rethrow(event.time, record)  # the soft pedal: a new writing (unless it advances)
+        elif self._source_player is not None and self._source_player.source.throws_on(event):
+            self._rethrow(event.time, record)  # the source's own key: a new writing (the key sounds too)
         if isinstance(event, NoteOn):
             self._held_notes.add((event.channel, event.note))
             self.summary.notes += 1

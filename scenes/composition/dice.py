@@ -13,7 +13,8 @@ and ornaments (``\\trill``: the plain note) ignored.
 Source ``dice`` (cue ``source = { kind = "dice", tempo = 60, swing = 0.0 }``): ``tempo`` bars a
 minute (a dotted crotchet each), ``swing`` delays every second semiquaver by that share of a
 semiquaver, ``velocity`` and the hands' MIDI channels. A new waltz at each cue start; the soft
-pedal or OSC ``/showrunner/throw`` throws again from now.
+pedal, F5, OSC ``/showrunner/throw`` or the key ``throw_note`` (a key the waltz never plays) throws
+again from now.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from engine.errors import UserError
 from engine.midi import MidiEvent, NoteOff, NoteOn
@@ -186,6 +187,15 @@ class DiceParams(SourceParams):
     right_channel: int = Field(0, ge=0, le=15)
     left_channel: int = Field(0, ge=0, le=15)
     repeats: bool = True
+    throw_note: int | None = Field(None, description="a piano key that throws again (outside the "
+                                                      "waltz's range 36..86: A0 = 21, say)")
+
+    @field_validator("throw_note")
+    @classmethod
+    def _outside_the_waltz(cls, note: int | None) -> int | None:
+        if note is not None and not (0 <= note < 36 or 86 < note <= 127):
+            raise ValueError("a key outside the waltz's range 36..86 (its own notes would throw again)")
+        return note
 
 
 class DiceWaltz(NoteSource):
@@ -220,6 +230,10 @@ class DiceWaltz(NoteSource):
                     events.append((max(on + 0.001, off), 0, NoteOff(note.pitch, 0, channel=channel)))
         events.sort(key=lambda e: (e[0], e[1]))
         return [(at, event) for at, _, event in events]
+
+    def throws_on(self, event: MidiEvent) -> bool:
+        note = self.params.throw_note
+        return note is not None and isinstance(event, NoteOn) and event.velocity > 0 and event.note == note
 
     def bar_at(self, seconds: float) -> int:
         """The index (into :attr:`order`) of the bar playing ``seconds`` after the waltz began."""

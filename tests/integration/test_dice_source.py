@@ -249,3 +249,16 @@ def test_text_typed_in_the_window_has_padberg_write_it_and_a_replay_does_the_sam
     source, replayed = run("replay", VirtualTime(), replay=perflog.load(tmp_path / "perf.jsonl"))
     assert source.text == "bach"
     assert [(line["tick"], e) for line in replayed for e in line["events"] if e.startswith("source:")] == written
+
+
+def test_the_dice_sources_own_key_throws_again(tmp_path):
+    from engine.errors import UserError
+    from engine.midi import NoteOn
+    from engine.note_sources import make_source
+
+    lines, show = play(waltz_setlist(tmp_path, 'kind = "dice", tempo = 90, throw_note = 21'), 4.0,
+                       [(2.0, NoteOn(21, 90))])
+    seeds = [(line["tick"], e) for line in lines for e in line["events"] if e.startswith("source:dice")]
+    assert len(seeds) == 2 and seeds[1][0] == pytest.approx(120, abs=2)
+    with pytest.raises(UserError, match="outside the waltz's range"):
+        make_source({"kind": "dice", "throw_note": 60}, "cue 'x'")
