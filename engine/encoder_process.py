@@ -48,6 +48,7 @@ class _Encoder:
         self.anchor: int | None = None  # tap frame at show time 0
         self.read_to = 0  # tap frames taken so far
         self.observed: deque = deque(maxlen=RESYNC_FRAMES)  # tap frame at show time 0, per frame
+        self.taps: deque = deque(maxlen=RESYNC_FRAMES)  # where the tap was, per frame
         self.slots.set("status", RUNNING)
 
     def frame(self, slot: int, pts: int, tap_now: int, show_us: int) -> None:
@@ -69,7 +70,10 @@ class _Encoder:
             # frame says where the tap was at its show time; when the median of the last few
             # disagrees with the anchor, re-anchor so the sound stays with the pictures.
             self.observed.append(tap_now - round(show_us * 1e-6 * self.writer.sample_rate))
-            if len(self.observed) == self.observed.maxlen:
+            self.taps.append(tap_now)
+            # A tap that did not move over the window has no sound to keep in step (no audio
+            # device: the show goes on silently): nothing to re-anchor to.
+            if len(self.observed) == self.observed.maxlen and self.taps[-1] > self.taps[0]:
                 median = int(np.median(self.observed))
                 if abs(median - self.anchor) > RESYNC_SECONDS * self.writer.sample_rate:
                     self.drain_tap()
