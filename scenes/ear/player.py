@@ -84,6 +84,7 @@ class EarParams(SceneParams):
     train: bool = False
     learning_rate: float = Field(1e-3, gt=0.0, le=0.1)
     render_train_steps_per_tick: float = Field(0.1, ge=0.0, le=10.0)
+    detune_scale: float = Field(0.0, ge=0.0, le=0.1, description="learning: detune = this x the loss")
 
 
 RESAMPLE_TAPS = 12  # each side of a resampled sample
@@ -440,6 +441,8 @@ class Ear(Scene):
         if seen.steps != self.model_steps:
             state = seen.state
             self.model, self.model_steps = (state.params, state.mean, state.var), seen.steps
+            if self.params.detune_scale > 0 and self.learning:  # its loss detunes the overtones
+                self.context.audio.detune(self.params.detune_scale * float(seen.summary["loss"]))
         clip_seconds = network.CLIP / network.RATE
         if self.heard is not None and self.time - self.fed_at >= clip_seconds - 1e-9:
             count = min(network.CLIP_FRAMES, int(round((self.time - self.fed_at) * network.RATE / network.HOP)))

@@ -234,14 +234,21 @@ def test_the_ear_learns_from_what_it_hears_the_same_in_every_render(tmp_path):
     import jax
 
     path = setlist_copy(tmp_path, ("piano",), extra='train = true, render_train_steps_per_tick = 0.05, '
-                                                   'steps_per_loop = 20, render_steps_per_tick = 2')
+                                                   'steps_per_loop = 20, render_steps_per_tick = 2, '
+                                                   'detune_scale = 0.01')
     notes = [(0.1 + 0.5 * i, NoteOn(48 + 5 * (i % 6), 100)) for i in range(16)]
     runs = []
     for _ in range(2):
         with show_of(path, 8.5, notes) as (show, audio):
+            detunes: list[float] = []
+            detune = audio.detune
+            audio.detune = lambda value, *a, **k: (detunes.append(value), detune(value, *a, **k))
             assert show.run().scene_errors == 0
             scene = show.scenes[0]
             state = scene.trainer.latest.state
+            # its loss detunes the overtones, once a step (from the first clip heard on)
+            assert len(detunes) == 13 and detunes[-1] == pytest.approx(
+                0.01 * float(scene.trainer.latest.summary["loss"]))
             assert scene.trainer.fed == 2 and scene.fed == 2 * 172
             # it starts learning with the first clip (at 4 s): 0.05 steps a tick from then on
             assert int(state.live_count) == 2 * 172 and scene.trainer.latest.steps == 13
