@@ -63,7 +63,7 @@ $(BENCH_STAMP): $(VENV_STAMP) pyproject.toml
 $(VENV_STAMP): $(SYSTEM_STAMP) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,farm]'  # farm: Ray, for the render farm and its tests
 	$(BIN)/python -m engine.audio.kernels  # compile the audio kernels once (cached by numba)
 	$(BIN)/python -m scenes.ldd.sound.kernels  # and the first piece's overtone voice's
 	$(BIN)/python -m engine.audio.hpss  # and librosa's separation, which samples may ask for

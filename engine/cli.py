@@ -49,6 +49,16 @@ _duration = _number_between(0.001, 24 * 3600, "seconds")
 _fps = _number_between(1, 240, "frames per second")
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of workers, got '{text}'") from None
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"expected 1 to 1024 workers, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="showrunner", description="Run a live audiovisual show from a setlist.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -125,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--audio-in-file", metavar="FILE", type=Path,
                         help="the show's audio input (default: [sound] input_file)")
     replay.add_argument("--log-dir", type=Path, default=Path("logs"))
+    for command in (render, replay):
+        farm = command.add_argument_group("render farm (docs/recording.md; needs showrunner[farm])")
+        farm.add_argument("--workers", type=_workers, default=1, metavar="N",
+                          help="render in N chunks at once on Ray workers (default 1: here, serially)")
+        farm.add_argument("--ray-address", metavar="ADDR",
+                          help="a running Ray cluster to render on (default: a local one for the job)")
+        command.add_argument("--lossless", action="store_true",
+                             help="encode every frame exactly (x264 at qp 0: large files, for archiving "
+                                  "and comparing)")
 
     plot = commands.add_parser("plot", help="plot the loss over a show from its metrics log")
     plot.add_argument("metrics", type=Path, help="a metrics log (--metrics of run, render, replay)")

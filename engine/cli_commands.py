@@ -13,7 +13,8 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -162,7 +163,7 @@ def _stop_on_signals(show: Show) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _report(summary: ShowSummary, log_path: Path, metrics: Path | None) -> None:
+def report(summary: ShowSummary, log_path: Path, metrics: Path | None) -> None:
     log.info("show over: %d ticks, %d frames (median %.1f ms), %d notes, %d scene errors; cues %s",
              summary.ticks, summary.frames, summary.median_frame_ms, summary.notes,
              summary.scene_errors, " ".join(summary.cues_played) or "-")
@@ -327,7 +328,7 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
             video.stop()  # also when the show never started
         if port is not None:
             port.close()
-    _report(summary, log_path, args.metrics)
+    report(summary, log_path, args.metrics)
     log.info("performance log: %s (showrunner replay %s --out video.mkv)", perf_path, perf_path)
     return 0
 
@@ -387,7 +388,27 @@ def _finish_recording(recorder: Recorder) -> None:
              seconds, f", {stats['resyncs']} re-anchoring(s) of the sound" if stats["resyncs"] else "")
 
 
+@dataclass
+class OfflineJob:
+    """A render or replay made ready: what a show in virtual time needs (engine/farm.py makes one
+    in every worker from the same arguments)."""
+
+    setlist: LoadedSetlist
+    size: tuple[int, int]
+    options: ShowOptions
+    sound: tuple  # the rack and its sample pool (:func:`_sound`)
+    end: float  # show seconds
+    attach: Callable[[Show], None]  # connects the performer (a MIDI file, a performance log)
+    performer_end: float | None = None
+    input_sound: object = None
+    notes: list = field(default_factory=list)  # (level, line): said once the show log is open
+
+
 def render(args: argparse.Namespace) -> int:
+    return _render_job(args, prepare_render(args))
+
+
+def prepare_render(args: argparse.Namespace) -> OfflineJob:
     if args.midi_file is None and args.duration is None:
         raise UserError("render: give --midi-file (a performance to play) or --duration (a setlist whose "
                         "cues play themselves, e.g. with a note source)")
@@ -402,12 +423,27 @@ def render(args: argparse.Namespace) -> int:
                           metrics=args.metrics)
     end = args.duration if args.duration is not None else performance.length + END_TAIL
     heard = _input_sound(args, setlist)
-    sound = _sound(setlist, piano)
-    return _render_offline(args, _show_log_or_close(args, sound), setlist, size, options, sound, end,
-                           (lambda show: show.add_source(MidiFilePerformer(performance, show.queue)))
-                           if performance is not None else (lambda show: None),
-                           performer_end=performance.length if performance is not None else None,
-                           input_sound=heard)
+    return OfflineJob(setlist, size, options, _sound(setlist, piano), end,
+                      (lambda show: show.add_source(MidiFilePerformer(performance, show.queue)))
+                      if performance is not None else (lambda show: None),
+                      performer_end=performance.length if performance is not None else None,
+                      input_sound=heard)
+
+
+def _render_job(args: argparse.Namespace, job: OfflineJob) -> int:
+    """Render ``job`` here, or on a Ray cluster (``--workers``, ``--ray-address``: engine/farm.py)."""
+    log_path = _show_log_or_close(args, job.sound)
+    for level, line in job.notes:
+        log.log(level, "%s", line)
+    if getattr(args, "workers", 1) > 1 or getattr(args, "ray_address", None):
+        from engine import farm
+
+        try:
+            return farm.render(args, job, log_path)
+        finally:
+            if job.sound[1] is not None:
+                job.sound[1].close()
+    return _render_offline(args, log_path, job)
 
 
 def _show_log_or_close(args: argparse.Namespace, sound) -> Path:
@@ -421,6 +457,10 @@ def _show_log_or_close(args: argparse.Namespace, sound) -> Path:
 
 
 def replay(args: argparse.Namespace) -> int:
+    return _render_job(args, prepare_replay(args))
+
+
+def prepare_replay(args: argparse.Namespace) -> OfflineJob:
     from engine import perflog
 
     recording = perflog.load(args.log)  # its values are checked: bad ones are one-line errors
@@ -444,11 +484,10 @@ def replay(args: argparse.Namespace) -> int:
         _piano_wanted(settings.audio.piano, live_port=performer.startswith("port"))
     seconds = recording.end / tick_rate
     heard = _input_sound(args, setlist)
-    sound = _sound(setlist, piano)
-    log_path = _show_log_or_close(args, sound)
+    notes = []
     if not recording.complete:
-        log.warning("%s has no end line (the show did not end normally): replaying up to its last "
-                    "input, tick %d (%.1f s)", args.log, recording.end, seconds)
+        notes.append((logging.WARNING, f"{args.log} has no end line (the show did not end normally): "
+                                       f"replaying up to its last input, tick {recording.end} ({seconds:.1f} s)"))
     options = ShowOptions(start_cue=header["start_cue"], duration=max(seconds, 1 / tick_rate),
                           fps=args.fps or header["fps"] or settings.fps, metrics=args.metrics,
                           end_with_file=False)
@@ -457,16 +496,17 @@ def replay(args: argparse.Namespace) -> int:
         recorded = _camera_recording(camera["recorded"], Path(args.log))
         if recorded is not None:
             args.camera, args.camera_recorded = str(recorded), True
-            log.info("camera: the live camera's recording %s", recorded)
+            notes.append((logging.INFO, f"camera: the live camera's recording {recorded}"))
         else:
             if camera["recorded"]:
-                log.warning("the live camera's recording %s is missing (looked for it beside the log "
-                            "too); the show's camera setting stands in", camera["recorded"])
+                notes.append((logging.WARNING, f"the live camera's recording {camera['recorded']} is missing "
+                                               "(looked for it beside the log too); the show's camera setting "
+                                               "stands in"))
             args.camera = camera["source"]
-    log.info("replaying %s: %s, %d ticks (%.1f s) performed by %s on %s", args.log, settings.title,
-             recording.end, seconds, performer or "?", header["started"] or "?")
-    return _render_offline(args, log_path, setlist, size, options, sound, options.duration,
-                           lambda show: setattr(show, "replay", recording), input_sound=heard)
+    notes.append((logging.INFO, f"replaying {args.log}: {settings.title}, {recording.end} ticks ({seconds:.1f} s) "
+                                f"performed by {performer or '?'} on {header['started'] or '?'}"))
+    return OfflineJob(setlist, size, options, _sound(setlist, piano), options.duration,
+                      lambda show: setattr(show, "replay", recording), input_sound=heard, notes=notes)
 
 
 def _camera_recording(recorded: str | None, log: Path) -> Path | None:
@@ -480,28 +520,33 @@ def _camera_recording(recorded: str | None, log: Path) -> Path | None:
     return None
 
 
-def _render_offline(args: argparse.Namespace, log_path: Path, setlist: LoadedSetlist, size: tuple[int, int],
-                    options: ShowOptions, sound, end: float, attach, performer_end=None,
-                    input_sound=None) -> int:
+def _render_offline(args: argparse.Namespace, log_path: Path, job: OfflineJob) -> int:
     """Render a show in virtual time into ``args.out`` (video and the rack's sound), with a
-    progress bar; ``attach(show)`` connects the performer (a MIDI file or a performance log);
-    ``sound``: the rack and its pool (:func:`_sound`), the pool closed here."""
-    rack, pool = sound
+    progress bar; the job's sample pool is closed here."""
     try:
-        return _render_sound(args, log_path, setlist, size, options, rack, pool, end, attach,
-                             performer_end, input_sound)
+        return _render_sound(args, log_path, job)
     finally:
-        if pool is not None:
-            pool.close()
+        if job.sound[1] is not None:
+            job.sound[1].close()
 
 
-def _render_sound(args, log_path, setlist, size, options, rack, pool, end, attach, performer_end,
-                  input_sound) -> int:
+def offline_show(args: argparse.Namespace, job: OfflineJob, display, audio, recorder) -> Show:
+    """The show of ``job`` in virtual time, its scenes loaded and its performer attached."""
+    video = _video_source(args, job.setlist, offline=True)
+    show = Show(job.setlist, job.options, VirtualTime(), display, audio=audio, video_source=video,
+                recorder=recorder, learn=getattr(args, "midi_learn", None))  # replay: its log's
+    _load_scenes(show)
+    job.attach(show)
+    return show
+
+
+def _render_sound(args, log_path: Path, job: OfflineJob) -> int:
     from engine.audio.offline import OfflineAudio, WavWriter
 
-    settings = setlist.settings
+    settings = job.setlist.settings
     config = settings.audio.mixer_config()
-    recorder = Recorder(args.out, size, options.fps, live=False, sample_rate=config.sample_rate)
+    recorder = Recorder(args.out, job.size, job.options.fps, live=False, sample_rate=config.sample_rate,
+                        lossless=getattr(args, "lossless", False))
     wav = display = None
     try:
         wav = WavWriter(args.audio_out, config.sample_rate) if getattr(args, "audio_out", None) else None
@@ -511,21 +556,18 @@ def _render_sound(args, log_path, setlist, size, options, rack, pool, end, attac
             if wav is not None:
                 wav(block)
 
-        audio = OfflineAudio(rack, keep=False, sink=sink, pool=pool, input_sound=input_sound)
-        video = _video_source(args, setlist, offline=True)
+        audio = OfflineAudio(job.sound[0], keep=False, sink=sink, pool=job.sound[1], input_sound=job.input_sound)
         recorder.start()
-        display = open_display(size, headless=True)
+        display = open_display(job.size, headless=True)
     except BaseException:
         recorder.close()
         if wav is not None:
             wav.close()
         raise
     started = time.perf_counter()
+    end = job.end
     try:
-        show = Show(setlist, options, VirtualTime(), display, audio=audio, video_source=video,
-                    recorder=recorder, learn=getattr(args, "midi_learn", None))  # replay: its log's
-        _load_scenes(show)
-        attach(show)
+        show = offline_show(args, job, display, audio, recorder)
         with Progress(TextColumn("rendering"), BarColumn(), TextColumn("{task.description}"),
                       console=console, transient=True) as progress:
             task = progress.add_task("", total=end)
@@ -538,7 +580,7 @@ def _render_sound(args, log_path, setlist, size, options, rack, pool, end, attac
 
             show.frame_sink = advance
             with _stop_on_signals(show):
-                summary = show.run(performer_end=performer_end)
+                summary = show.run(performer_end=job.performer_end)
     finally:
         stats = recorder.close()
         display.close()
@@ -548,13 +590,13 @@ def _render_sound(args, log_path, setlist, size, options, rack, pool, end, attac
     elapsed = time.perf_counter() - started
     rendered = summary.ticks / settings.tick_rate
     log.info("wrote %s: %d frames at %g fps, %.1f s of sound; %.1f s rendered in %.1f s (%.2fx real time)",
-             args.out, stats["frames"], options.fps, stats["samples"] / config.sample_rate, rendered,
+             args.out, stats["frames"], job.options.fps, stats["samples"] / config.sample_rate, rendered,
              elapsed, rendered / max(elapsed, 1e-9))
     if wav is not None:
         log.info("wrote %s", args.audio_out)
     if recorder.failed or stats["errors"]:
         raise RuntimeError(f"the video {args.out} could not be written completely (see the log)")
-    _report(summary, log_path, args.metrics)
+    report(summary, log_path, args.metrics)
     return 0
 
 

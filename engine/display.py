@@ -59,6 +59,8 @@ class Display:
             frame's last drawing is done then, and the copy to the window.
     """
 
+    snapshot_by_reference = True  # engine.snapshot: the restoring show's own, not saved
+
     def __init__(self, gl: moderngl.Context, size: tuple[int, int], windowed: bool) -> None:
         self.gl = gl
         self.size = size

@@ -84,10 +84,20 @@ class MediaWriter:
         live: tune for live recording (no lookahead or B-frames, the fastest preset: a killed
             writer loses at most the frames of the current second); else higher quality for
             offline renders.
+        lossless: offline, encode every picture exactly (x264 at qp 0: the decoded planes are
+            the yuv420p conversion of the frames, bit for bit; files several times larger, in a
+            profile, High 4:4:4 Predictive, that hardware decoders may lack).
+        absolute: keep the first frame's timestamp (a chunk of a longer render, engine/farm.py);
+            else the first frame is shown from 0.
+        bframes: let the encoder use B-frames (offline). Off for a render farm's chunks: a
+            stream whose decoding order is its display order joins onto the next one as it is.
+        video_template: instead of encoding pictures, copy the packets of this PyAV video stream
+            (:meth:`packet`): a render farm's chunks joined without encoding them again.
     """
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float,
-                 sample_rate: int | None = 48000, live: bool = False) -> None:
+                 sample_rate: int | None = 48000, live: bool = False, lossless: bool = False,
+                 absolute: bool = False, bframes: bool = True, video_template=None) -> None:
         import av
 
         self.path = Path(path)
@@ -102,21 +112,12 @@ class MediaWriter:
         except (OSError, ValueError) as error:
             raise UserError(f"cannot write video {self.path}: {getattr(error, 'strerror', None) or error}") from None
         self.rate = Fraction(fps).limit_denominator(1001)
-        video = self._container.add_stream("libx264", rate=self.rate)
-        video.width, video.height = size
-        video.pix_fmt = "yuv420p"
-        video.codec_context.time_base = 1 / self.rate
-        # Say so in the stream: untagged, players guess BT.709 for HD sizes and shift the colours.
-        video.codec_context.color_range = COLOR_RANGE_LIMITED
-        video.codec_context.colorspace = COLORSPACE_BT601
-        gop = max(1, round(float(self.rate)))  # a keyframe a second: the most a crash can lose
-        video.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "23", "g": str(gop)} if live \
-            else {"preset": "veryfast", "crf": "18", "g": str(gop)}
-        if fragmented:
-            # Without an edit list (fragmented MP4 has none), B-frames' decode delay would show as
-            # a frame of offset between picture and sound.
-            video.options = {**video.options, "bf": "0"}
-        self._video = video
+        self.absolute = absolute
+        self._copying = video_template is not None
+        if video_template is not None:
+            self._video = self._container.add_stream_from_template(video_template)
+        else:
+            self._video = self._video_stream(size, live, lossless, fragmented or not bframes)
         self._audio = None
         self.sample_rate = sample_rate
         if sample_rate:
@@ -134,6 +135,30 @@ class MediaWriter:
         self.last_pts = -1
         self._closed = False
 
+    def _video_stream(self, size: tuple[int, int], live: bool, lossless: bool, no_bframes: bool):
+        video = self._container.add_stream("libx264", rate=self.rate)
+        video.width, video.height = size
+        video.pix_fmt = "yuv420p"
+        video.codec_context.time_base = 1 / self.rate
+        # Say so in the stream: untagged, players guess BT.709 for HD sizes and shift the colours.
+        video.codec_context.color_range = COLOR_RANGE_LIMITED
+        video.codec_context.colorspace = COLORSPACE_BT601
+        gop = max(1, round(float(self.rate)))  # a keyframe a second: the most a crash can lose
+        video.options = {"preset": "ultrafast", "tune": "zerolatency", "crf": "23", "g": str(gop)} if live \
+            else {"preset": "veryfast", "qp": "0", "g": str(gop)} if lossless \
+            else {"preset": "veryfast", "crf": "18", "g": str(gop)}
+        if no_bframes:
+            # Without an edit list (fragmented MP4 has none), B-frames' decode delay would show as
+            # a frame of offset between picture and sound.
+            video.options = {**video.options, "bf": "0"}
+        return video
+
+    def packet(self, packet) -> None:
+        """Copy one packet of the template's stream (``video_template``) into the file."""
+        packet.stream = self._video
+        self._container.mux(packet)
+        self.frames += 1
+
     def video(self, picture, pts: int) -> bool:
         """Encode one frame shown from ``pts`` / fps seconds: a (height, width, 3 or 4) uint8
         RGB(A) array, top row first, or an :class:`av.VideoFrame` (see :func:`yuv420`).
@@ -142,7 +167,7 @@ class MediaWriter:
 
         if pts <= self.last_pts:
             return False
-        if self.frames == 0:
+        if self.frames == 0 and not self.absolute:
             pts = 0  # the first picture also covers the moment before it (the show starts black)
         if isinstance(picture, av.VideoFrame):
             frame = picture
@@ -197,7 +222,8 @@ class MediaWriter:
             return
         self._closed = True
         try:
-            self._mux(self._video.encode())
+            if not self._copying:
+                self._mux(self._video.encode())
             if self._audio is not None:
                 self._mux(self._audio.encode())
         finally:

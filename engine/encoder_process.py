@@ -39,7 +39,9 @@ class _Encoder:
         self.slots.path.unlink(missing_ok=True)
         self.previous: np.ndarray | None = None  # the last picture (pictures: repeated over gaps)
         self.writer = MediaWriter(settings["path"], size, self.fps, settings["sample_rate"],
-                                  live=settings["live"])
+                                  live=settings["live"], lossless=settings.get("lossless", False),
+                                  absolute=settings.get("absolute", False),
+                                  bframes=settings.get("bframes", True))
         self.tap = None
         if settings["tap"]:
             from engine.audio.shared import SharedAudioState

@@ -62,6 +62,8 @@ class HudState:
 class Hud:
     """Draws :class:`HudState` in the top-left corner of the show frame."""
 
+    snapshot_by_reference = True  # engine.snapshot: the restoring show's own, not saved
+
     def __init__(self, gl, shaders, size: tuple[int, int], visible: bool = False) -> None:
         self.state = HudState()
         self.visible = visible

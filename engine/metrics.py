@@ -31,6 +31,8 @@ class MetricsLog:
     """A JSON Lines log flushed at least every ``flush_every`` seconds; ``what`` names it in
     errors (the performance log is written the same way)."""
 
+    snapshot_by_reference = True  # engine.snapshot: the restoring show's own, not saved
+
     def __init__(self, path: str | Path, flush_every: float = 1.0, what: str = "metrics log") -> None:
         self.path = Path(path)
         try:

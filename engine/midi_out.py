@@ -62,6 +62,8 @@ class MidiPortOutput:
     """Args: pattern: case-insensitive substring of the destination's name; api: "alsa", "jack"
     or "auto"; poll_interval: seconds between checks of the port list (hot-plug)."""
 
+    snapshot_by_reference = True  # engine.snapshot: the restoring show's own, not saved
+
     def __init__(self, pattern: str, api: str = "auto", poll_interval: float = 0.2) -> None:
         self.pattern = pattern
         self.api = api

@@ -43,6 +43,8 @@ class OscInput:
     """Args: host, port: where to listen (port 0 = any free port: see ``port`` once started);
     clock: the show's time source (stamps); rate_limit: messages a second taken in."""
 
+    snapshot_by_reference = True  # engine.snapshot: the restoring show's own, not saved
+
     def __init__(self, host: str, port: int, clock: Callable[[], float],
                  rate_limit: int = RATE_LIMIT) -> None:
         self.clock = clock
@@ -144,6 +146,8 @@ class OscInput:
 
 class OscOutput:
     """Sends to every ``targets`` (host, port) pair; never blocks, never raises."""
+
+    snapshot_by_reference = True  # engine.snapshot: the restoring show's own, not saved
 
     def __init__(self, targets: list[tuple[str, int]]) -> None:
         from pythonosc.udp_client import SimpleUDPClient

@@ -224,6 +224,8 @@ class PerformanceLog(MetricsLog):
 class Replay:
     """A performance log read back: the header, the inputs by tick, and the last tick to run."""
 
+    snapshot_by_reference = True  # engine.snapshot: the restoring show's own, not saved
+
     path: Path
     header: dict[str, Any]  # as checked by :class:`Header`
     midi: dict[int, list[MidiEvent]]

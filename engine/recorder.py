@@ -57,11 +57,16 @@ class Recorder:
             when that rest is too short the recording drops frames, not the show. False: it also
             works while the show draws (at the idle scheduling class), so it records more frames
             and the show's frames take longer. An attribute too, to set before the show starts.
+        lossless, absolute, bframes: offline, as :class:`engine.encoder.MediaWriter` takes them (a render
+            farm's chunks: engine/farm.py).
     """
+
+    snapshot_by_reference = True  # engine.snapshot: the restoring show's own, not saved
 
     def __init__(self, path: Path, size: tuple[int, int], fps: float, live: bool,
                  sample_rate: int | None = None, tap: Path | None = None, slots: int = 8,
-                 pictures: bool = False, yield_to_show: bool = False) -> None:
+                 pictures: bool = False, yield_to_show: bool = False, lossless: bool = False,
+                 absolute: bool = False, bframes: bool = True) -> None:
         check_output(path, size)
         self.path = Path(path)
         self.size = size
@@ -74,7 +79,8 @@ class Recorder:
         self._slots = Slots(Path(name), slots, size, create=True, channels=3 if pictures else 4)
         settings = {"path": str(self.path), "size": list(size), "fps": fps, "live": live,
                     "sample_rate": sample_rate, "tap": str(tap) if tap else None,
-                    "slots": str(self._slots.path), "slot_count": slots, "pictures": pictures}
+                    "slots": str(self._slots.path), "slot_count": slots, "pictures": pictures,
+                    "lossless": lossless, "absolute": absolute, "bframes": bframes}
         handle, name = tempfile.mkstemp(prefix="showrunner-record-", suffix=".json")
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(settings, file)
@@ -85,6 +91,7 @@ class Recorder:
         self.failed = False
         self.capture_ms: float | None = None  # the show's time in the last capture (live: its cost)
         self._last_pts = -1
+        self.first_pts: int | None = None  # the first frame's timestamp, in frames
         self._pbos: list = []
         self._in_flight: deque = deque()  # (pbo, pts, tap) read back asynchronously, oldest first
         self._pbo_next = 0
@@ -163,6 +170,8 @@ class Recorder:
         if pts - exact > 0.5 or not self._alive():
             return None
         self._last_pts = pts
+        if self.first_pts is None:
+            self.first_pts = pts
         return pts
 
     def _picture(self, rgb: np.ndarray, show_time: float) -> None:

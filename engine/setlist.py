@@ -186,6 +186,8 @@ class LoadedCue:
 
 @dataclass(frozen=True)
 class LoadedSetlist:
+
+    snapshot_by_reference = True  # engine.snapshot: the restoring show's own, not saved
     path: Path
     settings: Setlist
     cues: tuple[LoadedCue, ...]

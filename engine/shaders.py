@@ -105,6 +105,8 @@ class LiveVertexArray:
 class ShaderLibrary:
     """Compiles and caches the programs in ``folders`` (shaders/ by default), reloading them live."""
 
+    snapshot_by_reference = True  # engine.snapshot: the restoring show's own, not saved
+
     def __init__(self, gl: moderngl.Context, folders: list[Path] | None = None) -> None:
         self.gl = gl
         self.folders = [Path(f) for f in (folders or [SHADER_DIR])]

@@ -184,6 +184,14 @@ class Show:
         self._pending_learn: list[LearnChange] = []
         self._trained: dict[str, int] = {}  # the step count last logged for each trainer ("cue/name")
         self._trainer_failed: set[str] = set()
+        # Chunked renders (engine/farm.py): frames run so far, a hook at the top of each frame (a
+        # snapshot is taken there), the frame to stop before, and whether frames are drawn at all
+        # (the farm's first pass only ticks).
+        self.frame_index = 0
+        self._last_now = 0.0  # the time source's reading at the top of the last frame
+        self.before_frame: Callable[[int], None] | None = None
+        self.stop_at_frame: int | None = None
+        self.draw_frames = True
 
     # Set-up.
     def load(self, progress: Callable[[int, str], None] | None = None) -> list[str]:
@@ -271,9 +279,10 @@ class Show:
         return self._quit
 
     # The loop.
-    def run(self, performer_end: float | None = None) -> ShowSummary:
+    def run(self, performer_end: float | None = None, resume: bool = False) -> ShowSummary:
         """Run until quit, ``duration`` show seconds, or the end of a MIDI file (``performer_end``,
-        in file seconds, when a MIDI-file performer was started at show time 0)."""
+        in file seconds, when a MIDI-file performer was started at show time 0). ``resume``: go
+        on from a restored snapshot (engine.snapshot) rather than from the start."""
         if self.options.duration is not None:
             self._end_at = self.options.duration
         elif performer_end is not None and self.options.end_with_file:
@@ -282,29 +291,34 @@ class Show:
             self._metrics = MetricsLog(self.options.metrics)
         frame_period = 1.0 / self.options.fps
         freewheel = isinstance(self.time, VirtualTime)
-        last = self.time.now()
-        deadline = last
-        self._origin = last
-        for source in self.sources:
-            source.start(self._origin)
+        last = self._last_now if resume else self.time.now()  # the time source at the last frame
+        deadline = self.time.now()
+        if not resume:
+            self._origin = last
+            for source in self.sources:
+                source.start(self._origin)
         if self.recorder is not None:
             self.recorder.begin(self._tap_frames())
         # The audio process plays the port's notes itself (live), or did when the show being
         # replayed was live: such notes are listed as heard, and a replay plays them here.
         self._port_heard = self.audio.hears_midi or (self.replay is not None and self.replay.hears_midi)
         self._compilations = _compilations()
-        if self.replay is not None:  # MIDI learn: the bindings the live show started with
+        if self.replay is not None and not resume:  # MIDI learn: the bindings the live show started with
             self.learn = midi_learn.from_records(self.setlist, self.replay.header.get("midi_learn") or [])
         if self.recorder is not None and self.display is not None:
             # Waiting for the screen's vertical blank in the buffer swap, the show rests too.
             self.display.on_swap_wait = lambda waiting: self.recorder.show_busy(not waiting)
         try:
             while not self._quit:
+                if self.before_frame is not None:
+                    self.before_frame(self.frame_index)
+                if self.stop_at_frame is not None and self.frame_index >= self.stop_at_frame:
+                    break
                 if self.recorder is not None:
                     self.recorder.show_busy(True)  # a yielding encoder waits until the rest
                 now = self.time.now()
                 steps = self.clock.advance(now - last)
-                last = now
+                last = self._last_now = now
                 self._origin += steps.dropped
                 if steps.dropped > 0:
                     log.warning("frame took too long: %.0f ms of show time dropped", steps.dropped * 1000)
@@ -319,8 +333,11 @@ class Show:
                     if self._end_at is not None and tick * self.clock.dt >= self._end_at - 1e-9:
                         self._quit = True
                         break
-                if self.clock.tick_count > 0:  # nothing to show before the first cue has started
+                if self.clock.tick_count > 0 and self.draw_frames:  # nothing before the first cue
                     self._draw(steps.alpha)
+                elif not self.draw_frames and self.frame_sink is not None:
+                    self.frame_sink()  # a render's progress, frames drawn or not
+                self.frame_index += 1
                 if freewheel:
                     self.time.advance(frame_period)
                 else:

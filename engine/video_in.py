@@ -362,6 +362,8 @@ class VideoTexture:
         uploads: frames uploaded so far.
     """
 
+    snapshot_by_reference = True  # engine.snapshot: the restoring show's own, not saved
+
     def __init__(self, gl, source) -> None:
         self.gl = gl
         self.source = source

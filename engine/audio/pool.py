@@ -63,6 +63,8 @@ class SamplePool:
         headers: (max_tables, SLOT_FIELDS) int64, the slots' header rows (for compiled kernels).
     """
 
+    snapshot_by_reference = True  # engine.snapshot: shared memory; its written tables are saved below
+
     def __init__(self, path: Path, owner: bool) -> None:
         self.path = Path(path)
         self.owner = owner
@@ -110,6 +112,26 @@ class SamplePool:
         self._front = [None] * self.max_tables
         if self.owner:
             self.path.unlink(missing_ok=True)
+
+    def __snapshot__(self) -> dict:
+        """What a show snapshot keeps of the pool (engine.snapshot): every header, and the buffers
+        of the tables written during the show (loading fills the others the same way again)."""
+        written = [slot for slot in range(int(self._global[_COUNT])) if self.headers[slot, REQUESTED] > 0]
+        return {"global": self._global.copy(), "headers": self.headers.copy(), "names": self._names.copy(),
+                "tables": {slot: (self._buffer(slot, 0).copy(), self._buffer(slot, 1).copy())
+                           for slot in written}}
+
+    def __restore__(self, saved: dict) -> None:
+        if saved["headers"].shape != self.headers.shape:
+            raise ValueError("the sample pool of the saved show has another layout")
+        self._global[:] = saved["global"]
+        self.headers[:] = saved["headers"]
+        self._names[:] = saved["names"]
+        self._buffers = [None] * self.max_tables
+        self._front = [None] * self.max_tables
+        for slot, buffers in saved["tables"].items():
+            for index, data in enumerate(buffers):
+                self._buffer(slot, index)[:] = data
 
     # Tables by name (main process).
     def allocate(self, name: str, frames: int, channels: int) -> int:

@@ -1,0 +1,87 @@
+"""Benchmark: the render farm (engine/farm.py) against a serial replay, side by side in one run.
+
+A live run of the piece (``setlists/ldd-demo.toml``, all four parts in ``SHOWRUNNER_FARM_SECONDS``,
+default 40, headless, no sound, played by the bundled MIDI file) writes a performance log; it is
+replayed at 1280x720, 30 fps, serially and with ``--workers 2`` on a local Ray, twice each, the
+order turning. Per replay: the wall time of the whole command (start-up, Ray's included) and the
+CPU time of the whole machine over it (``/proc/stat``: Ray's processes are not the command's
+children). The goals: the chunked replay's CPU time over the serial's <= 1.10 (what the pass, the
+snapshots, each worker's loading and the join cost), and its wall time over the serial's where two
+cores are free (context: the pass and two workers share these two cores).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.ldd_run import MIDI_FILE, demo_setlist_text
+from bench.result import BenchResult, Figure
+from bench.settings import number
+
+SECONDS_VARIABLE = "SHOWRUNNER_FARM_SECONDS"
+GOAL_CPU = 1.10
+SIZE, FPS = "1280x720", 30
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot."""
+    with open("/proc/stat", encoding="ascii") as file:
+        fields = [int(v) for v in file.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _command(*args: str) -> tuple[float, float]:
+    busy, started = _busy_seconds(), time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True,
+                          timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"showrunner {args[0]} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return time.perf_counter() - started, _busy_seconds() - busy
+
+
+def run() -> BenchResult:
+    seconds = number(SECONDS_VARIABLE, 40.0)
+    result = BenchResult("farm", "Render farm: a chunked replay against a serial one", __doc__.split("\n\n")[1],
+                         f"chunked CPU time <= {GOAL_CPU:.2f}x the serial replay's")
+    with tempfile.TemporaryDirectory(prefix="bench-farm-") as folder:
+        work = Path(folder)
+        setlist = work / "ldd.toml"
+        setlist.write_text(demo_setlist_text(seconds / 4))
+        log = work / "live.perf.jsonl"
+        _command("run", str(setlist), "--midi-file", str(MIDI_FILE), "--headless", "--no-audio", "--duration",
+                 str(seconds), "--perf-log", str(log), "--log-dir", str(work / "logs"))
+        times: dict[str, list[tuple[float, float]]] = {"serial": [], "farm": []}
+        for round_ in range(2):
+            for kind in (("serial", "farm") if round_ == 0 else ("farm", "serial")):
+                extra = ["--workers", "2"] if kind == "farm" else []
+                times[kind].append(_command("replay", str(log), "--out", str(work / f"{kind}.mkv"), "--size", SIZE,
+                                            "--fps", str(FPS), "--log-dir", str(work / "logs"), *extra))
+    serial_wall = min(wall for wall, _ in times["serial"])
+    farm_wall = min(wall for wall, _ in times["farm"])
+    serial_cpu = min(cpu for _, cpu in times["serial"])
+    farm_cpu = min(cpu for _, cpu in times["farm"])
+    ratio = farm_cpu / serial_cpu
+    result.figures += [
+        Figure("serial replay, wall", serial_wall, "s"),
+        Figure("serial replay, CPU", serial_cpu, "s"),
+        Figure("2 workers, wall", farm_wall, "s"),
+        Figure("2 workers, CPU", farm_cpu, "s"),
+        Figure("chunked CPU / serial CPU", ratio, "x", f"<= {GOAL_CPU:.2f}", ratio <= GOAL_CPU),
+        Figure("chunked wall / serial wall", farm_wall / serial_wall, "x"),
+        Figure("show seconds per wall second, serial", seconds / serial_wall, "x"),
+        Figure("show seconds per wall second, 2 workers", seconds / farm_wall, "x"),
+    ]
+    result.notes.append(f"{seconds:g} s of the piece at {SIZE}, {FPS} fps; best of 2 of each, machine-wide CPU")
+    return result
+
+
+if __name__ == "__main__":
+    outcome = run()
+    for figure in outcome.figures:
+        print(f"{figure.label}: {figure.formatted()}")
