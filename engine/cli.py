@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=_duration, metavar="SECONDS", help="stop after this many seconds")
     run.add_argument("--metrics", metavar="FILE", type=Path, help="write a JSON Lines metrics log")
     run.add_argument("--log-dir", type=Path, default=Path("logs"), help="folder for the show log")
+    run.add_argument("--no-recover", action="store_true",
+                     help="run the show in this process, not restarted if it dies (docs/recovery.md)")
+    # Set by the supervisor (engine/supervisor.py) when it starts a show that died again.
+    run.add_argument("--resume", type=Path, help=argparse.SUPPRESS)
+    run.add_argument("--resume-part", type=int, default=1, help=argparse.SUPPRESS)
+    run.add_argument("--resume-next-cue", action="store_true", help=argparse.SUPPRESS)
     run.add_argument("--perf-log", metavar="FILE", type=Path,
                      help="performance log for 'showrunner replay' (default: beside the show log)")
 
@@ -160,7 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    if args.command == "run" and not args.no_recover and args.resume is None:
+        from engine import supervisor
+
+        if not os.environ.get(supervisor.SUPERVISED):
+            return supervisor.supervise(argv)
     from engine import cli_commands as commands
 
     handler = {"run": commands.run, "check": commands.check, "render": commands.render,

@@ -264,7 +264,8 @@ def _event_ports(args: argparse.Namespace, setlist: LoadedSetlist, clock, api: s
 def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, log_path, clock, queue,
               port, api, events) -> int:
     settings = setlist.settings
-    perf_path = args.perf_log or log_path.with_suffix(".perf.jsonl")
+    perf_path = args.resume or args.perf_log or log_path.with_suffix(".perf.jsonl")
+    resumed = _resumed_log(args) if args.resume else None
     audio: AudioOut = NoAudio()
     video = recorder = perf_log = None
     try:
@@ -272,17 +273,20 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
         audio = _live_audio(args, setlist, midi_pattern, api, log_path, rack, pool)
         if args.record:
             state = getattr(audio, "state", None)
-            recorder = Recorder(args.record, settings.resolution, args.record_fps or settings.fps, live=True,
+            record = args.record if args.resume_part <= 1 else \
+                args.record.with_name(f"{args.record.stem}-{args.resume_part}{args.record.suffix}")
+            recorder = Recorder(record, settings.resolution, args.record_fps or settings.fps, live=True,
                                 sample_rate=settings.audio.sample_rate if state is not None else None,
                                 tap=state.path if state is not None else None)
             recorder.start()  # its imports overlap with loading the scenes
         performer = str(performance.path) if performance else (f"port {midi_pattern}" if port else "keyboard")
         header = _show_header(setlist, args.cue, video, audio, performer)
         header["midi_learn"] = args.midi_learn.header()  # MIDI learn: the bindings it starts with
-        if video is not None and _record_camera(settings.camera.record, header["camera"]["source"]):
+        if video is not None and resumed is None and _record_camera(settings.camera.record,
+                                                                    header["camera"]["source"]):
             video = RecordedSource(video, perf_path.with_name(perf_path.name.replace(".perf.jsonl", "") + ".camera.mkv"))
             header["camera"]["recorded"] = str(video.path.resolve())
-        perf_log = PerformanceLog(perf_path, header)
+        perf_log = PerformanceLog(perf_path, header if resumed is None else None)
         display = open_display(settings.resolution, headless=headless, fullscreen=args.fullscreen,
                                display_index=args.display, title=settings.title)
         if recorder is not None:
@@ -294,7 +298,8 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
                      if recorder.yield_to_show else "beside the show, every frame the machine allows")
         try:
             show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=settings.fps,
-                                             metrics=args.metrics, hud=args.hud), clock, display, queue=queue,
+                                             metrics=args.metrics, hud=args.hud,
+                                             append_metrics=resumed is not None), clock, display, queue=queue,
                         audio=audio, video_source=video, recorder=recorder, perf_log=perf_log,
                         learn=args.midi_learn, **events)
             _load_scenes(show)
@@ -312,8 +317,16 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
             _wait_for_audio(audio)
             if recorder is not None:
                 recorder.wait_ready()
+            if os.environ.get("SHOWRUNNER_SUPERVISED"):
+                from engine.supervisor import heartbeat_path, note_perf_log
+
+                show.heartbeat = heartbeat_path(perf_path)
+                note_perf_log(perf_path)
+            if resumed is not None:
+                _catch_up(show, resumed, args)
             with _stop_on_signals(show):
-                summary = show.run(performer_end=performance.length if performance else None)
+                summary = show.run(performer_end=performance.length if performance else None,
+                                   resume=resumed is not None)
         finally:
             if recorder is not None:
                 _finish_recording(recorder)
@@ -331,6 +344,35 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
     report(summary, log_path, args.metrics)
     log.info("performance log: %s (showrunner replay %s --out video.mkv)", perf_path, perf_path)
     return 0
+
+
+def _resumed_log(args: argparse.Namespace):
+    """The performance log of the show that died, read back, and where it got (the later of its
+    last input and its last heartbeat)."""
+    from engine import perflog
+    from engine.supervisor import heartbeat_path, read_heartbeat
+
+    recording = perflog.load(args.resume)
+    beat = read_heartbeat(heartbeat_path(args.resume))
+    return recording, max(recording.end, int(beat.get("tick", 0)))
+
+
+def _catch_up(show: Show, resumed, args: argparse.Namespace) -> None:
+    """The restarted show ticks through the log of the one that died up to where it got, then
+    says so: in the log, on the HUD, in the metrics' events."""
+    from engine.supervisor import DIED_AT
+
+    recording, until = resumed
+    took = show.catch_up(recording, until, next_cue=args.resume_next_cue)
+    died = os.environ.get(DIED_AT)
+    gap = time.time() - float(died) if died else float("nan")
+    where = f"{until / show.clock.tick_rate:.1f} s, cue {show.playhead.current.id}"
+    line = (f"back after the show died: at {where}, {gap:.1f} s without a show "
+            f"(caught up {until} ticks in {took:.1f} s){'; on to the next cue' if args.resume_next_cue else ''}")
+    log.warning("%s", line)
+    if show.hud is not None:
+        show.hud.state.last_error = line
+    show.recovered = {"gap_s": round(gap, 3), "caught_up_s": round(took, 3), "tick": until}
 
 
 def _wait_for_audio(audio: AudioOut, timeout: float = 5.0) -> None:

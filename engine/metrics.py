@@ -33,11 +33,12 @@ class MetricsLog:
 
     snapshot_by_reference = True  # engine.snapshot: the restoring show's own, not saved
 
-    def __init__(self, path: str | Path, flush_every: float = 1.0, what: str = "metrics log") -> None:
+    def __init__(self, path: str | Path, flush_every: float = 1.0, what: str = "metrics log",
+                 append: bool = False) -> None:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("w", encoding="utf-8")
+            self._file = self.path.open("a" if append else "w", encoding="utf-8")
         except OSError as error:
             raise UserError(f"cannot write {what} {self.path}: {error.strerror}") from None
         self._flush_every = flush_every

@@ -100,6 +100,14 @@ class MidiFilePerformer:
         self._origin = origin
         self._next = 0
 
+    def skip_to(self, show_time: float) -> None:
+        """Go on from file second ``show_time`` x speed: the events up to it are taken as played
+        (a show restarted after a crash has them from its performance log)."""
+        events = self.performance.events
+        self._next = 0
+        while self._next < len(events) and events[self._next][0] / self.speed <= show_time + 1e-9:
+            self._next += 1
+
     @property
     def finished(self) -> bool:
         return self._next >= len(self.performance.events)

@@ -176,13 +176,29 @@ def _first_problem(error: ValidationError) -> str:
     return f"{where}: {problem['msg']}" if where else problem["msg"]
 
 
+def _cut_partial_line(path: Path) -> None:
+    """A line the dying show left half-written goes (its tick was not finished either)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as file:
+            file.truncate(data.rfind(b"\n") + 1)
+
+
 class PerformanceLog(MetricsLog):
     """Write a performance log. ``header``: the show's description (see the module text).
     Floats are written in full (repr), so the stamps come back bit for bit."""
 
-    def __init__(self, path: Path, header: dict[str, Any], flush_every: float = 1.0) -> None:
-        super().__init__(path, flush_every, what="performance log")
-        self.write({"format": FORMAT, "version": VERSION, **header})
+    def __init__(self, path: Path, header: dict[str, Any] | None, flush_every: float = 1.0) -> None:
+        """``header`` None: go on writing the log of a show that died (engine/supervisor.py: its
+        restart appends the ticks that follow, so the log replays as one show)."""
+        if header is None:
+            _cut_partial_line(Path(path))
+        super().__init__(path, flush_every, what="performance log", append=header is None)
+        if header is not None:
+            self.write({"format": FORMAT, "version": VERSION, **header})
         self._file.flush()
 
     def tick(self, tick: int, midi: list[MidiEvent], actions: list[KeyAction], cue: str | None = None,

@@ -8,8 +8,10 @@ at show second ``s`` is delivered in the first tick whose end is at or after ``s
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import statistics
 import sys
 import time
@@ -86,6 +88,7 @@ class ShowOptions:
     program_change_jumps: bool | None = None
     end_with_file: bool = True
     hud: bool = False
+    append_metrics: bool = False  # go on writing the metrics log (a show restarted after it died)
 
 
 @dataclass
@@ -192,6 +195,10 @@ class Show:
         self.before_frame: Callable[[int], None] | None = None
         self.stop_at_frame: int | None = None
         self.draw_frames = True
+        # Recovery (engine/supervisor.py): where the show says once a second how far it got.
+        self.heartbeat: Path | None = None
+        self._heartbeat_at = 0.0
+        self.recovered: dict | None = None  # after catch_up: the gap and the catch-up's time
 
     # Set-up.
     def load(self, progress: Callable[[int, str], None] | None = None) -> list[str]:
@@ -288,7 +295,7 @@ class Show:
         elif performer_end is not None and self.options.end_with_file:
             self._end_at = performer_end + END_TAIL
         if self.options.metrics is not None:
-            self._metrics = MetricsLog(self.options.metrics)
+            self._metrics = MetricsLog(self.options.metrics, append=self.options.append_metrics)
         frame_period = 1.0 / self.options.fps
         freewheel = isinstance(self.time, VirtualTime)
         last = self._last_now if resume else self.time.now()  # the time source at the last frame
@@ -333,6 +340,8 @@ class Show:
                     if self._end_at is not None and tick * self.clock.dt >= self._end_at - 1e-9:
                         self._quit = True
                         break
+                if self.heartbeat is not None:
+                    self._beat()
                 if self.clock.tick_count > 0 and self.draw_frames:  # nothing before the first cue
                     self._draw(steps.alpha)
                 elif not self.draw_frames and self.frame_sink is not None:
@@ -368,6 +377,75 @@ class Show:
                 self.video.close()
         self.summary.scene_errors = self.stack.errors
         return self.summary
+
+    def _beat(self) -> None:
+        """Four times a second: the tick reached, for a supervisor restarting a show that died."""
+        now = time.monotonic()
+        if now - self._heartbeat_at < 0.25:
+            return
+        self._heartbeat_at = now
+        try:
+            partial = self.heartbeat.with_name(self.heartbeat.name + ".new")
+            partial.write_text(json.dumps({"tick": self.clock.tick_count, "seconds": self.clock.show_time,
+                                           "cue": self.playhead.current.id}) + "\n")
+            os.replace(partial, self.heartbeat)
+        except OSError:
+            pass  # the show goes on without it
+
+    def catch_up(self, replay: Replay, until: int, next_cue: bool = False) -> float:
+        """Before ``run(resume=True)`` of a show restarted after its process died: tick through the
+        performance log of the show that died, without drawing or sounding, up to tick ``until``
+        (where it got), so that every scene, learner and trainer, the cue, the pedals and the MIDI
+        learn bindings are where they were; then hand the show back to its live devices, the
+        current cue's sound settings sent again. ``next_cue``: then go on to the next cue (the
+        show died here again and again). Returns the seconds it took."""
+        from engine.audio.control import NoAudio
+
+        started = time.perf_counter()
+        live = {"audio": self.audio, "perf_log": self.perf_log, "osc_out": self.osc_out, "midi_out": self.midi_out,
+                "metrics": self._metrics}
+        muted = NoAudio(self.audio.rack, self.audio.pool)
+        self.audio, self.perf_log, self.osc_out, self.midi_out, self._metrics = muted, None, None, None, None
+        self.replay = replay
+        self._port_heard = replay.hears_midi
+        self.learn = midi_learn.from_records(self.setlist, replay.header.get("midi_learn") or [])
+        trainers = []
+        for scene in self.scenes:
+            scene.context.audio = muted
+            for name, trainer in scene.context.trainers.items():
+                steps = replay.trained_steps(scene.context.trainer_key(name))
+                trainer.replay_steps = steps if steps is not None else (lambda tick: 0)
+                trainers.append(trainer)
+        try:
+            for tick in range(self.clock.tick_count + 1, until + 1):
+                self._tick(tick)
+                self.clock.tick_count = self.summary.ticks = tick
+        finally:
+            self.replay = None
+            self.audio, self.perf_log, self.osc_out, self.midi_out = (live[k] for k in ("audio", "perf_log", "osc_out",
+                                                                                       "midi_out"))
+            self._metrics = live["metrics"]
+            self._port_heard = self.audio.hears_midi
+            for scene in self.scenes:
+                scene.context.audio = self.audio
+            for trainer in trainers:  # live again: a started trainer trains in its thread from here
+                trainer.replay_steps = None
+                if trainer._started:
+                    trainer.start()
+        self._cue_sound(self.setlist.cues[self.playhead.index])
+        self.audio.set_gain("master", self.master_gain_db)
+        if next_cue:
+            self.playhead.go()
+        self._pending_events.append("recovered")
+        show_time = self.clock.tick_count * self.clock.dt
+        self._origin = self.time.now() - show_time
+        self._last_now = self.time.now()
+        for source in self.sources:
+            source.start(self._origin)
+            skip = getattr(source, "skip_to", None)
+            if skip is not None:
+                skip(show_time)  # a MIDI file goes on from where the show got
+        return time.perf_counter() - started
 
     def _tick(self, tick: int) -> None:
         """One fixed step, concern by concern: the performer's moves, the cue, the input, the

@@ -3,3 +3,4 @@
 from scenes.builtin.blackout import Blackout  # noqa: F401
 from scenes.builtin.pulse import Pulse  # noqa: F401
 from scenes.builtin.echo import Echo  # noqa: F401
+from scenes.builtin.crash import Crash  # noqa: F401

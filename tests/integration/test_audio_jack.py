@@ -134,10 +134,11 @@ def test_64_voices_at_full_velocity_stay_under_0_dbfs_through_jack(live, recorde
 
 
 def test_killed_audio_process_is_restarted_while_a_show_runs(jack, recorder, tmp_path):
+    # --no-recover: the audio process is the show's own child (recovery: test_recovery.py)
     metrics = tmp_path / "metrics.jsonl"
     show = subprocess.Popen(
         showrunner_command("run", str(DEMO_SETLIST), "--midi-file", str(BUNDLED_MIDI), "--headless",
-                           "--duration", "12", "--metrics", str(metrics),
+                           "--duration", "12", "--metrics", str(metrics), "--no-recover",
                            "--log-dir", str(tmp_path / "logs")),
         env=jack, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -204,8 +204,9 @@ def test_two_renders_decode_to_the_same_frames_sound_and_metrics(tmp_path, egl):
 
 
 def live_show(tmp_path: Path, setlist: Path, *extra: str, env=None) -> subprocess.Popen:
-    return subprocess.Popen(showrunner_command("run", str(setlist), "--headless", "--log-dir", str(tmp_path / "logs"),
-                                               *extra),
+    # --no-recover: these shows die on purpose and stay dead (recovery: tests/integration/test_recovery.py).
+    return subprocess.Popen(showrunner_command("run", str(setlist), "--headless", "--no-recover", "--log-dir",
+                                               str(tmp_path / "logs"), *extra),
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -1,0 +1,157 @@
+"""Recovery: ``showrunner run`` performs under a small parent that starts the show again when its
+process dies (a driver's segfault, the OOM killer, an uncaught error, a lost GL context).
+
+The parent runs the show as a child process (the same command line) and waits. The show writes its
+performance log as it goes (every input, by tick) and, four times a second, the tick it reached
+(``PERF.alive``). When the child dies (a signal, or exit status 1: an internal error) the parent
+starts it again at once with ``--resume``: the new show loads the setlist, ticks through the
+performance log without drawing or sounding up to where the old one got (every learner, trainer,
+trail, cue, pedal and MIDI-learn binding as it was: :meth:`engine.show.Show.catch_up`), then goes
+on live from that tick, appending to the same performance log (so that ``showrunner replay`` of it
+renders the show as if it had never died), with the same ports, camera and sound settings. It says
+on the HUD and in the log that it came back and how long the gap was.
+
+Limits: a show that dies again within 2 show seconds of where it died before is restarted there
+``TRIES`` times, then at the next cue; dying there still, the parent stops with a one-line message
+(exit 1). Ctrl-C and SIGTERM go to the show, which ends normally; a bad input (exit 2) is never
+retried. ``--no-recover`` runs the show in this process, as before.
+
+This module imports nothing heavy: the parent stays small.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TRIES = 3  # restarts at the same place before moving on to the next cue
+SAME_PLACE = 2.0  # show seconds: a death this close to the last one is at the same place
+MAX_RESTARTS = 20  # in one show, whatever the places
+SUPERVISED = "SHOWRUNNER_SUPERVISED"  # set in the child's environment
+PERF_LOG_NOTE = "SHOWRUNNER_PERF_LOG_NOTE"  # a file where the child writes its performance log's path
+DIED_AT = "SHOWRUNNER_DIED_AT"  # wall-clock time (time.time()) the previous show died, for the gap
+NORMAL = (0, 2, 130)  # ended, bad input, stopped by the performer
+
+
+def heartbeat_path(perf_log: Path) -> Path:
+    return perf_log.with_name(perf_log.name + ".alive")
+
+
+def read_heartbeat(path: Path) -> dict:
+    """The last tick a show said it reached ({"tick", "seconds", "cue"}); empty when none."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: killed when the parent dies (Linux), so that a supervisor killed
+    takes its show with it rather than leaving it playing."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def note_perf_log(path: Path) -> None:
+    """In a supervised show: tell the parent where the performance log is (it chooses its name
+    beside its show log, as unsupervised)."""
+    note = os.environ.get(PERF_LOG_NOTE)
+    if note:
+        try:
+            Path(note).write_text(str(Path(path).absolute()), encoding="utf-8")
+        except OSError:
+            pass
+
+
+def supervise(argv: list[str]) -> int:
+    """Run ``showrunner run ARGV`` as a child and start it again when it dies; returns its exit
+    status (or 1 after giving up)."""
+    import tempfile
+
+    arguments = list(argv)
+    handle, name = tempfile.mkstemp(prefix="showrunner-perf-log-")
+    os.close(handle)
+    note = Path(name)
+    environment = {**os.environ, SUPERVISED: "1", PERF_LOG_NOTE: str(note)}
+    try:
+        return _supervise(arguments, environment, note)
+    finally:
+        note.unlink(missing_ok=True)
+
+
+def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
+    stopping: list[int] = []
+    child: subprocess.Popen | None = None
+
+    def forward(signum, _frame) -> None:
+        stopping.append(signum)
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    deaths: list[float] = []  # show seconds where the show died, in order
+    restarts, at_place, moved_on = 0, 0, False
+    extra: list[str] = []
+    try:
+        while True:
+            # Its own process group: Ctrl-C in a terminal reaches the parent alone, which passes it
+            # on once (the show's second Ctrl-C means "stop at once").
+            child = subprocess.Popen([sys.executable, "-m", "engine.cli", *arguments, *extra], env=environment,
+                                     preexec_fn=_die_with_parent, start_new_session=True)
+            while True:
+                try:
+                    code = child.wait()
+                    break
+                except InterruptedError:
+                    continue
+            named = note.read_text(encoding="utf-8").strip() if note.exists() else ""
+            perf_log = Path(named) if named else None
+            heartbeat = heartbeat_path(perf_log) if perf_log is not None else None
+            if stopping or code in NORMAL or code in (-signal.SIGINT, -signal.SIGTERM):
+                if heartbeat is not None:
+                    heartbeat.unlink(missing_ok=True)
+                return 128 - code if code < 0 else code
+            died = time.time()
+            beat = read_heartbeat(heartbeat) if heartbeat is not None else {}
+            seconds = float(beat.get("seconds", 0.0))
+            how = f"signal {signal.Signals(-code).name}" if code < 0 and -code in signal.Signals._value2member_map_ \
+                else f"exit status {code}"
+            if perf_log is None or not perf_log.exists():
+                print(f"showrunner: the show died ({how}) before it started; not restarting it", file=sys.stderr)
+                return 1
+            same = bool(deaths) and abs(seconds - deaths[-1]) <= SAME_PLACE
+            deaths.append(seconds)
+            at_place = at_place + 1 if same else 1
+            if not same:
+                moved_on = False
+            restarts += 1
+            next_cue = False
+            if at_place > TRIES:
+                if moved_on:
+                    print(f"showrunner: the show died {at_place} times at {seconds:.1f} s (cue {beat.get('cue', '?')}), "
+                          f"even after moving on to the next cue; stopping. Its performance log {perf_log} "
+                          "replays it up to there", file=sys.stderr)
+                    return 1
+                moved_on, next_cue, at_place = True, True, TRIES  # dying here once more: stop
+            if restarts > MAX_RESTARTS:
+                print(f"showrunner: the show died {restarts} times; stopping. Its performance log {perf_log} "
+                      "replays it up to there", file=sys.stderr)
+                return 1
+            print(f"showrunner: the show died ({how}) at {seconds:.1f} s, cue {beat.get('cue', '?')}; starting it "
+                  f"again{' at the next cue' if next_cue else ''} (restart {restarts})", file=sys.stderr)
+            environment[DIED_AT] = repr(died)
+            extra = ["--resume", str(perf_log), "--resume-part", str(restarts + 1)]
+            if next_cue:
+                extra.append("--resume-next-cue")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,190 @@
+"""Recovery (engine/supervisor.py, Show.catch_up; issue 25): `showrunner run` under its parent. A
+live headless show driven by a real performance, SIGKILLed in its second part, comes back at the
+same moment: the same cue, and from there the same metrics (the learners' losses) as an
+uninterrupted show for the same ticks; its performance log replays as the uninterrupted show's does.
+A scene that kills its show at a fixed moment is restarted there, then moved past, or the parent
+stops with one line; --no-recover leaves a dead show dead."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import av
+
+from engine.perflog import comparable
+from tests.conftest import ROOT, showrunner_command
+
+PERFORMANCE = ROOT / "assets" / "midi" / "performances" / "asap_Chopin_Ballades_1_Ali01.mid"  # the learners learn from it
+PART = 4  # seconds a part
+SECONDS = 11
+
+
+def piece(tmp_path: Path) -> Path:
+    """The first piece, its parts PART s long, small (a loaded machine keeps its frames)."""
+    text = (ROOT / "setlists" / "ldd-demo.toml").read_text()
+    text = re.sub(r"after = \d+(\.\d+)?, cc = 67", f"after = {PART}", text)  # timed parts only
+    text = re.sub(r'resolution = "\d+x\d+"', 'resolution = "320x180"', text)
+    text = text.replace('"../assets/', f'"{ROOT}/assets/')
+    # The knot on any bass note (the original's rule): the performance's first seconds hold no
+    # three-note chords, and the knot's learners are to be at work when the show dies.
+    text = text.replace('scene = "ldd_knot"\n', 'scene = "ldd_knot"\nparams = { trigger = "any_bass" }\n')
+    path = tmp_path / "ldd.toml"
+    path.write_text(text)
+    return path
+
+
+def start(tmp_path: Path, setlist: Path, name: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(showrunner_command(
+        "run", str(setlist), "--headless", "--no-audio", "--log-dir", str(tmp_path / "logs"),
+        "--metrics", str(tmp_path / f"{name}.jsonl"), "--perf-log", str(tmp_path / f"{name}.perf.jsonl"), *extra),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def the_show(parent: subprocess.Popen) -> int:
+    found = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True)
+    pids = [int(pid) for pid in found.stdout.split()]
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+def wait_for_tick(metrics: Path, tick: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        if metrics.exists() and any(line.get("tick", 0) >= tick for line in lines(metrics)[-5:]):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"tick {tick} not reached")
+
+
+def frames(path: Path) -> list[str]:
+    with av.open(str(path)) as container:
+        return [hashlib.md5(b"".join(bytes(p) for p in f.planes)).hexdigest() for f in container.decode(video=0)]
+
+
+def test_a_show_killed_in_its_second_part_comes_back_at_the_same_moment(tmp_path):
+    setlist = piece(tmp_path)
+    args = ("--midi-file", str(PERFORMANCE), "--duration", str(SECONDS))
+    show = start(tmp_path, setlist, "crashed", *args)
+    try:
+        wait_for_tick(tmp_path / "crashed.jsonl", int((PART + 1.5) * 60), show)  # the knot, 1.5 s in
+        killed = time.time()
+        subprocess.run(["kill", "-KILL", str(the_show(show))], check=True)
+        out, err = show.communicate(timeout=300)
+    finally:
+        if show.poll() is None:
+            show.kill()
+    assert show.returncode == 0, err[-3000:]
+    assert "the show died (signal SIGKILL)" in err
+    back = re.search(r"back after the show died: at ([\d.]+) s, cue (\w+), ([\d.]+) s without a show "
+                     r"\(caught up (\d+) ticks", err)
+    assert back, err[-3000:]
+    assert back.group(2) == "knot"
+    gap = float(back.group(3))
+    print(f"picture back {gap:.2f} s after the kill (goal 5 s)")
+    assert gap < 15  # measured and printed; the 5 s goal is the benchmark's (docs/recovery.md)
+    resumed = int(back.group(4))
+    assert resumed >= (PART + 0.5) * 60
+
+    whole = start(tmp_path, setlist, "whole", "--no-recover", *args)
+    _, err = whole.communicate(timeout=300)
+    assert whole.returncode == 0, err[-3000:]
+    crashed = {line["tick"]: line for line in lines(tmp_path / "crashed.jsonl")}
+    reference = {line["tick"]: line for line in lines(tmp_path / "whole.jsonl")}
+    after = [tick for tick in sorted(crashed) if tick > resumed]
+    assert len(after) >= (SECONDS - PART - 3) * 60 and after[-1] == max(reference)
+
+    def same(line: dict) -> dict:
+        kept = comparable(line)
+        if "recovered" in kept["events"]:  # the tick back: the cue's sound settings sent again first
+            kept["events"].remove("recovered")
+            resent = kept.pop("audio", [])
+            own = reference[line["tick"]].get("audio", [])
+            assert resent[len(resent) - len(own):] == own and ["gain", "master", 0.0] in resent
+            if own:
+                kept["audio"] = own
+        return kept
+    differ = [tick for tick in after if same(crashed[tick]) != same(reference[tick])]
+    assert differ == [], [(tick, {k: (same(crashed[tick]).get(k), same(reference[tick]).get(k))
+                                  for k in set(same(crashed[tick])) | set(same(reference[tick]))
+                                  if same(crashed[tick]).get(k) != same(reference[tick]).get(k)})
+                          for tick in differ[:3]]
+    assert "recovered" in crashed[resumed + 1]["events"]
+    assert sum("loss" in crashed[tick] and crashed[tick]["cue"] == "knot" for tick in after) > 30  # learning
+
+    # The performance log of the show that died and came back replays as the uninterrupted one.
+    for name in ("crashed", "whole"):
+        done = subprocess.run(showrunner_command(
+            "replay", str(tmp_path / f"{name}.perf.jsonl"), "--out", str(tmp_path / f"{name}.mkv"), "--size",
+            "160x90", "--fps", "20", "--lossless", "--log-dir", str(tmp_path / "logs")),
+            capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "replay took other cues" not in done.stderr
+    assert frames(tmp_path / "crashed.mkv") == frames(tmp_path / "whole.mkv")
+
+
+def drill(tmp_path: Path, then: str) -> Path:
+    text = f"""title = "recovery drill"
+pieces = ["builtin"]
+tick_rate = 60
+fps = 30
+resolution = "160x90"
+
+[[cues]]
+id = "before"
+scene = "pulse"
+advance = {{ after = 1 }}
+
+[[cues]]
+id = "drill"
+scene = "crash"
+params = {{ after = 0.5 }}
+advance = {{ after = 5 }}
+
+[[cues]]
+id = "after"
+scene = "{then}"
+{'params = { after = 0.2 }' if then == "crash" else ''}
+"""
+    path = tmp_path / "drill.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_scene_that_kills_its_show_again_and_again_is_moved_past(tmp_path):
+    show = start(tmp_path, drill(tmp_path, "pulse"), "drill", "--duration", "4")
+    _, err = show.communicate(timeout=300)
+    assert show.returncode == 0, err[-3000:]
+    deaths = re.findall(r"the show died \(signal SIGKILL\) at ([\d.]+) s", err)
+    assert len(deaths) == 4, err[-3000:]  # restarted at the same place 3 times, then at the next cue
+    assert all(1.0 <= float(at) <= 1.5 for at in deaths)
+    assert err.count("starting it again at the next cue") == 1
+    assert "on to the next cue" in err
+    cues = [line.get("cue") for line in lines(tmp_path / "drill.jsonl")]
+    assert cues[-1] == "after"
+
+
+def test_a_show_that_dies_at_the_next_cue_too_stops_with_one_line(tmp_path):
+    show = start(tmp_path, drill(tmp_path, "crash"), "drill", "--duration", "4")
+    _, err = show.communicate(timeout=300)
+    assert show.returncode == 1
+    last = err.strip().splitlines()[-1]
+    assert "even after moving on to the next cue; stopping" in last and "replays it up to there" in last
+    assert "Traceback" not in err
+
+
+def test_no_recover_leaves_a_dead_show_dead(tmp_path):
+    show = start(tmp_path, drill(tmp_path, "pulse"), "drill", "--duration", "4", "--no-recover")
+    _, err = show.communicate(timeout=300)
+    assert show.returncode == -signal.SIGKILL
+    assert "starting it again" not in err
