@@ -100,16 +100,29 @@ def _input_sound(args: argparse.Namespace, setlist: LoadedSetlist):
 
 
 def _live_audio(args: argparse.Namespace, setlist: LoadedSetlist, midi_pattern: str | None,
-                midi_api: str, log_path: Path, rack, pool) -> AudioOut:
+                midi_api: str, log_path: Path, rack, pool, perf_path: Path) -> AudioOut:
     settings = setlist.settings.audio
     if args.no_audio or not settings.enabled:
         log.info("sound off (%s)", "--no-audio" if args.no_audio else "[audio] enabled = false")
         return NoAudio(rack, pool)
     from engine.audio.live import LiveAudio
 
+    from engine import supervisor
+
+    keeper = supervisor.supervisor_pid()
+    note = supervisor.sound_note_path(perf_path) if keeper is not None else None
     audio = LiveAudio(rack, device=args.audio_device or settings.device, midi_input=midi_pattern,
                       midi_api=midi_api, log_file=log_path, pool=pool,
-                      input_device=args.audio_in or settings.input, realtime=settings.realtime)
+                      input_device=args.audio_in or settings.input, realtime=settings.realtime,
+                      keeper=keeper, note=note)
+    left = supervisor.read_sound_note(note) if note is not None and args.resume else {}
+    if left.get("alive"):  # the show that died left its sound playing: play on through it
+        why = audio.can_adopt(left)
+        if why is None:
+            audio.adopt(left)
+            return audio
+        log.warning("the sound the show that died left playing stops: %s", why)
+    supervisor.stop_sound(left)  # and its shared files go
     audio.start()
     return audio
 
@@ -270,7 +283,7 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
     video = recorder = perf_log = None
     try:
         video = _video_source(args, setlist, offline=False)
-        audio = _live_audio(args, setlist, midi_pattern, api, log_path, rack, pool)
+        audio = _live_audio(args, setlist, midi_pattern, api, log_path, rack, pool, perf_path)
         if args.record:
             state = getattr(audio, "state", None)
             record = args.record if args.resume_part <= 1 else \
@@ -331,6 +344,15 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
             if recorder is not None:
                 _finish_recording(recorder)
             display.close()
+    except UserError:
+        raise
+    except Exception:
+        # An internal error ends this show; under a supervisor the next one plays on through
+        # this one's audio process.
+        leave = getattr(audio, "leave", None)
+        if leave is not None:
+            leave()
+        raise
     finally:
         if recorder is not None:
             recorder.close()  # a show that never ran (closed above otherwise; closing twice is fine)
@@ -354,7 +376,10 @@ def _resumed_log(args: argparse.Namespace):
 
     recording = perflog.load(args.resume)
     beat = read_heartbeat(heartbeat_path(args.resume))
-    return recording, max(recording.end, int(beat.get("tick", 0)))
+    until = max(recording.end, int(beat.get("tick", 0)))
+    # The instant up to which it took in live MIDI (its time source, the system's monotonic clock).
+    heard_after = beat["origin"] + until / recording.header.get("tick_rate", 60) if "origin" in beat else None
+    return recording, until, heard_after
 
 
 def _catch_up(show: Show, resumed, args: argparse.Namespace) -> None:
@@ -362,8 +387,8 @@ def _catch_up(show: Show, resumed, args: argparse.Namespace) -> None:
     says so: in the log, on the HUD, in the metrics' events."""
     from engine.supervisor import DIED_AT
 
-    recording, until = resumed
-    took = show.catch_up(recording, until, next_cue=args.resume_next_cue)
+    recording, until, heard_after = resumed
+    took = show.catch_up(recording, until, next_cue=args.resume_next_cue, heard_after=heard_after)
     died = os.environ.get(DIED_AT)
     gap = time.time() - float(died) if died else float("nan")
     where = f"{until / show.clock.tick_rate:.1f} s, cue {show.playhead.current.id}"

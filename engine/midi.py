@@ -151,5 +151,15 @@ class EventQueue:
         with self._lock:
             self._items.clear()
 
+    def replace_until(self, until: float, events: list[tuple[float, MidiEvent]]) -> int:
+        """Drop the events stamped at or before ``until`` and put ``events`` first in their place
+        (a show back after its process died: what the audio process heard in the gap stands for
+        what this show's own reader caught of it). Returns how many were dropped."""
+        with self._lock:
+            kept = [item for item in self._items if item[0] > until + 1e-9]
+            dropped = len(self._items) - len(kept)
+            self._items = deque([*events, *kept])
+        return dropped
+
     def __len__(self) -> int:
         return len(self._items)

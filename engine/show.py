@@ -387,18 +387,22 @@ class Show:
         try:
             partial = self.heartbeat.with_name(self.heartbeat.name + ".new")
             partial.write_text(json.dumps({"tick": self.clock.tick_count, "seconds": self.clock.show_time,
-                                           "cue": self.playhead.current.id}) + "\n")
+                                           "cue": self.playhead.current.id, "origin": self._origin}) + "\n")
             os.replace(partial, self.heartbeat)
         except OSError:
             pass  # the show goes on without it
 
-    def catch_up(self, replay: Replay, until: int, next_cue: bool = False) -> float:
+    def catch_up(self, replay: Replay, until: int, next_cue: bool = False, heard_after: float | None = None) -> float:
         """Before ``run(resume=True)`` of a show restarted after its process died: tick through the
         performance log of the show that died, without drawing or sounding, up to tick ``until``
         (where it got), so that every scene, learner and trainer, the cue, the pedals and the MIDI
         learn bindings are where they were; then hand the show back to its live devices, the
         current cue's sound settings sent again. ``next_cue``: then go on to the next cue (the
-        show died here again and again). Returns the seconds it took."""
+        show died here again and again). ``heard_after``: the instant (the time source's seconds)
+        up to which the show that died took in its live MIDI; what the port brought since, which
+        the audio process it left playing took in and played (:meth:`LiveAudio.adopt`), this show
+        takes in at its first tick, in its order, instead of what its own reader caught of it.
+        Returns the seconds it took."""
         from engine.audio.control import NoAudio
 
         started = time.perf_counter()
@@ -445,6 +449,13 @@ class Show:
             skip = getattr(source, "skip_to", None)
             if skip is not None:
                 skip(show_time)  # a MIDI file goes on from where the show got
+        if heard_after is not None and getattr(self.audio, "adopted", False) and self.audio.hears_midi:
+            now = self._last_now
+            gap = self.audio.midi_heard(heard_after, now)
+            # Stamped at the tick it died at: taken in at the first tick from here, in order.
+            self.queue.replace_until(now, [(self._origin + show_time, event) for _stamp, event in gap])
+            if gap:
+                log.info("took in %d MIDI event(s) the port brought while the show was away", len(gap))
         return time.perf_counter() - started
 
     def _tick(self, tick: int) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 TRIES = 3  # restarts at the same place before moving on to the next cue
 SAME_PLACE = 2.0  # show seconds: a death this close to the last one is at the same place
 MAX_RESTARTS = 20  # in one show, whatever the places
-SUPERVISED = "SHOWRUNNER_SUPERVISED"  # set in the child's environment
+SUPERVISED = "SHOWRUNNER_SUPERVISED"  # set in the child's environment: the supervisor's pid
 PERF_LOG_NOTE = "SHOWRUNNER_PERF_LOG_NOTE"  # a file where the child writes its performance log's path
 DIED_AT = "SHOWRUNNER_DIED_AT"  # wall-clock time (time.time()) the previous show died, for the gap
 NORMAL = (0, 2, 130)  # ended, bad input, stopped by the performer
@@ -41,6 +41,95 @@ NORMAL = (0, 2, 130)  # ended, bad input, stopped by the performer
 
 def heartbeat_path(perf_log: Path) -> Path:
     return perf_log.with_name(perf_log.name + ".alive")
+
+
+def sound_note_path(perf_log: Path) -> Path:
+    """Where a supervised show says which audio process plays its sound (pid, shared files), so
+    that the show started after it dies takes that process over instead of starting another."""
+    return perf_log.with_name(perf_log.name + ".sound")
+
+
+def supervisor_pid() -> int | None:
+    """In a supervised show: the supervisor's pid (the audio process lives as long as it does)."""
+    value = os.environ.get(SUPERVISED, "")
+    return int(value) if value.isdigit() and int(value) > 1 else None
+
+
+def read_sound_note(path: Path) -> dict:
+    """The audio process a show left behind ({"pid", "state", "pool", "settings", "alive"}: alive
+    when it still runs); empty when there is no note."""
+    try:
+        note = json.loads(path.read_text(encoding="utf-8"))
+        pid = int(note["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            command = file.read()
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            state = file.read().rsplit(b")", 1)[-1].split()[0]
+        note["alive"] = b"engine.audio.server" in command and state != b"Z"
+    except OSError:
+        note["alive"] = False
+    return note
+
+
+def stop_sound(note: dict, grace: float = 3.0) -> None:
+    """End an audio process a show left playing (SIGTERM, then SIGKILL after ``grace`` seconds)
+    and remove its shared files."""
+    if note.get("alive"):
+        pid = int(note["pid"])
+        try:
+            handle = os.pidfd_open(pid)
+        except OSError:
+            handle = None
+        if handle is not None:
+            try:
+                import select
+
+                os.kill(pid, signal.SIGTERM)
+                if not select.select([handle], [], [], grace)[0]:
+                    os.kill(pid, signal.SIGKILL)
+                    select.select([handle], [], [], grace)
+            except OSError:
+                pass
+            finally:
+                os.close(handle)
+            _reap(pid)
+    for key in ("state", "pool", "settings"):
+        if note.get(key):
+            Path(note[key]).unlink(missing_ok=True)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit of a process this one adopted (a dead show's audio process)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _reap_adopted(show: int) -> None:
+    """Collect every ended child but the show (the audio processes of shows that died, which
+    came to this process as their subreaper); the show's own end is Popen's to collect."""
+    while True:
+        try:
+            found = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if found is None or found.si_pid == show:
+            return
+        _reap(found.si_pid)
+
+
+def _become_subreaper() -> None:
+    """Processes orphaned below this one (a dead show's audio process) become its children, so
+    that it can watch and collect them (Linux PR_SET_CHILD_SUBREAPER)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(36, 1)
+    except OSError:
+        pass
 
 
 def read_heartbeat(path: Path) -> dict:
@@ -81,10 +170,17 @@ def supervise(argv: list[str]) -> int:
     handle, name = tempfile.mkstemp(prefix="showrunner-perf-log-")
     os.close(handle)
     note = Path(name)
-    environment = {**os.environ, SUPERVISED: "1", PERF_LOG_NOTE: str(note)}
+    environment = {**os.environ, SUPERVISED: str(os.getpid()), PERF_LOG_NOTE: str(note)}
+    _become_subreaper()
     try:
         return _supervise(arguments, environment, note)
     finally:
+        named = note.read_text(encoding="utf-8").strip() if note.exists() else ""
+        if named:  # a show that died last leaves its audio process playing: end it
+            sound = sound_note_path(Path(named))
+            stop_sound(read_sound_note(sound))
+            sound.unlink(missing_ok=True)
+        _reap_adopted(0)
         note.unlink(missing_ok=True)
 
 
@@ -109,10 +205,10 @@ def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
                                      preexec_fn=_die_with_parent, start_new_session=True)
             while True:
                 try:
-                    code = child.wait()
+                    code = child.wait(timeout=0.5)
                     break
-                except InterruptedError:
-                    continue
+                except (InterruptedError, subprocess.TimeoutExpired):
+                    _reap_adopted(child.pid)
             named = note.read_text(encoding="utf-8").strip() if note.exists() else ""
             perf_log = Path(named) if named else None
             heartbeat = heartbeat_path(perf_log) if perf_log is not None else None

@@ -13,6 +13,7 @@ import bisect
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,13 +43,69 @@ RESTART_BACKOFF = 1.0  # seconds between restarts of an audio process that keeps
 SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+class _Adopted:
+    """An audio process this show did not start (a show that died before it did), watched
+    through a pidfd and ended by signals, with what :func:`engine.child_process.stop_child` and
+    :meth:`LiveAudio.poll` use of a Popen. Its exit status is not this process's to read:
+    ``code`` says what to take it for."""
+
+    def __init__(self, pid: int, code) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._code = code
+        try:
+            self._handle: int | None = os.pidfd_open(pid)
+        except OSError:
+            self._handle = None
+            self.returncode = code()
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self._ended(0):
+            self.returncode = self._code()
+        return self.returncode
+
+    def _ended(self, timeout: float | None) -> bool:
+        import select
+
+        if self._handle is None:
+            return True
+        ended = bool(select.select([self._handle], [], [], timeout)[0])
+        if ended:
+            os.close(self._handle)
+            self._handle = None
+        return ended
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            if not self._ended(timeout):
+                raise subprocess.TimeoutExpired(f"audio process {self.pid}", timeout)
+            self.returncode = self._code()
+        return self.returncode
+
+    def _signal(self, signum: int) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+
 class LiveAudio(AudioOut):
     """Args: config: the rack (or, for the overtone mixer alone, its settings, with ``piano`` to
     mix the piano in); pool: the shared sample pool the rack's instruments read; device: output device name
     substring (None = the default device); midi_input / midi_api: the live MIDI port the audio
     process reads itself (None = the engine forwards notes); log_file: the show log;
     input_device: an audio input recorded alongside the mixer (name substring, "default", None);
-    realtime: the audio process asks for SCHED_FIFO scheduling (else a raised priority).
+    realtime: the audio process asks for SCHED_FIFO scheduling (else a raised priority);
+    keeper: a recovering show's supervisor (engine.supervisor): the audio process outlives this
+    show and ends with that process; note: where to say which audio process plays (for the show
+    that comes back if this one dies, :meth:`adopt`).
 
     What the mixer played and the input heard are kept in ``state``'s tap (the last 5 s) for the
     recorder: :meth:`engine.audio.shared.SharedAudioState.read_tap`."""
@@ -56,7 +113,8 @@ class LiveAudio(AudioOut):
     def __init__(self, config: RackConfig | MixerConfig, piano: bool = False,
                  device: str | None = None, midi_input: str | None = None, midi_api: str = "auto",
                  log_file: Path | None = None, input_device: str | None = None,
-                 realtime: bool = True, pool=None) -> None:
+                 realtime: bool = True, pool=None, keeper: int | None = None,
+                 note: Path | None = None) -> None:
         rack = legacy_rack_config(config, piano) if isinstance(config, MixerConfig) else config
         if pool is not None:
             rack = rack.model_copy(update={"pool": str(pool.path)})
@@ -67,7 +125,10 @@ class LiveAudio(AudioOut):
             state=str(self.state.path), rack=rack, device=device,
             input_device=input_device, realtime=realtime,
             midi_input=midi_input, midi_api=midi_api,
-            log_file=str(log_file) if log_file else None, parent=os.getpid())
+            log_file=str(log_file) if log_file else None, parent=os.getpid(), keeper=keeper)
+        self.note = note
+        self.adopted = False  # plays through an audio process a show that died left playing
+        self._own_pool = None  # that show's sample pool, this show's now
         handle, name = tempfile.mkstemp(prefix="showrunner-audio-", suffix=".json")
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(self.settings.model_dump(mode="json"), file)
@@ -99,6 +160,78 @@ class LiveAudio(AudioOut):
             [sys.executable, "-m", "engine.audio.server", str(self._settings_file)],
             stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, **SINGLE_THREADED})
         log.debug("audio process %d started", self.process.pid)
+        self._write_note()
+
+    def _write_note(self) -> None:
+        if self.note is None or self.process is None:
+            return
+        partial = self.note.with_name(self.note.name + ".new")
+        try:
+            partial.write_text(json.dumps({"pid": self.process.pid, "state": str(self.state.path),
+                                           "pool": str(self.pool.path) if self.pool is not None else None,
+                                           "settings": str(self._settings_file)}), encoding="utf-8")
+            os.replace(partial, self.note)
+        except OSError:
+            log.warning("could not write %s: a show that dies will start its sound afresh", self.note)
+
+    def can_adopt(self, left: dict) -> str | None:
+        """Why the audio process a show that died left playing (``left``: its note, read by
+        :func:`engine.supervisor.read_sound_note`) cannot play this show's sound, or None when it
+        can: the same rack, devices and MIDI input, and a sample pool of the same tables."""
+        from engine.audio.pool import SamplePool
+
+        try:
+            with open(left["settings"], encoding="utf-8") as file:
+                old = ServerSettings.model_validate(json.load(file))
+        except (OSError, ValueError, KeyError, TypeError):
+            return "its settings are gone"
+        if not Path(left["state"]).exists() or (left.get("pool") and not Path(left["pool"]).exists()):
+            return "its shared files are gone"
+        same = {"parent": 0, "keeper": 0, "state": "", "log_file": None}
+        mine = self.settings.model_copy(update={**same, "rack": self.rack.model_copy(update={"pool": None})})
+        theirs = old.model_copy(update={**same, "rack": old.rack.model_copy(update={"pool": None})})
+        if mine != theirs:
+            return "its settings differ (the setlist or the command line changed)"
+        if (left.get("pool") is None) != (self.pool is None):
+            return "its sample pool differs"
+        if self.pool is not None:
+            pool = SamplePool.attach(left["pool"])
+            names = pool.names()
+            if names != self.pool.names() or any(pool.capacity(slot) != self.pool.capacity(slot)
+                                                  for slot in names.values()):
+                return "its sample pool holds other tables"
+        return None
+
+    def adopt(self, left: dict) -> None:
+        """Play through the audio process a show that died left playing (:meth:`can_adopt` said
+        it can): its stream goes on without a break, its pool (with the tables that show wrote)
+        becomes this show's, and this show's commands follow in its ring."""
+        from engine.audio.pool import SamplePool
+
+        fresh, self.state = self.state, shared.SharedAudioState(Path(left["state"]), owner=True)
+        fresh.close()
+        if self.pool is not None:
+            self._own_pool = self.pool = SamplePool(Path(left["pool"]), owner=True)
+            self.rack = self.rack.model_copy(update={"pool": str(self.pool.path)})
+        Path(left["settings"]).unlink(missing_ok=True)
+        self.settings = self.settings.model_copy(update={"state": str(self.state.path), "rack": self.rack})
+        with open(self._settings_file, "w", encoding="utf-8") as file:  # for a restart of it later
+            json.dump(self.settings.model_dump(mode="json"), file)
+        self.process = _Adopted(int(left["pid"]), lambda: EXIT_DEVICE_LOST
+                                if int(self.state.get("status")) == shared.DEVICE_LOST else 1)
+        self._status = int(self.state.get("status"))
+        self.adopted = True
+        self._write_note()
+        log.info("sound: playing on through audio process %d, which the show that died left playing", self.process.pid)
+
+    def midi_heard(self, after: float, until: float) -> list[tuple[float, object]]:
+        """The MIDI events the audio process took from the live port itself, stamped after
+        ``after`` and at or before ``until`` (time.monotonic seconds), oldest first."""
+        events, lost = self.state.read_heard(after, until)
+        if lost:
+            log.warning("more MIDI came in while the show was away than the audio process keeps (%d "
+                        "events); the oldest are not taken in", shared.HEARD)
+        return events
 
     @property
     def pid(self) -> int | None:
@@ -265,11 +398,32 @@ class LiveAudio(AudioOut):
     def _running(self) -> bool:
         return int(self.state.get("status")) == shared.RUNNING and self.state.get("blocks") > 0
 
+    def leave(self) -> None:
+        """This show is dying of an error under a supervisor: leave the audio process playing and
+        its shared files in place for the show that comes back (:meth:`adopt`); ``close`` then
+        only lets go of them. Without a supervisor (no ``keeper``) it does nothing."""
+        if self.settings.keeper is None or self.process is None:
+            return
+        self.flush()
+        self._leaving = True
+        if self.pool is not None:
+            self.pool.owner = False  # the pool's file stays for the show that comes back
+        log.info("the sound plays on for the show that comes back (audio process %d)", self.process.pid)
+
+    _leaving = False
+
     def close(self) -> None:
+        if self._leaving:
+            self.process = None
+            self.state.owner = False
+            self.state.close()
+            return
         self.flush()
         process = self.process
         self.process = None
         if process is not None:
             stop_child(process, grace=3.0)
         self.state.close()
+        if self._own_pool is not None:
+            self._own_pool.close()
         self._settings_file.unlink(missing_ok=True)

@@ -8,7 +8,9 @@ note sounds at once, with the last detune, and glides when the learner's detune 
 tick later). An instrument that raises is silenced for the rest of the process's life (the others
 play on; the error is logged once). The main thread watches the stream: a device that
 fails or vanishes ends the process (exit status 3; the engine starts a fresh one, which looks for
-a device every second while draining commands); the process ends when the engine does.
+a device every second while draining commands); the process ends when the engine does, or,
+under a recovering show's supervisor, when the supervisor does: a show that dies leaves its sound
+playing, and the notes the port brings meanwhile play and are noted for the show that comes back.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ class ServerSettings(BaseModel):
     midi_api: str = "auto"
     log_file: str | None = None
     parent: int | None = None  # pid of the engine; the process ends with it
+    # pid of the supervisor of a recovering show (engine.supervisor), when there is one: the process
+    # then outlives a show that dies (the sound goes on; the restarted show takes it over) and ends
+    # with the supervisor instead.
+    keeper: int | None = None
     realtime: bool = True  # ask for realtime scheduling (falls back to a raised priority)
 
 
@@ -92,12 +98,18 @@ class AudioServer:
         self.block_size = settings.rack.block_size
         self.period = self.block_size / settings.rack.sample_rate
         self.midi_queue = EventQueue()
+        self._stop = False
+        self._keeper = None  # a pidfd of the supervisor, when the process outlives its show
+        if settings.keeper is not None:
+            try:
+                self._keeper = os.pidfd_open(settings.keeper)
+            except OSError:  # already gone: end at once
+                self._stop = True
         self.midi = None
         self.pa = None
         self.stream = None
         self.channels = 2
         self.input_channels = 0
-        self._stop = False
         self._leftover = np.zeros((0, 2), np.float32)
         self._errors = 0
         self._callback_thread: int | None = None  # the thread the device's callbacks come on
@@ -157,7 +169,8 @@ class AudioServer:
                     log.exception("a command failed in the audio process (the rest play on)")
         if self.midi is not None:
             self.midi.read_pending()  # notes that reached the port before this block sound in it
-            for _stamp, event in self.midi_queue.pop_due(float("inf")):
+            for stamp, event in self.midi_queue.pop_due(float("inf")):
+                self.state.write_heard(stamp, event)  # for a show that comes back after dying
                 command = cmd.midi_command(event)
                 if command is not None:
                     self.rack.apply(*command)  # to the instruments the cue routes notes to
@@ -310,6 +323,10 @@ class AudioServer:
             state.set("status", shared.STOPPED)
 
     def _parent_alive(self) -> bool:
+        if self._keeper is not None:
+            import select
+
+            return not select.select([self._keeper], [], [], 0)[0]  # readable: it has ended
         parent = self.settings.parent
         return parent is None or os.getppid() == parent
 
@@ -366,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"))
     logger.addHandler(handler)
     logger.propagate = False
-    _die_with_parent()
+    if settings.keeper is None:
+        _die_with_parent()
     scheduling = raise_priority(settings.realtime)  # before any thread starts: they inherit it
     log.info("audio process scheduling: %s", scheduling)
     state = shared.SharedAudioState.attach(settings.state)

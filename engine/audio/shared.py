@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from engine.audio.command_ring import FIELDS, CommandRing
+from engine.midi import ControlChange, MidiEvent, NoteOff, NoteOn, PitchBend, ProgramChange
 
 CAPACITY = 4096  # commands in flight
 LOADS = 4096  # recent blocks whose compute time and start time are kept, for benchmarks
 HEALTH_FIELDS = ("blocks", "underruns", "load", "load_peak", "load_mean", "status", "pid", "voices",
-                 "limiter_db", "latency", "starts", "callback_errors", "tap_frames", "input_channels")
+                 "limiter_db", "latency", "starts", "callback_errors", "tap_frames", "input_channels",
+                 "midi_heard")
 TAP_FRAMES = 1 << 19  # 10.9 s at 48 kHz of what was played and heard, for the recorder and scenes
 TAP_CHANNELS = 4  # mixer left, right; audio input left, right (zeros without an input)
 FIELD = {name: index for index, name in enumerate(HEALTH_FIELDS)}  # for the callback's fast path
@@ -31,13 +33,18 @@ VIEWS = 8  # instruments of the rack (the first slots) whose view is shared
 VIEW_ROWS = 512  # rows of a view (the granulator: sounding grains drawn)
 VIEW_COLUMNS = 8  # at most; an instrument's view_fields say how many it writes
 VIEW_ITEMS = 2 + VIEW_ROWS * VIEW_COLUMNS  # a sequence number (odd while written), a row count, rows
+# The MIDI the audio process took from the port itself, newest last: what a show restarted after its
+# process died takes in for the gap (engine.supervisor). A row: stamp (time.monotonic), kind, channel, a, b.
+HEARD = 1024
+HEARD_FIELDS = 5
+_KINDS = (NoteOn, NoteOff, ControlChange, ProgramChange, PitchBend)
 
 
 def _layout() -> dict[str, tuple[int, int]]:
     """(offset in bytes, count of 8-byte items) of each section."""
     sections = {"header": 2, "records": CAPACITY * FIELDS, "health": len(HEALTH_FIELDS),
                 "loads": LOADS, "block_starts": LOADS, "text": TEXT_BYTES // 8, "tap": TAP_FRAMES * TAP_CHANNELS // 2,
-                "views": VIEWS * VIEW_ITEMS}
+                "views": VIEWS * VIEW_ITEMS, "heard": HEARD * HEARD_FIELDS}
     layout, offset = {}, 0
     for name, count in sections.items():
         layout[name] = (offset, count)
@@ -81,6 +88,53 @@ class SharedAudioState:
         self.views = section("views", np.float64).reshape(VIEWS, VIEW_ITEMS)
         # The rows part of each view, as the instrument writes it.
         self.view_rows = [self.views[index, 2:].reshape(VIEW_ROWS, VIEW_COLUMNS) for index in range(VIEWS)]
+        self.heard = section("heard", np.float64).reshape(HEARD, HEARD_FIELDS)
+
+    def write_heard(self, stamp: float, event: MidiEvent) -> None:
+        """Note a MIDI event the audio process took from the port (its callback; no allocation
+        beyond a row's numbers)."""
+        index = FIELD["midi_heard"]
+        count = int(self.health[index])
+        row = self.heard[count % HEARD]
+        kind = type(event)
+        row[0] = stamp
+        row[1] = _KINDS.index(kind)
+        row[2] = event.channel
+        if kind is NoteOn or kind is NoteOff:
+            row[3], row[4] = event.note, event.velocity
+        elif kind is ControlChange:
+            row[3], row[4] = event.control, event.value
+        elif kind is ProgramChange:
+            row[3], row[4] = event.program, 0
+        else:
+            row[3], row[4] = event.value, 0
+        self.health[index] = count + 1
+
+    def read_heard(self, after: float, until: float) -> tuple[list[tuple[float, MidiEvent]], bool]:
+        """The events the audio process took from the port stamped after ``after`` and at or
+        before ``until`` (time.monotonic seconds), oldest first, and whether older ones of that
+        span were overwritten already (more than HEARD events since)."""
+        count = int(self.get("midi_heard"))
+        events, complete = [], False
+        for number in range(count - 1, max(-1, count - HEARD - 1), -1):
+            stamp, kind, channel, a, b = (float(value) for value in self.heard[number % HEARD])
+            if stamp <= after:
+                complete = True
+                break
+            if stamp > until:
+                continue
+            made = _KINDS[int(kind)]
+            if made is NoteOn or made is NoteOff:
+                event = made(int(a), int(b), int(channel))
+            elif made is ControlChange:
+                event = made(int(a), int(b), int(channel))
+            elif made is ProgramChange:
+                event = made(int(a), int(channel))
+            else:
+                event = made(int(a), int(channel))
+            events.append((stamp, event))
+        events.reverse()
+        return events, not complete and count > HEARD
 
     def write_view(self, index: int, instrument) -> None:
         """Publish instrument ``index``'s view (audio process, after a block): the sequence number

@@ -113,12 +113,19 @@ def test_a_show_killed_in_its_second_part_comes_back_at_the_same_moment(tmp_path
             assert resent[len(resent) - len(own):] == own and ["gain", "master", 0.0] in resent
             if own:
                 kept["audio"] = own
+        # A live show stamps an event at its time source's reading less the show's origin: the
+        # same file second comes out a microsecond apart in two shows with other origins (the
+        # times are compared within 10 us below).
+        kept["midi"] = [text for text, _at in kept.get("midi", [])]
         return kept
     differ = [tick for tick in after if same(crashed[tick]) != same(reference[tick])]
     assert differ == [], [(tick, {k: (same(crashed[tick]).get(k), same(reference[tick]).get(k))
                                   for k in set(same(crashed[tick])) | set(same(reference[tick]))
                                   if same(crashed[tick]).get(k) != same(reference[tick]).get(k)})
                           for tick in differ[:3]]
+    stamps = [(a, b) for tick in after for (_, a), (_, b) in zip(crashed[tick].get("midi", []),
+                                                                  reference[tick].get("midi", []))]
+    assert stamps and max(abs(a - b) for a, b in stamps) < 1e-5
     assert "recovered" in crashed[resumed + 1]["events"]
     assert sum("loss" in crashed[tick] and crashed[tick]["cue"] == "knot" for tick in after) > 30  # learning
 

@@ -1,0 +1,140 @@
+"""Benchmark: recovery (engine/supervisor.py): from a show's death to its picture back, for a death
+1, 10 and 30 minutes into the piece.
+
+The piece (``setlists/ldd-demo.toml``, its four parts sharing the time) is played by real piano
+performances joined end to end (the four in assets/midi/performances, again from the start when
+they run out). Its performance log up to the moment of death is written by the same show ticked in
+virtual time without drawing (a log as the live show writes it: every input by tick, with no end
+line, as a show that dies leaves it). Then ``showrunner run --resume LOG`` (the command the
+supervisor runs, headless, no sound) is timed from its start to the line saying the show is back
+(after the catch-up; the first frame follows within a frame): the gap a performer sees, less the
+supervisor's noticing the death (it waits on the process: milliseconds). Also: the catch-up's
+speed, show seconds per wall second. The goal, the issue's: the picture back within 5 s.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.ldd_run import demo_setlist_text
+from bench.result import BenchResult, Figure
+from bench.settings import number
+
+ROOT = Path(__file__).resolve().parent.parent
+PERFORMANCES = sorted((ROOT / "assets" / "midi" / "performances").glob("*.mid"))
+MINUTES_VARIABLE = "SHOWRUNNER_RECOVERY_MINUTES"  # e.g. "1,10,30" (the default)
+GOAL_S = 5.0
+BACK = re.compile(r"back after the show died: at ([\d.]+) s, cue (\w+), ([\d.]+) s without a show "
+                  r"\(caught up (\d+) ticks in ([\d.]+) s\)")
+
+
+def long_performance(path: Path, seconds: float) -> None:
+    """A MIDI file of the bundled performances end to end, at least ``seconds`` long."""
+    import mido
+
+    beat = 480
+    out = mido.MidiFile(ticks_per_beat=beat)
+    track = mido.MidiTrack()
+    out.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))  # 960 ticks a second
+    played, pending = 0.0, 0.0
+    while played < seconds:
+        for source in PERFORMANCES:
+            for message in mido.MidiFile(source):
+                pending += message.time
+                if message.type in ("note_on", "note_off", "control_change"):
+                    track.append(message.copy(time=int(round(pending * 2 * beat))))
+                    played += pending
+                    pending = 0.0
+            pending += 1.0  # a breath between pieces
+            if played >= seconds:
+                break
+    out.save(path)
+
+
+def write_log(setlist: Path, midi: Path, seconds: float, log: Path) -> None:
+    """The performance log of the piece played by ``midi`` for ``seconds``, as a live show that
+    died then would have left it (no end line)."""
+    from engine.audio.control import NoAudio
+    from engine.cli_commands import _load_scenes, _show_header
+    from engine.clock import VirtualTime
+    from engine.display import open_display
+    from engine.midi_file import MidiFilePerformer, load_performance
+    from engine.perflog import PerformanceLog
+    from engine.setlist import load_setlist
+    from engine.show import Show, ShowOptions
+
+    loaded = load_setlist(setlist)
+    performance = load_performance(midi)
+    audio = NoAudio()
+    header = _show_header(loaded, None, None, audio, str(midi))
+    header["midi_learn"] = []
+    display = open_display(loaded.settings.resolution, headless=True)
+    perf_log = PerformanceLog(log, header)
+    try:
+        show = Show(loaded, ShowOptions(duration=seconds, fps=loaded.settings.fps), VirtualTime(), display,
+                    audio=audio, perf_log=perf_log)
+        _load_scenes(show)
+        show.add_source(MidiFilePerformer(performance, show.queue))
+        show.draw_frames = False
+        show.run()
+    finally:
+        perf_log.close()
+        display.close()
+    lines = log.read_text(encoding="utf-8").splitlines()
+    if lines and lines[-1].startswith('{"end"'):
+        log.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
+
+
+def resume(setlist: Path, midi: Path, seconds: float, log: Path, work: Path) -> tuple[float, float, int]:
+    """(gap seconds, catch-up seconds, ticks caught up) of ``showrunner run --resume``."""
+    environment = {**os.environ, "SHOWRUNNER_DIED_AT": repr(time.time())}
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", str(setlist), "--midi-file", str(midi), "--headless", "--no-audio",
+         "--resume", str(log), "--resume-part", "2", "--duration", str(seconds + 2), "--log-dir", str(work / "logs")],
+        capture_output=True, text=True, timeout=3600, env=environment)
+    found = BACK.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"the resumed show failed: {done.stderr.strip().splitlines()[-1:]}")
+    return float(found.group(3)), float(found.group(5)), int(found.group(4))
+
+
+def run() -> BenchResult:
+    text = os.environ.get(MINUTES_VARIABLE, "1,10,30")
+    minutes = [float(value) for value in text.split(",") if value.strip()]
+    result = BenchResult("recovery", "Recovery: a show's death to its picture back", __doc__.split("\n\n")[1],
+                         f"the picture back within {GOAL_S:g} s of a death at any point of the show")
+    longest = max(minutes) * 60
+    with tempfile.TemporaryDirectory(prefix="bench-recovery-") as folder:
+        work = Path(folder)
+        setlist = work / "ldd.toml"
+        setlist.write_text(demo_setlist_text(longest / 4))  # the four parts share the longest show
+        midi = work / "performances.mid"
+        long_performance(midi, longest + 30)
+        for minute in minutes:
+            seconds = minute * 60
+            log = work / f"died-{minute:g}.perf.jsonl"
+            write_log(setlist, midi, seconds, log)
+            gap, caught_up, ticks = resume(setlist, midi, seconds, log, work)
+            result.figures += [
+                Figure(f"death at {minute:g} min: picture back", gap, "s", f"<= {GOAL_S:g}", gap <= GOAL_S),
+                Figure(f"death at {minute:g} min: catch-up", caught_up, "s"),
+                Figure(f"death at {minute:g} min: catch-up speed", ticks / 60 / max(caught_up, 1e-9), "x"),
+            ]
+    result.notes.append(f"the piece's four parts over {longest / 60:g} min; headless, no sound; "
+                        "the catch-up speed in show seconds per wall second")
+    return result
+
+
+if __name__ == "__main__":
+    from rich.console import Console
+
+    from bench.report import results_table
+
+    Console().print(results_table([run()]))

@@ -1,0 +1,119 @@
+"""Recovery with sound (issue 25): a live show on JACK, played through a JACK MIDI port, is
+SIGKILLed while a note is held. Its audio process does not die with it: the tone goes on through
+the gap (what a JACK client hears is never silent while the key is down), a note played and
+released in the gap sounds too, and the show that comes back plays on through the same audio
+process and takes in what the port brought in the gap, once, at the tick it came back at."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import DEMO_SETLIST, showrunner_command
+
+pytestmark = pytest.mark.jack
+RATE = 48000
+HELD, GAP_NOTE = 45, 64
+
+
+def children(pid: int, pattern: str | None = None) -> list[int]:
+    command = ["pgrep", "-P", str(pid)] + (["-f", pattern] if pattern else [])
+    return [int(p) for p in subprocess.run(command, capture_output=True, text=True).stdout.split()]
+
+
+def wait_for(what, timeout: float, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = what()
+        if found:
+            return found
+        time.sleep(interval)
+    return None
+
+
+def records(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def test_the_sound_and_the_port_go_on_through_a_dead_show(jack, tmp_path):
+    from bench.jack_recorder import JackRecorder
+
+    metrics = tmp_path / "metrics.jsonl"
+    piano = JackRecorder(seconds=40, midi=True)  # plays the notes and hears the result
+    show = subprocess.Popen(
+        showrunner_command("run", str(DEMO_SETLIST), "--midi-in", "recorder:midi_out", "--midi-api", "jack",
+                           "--headless", "--duration", "12", "--metrics", str(metrics),
+                           "--perf-log", str(tmp_path / "show.perf.jsonl"), "--log-dir", str(tmp_path / "logs")),
+        env=jack, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert piano.wait_connected(30), "the show's audio process never appeared"
+        shows = wait_for(lambda: children(show.pid), 10)
+        assert shows and len(shows) == 1, shows
+        sound = children(shows[0], "engine.audio.server")
+        assert len(sound) == 1, sound
+        assert wait_for(lambda: len(records(metrics)) > 60, 30), "the show never ticked"
+        mark = piano.mark()
+        piano.send_midi(0x90, HELD, 100)
+        held_at = time.monotonic()
+        time.sleep(1.0)
+        subprocess.run(["kill", "-KILL", str(shows[0])], check=True)
+        time.sleep(0.6)  # the show is gone; the piano plays on
+        piano.send_midi(0x90, GAP_NOTE, 90)
+        time.sleep(0.3)
+        piano.send_midi(0x80, GAP_NOTE, 0)
+        back = wait_for(lambda: any("recovered" in r["events"] for r in records(metrics)), 60)
+        assert back, "the show did not come back"
+        assert children(show.pid, "engine.audio.server") == sound, "the audio process is not the one it was"
+        time.sleep(1.0)
+        piano.send_midi(0x80, HELD, 0)
+        released_at = time.monotonic()
+        time.sleep(0.3)
+        heard = piano.since(mark)
+        _, err = show.communicate(timeout=120)
+    finally:
+        if show.poll() is None:
+            show.kill()
+            show.wait()
+        piano.close()
+    assert show.returncode == 0, err[-3000:]
+    assert "the show died (signal SIGKILL)" in err
+    log = "\n".join(path.read_text() for path in (tmp_path / "logs").glob("*.log"))
+    assert f"playing on through audio process {sound[0]}" in log
+
+    # Never silent while the key was down: 50 ms windows from 0.1 s after the onset to 0.1 s
+    # before the release.
+    onset = int(np.argmax(np.abs(heard[:, 0]) > 1e-4))
+    end = onset + int((released_at - held_at - 0.1) * RATE)
+    assert end - onset > 3 * RATE, "the note was not held through the gap"
+    window = int(0.05 * RATE)
+    levels = [float(np.sqrt(np.mean(heard[start:start + window] ** 2)))
+              for start in range(onset + int(0.1 * RATE), end - window, window)]
+    print(f"held tone through the gap: quietest 50 ms window {min(levels):.4f} RMS, loudest {max(levels):.4f}")
+    assert min(levels) > 1e-3, "the tone fell silent"
+    # It decays as a struck note does (a few per cent a window): no window falls to half the last.
+    drops = [(k, later / earlier) for k, (earlier, later) in enumerate(zip(levels, levels[1:])) if later < 0.5 * earlier]
+    assert drops == [], f"the tone dropped out (window, ratio): {drops}"
+
+    # The show that came back took in the gap's note (once) at the tick it came back at, and the
+    # held note's release after it; the audio process had played them itself.
+    lines = records(metrics)
+    first = next(r for r in lines if "recovered" in r["events"])
+    taken = [m[0] for m in first.get("midi", [])]
+    assert taken[:2] == [f"note_on {GAP_NOTE} 90", f"note_off {GAP_NOTE} 0"], taken
+    # The performance log (which a replay plays; the metrics lines the dead show had not written
+    # out are lost with it): each note once.
+    logged = [(event["type"], event["note"]) for line in records(tmp_path / "show.perf.jsonl")
+              for event in line.get("midi", [])]
+    assert sorted(logged) == sorted([("NoteOn", HELD), ("NoteOn", GAP_NOTE), ("NoteOff", GAP_NOTE),
+                                     ("NoteOff", HELD)]), logged
+    assert [c for r in lines for c in r.get("audio", []) if c[0] == "note_on"] == [], \
+        "the engine sent a note the audio process played itself"
+    assert not Path(f"/proc/{sound[0]}").exists(), "the audio process outlived the show"
+    assert not (tmp_path / "show.perf.jsonl.sound").exists()
