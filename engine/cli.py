@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", type=Path, help=argparse.SUPPRESS)
     run.add_argument("--resume-part", type=int, default=1, help=argparse.SUPPRESS)
     run.add_argument("--resume-next-cue", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--standby-fd", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--standby", action="store_true",
+                     help="recovery: keep a second copy of the show loaded and waiting, so that a show "
+                          "that dies is back in well under a second plus its catch-up (costs the "
+                          "show's memory twice, and its loading once more after it goes live)")
     run.add_argument("--perf-log", metavar="FILE", type=Path,
                      help="performance log for 'showrunner replay' (default: beside the show log)")
 
@@ -168,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    if args.command == "run" and not args.no_recover and args.resume is None:
+    if args.command == "run" and not args.no_recover and args.resume is None and args.standby_fd is None:
         from engine import supervisor
 
         if not os.environ.get(supervisor.SUPERVISED):

@@ -100,7 +100,9 @@ def _input_sound(args: argparse.Namespace, setlist: LoadedSetlist):
 
 
 def _live_audio(args: argparse.Namespace, setlist: LoadedSetlist, midi_pattern: str | None,
-                midi_api: str, log_path: Path, rack, pool, perf_path: Path) -> AudioOut:
+                midi_api: str, log_path: Path, rack, pool, perf_path: Path, start: bool = True) -> AudioOut:
+    """The live sound: made, and (``start``) its audio process started, or taken over from the
+    show that died before this one (:func:`_sound_on`)."""
     settings = setlist.settings.audio
     if args.no_audio or not settings.enabled:
         log.info("sound off (%s)", "--no-audio" if args.no_audio else "[audio] enabled = false")
@@ -110,21 +112,34 @@ def _live_audio(args: argparse.Namespace, setlist: LoadedSetlist, midi_pattern: 
     from engine import supervisor
 
     keeper = supervisor.supervisor_pid()
-    note = supervisor.sound_note_path(perf_path) if keeper is not None else None
     audio = LiveAudio(rack, device=args.audio_device or settings.device, midi_input=midi_pattern,
                       midi_api=midi_api, log_file=log_path, pool=pool,
                       input_device=args.audio_in or settings.input, realtime=settings.realtime,
-                      keeper=keeper, note=note)
-    left = supervisor.read_sound_note(note) if note is not None and args.resume else {}
+                      keeper=keeper)
+    if start:
+        _sound_on(audio, args, perf_path)
+    return audio
+
+
+def _sound_on(audio: AudioOut, args: argparse.Namespace, perf_path: Path) -> None:
+    """Start the audio process of ``audio`` (live sound), or, in a show back after dying, play on
+    through the one the show that died left playing (or end that one if it cannot serve)."""
+    from engine import supervisor
+    from engine.audio.live import LiveAudio
+
+    if not isinstance(audio, LiveAudio):
+        return
+    if audio.settings.keeper is not None:
+        audio.note = supervisor.sound_note_path(perf_path)
+    left = supervisor.read_sound_note(audio.note) if audio.note is not None and args.resume else {}
     if left.get("alive"):  # the show that died left its sound playing: play on through it
         why = audio.can_adopt(left)
         if why is None:
             audio.adopt(left)
-            return audio
+            return
         log.warning("the sound the show that died left playing stops: %s", why)
     supervisor.stop_sound(left)  # and its shared files go
     audio.start()
-    return audio
 
 
 def _check_audio_devices(output: str | None, audio_input: str | None) -> None:
@@ -223,15 +238,22 @@ def _run(args: argparse.Namespace, setlist: LoadedSetlist, performance, headless
     if midi_pattern:
         port = MidiPortInput(midi_pattern, queue, clock.now, api=api)
         port.open(required=bool(args.midi_in))
+    standby = None
+    if getattr(args, "standby_fd", None) is not None:
+        from engine.supervisor import Standby
+
+        standby = Standby(args.standby_fd, log_path)
     try:
-        events = _event_ports(args, setlist, clock, api)
+        # A standby opens its event ports when it takes over (OSC's listening port is one show's).
+        events = _event_ports(args, setlist, clock, api) if standby is None else \
+            {"osc_in": None, "osc_out": None, "midi_out": None}
     except BaseException:
         if port is not None:
             port.close()
         raise
     try:
         return _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, log_path,
-                         clock, queue, port, api, events)
+                         clock, queue, port, api, events, standby)
     finally:
         for opened in events.values():
             if opened is not None:
@@ -275,7 +297,10 @@ def _event_ports(args: argparse.Namespace, setlist: LoadedSetlist, clock, api: s
 
 
 def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, log_path, clock, queue,
-              port, api, events) -> int:
+              port, api, events, standby=None) -> int:
+    """The live show. ``standby`` (engine.supervisor.Standby): this show loads everything, then
+    waits, unseen and unheard, for the supervisor's word that the show has died; then it takes
+    over from the performance log at once (its ports, sound, recording and window too)."""
     settings = setlist.settings
     perf_path = args.resume or args.perf_log or log_path.with_suffix(".perf.jsonl")
     resumed = _resumed_log(args) if args.resume else None
@@ -283,38 +308,26 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
     video = recorder = perf_log = None
     try:
         video = _video_source(args, setlist, offline=False)
-        audio = _live_audio(args, setlist, midi_pattern, api, log_path, rack, pool, perf_path)
-        if args.record:
-            state = getattr(audio, "state", None)
-            record = args.record if args.resume_part <= 1 else \
-                args.record.with_name(f"{args.record.stem}-{args.resume_part}{args.record.suffix}")
-            recorder = Recorder(record, settings.resolution, args.record_fps or settings.fps, live=True,
-                                sample_rate=settings.audio.sample_rate if state is not None else None,
-                                tap=state.path if state is not None else None)
-            recorder.start()  # its imports overlap with loading the scenes
-        performer = str(performance.path) if performance else (f"port {midi_pattern}" if port else "keyboard")
-        header = _show_header(setlist, args.cue, video, audio, performer)
-        header["midi_learn"] = args.midi_learn.header()  # MIDI learn: the bindings it starts with
-        if video is not None and resumed is None and _record_camera(settings.camera.record,
-                                                                    header["camera"]["source"]):
-            video = RecordedSource(video, perf_path.with_name(perf_path.name.replace(".perf.jsonl", "") + ".camera.mkv"))
-            header["camera"]["recorded"] = str(video.path.resolve())
-        perf_log = PerformanceLog(perf_path, header if resumed is None else None)
+        audio = _live_audio(args, setlist, midi_pattern, api, log_path, rack, pool, perf_path,
+                            start=standby is None)
+        if standby is None:
+            recorder = _live_recorder(args, settings, audio)
+            performer = str(performance.path) if performance else (f"port {midi_pattern}" if port else "keyboard")
+            header = _show_header(setlist, args.cue, video, audio, performer)
+            header["midi_learn"] = args.midi_learn.header()  # MIDI learn: the bindings it starts with
+            if video is not None and resumed is None and _record_camera(settings.camera.record,
+                                                                        header["camera"]["source"]):
+                video = RecordedSource(video, perf_path.with_name(perf_path.name.replace(".perf.jsonl", "") + ".camera.mkv"))
+                header["camera"]["recorded"] = str(video.path.resolve())
+            perf_log = PerformanceLog(perf_path, header if resumed is None else None)
         display = open_display(settings.resolution, headless=headless, fullscreen=args.fullscreen,
-                               display_index=args.display, title=settings.title)
-        if recorder is not None:
-            # A software rasteriser draws on every core: whatever the encoder does while the show
-            # draws comes out of the show's frames. With a GPU the show leaves cores free.
-            recorder.yield_to_show = args.record_priority == "show" or (
-                args.record_priority == "auto" and display.software)
-            log.info("recording %s", "in the show's rests between frames (the show comes first)"
-                     if recorder.yield_to_show else "beside the show, every frame the machine allows")
+                               display_index=args.display, title=settings.title, hidden=standby is not None)
         try:
             show = Show(setlist, ShowOptions(start_cue=args.cue, duration=args.duration, fps=settings.fps,
                                              metrics=args.metrics, hud=args.hud,
-                                             append_metrics=resumed is not None), clock, display, queue=queue,
-                        audio=audio, video_source=video, recorder=recorder, perf_log=perf_log,
-                        learn=args.midi_learn, **events)
+                                             append_metrics=resumed is not None or standby is not None),
+                        clock, display, queue=queue, audio=audio, video_source=video, recorder=recorder,
+                        perf_log=perf_log, learn=args.midi_learn, **events)
             _load_scenes(show)
             display.shaders.watch()  # edit a shader during the show: it is recompiled at the next frame
             if performance is not None:
@@ -327,6 +340,20 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
                 log.info("no MIDI input set: play the computer keyboard in the window (see README)")
             log.info("%s: %d cues, %s at %s ticks/s on %s", settings.title, len(setlist.cues),
                      "x".join(map(str, settings.resolution)), f"{settings.tick_rate:g}", display.renderer)
+            if standby is not None:
+                if not standby.wait(args):
+                    return 0  # the show ended well: this standby was never needed
+                perf_path = args.resume
+                resumed = _resumed_log(args)
+                queue.clear()  # what this show's own reader caught meanwhile: the gap's MIDI is the audio process's
+                events.update(_event_ports(args, setlist, clock, api))
+                show.take_event_ports(**events)
+                _sound_on(audio, args, perf_path)
+                recorder = show.recorder = _live_recorder(args, settings, audio)
+                perf_log = show.perf_log = PerformanceLog(perf_path, None)
+                display.show_window()
+            if recorder is not None:
+                _recorder_priority(recorder, args, display)
             _wait_for_audio(audio)
             if recorder is not None:
                 recorder.wait_ready()
@@ -368,6 +395,30 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
     return 0
 
 
+def _live_recorder(args: argparse.Namespace, settings, audio: AudioOut) -> Recorder | None:
+    """The recording of a live show (--record), started (its imports overlap with loading the
+    scenes); a show back after dying records into FILE-2, FILE-3..."""
+    if not args.record:
+        return None
+    state = getattr(audio, "state", None)
+    record = args.record if args.resume_part <= 1 else \
+        args.record.with_name(f"{args.record.stem}-{args.resume_part}{args.record.suffix}")
+    recorder = Recorder(record, settings.resolution, args.record_fps or settings.fps, live=True,
+                        sample_rate=settings.audio.sample_rate if state is not None else None,
+                        tap=state.path if state is not None else None)
+    recorder.start()
+    return recorder
+
+
+def _recorder_priority(recorder: Recorder, args: argparse.Namespace, display) -> None:
+    # A software rasteriser draws on every core: whatever the encoder does while the show draws
+    # comes out of the show's frames. With a GPU the show leaves cores free.
+    recorder.yield_to_show = args.record_priority == "show" or (
+        args.record_priority == "auto" and display.software)
+    log.info("recording %s", "in the show's rests between frames (the show comes first)"
+             if recorder.yield_to_show else "beside the show, every frame the machine allows")
+
+
 def _resumed_log(args: argparse.Namespace):
     """The performance log of the show that died, read back, and where it got (the later of its
     last input and its last heartbeat)."""
@@ -392,8 +443,8 @@ def _catch_up(show: Show, resumed, args: argparse.Namespace) -> None:
     died = os.environ.get(DIED_AT)
     gap = time.time() - float(died) if died else float("nan")
     where = f"{until / show.clock.tick_rate:.1f} s, cue {show.playhead.current.id}"
-    line = (f"back after the show died: at {where}, {gap:.1f} s without a show "
-            f"(caught up {until} ticks in {took:.1f} s){'; on to the next cue' if args.resume_next_cue else ''}")
+    line = (f"back after the show died: at {where}, {gap:.2f} s without a show "
+            f"(caught up {until} ticks in {took:.2f} s){'; on to the next cue' if args.resume_next_cue else ''}")
     log.warning("%s", line)
     if show.hud is not None:
         show.hud.state.last_error = line

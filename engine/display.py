@@ -61,6 +61,16 @@ class Display:
 
     snapshot_by_reference = True  # engine.snapshot: the restoring show's own, not saved
 
+    def show_window(self) -> None:
+        """Show a window opened hidden (its GL context and everything made in it stay)."""
+        if not self.windowed:
+            return
+        import pygame
+        from pygame._sdl2.video import Window
+
+        Window.from_display_module().show()
+        pygame.event.pump()
+
     def __init__(self, gl: moderngl.Context, size: tuple[int, int], windowed: bool) -> None:
         self.gl = gl
         self.size = size
@@ -203,8 +213,9 @@ class Display:
 
 
 def open_display(size: tuple[int, int], headless: bool, fullscreen: bool = False,
-                 display_index: int = 0, title: str = "showrunner") -> Display:
-    """Open the window (or headless EGL context) and its show framebuffer.
+                 display_index: int = 0, title: str = "showrunner", hidden: bool = False) -> Display:
+    """Open the window (or headless EGL context) and its show framebuffer. ``hidden``: the window
+    is made but not shown until :meth:`Display.show_window` (a standby show, engine.supervisor).
 
     Raises :class:`UserError` when no OpenGL 3.3 context can be had (no display, no EGL).
     """
@@ -229,6 +240,8 @@ def open_display(size: tuple[int, int], headless: bool, fullscreen: bool = False
         pygame.display.quit()
         raise UserError(f"--display {display_index}: only {displays} display(s) found (0..{displays - 1})")
     flags = pygame.OPENGL | pygame.DOUBLEBUF
+    if hidden:
+        flags |= pygame.HIDDEN
     if fullscreen:
         flags |= pygame.FULLSCREEN
         window_size = pygame.display.get_desktop_sizes()[display_index]

@@ -176,6 +176,7 @@ class Show:
         self.osc_out = osc_out  # engine.osc.OscOutput: what happens, published
         self.midi_out = midi_out  # engine.midi_out.MidiPortOutput: what scenes emit
         self._outbox: list = []  # what scenes emitted during the tick being run
+        self._osc_handlers: list = []  # (address, handler) the scenes asked osc_now for
         self._said_at: dict[str, tuple[float, int]] = {}  # rate-limited log lines: when, how many unsaid
         self._held_notes: set[tuple[int, int]] = set()  # (channel, note) taken in and not released
         # Controllers whose every value is taken (pedals, the setlist's advance triggers).
@@ -219,8 +220,7 @@ class Show:
                 paced=isinstance(self.time, VirtualTime),
                 replayed_steps=self.replay.trained_steps if self.replay is not None else None,
                 folder=self.setlist.path.parent,
-                osc_now=self.osc_in.on_message_now if self.osc_in is not None
-                and not isinstance(self.time, VirtualTime) else None)
+                osc_now=self._osc_now if not isinstance(self.time, VirtualTime) else None)
             if cue.cue.source is not None:
                 try:
                     context.source = make_source(cue.cue.source, f"cue '{cue.id}'")
@@ -273,6 +273,22 @@ class Show:
             context.audio = audio
             self._outbox.clear()  # what it emitted while warming up goes nowhere
         return None
+
+    def take_event_ports(self, osc_in: OscInput | None = None, osc_out: OscOutput | None = None,
+                         midi_out: MidiPortOutput | None = None) -> None:
+        """Ports opened after the scenes loaded (a standby show taking over): the show and its
+        scenes use them from the next tick (the handlers scenes gave ``osc_now`` included)."""
+        self.osc_in, self.osc_out, self.midi_out = osc_in, osc_out, midi_out
+        if osc_in is not None:
+            for address, handler in self._osc_handlers:
+                osc_in.on_message_now(address, handler)
+
+    def _osc_now(self, address: str, handler) -> None:
+        """A scene's ``context.osc_now``: ``handler`` on the OSC listener's thread for ``address``
+        (kept for a listener opened later)."""
+        self._osc_handlers.append((address, handler))
+        if self.osc_in is not None:
+            self.osc_in.on_message_now(address, handler)
 
     def add_source(self, source: MidiSource) -> None:
         self.sources.append(source)
@@ -406,6 +422,7 @@ class Show:
         from engine.audio.control import NoAudio
 
         started = time.perf_counter()
+        self._compilations = _compilations()  # what the scenes compiled at load is not a stall
         live = {"audio": self.audio, "perf_log": self.perf_log, "osc_out": self.osc_out, "midi_out": self.midi_out,
                 "metrics": self._metrics}
         muted = NoAudio(self.audio.rack, self.audio.pool)

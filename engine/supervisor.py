@@ -37,6 +37,7 @@ SUPERVISED = "SHOWRUNNER_SUPERVISED"  # set in the child's environment: the supe
 PERF_LOG_NOTE = "SHOWRUNNER_PERF_LOG_NOTE"  # a file where the child writes its performance log's path
 DIED_AT = "SHOWRUNNER_DIED_AT"  # wall-clock time (time.time()) the previous show died, for the gap
 NORMAL = (0, 2, 130)  # ended, bad input, stopped by the performer
+STANDBY = "--standby"  # keep a second show loaded and waiting to take over at once
 
 
 def heartbeat_path(perf_log: Path) -> Path:
@@ -132,6 +133,70 @@ def _become_subreaper() -> None:
         pass
 
 
+class Standby:
+    """In a standby show (``--standby``): the show loads everything, then waits here for the
+    supervisor's word that the show died, which says where to take over from; an end of the pipe
+    instead means the show ended well (this one leaves, its show log removed). While it waits,
+    what it would print goes nowhere (the terminal is the live show's)."""
+
+    def __init__(self, fd: int, log_path: Path) -> None:
+        self.fd = fd
+        self.log_path = log_path
+        self._kept = (os.dup(1), os.dup(2))
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 1)
+        os.dup2(quiet, 2)
+        os.close(quiet)
+
+    def wait(self, args) -> bool:
+        """Block until told; True: take over (``args`` now say from where: ``resume``,
+        ``resume_part``, ``resume_next_cue``), False: leave."""
+        with os.fdopen(self.fd, "r", encoding="utf-8") as pipe:
+            line = pipe.readline()
+        try:
+            word = json.loads(line) if line.strip() else None
+        except ValueError:
+            word = None
+        if word is None:
+            self.log_path.unlink(missing_ok=True)
+            return False
+        for fd, kept in zip((1, 2), self._kept):
+            os.dup2(kept, fd)
+            os.close(kept)
+        args.resume, args.resume_part, args.resume_next_cue = Path(word["resume"]), int(word["part"]), bool(word["next_cue"])
+        os.environ[DIED_AT] = repr(float(word["died_at"]))
+        return True
+
+
+class _Spare:
+    """A standby show the supervisor keeps ready (``--standby``)."""
+
+    def __init__(self, arguments: list[str], environment: dict) -> None:
+        read, self._write = os.pipe()
+        self.process = subprocess.Popen([sys.executable, "-m", "engine.cli", *arguments, "--standby-fd", str(read)],
+                                        env=environment, pass_fds=(read,), preexec_fn=_die_with_parent,
+                                        start_new_session=True)
+        os.close(read)
+
+    def go(self, perf_log: Path, part: int, next_cue: bool, died: float) -> subprocess.Popen:
+        word = {"resume": str(perf_log), "part": part, "next_cue": next_cue, "died_at": died}
+        os.write(self._write, (json.dumps(word) + "\n").encode())
+        os.close(self._write)
+        self._write = None
+        return self.process
+
+    def dismiss(self) -> None:
+        """Not needed: it leaves when the pipe ends (killed if it does not within 5 s)."""
+        if self._write is not None:
+            os.close(self._write)
+            self._write = None
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 def read_heartbeat(path: Path) -> dict:
     """The last tick a show said it reached ({"tick", "seconds", "cue"}); empty when none."""
     try:
@@ -187,6 +252,9 @@ def supervise(argv: list[str]) -> int:
 def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
     stopping: list[int] = []
     child: subprocess.Popen | None = None
+    standby = STANDBY in arguments
+    spare: _Spare | None = None
+    spares_failed = 0
 
     def forward(signum, _frame) -> None:
         stopping.append(signum)
@@ -201,14 +269,27 @@ def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
         while True:
             # Its own process group: Ctrl-C in a terminal reaches the parent alone, which passes it
             # on once (the show's second Ctrl-C means "stop at once").
-            child = subprocess.Popen([sys.executable, "-m", "engine.cli", *arguments, *extra], env=environment,
-                                     preexec_fn=_die_with_parent, start_new_session=True)
+            if extra and spare is not None and spare.process.poll() is None:
+                # The standby, loaded and waiting, takes over: no start-up, no loading.
+                child, spare = spare.go(Path(extra[1]), int(extra[3]), "--resume-next-cue" in extra,
+                                        float(environment[DIED_AT])), None
+            else:
+                child = subprocess.Popen([sys.executable, "-m", "engine.cli", *arguments, *extra], env=environment,
+                                         preexec_fn=_die_with_parent, start_new_session=True)
             while True:
                 try:
-                    code = child.wait(timeout=0.5)
+                    code = child.wait(timeout=0.25)
                     break
                 except (InterruptedError, subprocess.TimeoutExpired):
                     _reap_adopted(child.pid)
+                if spare is not None and spare.process.poll() is not None:
+                    spares_failed += 1
+                    print(f"showrunner: the standby show ended (status {spare.process.returncode}); "
+                          f"{'starting another' if spares_failed < 3 else 'going on without one'}",
+                          file=sys.stderr)
+                    spare = None
+                if standby and spare is None and spares_failed < 3 and not stopping and _live(note):
+                    spare = _Spare(arguments, environment)  # once the show is live, not while it loads
             named = note.read_text(encoding="utf-8").strip() if note.exists() else ""
             perf_log = Path(named) if named else None
             heartbeat = heartbeat_path(perf_log) if perf_log is not None else None
@@ -249,5 +330,13 @@ def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
             if next_cue:
                 extra.append("--resume-next-cue")
     finally:
+        if spare is not None:
+            spare.dismiss()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _live(note: Path) -> bool:
+    """The show has gone live: its heartbeat exists."""
+    named = note.read_text(encoding="utf-8").strip() if note.exists() else ""
+    return bool(named) and heartbeat_path(Path(named)).exists()

@@ -140,7 +140,7 @@ def test_a_show_killed_in_its_second_part_comes_back_at_the_same_moment(tmp_path
     assert frames(tmp_path / "crashed.mkv") == frames(tmp_path / "whole.mkv")
 
 
-def drill(tmp_path: Path, then: str) -> Path:
+def drill(tmp_path: Path, then: str, before: float = 1) -> Path:
     text = f"""title = "recovery drill"
 pieces = ["builtin"]
 tick_rate = 60
@@ -150,7 +150,7 @@ resolution = "160x90"
 [[cues]]
 id = "before"
 scene = "pulse"
-advance = {{ after = 1 }}
+advance = {{ after = {before} }}
 
 [[cues]]
 id = "drill"
@@ -195,3 +195,19 @@ def test_no_recover_leaves_a_dead_show_dead(tmp_path):
     _, err = show.communicate(timeout=300)
     assert show.returncode == -signal.SIGKILL
     assert "starting it again" not in err
+
+
+def test_a_standby_show_takes_over_at_once(tmp_path):
+    # --standby: a second show loads once the first is live and waits; it takes over when the
+    # first dies (no start-up, no loading), and another standby loads behind it.
+    show = start(tmp_path, drill(tmp_path, "pulse", before=4), "drill", "--duration", "6", "--standby")
+    _, err = show.communicate(timeout=300)
+    assert show.returncode == 0, err[-3000:]
+    gaps = [float(gap) for gap in re.findall(r"back after the show died: at [\d.]+ s, cue \w+, ([\d.]+) s without", err)]
+    assert len(gaps) == 4, err[-3000:]
+    print(f"gaps with a standby: {gaps} s")
+    # The first death comes 4 s in, when the standby has long loaded; the later ones 0.5 s after
+    # the show came back, when the next standby may still be loading.
+    assert gaps[0] < 0.5
+    assert [line.get("cue") for line in lines(tmp_path / "drill.jsonl")][-1] == "after"
+    assert len(list((tmp_path / "logs").glob("*.log"))) == 5  # the standby not needed left no log

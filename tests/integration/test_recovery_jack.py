@@ -42,7 +42,14 @@ def records(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def test_the_sound_and_the_port_go_on_through_a_dead_show(jack, tmp_path):
+def the_show(supervisor: int) -> list[int]:
+    """The show the supervisor runs (not its standby, which waits with --standby-fd)."""
+    return [pid for pid in children(supervisor)
+            if b"--standby-fd" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+@pytest.mark.parametrize("standby", [False, True], ids=["restarted", "standby"])
+def test_the_sound_and_the_port_go_on_through_a_dead_show(jack, tmp_path, standby):
     from bench.jack_recorder import JackRecorder
 
     metrics = tmp_path / "metrics.jsonl"
@@ -50,15 +57,19 @@ def test_the_sound_and_the_port_go_on_through_a_dead_show(jack, tmp_path):
     show = subprocess.Popen(
         showrunner_command("run", str(DEMO_SETLIST), "--midi-in", "recorder:midi_out", "--midi-api", "jack",
                            "--headless", "--duration", "12", "--metrics", str(metrics),
-                           "--perf-log", str(tmp_path / "show.perf.jsonl"), "--log-dir", str(tmp_path / "logs")),
+                           "--perf-log", str(tmp_path / "show.perf.jsonl"), "--log-dir", str(tmp_path / "logs"),
+                           *(["--standby"] if standby else [])),
         env=jack, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert piano.wait_connected(30), "the show's audio process never appeared"
-        shows = wait_for(lambda: children(show.pid), 10)
+        shows = wait_for(lambda: the_show(show.pid), 10)
         assert shows and len(shows) == 1, shows
         sound = children(shows[0], "engine.audio.server")
         assert len(sound) == 1, sound
         assert wait_for(lambda: len(records(metrics)) > 60, 30), "the show never ticked"
+        if standby:  # loaded and waiting when the show dies
+            assert wait_for(lambda: len(children(show.pid)) == 2, 10), "no standby"
+            time.sleep(3.0)
         mark = piano.mark()
         piano.send_midi(0x90, HELD, 100)
         held_at = time.monotonic()
@@ -84,6 +95,9 @@ def test_the_sound_and_the_port_go_on_through_a_dead_show(jack, tmp_path):
         piano.close()
     assert show.returncode == 0, err[-3000:]
     assert "the show died (signal SIGKILL)" in err
+    back = re.search(r"back after the show died: .*, ([\d.]+) s without a show", err)
+    assert back, err[-3000:]
+    print(f"picture back after {back.group(1)} s")
     log = "\n".join(path.read_text() for path in (tmp_path / "logs").glob("*.log"))
     assert f"playing on through audio process {sound[0]}" in log
 
@@ -91,7 +105,7 @@ def test_the_sound_and_the_port_go_on_through_a_dead_show(jack, tmp_path):
     # before the release.
     onset = int(np.argmax(np.abs(heard[:, 0]) > 1e-4))
     end = onset + int((released_at - held_at - 0.1) * RATE)
-    assert end - onset > 3 * RATE, "the note was not held through the gap"
+    assert end - onset > 2.5 * RATE, "the note was not held through the gap"
     window = int(0.05 * RATE)
     levels = [float(np.sqrt(np.mean(heard[start:start + window] ** 2)))
               for start in range(onset + int(0.1 * RATE), end - window, window)]
@@ -106,7 +120,8 @@ def test_the_sound_and_the_port_go_on_through_a_dead_show(jack, tmp_path):
     lines = records(metrics)
     first = next(r for r in lines if "recovered" in r["events"])
     taken = [m[0] for m in first.get("midi", [])]
-    assert taken[:2] == [f"note_on {GAP_NOTE} 90", f"note_off {GAP_NOTE} 0"], taken
+    if not standby:  # (a standby is back before the gap's note is played: it takes it live)
+        assert taken[:2] == [f"note_on {GAP_NOTE} 90", f"note_off {GAP_NOTE} 0"], taken
     # The performance log (which a replay plays; the metrics lines the dead show had not written
     # out are lost with it): each note once.
     logged = [(event["type"], event["note"]) for line in records(tmp_path / "show.perf.jsonl")
