@@ -1,7 +1,7 @@
 """Run every benchmark, print a table, and rewrite docs/benchmarks.md: ``python -m bench [NAME ...]``.
 
 Names: tick, midi, jump, mixer, rack, sampler, soak, audio-latency, table-latency, scsynth,
-granular, learners, render, ldd, recording, trainer, granolar, ear, farm (default: all). A run of only some benchmarks prints its table but leaves docs/benchmarks.md alone, so
+granular, learners, render, ldd, recording, trainer, granolar, ear, farm, recovery (default: all). A run of only some benchmarks prints its table but leaves docs/benchmarks.md alone, so
 the file always holds one complete run, unless ``--update`` asks to replace those benchmarks' figures
 and sections in it (each replaced section says when it was measured). Exit status 1 when a benchmark could not run. The soak runs 5
 minutes per period size; ``SHOWRUNNER_SOAK_SECONDS`` shortens it. The piece's live run (ldd) plays 4
@@ -11,7 +11,8 @@ renders 120 s of it (``SHOWRUNNER_RECORDING_RENDER_SECONDS``; ``SHOWRUNNER_RECOR
 benchmark runs 5 x 3 live shows of 10 s (``SHOWRUNNER_TRAINER_SECONDS``, ``SHOWRUNNER_TRAINER_ROUNDS``). The
 granular benchmark measures 3 rounds of 10 s windows (``SHOWRUNNER_GRANULAR_SECONDS``,
 ``SHOWRUNNER_GRANULAR_ROUNDS``). The farm benchmark replays a live run of the piece of 40 s
-(``SHOWRUNNER_FARM_SECONDS``) serially and on two Ray workers, twice each.
+(``SHOWRUNNER_FARM_SECONDS``) serially and on two Ray workers, twice each. The recovery benchmark
+kills the piece 1, 10 and 30 minutes in (``SHOWRUNNER_RECOVERY_MINUTES``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench import (audio_latency, audio_soak, ear, farm, granolar, granular_peers, ldd_run, learners, midi_latency, mixer_load,
-                   rack_overhead, recording, render_frames, sampler_load, scene_jump, scsynth_peer, table_latency,
+                   rack_overhead, recording, recovery, render_frames, sampler_load, scene_jump, scsynth_peer, table_latency,
                    tick_overhead, trainer_frames)
 from bench.machine import describe_machine
 from bench.report import markdown, results_table, splice
@@ -52,6 +53,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[], BenchResult]]] = {
     "granolar": ("The grain VAE trained and played beside a live show", granolar.run),
     "ear": ("The artificial ear listening and dreaming beside a live show", ear.run),
     "farm": ("Render farm: a chunked replay against a serial one", farm.run),
+    "recovery": ("Recovery: a show's death to its picture back", recovery.run),
 }
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

@@ -9,7 +9,8 @@ line, as a show that dies leaves it). Then ``showrunner run --resume LOG`` (the 
 supervisor runs, headless, no sound) is timed from its start to the line saying the show is back
 (after the catch-up; the first frame follows within a frame): the gap a performer sees, less the
 supervisor's noticing the death (it waits on the process: milliseconds). The same with a standby
-(``--standby``: a second show loaded and waiting, told to take over as the supervisor tells it).
+(``--standby``: a second show loaded and waiting, ticking along behind the show through its log,
+told to take over as the supervisor tells it).
 Also: the catch-up's speed, show seconds per wall second. The goal, the issue's: the picture back
 within 5 s.
 """
@@ -109,7 +110,8 @@ def resume(setlist: Path, midi: Path, seconds: float, log: Path, work: Path) -> 
 
 def resume_standby(setlist: Path, midi: Path, seconds: float, log: Path, work: Path) -> tuple[float, float, int]:
     """The same with a standby (``--standby``): a show started as the supervisor starts its
-    standby, loaded and waiting, told to take over (as the supervisor tells it)."""
+    standby, which loads and follows the log while it waits, told to take over once it idles
+    (as the supervisor tells it)."""
     import json
 
     logs = work / f"standby-logs-{seconds:g}"
@@ -119,12 +121,23 @@ def resume_standby(setlist: Path, midi: Path, seconds: float, log: Path, work: P
          "--duration", str(seconds + 2), "--log-dir", str(logs), "--standby-fd", str(read)],
         pass_fds=(read,), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     os.close(read)
+    # The live show's heartbeat at the tick it died at, and the log to follow (as the supervisor
+    # says it): the standby ticks along to there while it waits.
+    ticks = int(seconds * 60)
+    log.with_name(log.name + ".alive").write_text(json.dumps({"tick": ticks, "seconds": seconds, "cue": "?"}))
     try:
-        deadline = time.monotonic() + 600
-        while not any("ticks/s on" in path.read_text(encoding="utf-8") for path in logs.glob("*.log")):
+        os.write(write, (json.dumps({"follow": str(log)}) + "\n").encode())
+        deadline = time.monotonic() + 1200
+        busy, still = -1.0, 0
+        while still < 4:  # loaded and caught up: it has used no CPU for a second
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the standby show did not load")
-            time.sleep(0.2)
+            time.sleep(0.25)
+            with open(f"/proc/{process.pid}/stat", encoding="ascii") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+            now = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            still = still + 1 if now - busy < 0.02 else 0
+            busy = now
         word = {"resume": str(log), "part": 2, "next_cue": False, "died_at": time.time()}
         os.write(write, (json.dumps(word) + "\n").encode())
     finally:
@@ -153,14 +166,13 @@ def run() -> BenchResult:
             log = work / f"died-{minute:g}.perf.jsonl"
             write_log(setlist, midi, seconds, log)
             gap, caught_up, ticks = resume(setlist, midi, seconds, log, work)
-            ready, caught_up_ready, _ = resume_standby(setlist, midi, seconds, log, work)
+            ready, _, _ = resume_standby(setlist, midi, seconds, log, work)
             result.figures += [
                 Figure(f"death at {minute:g} min: picture back, restarted", gap, "s", f"<= {GOAL_S:g}", gap <= GOAL_S),
                 Figure(f"death at {minute:g} min: picture back, --standby", ready, "s", f"<= {GOAL_S:g}",
                        ready <= GOAL_S),
-                Figure(f"death at {minute:g} min: catch-up", min(caught_up, caught_up_ready), "s"),
-                Figure(f"death at {minute:g} min: catch-up speed", ticks / 60 / max(min(caught_up, caught_up_ready), 1e-9),
-                       "x"),
+                Figure(f"death at {minute:g} min: catch-up, restarted", caught_up, "s"),
+                Figure(f"death at {minute:g} min: catch-up speed, restarted", ticks / 60 / max(caught_up, 1e-9), "x"),
             ]
     result.notes.append(f"the piece's four parts over {longest / 60:g} min; headless, no sound; "
                         "the catch-up speed in show seconds per wall second")

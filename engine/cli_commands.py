@@ -341,10 +341,11 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
             log.info("%s: %d cues, %s at %s ticks/s on %s", settings.title, len(setlist.cues),
                      "x".join(map(str, settings.resolution)), f"{settings.tick_rate:g}", display.renderer)
             if standby is not None:
-                if not standby.wait(args):
+                following: dict = {}
+                if not standby.wait(args, lambda path: _follow(show, path, following)):
                     return 0  # the show ended well: this standby was never needed
                 perf_path = args.resume
-                resumed = _resumed_log(args)
+                resumed = _follow_to_end(show, perf_path, following)
                 queue.clear()  # what this show's own reader caught meanwhile: the gap's MIDI is the audio process's
                 events.update(_event_ports(args, setlist, clock, api))
                 show.take_event_ports(**events)
@@ -419,6 +420,47 @@ def _recorder_priority(recorder: Recorder, args: argparse.Namespace, display) ->
              if recorder.yield_to_show else "beside the show, every frame the machine allows")
 
 
+def _follow(show: Show, path: Path, following: dict) -> None:
+    """A standby show: tick, muted, through what the live show has logged, up to the tick it
+    last said it reached (every input of those ticks is in the log by then)."""
+    from engine import perflog
+    from engine.supervisor import heartbeat_path, read_heartbeat
+
+    follower = following.setdefault("follower", perflog.Follower(path))
+    beat = read_heartbeat(heartbeat_path(path))  # first: the log read next is at least as new
+    replay = follower.read()
+    if replay is None:
+        return
+    if show._catching_up is None:
+        show.begin_catch_up(replay)
+    show.catch_up_to(int(beat.get("tick", 0)))
+
+
+def _follow_to_end(show: Show, path: Path, following: dict):
+    """A standby taking over: the rest of the log, up to where the show died, as
+    :func:`_resumed_log` says it."""
+    from engine import perflog
+    from engine.supervisor import heartbeat_path, read_heartbeat
+
+    follower = following.setdefault("follower", perflog.Follower(path))
+    beat = read_heartbeat(heartbeat_path(path))
+    replay = follower.read()
+    follower.close()
+    if replay is None:
+        raise UserError(f"performance log not found or empty: {path}")
+    if show._catching_up is None:
+        show.begin_catch_up(replay)
+    until = max(replay.end, int(beat.get("tick", 0)))
+    show.catch_up_to(until)
+    return replay, until, _heard_after(beat, until, replay.header)
+
+
+def _heard_after(beat: dict, until: int, header: dict) -> float | None:
+    """The instant up to which the show that died took in live MIDI (its time source, the
+    system's monotonic clock)."""
+    return beat["origin"] + until / header.get("tick_rate", 60) if "origin" in beat else None
+
+
 def _resumed_log(args: argparse.Namespace):
     """The performance log of the show that died, read back, and where it got (the later of its
     last input and its last heartbeat)."""
@@ -428,9 +470,7 @@ def _resumed_log(args: argparse.Namespace):
     recording = perflog.load(args.resume)
     beat = read_heartbeat(heartbeat_path(args.resume))
     until = max(recording.end, int(beat.get("tick", 0)))
-    # The instant up to which it took in live MIDI (its time source, the system's monotonic clock).
-    heard_after = beat["origin"] + until / recording.header.get("tick_rate", 60) if "origin" in beat else None
-    return recording, until, heard_after
+    return recording, until, _heard_after(beat, until, recording.header)
 
 
 def _catch_up(show: Show, resumed, args: argparse.Namespace) -> None:

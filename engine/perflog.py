@@ -278,11 +278,11 @@ class Replay:
         show (0 before the first logged one), or None when the log predates trainer counts."""
         if self.trained is None:
             return None
-        changes = self.trained.get(key, [])
-        ticks = [tick for tick, _ in changes]
+        trained = self.trained
 
-        def steps(tick: int) -> int:
-            at = bisect.bisect_right(ticks, tick)
+        def steps(tick: int) -> int:  # reads the log as it is now (a follower's grows)
+            changes = trained.get(key, [])
+            at = bisect.bisect_right(changes, tick, key=lambda change: change[0])
             return changes[at - 1][1] if at else 0
 
         return steps
@@ -318,46 +318,100 @@ def load(path: Path) -> Replay:
         header = Header.model_validate(first).model_dump()
     except ValidationError as error:
         raise UserError(f"{path}: line 1 (the header): {_first_problem(error)}") from None
-    midi: dict[int, list[MidiEvent]] = {}
-    actions: dict[int, list[KeyAction]] = {}
-    cues: dict[int, str] = {}
-    osc: dict[int, list] = {}
-    emitted: dict[int, list[str]] = {}
-    learn: dict[int, list[LearnChange]] = {}
-    trained: dict[str, list[tuple[int, int]]] = {}
-    end, last = None, 0
+    replay = _empty_replay(path, header)
+    end = None
     for number, record in enumerate(records[1:], start=2):
         if end is not None:
             raise UserError(f"{path}: line {number}: a line after the end line")
-        try:
-            if isinstance(record, dict) and "end" in record:
-                end = _EndLine.model_validate(record).end
-                if end < last:
-                    raise UserError(f"{path}: line {number}: the show ends at tick {end}, before its "
-                                    f"last input (tick {last})")
-                continue
-            line = _TickLine.model_validate(record)
-        except ValidationError as error:
-            raise UserError(f"{path}: line {number}: not a tick record ({_first_problem(error)})") from None
-        if line.midi:
-            midi[line.tick] = [_EVENTS[e.type](**e.model_dump(exclude={"type"})) for e in line.midi]
-        if line.actions:
-            actions[line.tick] = [KeyAction(kind, value) for kind, value in line.actions]
-        if line.cue is not None:
-            cues[line.tick] = line.cue
-        if line.osc:
-            osc[line.tick] = [OscMessage(m.address, tuple(m.args), m.time) for m in line.osc]
-        if line.emitted:
-            emitted[line.tick] = list(line.emitted)
-        if line.learn:
-            learn[line.tick] = [LearnChange.from_record(change) for change in line.learn]
+        end = _take_record(replay, record, number)
+    if replay.trained is not None:
+        for changes in replay.trained.values():
+            changes.sort()
+    return replay
+
+
+def _empty_replay(path: Path, header: dict[str, Any]) -> Replay:
+    version = header["version"]
+    return Replay(path, header, {}, {}, 0, False, {} if version >= 2 else None, {},
+                  {} if version >= 3 else None, {}, {} if version >= 5 else None)
+
+
+def _take_record(replay: Replay, record: Any, number: int) -> int | None:
+    """Add one line (after the header) to ``replay``; returns the end tick when it is the end line."""
+    path = replay.path
+    try:
+        if isinstance(record, dict) and "end" in record:
+            end = _EndLine.model_validate(record).end
+            if end < replay.end:
+                raise UserError(f"{path}: line {number}: the show ends at tick {end}, before its "
+                                f"last input (tick {replay.end})")
+            replay.end, replay.complete = end, True
+            return end
+        line = _TickLine.model_validate(record)
+    except ValidationError as error:
+        raise UserError(f"{path}: line {number}: not a tick record ({_first_problem(error)})") from None
+    if line.midi:
+        replay.midi[line.tick] = [_EVENTS[e.type](**e.model_dump(exclude={"type"})) for e in line.midi]
+    if line.actions:
+        replay.actions[line.tick] = [KeyAction(kind, value) for kind, value in line.actions]
+    if line.cue is not None and replay.cues is not None:
+        replay.cues[line.tick] = line.cue
+    if line.osc:
+        replay.osc[line.tick] = [OscMessage(m.address, tuple(m.args), m.time) for m in line.osc]
+    if line.emitted and replay.emitted is not None:
+        replay.emitted[line.tick] = list(line.emitted)
+    if line.learn:
+        replay.learn[line.tick] = [LearnChange.from_record(change) for change in line.learn]
+    if replay.trained is not None:
         for key, steps in line.trained.items():
-            trained.setdefault(key, []).append((line.tick, steps))
-        last = max(last, line.tick)
-    return Replay(path, header, midi, actions, end if end is not None else last, end is not None,
-                  cues if header["version"] >= 2 else None, osc,
-                  emitted if header["version"] >= 3 else None, learn,
-                  {key: sorted(changes) for key, changes in trained.items()} if header["version"] >= 5 else None)
+            replay.trained.setdefault(key, []).append((line.tick, steps))
+    replay.end = max(replay.end, line.tick)
+    return None
+
+
+class Follower:
+    """A performance log being written by a live show, read as it grows (a standby show,
+    engine.supervisor: it ticks along behind the show, so that taking over costs a moment)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.replay: Replay | None = None
+        self._file = None
+        self._partial = b""
+        self._lines = 0
+
+    def read(self) -> Replay | None:
+        """Take in what was written since the last call; the replay (None until the header is in)."""
+        if self._file is None:
+            try:
+                self._file = open(self.path, "rb")
+            except OSError:
+                return None
+        data = self._partial + self._file.read()
+        *complete, self._partial = data.split(b"\n")
+        for raw in complete:
+            self._lines += 1
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError:
+                raise UserError(f"{self.path}: line {self._lines} is not JSON") from None
+            if self.replay is None:
+                if not isinstance(record, dict) or record.get("format") != FORMAT \
+                        or record.get("version") not in READABLE_VERSIONS:
+                    raise UserError(f"{self.path}: not a showrunner performance log this showrunner reads")
+                try:
+                    header = Header.model_validate(record).model_dump()
+                except ValidationError as error:
+                    raise UserError(f"{self.path}: line 1 (the header): {_first_problem(error)}") from None
+                self.replay = _empty_replay(self.path, header)
+            else:
+                _take_record(self.replay, record, self._lines)
+        return self.replay
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:

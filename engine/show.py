@@ -418,18 +418,26 @@ class Show:
         up to which the show that died took in its live MIDI; what the port brought since, which
         the audio process it left playing took in and played (:meth:`LiveAudio.adopt`), this show
         takes in at its first tick, in its order, instead of what its own reader caught of it.
-        Returns the seconds it took."""
+        Returns the seconds it took.
+
+        In three steps for a standby show following a live show's log as it grows
+        (engine.supervisor): :meth:`begin_catch_up`, :meth:`catch_up_to` as often as it likes,
+        :meth:`end_catch_up` when it takes over."""
+        started = time.perf_counter()
+        if self._catching_up is None:
+            self.begin_catch_up(replay)
+        self.catch_up_to(until)
+        self.end_catch_up(next_cue, heard_after)
+        return time.perf_counter() - started
+
+    _catching_up: dict | None = None  # while catching up: the live devices, kept aside
+
+    def begin_catch_up(self, replay: Replay) -> None:
+        """Mute the show and take its inputs from ``replay`` (see :meth:`catch_up`)."""
         from engine.audio.control import NoAudio
 
-        started = time.perf_counter()
         self._compilations = _compilations()  # what the scenes compiled at load is not a stall
-        live = {"audio": self.audio, "perf_log": self.perf_log, "osc_out": self.osc_out, "midi_out": self.midi_out,
-                "metrics": self._metrics}
         muted = NoAudio(self.audio.rack, self.audio.pool)
-        self.audio, self.perf_log, self.osc_out, self.midi_out, self._metrics = muted, None, None, None, None
-        self.replay = replay
-        self._port_heard = replay.hears_midi
-        self.learn = midi_learn.from_records(self.setlist, replay.header.get("midi_learn") or [])
         trainers = []
         for scene in self.scenes:
             scene.context.audio = muted
@@ -437,26 +445,39 @@ class Show:
                 steps = replay.trained_steps(scene.context.trainer_key(name))
                 trainer.replay_steps = steps if steps is not None else (lambda tick: 0)
                 trainers.append(trainer)
-        try:
-            for tick in range(self.clock.tick_count + 1, until + 1):
-                self._tick(tick)
-                self.clock.tick_count = self.summary.ticks = tick
-        finally:
-            self.replay = None
-            self.audio, self.perf_log, self.osc_out, self.midi_out = (live[k] for k in ("audio", "perf_log", "osc_out",
-                                                                                       "midi_out"))
-            self._metrics = live["metrics"]
-            self._port_heard = self.audio.hears_midi
-            for scene in self.scenes:
-                scene.context.audio = self.audio
-            for trainer in trainers:  # live again: a started trainer trains in its thread from here
-                trainer.replay_steps = None
-                if trainer._started:
-                    trainer.start()
+        self._catching_up = {"audio": self.audio, "perf_log": self.perf_log, "osc_out": self.osc_out,
+                             "midi_out": self.midi_out, "metrics": self._metrics, "trainers": trainers}
+        self.audio, self.perf_log, self.osc_out, self.midi_out, self._metrics = muted, None, None, None, None
+        self.replay = replay
+        self._port_heard = replay.hears_midi
+        self.learn = midi_learn.from_records(self.setlist, replay.header.get("midi_learn") or [])
+
+    def catch_up_to(self, until: int) -> None:
+        """Tick, muted, through the replay's inputs up to tick ``until``."""
+        for tick in range(self.clock.tick_count + 1, until + 1):
+            self._tick(tick)
+            self.clock.tick_count = self.summary.ticks = tick
+
+    def end_catch_up(self, next_cue: bool = False, heard_after: float | None = None) -> None:
+        """Hand the show back to its live devices (see :meth:`catch_up`)."""
+        live, self._catching_up = self._catching_up, None
+        self.replay = None
+        # Devices a standby opened when it took over count, else the ones set aside.
+        self.perf_log = self.perf_log or live["perf_log"]
+        self.osc_out = self.osc_out or live["osc_out"]
+        self.midi_out = self.midi_out or live["midi_out"]
+        self.audio, self._metrics = live["audio"], live["metrics"]
+        self._port_heard = self.audio.hears_midi
+        for scene in self.scenes:
+            scene.context.audio = self.audio
+        for trainer in live["trainers"]:  # live again: a started trainer trains in its thread from here
+            trainer.replay_steps = None
+            if trainer._started:
+                trainer.start()
         self._cue_sound(self.setlist.cues[self.playhead.index])
         self.audio.set_gain("master", self.master_gain_db)
-        if next_cue:
-            self.playhead.go()
+        if next_cue:  # a performer's GO at the first tick from here: in the log, so replays take it too
+            self._pending_actions.append(KeyAction("go"))
         self._pending_events.append("recovered")
         show_time = self.clock.tick_count * self.clock.dt
         self._origin = self.time.now() - show_time
@@ -473,7 +494,6 @@ class Show:
             self.queue.replace_until(now, [(self._origin + show_time, event) for _stamp, event in gap])
             if gap:
                 log.info("took in %d MIDI event(s) the port brought while the show was away", len(gap))
-        return time.perf_counter() - started
 
     def _tick(self, tick: int) -> None:
         """One fixed step, concern by concern: the performer's moves, the cue, the input, the

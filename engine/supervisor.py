@@ -147,36 +147,62 @@ class Standby:
         os.dup2(quiet, 1)
         os.dup2(quiet, 2)
         os.close(quiet)
+        # Dismissed while it still loads: it leaves cleanly (its shared files and its log go).
+        signal.signal(signal.SIGTERM, self._dismissed)
 
-    def wait(self, args) -> bool:
+    def _dismissed(self, _signum, _frame) -> None:
+        self.log_path.unlink(missing_ok=True)
+        raise SystemExit(0)
+
+    def wait(self, args, follow=None) -> bool:
         """Block until told; True: take over (``args`` now say from where: ``resume``,
-        ``resume_part``, ``resume_next_cue``), False: leave."""
-        with os.fdopen(self.fd, "r", encoding="utf-8") as pipe:
-            line = pipe.readline()
-        try:
-            word = json.loads(line) if line.strip() else None
-        except ValueError:
-            word = None
-        if word is None:
-            self.log_path.unlink(missing_ok=True)
-            return False
-        for fd, kept in zip((1, 2), self._kept):
-            os.dup2(kept, fd)
-            os.close(kept)
-        args.resume, args.resume_part, args.resume_next_cue = Path(word["resume"]), int(word["part"]), bool(word["next_cue"])
-        os.environ[DIED_AT] = repr(float(word["died_at"]))
-        return True
+        ``resume_part``, ``resume_next_cue``), False: leave. Meanwhile, twice a second,
+        ``follow(PERF_LOG)`` once the supervisor has said which performance log the live show
+        writes (the standby ticks along behind it)."""
+        import select
+
+        pending, following = b"", None
+        while True:
+            if b"\n" not in pending:
+                if select.select([self.fd], [], [], 0.5)[0]:
+                    data = os.read(self.fd, 4096)
+                    if not data:  # the pipe ended: the show ended well
+                        os.close(self.fd)
+                        self.log_path.unlink(missing_ok=True)
+                        return False
+                    pending += data
+                elif following is not None and follow is not None:
+                    follow(following)
+                continue
+            line, pending = pending.split(b"\n", 1)
+            try:
+                word = json.loads(line)
+            except ValueError:
+                continue
+            if "follow" in word:
+                following = Path(word["follow"])
+                continue
+            os.close(self.fd)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the show's own handling from here
+            for fd, kept in zip((1, 2), self._kept):
+                os.dup2(kept, fd)
+                os.close(kept)
+            args.resume, args.resume_part = Path(word["resume"]), int(word["part"])
+            args.resume_next_cue = bool(word["next_cue"])
+            os.environ[DIED_AT] = repr(float(word["died_at"]))
+            return True
 
 
 class _Spare:
     """A standby show the supervisor keeps ready (``--standby``)."""
 
-    def __init__(self, arguments: list[str], environment: dict) -> None:
+    def __init__(self, arguments: list[str], environment: dict, perf_log: Path) -> None:
         read, self._write = os.pipe()
         self.process = subprocess.Popen([sys.executable, "-m", "engine.cli", *arguments, "--standby-fd", str(read)],
                                         env=environment, pass_fds=(read,), preexec_fn=_die_with_parent,
                                         start_new_session=True)
         os.close(read)
+        os.write(self._write, (json.dumps({"follow": str(perf_log)}) + "\n").encode())
 
     def go(self, perf_log: Path, part: int, next_cue: bool, died: float) -> subprocess.Popen:
         word = {"resume": str(perf_log), "part": part, "next_cue": next_cue, "died_at": died}
@@ -186,15 +212,20 @@ class _Spare:
         return self.process
 
     def dismiss(self) -> None:
-        """Not needed: it leaves when the pipe ends (killed if it does not within 5 s)."""
+        """Not needed: it leaves when the pipe ends, or, still loading, when asked (SIGTERM; killed
+        if it has not left 5 s later)."""
         if self._write is not None:
             os.close(self._write)
             self._write = None
         try:
-            self.process.wait(timeout=5)
+            self.process.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def read_heartbeat(path: Path) -> dict:
@@ -289,7 +320,8 @@ def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
                           file=sys.stderr)
                     spare = None
                 if standby and spare is None and spares_failed < 3 and not stopping and _live(note):
-                    spare = _Spare(arguments, environment)  # once the show is live, not while it loads
+                    # Once the show is live, not while it loads; it follows the show's log.
+                    spare = _Spare(arguments, environment, Path(note.read_text(encoding="utf-8").strip()))
             named = note.read_text(encoding="utf-8").strip() if note.exists() else ""
             perf_log = Path(named) if named else None
             heartbeat = heartbeat_path(perf_log) if perf_log is not None else None

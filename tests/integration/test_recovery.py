@@ -179,6 +179,12 @@ def test_a_scene_that_kills_its_show_again_and_again_is_moved_past(tmp_path):
     assert "on to the next cue" in err
     cues = [line.get("cue") for line in lines(tmp_path / "drill.jsonl")]
     assert cues[-1] == "after"
+    # The move to the next cue is a GO in the log: a replay takes the same cues.
+    done = subprocess.run(showrunner_command(
+        "replay", str(tmp_path / "drill.perf.jsonl"), "--out", str(tmp_path / "drill.mkv"), "--log-dir",
+        str(tmp_path / "logs")), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "differs" not in done.stderr and "took other cues" not in done.stderr, done.stderr[-3000:]
 
 
 def test_a_show_that_dies_at_the_next_cue_too_stops_with_one_line(tmp_path):
