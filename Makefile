@@ -88,7 +88,7 @@ demo: setup
 	@echo "the tour's recording: logs/tour.mkv; its show log and performance log: logs/ (showrunner replay LOG --out video.mkv)"
 
 test: setup
-	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -ra --durations=30 $(PYTEST_ARGS)
 
 bench: setup $(BENCH_STAMP)
 	$(BIN)/python -m bench

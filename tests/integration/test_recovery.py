@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import av
+import pytest
 
 from engine.perflog import comparable
 from tests.conftest import ROOT, showrunner_command
@@ -169,7 +170,8 @@ scene = "{then}"
 
 
 def test_a_scene_that_kills_its_show_again_and_again_is_moved_past(tmp_path):
-    show = start(tmp_path, drill(tmp_path, "pulse"), "drill", "--duration", "4")
+    show = start(tmp_path, drill(tmp_path, "pulse"), "drill", "--duration", "4", "--record",
+                 str(tmp_path / "drill.mkv"))
     _, err = show.communicate(timeout=300)
     assert show.returncode == 0, err[-3000:]
     deaths = re.findall(r"the show died \(signal SIGKILL\) at ([\d.]+) s", err)
@@ -179,9 +181,25 @@ def test_a_scene_that_kills_its_show_again_and_again_is_moved_past(tmp_path):
     assert "on to the next cue" in err
     cues = [line.get("cue") for line in lines(tmp_path / "drill.jsonl")]
     assert cues[-1] == "after"
+    # The recording: closed playable at each death, and going on in the next file.
+    parts = [tmp_path / "drill.mkv"] + [tmp_path / f"drill-{k}.mkv" for k in range(2, 6)]
+    assert not (tmp_path / "drill-6.mkv").exists()
+    spans = []
+    for part in parts:
+        with av.open(str(part)) as container:
+            pictures = [frame.time for frame in container.decode(video=0)]
+        assert len(pictures) >= 2, f"{part.name} holds no picture"
+        spans.append((pictures[1], pictures[-1]))  # (the first picture is also shown from 0)
+    print(f"recorded parts, in show seconds: {spans}")
+    # The drill kills its show 1.5 s in (0.5 s into its cue); a restart comes back where the
+    # show last said it got (within 0.25 s before).
+    assert spans[0][1] == pytest.approx(1.5, abs=0.1)
+    for (first, last), at in zip(spans[1:4], deaths):
+        assert float(at) <= first + 1e-9 <= float(at) + 0.1 and last == pytest.approx(1.5, abs=0.1)
+    assert spans[4][1] == pytest.approx(4.0, abs=0.1)  # the last, moved on, played the show out
     # The move to the next cue is a GO in the log: a replay takes the same cues.
     done = subprocess.run(showrunner_command(
-        "replay", str(tmp_path / "drill.perf.jsonl"), "--out", str(tmp_path / "drill.mkv"), "--log-dir",
+        "replay", str(tmp_path / "drill.perf.jsonl"), "--out", str(tmp_path / "replayed.mkv"), "--log-dir",
         str(tmp_path / "logs")), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "differs" not in done.stderr and "took other cues" not in done.stderr, done.stderr[-3000:]
