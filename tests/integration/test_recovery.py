@@ -1,5 +1,5 @@
 """Recovery (engine/supervisor.py, Show.catch_up; issue 25): `showrunner run` under its parent. A
-live headless show driven by a real performance, SIGKILLed in its second part, comes back at the
+live headless show on JACK driven by a real performance, SIGKILLed in its second part, comes back at the
 same moment: the same cue, and from there the same metrics (the learners' losses) as an
 uninterrupted show for the same ticks; its performance log replays as the uninterrupted show's does.
 A scene that kills its show at a fixed moment is restarted there, then moved past, or the parent
@@ -40,11 +40,12 @@ def piece(tmp_path: Path) -> Path:
     return path
 
 
-def start(tmp_path: Path, setlist: Path, name: str, *extra: str) -> subprocess.Popen:
+def start(tmp_path: Path, setlist: Path, name: str, *extra: str, jack: dict | None = None) -> subprocess.Popen:
+    """``jack``: with sound, on that JACK server (else --no-audio)."""
     return subprocess.Popen(showrunner_command(
-        "run", str(setlist), "--headless", "--no-audio", "--log-dir", str(tmp_path / "logs"),
+        "run", str(setlist), "--headless", *([] if jack else ["--no-audio"]), "--log-dir", str(tmp_path / "logs"),
         "--metrics", str(tmp_path / f"{name}.jsonl"), "--perf-log", str(tmp_path / f"{name}.perf.jsonl"), *extra),
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=jack)
 
 
 def lines(path: Path) -> list[dict]:
@@ -73,10 +74,11 @@ def frames(path: Path) -> list[str]:
         return [hashlib.md5(b"".join(bytes(p) for p in f.planes)).hexdigest() for f in container.decode(video=0)]
 
 
-def test_a_show_killed_in_its_second_part_comes_back_at_the_same_moment(tmp_path):
+@pytest.mark.jack
+def test_a_show_killed_in_its_second_part_comes_back_at_the_same_moment(tmp_path, jack):
     setlist = piece(tmp_path)
     args = ("--midi-file", str(PERFORMANCE), "--duration", str(SECONDS))
-    show = start(tmp_path, setlist, "crashed", *args)
+    show = start(tmp_path, setlist, "crashed", *args, jack=jack)
     try:
         wait_for_tick(tmp_path / "crashed.jsonl", int((PART + 1.5) * 60), show)  # the knot, 1.5 s in
         killed = time.time()
@@ -97,7 +99,8 @@ def test_a_show_killed_in_its_second_part_comes_back_at_the_same_moment(tmp_path
     resumed = int(back.group(4))
     assert resumed >= (PART + 0.5) * 60
 
-    whole = start(tmp_path, setlist, "whole", "--no-recover", *args)
+    assert "playing on through audio process" in err  # its sound played on through the gap
+    whole = start(tmp_path, setlist, "whole", "--no-recover", *args, jack=jack)
     _, err = whole.communicate(timeout=300)
     assert whole.returncode == 0, err[-3000:]
     crashed = {line["tick"]: line for line in lines(tmp_path / "crashed.jsonl")}
