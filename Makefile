@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := python3 python3-venv python3-dev gcc pkg-config portaudio19-dev libasound2 \
 	jackd2 libjack-jackd2-0 libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libgles2 ffmpeg \
-	fluidsynth fluid-soundfont-gm
+	fluidsynth fluid-soundfont-gm xvfb
 SYSTEM_STAMP := $(VENV)/.system-packages
 # Only `make bench` needs these: scsynth, the peer the audio and granular benchmarks compare with;
 # and pyproject's `bench` extra (pyo, the granular benchmark's other peer).

@@ -426,6 +426,7 @@ def _follow(show: Show, path: Path, following: dict) -> None:
     from engine import perflog
     from engine.supervisor import heartbeat_path, read_heartbeat
 
+    show.queue.clear()  # its own reader's MIDI is the live show's to take (the log has it)
     follower = following.setdefault("follower", perflog.Follower(path))
     beat = read_heartbeat(heartbeat_path(path))  # first: the log read next is at least as new
     replay = follower.read()

@@ -70,6 +70,7 @@ class Display:
 
         Window.from_display_module().show()
         pygame.event.pump()
+        log.info("window %s", "shown" if pygame.display.get_active() else "shown, but not yet mapped by the display")
 
     def __init__(self, gl: moderngl.Context, size: tuple[int, int], windowed: bool) -> None:
         self.gl = gl

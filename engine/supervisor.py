@@ -11,6 +11,12 @@ on live from that tick, appending to the same performance log (so that ``showrun
 renders the show as if it had never died), with the same ports, camera and sound settings. It says
 on the HUD and in the log that it came back and how long the gap was.
 
+Its sound does not stop: the audio process outlives the show (it ends with this process, which
+collects it as the subreaper of its orphans) and the show that comes back takes it over, with
+the MIDI it heard in the gap (engine.audio.live.LiveAudio.adopt). With ``--standby`` a second show
+loads once the first is live and waits, following the performance log as it grows; it takes over
+the moment the first dies (:class:`Standby`), and another loads behind it.
+
 Limits: a show that dies again within 2 show seconds of where it died before is restarted there
 ``TRIES`` times, then at the next cue; dying there still, the parent stops with a one-line message
 (exit 1). Ctrl-C and SIGTERM go to the show, which ends normally; a bad input (exit 2) is never
@@ -110,15 +116,15 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _reap_adopted(show: int) -> None:
-    """Collect every ended child but the show (the audio processes of shows that died, which
-    came to this process as their subreaper); the show's own end is Popen's to collect."""
+def _reap_adopted(*own: int) -> None:
+    """Collect every ended child but this process's own (the show, its standby: Popen's to
+    collect): the audio processes of shows that died, which came here as to their subreaper."""
     while True:
         try:
             found = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
             return
-        if found is None or found.si_pid == show:
+        if found is None or found.si_pid in own:
             return
         _reap(found.si_pid)
 
@@ -276,7 +282,7 @@ def supervise(argv: list[str]) -> int:
             sound = sound_note_path(Path(named))
             stop_sound(read_sound_note(sound))
             sound.unlink(missing_ok=True)
-        _reap_adopted(0)
+        _reap_adopted()
         note.unlink(missing_ok=True)
 
 
@@ -312,7 +318,7 @@ def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
                     code = child.wait(timeout=0.25)
                     break
                 except (InterruptedError, subprocess.TimeoutExpired):
-                    _reap_adopted(child.pid)
+                    _reap_adopted(child.pid, *([spare.process.pid] if spare is not None else []))
                 if spare is not None and spare.process.poll() is not None:
                     spares_failed += 1
                     print(f"showrunner: the standby show ended (status {spare.process.returncode}); "

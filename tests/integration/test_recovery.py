@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -40,12 +41,15 @@ def piece(tmp_path: Path) -> Path:
     return path
 
 
-def start(tmp_path: Path, setlist: Path, name: str, *extra: str, jack: dict | None = None) -> subprocess.Popen:
-    """``jack``: with sound, on that JACK server (else --no-audio)."""
+def start(tmp_path: Path, setlist: Path, name: str, *extra: str, jack: dict | None = None,
+          window: dict | None = None) -> subprocess.Popen:
+    """``jack``: with sound, on that JACK server (else --no-audio); ``window``: in a window, on the
+    X display that environment names (else headless)."""
     return subprocess.Popen(showrunner_command(
-        "run", str(setlist), "--headless", *([] if jack else ["--no-audio"]), "--log-dir", str(tmp_path / "logs"),
-        "--metrics", str(tmp_path / f"{name}.jsonl"), "--perf-log", str(tmp_path / f"{name}.perf.jsonl"), *extra),
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=jack)
+        "run", str(setlist), *([] if window else ["--headless"]), *([] if jack else ["--no-audio"]),
+        "--log-dir", str(tmp_path / "logs"), "--metrics", str(tmp_path / f"{name}.jsonl"),
+        "--perf-log", str(tmp_path / f"{name}.perf.jsonl"), *extra),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=jack or window)
 
 
 def lines(path: Path) -> list[dict]:
@@ -224,10 +228,33 @@ def test_no_recover_leaves_a_dead_show_dead(tmp_path):
     assert "starting it again" not in err
 
 
-def test_a_standby_show_takes_over_at_once(tmp_path):
+@pytest.fixture
+def x_display():
+    """A virtual X display (Xvfb) of the test's own; yields the environment that selects it."""
+    number = next(n for n in range(90, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists()
+                  and not Path(f"/tmp/.X{n}-lock").exists())
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "640x360x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/tmp/.X11-unix/X{number}").exists():
+            assert server.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+            time.sleep(0.05)
+        environment = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "WAYLAND_DISPLAY")}
+        yield {**environment, "DISPLAY": f":{number}"}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("windowed", [False, True], ids=["headless", "window"])
+def test_a_standby_show_takes_over_at_once(tmp_path, windowed, request):
     # --standby: a second show loads once the first is live and waits; it takes over when the
-    # first dies (no start-up, no loading), and another standby loads behind it.
-    show = start(tmp_path, drill(tmp_path, "pulse", before=4), "drill", "--duration", "6", "--standby")
+    # first dies (no start-up, no loading), and another standby loads behind it. In a window, the
+    # standby's is made hidden and shown when it takes over.
+    window = request.getfixturevalue("x_display") if windowed else None
+    show = start(tmp_path, drill(tmp_path, "pulse", before=4), "drill", "--duration", "6", "--standby",
+                 window=window)
     _, err = show.communicate(timeout=300)
     assert show.returncode == 0, err[-3000:]
     gaps = [float(gap) for gap in re.findall(r"back after the show died: at [\d.]+ s, cue \w+, ([\d.]+) s without", err)]
@@ -237,4 +264,8 @@ def test_a_standby_show_takes_over_at_once(tmp_path):
     # the show came back, when the next standby may still be loading.
     assert gaps[0] < 0.5
     assert [line.get("cue") for line in lines(tmp_path / "drill.jsonl")][-1] == "after"
-    assert len(list((tmp_path / "logs").glob("*.log"))) == 5  # the standby not needed left no log
+    logs = sorted((tmp_path / "logs").glob("*.log"))
+    assert len(logs) == 5  # the standby not needed left no log
+    if windowed:
+        shown = [path for path in logs if "window shown" in path.read_text()]
+        assert len(shown) == 4, [path.read_text()[-2000:] for path in logs]  # each that took over
