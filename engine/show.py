@@ -108,6 +108,9 @@ class ShowSummary:
         return statistics.median(self.frame_ms) if self.frame_ms else 0.0
 
 
+GAP_MARGIN = 0.1  # seconds about the cut between the MIDI the audio process heard in a gap and the show's own
+
+
 def _compilations() -> int:
     """jax compilations in this process so far; 0 when no scene uses learners (jax not loaded)."""
     counter = sys.modules.get("engine.learners.compilation")
@@ -489,9 +492,21 @@ class Show:
                 skip(show_time)  # a MIDI file goes on from where the show got
         if heard_after is not None and getattr(self.audio, "adopted", False) and self.audio.hears_midi:
             now = self._last_now
-            gap = self.audio.midi_heard(heard_after, now)
+            time.sleep(0.02)  # the audio process reads the port every block: it has what came by now
+            # Two readers stamp one event a few ms apart: near the cut, what both caught is taken
+            # once (the audio process's), what either caught is taken.
+            gap = self.audio.midi_heard(heard_after, now + GAP_MARGIN)
+            late = [replace(event, time=0.0) for stamp, event in gap if stamp > now]
+            own = [(stamp, event) for stamp, event in self.queue.pop_due(now + GAP_MARGIN) if stamp > now]
+            kept = []
+            for stamp, event in own:
+                if replace(event, time=0.0) in late:
+                    late.remove(replace(event, time=0.0))  # the same event, already in the gap's list
+                else:
+                    kept.append((stamp, event))
             # Stamped at the tick it died at: taken in at the first tick from here, in order.
-            self.queue.replace_until(now, [(self._origin + show_time, event) for _stamp, event in gap])
+            self.queue.replace_until(now + GAP_MARGIN, [(self._origin + show_time, event) for _stamp, event in gap]
+                                     + [(self._origin + show_time, event) for _stamp, event in kept])
             if gap:
                 log.info("took in %d MIDI event(s) the port brought while the show was away", len(gap))
 
