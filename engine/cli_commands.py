@@ -423,35 +423,40 @@ def _recorder_priority(recorder: Recorder, args: argparse.Namespace, display) ->
 def _follow(show: Show, path: Path, following: dict) -> None:
     """A standby show: tick, muted, through what the live show has logged, up to the tick it
     last said it reached (every input of those ticks is in the log by then)."""
-    from engine import perflog
-    from engine.supervisor import heartbeat_path, read_heartbeat
-
     show.queue.clear()  # its own reader's MIDI is the live show's to take (the log has it)
-    follower = following.setdefault("follower", perflog.Follower(path))
-    beat = read_heartbeat(heartbeat_path(path))  # first: the log read next is at least as new
-    replay = follower.read()
-    if replay is None:
-        return
-    if show._catching_up is None:
-        show.begin_catch_up(replay)
-    show.catch_up_to(int(beat.get("tick", 0)))
+    _read_and_catch_up(show, path, following, to_end=False)
 
 
 def _follow_to_end(show: Show, path: Path, following: dict):
     """A standby taking over: the rest of the log, up to where the show died, as
     :func:`_resumed_log` says it."""
+    return _read_and_catch_up(show, path, following, to_end=True)
+
+
+def _read_and_catch_up(show: Show, path: Path, following: dict, to_end: bool):
+    """Read what the log gained and tick the standby to the live show's last heartbeat, or
+    (``to_end``) to where it died; then (``to_end``) (replay, until, heard_after)."""
     from engine import perflog
     from engine.supervisor import heartbeat_path, read_heartbeat
 
-    follower = following.setdefault("follower", perflog.Follower(path))
-    beat = read_heartbeat(heartbeat_path(path))
+    if "follower" not in following:
+        following["follower"] = perflog.Follower(path)
+    follower = following["follower"]
+    beat = read_heartbeat(heartbeat_path(path))  # first: the log read next is at least as new
     replay = follower.read()
-    follower.close()
+    if to_end:
+        follower.close()
     if replay is None:
-        raise UserError(f"performance log not found or empty: {path}")
+        if to_end:
+            raise UserError(f"performance log not found or empty: {path}")
+        return None
     if show._catching_up is None:
         show.begin_catch_up(replay)
-    until = max(replay.end, int(beat.get("tick", 0)))
+    until = int(beat.get("tick", 0))
+    if not to_end:
+        show.catch_up_to(until)
+        return None
+    until = max(replay.end, until)
     show.catch_up_to(until)
     return replay, until, _heard_after(beat, until, replay.header)
 
