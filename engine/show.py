@@ -25,6 +25,7 @@ from engine.events import MIDI_TYPES, Emitted, OscMessage, TextInput, describe_a
 from engine.video_in import VideoTexture
 from engine.clock import FixedStepClock, TimeSource, VirtualTime
 from engine.display import Display
+from engine.numerics import one_blas_thread
 from engine.errors import UserError
 from engine.hud import Hud
 from engine.keyboard import TICK_ACTIONS, VELOCITY, KeyAction, KeyboardInstrument
@@ -125,6 +126,7 @@ class Show:
                  replay: Replay | None = None, osc_in: OscInput | None = None,
                  osc_out: OscOutput | None = None, midi_out: MidiPortOutput | None = None,
                  learn: MidiLearn | None = None) -> None:
+        one_blas_thread()  # the show's numbers alike on every machine (engine.numerics)
         self.setlist = setlist
         self.options = options
         self.time = time_source
@@ -212,6 +214,7 @@ class Show:
         """
         settings = self.setlist.settings
         failures = []
+        one_blas_thread()
         for index, cue in enumerate(self.setlist.cues):
             context = SceneContext(
                 cue=cue.id,
@@ -245,6 +248,7 @@ class Show:
                 progress(index + 1, cue.id)
         if self.display is not None:
             self.display.warm_up()
+        one_blas_thread()  # a BLAS the scenes loaded (scipy's own)
         return failures
 
     def _warm_up(self, scene: Scene) -> str | None:

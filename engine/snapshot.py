@@ -153,7 +153,7 @@ def _describe(path: tuple) -> str:
 class _Saver(pickle.Pickler):
     def __init__(self, file, paths: dict[int, tuple], extra: list) -> None:
         super().__init__(file, protocol=5)
-        self._paths = paths
+        self._paths = paths  # the show itself is at the empty path
         self._extra = extra  # (path, state) of resources that keep state (__snapshot__)
 
     def persistent_id(self, obj: Any) -> Any:
@@ -237,6 +237,10 @@ class _Loader(pickle.Unpickler):
 def save(show: Any, frame: int) -> bytes:
     """The state of ``show`` between frames (at the top of frame ``frame`` of its loop)."""
     paths = _resource_paths(show, FIRST)
+    # The show itself, reached from its state (the scene stack's error handler is a bound method of
+    # it), is the restoring show: saved as a copy, it would be a second show, with its drivers, that
+    # the restored state calls into (a scene error counted where nobody reads it).
+    paths[id(show)] = ()
     state = {name: value for name, value in vars(show).items() if name not in SHOW_DRIVER}
     extra = []
     for obj_id, path in paths.items():

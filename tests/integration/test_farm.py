@@ -74,14 +74,7 @@ def serial(performed, tmp_path_factory):
     return decoded(out)
 
 
-# Known bug (issue 24, found 2026-12-03): with the VAE and ear checkpoints trained at setup today,
-# the 3-worker replay's frame at 3.53 s (the ear's first, after a chunk that began at 2.4 s inside
-# the VAE's training) differs from the serial replay's; the same code passed with the checkpoints
-# trained on 2026-12-02. Likely the sound a chunk renders from its snapshot (which the ear hears)
-# is not the serial sound. Kept running: it reports XPASS when it passes.
-@pytest.mark.parametrize("workers", [2, pytest.param(3, marks=pytest.mark.xfail(
-    reason="issue 24: a chunk restored inside the VAE's training renders the ear's first frame differently",
-    strict=False))])
+@pytest.mark.parametrize("workers", [2, 3])
 def test_a_chunked_replay_is_the_serial_replay_frame_for_frame(performed, serial, workers, tmp_path):
     # The chunks start inside the fade into the ear's cue (3.5 s: 2 workers), inside the VAE's
     # training and in the middle of a cue (2.4 s and 4.7 s: 3 workers).

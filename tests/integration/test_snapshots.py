@@ -148,6 +148,8 @@ def test_a_restored_show_goes_on_exactly_as_the_show_it_was_saved_from(name, tmp
             restored.frames.clear()
             restored.blocks.clear()
             assert snapshot.restore(restored.show, saved[frame]) == frame
+            # the state calls back into the restoring show, not into a copy of the saving one
+            assert restored.show.stack._on_error.__self__ is restored.show
             restored.show.stop_at_frame = frame + WINDOW
             restored.show.run(resume=True)
             drawn = sorted(restored.frames)
