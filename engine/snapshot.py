@@ -16,7 +16,10 @@ which loaded the same setlist and so made the same resources. A resource a show 
 that the restoring show lacks is a :class:`SnapshotError` naming its path (the round-trip tests of
 every scene kind, tests/integration/test_snapshots.py, keep that from shipping). A class that holds
 state the pickle cannot see gives ``__snapshot__`` / ``__restore__``: the sample pool does, for
-the tables written during the show.
+the tables written during the show. A class names in ``snapshot_loaded`` the attributes that
+loading makes and the show never changes (a learner's training grains, the ear's resampling
+taps): they are saved by path too, as the restoring show has made the same (half a snapshot's
+bytes, in the tour).
 """
 
 from __future__ import annotations
@@ -131,6 +134,11 @@ def _resource_paths(root: Any, first: tuple[str, ...]) -> dict[int, tuple]:
             if isinstance(obj, types.MethodType):
                 todo.append((path + (("attr", "__self__"),), obj.__self__))
             continue
+        for name in getattr(type(obj), "snapshot_loaded", ()):
+            value = getattr(obj, name, None)
+            if value is not None and not isinstance(value, _LEAVES) and id(value) not in seen:
+                seen.add(id(value))
+                paths[id(value)] = path + (("attr", name),)
         for step, child in _children(obj):
             todo.append((path + (step,), child))
     return paths

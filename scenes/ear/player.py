@@ -156,6 +156,7 @@ class _Thread:
 class Ear(Scene):
     name = "ear"
     Params = EarParams
+    snapshot_loaded = ("resampling", "graph")  # engine.snapshot: made at load, never changed
 
     def load(self) -> None:
         from scenes.ear import layout

@@ -68,6 +68,7 @@ class GrainVae(Learner[VaeState]):
     name = "grain_vae"
     version = 2
     fused_steps = False  # one compiled step a call: XLA:CPU slows convolutions in a loop 3x
+    snapshot_loaded = ("grains", "train", "held_out")  # engine.snapshot: made at load, never changed
 
     def __init__(self, grains: GrainSet, config: VaeConfig | None = None) -> None:
         self.config = config or VaeConfig()
