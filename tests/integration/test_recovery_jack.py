@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import DEMO_SETLIST, showrunner_command
+from tests.integration.test_audio_jack import listens_again
+from tests.integration.test_sound_jack import unless_a_cycle_was_missed
 
 pytestmark = pytest.mark.jack
 RATE = 48000
@@ -48,6 +50,11 @@ def the_show(supervisor: int) -> list[int]:
             if b"--standby-fd" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
+# The piano here is a Python JACK client: on a loaded machine it is late now and then, and a MIDI
+# event it sent in a cycle JACK missed can reach one client and not another (measured: with both
+# cores busy, 29-71 missed cycles a run, and the standby's reader lost the gap's note-off while the
+# audio process got it, in 2 runs of 4). A check that fails after a missed cycle runs afresh.
+@listens_again
 @pytest.mark.parametrize("standby", [False, True], ids=["restarted", "standby"])
 def test_the_sound_and_the_port_go_on_through_a_dead_show(jack, tmp_path, standby):
     from bench.jack_recorder import JackRecorder
@@ -70,7 +77,7 @@ def test_the_sound_and_the_port_go_on_through_a_dead_show(jack, tmp_path, standb
         if standby:  # loaded and waiting when the show dies
             assert wait_for(lambda: len(children(show.pid)) == 2, 10), "no standby"
             time.sleep(3.0)
-        mark = piano.mark()
+        mark, xruns = piano.mark(), piano.xruns
         piano.send_midi(0x90, HELD, 100)
         held_at = time.monotonic()
         time.sleep(1.0)
@@ -101,33 +108,34 @@ def test_the_sound_and_the_port_go_on_through_a_dead_show(jack, tmp_path, standb
     log = "\n".join(path.read_text() for path in (tmp_path / "logs").glob("*.log"))
     assert f"playing on through audio process {sound[0]}" in log
 
-    # Never silent while the key was down: 50 ms windows from 0.1 s after the onset to 0.1 s
-    # before the release.
-    onset = int(np.argmax(np.abs(heard[:, 0]) > 1e-4))
-    end = onset + int((released_at - held_at - 0.1) * RATE)
-    assert end - onset > 2.5 * RATE, "the note was not held through the gap"
-    window = int(0.05 * RATE)
-    levels = [float(np.sqrt(np.mean(heard[start:start + window] ** 2)))
-              for start in range(onset + int(0.1 * RATE), end - window, window)]
-    print(f"held tone through the gap: quietest 50 ms window {min(levels):.4f} RMS, loudest {max(levels):.4f}")
-    assert min(levels) > 1e-3, "the tone fell silent"
-    # It decays as a struck note does (a few per cent a window): no window falls to half the last.
-    drops = [(k, later / earlier) for k, (earlier, later) in enumerate(zip(levels, levels[1:])) if later < 0.5 * earlier]
-    assert drops == [], f"the tone dropped out (window, ratio): {drops}"
+    with unless_a_cycle_was_missed(piano, xruns):
+        # Never silent while the key was down: 50 ms windows from 0.1 s after the onset to 0.1 s
+        # before the release.
+        onset = int(np.argmax(np.abs(heard[:, 0]) > 1e-4))
+        end = onset + int((released_at - held_at - 0.1) * RATE)
+        assert end - onset > 2.5 * RATE, "the note was not held through the gap"
+        window = int(0.05 * RATE)
+        levels = [float(np.sqrt(np.mean(heard[start:start + window] ** 2)))
+                  for start in range(onset + int(0.1 * RATE), end - window, window)]
+        print(f"held tone through the gap: quietest 50 ms window {min(levels):.4f} RMS, loudest {max(levels):.4f}")
+        assert min(levels) > 1e-3, "the tone fell silent"
+        # It decays as a struck note does (a few per cent a window): no window falls to half the last.
+        drops = [(k, later / earlier) for k, (earlier, later) in enumerate(zip(levels, levels[1:])) if later < 0.5 * earlier]
+        assert drops == [], f"the tone dropped out (window, ratio): {drops}"
 
-    # The show that came back took in the gap's note (once) at the tick it came back at, and the
-    # held note's release after it; the audio process had played them itself.
-    lines = records(metrics)
-    first = next(r for r in lines if "recovered" in r["events"])
-    taken = [m[0] for m in first.get("midi", [])]
-    if not standby:  # (a standby is back before the gap's note is played: it takes it live)
-        assert taken[:2] == [f"note_on {GAP_NOTE} 90", f"note_off {GAP_NOTE} 0"], taken
-    # The performance log (which a replay plays; the metrics lines the dead show had not written
-    # out are lost with it): each note once.
-    logged = [(event["type"], event["note"]) for line in records(tmp_path / "show.perf.jsonl")
-              for event in line.get("midi", [])]
-    assert sorted(logged) == sorted([("NoteOn", HELD), ("NoteOn", GAP_NOTE), ("NoteOff", GAP_NOTE),
-                                     ("NoteOff", HELD)]), logged
+        # The show that came back took in the gap's note (once) at the tick it came back at, and the
+        # held note's release after it; the audio process had played them itself.
+        lines = records(metrics)
+        first = next(r for r in lines if "recovered" in r["events"])
+        taken = [m[0] for m in first.get("midi", [])]
+        if not standby:  # (a standby is back before the gap's note is played: it takes it live)
+            assert taken[:2] == [f"note_on {GAP_NOTE} 90", f"note_off {GAP_NOTE} 0"], taken
+        # The performance log (which a replay plays; the metrics lines the dead show had not written
+        # out are lost with it): each note once.
+        logged = [(event["type"], event["note"]) for line in records(tmp_path / "show.perf.jsonl")
+                  for event in line.get("midi", [])]
+        assert sorted(logged) == sorted([("NoteOn", HELD), ("NoteOn", GAP_NOTE), ("NoteOff", GAP_NOTE),
+                                         ("NoteOff", HELD)]), logged
     assert [c for r in lines for c in r.get("audio", []) if c[0] == "note_on"] == [], \
         "the engine sent a note the audio process played itself"
     assert not Path(f"/proc/{sound[0]}").exists(), "the audio process outlived the show"
