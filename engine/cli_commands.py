@@ -424,18 +424,25 @@ def _follow(show: Show, path: Path, following: dict) -> None:
     """A standby show: tick, muted, through what the live show has logged, up to the tick it
     last said it reached (every input of those ticks is in the log by then)."""
     show.queue.clear()  # its own reader's MIDI is the live show's to take (the log has it)
-    _read_and_catch_up(show, path, following, to_end=False)
+    replay, beat = _read_log(show, path, following, last=False)
+    if replay is not None:
+        show.catch_up_to(int(beat.get("tick", 0)))
 
 
 def _follow_to_end(show: Show, path: Path, following: dict):
     """A standby taking over: the rest of the log, up to where the show died, as
     :func:`_resumed_log` says it."""
-    return _read_and_catch_up(show, path, following, to_end=True)
+    replay, beat = _read_log(show, path, following, last=True)
+    if replay is None:
+        raise UserError(f"performance log not found or empty: {path}")
+    until = max(replay.end, int(beat.get("tick", 0)))
+    show.catch_up_to(until)
+    return replay, until, _heard_after(beat, until, replay.header)
 
 
-def _read_and_catch_up(show: Show, path: Path, following: dict, to_end: bool):
-    """Read what the log gained and tick the standby to the live show's last heartbeat, or
-    (``to_end``) to where it died; then (``to_end``) (replay, until, heard_after)."""
+def _read_log(show: Show, path: Path, following: dict, last: bool):
+    """(the log read so far or None, the live show's heartbeat read just before it); the
+    standby's catch-up begun on the first log read. ``last``: the reader is closed after."""
     from engine import perflog
     from engine.supervisor import heartbeat_path, read_heartbeat
 
@@ -444,21 +451,11 @@ def _read_and_catch_up(show: Show, path: Path, following: dict, to_end: bool):
     follower = following["follower"]
     beat = read_heartbeat(heartbeat_path(path))  # first: the log read next is at least as new
     replay = follower.read()
-    if to_end:
+    if last:
         follower.close()
-    if replay is None:
-        if to_end:
-            raise UserError(f"performance log not found or empty: {path}")
-        return None
-    if show._catching_up is None:
+    if replay is not None and show._catching_up is None:
         show.begin_catch_up(replay)
-    until = int(beat.get("tick", 0))
-    if not to_end:
-        show.catch_up_to(until)
-        return None
-    until = max(replay.end, until)
-    show.catch_up_to(until)
-    return replay, until, _heard_after(beat, until, replay.header)
+    return replay, beat
 
 
 def _heard_after(beat: dict, until: int, header: dict) -> float | None:

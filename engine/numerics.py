@@ -16,6 +16,7 @@ brings its own OpenBLAS, loaded when first used).
 
 from __future__ import annotations
 
+
 def one_blas_thread() -> None:
     """Limit every BLAS library loaded in this process to one thread (about 0.5 ms when done)."""
     from threadpoolctl import threadpool_info, threadpool_limits

@@ -214,7 +214,6 @@ class Show:
         """
         settings = self.setlist.settings
         failures = []
-        one_blas_thread()
         for index, cue in enumerate(self.setlist.cues):
             context = SceneContext(
                 cue=cue.id,
@@ -502,15 +501,15 @@ class Show:
             gap = self.audio.midi_heard(heard_after, now + GAP_MARGIN)
             late = [replace(event, time=0.0) for stamp, event in gap if stamp > now]
             own = [(stamp, event) for stamp, event in self.queue.pop_due(now + GAP_MARGIN) if stamp > now]
-            kept = []
-            for stamp, event in own:
-                if replace(event, time=0.0) in late:
-                    late.remove(replace(event, time=0.0))  # the same event, already in the gap's list
+            taken = [event for _stamp, event in gap]
+            for _stamp, event in own:
+                same = replace(event, time=0.0)
+                if same in late:
+                    late.remove(same)  # the same event, already in the gap's list
                 else:
-                    kept.append((stamp, event))
+                    taken.append(event)
             # Stamped at the tick it died at: taken in at the first tick from here, in order.
-            self.queue.replace_until(now + GAP_MARGIN, [(self._origin + show_time, event) for _stamp, event in gap]
-                                     + [(self._origin + show_time, event) for _stamp, event in kept])
+            self.queue.replace_until(now + GAP_MARGIN, [(self._origin + show_time, event) for event in taken])
             if gap:
                 log.info("took in %d MIDI event(s) the port brought while the show was away", len(gap))
 
