@@ -5,6 +5,7 @@ grains it learns from, a trainer that calls one step at a time, checkpoints and 
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -96,13 +97,18 @@ def test_the_numpy_decoder_that_plays_equals_the_network_s_with_running_statisti
                                  else rng.uniform(0.5, 2.0, v.shape)) for k, v in vae.init_statistics().items()}
     params = {k: np.asarray(v) + (0.1 * rng.standard_normal(v.shape) if not k.endswith("_w") else 0)
               for k, v in params.items()}
-    z = rng.standard_normal((5, vae.LATENT)).astype(np.float32)
+    count = 2 * vae.DECODE_CHUNK + 3  # whole chunks and a part of one
+    z = rng.standard_normal((count, vae.LATENT)).astype(np.float32)
     expected = np.asarray(vae.decode({k: jnp.asarray(v, jnp.float32) for k, v in params.items()}, z,
                                      {k: jnp.asarray(v, jnp.float32) for k, v in stats.items()})[0])
     played = vae.decode_numpy(params, z, stats)
-    assert played.shape == (5, vae.GRAIN) and played.dtype == np.float32
+    assert played.shape == (count, vae.GRAIN) and played.dtype == np.float32
     assert np.abs(expected).max() > 0.05
     np.testing.assert_allclose(played, expected, atol=1e-5)
+    # Weights prepared once, and chunks decoded side by side on threads (live): the same bits.
+    with ThreadPoolExecutor(2) as pool:
+        spread = vae.decode_numpy(None, z, prepared=vae.prepare_decoder(params, stats), map_chunks=pool.map)
+    np.testing.assert_array_equal(spread, played)
 
 
 def test_the_kl_term_is_the_closed_form_and_agrees_with_a_monte_carlo_estimate(params):
