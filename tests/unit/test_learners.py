@@ -288,6 +288,28 @@ def test_the_compilation_counter_sees_a_new_compilation():
     assert compilation.compilations() == before + 1
 
 
+def test_groups_alike_share_one_compilation_and_learn_as_one_alone_does():
+    # A piece's cubic in its first and last parts: the second group compiles nothing; a group
+    # with another config or size compiles its own.
+    first = LearnerGroup("cubic", CubicConfig(learning_rate=0.031), seed=4)
+    first.load()
+    before = compilation.compilations()
+    second = LearnerGroup("cubic", CubicConfig(learning_rate=0.031), seed=4)
+    second.load()
+    assert compilation.compilations() == before
+    for group in (first, second):
+        group.renew()
+        group.step(25)
+    np.testing.assert_array_equal(first.view.params, second.view.params)
+    np.testing.assert_array_equal(first.view.loss, second.view.loss)
+    other = LearnerGroup("cubic", CubicConfig(learning_rate=0.032), seed=4)
+    other.load()
+    assert compilation.compilations() > before
+    before = compilation.compilations()
+    LearnerGroup("cubic", CubicConfig(learning_rate=0.031), size=2, seed=4).load()
+    assert compilation.compilations() > before
+
+
 def test_a_second_process_loads_learners_from_the_persistent_cache(tmp_path):
     code = """
 import json

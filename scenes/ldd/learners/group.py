@@ -36,6 +36,8 @@ log = logging.getLogger("showrunner.learners")
 
 Which = int | Sequence[int] | np.ndarray | None
 EACH_MOST = 64  # single steps one compiled :meth:`LearnerGroup.step_each` call takes (more: more calls)
+# Compiled functions by (kind, config, size, precision), shared by the groups alike in a process.
+_COMPILED: dict[tuple, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -107,26 +109,34 @@ class LearnerGroup:
 
     # Loading -------------------------------------------------------------------------------------
     def load(self) -> None:
-        """Compile init, step and renew for this kind, config and size; then start from ``seed``."""
+        """Compile init, step and renew for this kind, config and size; then start from ``seed``.
+        Groups alike (the same kind, config and size: a piece's cubic in its first and last parts)
+        share one compilation in a process: the functions are pure, and tracing them again cost a
+        second each at every start (a restarted show's too)."""
         started = time.perf_counter()
         learners, size = self.learners, self.size
-        seed = np.uint32(0)
-        with precision.scope(learners.precision):
-            init = jax.jit(partial(_init, learners)).lower(seed).compile()
-            state_shape, _ = jax.eval_shape(partial(_init, learners), seed)
-            counts = jax.ShapeDtypeStruct((size,), np.int32)
-            mask = jax.ShapeDtypeStruct((size,), np.bool_)
-            self._compiled = {
-                "init": init,
-                # The state is donated: its buffers are reused for the new state instead of copied.
-                "step": jax.jit(partial(_step, learners), donate_argnums=0).lower(state_shape, counts).compile(),
-                "step_each": jax.jit(partial(_step_each, learners), donate_argnums=0).lower(
-                    state_shape, jax.ShapeDtypeStruct((), np.int32)).compile(),
-                "renew": jax.jit(partial(_renew, learners), donate_argnums=0).lower(
-                    state_shape, mask, mask).compile(),
-            }
+        key = (type(self.kind), repr(self.config), size, learners.precision)
+        shared = key in _COMPILED
+        if not shared:
+            seed = np.uint32(0)
+            with precision.scope(learners.precision):
+                init = jax.jit(partial(_init, learners)).lower(seed).compile()
+                state_shape, _ = jax.eval_shape(partial(_init, learners), seed)
+                counts = jax.ShapeDtypeStruct((size,), np.int32)
+                mask = jax.ShapeDtypeStruct((size,), np.bool_)
+                _COMPILED[key] = {
+                    "init": init,
+                    # The state is donated: its buffers are reused for the new state instead of copied.
+                    "step": jax.jit(partial(_step, learners), donate_argnums=0).lower(state_shape, counts).compile(),
+                    "step_each": jax.jit(partial(_step_each, learners), donate_argnums=0).lower(
+                        state_shape, jax.ShapeDtypeStruct((), np.int32)).compile(),
+                    "renew": jax.jit(partial(_renew, learners), donate_argnums=0).lower(
+                        state_shape, mask, mask).compile(),
+                }
+        self._compiled = _COMPILED[key]
         self.compile_seconds = time.perf_counter() - started
-        log.info("%s learners x%d compiled in %.2f s on %s", self.kind.name, size, self.compile_seconds,
+        log.info("%s learners x%d %s in %.2f s on %s", self.kind.name, size,
+                 "shared the compilation of a group alike" if shared else "compiled", self.compile_seconds,
                  jax.default_backend())
         self.reset()
 
