@@ -423,9 +423,14 @@ def _recorder_priority(recorder: Recorder, args: argparse.Namespace, display) ->
 def _follow(show: Show, path: Path, following: dict) -> None:
     """A standby show: tick, muted, through what the live show has logged, up to the tick it
     last said it reached (every input of those ticks is in the log by then)."""
+    from engine.learners.trainer import lower_training_priority
+
     show.queue.clear()  # its own reader's MIDI is the live show's to take (the log has it)
     replay, beat = _read_log(show, path, following, last=False)
     if replay is not None:
+        # Its models' steps (the live show's again) on XLA's pool at idle priority, below the
+        # live show's frames, as a live show's own training runs.
+        lower_training_priority(19)
         show.catch_up_to(int(beat.get("tick", 0)))
 
 
