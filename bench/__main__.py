@@ -10,7 +10,7 @@ piece 5 x 3 times for 40 s (``SHOWRUNNER_RECORDING_SECONDS``, ``SHOWRUNNER_RECOR
 renders 120 s of it (``SHOWRUNNER_RECORDING_RENDER_SECONDS``; ``SHOWRUNNER_RECORDING_4K=1`` adds 4K). The trainer
 benchmark runs 5 x 3 live shows of 10 s (``SHOWRUNNER_TRAINER_SECONDS``, ``SHOWRUNNER_TRAINER_ROUNDS``). The
 granular benchmark measures 3 rounds of 10 s windows (``SHOWRUNNER_GRANULAR_SECONDS``,
-``SHOWRUNNER_GRANULAR_ROUNDS``). The farm benchmark replays a live run of the piece of 40 s
+``SHOWRUNNER_GRANULAR_ROUNDS``). The farm benchmark replays a live run of the piece of 120 s
 (``SHOWRUNNER_FARM_SECONDS``) serially and on two Ray workers, twice each. The recovery benchmark
 kills the piece 1, 10 and 30 minutes in (``SHOWRUNNER_RECOVERY_MINUTES``).
 """
