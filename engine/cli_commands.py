@@ -359,9 +359,10 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
             if recorder is not None:
                 recorder.wait_ready()
             if os.environ.get("SHOWRUNNER_SUPERVISED"):
-                from engine.supervisor import heartbeat_path, note_perf_log
+                from engine.supervisor import heartbeat_path, note_perf_log, training_folder
 
                 show.heartbeat = heartbeat_path(perf_path)
+                show.publish_training(training_folder(perf_path), fresh=resumed is None and standby is None)
                 note_perf_log(perf_path)
             if resumed is not None:
                 _catch_up(show, resumed, args)
@@ -449,7 +450,7 @@ def _read_log(show: Show, path: Path, following: dict, last: bool):
     """(the log read so far or None, the live show's heartbeat read just before it); the
     standby's catch-up begun on the first log read. ``last``: the reader is closed after."""
     from engine import perflog
-    from engine.supervisor import heartbeat_path, read_heartbeat
+    from engine.supervisor import heartbeat_path, read_heartbeat, training_folder
 
     if "follower" not in following:
         following["follower"] = perflog.Follower(path)
@@ -459,6 +460,7 @@ def _read_log(show: Show, path: Path, following: dict, last: bool):
     if last:
         follower.close()
     if replay is not None and show._catching_up is None:
+        show.training_folder = training_folder(path)
         show.begin_catch_up(replay)
     return replay, beat
 
@@ -484,15 +486,20 @@ def _resumed_log(args: argparse.Namespace):
 def _catch_up(show: Show, resumed, args: argparse.Namespace) -> None:
     """The restarted show ticks through the log of the one that died up to where it got, then
     says so: in the log, on the HUD, in the metrics' events."""
-    from engine.supervisor import DIED_AT
+    from engine.supervisor import DIED_AT, training_folder
 
     recording, until, heard_after = resumed
+    show.training_folder = show.training_folder or training_folder(args.resume)
     took = show.catch_up(recording, until, next_cue=args.resume_next_cue, heard_after=heard_after)
+    trainers = [trainer for scene in show.scenes for trainer in scene.context.trainers.values()]
+    resumed_from = sum(1 for trainer in trainers if trainer.resumed)
     died = os.environ.get(DIED_AT)
     gap = time.time() - float(died) if died else float("nan")
     where = f"{until / show.clock.tick_rate:.1f} s, cue {show.playhead.current.id}"
     line = (f"back after the show died: at {where}, {gap:.2f} s without a show "
-            f"(caught up {until} ticks in {took:.2f} s){'; on to the next cue' if args.resume_next_cue else ''}")
+            f"(caught up {until} ticks in {took:.2f} s"
+            f"{f', {resumed_from} of {len(trainers)} models from their saved states' if trainers else ''})"
+            f"{'; on to the next cue' if args.resume_next_cue else ''}")
     log.warning("%s", line)
     if show.hud is not None:
         show.hud.state.last_error = line

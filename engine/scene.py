@@ -57,6 +57,9 @@ class SceneContext:
             (:class:`engine.learners.Trainer`) then advances a fixed number of steps per tick, so
             renders are identical; False live, where it trains as fast as it can beside the show.
         trainers: the trainers made by :meth:`trainer`, by name (the show ticks them).
+        trainer_resumes: by trainer name, whether a show back after its process died may go on
+            from the state the live trainer last saved instead of computing every step again
+            (:meth:`trainer`'s ``resumable``).
         replayed_steps: in a replay, the live show's step count for a trainer at a tick
             (``replayed_steps(key)(tick)``), or None for a trainer the log does not know.
         folder: the setlist's folder; :meth:`path` resolves a path a parameter gives against it.
@@ -81,6 +84,7 @@ class SceneContext:
     outbox: list = field(default_factory=list)  # what the scene emitted this tick (the show's)
     paced: bool = False  # the show runs in virtual time (render, replay): trainers advance in ticks
     trainers: dict[str, Any] = field(default_factory=dict)
+    trainer_resumes: dict[str, bool] = field(default_factory=dict)
     replayed_steps: Callable[[str], Callable[[int], int] | None] | None = None
     folder: Path = field(default_factory=lambda: Path("."))
     osc_now: Callable[[str, Callable[[Any], None]], None] | None = None
@@ -100,7 +104,7 @@ class SceneContext:
         self.outbox.append(event)
 
     def trainer(self, learner: Any, name: str, *, seed: int | None = None, steps_per_tick: float = 1,
-                steps_per_call: int = 1, niceness: int = 19) -> Any:
+                steps_per_call: int = 1, niceness: int = 19, resumable: bool = True) -> Any:
         """A :class:`engine.learners.Trainer` for ``learner`` that trains beside the show, made
         for how the show runs: live, a background thread (calls of ``steps_per_call`` steps);
         in a render, ``steps_per_tick`` steps in each tick (a fraction: one step every few
@@ -109,7 +113,12 @@ class SceneContext:
         changed). The show ticks it before the scene's :meth:`Scene.tick`, which reads
         ``trainer.seen``: the snapshot of this tick, identical in a replay. The scene calls
         ``load()`` (in its load), ``start()`` (enter) and ``stop()`` (exit). ``seed``: default
-        :meth:`seed_for` (``name``)."""
+        :meth:`seed_for` (``name``).
+
+        ``resumable``: a show back after its process died catches up from the state the live
+        trainer last saved (every 2 s), computing only the steps after it; until the catch-up
+        reaches that state, the scene sees the one it had before. False for a scene that keeps something from
+        every state it sees (as the first piece's trails are): the catch-up computes every step."""
         from engine.learners.trainer import Trainer
 
         if name in self.trainers:
@@ -120,6 +129,7 @@ class SceneContext:
                           replay_steps=replayed, steps_per_call=steps_per_call, niceness=niceness, name=name,
                           gated=True)
         self.trainers[name] = trainer
+        self.trainer_resumes[name] = resumable
         return trainer
 
     def trainer_key(self, name: str) -> str:

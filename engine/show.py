@@ -15,6 +15,7 @@ import os
 import statistics
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -205,6 +206,9 @@ class Show:
         self.heartbeat: Path | None = None
         self._heartbeat_at = 0.0
         self.recovered: dict | None = None  # after catch_up: the gap and the catch-up's time
+        # Where live trainers save their newest state for a show catching up after this one died
+        # (and where a catching-up show reads them): engine.supervisor.training_folder.
+        self.training_folder: Path | None = None
 
     # Set-up.
     def load(self, progress: Callable[[int, str], None] | None = None) -> list[str]:
@@ -448,8 +452,10 @@ class Show:
         for scene in self.scenes:
             scene.context.audio = muted
             for name, trainer in scene.context.trainers.items():
-                steps = replay.trained_steps(scene.context.trainer_key(name))
+                key = scene.context.trainer_key(name)
+                steps = replay.trained_steps(key)
                 trainer.replay_steps = steps if steps is not None else (lambda tick: 0)
+                trainer.resume_from = self._published(key) if scene.context.trainer_resumes.get(name, True) else None
                 trainers.append(trainer)
         self._catching_up = {"audio": self.audio, "perf_log": self.perf_log, "osc_out": self.osc_out,
                              "midi_out": self.midi_out, "metrics": self._metrics, "trainers": trainers}
@@ -457,6 +463,25 @@ class Show:
         self.replay = replay
         self._port_heard = replay.hears_midi
         self.learn = midi_learn.from_records(self.setlist, replay.header.get("midi_learn") or [])
+
+    def _published(self, key: str) -> Path | None:
+        """Where the live trainer ``key`` ("cue/name") saves its newest state (None: nowhere)."""
+        if self.training_folder is None:
+            return None
+        return self.training_folder / (urllib.parse.quote(key, safe="") + ".ckpt")
+
+    def publish_training(self, folder: Path, fresh: bool) -> None:
+        """Live, supervised: every trainer saves its newest state in ``folder`` as it trains, for a
+        show catching up after this one died. ``fresh``: a new show (not one back after dying):
+        what an earlier show of the same performance log left there goes first."""
+        self.training_folder = folder
+        if fresh and folder.is_dir():
+            for stale in folder.glob("*.ckpt"):
+                stale.unlink(missing_ok=True)
+        for scene in self.scenes:
+            for name, trainer in scene.context.trainers.items():
+                if not trainer.paced and scene.context.trainer_resumes.get(name, True):
+                    trainer.publish_to = self._published(scene.context.trainer_key(name))
 
     def catch_up_to(self, until: int) -> None:
         """Tick, muted, through the replay's inputs up to tick ``until``."""
@@ -477,7 +502,11 @@ class Show:
         for scene in self.scenes:
             scene.context.audio = self.audio
         for trainer in live["trainers"]:  # live again: a started trainer trains in its thread from here
-            trainer.replay_steps = None
+            try:
+                trainer.settle(self.clock.tick_count)
+            except Exception:  # the show goes on; the scene keeps the state it has
+                log.exception("trainer %s failed to catch up", trainer.name)
+            trainer.replay_steps = trainer.resume_from = None
             if trainer._started:
                 trainer.start()
         self._cue_sound(self.setlist.cues[self.playhead.index])
@@ -564,7 +593,7 @@ class Show:
                     continue
                 key = context.trainer_key(name)
                 live = trainer.replay_steps(tick) if trainer.replay_steps is not None else steps
-                if steps != live:
+                if steps != live and trainer.resume_from is None:  # catching up from saved states: behind
                     self._replay_differs(tick, f"trainer {key} had trained", live, steps)
                 if self._trained.get(key) != steps:
                     self._trained[key] = changed[key] = steps

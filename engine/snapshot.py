@@ -42,7 +42,7 @@ SHOW_DRIVER = ("setlist", "options", "time", "display", "video", "hud", "frame_s
                "perf_log", "replay", "osc_in", "osc_out", "midi_out", "_metrics", "summary",
                "_said_at", "warm_up_failures", "_last_frame_ms", "_quit", "_end_at", "_compilations",
                "_trained", "_trainer_failed", "_error_counts", "_pending_events", "before_frame",
-               "stop_at_frame", "draw_frames", "heartbeat", "_heartbeat_at", "recovered")
+               "stop_at_frame", "draw_frames", "heartbeat", "_heartbeat_at", "recovered", "training_folder")
 # Resources are looked for along these attributes first: paths through what every loaded show has
 # (its scenes, by cue), not through what changes (the stack's current scene).
 FIRST = ("display", "video", "hud", "scenes", "audio")

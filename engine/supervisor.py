@@ -46,6 +46,12 @@ NORMAL = (0, 2, 130)  # ended, bad input, stopped by the performer
 STANDBY = "--standby"  # keep a second show loaded and waiting to take over at once
 
 
+def training_folder(perf_log: Path) -> Path:
+    """Where a supervised show's trainers save their newest states, one file each, for the show
+    started after it dies (:meth:`engine.show.Show.publish_training`)."""
+    return perf_log.with_name(perf_log.name + ".training")
+
+
 def heartbeat_path(perf_log: Path) -> Path:
     return perf_log.with_name(perf_log.name + ".alive")
 

@@ -63,8 +63,9 @@ def _umask() -> int:
     return 0o022
 
 
-def save(path: str | Path, learner: Learner[State], state: State) -> Path:
-    """Write ``state`` of ``learner`` to ``path`` (atomically); returns the path."""
+def save(path: str | Path, learner: Learner[State], state: State, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``state`` of ``learner`` to ``path`` (atomically); returns the path. ``extra``: what
+    the saver wants to read back with it (:func:`load_with_extra`), kept in the header."""
     path = Path(path)
     leaves, tree = jax.tree_util.tree_flatten(state)
     arrays = {f"leaf_{index:04d}": np.asarray(leaf) for index, leaf in enumerate(leaves)}
@@ -74,6 +75,8 @@ def save(path: str | Path, learner: Learner[State], state: State) -> Path:
         "tree": str(tree),
         "leaves": [{"shape": list(array.shape), "dtype": array.dtype.name} for array in arrays.values()],
     }
+    if extra is not None:
+        header["extra"] = extra
     buffer = io.BytesIO()
     np.savez(buffer, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +145,13 @@ def read(path: str | Path) -> tuple[dict[str, Any], list[np.ndarray]]:
 
 
 def load(path: str | Path, learner: Learner[State]) -> State:
-    """The state saved in ``path``, for ``learner`` (host numpy leaves in the learner's pytree).
+    """The state saved in ``path``, for ``learner`` (see :func:`load_with_extra`)."""
+    return load_with_extra(path, learner)[0]
+
+
+def load_with_extra(path: str | Path, learner: Learner[State]) -> tuple[State, dict[str, Any]]:
+    """The state saved in ``path``, for ``learner`` (host numpy leaves in the learner's pytree),
+    and the ``extra`` it was saved with ({} if none).
 
     Raises :class:`UserError` (one line: the file and what is wrong) when the file is missing,
     truncated, corrupt, or holds another learner, version, precision or shapes.
@@ -167,4 +176,5 @@ def load(path: str | Path, learner: Learner[State]) -> State:
     if header.get("settings") != json.loads(json.dumps(settings)):
         log.warning("%s was saved with other settings than %s has now; loading it with the current ones",
                     path, learner.name)
-    return jax.tree_util.tree_unflatten(tree, leaves)
+    extra = header.get("extra")
+    return jax.tree_util.tree_unflatten(tree, leaves), extra if isinstance(extra, dict) else {}

@@ -17,6 +17,12 @@ from outside (the show knows whether it is live or offline):
   at that tick (:meth:`Trainer.tick` returns it live, for the performance log). A replay then shows
   exactly the snapshots the live show showed.
 
+A show restarted after its process died (engine.supervisor) catches up as a replay, except that a
+trainer the dead show's thread saved states of (``publish_to``: every :attr:`Trainer.PUBLISH_EVERY`
+seconds and when it stops) jumps to the newest of them (``resume_from``) instead of computing every
+step again, and computes only the steps after it (:meth:`Trainer.settle`); until the jump its scene
+sees the state it had. The state it goes on from is the live show's own.
+
 The same seed gives the same initial state; a live run's trajectory is the same sequence of states
 as a paced one (calls of ``steps_per_call`` steps); only *which* of them a tick sees depends on the
 wall clock.
@@ -169,6 +175,15 @@ class Trainer(Generic[State]):
         self._fed: list[Any] = []  # data handed over by feed(), absorbed before the next step
         self.fed = 0  # pieces of data absorbed since load
         self.feed_dropped = 0  # pieces dropped because too many waited (MAX_WAITING)
+        # Recovery (engine.supervisor): live, the thread saves its newest state here every
+        # PUBLISH_EVERY seconds and when it stops; a show catching up after the show died reads it
+        # from ``resume_from`` instead of computing every step again (:meth:`tick`, :meth:`settle`).
+        self.publish_to: Path | None = None
+        self.resume_from: Path | None = None
+        self.published = 0  # states saved to publish_to
+        self.resumed = 0  # jumps to a state read from resume_from
+        self._epoch = 0  # resets and restores since construction: the same count in a replay
+        self._resume_file: tuple | None = None  # (stat key, epoch, steps, state) of the last read
 
     @property
     def paced(self) -> bool:
@@ -224,7 +239,7 @@ class Trainer(Generic[State]):
             return
         self.error = None
         snapshot = self.latest
-        thread = threading.Thread(target=self._train, args=(self._generation, snapshot.state, snapshot.steps),
+        thread = threading.Thread(target=self._train, args=(self._generation, snapshot.state, snapshot.steps, self._epoch),
                                   name=f"trainer {self.name} #{self._generation}", daemon=True)
         self._thread = thread
         thread.start()
@@ -249,12 +264,74 @@ class Trainer(Generic[State]):
                 self._owed -= count
                 self._advance(count)
         elif self.replay_steps is not None:
-            due = self.replay_steps(self._ticks if tick is None else tick) - self.latest.steps
-            while due > 0:
-                self._advance(self.steps_per_call)
-                due -= self.steps_per_call
+            target = self.replay_steps(self._ticks if tick is None else tick)
+            if self.resume_from is None or target <= self.latest.steps or not self._resume(target):
+                self._advance_to(target)
         self._seen = self.latest
         return self._seen.steps
+
+    PUBLISH_EVERY = 2.0  # seconds between two states saved to publish_to by a live thread
+
+    def settle(self, tick: int) -> None:
+        """The end of a catch-up (a show back after its process died): reach the step count the
+        live show had at ``tick``, from the newest state the show that died saved (even one call
+        past that count: the state it was about to show), computing only the steps after it."""
+        if self.replay_steps is not None:
+            target = self.replay_steps(tick)
+            if self.resume_from is not None:
+                self._resume(None)
+            self._advance_to(target)
+        self.resume_from = None
+        self._seen = self.latest
+
+    def _advance_to(self, target: int) -> None:
+        due = target - self.latest.steps
+        while due > 0:
+            self._advance(self.steps_per_call)
+            due -= self.steps_per_call
+
+    def _resume(self, target: int | None) -> bool:
+        """Catching up: jump to the state in ``resume_from`` when it is of this trainer's current
+        reset (the same epoch) and ahead of :attr:`latest` (up to ``target`` steps; None: any).
+        True while a saved state of this epoch exists: the steps before it are not computed (the
+        scene sees the state it had until the jump); False: compute them as a replay does."""
+        try:
+            status = os.stat(self.resume_from)
+        except OSError:
+            return False
+        key = (status.st_ino, status.st_mtime_ns, status.st_size)
+        if self._resume_file is None or self._resume_file[0] != key:
+            try:
+                state, extra = checkpoint.load_with_extra(self.resume_from, self.learner)
+                self._resume_file = (key, int(extra["epoch"]), int(extra["steps"]), state)
+            except Exception as error:  # unreadable: compute, as with none (said once)
+                log.warning("trainer %s: not resuming from %s: %s", self.name, self.resume_from, error)
+                self.resume_from = None
+                return False
+        _, epoch, steps, state = self._resume_file
+        if epoch != self._epoch:
+            return False
+        if steps > self.latest.steps and (target is None or steps <= target):
+            with precision.scope(self.learner.precision):
+                state, summary = self._call(jax.device_put(state), 0)
+                summary = jax.device_get(summary)
+            with self._lock:
+                self._fed = []  # what was fed before that state is in it
+            self._latest = Snapshot(state, summary, steps, self._show_time)
+            self.resumed += 1
+        return True
+
+    def _publish(self, snapshot: Snapshot[State], epoch: int) -> None:
+        """Save a live snapshot to :attr:`publish_to` (the training thread; never the show's)."""
+        path = self.publish_to
+        if path is None or epoch != self._epoch:
+            return
+        try:
+            checkpoint.save(path, self.learner, snapshot.state, extra={"epoch": epoch, "steps": snapshot.steps})
+            self.published += 1
+        except Exception as error:  # the show goes on; a restart computes the steps instead
+            log.warning("trainer %s: could not save its state to %s: %s", self.name, path, error)
+            self.publish_to = None
 
     MAX_WAITING = 8
 
@@ -360,6 +437,8 @@ class Trainer(Generic[State]):
         state (0 steps) is published."""
         with self._lock:
             self._generation += 1
+        self._epoch += 1
+        self._resume_file = None
         with precision.scope(self.learner.precision):
             state, summary = self._call(state, 0)
             summary = jax.device_get(summary)
@@ -378,10 +457,12 @@ class Trainer(Generic[State]):
         self._latest = Snapshot(state, summary, snapshot.steps + count, self._show_time,
                                 time.perf_counter() - started)
 
-    def _train(self, generation: int, state: State, steps: int) -> None:
-        """The live thread: calls of ``steps_per_call`` steps, each published, until stopped."""
+    def _train(self, generation: int, state: State, steps: int, epoch: int = 0) -> None:
+        """The live thread: calls of ``steps_per_call`` steps, each published, until stopped; every
+        :attr:`PUBLISH_EVERY` seconds and at the end, the newest saved to :attr:`publish_to`."""
         count = self.steps_per_call
         self._compiled(self._init)
+        saved_at, saved, last = time.perf_counter(), steps, None
         try:
             lowered = False
             with precision.scope(self.learner.precision):  # per thread: not inherited from the caller
@@ -397,8 +478,13 @@ class Trainer(Generic[State]):
                     snapshot = Snapshot(state, summary, steps, self._show_time, time.perf_counter() - started)
                     with self._lock:
                         if self._generation != generation:
-                            return
-                        self._latest = snapshot
+                            break
+                        self._latest = last = snapshot
+                    if self.publish_to is not None and time.perf_counter() - saved_at >= self.PUBLISH_EVERY:
+                        self._publish(snapshot, epoch)
+                        saved_at, saved = time.perf_counter(), snapshot.steps
+            if last is not None and last.steps != saved:  # stopped: where it got (not after a reset)
+                self._publish(last, epoch)
         except Exception as error:  # the show goes on with the last snapshot; the scene can look
             self.error = error
             log.exception("trainer %s stopped: %s", self.name, error)

@@ -279,3 +279,48 @@ def test_a_standby_show_takes_over_at_once(tmp_path, windowed, request):
         shown = [text for text in texts if "window shown" in text]
         assert shown and all("back after the show died" in text for text in shown), texts
         assert "window shown" in texts[1], texts[1][-2000:]
+
+
+def training_piece(tmp_path: Path) -> Path:
+    """Granolar (a VAE of sound grains learning on stage), small."""
+    text = (ROOT / "setlists" / "granolar.toml").read_text()
+    text = re.sub(r'resolution = "\d+x\d+"', 'resolution = "320x180"', text)
+    text = text.replace('"../', f'"{ROOT}/')
+    path = tmp_path / "granolar.toml"
+    path.write_text(text)
+    return path
+
+
+def trained(perf_log: Path, key: str) -> list[tuple[int, int]]:
+    """(tick, step count) each time the log says trainer ``key`` had moved on."""
+    return [(line["tick"], line["trained"][key]) for line in lines(perf_log) if key in line.get("trained", {})]
+
+
+def test_a_training_piece_comes_back_from_its_models_saved_state(tmp_path):
+    # The grain VAE trains in the background; killed 8 s into its cue, the show comes back with
+    # the model where the live one had got (the state its thread saved, the steps after it
+    # computed), not by training every step again: the catch-up takes what the steps since the
+    # last save take, whatever the time trained.
+    show = start(tmp_path, training_piece(tmp_path), "vae", "--midi-file", str(PERFORMANCE), "--duration", "12")
+    try:
+        wait_for_tick(tmp_path / "vae.jsonl", 8 * 60, show)
+        saved = tmp_path / "vae.perf.jsonl.training" / "learn%2Fvae.ckpt"
+        assert saved.is_file()  # every 2 s
+        subprocess.run(["kill", "-KILL", str(the_show(show))], check=True)
+        _, err = show.communicate(timeout=300)
+    finally:
+        if show.poll() is None:
+            show.kill()
+    assert show.returncode == 0, err[-3000:]
+    back = re.search(r"back after the show died: at ([\d.]+) s, cue (\w+), [\d.]+ s without a show "
+                     r"\(caught up (\d+) ticks in ([\d.]+) s, (\d) of (\d) models from their saved states\)", err)
+    assert back, err[-3000:]
+    assert back.group(2) == "learn" and back.group(5) == "1" and back.group(6) == "3", back.group(0)
+    resumed = int(back.group(3))
+    counts = trained(tmp_path / "vae.perf.jsonl", "learn/vae")
+    before = [steps for tick, steps in counts if tick <= resumed]
+    after = [steps for tick, steps in counts if tick > resumed]
+    print(f"{back.group(0)}; {before[-1]} steps when it died, {after[0]} when it came back, {after[-1]} at the end")
+    assert before[-1] >= 20  # it had trained
+    # It goes on from the steps it had (or the call the dead show was about to show), and trains on.
+    assert before[-1] <= after[0] <= before[-1] + 1 and after[-1] > after[0]

@@ -79,3 +79,83 @@ def test_reset_while_training_is_never_overwritten_by_the_old_thread():
     time.sleep(0.3)
     assert trainer.latest.steps == 0 and not trainer.running
     assert trainer.join(5)
+
+
+def _leaves(state) -> list[np.ndarray]:
+    import jax
+
+    return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(state)]
+
+
+def _live_run(publish_to, seconds: float, keep_at: float):
+    """A live trainer ticked at 60 Hz for ``seconds``, saving its state every 0.2 s: the step
+    count each tick saw, and a copy of the file it had saved ``keep_at`` seconds in."""
+    import shutil
+
+    trainer = Trainer(Regressor(), seed=1)
+    trainer.PUBLISH_EVERY = 0.2
+    trainer.publish_to = publish_to
+    trainer.load()
+    trainer.start()
+    counts, kept = [], publish_to.with_name("kept.ckpt")
+    started = time.perf_counter()
+    for tick in range(1, int(seconds * 60) + 1):
+        time.sleep(max(0.0, started + tick / 60 - time.perf_counter()))
+        counts.append(trainer.tick(tick / 60, tick))
+        if not kept.exists() and time.perf_counter() - started >= keep_at and publish_to.exists():
+            shutil.copy(publish_to, kept)
+    trainer.stop()
+    assert trainer.join(5) and trainer.error is None
+    assert trainer.published >= 3  # every 0.2 s, and when it stopped
+    return counts, kept, trainer
+
+
+def _catch_up(counts, resume_from=None, reset_first=False):
+    """A show catching up: a replay of the recorded counts, then settled at the last tick.
+    Returns the trainer and the steps it computed."""
+    trainer = Trainer(Regressor(), seed=1, replay_steps=lambda tick: counts[tick - 1], gated=True)
+    trainer.load()
+    if reset_first:
+        trainer.reset()
+    computed = []
+    advance = trainer._advance
+    trainer._advance = lambda count: (computed.append(count), advance(count))
+    trainer.resume_from = resume_from
+    trainer.start()
+    for tick in range(1, len(counts) + 1):
+        trainer.tick(tick / 60, tick)
+    trainer.settle(len(counts))
+    return trainer, sum(computed)
+
+
+def test_a_show_back_after_dying_goes_on_from_the_live_trainers_saved_state(tmp_path):
+    from engine.learners import checkpoint
+
+    counts, kept, live = _live_run(tmp_path / "net.ckpt", 2.0, keep_at=0.8)
+    assert counts[-1] >= 10, counts[-1]
+    _, extra = checkpoint.load_with_extra(kept, Regressor())
+    assert 0 < extra["steps"] < counts[-1] and extra["epoch"] == 1
+
+    # From the state saved when it stopped: not one step computed, the live state exactly.
+    resumed, computed = _catch_up(counts, tmp_path / "net.ckpt")
+    assert computed == 0 and resumed.resumed == 1
+    assert resumed.latest.steps == live.latest.steps >= counts[-1]
+    assert all(np.array_equal(a, b) for a, b in zip(_leaves(resumed.latest.state), _leaves(live.latest.state)))
+
+    # From a state saved mid-run: only the steps after it, landing where a full replay lands.
+    replayed, all_steps = _catch_up(counts)
+    assert all_steps == counts[-1]
+    resumed, computed = _catch_up(counts, kept)
+    assert computed == counts[-1] - extra["steps"] and resumed.latest.steps == counts[-1]
+    assert all(np.array_equal(a, b) for a, b in zip(_leaves(resumed.latest.state), _leaves(replayed.latest.state)))
+
+    # A state of another reset (epoch) is not this run's: every step computed.
+    other, computed = _catch_up(counts, tmp_path / "net.ckpt", reset_first=True)
+    assert computed == counts[-1] and other.resumed == 0
+
+
+def test_a_damaged_saved_state_is_computed_past(tmp_path):
+    counts, _, _ = _live_run(tmp_path / "net.ckpt", 0.6, keep_at=99)
+    (tmp_path / "net.ckpt").write_bytes(b"not a checkpoint")
+    trainer, computed = _catch_up(counts, tmp_path / "net.ckpt")
+    assert computed == counts[-1] and trainer.latest.steps == counts[-1] and trainer.resumed == 0
