@@ -320,6 +320,10 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
                 video = RecordedSource(video, perf_path.with_name(perf_path.name.replace(".perf.jsonl", "") + ".camera.mkv"))
                 header["camera"]["recorded"] = str(video.path.resolve())
             perf_log = PerformanceLog(perf_path, header if resumed is None else None)
+            if resumed is None:  # a new log: no state an earlier show of this path saved is of use
+                from engine.supervisor import clear_training
+
+                clear_training(perf_path)
         display = open_display(settings.resolution, headless=headless, fullscreen=args.fullscreen,
                                display_index=args.display, title=settings.title, hidden=standby is not None)
         try:
@@ -362,7 +366,7 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
                 from engine.supervisor import heartbeat_path, note_perf_log, training_folder
 
                 show.heartbeat = heartbeat_path(perf_path)
-                show.publish_training(training_folder(perf_path), fresh=resumed is None and standby is None)
+                show.publish_training(training_folder(perf_path))
                 note_perf_log(perf_path)
             if resumed is not None:
                 _catch_up(show, resumed, args)

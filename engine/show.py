@@ -470,17 +470,13 @@ class Show:
             return None
         return self.training_folder / (urllib.parse.quote(key, safe="") + ".ckpt")
 
-    def publish_training(self, folder: Path, fresh: bool) -> None:
+    def publish_training(self, folder: Path) -> None:
         """Live, supervised: every trainer saves its newest state in ``folder`` as it trains, for a
-        show catching up after this one died. ``fresh``: a new show (not one back after dying):
-        what an earlier show of the same performance log left there goes first."""
+        show catching up after this one died (a standby taking over, still catching up, too)."""
         self.training_folder = folder
-        if fresh and folder.is_dir():
-            for stale in folder.glob("*.ckpt"):
-                stale.unlink(missing_ok=True)
         for scene in self.scenes:
             for name, trainer in scene.context.trainers.items():
-                if not trainer.paced and scene.context.trainer_resumes.get(name, True):
+                if not scene.context.paced and scene.context.trainer_resumes.get(name, True):
                     trainer.publish_to = self._published(scene.context.trainer_key(name))
 
     def catch_up_to(self, until: int) -> None:

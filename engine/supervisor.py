@@ -52,6 +52,22 @@ def training_folder(perf_log: Path) -> Path:
     return perf_log.with_name(perf_log.name + ".training")
 
 
+def clear_training(perf_log: Path) -> None:
+    """A new show writing ``perf_log`` (not one back after dying): what an earlier show of the
+    same log path left in its training folder goes (a catch-up must never take another show's
+    model). Never fails: what cannot be removed stays, and is said."""
+    folder = training_folder(perf_log)
+    try:
+        stale = [path for path in folder.iterdir() if path.name.endswith((".ckpt", ".tmp"))]
+    except OSError:
+        return
+    for path in stale:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            print(f"showrunner: could not remove {path}: {error}", file=sys.stderr)
+
+
 def heartbeat_path(perf_log: Path) -> Path:
     return perf_log.with_name(perf_log.name + ".alive")
 

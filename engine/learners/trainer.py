@@ -239,7 +239,8 @@ class Trainer(Generic[State]):
             return
         self.error = None
         snapshot = self.latest
-        thread = threading.Thread(target=self._train, args=(self._generation, snapshot.state, snapshot.steps, self._epoch),
+        thread = threading.Thread(target=self._train, args=(self._generation, snapshot.state, snapshot.steps,
+                                                            self._epoch, self.publish_to),
                                   name=f"trainer {self.name} #{self._generation}", daemon=True)
         self._thread = thread
         thread.start()
@@ -293,8 +294,10 @@ class Trainer(Generic[State]):
     def _resume(self, target: int | None) -> bool:
         """Catching up: jump to the state in ``resume_from`` when it is of this trainer's current
         reset (the same epoch) and ahead of :attr:`latest` (up to ``target`` steps; None: any).
-        True while a saved state of this epoch exists: the steps before it are not computed (the
-        scene sees the state it had until the jump); False: compute them as a replay does."""
+        True while a saved state of this epoch is ahead or still being renewed (saved within
+        3 x :attr:`PUBLISH_EVERY`: a standby following a live show): the steps before it are not
+        computed (the scene sees the state it had until the jump); False: compute them as a
+        replay does."""
         try:
             status = os.stat(self.resume_from)
         except OSError:
@@ -311,7 +314,8 @@ class Trainer(Generic[State]):
         _, epoch, steps, state = self._resume_file
         if epoch != self._epoch:
             return False
-        if steps > self.latest.steps and (target is None or steps <= target):
+        ahead = steps > self.latest.steps
+        if ahead and (target is None or steps <= target):
             with precision.scope(self.learner.precision):
                 state, summary = self._call(jax.device_put(state), 0)
                 summary = jax.device_get(summary)
@@ -319,19 +323,26 @@ class Trainer(Generic[State]):
                 self._fed = []  # what was fed before that state is in it
             self._latest = Snapshot(state, summary, steps, self._show_time)
             self.resumed += 1
-        return True
+        return ahead or time.time() - status.st_mtime < 3 * self.PUBLISH_EVERY
 
-    def _publish(self, snapshot: Snapshot[State], epoch: int) -> None:
-        """Save a live snapshot to :attr:`publish_to` (the training thread; never the show's)."""
-        path = self.publish_to
-        if path is None or epoch != self._epoch:
-            return
+    def _publish(self, snapshot: Snapshot[State], epoch: int, path: Path) -> bool:
+        """Save a live snapshot to ``path`` (the training thread; never the show's). False when it
+        could not: the show goes on, the file is removed (a restart computes the steps instead of
+        waiting for a state that no longer comes), and this trainer saves no more."""
+        if epoch != self._epoch:  # reset meanwhile: that state is of no use
+            return True
         try:
             checkpoint.save(path, self.learner, snapshot.state, extra={"epoch": epoch, "steps": snapshot.steps})
             self.published += 1
-        except Exception as error:  # the show goes on; a restart computes the steps instead
-            log.warning("trainer %s: could not save its state to %s: %s", self.name, path, error)
+            return True
+        except Exception as error:
+            log.warning("trainer %s: could not save its state to %s (saving no more): %s", self.name, path, error)
             self.publish_to = None
+            try:
+                Path(path).unlink(missing_ok=True)
+            except OSError:
+                pass
+            return False
 
     MAX_WAITING = 8
 
@@ -457,9 +468,11 @@ class Trainer(Generic[State]):
         self._latest = Snapshot(state, summary, snapshot.steps + count, self._show_time,
                                 time.perf_counter() - started)
 
-    def _train(self, generation: int, state: State, steps: int, epoch: int = 0) -> None:
+    def _train(self, generation: int, state: State, steps: int, epoch: int = 0,
+               publish_to: Path | None = None) -> None:
         """The live thread: calls of ``steps_per_call`` steps, each published, until stopped; every
-        :attr:`PUBLISH_EVERY` seconds and at the end, the newest saved to :attr:`publish_to`."""
+        :attr:`PUBLISH_EVERY` seconds and at the end, the newest saved to ``publish_to`` (the
+        :attr:`publish_to` of when it started: a thread of a scene's warm-up never saves)."""
         count = self.steps_per_call
         self._compiled(self._init)
         saved_at, saved, last = time.perf_counter(), steps, None
@@ -480,11 +493,12 @@ class Trainer(Generic[State]):
                         if self._generation != generation:
                             break
                         self._latest = last = snapshot
-                    if self.publish_to is not None and time.perf_counter() - saved_at >= self.PUBLISH_EVERY:
-                        self._publish(snapshot, epoch)
+                    if publish_to is not None and time.perf_counter() - saved_at >= self.PUBLISH_EVERY:
+                        if not self._publish(snapshot, epoch, publish_to):
+                            publish_to = None
                         saved_at, saved = time.perf_counter(), snapshot.steps
-            if last is not None and last.steps != saved:  # stopped: where it got (not after a reset)
-                self._publish(last, epoch)
+            if publish_to is not None and last is not None and last.steps != saved:  # stopped: where it got
+                self._publish(last, epoch, publish_to)
         except Exception as error:  # the show goes on with the last snapshot; the scene can look
             self.error = error
             log.exception("trainer %s stopped: %s", self.name, error)
