@@ -3,9 +3,8 @@
 A live run of the piece (``setlists/ldd-demo.toml``, all four parts in ``SHOWRUNNER_FARM_SECONDS``,
 default 120: the farm is for long renders, and on a short one Ray's start and each worker's loading
 outweigh what the goal is about; headless, no sound, played by the bundled MIDI file) writes a
-performance log; it is
-replayed at 1280x720, 30 fps, serially and with ``--workers 2`` on a local Ray, twice each, the
-order turning. Per replay: the wall time of the whole command (start-up, Ray's included) and the
+performance log; it is replayed at 1280x720, 30 fps, serially and with ``--workers 2`` on a local
+Ray, twice each, the order turning. Per replay: the wall time of the whole command (start-up, Ray's included) and the
 CPU time of the whole machine over it (``/proc/stat``: Ray's processes are not the command's
 children). The goals: the chunked replay's CPU time over the serial's <= 1.10 (what the pass, the
 snapshots, each worker's loading and the join cost), and its wall time over the serial's where two

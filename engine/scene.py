@@ -57,9 +57,6 @@ class SceneContext:
             (:class:`engine.learners.Trainer`) then advances a fixed number of steps per tick, so
             renders are identical; False live, where it trains as fast as it can beside the show.
         trainers: the trainers made by :meth:`trainer`, by name (the show ticks them).
-        trainer_resumes: by trainer name, whether a show back after its process died may go on
-            from the state the live trainer last saved instead of computing every step again
-            (:meth:`trainer`'s ``resumable``).
         replayed_steps: in a replay, the live show's step count for a trainer at a tick
             (``replayed_steps(key)(tick)``), or None for a trainer the log does not know.
         folder: the setlist's folder; :meth:`path` resolves a path a parameter gives against it.
@@ -84,7 +81,6 @@ class SceneContext:
     outbox: list = field(default_factory=list)  # what the scene emitted this tick (the show's)
     paced: bool = False  # the show runs in virtual time (render, replay): trainers advance in ticks
     trainers: dict[str, Any] = field(default_factory=dict)
-    trainer_resumes: dict[str, bool] = field(default_factory=dict)
     replayed_steps: Callable[[str], Callable[[int], int] | None] | None = None
     folder: Path = field(default_factory=lambda: Path("."))
     osc_now: Callable[[str, Callable[[Any], None]], None] | None = None
@@ -117,8 +113,9 @@ class SceneContext:
 
         ``resumable``: a show back after its process died catches up from the state the live
         trainer last saved (every 2 s), computing only the steps after it; until the catch-up
-        reaches that state, the scene sees the one it had before. False for a scene that keeps something from
-        every state it sees (as the first piece's trails are): the catch-up computes every step."""
+        reaches that state, the scene sees the one it had before. False for a scene that keeps
+        something from every state it sees (as the first piece's trails are): the catch-up
+        computes every step."""
         from engine.learners.trainer import Trainer
 
         if name in self.trainers:
@@ -127,9 +124,8 @@ class SceneContext:
         trainer = Trainer(learner, self.seed_for(name) if seed is None else seed,
                           paced_steps_per_tick=steps_per_tick if self.paced and replayed is None else None,
                           replay_steps=replayed, steps_per_call=steps_per_call, niceness=niceness, name=name,
-                          gated=True)
+                          gated=True, resumable=resumable)
         self.trainers[name] = trainer
-        self.trainer_resumes[name] = resumable
         return trainer
 
     def trainer_key(self, name: str) -> str:

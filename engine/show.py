@@ -455,7 +455,7 @@ class Show:
                 key = scene.context.trainer_key(name)
                 steps = replay.trained_steps(key)
                 trainer.replay_steps = steps if steps is not None else (lambda tick: 0)
-                trainer.resume_from = self._published(key) if scene.context.trainer_resumes.get(name, True) else None
+                trainer.resume_from = self._published(key) if trainer.resumable else None
                 trainers.append(trainer)
         self._catching_up = {"audio": self.audio, "perf_log": self.perf_log, "osc_out": self.osc_out,
                              "midi_out": self.midi_out, "metrics": self._metrics, "trainers": trainers}
@@ -476,7 +476,7 @@ class Show:
         self.training_folder = folder
         for scene in self.scenes:
             for name, trainer in scene.context.trainers.items():
-                if not scene.context.paced and scene.context.trainer_resumes.get(name, True):
+                if trainer.resumable:
                     trainer.publish_to = self._published(scene.context.trainer_key(name))
 
     def catch_up_to(self, until: int) -> None:

@@ -137,11 +137,14 @@ class Trainer(Generic[State]):
         gated: paced trainers train only between :meth:`start` and :meth:`stop`, as a live thread
             does (a scene's trainers: a cue that does not start its trainer trains in no render);
             False: every paced tick trains (offline training, tests).
+        resumable: a show catching up after its process died may go on from the state the live
+            thread saved (``publish_to`` / ``resume_from``) instead of computing every step.
     """
 
     def __init__(self, learner: Learner[State], seed: int = 0, *, paced_steps_per_tick: float | None = None,
                  replay_steps: Callable[[int], int] | None = None, steps_per_call: int = 1,
-                 niceness: int = 19, name: str | None = None, gated: bool = False) -> None:
+                 niceness: int = 19, name: str | None = None, gated: bool = False,
+                 resumable: bool = True) -> None:
         if paced_steps_per_tick is not None and not 0 <= paced_steps_per_tick < 1e6:
             raise ValueError(f"paced_steps_per_tick must be >= 0, got {paced_steps_per_tick}")
         if paced_steps_per_tick is not None and replay_steps is not None:
@@ -178,6 +181,7 @@ class Trainer(Generic[State]):
         # Recovery (engine.supervisor): live, the thread saves its newest state here every
         # PUBLISH_EVERY seconds and when it stops; a show catching up after the show died reads it
         # from ``resume_from`` instead of computing every step again (:meth:`tick`, :meth:`settle`).
+        self.resumable = resumable
         self.publish_to: Path | None = None
         self.resume_from: Path | None = None
         self.published = 0  # states saved to publish_to

@@ -106,7 +106,7 @@ def _live_run(publish_to, seconds: float, keep_at: float):
             shutil.copy(publish_to, kept)
     trainer.stop()
     assert trainer.join(5) and trainer.error is None
-    assert trainer.published >= 3  # every 0.2 s, and when it stopped
+    assert trainer.published >= 1 and publish_to.is_file()
     return counts, kept, trainer
 
 
@@ -133,6 +133,7 @@ def test_a_show_back_after_dying_goes_on_from_the_live_trainers_saved_state(tmp_
 
     counts, kept, live = _live_run(tmp_path / "net.ckpt", 2.0, keep_at=0.8)
     assert counts[-1] >= 10, counts[-1]
+    assert live.published >= 3  # every 0.2 s, and when it stopped
     _, extra = checkpoint.load_with_extra(kept, Regressor())
     assert 0 < extra["steps"] < counts[-1] and extra["epoch"] == 1
 
@@ -156,6 +157,7 @@ def test_a_show_back_after_dying_goes_on_from_the_live_trainers_saved_state(tmp_
 
 def test_a_damaged_saved_state_is_computed_past(tmp_path):
     counts, _, _ = _live_run(tmp_path / "net.ckpt", 0.6, keep_at=99)
+    assert counts[-1] > 0
     (tmp_path / "net.ckpt").write_bytes(b"not a checkpoint")
     trainer, computed = _catch_up(counts, tmp_path / "net.ckpt")
     assert computed == counts[-1] and trainer.latest.steps == counts[-1] and trainer.resumed == 0
