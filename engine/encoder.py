@@ -27,14 +27,14 @@ COLORSPACE_BT601 = 6  # AVCOL_SPC_SMPTE170M
 LIMITED_CHROMA = 224 / 255  # chroma's excursion at limited range over full range
 
 
-def check_output(path: Path, size: tuple[int, int]) -> None:
+def check_output(path: Path, size: tuple[int, int] | None) -> None:
     """Bad output paths and sizes are bad input: a one-line :class:`UserError`, before any work."""
     if path.is_dir():
         raise UserError(f"cannot write video {path}: it is a folder")
     if path.suffix.lower() not in CONTAINERS:
         raise UserError(f"cannot write video {path}: use a .mkv or .mp4 file "
                         f"(both stay playable if the show is killed)")
-    if size[0] % 2 or size[1] % 2:
+    if size is not None and (size[0] % 2 or size[1] % 2):
         raise UserError(f"video size {size[0]}x{size[1]} must have even width and height")
     check_writable(path, "video")
 
@@ -97,7 +97,11 @@ class MediaWriter:
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps: float,
                  sample_rate: int | None = 48000, live: bool = False, lossless: bool = False,
-                 absolute: bool = False, bframes: bool = True, video_template=None) -> None:
+                 absolute: bool = False, bframes: bool = True, video_template=None,
+                 audio_template=None) -> None:
+        """``size`` None (and no ``video_template``): a file of sound alone. ``video_template`` /
+        ``audio_template``: a stream of another file whose packets :meth:`packet` /
+        :meth:`audio_packet` copy in, encoding nothing."""
         import av
 
         self.path = Path(path)
@@ -116,11 +120,16 @@ class MediaWriter:
         self._copying = video_template is not None
         if video_template is not None:
             self._video = self._container.add_stream_from_template(video_template)
-        else:
+        elif size is not None:
             self._video = self._video_stream(size, live, lossless, fragmented or not bframes)
+        else:
+            self._video = None
         self._audio = None
+        self._copying_audio = audio_template is not None
         self.sample_rate = sample_rate
-        if sample_rate:
+        if audio_template is not None:
+            self._audio = self._container.add_stream_from_template(audio_template)
+        elif sample_rate:
             audio = self._container.add_stream("aac", rate=sample_rate)
             audio.layout = "stereo"
             audio.codec_context.time_base = Fraction(1, sample_rate)
@@ -158,6 +167,11 @@ class MediaWriter:
         packet.stream = self._video
         self._container.mux(packet)
         self.frames += 1
+
+    def audio_packet(self, packet) -> None:
+        """Copy one packet of ``audio_template``'s stream into the file."""
+        packet.stream = self._audio
+        self._container.mux(packet)
 
     def video(self, picture, pts: int) -> bool:
         """Encode one frame shown from ``pts`` / fps seconds: a (height, width, 3 or 4) uint8
@@ -222,9 +236,9 @@ class MediaWriter:
             return
         self._closed = True
         try:
-            if not self._copying:
+            if self._video is not None and not self._copying:
                 self._mux(self._video.encode())
-            if self._audio is not None:
+            if self._audio is not None and not self._copying_audio:
                 self._mux(self._audio.encode())
         finally:
             self._container.close()

@@ -48,3 +48,50 @@ def test_yuv420_matches_bt601_limited_range_upright(channels, bottom_up):
     assert (frame.width, frame.height, frame.format.name) == (width, height, "yuv420p")
     for name, got, want in zip("YUV", _planes(frame), _expected(rgb)):
         assert np.abs(got - want).max() <= 2, name
+
+
+def _decoded_sound(path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as container:
+        return np.concatenate([frame.to_ndarray() for frame in container.decode(audio=0)], axis=1)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_sound_alone_copied_beside_pictures_is_the_sound_encoded_with_them(suffix, tmp_path):
+    """The render farm encodes the sound into a file of its own and copies its packets into the
+    output beside the pictures: the result decodes to exactly the sound of a file that encoded both
+    (the AAC encoder's priming handled as the container needs: Matroska marks it, MP4 leaves it out)."""
+    import av
+
+    from engine.encoder import MediaWriter
+
+    rate, fps, size = 48000, 30, (32, 18)
+    sound = (0.3 * np.sin(np.arange(rate * 2) * 2 * np.pi * 441 / rate)).astype(np.float32)
+    sound = np.stack([sound, -sound], axis=1)
+    picture = np.zeros((size[1], size[0], 3), np.uint8)
+    both = MediaWriter(tmp_path / f"both{suffix}", size, fps, rate)
+    alone = MediaWriter(tmp_path / f"alone{suffix}", None, fps, rate)
+    pictures = MediaWriter(tmp_path / f"pictures{suffix}", size, fps, None)
+    for frame in range(2 * fps):
+        both.video(picture, frame)
+        pictures.video(picture, frame)
+    for start in range(0, len(sound), 256):
+        both.audio(sound[start:start + 256])
+        alone.audio(sound[start:start + 256])
+    for writer in (both, alone, pictures):
+        writer.close()
+    with av.open(str(tmp_path / f"alone{suffix}")) as alone_in, av.open(str(tmp_path / f"pictures{suffix}")) as pictures_in:
+        assert not alone_in.streams.video
+        joined = MediaWriter(tmp_path / f"joined{suffix}", size, fps, None, video_template=pictures_in.streams.video[0],
+                             audio_template=alone_in.streams.audio[0])
+        for packet in alone_in.demux(alone_in.streams.audio[0]):
+            if packet.dts is not None or packet.pts is not None:
+                joined.audio_packet(packet)
+        for packet in pictures_in.demux(pictures_in.streams.video[0]):
+            if packet.dts is not None or packet.pts is not None:
+                joined.packet(packet)
+        joined.close()
+    expected = _decoded_sound(tmp_path / f"both{suffix}")
+    assert expected.shape[1] >= len(sound) - 1024
+    assert np.array_equal(_decoded_sound(tmp_path / f"joined{suffix}"), expected)
