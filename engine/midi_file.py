@@ -24,6 +24,10 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 class Performance:
     """A MIDI file flattened to events at their times in seconds from the start of the file."""
 
+    # engine.snapshot: the restoring show's own (read from the same file), not saved: its tens of
+    # thousands of events made a snapshot of the first piece take 0.5 s
+    snapshot_by_reference = True
+
     path: Path
     events: tuple[tuple[float, MidiEvent], ...]
     length: float  # seconds, to the last event of the file (meta events included)

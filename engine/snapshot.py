@@ -87,14 +87,16 @@ def _function_by_name(obj) -> bool:
 
 
 def _children(obj: Any):
-    """(step, child) pairs the walk follows: attributes, items, elements."""
+    """(step, child) pairs the walk follows: attributes, items, elements (leaves such as numbers and
+    strings left out here: a trail or a history holds tens of thousands)."""
     if isinstance(obj, dict):
         for key, value in list(obj.items()):
-            if isinstance(key, (str, int, tuple)):
+            if isinstance(key, (str, int, tuple)) and not isinstance(value, _LEAVES):
                 yield ("item", key), value
     elif isinstance(obj, (list, tuple, deque)):
         for index, value in enumerate(list(obj)):
-            yield ("item", index), value
+            if not isinstance(value, _LEAVES):
+                yield ("item", index), value
     else:
         fields = getattr(obj, "__dict__", None)
         if isinstance(fields, dict):
