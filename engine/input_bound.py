@@ -26,33 +26,49 @@ def latest_params(messages: list[OscMessage]) -> list[OscMessage]:
 
 
 PEDALS = frozenset({SUSTAIN, SOSTENUTO, SOFT})
+STREAMS_PER_EVENT = 4  # a tick takes this many streams' latest values per event of its budget
+
+
+def _streaming(event, kept_controllers) -> bool:
+    return isinstance(event, PitchBend) or (isinstance(event, ControlChange)
+                                            and event.control not in kept_controllers)
 
 
 def bound_input(due: list, budget: int, kept_controllers: frozenset | set = PEDALS,
                 held: set | None = None) -> tuple[list, int]:
     """The tick's input bounded, so a flood never freezes the picture: a streaming controller or
     pitch bend keeps only its latest value in the tick (the sound's own reader of the port has
-    them all); ``kept_controllers`` (pedals, advance triggers: every change matters) always pass,
-    and so do note-offs, but for a tick over budget only those of notes taken in (``held``:
-    (channel, note) pairs; those of note-ons left out mean nothing); beyond ``budget``
-    events, the rest (note-ons, program changes) are left out. Returns (what passes, how many
-    were left out)."""
+    them all), and up to ``STREAMS_PER_EVENT`` x ``budget`` streams' values pass, apart from the
+    budget (a file's or a synth's reset sets a few controllers on all 16 channels at once, and
+    that must not crowd out its notes); ``kept_controllers`` (pedals, advance triggers: every
+    change matters) always pass, and so do note-offs, but for a tick over budget only those of
+    notes taken in (``held``: (channel, note) pairs; those of note-ons left out mean nothing);
+    beyond ``budget`` events, the rest (note-ons, program changes) are left out. Returns (what
+    passes, how many were left out)."""
     latest: dict[tuple, int] = {}
+    streams = 0
     for index, (_, event) in enumerate(due):
-        if isinstance(event, ControlChange) and event.control not in kept_controllers:
-            latest[("cc", event.channel, event.control)] = index
-        elif isinstance(event, PitchBend):
-            latest[("bend", event.channel)] = index
-    streaming = set(latest.values())
-    over = len(due) - len(latest) > budget
+        if _streaming(event, kept_controllers):
+            streams += 1
+            if isinstance(event, PitchBend):
+                latest[("bend", event.channel)] = index
+            else:
+                latest[("cc", event.channel, event.control)] = index
+    newest = set(latest.values())
+    over = len(due) - streams > budget
     held = set(held) if held is not None else None
-    kept, dropped = [], 0
+    kept, dropped, streams_kept = [], 0, 0
     for index, item in enumerate(due):
         event = item[1]
-        if isinstance(event, (ControlChange, PitchBend)) and (
-                not isinstance(event, ControlChange) or event.control not in kept_controllers):
-            if index not in streaming:
+        if _streaming(event, kept_controllers):
+            if index not in newest:
                 continue  # an older value of a stream: not an input left out, just superseded
+            if streams_kept < STREAMS_PER_EVENT * budget:
+                kept.append(item)
+                streams_kept += 1
+            else:
+                dropped += 1
+            continue
         if isinstance(event, NoteOff) and over and held is not None:
             if (event.channel, event.note) in held:
                 held.discard((event.channel, event.note))
@@ -60,9 +76,8 @@ def bound_input(due: list, budget: int, kept_controllers: frozenset | set = PEDA
             else:
                 dropped += 1
             continue
-        always = isinstance(event, NoteOff) or (isinstance(event, ControlChange)
-                                                and event.control in kept_controllers)
-        if always or len(kept) < budget:
+        always = isinstance(event, NoteOff) or isinstance(event, ControlChange)  # a kept controller
+        if always or len(kept) - streams_kept < budget:
             kept.append(item)
             if isinstance(event, NoteOn) and held is not None:
                 held.add((event.channel, event.note))

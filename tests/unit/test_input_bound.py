@@ -49,3 +49,18 @@ def test_over_budget_a_note_off_passes_only_for_a_note_taken_in():
     assert dropped == 12
     kept, _ = bound_input(stamped(NoteOff(70, 0), *ons), budget=4, held={(0, 70)})
     assert kept[0][1] == NoteOff(70, 0)  # a note held from an earlier tick is released
+
+
+def test_a_reset_of_every_channel_does_not_crowd_out_the_notes():
+    """A MIDI file's (or a synth's) reset at its start: bank select MSB and LSB and the volume on all
+    16 channels in one tick (asap_Chopin_Ballades_1_Ali01.mid has such a burst) pass whole, and so
+    do the notes that come with them."""
+    reset = [ControlChange(control, 0, channel=channel) for control in (0, 32, 7) for channel in range(16)]
+    notes = [NoteOn(48 + i, 80) for i in range(32)]
+    kept, dropped = bound_input(stamped(*reset, *notes), budget=32)
+    assert dropped == 0 and len(kept) == 48 + 32
+    # but the streams have a bound of their own: 4 x the budget
+    many = [ControlChange(control, 1, channel=channel) for control in range(1, 20) for channel in range(16)]
+    kept, dropped = bound_input(stamped(*many, NoteOn(60, 90)), budget=32)
+    assert len(kept) == 128 + 1 and dropped == len(many) - 128
+    assert kept[-1][1] == NoteOn(60, 90)
