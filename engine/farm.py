@@ -8,10 +8,10 @@ and draws and encodes its frames alone (its file starts on a keyframe). Every ch
 once: its worker loads the show while the pass goes on, and draws as soon as its snapshot exists.
 Here again, the chunks' packets are copied into the output one after the other (PyAV, nothing
 encoded again) with the pass's sound beside them (encoded by a thread as the pass writes it, so that
-no encoding is left for the end), into a hidden file renamed to the output
-only once complete: nothing half-written is ever left as the output. A worker that dies has its
-chunk run again by Ray (``max_retries``); a chunk that fails every time ends the render with its
-error, the output untouched. The show log says when the pass ended and when each chunk's steps did.
+no encoding is left for the end), into a hidden file renamed to the output only once complete:
+nothing half-written is ever left as the output. A worker that dies has its chunk run again by Ray
+(``max_retries``); a chunk that fails every time ends the render with its error, the output
+untouched. The show log says when the pass ended and when each chunk's steps did.
 
 Ray is optional (``pip install 'showrunner[farm]'``); without ``--ray-address`` a local Ray is
 started for the job and stopped after it. On a cluster every worker needs the project and the
@@ -64,10 +64,10 @@ def boundaries(frames: int, chunks: int) -> list[int]:
     return sorted({max(1, round(index * frames / chunks)) + 1 for index in range(1, chunks)})
 
 
-class _Progress:
-    """Frames drawn, per chunk (a chunk run again starts its count again), and the chunks' snapshots
-    as the pass makes them (each a one-item list holding its object reference, so that Ray passes
-    the reference on and not the bytes)."""
+class _Board:
+    """What the driver and the workers share: frames drawn, per chunk (a chunk run again starts its
+    count again), and the chunks' snapshots as the pass makes them (each a one-item list holding its
+    object reference, so that Ray passes the reference on and not the bytes)."""
 
     def __init__(self) -> None:
         self.done: dict[int, int] = {}
@@ -102,10 +102,10 @@ def render(args: argparse.Namespace, job, log_path: Path) -> int:
     started_wall = time.time()
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.chunks-", dir=out.parent))
     pending: dict = {}
-    encoding = None  # the sound's encoder while it runs
+    encoder = None  # the sound's, once the pass has run
     _start_ray(ray, args)
     try:
-        counter = ray.remote(_Progress).options(num_cpus=0).remote()
+        board = ray.remote(_Board).options(num_cpus=0).remote()
         task = ray.remote(render_chunk).options(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)
         worker_args = copy.copy(args)
         worker_args.metrics = worker_args.audio_out = None  # the pass writes them
@@ -115,7 +115,7 @@ def render(args: argparse.Namespace, job, log_path: Path) -> int:
         stops = [*starts, None]
         kept: list = []
         for index, start in enumerate([0, *starts]):
-            pending[task.remote(args.command, worker_args, index, start, stops[index], counter)] = index
+            pending[task.remote(args.command, worker_args, index, start, stops[index], board)] = index
         with Progress(TextColumn("rendering"), BarColumn(), TextColumn("{task.description}"),
                       console=console, transient=True) as progress:
             bar = progress.add_task("", total=frames)
@@ -133,7 +133,7 @@ def render(args: argparse.Namespace, job, log_path: Path) -> int:
                     if not ready:
                         return
                     seen["drawn"] = ray.get(ready[0])
-                seen["asked"] = counter.total.remote()
+                seen["asked"] = board.total.remote()
                 where = f"ticked {ticked:.1f} / {job.end:.1f} s, " if ticked is not None else ""
                 progress.update(bar, completed=seen["drawn"],
                                 description=f"{where}{seen['drawn']} / {frames} frames drawn on "
@@ -144,10 +144,9 @@ def render(args: argparse.Namespace, job, log_path: Path) -> int:
                     from engine import snapshot
 
                     kept.append(ray.put(snapshot.save(show, frame)))  # owned here until the end
-                    counter.offer.remote(starts.index(frame) + 1, [kept[-1]])
+                    board.offer.remote(starts.index(frame) + 1, [kept[-1]])
 
-            summary, sound = _tick_through(args, job, work, snapshot_at, show_progress)
-            encoding = sound
+            summary, encoder = _tick_through(args, job, work, snapshot_at, show_progress)
             log.info("the pass (sound and snapshots) ended %.1f s after the start", time.time() - started_wall)
             chunks: dict[int, Path] = {}
             while pending:
@@ -167,14 +166,13 @@ def render(args: argparse.Namespace, job, log_path: Path) -> int:
                     chunks[index] = (path, result["first_pts"])
                     summary.frames += result["frames"]
                     summary.scene_errors += result["scene_errors"]
-        encoding = None
-        sound_file = sound.finish()
+        sound_file = encoder.finish()
         log.info("every chunk drawn and the sound encoded %.1f s after the start; joining",
                  time.time() - started_wall)
         join([chunks[index] for index in sorted(chunks)], sound_file, out, job.options.fps)
     finally:
-        if encoding is not None:
-            encoding.abandon()
+        if encoder is not None:
+            encoder.abandon()  # nothing after finish()
         for ref in pending:  # after a failure: nothing left waiting for a snapshot on a cluster
             try:
                 ray.cancel(ref, force=True)
@@ -241,6 +239,7 @@ class _SoundEncoder:
         self.raw, self.path = raw, path
         self._writer = MediaWriter(path, None, fps, sample_rate)
         self._ended = threading.Event()
+        self._closed = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._follow, name="farm-sound", daemon=True)
         self._thread.start()
@@ -267,12 +266,17 @@ class _SoundEncoder:
         """Wait for the rest of the sound (the raw file is complete) and close the file."""
         self._ended.set()
         self._thread.join()
+        self._closed = True
         self._writer.close()
         if self._error is not None:
             raise RuntimeError(f"the sound could not be encoded: {self._error}") from self._error
         return self.path
 
     def abandon(self) -> None:
+        """Stop, after a failure elsewhere (nothing, once finished)."""
+        if self._closed:
+            return
+        self._closed = True
         self._ended.set()
         self._thread.join(timeout=5.0)
         try:
@@ -292,7 +296,6 @@ def _tick_through(args, job, work: Path, at_frame, show_progress):
     config = job.setlist.settings.audio.mixer_config()
     sound = work / "sound.f32"
     raw = open(sound, "wb")
-    encoder = _SoundEncoder(sound, work / f"sound{Path(args.out).suffix}", job.options.fps, config.sample_rate)
     wav = WavWriter(args.audio_out, config.sample_rate) if getattr(args, "audio_out", None) else None
 
     def sink(block) -> None:
@@ -304,7 +307,7 @@ def _tick_through(args, job, work: Path, at_frame, show_progress):
     # A display as the workers have one: the scenes load the same resources (a snapshot refers to
     # them by where they are), but nothing is drawn.
     display = open_display(job.size, headless=True)
-    ok = False
+    encoder = _SoundEncoder(sound, work / f"sound{Path(args.out).suffix}", job.options.fps, config.sample_rate)
     try:
         show = offline_show(args, job, display, audio, None)
         show.draw_frames = False
@@ -312,28 +315,28 @@ def _tick_through(args, job, work: Path, at_frame, show_progress):
         show.frame_sink = lambda: show_progress(show.clock.show_time)
         with _stop_on_signals(show):
             summary = show.run(performer_end=job.performer_end)
-        ok = True
+    except BaseException:
+        encoder.abandon()
+        raise
     finally:
         display.close()
         audio.close()
         raw.close()
         if wav is not None:
             wav.close()
-        if not ok:
-            encoder.abandon()
     return summary, encoder
 
 
-def _snapshot_for(counter, index: int) -> bytes:
+def _snapshot_for(board, index: int) -> bytes:
     """Chunk ``index``'s snapshot, once the pass has made it."""
     ray = _ray()
-    while (state := ray.get(counter.state.remote(index))) is None:
+    while (state := ray.get(board.state.remote(index))) is None:
         time.sleep(SNAPSHOT_POLL)
     return ray.get(state[0])
 
 
 def render_chunk(command: str, args: argparse.Namespace, index: int, start: int, stop: int | None,
-                 counter) -> dict:
+                 board) -> dict:
     """A Ray task: frames ``start`` up to ``stop`` (None: the end) of the show, drawn from its
     snapshot (chunk 0: from the start; the others wait for the pass to make theirs, once the show
     is loaded), encoded without sound; returns the file's bytes."""
@@ -358,7 +361,7 @@ def render_chunk(command: str, args: argparse.Namespace, index: int, start: int,
         display = open_display(job.size, headless=True)
         show = cli_commands.offline_show(args, job, display, audio, recorder)
         marks["show loaded"] = time.time()
-        state = _snapshot_for(counter, index) if index > 0 else None
+        state = _snapshot_for(board, index) if index > 0 else None
         marks["snapshot came"] = time.time()
         if state is not None:
             snapshot.restore(show, state)
@@ -368,7 +371,7 @@ def render_chunk(command: str, args: argparse.Namespace, index: int, start: int,
         def report_progress() -> None:
             drawn = show.frame_index - first + 1
             if drawn % PROGRESS_EVERY == 0:
-                counter.set.remote(index, drawn)
+                board.set.remote(index, drawn)
 
         show.frame_sink = report_progress
         summary = show.run(performer_end=job.performer_end, resume=state is not None)
@@ -377,7 +380,7 @@ def render_chunk(command: str, args: argparse.Namespace, index: int, start: int,
         marks["file closed"] = time.time()
         if recorder.failed or stats["errors"]:
             raise RuntimeError(f"chunk {index + 1}: the video could not be written completely")
-        counter.set.remote(index, stats["frames"])
+        board.set.remote(index, stats["frames"])
         return {"video": path.read_bytes(), "frames": stats["frames"], "scene_errors": summary.scene_errors,
                 "first_pts": recorder.first_pts if index > 0 else 0, "marks": marks}
     finally:

@@ -45,22 +45,21 @@ def bound_input(due: list, budget: int, kept_controllers: frozenset | set = PEDA
     notes taken in (``held``: (channel, note) pairs; those of note-ons left out mean nothing);
     beyond ``budget`` events, the rest (note-ons, program changes) are left out. Returns (what
     passes, how many were left out)."""
+    streaming = [_streaming(event, kept_controllers) for _, event in due]
     latest: dict[tuple, int] = {}
-    streams = 0
     for index, (_, event) in enumerate(due):
-        if _streaming(event, kept_controllers):
-            streams += 1
+        if streaming[index]:
             if isinstance(event, PitchBend):
                 latest[("bend", event.channel)] = index
             else:
                 latest[("cc", event.channel, event.control)] = index
     newest = set(latest.values())
-    over = len(due) - streams > budget
+    over = len(due) - sum(streaming) > budget
     held = set(held) if held is not None else None
     kept, dropped, streams_kept = [], 0, 0
     for index, item in enumerate(due):
         event = item[1]
-        if _streaming(event, kept_controllers):
+        if streaming[index]:
             if index not in newest:
                 continue  # an older value of a stream: not an input left out, just superseded
             if streams_kept < STREAMS_PER_EVENT * budget:
@@ -76,7 +75,7 @@ def bound_input(due: list, budget: int, kept_controllers: frozenset | set = PEDA
             else:
                 dropped += 1
             continue
-        always = isinstance(event, NoteOff) or isinstance(event, ControlChange)  # a kept controller
+        always = isinstance(event, (NoteOff, ControlChange))  # a controller here is a kept one
         if always or len(kept) - streams_kept < budget:
             kept.append(item)
             if isinstance(event, NoteOn) and held is not None:

@@ -47,8 +47,9 @@ def records(path) -> list[dict]:
 
 class Tail:
     """A metrics log's lines read as it grows, each byte once: the waits below poll it every 50 ms
-    in the process whose Python JACK client plays the piano, and parsing the whole file each time
-    held the interpreter long enough, late in a run, for that client to miss JACK cycles."""
+    in the process whose Python JACK client plays the piano, so they take as little of the
+    interpreter from its callback as they can. (Parsing the whole file each time was suspected of
+    the missed cycles this test meets in full CI runs; reading it so did not end them.)"""
 
     def __init__(self, path: Path) -> None:
         self.path, self.offset, self.lines, self._rest = path, 0, [], b""
