@@ -68,7 +68,12 @@ class Display:
         import pygame
         from pygame._sdl2.video import Window
 
-        Window.from_display_module().show()
+        # pygame (2.6.1) hangs this wrapper on the SDL window as its "pg_window" data without
+        # holding a reference, and each window event looks it up: once the wrapper is freed, the
+        # next pygame.event.get() segfaults (a standby that took over died so). It is kept for as
+        # long as the window lives.
+        self._window = Window.from_display_module()
+        self._window.show()
         pygame.event.pump()
         log.info("window %s", "shown" if pygame.display.get_active() else "shown, but not yet mapped by the display")
 
@@ -86,6 +91,7 @@ class Display:
         self._shade_quad = gl.vertex_array(self._shade, [(quad, "2f", "in_pos")])
         self.fade = 1.0  # 0 = black, 1 = full image (transitions)
         self.on_swap_wait: Callable[[bool], None] | None = None
+        self._window = None  # pygame's wrapper of a window shown after it was opened hidden
         self.renderer = gl.info.get("GL_RENDERER", "?")
         # GPU time per frame from GL timer queries: two, alternating, so reading the previous
         # frame's result never waits for the current one.
@@ -209,6 +215,7 @@ class Display:
             import pygame
 
             pygame.display.quit()
+            self._window = None  # the window is gone: no event will look its wrapper up
         else:
             self.gl.release()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import sys
 import time
@@ -39,4 +40,7 @@ def start_show_log(folder: str | Path = "logs", console_level: int = logging.INF
     logger.addHandler(to_file)
     logger.addHandler(to_console)
     logger.propagate = False
+    # A fault in C (a driver's segfault, an abort) ends the process without a Python traceback:
+    # each thread's stack goes into the show log then, for the report.
+    faulthandler.enable(file=to_file.stream, all_threads=True)
     return path

@@ -375,12 +375,12 @@ def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
             if at_place > TRIES:
                 if moved_on:
                     print(f"showrunner: the show died {at_place} times at {seconds:.1f} s (cue {beat.get('cue', '?')}), "
-                          f"even after moving on to the next cue; stopping. Its performance log {perf_log} "
+                          f"even after moving on to the next cue (the last: {how}); stopping. Its performance log {perf_log} "
                           "replays it up to there", file=sys.stderr)
                     return 1
                 moved_on, next_cue, at_place = True, True, TRIES  # dying here once more: stop
             if restarts > MAX_RESTARTS:
-                print(f"showrunner: the show died {restarts} times; stopping. Its performance log {perf_log} "
+                print(f"showrunner: the show died {restarts} times (the last: {how}); stopping. Its performance log {perf_log} "
                       "replays it up to there", file=sys.stderr)
                 return 1
             print(f"showrunner: the show died ({how}) at {seconds:.1f} s, cue {beat.get('cue', '?')}; starting it "

@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,22 @@ def egl():
     ctx = moderngl.create_standalone_context(backend="egl", require=330)
     ctx.release()
     return True
+
+
+@pytest.fixture
+def x_display():
+    """A virtual X display (Xvfb) of the test's own; yields the environment that selects it."""
+    number = next(n for n in range(90, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists()
+                  and not Path(f"/tmp/.X{n}-lock").exists())
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "640x360x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/tmp/.X11-unix/X{number}").exists():
+            assert server.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+            time.sleep(0.05)
+        environment = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "WAYLAND_DISPLAY")}
+        yield {**environment, "DISPLAY": f":{number}"}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
