@@ -8,7 +8,10 @@ virtual time without drawing (a log as the live show writes it: every input by t
 line, as a show that dies leaves it). Then ``showrunner run --resume LOG`` (the command the
 supervisor runs, headless, no sound) is timed from its start to the line saying the show is back
 (after the catch-up; the first frame follows within a frame): the gap a performer sees, less the
-supervisor's noticing the death (it waits on the process: milliseconds). The same with a standby
+supervisor's noticing the death (it waits on the process: milliseconds). The show that died saved
+its whole state every 30 s (``--save-state-every``'s default), the last 29 s before its death (the
+longest catch-up), and the restarted show starts from it; again without it, from the log's start,
+for comparison. The same with a standby
 (``--standby``: a second show loaded and waiting, ticking along behind the show through its log,
 told to take over as the supervisor tells it).
 Also: the catch-up's speed, show seconds per wall second. The goal, the issue's: the picture back
@@ -34,7 +37,8 @@ PERFORMANCES = sorted((ROOT / "assets" / "midi" / "performances").glob("*.mid"))
 MINUTES_VARIABLE = "SHOWRUNNER_RECOVERY_MINUTES"  # e.g. "1,10,30" (the default)
 GOAL_S = 5.0
 BACK = re.compile(r"back after the show died: at ([\d.]+) s, cue (\w+), ([\d.]+) s without a show "
-                  r"\(caught up (\d+) ticks in ([\d.]+) s\)")
+                  r"\(caught up (\d+) ticks in ([\d.]+) s(?: from its state at ([\d.]+) s)?\)")
+STATE_EVERY_S = 30.0  # the live show's default (showrunner run --save-state-every)
 
 
 def long_performance(path: Path, seconds: float) -> None:
@@ -63,7 +67,10 @@ def long_performance(path: Path, seconds: float) -> None:
 
 def write_log(setlist: Path, midi: Path, seconds: float, log: Path) -> None:
     """The performance log of the piece played by ``midi`` for ``seconds``, as a live show that
-    died then would have left it (no end line)."""
+    died then would have left it (no end line), and the states it saved every STATE_EVERY_S
+    show seconds, from 1 s in: the last one 29 s before the death (the longest catch-up)."""
+    from engine.recovery_state import StateSaver, state_path
+
     from engine.audio.control import NoAudio
     from engine.cli_commands import _load_scenes, _show_header
     from engine.clock import VirtualTime
@@ -86,7 +93,10 @@ def write_log(setlist: Path, midi: Path, seconds: float, log: Path) -> None:
         _load_scenes(show)
         show.add_source(MidiFilePerformer(performance, show.queue))
         show.draw_frames = False
+        show.state_saver = StateSaver(state_path(log), STATE_EVERY_S, loaded.settings.tick_rate)
+        show.state_saver.next_tick = loaded.settings.tick_rate  # 1 s in, then every 30 s
         show.run()
+        show.state_saver.join()
     finally:
         perf_log.close()
         display.close()
@@ -96,7 +106,8 @@ def write_log(setlist: Path, midi: Path, seconds: float, log: Path) -> None:
 
 
 def resume(setlist: Path, midi: Path, seconds: float, log: Path, work: Path) -> tuple[float, float, int]:
-    """(gap seconds, catch-up seconds, ticks caught up) of ``showrunner run --resume``."""
+    """(gap seconds, catch-up seconds, ticks caught up) of ``showrunner run --resume`` (from the
+    state saved beside the log, when there is one)."""
     environment = {**os.environ, "SHOWRUNNER_DIED_AT": repr(time.time())}
     done = subprocess.run(
         [sys.executable, "-m", "engine.cli", "run", str(setlist), "--midi-file", str(midi), "--headless", "--no-audio",
@@ -150,6 +161,8 @@ def resume_standby(setlist: Path, midi: Path, seconds: float, log: Path, work: P
 
 
 def run() -> BenchResult:
+    from engine.recovery_state import state_path
+
     text = os.environ.get(MINUTES_VARIABLE, "1,10,30")
     minutes = [float(value) for value in text.split(",") if value.strip()]
     result = BenchResult("recovery", "Recovery: a show's death to its picture back", __doc__.split("\n\n")[1],
@@ -166,13 +179,19 @@ def run() -> BenchResult:
             log = work / f"died-{minute:g}.perf.jsonl"
             write_log(setlist, midi, seconds, log)
             gap, caught_up, ticks = resume(setlist, midi, seconds, log, work)
+            state = state_path(log)
+            state.rename(state.with_name(state.name + ".aside"))  # the same, from the log's start
+            whole_gap, whole_caught_up, whole_ticks = resume(setlist, midi, seconds, log, work)
             ready, _, _ = resume_standby(setlist, midi, seconds, log, work)
             result.figures += [
                 Figure(f"death at {minute:g} min: picture back, restarted", gap, "s", f"<= {GOAL_S:g}", gap <= GOAL_S),
                 Figure(f"death at {minute:g} min: picture back, --standby", ready, "s", f"<= {GOAL_S:g}",
                        ready <= GOAL_S),
-                Figure(f"death at {minute:g} min: catch-up, restarted", caught_up, "s"),
-                Figure(f"death at {minute:g} min: catch-up speed, restarted", ticks / 60 / max(caught_up, 1e-9), "x"),
+                Figure(f"death at {minute:g} min: picture back, restarted from the log's start", whole_gap, "s"),
+                Figure(f"death at {minute:g} min: catch-up, restarted (from the state 29 s before)", caught_up, "s"),
+                Figure(f"death at {minute:g} min: catch-up, restarted from the log's start", whole_caught_up, "s"),
+                Figure(f"death at {minute:g} min: catch-up speed, restarted from the log's start",
+                       whole_ticks / 60 / max(whole_caught_up, 1e-9), "x"),
             ]
     result.notes.append(f"the piece's four parts over {longest / 60:g} min; headless, no sound; "
                         "the catch-up speed in show seconds per wall second")

@@ -46,6 +46,7 @@ def _number_between(low: float, high: float, unit: str):
 
 
 _duration = _number_between(0.001, 24 * 3600, "seconds")
+_state_every = _number_between(0, 24 * 3600, "seconds")
 _fps = _number_between(1, 240, "frames per second")
 
 
@@ -108,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="recovery: keep a second copy of the show loaded and waiting, so that a show "
                           "that dies is back in well under a second plus its catch-up (costs the "
                           "show's memory twice, and its loading once more after it goes live)")
+    run.add_argument("--save-state-every", type=_state_every, default=30.0, metavar="SECONDS",
+                     help="recovery: save the show's whole state beside its performance log this often "
+                          "(show seconds; 0: never), so that a show back after dying catches up from "
+                          "there, not from the start (default 30)")
     run.add_argument("--perf-log", metavar="FILE", type=Path,
                      help="performance log for 'showrunner replay' (default: beside the show log)")
 

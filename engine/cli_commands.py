@@ -321,9 +321,11 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
                 header["camera"]["recorded"] = str(video.path.resolve())
             perf_log = PerformanceLog(perf_path, header if resumed is None else None)
             if resumed is None:  # a new log: no state an earlier show of this path saved is of use
+                from engine import recovery_state
                 from engine.supervisor import clear_training
 
                 clear_training(perf_path)
+                recovery_state.clear(perf_path)
         display = open_display(settings.resolution, headless=headless, fullscreen=args.fullscreen,
                                display_index=args.display, title=settings.title, hidden=standby is not None)
         try:
@@ -367,6 +369,11 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
 
                 show.heartbeat = heartbeat_path(perf_path)
                 show.publish_training(training_folder(perf_path))
+                if args.save_state_every > 0:
+                    from engine.recovery_state import StateSaver, state_path
+
+                    show.state_saver = StateSaver(state_path(perf_path), args.save_state_every,
+                                                  settings.tick_rate)
                 note_perf_log(perf_path)
             if resumed is not None:
                 _catch_up(show, resumed, args)
@@ -476,38 +483,47 @@ def _heard_after(beat: dict, until: int, header: dict) -> float | None:
 
 
 def _resumed_log(args: argparse.Namespace):
-    """The performance log of the show that died, read back, and where it got (the later of its
-    last input and its last heartbeat)."""
+    """The performance log of the show that died, read back, and where it got (the latest of its
+    last input, its last heartbeat and the state it saved last)."""
     from engine import perflog
     from engine.supervisor import heartbeat_path, read_heartbeat
 
+    from engine.recovery_state import read_tick, state_path
+
     recording = perflog.load(args.resume)
     beat = read_heartbeat(heartbeat_path(args.resume))
-    until = max(recording.end, int(beat.get("tick", 0)))
+    # Its inputs are in the log as they come, so a state it saved after its last heartbeat is a
+    # tick it reached with every input before it logged.
+    state = read_tick(state_path(args.resume))
+    until = max(recording.end, int(beat.get("tick", 0)), state[0] if state is not None else 0)
     return recording, until, _heard_after(beat, until, recording.header)
 
 
 def _catch_up(show: Show, resumed, args: argparse.Namespace) -> None:
     """The restarted show ticks through the log of the one that died up to where it got, then
     says so: in the log, on the HUD, in the metrics' events."""
+    from engine.recovery_state import state_path
     from engine.supervisor import DIED_AT, training_folder
 
     recording, until, heard_after = resumed
     show.training_folder = show.training_folder or training_folder(args.resume)
-    took = show.catch_up(recording, until, next_cue=args.resume_next_cue, heard_after=heard_after)
+    took = show.catch_up(recording, until, next_cue=args.resume_next_cue, heard_after=heard_after,
+                         state=state_path(args.resume))
     trainers = [trainer for scene in show.scenes for trainer in scene.context.trainers.values()]
     resumed_from = sum(1 for trainer in trainers if trainer.resumed)
     died = os.environ.get(DIED_AT)
     gap = time.time() - float(died) if died else float("nan")
     where = f"{until / show.clock.tick_rate:.1f} s, cue {show.playhead.current.id}"
     line = (f"back after the show died: at {where}, {gap:.2f} s without a show "
-            f"(caught up {until} ticks in {took:.2f} s"
+            f"(caught up {until - show.restored_at} ticks in {took:.2f} s"
+            f"{f' from its state at {show.restored_at / show.clock.tick_rate:.1f} s' if show.restored_at else ''}"
             f"{f', {resumed_from} of {len(trainers)} models from their saved states' if trainers else ''})"
             f"{'; on to the next cue' if args.resume_next_cue else ''}")
     log.warning("%s", line)
     if show.hud is not None:
         show.hud.state.last_error = line
-    show.recovered = {"gap_s": round(gap, 3), "caught_up_s": round(took, 3), "tick": until}
+    show.recovered = {"gap_s": round(gap, 3), "caught_up_s": round(took, 3), "tick": until,
+                      "from_tick": show.restored_at}
 
 
 def _wait_for_audio(audio: AudioOut, timeout: float = 5.0) -> None:

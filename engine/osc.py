@@ -76,6 +76,14 @@ class OscInput:
         it must be quick and never block."""
         self._now.setdefault(address, []).append(handler)
 
+    def set_now_handlers(self, handlers: list[tuple[str, Callable[[OscMessage], None]]]) -> None:
+        """Replace every :meth:`on_message_now` handler with ``handlers`` ((address, handler)): a
+        show's scenes put back from a saved state (engine.recovery_state) take their own."""
+        now: dict[str, list] = {}
+        for address, handler in handlers:
+            now.setdefault(address, []).append(handler)
+        self._now = now
+
     def start(self) -> None:
         self._thread.start()
         log.info("listening for OSC on %s:%d", self.host, self.port)

@@ -209,6 +209,10 @@ class Show:
         # Where live trainers save their newest state for a show catching up after this one died
         # (and where a catching-up show reads them): engine.supervisor.training_folder.
         self.training_folder: Path | None = None
+        # Where a supervised live show saves its whole state now and then (engine.recovery_state),
+        # and the tick a show catching up after a death started from (0: the log's start).
+        self.state_saver = None
+        self.restored_at = 0
 
     # Set-up.
     def load(self, progress: Callable[[int, str], None] | None = None) -> list[str]:
@@ -345,6 +349,8 @@ class Show:
             while not self._quit:
                 if self.before_frame is not None:
                     self.before_frame(self.frame_index)
+                if self.state_saver is not None and self.replay is None and self._catching_up is None:
+                    self.state_saver.maybe_save(self)
                 if self.stop_at_frame is not None and self.frame_index >= self.stop_at_frame:
                     break
                 if self.recorder is not None:
@@ -418,7 +424,8 @@ class Show:
         except OSError:
             pass  # the show goes on without it
 
-    def catch_up(self, replay: Replay, until: int, next_cue: bool = False, heard_after: float | None = None) -> float:
+    def catch_up(self, replay: Replay, until: int, next_cue: bool = False, heard_after: float | None = None,
+                 state: Path | None = None) -> float:
         """Before ``run(resume=True)`` of a show restarted after its process died: tick through the
         performance log of the show that died, without drawing or sounding, up to tick ``until``
         (where it got), so that every scene, learner and trainer, the cue, the pedals and the MIDI
@@ -428,6 +435,8 @@ class Show:
         up to which the show that died took in its live MIDI; what the port brought since, which
         the audio process it left playing took in and played (:meth:`LiveAudio.adopt`), this show
         takes in at its first tick, in its order, instead of what its own reader caught of it.
+        ``state``: a state the show that died saved (engine.recovery_state): when it can be had,
+        the show starts from it (:attr:`restored_at`, its tick) and ticks the log after it only.
         Returns the seconds it took.
 
         In three steps for a standby show following a live show's log as it grows
@@ -435,15 +444,22 @@ class Show:
         :meth:`end_catch_up` when it takes over."""
         started = time.perf_counter()
         if self._catching_up is None:
-            self.begin_catch_up(replay)
+            restored = None
+            if state is not None:
+                from engine import recovery_state
+
+                restored = recovery_state.restore(self, state, until)
+            self.restored_at = restored or 0
+            self.begin_catch_up(replay, restored=restored is not None)
         self.catch_up_to(until)
         self.end_catch_up(next_cue, heard_after)
         return time.perf_counter() - started
 
     _catching_up: dict | None = None  # while catching up: the live devices, kept aside
 
-    def begin_catch_up(self, replay: Replay) -> None:
-        """Mute the show and take its inputs from ``replay`` (see :meth:`catch_up`)."""
+    def begin_catch_up(self, replay: Replay, restored: bool = False) -> None:
+        """Mute the show and take its inputs from ``replay`` (see :meth:`catch_up`); ``restored``:
+        the show is at a saved state's tick, its MIDI learn bindings that tick's."""
         from engine.audio.control import NoAudio
 
         self._compilations = _compilations()  # what the scenes compiled at load is not a stall
@@ -462,7 +478,8 @@ class Show:
         self.audio, self.perf_log, self.osc_out, self.midi_out, self._metrics = muted, None, None, None, None
         self.replay = replay
         self._port_heard = replay.hears_midi
-        self.learn = midi_learn.from_records(self.setlist, replay.header.get("midi_learn") or [])
+        if not restored:
+            self.learn = midi_learn.from_records(self.setlist, replay.header.get("midi_learn") or [])
 
     def _published(self, key: str) -> Path | None:
         """Where the live trainer ``key`` ("cue/name") saves its newest state (None: nowhere)."""

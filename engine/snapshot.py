@@ -42,7 +42,8 @@ SHOW_DRIVER = ("setlist", "options", "time", "display", "video", "hud", "frame_s
                "perf_log", "replay", "osc_in", "osc_out", "midi_out", "_metrics", "summary",
                "_said_at", "warm_up_failures", "_last_frame_ms", "_quit", "_end_at", "_compilations",
                "_trained", "_trainer_failed", "_error_counts", "_pending_events", "before_frame",
-               "stop_at_frame", "draw_frames", "heartbeat", "_heartbeat_at", "recovered", "training_folder")
+               "stop_at_frame", "draw_frames", "heartbeat", "_heartbeat_at", "recovered", "training_folder",
+               "state_saver", "restored_at")
 # Resources are looked for along these attributes first: paths through what every loaded show has
 # (its scenes, by cue), not through what changes (the stack's current scene).
 FIRST = ("display", "video", "hud", "scenes", "audio")
@@ -244,14 +245,15 @@ class _Loader(pickle.Unpickler):
                                 "show that loading does not make)") from None
 
 
-def save(show: Any, frame: int) -> bytes:
-    """The state of ``show`` between frames (at the top of frame ``frame`` of its loop)."""
+def save(show: Any, frame: int, leave: tuple[str, ...] = ()) -> bytes:
+    """The state of ``show`` between frames (at the top of frame ``frame`` of its loop), less its
+    attributes named in ``leave`` (which the restoring show keeps its own of)."""
     paths = _resource_paths(show, FIRST)
     # The show itself, reached from its state (the scene stack's error handler is a bound method of
     # it), is the restoring show: saved as a copy, it would be a second show, with its drivers, that
     # the restored state calls into (a scene error counted where nobody reads it).
     paths[id(show)] = ()
-    state = {name: value for name, value in vars(show).items() if name not in SHOW_DRIVER}
+    state = {name: value for name, value in vars(show).items() if name not in SHOW_DRIVER and name not in leave}
     extra = []
     for obj_id, path in paths.items():
         obj = _follow(show, path)
@@ -269,9 +271,25 @@ def save(show: Any, frame: int) -> bytes:
 def restore(show: Any, data: bytes) -> int:
     """Put the state saved by :func:`save` into ``show`` (loaded from the same setlist, not yet
     run); returns the frame it was saved at. The show's time source is set to that moment."""
-    saved = _Loader(io.BytesIO(data), show).load()
-    for path, state in saved["resources"]:
-        _follow(show, path).__restore__(state)
-    vars(show).update(saved["state"])
+    saved = read(show, data)
+    apply(show, saved)
     show.time.advance(saved["now"] - show.time.now())
     return saved["frame"]
+
+
+def read(show: Any, data: bytes) -> dict:
+    """The state saved by :func:`save`, read for ``show`` (its resources are ``show``'s), without
+    changing ``show``: what goes wrong here leaves it as it was."""
+    try:
+        return _Loader(io.BytesIO(data), show).load()
+    except SnapshotError:
+        raise
+    except Exception as error:  # a truncated or foreign file: unpickling raises anything
+        raise SnapshotError(f"cannot read the saved state: {type(error).__name__}: {error}") from None
+
+
+def apply(show: Any, saved: dict, keep: tuple[str, ...] = ()) -> None:
+    """Put a state :func:`read` gave into ``show``; its own attributes named in ``keep`` stay."""
+    for path, state in saved["resources"]:
+        _follow(show, path).__restore__(state)
+    vars(show).update({name: value for name, value in saved["state"].items() if name not in keep})

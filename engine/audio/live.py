@@ -110,6 +110,8 @@ class LiveAudio(AudioOut):
     What the mixer played and the input heard are kept in ``state``'s tap (the last 5 s) for the
     recorder: :meth:`engine.audio.shared.SharedAudioState.read_tap`."""
 
+    snapshot_by_reference = True  # engine.snapshot: a show's client of its audio process, not state
+
     def __init__(self, config: RackConfig | MixerConfig, piano: bool = False,
                  device: str | None = None, midi_input: str | None = None, midi_api: str = "auto",
                  log_file: Path | None = None, input_device: str | None = None,

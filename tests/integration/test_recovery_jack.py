@@ -88,7 +88,8 @@ def test_the_sound_and_the_port_go_on_through_a_dead_show(jack, tmp_path, standb
         showrunner_command("run", str(DEMO_SETLIST), "--midi-in", "recorder:midi_out", "--midi-api", "jack",
                            "--headless", "--duration", "12", "--metrics", str(metrics),
                            "--perf-log", str(tmp_path / "show.perf.jsonl"), "--log-dir", str(tmp_path / "logs"),
-                           *(["--standby"] if standby else [])),
+                           # restarted: from the state it saved each second (a live port's show)
+                           *(["--standby"] if standby else ["--save-state-every", "1"])),
         env=jack, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert piano.wait_connected(30), "the show's audio process never appeared"
@@ -133,6 +134,7 @@ def test_the_sound_and_the_port_go_on_through_a_dead_show(jack, tmp_path, standb
     back = re.search(r"back after the show died: .*, ([\d.]+) s without a show", err)
     assert back, err[-3000:]
     print(f"picture back after {back.group(1)} s")
+    assert standby or re.search(r"caught up \d+ ticks in [\d.]+ s from its state at", err), err[-3000:]
     log = "\n".join(path.read_text() for path in (tmp_path / "logs").glob("*.log"))
     assert f"playing on through audio process {sound[0]}" in log
 

@@ -1,0 +1,156 @@
+"""A supervised live show's whole state, saved now and then beside its performance log, so that a
+show started after it dies catches up from there instead of from the start (docs/recovery.md).
+
+Without it the catch-up ticks through the whole log: 1.9 s for a death 10 minutes into the first
+piece, 5.6 s at 30 minutes, on top of the 4.6 s a show takes to start. The state is the render
+farm's snapshot (engine/snapshot.py): every ``every`` show seconds, between two frames, the show
+pickles itself (about 3 ms for the first piece; under a millisecond of it is the pickle), and a
+thread writes the bytes to ``PERF.state`` (written whole, then renamed over the last). The show
+started after a death reads it, checks it is from before where the dead show got, puts it into
+itself, and ticks through the log from there only.
+
+What a show owns of its devices stays the restoring show's own, as after a catch-up from the start:
+its note sources and their queue (they go on from the show's time at the end of the catch-up), the
+computer keyboard's held keys, its frame count, its audio process's client. A state that cannot be
+read (another version of the code, a file cut short) is said in the log and the catch-up runs from
+the start, as without one.
+
+Shows whose models train in background threads (engine/learners/trainer.py) save no state: a
+thread's model is not between two frames when the show is; their trainers save their own newest
+states for the catch-up (``Show.publish_training``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from engine import snapshot
+
+log = logging.getLogger("showrunner.recovery")
+
+EVERY_S = 30.0  # show seconds between two saved states (``showrunner run --save-state-every``)
+MAGIC = b"showrunner state 1 "  # then the tick and a newline, then the snapshot's bytes
+# The restoring show's own: what faces its devices (a catch-up from the start leaves them as loaded).
+KEPT = ("sources", "queue", "keyboard", "frame_index")
+
+
+def state_path(perf_log: Path) -> Path:
+    """Where a supervised show writing ``perf_log`` saves its state."""
+    return perf_log.with_name(perf_log.name + ".state")
+
+
+def clear(perf_log: Path) -> None:
+    """A new show writing ``perf_log``: the state an earlier show of the same path saved goes."""
+    for path in (state_path(perf_log), state_path(perf_log).with_suffix(".state.tmp")):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            log.warning("cannot remove %s: %s (a show back after dying may start from it)", path, error.strerror)
+
+
+class StateSaver:
+    """Saves ``show``'s state to ``path`` every ``every`` show seconds (see the module)."""
+
+    snapshot_by_reference = True  # engine.snapshot: how the show is driven, not its state
+
+    def __init__(self, path: Path, every: float, tick_rate: float) -> None:
+        self.path = path
+        self.every_ticks = max(1, round(every * tick_rate))
+        self.next_tick = self.every_ticks
+        self.saved: list[tuple[int, float, int]] = []  # (tick, milliseconds on the show's thread, bytes)
+        self._writer: threading.Thread | None = None
+        self._off = False
+
+    def maybe_save(self, show: Any) -> None:
+        """At the top of a frame: the state, when it is due and the last one is written."""
+        tick = show.clock.tick_count
+        if self._off or tick < self.next_tick or (self._writer is not None and self._writer.is_alive()):
+            return
+        if any(scene.context.trainers for scene in show.scenes):
+            self._off = True
+            log.info("no saved states for recovery: models train in the background here (their trainers "
+                     "save their own)")
+            return
+        started = time.perf_counter()
+        try:
+            data = snapshot.save(show, show.frame_index, leave=KEPT)
+        except Exception as error:  # the show goes on; a catch-up from the start still works
+            self._off = True
+            log.warning("cannot save the show's state for recovery (%s); a show back after dying catches up "
+                        "from the start", error)
+            return
+        took = (time.perf_counter() - started) * 1000
+        self.saved.append((tick, took, len(data)))
+        log.debug("state at tick %d saved in %.1f ms (%.2f MB)", tick, took, len(data) / 1e6)
+        self.next_tick = tick + self.every_ticks
+        self._writer = threading.Thread(target=self._write, args=(tick, data), name="state-writer", daemon=True)
+        self._writer.start()
+
+    def _write(self, tick: int, data: bytes) -> None:
+        partial = self.path.with_suffix(".state.tmp")
+        try:
+            with open(partial, "wb") as out:
+                out.write(MAGIC + str(tick).encode() + b"\n")
+                out.write(data)
+            os.replace(partial, self.path)
+        except OSError as error:
+            self._off = True
+            log.warning("cannot write the show's state to %s (%s); a show back after dying catches up from "
+                        "the start", self.path, error.strerror)
+
+    def join(self, timeout: float = 5.0) -> None:
+        if self._writer is not None:
+            self._writer.join(timeout)
+
+
+def read_tick(path: Path) -> tuple[int, bytes] | None:
+    """(the tick a saved state is from, its snapshot bytes), or None when there is none or it is
+    not one."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    head, _, data = raw.partition(b"\n")
+    if not head.startswith(MAGIC) or not data:
+        return None
+    try:
+        return int(head[len(MAGIC):]), data
+    except ValueError:
+        return None
+
+
+def restore(show: Any, path: Path, until: int) -> int | None:
+    """Put the state saved at ``path`` into ``show`` (loaded, not yet run) when it is from tick
+    ``until`` or before; returns its tick, or None (the show untouched) when there is none, it is
+    from later, or it cannot be read."""
+    found = read_tick(path)
+    if found is None:
+        if path.exists():
+            log.warning("the saved state %s is not one (cut short?): catching up from the start", path)
+        return None
+    tick, data = found
+    if tick > until:
+        log.warning("the saved state is from tick %d, after the log's end (%d): catching up from the start",
+                    tick, until)
+        return None
+    try:
+        saved = snapshot.read(show, data)
+    except snapshot.SnapshotError as error:
+        log.warning("cannot read the saved state %s (%s): catching up from the start", path, error)
+        return None
+    # How the restoring show is driven, not what it was doing: live or paced, replayed or not.
+    driven = [(scene.context.paced, scene.context.replayed_steps, scene.context.osc_now) for scene in show.scenes]
+    snapshot.apply(show, saved, keep=KEPT)
+    for scene, (paced, replayed_steps, osc_now) in zip(show.scenes, driven):
+        scene.context.paced, scene.context.replayed_steps, scene.context.osc_now = paced, replayed_steps, osc_now
+    # What waited for a next tick in the show that saved it is in the log at that tick: taken from there.
+    show._pending_actions, show._pending_learn, show._typed = [], [], []
+    show._throw_requested = False
+    if show.osc_in is not None:  # the scenes' own OSC handlers are the restored scenes'
+        show.osc_in.set_now_handlers(show._osc_handlers)
+    return tick
