@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine import snapshot
+from engine import snapshot, supervisor
 
 log = logging.getLogger("showrunner.recovery")
 
@@ -41,7 +41,7 @@ KEPT = ("sources", "queue", "keyboard", "frame_index")
 
 def state_path(perf_log: Path) -> Path:
     """Where a supervised show writing ``perf_log`` saves its state."""
-    return perf_log.with_name(perf_log.name + ".state")
+    return supervisor.state_path(perf_log)
 
 
 def clear(perf_log: Path) -> None:

@@ -72,6 +72,11 @@ def heartbeat_path(perf_log: Path) -> Path:
     return perf_log.with_name(perf_log.name + ".alive")
 
 
+def state_path(perf_log: Path) -> Path:
+    """Where a supervised show saves its whole state now and then (engine.recovery_state)."""
+    return perf_log.with_name(perf_log.name + ".state")
+
+
 def sound_note_path(perf_log: Path) -> Path:
     """Where a supervised show says which audio process plays its sound (pid, shared files), so
     that the show started after it dies takes that process over instead of starting another."""
@@ -356,6 +361,7 @@ def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
             if stopping or code in NORMAL or code in (-signal.SIGINT, -signal.SIGTERM):
                 if heartbeat is not None:
                     heartbeat.unlink(missing_ok=True)
+                    state_path(perf_log).unlink(missing_ok=True)  # (engine.recovery_state) of no more use
                 return 128 - code if code < 0 else code
             died = time.time()
             beat = read_heartbeat(heartbeat) if heartbeat is not None else {}

@@ -98,6 +98,7 @@ def test_a_show_killed_in_its_second_part_comes_back_at_the_same_moment(tmp_path
             show.kill()
     assert show.returncode == 0, err[-3000:]
     assert "the show died (signal SIGKILL)" in err
+    assert not (tmp_path / "crashed.perf.jsonl.state").exists()  # the show ended: of no more use
     back = re.search(r"back after the show died: at ([\d.]+) s, cue (\w+), ([\d.]+) s without a show "
                      r"\(caught up (\d+) ticks in [\d.]+ s(?: from its state at ([\d.]+) s)?\)", err)
     assert back, err[-3000:]
