@@ -114,19 +114,21 @@ _OscArgument = Union[bool, int, Annotated[float, Field(allow_inf_nan=False)], st
 
 class _Osc(_Line):
     address: Annotated[str, Field(min_length=1, max_length=1024)]
-    args: list[_OscArgument] = []
+    args: list[_OscArgument] = Field(default_factory=list)
     time: _Stamp = 0.0
 
 
 class _TickLine(_Line):
+    # (Factories, not [] and {}: pydantic deep-copies a mutable default for every line read, which
+    # was two thirds of reading a long show's log back, on the way to a restarted show's picture.)
     tick: Annotated[int, Field(ge=0)]
-    midi: list[_Event] = []
-    actions: list[tuple[Literal[tuple(sorted(TICK_ACTIONS))], int]] = []  # type: ignore[valid-type]
+    midi: list[_Event] = Field(default_factory=list)
+    actions: list[tuple[Literal[tuple(sorted(TICK_ACTIONS))], int]] = Field(default_factory=list)  # type: ignore[valid-type]
     cue: str | None = None
-    osc: list[_Osc] = []
-    emitted: list[str] = []
-    learn: list[ChangeRecord] = []  # MIDI learn: bindings made or removed in this tick
-    trained: dict[Annotated[str, Field(min_length=1, max_length=1024)], Annotated[int, Field(ge=0)]] = {}
+    osc: list[_Osc] = Field(default_factory=list)
+    emitted: list[str] = Field(default_factory=list)
+    learn: list[ChangeRecord] = Field(default_factory=list)  # MIDI learn: bindings made or removed in this tick
+    trained: dict[Annotated[str, Field(min_length=1, max_length=1024)], Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
 
 
 class _EndLine(_Line):
