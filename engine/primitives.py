@@ -199,6 +199,10 @@ class TexturedRect:
 class Text:
     """Text rendered with pygame.font into textures, cached per (text, size, colour)."""
 
+    # engine.snapshot: the restoring show's own (its caches fill again as it draws); a show that
+    # has drawn holds fonts and textures loading does not make (a live show's saved state).
+    snapshot_by_reference = True
+
     def __init__(self, gl: moderngl.Context, shaders: ShaderLibrary, frame_size: tuple[int, int],
                  cache_size: int = 256) -> None:
         import os

@@ -1,7 +1,9 @@
 """Snapshots of a whole show (engine/snapshot.py; issue 24), for every scene kind of every piece:
 a show ticked without drawing (the render farm's pass) saves its state in every cue, inside fades
-and while its models train; a show restored from each, real OpenGL and the offline sound, draws
-exactly the frames and plays exactly the sound of an uninterrupted render from there on."""
+and while its models train, and so does a show that draws (a live show's saved state for recovery,
+engine/recovery_state.py: what drawing made comes along); a show restored from each, real OpenGL
+and the offline sound, draws exactly the frames and plays exactly the sound of an uninterrupted
+render from there on."""
 
 from __future__ import annotations
 
@@ -120,8 +122,13 @@ def test_a_restored_show_goes_on_exactly_as_the_show_it_was_saved_from(name, tmp
     # its learners or trainers are at work.
     frames = sorted({int((index * CUE_SECONDS + offset) * FPS) for index in range(len(cues))
                      for offset in (0.3, 1.2)} - {0})
+    drawn_saves = {}
     serial = Run(path, seconds)
     try:
+        def save_drawn(frame: int) -> None:  # (at the top of the frame, as a live show saves its state)
+            if frame in frames:
+                drawn_saves[frame] = (snapshot.save(serial.show, frame), serial.audio.rendered)
+        serial.show.before_frame = save_drawn
         summary = serial.show.run()
         assert summary.scene_errors == 0 and len(summary.cues_played) == len(cues)
         reference, sound = serial.frames, serial.sound()
@@ -142,6 +149,9 @@ def test_a_restored_show_goes_on_exactly_as_the_show_it_was_saved_from(name, tmp
     finally:
         fast.close()
     assert sorted(saved) == frames
+    # In each cue, one state from the pass, one from the drawing show.
+    for frame in frames[1::2]:
+        saved[frame], rendered[frame] = drawn_saves[frame]
     restored = Run(path, seconds)  # one show restored again and again, as a worker may be
     try:
         for frame in frames:
