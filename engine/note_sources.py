@@ -88,9 +88,8 @@ def make_source(spec: dict[str, Any], where: str) -> NoteSource:
 class SourcePlayer:
     """The current cue's source as the show plays it: its pending notes, in show time."""
 
-    def __init__(self, source: NoteSource, cue: str, show_seed: int, playing: bool = True) -> None:
+    def __init__(self, source: NoteSource, cue: str, show_seed: int) -> None:
         self.source = source
-        self.playing = playing  # False in a replay: the notes come from its log
         self.cue = cue
         self.show_seed = show_seed
         self.pending: list[tuple[float, MidiEvent]] = []
@@ -102,7 +101,7 @@ class SourcePlayer:
         self.source.seed = seed
         self.source.throws += 1
         written = self.source.write(seed)
-        self.pending = [(show_time + at, event) for at, event in written] if self.playing else []
+        self.pending = [(show_time + at, event) for at, event in written]
         return f"source:{self.source.kind} seed {seed}"
 
     def due(self, show_time: float) -> list[tuple[float, MidiEvent]]:

@@ -444,11 +444,12 @@ class Show:
         :meth:`end_catch_up` when it takes over."""
         started = time.perf_counter()
         if self._catching_up is None:
-            restored = None
+            restored, learn_file = None, self.learn.path
             if state is not None:
                 from engine import recovery_state
 
-                restored = recovery_state.restore(self, state, until)
+                restored = recovery_state.restore(self, state, until, recovery_state.log_identity(replay.path))
+                self.learn.path = learn_file  # this show's (the state's is the dead show's)
             self.restored_at = restored or 0
             self.begin_catch_up(replay, restored=restored is not None)
         self.catch_up_to(until)
@@ -474,12 +475,14 @@ class Show:
                 trainer.resume_from = self._published(key) if trainer.resumable else None
                 trainers.append(trainer)
         self._catching_up = {"audio": self.audio, "perf_log": self.perf_log, "osc_out": self.osc_out,
-                             "midi_out": self.midi_out, "metrics": self._metrics, "trainers": trainers}
+                             "midi_out": self.midi_out, "metrics": self._metrics, "trainers": trainers,
+                             "learn_file": self.learn.path}
         self.audio, self.perf_log, self.osc_out, self.midi_out, self._metrics = muted, None, None, None, None
         self.replay = replay
         self._port_heard = replay.hears_midi
         if not restored:
             self.learn = midi_learn.from_records(self.setlist, replay.header.get("midi_learn") or [])
+        self.learn.path = None  # the bindings the log replays were saved by the show that made them
 
     def _published(self, key: str) -> Path | None:
         """Where the live trainer ``key`` ("cue/name") saves its newest state (None: nowhere)."""
@@ -511,6 +514,7 @@ class Show:
         self.osc_out = self.osc_out or live["osc_out"]
         self.midi_out = self.midi_out or live["midi_out"]
         self.audio, self._metrics = live["audio"], live["metrics"]
+        self.learn.path = live["learn_file"]  # bindings made from here are saved, as before the death
         self._port_heard = self.audio.hears_midi
         for scene in self.scenes:
             scene.context.audio = self.audio
@@ -656,15 +660,14 @@ class Show:
 
     def _start_source(self, index: int, start: float, record: TickRecord) -> None:
         """The cue's note source writes from ``start`` (the previous cue's stops, its notes
-        released). A replay writes the same (the same seeds) but plays the notes from its log."""
+        released). A replay writes and plays the same (the same seeds), but its notes come from its
+        log (:meth:`_play_source`)."""
         if self._source_player is not None:
-            for at, event in self._source_player.release(start):
-                self.queue.push(self._origin + at, event)
+            self._play_source(self._source_player.release(start))
             self._source_player = None
         source = self.scenes[index].context.source
-        if source is not None:  # a replay writes too (what the scene shows), its notes come from the log
-            self._source_player = SourcePlayer(source, self.setlist.cues[index].id, self.setlist.settings.seed,
-                                               playing=self.replay is None)
+        if source is not None:
+            self._source_player = SourcePlayer(source, self.setlist.cues[index].id, self.setlist.settings.seed)
             word = self._source_player.throw(start)
             record.events.append(word)
             log.info("cue %s: %s", self.setlist.cues[index].id, word)
@@ -674,16 +677,23 @@ class Show:
         player = self._source_player
         if player is None:
             return
-        for at, event in player.release(show_time):
-            self.queue.push(self._origin + at, event)
+        self._play_source(player.release(show_time))
         record.events.append(player.throw(show_time))
+
+    def _play_source(self, notes: list) -> None:
+        """A note source's notes (show time, event) into the input, live. A replay (and a show
+        catching up after a death) plays its source all the same, so that where the source is
+        (what is pending, what sounds) is the live show's when it goes live, but takes the notes
+        from its log: the live show's queue never holds them."""
+        if self.replay is None:
+            for at, event in notes:
+                self.queue.push(self._origin + at, event)
 
     def _deliver_input(self, tick: int, show_time: float, record: TickRecord) -> list:
         """The MIDI events due in this tick, bounded (:mod:`engine.input_bound`), to the sound, the
         HUD, OSC, MIDI learn, the playhead's triggers and the scenes; returns those taken."""
         if self._source_player is not None:  # a source's notes join the input as they fall due
-            for at, event in self._source_player.due(show_time):
-                self.queue.push(self._origin + at, event)
+            self._play_source(self._source_player.due(show_time))
         if self.replay is not None:  # stamped in show time already, bit for bit
             due = [(None, event) for event in self.replay.due(tick)]
         else:
