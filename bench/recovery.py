@@ -69,7 +69,7 @@ def write_log(setlist: Path, midi: Path, seconds: float, log: Path) -> None:
     """The performance log of the piece played by ``midi`` for ``seconds``, as a live show that
     died then would have left it (no end line), and the states it saved every STATE_EVERY_S
     show seconds, from 1 s in: the last one 29 s before the death (the longest catch-up)."""
-    from engine.recovery_state import StateSaver, state_path
+    from engine.recovery_state import StateSaver, log_identity, state_path
 
     from engine.audio.control import NoAudio
     from engine.cli_commands import _load_scenes, _show_header
@@ -93,7 +93,7 @@ def write_log(setlist: Path, midi: Path, seconds: float, log: Path) -> None:
         _load_scenes(show)
         show.add_source(MidiFilePerformer(performance, show.queue))
         show.draw_frames = False
-        show.state_saver = StateSaver(state_path(log), STATE_EVERY_S, loaded.settings.tick_rate)
+        show.state_saver = StateSaver(state_path(log), STATE_EVERY_S, loaded.settings.tick_rate, log_identity(log))
         show.state_saver.next_tick = loaded.settings.tick_rate  # 1 s in, then every 30 s
         show.run()
         show.state_saver.join()

@@ -370,10 +370,10 @@ def _run_show(args, setlist, performance, headless, midi_pattern, rack, pool, lo
                 show.heartbeat = heartbeat_path(perf_path)
                 show.publish_training(training_folder(perf_path))
                 if args.save_state_every > 0:
-                    from engine.recovery_state import StateSaver, state_path
+                    from engine.recovery_state import StateSaver, log_identity, state_path
 
                     show.state_saver = StateSaver(state_path(perf_path), args.save_state_every,
-                                                  settings.tick_rate)
+                                                  settings.tick_rate, log_identity(perf_path))
                 note_perf_log(perf_path)
             if resumed is not None:
                 _catch_up(show, resumed, args)
@@ -488,13 +488,14 @@ def _resumed_log(args: argparse.Namespace):
     from engine import perflog
     from engine.supervisor import heartbeat_path, read_heartbeat
 
-    from engine.recovery_state import read_tick, state_path
+    from engine.recovery_state import log_identity, read_tick, state_path
 
     recording = perflog.load(args.resume)
     beat = read_heartbeat(heartbeat_path(args.resume))
     # Its inputs are in the log as they come, so a state it saved after its last heartbeat is a
-    # tick it reached with every input before it logged.
-    state = read_tick(state_path(args.resume))
+    # tick it reached with every input before it logged (its state only: not one another show of
+    # the same path left).
+    state = read_tick(state_path(args.resume), log_identity(args.resume))
     until = max(recording.end, int(beat.get("tick", 0)), state[0] if state is not None else 0)
     return recording, until, _heard_after(beat, until, recording.header)
 

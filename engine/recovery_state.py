@@ -1,13 +1,13 @@
 """A supervised live show's whole state, saved now and then beside its performance log, so that a
 show started after it dies catches up from there instead of from the start (docs/recovery.md).
 
-Without it the catch-up ticks through the whole log: 1.9 s for a death 10 minutes into the first
-piece, 5.6 s at 30 minutes, on top of the 4.6 s a show takes to start. The state is the render
+Without it the catch-up ticks through the whole log: 1.8 s for a death 10 minutes into the first
+piece, 5.3 s at 30 minutes, on top of the 3.5-4 s a show takes to start. The state is the render
 farm's snapshot (engine/snapshot.py): every ``every`` show seconds, between two frames, the show
 pickles itself (about 3 ms for the first piece; under a millisecond of it is the pickle), and a
 thread writes the bytes to ``PERF.state`` (written whole, then renamed over the last). The show
-started after a death reads it, checks it is from before where the dead show got, puts it into
-itself, and ticks through the log from there only.
+started after a death reads it, checks it is the state of the same show (a digest of its log's
+header) from before where it got, puts it into itself, and ticks through the log from there only.
 
 What a show owns of its devices stays the restoring show's own, as after a catch-up from the start:
 its note sources and their queue (they go on from the show's time at the end of the catch-up), the
@@ -22,6 +22,7 @@ states for the catch-up (``Show.publish_training``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -34,7 +35,7 @@ from engine import snapshot, supervisor
 log = logging.getLogger("showrunner.recovery")
 
 EVERY_S = 30.0  # show seconds between two saved states (``showrunner run --save-state-every``)
-MAGIC = b"showrunner state 1 "  # then the tick and a newline, then the snapshot's bytes
+MAGIC = b"showrunner state 2 "  # then the tick, the log's identity and a newline, then the snapshot's bytes
 # The restoring show's own: what faces its devices (a catch-up from the start leaves them as loaded).
 KEPT = ("sources", "queue", "keyboard", "frame_index")
 
@@ -42,6 +43,16 @@ KEPT = ("sources", "queue", "keyboard", "frame_index")
 def state_path(perf_log: Path) -> Path:
     """Where a supervised show writing ``perf_log`` saves its state."""
     return supervisor.state_path(perf_log)
+
+
+def log_identity(perf_log: Path) -> str:
+    """Which show's log ``perf_log`` is: a digest of its first line (the header, with the time the
+    show started), so that a state another show of the same path left is never taken for its."""
+    try:
+        with open(perf_log, "rb") as file:
+            return hashlib.sha1(file.readline()).hexdigest()[:16]
+    except OSError:
+        return "-"
 
 
 def clear(perf_log: Path) -> None:
@@ -58,13 +69,15 @@ class StateSaver:
 
     snapshot_by_reference = True  # engine.snapshot: how the show is driven, not its state
 
-    def __init__(self, path: Path, every: float, tick_rate: float) -> None:
+    def __init__(self, path: Path, every: float, tick_rate: float, identity: str = "-") -> None:
         self.path = path
+        self.identity = identity  # log_identity() of the show's performance log
         self.every_ticks = max(1, round(every * tick_rate))
         self.next_tick = self.every_ticks
         self.saved: list[tuple[int, float, int]] = []  # (tick, milliseconds on the show's thread, bytes)
         self._writer: threading.Thread | None = None
         self._off = False
+        self._failures = 0  # saves in a row that failed: three, and saving stops
 
     def maybe_save(self, show: Any) -> None:
         """At the top of a frame: the state, when it is due and the last one is written."""
@@ -80,10 +93,16 @@ class StateSaver:
         try:
             data = snapshot.save(show, show.frame_index, leave=KEPT)
         except Exception as error:  # the show goes on; a catch-up from the start still works
-            self._off = True
-            log.warning("cannot save the show's state for recovery (%s); a show back after dying catches up "
-                        "from the start", error)
+            # Something that cannot be saved stays so; a passing failure (another thread changing
+            # what was being pickled) is tried again at the next save.
+            self._failures += 1
+            self._off = isinstance(error, snapshot.SnapshotError) or self._failures >= 3
+            self.next_tick = tick + self.every_ticks
+            log.warning("cannot save the show's state for recovery (%s)%s", error,
+                        "; a show back after dying catches up from the start" if self._off else
+                        "; trying again at the next save")
             return
+        self._failures = 0
         took = (time.perf_counter() - started) * 1000
         self.saved.append((tick, took, len(data)))
         log.debug("state at tick %d saved in %.1f ms (%.2f MB)", tick, took, len(data) / 1e6)
@@ -95,7 +114,7 @@ class StateSaver:
         partial = self.path.with_suffix(".state.tmp")
         try:
             with open(partial, "wb") as out:
-                out.write(MAGIC + str(tick).encode() + b"\n")
+                out.write(MAGIC + f"{tick} {self.identity}\n".encode())
                 out.write(data)
             os.replace(partial, self.path)
         except OSError as error:
@@ -108,9 +127,9 @@ class StateSaver:
             self._writer.join(timeout)
 
 
-def read_tick(path: Path) -> tuple[int, bytes] | None:
-    """(the tick a saved state is from, its snapshot bytes), or None when there is none or it is
-    not one."""
+def read_state(path: Path) -> tuple[int, str, bytes] | None:
+    """(the tick a saved state is from, the identity of the log it belongs to, its snapshot
+    bytes), or None when there is none or it is not one."""
     try:
         raw = path.read_bytes()
     except OSError:
@@ -118,22 +137,38 @@ def read_tick(path: Path) -> tuple[int, bytes] | None:
     head, _, data = raw.partition(b"\n")
     if not head.startswith(MAGIC) or not data:
         return None
+    tick, _, identity = head[len(MAGIC):].decode("ascii", "replace").partition(" ")
     try:
-        return int(head[len(MAGIC):]), data
+        return int(tick), identity, data
     except ValueError:
         return None
 
 
-def restore(show: Any, path: Path, until: int) -> int | None:
-    """Put the state saved at ``path`` into ``show`` (loaded, not yet run) when it is from tick
-    ``until`` or before; returns its tick, or None (the show untouched) when there is none, it is
-    from later, or it cannot be read."""
-    found = read_tick(path)
+def read_tick(path: Path, identity: str) -> tuple[int, bytes] | None:
+    """(the tick, the snapshot bytes) of the state saved at ``path`` for the show whose log has
+    ``identity``; None when there is none, it is not one or it is another show's."""
+    found = read_state(path)
+    if found is None or found[1] != identity:
+        return None
+    return found[0], found[2]
+
+
+def restore(show: Any, path: Path, until: int, identity: str) -> int | None:
+    """Put the state saved at ``path`` into ``show`` (loaded, not yet run) when it is the state of
+    the show whose log has ``identity``, from tick ``until`` or before; returns its tick, or None
+    (the show untouched) when there is none, it is another show's or from later, or it cannot be
+    read. A state that is read but cannot be put into the show is renamed ``.bad`` (the next show
+    back catches up from the start) and the error raised: the show is half the state's by then."""
+    found = read_state(path)
     if found is None:
         if path.exists():
             log.warning("the saved state %s is not one (cut short?): catching up from the start", path)
         return None
-    tick, data = found
+    tick, saved_for, data = found
+    if saved_for != identity:
+        log.warning("the saved state %s is another show's (its log's identity %s, this log's %s): catching up "
+                    "from the start", path, saved_for, identity)
+        return None
     if tick > until:
         log.warning("the saved state is from tick %d, after the log's end (%d): catching up from the start",
                     tick, until)
@@ -145,12 +180,29 @@ def restore(show: Any, path: Path, until: int) -> int | None:
         return None
     # How the restoring show is driven, not what it was doing: live or paced, replayed or not.
     driven = [(scene.context.paced, scene.context.replayed_steps, scene.context.osc_now) for scene in show.scenes]
-    snapshot.apply(show, saved, keep=KEPT)
+    try:
+        snapshot.apply(show, saved, keep=KEPT)
+    except Exception:
+        try:
+            os.replace(path, path.with_name(path.name + ".bad"))
+        except OSError:
+            pass
+        log.error("the saved state %s could not be put into the show: renamed .bad; the next show back catches "
+                  "up from the start", path)
+        raise
     for scene, (paced, replayed_steps, osc_now) in zip(show.scenes, driven):
         scene.context.paced, scene.context.replayed_steps, scene.context.osc_now = paced, replayed_steps, osc_now
     # What waited for a next tick in the show that saved it is in the log at that tick: taken from there.
     show._pending_actions, show._pending_learn, show._typed = [], [], []
     show._throw_requested = False
+    # Between ticks, as a catch-up from the start leaves its clock: the dead show's fraction of a
+    # tick would move where the live inputs fall.
+    show.clock._accumulator = 0.0
+    # Out of MIDI learn mode, with the bindings made, as after a catch-up from the start (the
+    # log holds the bindings, not the mode); the kept keyboard is out of it already.
+    show.learn.leave()
+    if getattr(show, "hud", None) is not None:
+        show.hud.show_learn([])
     if show.osc_in is not None:  # the scenes' own OSC handlers are the restored scenes'
         show.osc_in.set_now_handlers(show._osc_handlers)
     return tick

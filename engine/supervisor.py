@@ -77,6 +77,13 @@ def state_path(perf_log: Path) -> Path:
     return perf_log.with_name(perf_log.name + ".state")
 
 
+def _drop_state(perf_log: Path) -> None:
+    """The saved state (engine.recovery_state) and a half-written one go."""
+    from engine import recovery_state
+
+    recovery_state.clear(perf_log)
+
+
 def sound_note_path(perf_log: Path) -> Path:
     """Where a supervised show says which audio process plays its sound (pid, shared files), so
     that the show started after it dies takes that process over instead of starting another."""
@@ -361,7 +368,7 @@ def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
             if stopping or code in NORMAL or code in (-signal.SIGINT, -signal.SIGTERM):
                 if heartbeat is not None:
                     heartbeat.unlink(missing_ok=True)
-                    state_path(perf_log).unlink(missing_ok=True)  # (engine.recovery_state) of no more use
+                    _drop_state(perf_log)  # of no more use
                 return 128 - code if code < 0 else code
             died = time.time()
             beat = read_heartbeat(heartbeat) if heartbeat is not None else {}
@@ -373,6 +380,8 @@ def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
                 return 1
             same = bool(deaths) and abs(seconds - deaths[-1]) <= SAME_PLACE
             deaths.append(seconds)
+            if same:  # the show back from its saved state died there again: the next one starts from the log's
+                _drop_state(perf_log)
             at_place = at_place + 1 if same else 1
             if not same:
                 moved_on = False

@@ -123,3 +123,36 @@ def test_the_bindings_a_show_starts_with_go_into_its_log_and_its_replay(tmp_path
     assert replay.header["midi_learn"][0]["parameter"] == "decay"
     _, replayed = run_show(tmp_path, [], seconds=2.0, replay=replay)
     assert learned(replayed) == learned(records)
+
+
+@pytest.mark.parametrize("from_state", [False, True], ids=["from_the_log", "from_a_saved_state"])
+def test_a_show_back_after_a_death_has_its_bindings_and_saves_new_ones(tmp_path, from_state):
+    # (engine.recovery_state, Show.catch_up) The show that died was in learn mode with a knob
+    # bound; the show back has the binding, is out of learn mode either way (the log holds the
+    # bindings, not the mode; a saved state once brought the mode back with the keys out of it),
+    # and what it binds from here is saved in its learn file (a catch-up from the log once left
+    # it saving nothing).
+    from engine.recovery_state import KEPT, MAGIC, log_identity
+    from engine import snapshot
+
+    (tmp_path / "show.toml").write_text(SETLIST)
+    setlist = load_setlist(tmp_path / "show.toml")
+    steps = [(0.2, "key", "f2"), (0.4, "cc", ControlChange(21, 10)), (0.5, "key", "down"),
+             (0.7, "key", "return")]  # bound and saved; still in learn mode at the end
+    died, _ = run_show(tmp_path, steps, seconds=1.0, learn=midi_learn.for_setlist(setlist))
+    assert died.learn.active and died.keyboard.learning
+    state = None
+    if from_state:
+        state = tmp_path / "perf.jsonl.state"
+        state.write_bytes(MAGIC + f"60 {log_identity(tmp_path / 'perf.jsonl')}\n".encode()
+                          + snapshot.save(died, died.frame_index, leave=KEPT))
+    (tmp_path / "bindings.json").unlink()
+    back = Show(setlist, ShowOptions(duration=2.0), VirtualTime(), None, learn=midi_learn.for_setlist(setlist))
+    back.load()
+    back.catch_up(perflog.load(tmp_path / "perf.jsonl"), 60, state=state)
+    assert back.restored_at == (60 if from_state else 0)
+    assert not back.learn.active and not back.keyboard.learning
+    assert [(b.control, b.parameter) for b in back.learn.bindings.values()] == [(21, "hue")]
+    assert back.learn.path == tmp_path / "bindings.json"
+    back.learn.apply(next(iter(perflog.load(tmp_path / "perf.jsonl").learn.values()))[0])  # a binding made live
+    assert json.loads((tmp_path / "bindings.json").read_text())[0]["parameter"] == "hue"
