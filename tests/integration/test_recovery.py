@@ -74,6 +74,20 @@ def wait_for_tick(metrics: Path, tick: int, process: subprocess.Popen, timeout: 
     raise AssertionError(f"tick {tick} not reached")
 
 
+def killed_at(parent: subprocess.Popen, metrics: Path, tick: int) -> str:
+    """SIGKILL the show ``parent`` supervises once it has reached ``tick``; its stderr, once the
+    parent (which restarts it) has ended well."""
+    try:
+        wait_for_tick(metrics, tick, parent)
+        subprocess.run(["kill", "-KILL", str(the_show(parent))], check=True)
+        _, err = parent.communicate(timeout=300)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode == 0, err[-3000:]
+    return err
+
+
 def frames(path: Path) -> list[str]:
     with av.open(str(path)) as container:
         return [hashlib.md5(b"".join(bytes(p) for p in f.planes)).hexdigest() for f in container.decode(video=0)]
@@ -88,15 +102,7 @@ def test_a_show_killed_in_its_second_part_comes_back_at_the_same_moment(tmp_path
     setlist = piece(tmp_path)
     args = ("--midi-file", str(PERFORMANCE), "--duration", str(SECONDS))
     show = start(tmp_path, setlist, "crashed", *args, "--save-state-every", str(every), jack=jack)
-    try:
-        wait_for_tick(tmp_path / "crashed.jsonl", int((PART + 1.5) * 60), show)  # the knot, 1.5 s in
-        killed = time.time()
-        subprocess.run(["kill", "-KILL", str(the_show(show))], check=True)
-        out, err = show.communicate(timeout=300)
-    finally:
-        if show.poll() is None:
-            show.kill()
-    assert show.returncode == 0, err[-3000:]
+    err = killed_at(show, tmp_path / "crashed.jsonl", int((PART + 1.5) * 60))  # the knot, 1.5 s in
     assert "the show died (signal SIGKILL)" in err
     assert not (tmp_path / "crashed.perf.jsonl.state").exists()  # the show ended: of no more use
     back = re.search(r"back after the show died: at ([\d.]+) s, cue (\w+), ([\d.]+) s without a show "
@@ -181,14 +187,7 @@ def test_a_waltz_the_show_writes_plays_on_after_a_death_as_if_none(tmp_path, eve
     # a saved state).
     setlist, seconds = dice(tmp_path), 7
     show = start(tmp_path, setlist, "crashed", "--duration", str(seconds), "--save-state-every", str(every))
-    try:
-        wait_for_tick(tmp_path / "crashed.jsonl", 3 * 60 + 10, show)
-        subprocess.run(["kill", "-KILL", str(the_show(show))], check=True)
-        _, err = show.communicate(timeout=300)
-    finally:
-        if show.poll() is None:
-            show.kill()
-    assert show.returncode == 0, err[-3000:]
+    err = killed_at(show, tmp_path / "crashed.jsonl", 3 * 60 + 10)
     assert ("from its state at" in err) == bool(every), err[-3000:]
     metrics = {line["tick"]: line for line in lines(tmp_path / "crashed.jsonl")}
     resumed = next(tick for tick in sorted(metrics) if "recovered" in metrics[tick]["events"]) - 1
