@@ -39,6 +39,10 @@ class Polylines:
 
     ``capacity`` is the most points per draw call (grown when needed)."""
 
+    # engine.snapshot: the restoring show's own (GL objects, and a capacity that grows with them
+    # as the show draws: a drawing show's saved state would bring the number without the buffer).
+    snapshot_by_reference = True
+
     def __init__(self, gl: moderngl.Context, shaders: ShaderLibrary, frame_size: tuple[int, int],
                  capacity: int = 4096) -> None:
         self.gl = gl
@@ -144,6 +148,10 @@ class FadingCurves:
 class Points:
     """Round anti-aliased points of a size in pixels."""
 
+    # engine.snapshot: the restoring show's own (GL objects, and a capacity that grows with them
+    # as the show draws: a drawing show's saved state would bring the number without the buffer).
+    snapshot_by_reference = True
+
     def __init__(self, gl: moderngl.Context, shaders: ShaderLibrary, capacity: int = 4096) -> None:
         self.gl = gl
         self.program = shaders.program("points")
@@ -174,6 +182,10 @@ class Points:
 
 class TexturedRect:
     """A texture drawn into a rectangle of the frame (show pixels, origin top-left), tinted."""
+
+    # engine.snapshot: the restoring show's own (GL objects, and a capacity that grows with them
+    # as the show draws: a drawing show's saved state would bring the number without the buffer).
+    snapshot_by_reference = True
 
     def __init__(self, gl: moderngl.Context, shaders: ShaderLibrary, frame_size: tuple[int, int]) -> None:
         self.gl = gl

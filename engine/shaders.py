@@ -53,6 +53,10 @@ class LiveProgram:
     current ``moderngl.Program``; ``generation`` counts successful compiles.
     """
 
+    # engine.snapshot: the restoring show's own, which its shader library swaps when a file is
+    # edited (a restored copy would keep the program it was saved with).
+    snapshot_by_reference = True
+
     def __init__(self, name: str, program: moderngl.Program, files: set[Path]) -> None:
         self.name = name
         self.program = program

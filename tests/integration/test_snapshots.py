@@ -201,3 +201,33 @@ def test_a_snapshot_of_another_show_is_refused_in_one_line(tmp_path):
             snapshot.restore(other.show, state["data"])
     finally:
         other.close()
+
+
+def test_line_and_point_buffers_grown_while_drawing_restore_as_the_restoring_shows_own():
+    # A drawing show's saved state (recovery): the curves' line buffer grew past its first size
+    # as the show drew (the cubic's 64 fading curves, 8,128 segments); the restored show draws
+    # as many with its own buffer (a copy once brought the grown size without the buffer, and
+    # every such frame failed).
+    from types import SimpleNamespace
+
+    from engine.primitives import Points, Polylines
+
+    display = open_display(SIZE, headless=True)
+    try:
+        def show():
+            gl, shaders = display.gl, display.shaders
+            scene = SimpleNamespace(lines=Polylines(gl, shaders, SIZE), points=Points(gl, shaders))
+            return SimpleNamespace(time=VirtualTime(), scene=scene)
+        many = np.random.default_rng(1).uniform(-1, 1, (8128, 2))
+        saving = show()
+        saving.scene.lines.draw_segments(many, many[::-1], (1, 1, 1, 1), 2.0, np.eye(4))
+        saving.scene.points.draw(many, (1, 1, 1, 1), 2.0, np.eye(4))
+        restoring = show()
+        own = restoring.scene.lines, restoring.scene.points
+        snapshot.restore(restoring, snapshot.save(saving, 0))
+        assert (restoring.scene.lines, restoring.scene.points) == own
+        restoring.scene.lines.draw_segments(many, many[::-1], (1, 1, 1, 1), 2.0, np.eye(4))
+        restoring.scene.points.draw(many, (1, 1, 1, 1), 2.0, np.eye(4))
+        display.gl.finish()
+    finally:
+        display.close()
