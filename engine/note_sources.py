@@ -95,13 +95,14 @@ class SourcePlayer:
         self.pending: list[tuple[float, MidiEvent]] = []
         self.sounding: set[tuple[int, int]] = set()
 
-    def throw(self, show_time: float) -> str:
-        """Write anew from ``show_time``: what was pending is dropped; returns the metrics' word."""
+    def throw(self, show_time: float, releasing: list[tuple[float, MidiEvent]] = ()) -> str:
+        """Write anew from ``show_time``: what was pending is dropped, ``releasing`` (the note-offs
+        of :meth:`release`) comes first; returns the metrics' word."""
         seed = zlib.crc32(f"{self.show_seed}/{self.cue}/{self.source.kind}/{self.source.throws}".encode())
         self.source.seed = seed
         self.source.throws += 1
         written = self.source.write(seed)
-        self.pending = [(show_time + at, event) for at, event in written]
+        self.pending = list(releasing) + [(show_time + at, event) for at, event in written]
         return f"source:{self.source.kind} seed {seed}"
 
     def due(self, show_time: float) -> list[tuple[float, MidiEvent]]:

@@ -677,8 +677,10 @@ class Show:
         player = self._source_player
         if player is None:
             return
-        self._play_source(player.release(show_time))
-        record.events.append(player.throw(show_time))
+        # The notes sounding are released by the player itself, as its next notes due: in the
+        # tick after a pedal's (as through the queue before), and in its state, so that a show
+        # back after dying right after a new writing releases them (a catch-up pushes nothing).
+        record.events.append(player.throw(show_time, releasing=player.release(show_time)))
 
     def _play_source(self, notes: list) -> None:
         """A note source's notes (show time, event) into the input, live. A replay (and a show

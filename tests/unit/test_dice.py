@@ -108,3 +108,21 @@ def test_a_bad_source_or_a_broken_line_is_one_line(tmp_path):
     with pytest.raises(UserError) as error:
         load_bars(broken)
     assert "line 8" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_new_writing_releases_the_notes_sounding_as_its_first_notes():
+    # (engine.note_sources.SourcePlayer) The note-offs of a throw are the player's own next notes,
+    # so a state saved, or a catch-up made, between the throw and the next tick still has them.
+    from engine.note_sources import SourcePlayer
+
+    player = SourcePlayer(DiceWaltz(DiceParams(tempo=60.0)), "waltz", 1787)
+    player.throw(0.0)
+    played = player.due(2.5)
+    sounding = sorted(player.sounding)
+    assert played and sounding
+    player.throw(2.5, releasing=player.release(2.5))
+    assert player.sounding == set()
+    first = player.due(2.5)
+    assert [(at, e.channel, e.note) for at, e in first if isinstance(e, NoteOff)] == \
+        [(2.5, channel, note) for channel, note in sounding]
+    assert all(isinstance(e, NoteOff) for _, e in first[:len(sounding)])
