@@ -57,7 +57,8 @@ def log_identity(perf_log: Path) -> str:
 
 def clear(perf_log: Path) -> None:
     """A new show writing ``perf_log``: the state an earlier show of the same path saved goes."""
-    for path in (state_path(perf_log), state_path(perf_log).with_suffix(".state.tmp")):
+    state = state_path(perf_log)
+    for path in (state, state.with_suffix(".state.tmp"), state.with_name(state.name + ".bad")):
         try:
             path.unlink(missing_ok=True)
         except OSError as error:

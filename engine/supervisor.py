@@ -380,6 +380,12 @@ def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
                 return 1
             same = bool(deaths) and abs(seconds - deaths[-1]) <= SAME_PLACE
             deaths.append(seconds)
+            bad = state_path(perf_log).with_name(state_path(perf_log).name + ".bad")
+            if bad.exists():  # it died putting a bad state into itself: not the show's death, no try spent
+                bad.unlink(missing_ok=True)
+                at_place -= 1 if same else 0
+                print("showrunner: the show back could not take the state it saved (set aside); it comes back "
+                      "from the log's start", file=sys.stderr)
             if same:  # the show back from its saved state died there again: the next one starts from the log's
                 _drop_state(perf_log)
             at_place = at_place + 1 if same else 1

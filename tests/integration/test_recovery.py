@@ -199,6 +199,34 @@ def test_a_waltz_the_show_writes_plays_on_after_a_death_as_if_none(tmp_path, eve
     assert played == notes_after(tmp_path / "whole.perf.jsonl", resumed)
 
 
+def test_a_saved_state_the_show_cannot_take_is_set_aside_and_the_show_comes_back_from_its_log(tmp_path):
+    # A state that reads but cannot be put into the show (here: one naming a part the show does
+    # not have) ends that show; the supervisor sets the state aside without counting a try, and
+    # the next show comes back from the log's start.
+    import pickle
+
+    from engine.recovery_state import MAGIC, log_identity
+
+    show = start(tmp_path, dice(tmp_path), "crashed", "--duration", "5", "--save-state-every", "0")
+    perf = tmp_path / "crashed.perf.jsonl"
+    bad = {"frame": 0, "now": 0.0, "state": {}, "resources": [((("attr", "no_such_part"),), None)]}
+
+    try:
+        wait_for_tick(tmp_path / "crashed.jsonl", 120, show)
+        (tmp_path / "crashed.perf.jsonl.state").write_bytes(
+            MAGIC + f"60 {log_identity(perf)}\n".encode() + pickle.dumps(bad))
+    except BaseException:
+        show.kill()
+        raise
+    err = killed_at(show, tmp_path / "crashed.jsonl", 120)
+    assert "could not be put into the show" in err, err[-3000:]
+    assert "could not take the state it saved (set aside); it comes back from the log's start" in err
+    backs = re.findall(r"back after the show died: .*", err)
+    assert len(backs) == 1 and "from its state" not in backs[0], err[-3000:]
+    assert len(re.findall(r"the show died \(", err)) == 2  # the kill, and the show the state ended
+    assert not list(tmp_path.glob("crashed.perf.jsonl.state*"))
+
+
 def drill(tmp_path: Path, then: str, before: float = 1) -> Path:
     text = f"""title = "recovery drill"
 pieces = ["builtin"]

@@ -105,5 +105,6 @@ def test_a_new_show_clears_the_state_an_earlier_one_left(tmp_path):
     log = tmp_path / "show.perf.jsonl"
     state_path(log).write_bytes(MAGIC + b"1 abc\nx")
     state_path(log).with_suffix(".state.tmp").write_bytes(MAGIC + b"2 abc\nx")
+    state_path(log).with_suffix(".state.bad").write_bytes(MAGIC + b"3 abc\nx")
     recovery_state.clear(log)
-    assert not state_path(log).exists() and not state_path(log).with_suffix(".state.tmp").exists()
+    assert not list(tmp_path.iterdir())
