@@ -183,8 +183,7 @@ class Points:
 class TexturedRect:
     """A texture drawn into a rectangle of the frame (show pixels, origin top-left), tinted."""
 
-    # engine.snapshot: the restoring show's own (GL objects, and a capacity that grows with them
-    # as the show draws: a drawing show's saved state would bring the number without the buffer).
+    # engine.snapshot: the restoring show's own (GL objects only).
     snapshot_by_reference = True
 
     def __init__(self, gl: moderngl.Context, shaders: ShaderLibrary, frame_size: tuple[int, int]) -> None:

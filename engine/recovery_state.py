@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine import snapshot, supervisor
+from engine import snapshot
 
 log = logging.getLogger("showrunner.recovery")
 
@@ -42,7 +42,26 @@ KEPT = ("sources", "queue", "keyboard", "frame_index")
 
 def state_path(perf_log: Path) -> Path:
     """Where a supervised show writing ``perf_log`` saves its state."""
-    return supervisor.state_path(perf_log)
+    return perf_log.with_name(perf_log.name + ".state")
+
+
+def _partial(state: Path) -> Path:
+    """Where a state is written before it is renamed over the last."""
+    return state.with_name(state.name + ".tmp")
+
+
+def _set_aside(state: Path) -> Path:
+    """Where a state the show back could not take is moved (:func:`restore`)."""
+    return state.with_name(state.name + ".bad")
+
+
+def take_set_aside(perf_log: Path) -> bool:
+    """Whether the show that just died set its saved state aside (it died of it, not of the show:
+    engine.supervisor counts no try); the set-aside file goes."""
+    path = _set_aside(state_path(perf_log))
+    found = path.exists()
+    path.unlink(missing_ok=True)
+    return found
 
 
 def log_identity(perf_log: Path) -> str:
@@ -58,7 +77,7 @@ def log_identity(perf_log: Path) -> str:
 def clear(perf_log: Path) -> None:
     """A new show writing ``perf_log``: the state an earlier show of the same path saved goes."""
     state = state_path(perf_log)
-    for path in (state, state.with_suffix(".state.tmp"), state.with_name(state.name + ".bad")):
+    for path in (state, _partial(state), _set_aside(state)):
         try:
             path.unlink(missing_ok=True)
         except OSError as error:
@@ -70,7 +89,7 @@ class StateSaver:
 
     snapshot_by_reference = True  # engine.snapshot: how the show is driven, not its state
 
-    def __init__(self, path: Path, every: float, tick_rate: float, identity: str = "-") -> None:
+    def __init__(self, path: Path, every: float, tick_rate: float, identity: str) -> None:
         self.path = path
         self.identity = identity  # log_identity() of the show's performance log
         self.every_ticks = max(1, round(every * tick_rate))
@@ -112,7 +131,7 @@ class StateSaver:
         self._writer.start()
 
     def _write(self, tick: int, data: bytes) -> None:
-        partial = self.path.with_suffix(".state.tmp")
+        partial = _partial(self.path)
         try:
             with open(partial, "wb") as out:
                 out.write(MAGIC + f"{tick} {self.identity}\n".encode())
@@ -181,11 +200,12 @@ def restore(show: Any, path: Path, until: int, identity: str) -> int | None:
         return None
     # How the restoring show is driven, not what it was doing: live or paced, replayed or not.
     driven = [(scene.context.paced, scene.context.replayed_steps, scene.context.osc_now) for scene in show.scenes]
+    learn_file = show.learn.path  # where this show saves its MIDI learn bindings (the state's is the dead show's)
     try:
         snapshot.apply(show, saved, keep=KEPT)
     except Exception:
         try:
-            os.replace(path, path.with_name(path.name + ".bad"))
+            os.replace(path, _set_aside(path))
         except OSError:
             pass
         log.error("the saved state %s could not be put into the show: renamed .bad; the next show back catches "
@@ -202,8 +222,7 @@ def restore(show: Any, path: Path, until: int, identity: str) -> int | None:
     # Out of MIDI learn mode, with the bindings made, as after a catch-up from the start (the
     # log holds the bindings, not the mode); the kept keyboard is out of it already.
     show.learn.leave()
-    if getattr(show, "hud", None) is not None:
-        show.hud.show_learn([])
+    show.learn.path = learn_file
     if show.osc_in is not None:  # the scenes' own OSC handlers are the restored scenes'
         show.osc_in.set_now_handlers(show._osc_handlers)
     return tick

@@ -444,12 +444,11 @@ class Show:
         :meth:`end_catch_up` when it takes over."""
         started = time.perf_counter()
         if self._catching_up is None:
-            restored, learn_file = None, self.learn.path
+            restored = None
             if state is not None:
                 from engine import recovery_state
 
                 restored = recovery_state.restore(self, state, until, recovery_state.log_identity(replay.path))
-                self.learn.path = learn_file  # this show's (the state's is the dead show's)
             self.restored_at = restored or 0
             self.begin_catch_up(replay, restored=restored is not None)
         self.catch_up_to(until)

@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from engine import recovery_state
+
 TRIES = 3  # restarts at the same place before moving on to the next cue
 SAME_PLACE = 2.0  # show seconds: a death this close to the last one is at the same place
 MAX_RESTARTS = 20  # in one show, whatever the places
@@ -70,18 +72,6 @@ def clear_training(perf_log: Path) -> None:
 
 def heartbeat_path(perf_log: Path) -> Path:
     return perf_log.with_name(perf_log.name + ".alive")
-
-
-def state_path(perf_log: Path) -> Path:
-    """Where a supervised show saves its whole state now and then (engine.recovery_state)."""
-    return perf_log.with_name(perf_log.name + ".state")
-
-
-def _drop_state(perf_log: Path) -> None:
-    """The saved state (engine.recovery_state) and a half-written one go."""
-    from engine import recovery_state
-
-    recovery_state.clear(perf_log)
 
 
 def sound_note_path(perf_log: Path) -> Path:
@@ -368,7 +358,7 @@ def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
             if stopping or code in NORMAL or code in (-signal.SIGINT, -signal.SIGTERM):
                 if heartbeat is not None:
                     heartbeat.unlink(missing_ok=True)
-                    _drop_state(perf_log)  # of no more use
+                    recovery_state.clear(perf_log)  # its saved state: of no more use
                 return 128 - code if code < 0 else code
             died = time.time()
             beat = read_heartbeat(heartbeat) if heartbeat is not None else {}
@@ -380,15 +370,13 @@ def _supervise(arguments: list[str], environment: dict, note: Path) -> int:
                 return 1
             same = bool(deaths) and abs(seconds - deaths[-1]) <= SAME_PLACE
             deaths.append(seconds)
-            bad = state_path(perf_log).with_name(state_path(perf_log).name + ".bad")
-            if bad.exists():  # it died putting a bad state into itself: not the show's death, no try spent
-                bad.unlink(missing_ok=True)
-                at_place -= 1 if same else 0
+            set_aside = recovery_state.take_set_aside(perf_log)  # it died of its saved state: no try spent
+            if set_aside:
                 print("showrunner: the show back could not take the state it saved (set aside); it comes back "
                       "from the log's start", file=sys.stderr)
             if same:  # the show back from its saved state died there again: the next one starts from the log's
-                _drop_state(perf_log)
-            at_place = at_place + 1 if same else 1
+                recovery_state.clear(perf_log)
+            at_place = (at_place if set_aside else at_place + 1) if same else 1
             if not same:
                 moved_on = False
             restarts += 1

@@ -57,7 +57,7 @@ def test_a_state_that_cannot_be_used_leaves_the_show_as_it_was(tmp_path):
 
 
 def test_a_state_that_cannot_be_put_into_the_show_is_renamed_and_said(tmp_path, monkeypatch):
-    show = SimpleNamespace(scenes=[], clock=SimpleNamespace(tick_count=0))
+    show = SimpleNamespace(scenes=[], clock=SimpleNamespace(tick_count=0), learn=SimpleNamespace(path=None))
     path = tmp_path / "show.perf.jsonl.state"
     path.write_bytes(MAGIC + b"300 abc\n" + b"data")
     monkeypatch.setattr(snapshot, "read", lambda show, data: {"state": {}})
@@ -93,7 +93,7 @@ def test_a_save_that_fails_once_is_tried_again_and_one_that_cannot_be_made_stops
 
 
 def test_a_show_whose_models_train_in_threads_saves_no_state(tmp_path):
-    saver = StateSaver(tmp_path / "show.perf.jsonl.state", every=1.0, tick_rate=60)
+    saver = StateSaver(tmp_path / "show.perf.jsonl.state", every=1.0, tick_rate=60, identity="abc")
     scene = SimpleNamespace(context=SimpleNamespace(trainers={"vae": object()}))
     show = SimpleNamespace(clock=SimpleNamespace(tick_count=60), scenes=[scene], frame_index=30)
     saver.maybe_save(show)
