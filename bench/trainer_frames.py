@@ -210,8 +210,8 @@ def run() -> BenchResult:
             Figure(f"{kind}: steps trained per second", median(kind, "steps_per_second"), "/s"),
             Figure(f"{kind}: step time (call time / steps per call), median", median(kind, "step_ms"), "ms")]
     result.figures += [Figure(f"{kind}: frames drawn per second", median(kind, "fps"), "fps") for kind in kinds]
-    for number, one in enumerate(runs, 1):
-        result.notes.append(f"Round {number}: " + "; ".join(
+    for index, one in enumerate(runs, 1):
+        result.notes.append(f"Round {index}: " + "; ".join(
             f"{r.kind} p99 {r.frame_p99:.2f} ms, lateness p99 {r.lateness_p99:.2f} ms, {r.fps:.1f} fps"
             + (f", {r.steps_per_second:.1f} steps/s" if r.steps_per_second else "")
             + (f", {r.recompilations} recompilations" if r.recompilations else "")
