@@ -64,7 +64,7 @@ class MidiSource(Protocol):
     def poll(self, now: float) -> None: ...
 
     def take_notices(self) -> list[str]:
-        """Events for the metrics (a port lost, back); none by default."""
+        """Events for the metrics (a port lost, back). Optional: a source without it has none."""
         ...
 
 
@@ -363,7 +363,9 @@ class Show:
                     log.warning("frame took too long: %.0f ms of show time dropped", steps.dropped * 1000)
                 for source in self.sources:
                     source.poll(now)
-                    self._pending_events.extend(source.take_notices())
+                    notices = getattr(source, "take_notices", None)
+                    if notices is not None:
+                        self._pending_events.extend(notices())
                 self._handle_window_events(now)
                 first = self.clock.tick_count - steps.ticks + 1
                 for tick in range(first, self.clock.tick_count + 1):

@@ -262,3 +262,32 @@ def test_the_dice_sources_own_key_throws_again(tmp_path):
     assert len(seeds) == 2 and seeds[1][0] == pytest.approx(120, abs=2)
     with pytest.raises(UserError, match="outside the waltz's range"):
         make_source({"kind": "dice", "throw_note": 60}, "cue 'x'")
+
+
+def test_a_source_with_only_start_and_poll_plays_into_the_show(tmp_path):
+    """``take_notices`` is optional in a note source (a plug-in's, a benchmark's): one without it
+    plays its notes like any other (the show once raised AttributeError at its first frame)."""
+    from engine.midi import NoteOn
+
+    class Bare:
+        def __init__(self, queue) -> None:
+            self.queue, self.origin, self.sent = queue, 0.0, False
+
+        def start(self, origin: float) -> None:
+            self.origin = origin
+
+        def poll(self, now: float) -> None:
+            if not self.sent and now >= self.origin + 1.0:
+                self.sent = True
+                self.queue.push(self.origin + 1.0, NoteOn(channel=0, note=40, velocity=90))
+
+    path = waltz_setlist(tmp_path).with_name("bare.toml")
+    path.write_text('title = "bare"\npieces = ["ldd"]\nresolution = "320x180"\n'
+                    '[[cues]]\nid = "one"\nscene = "ldd_cubic"\n')
+    metrics = path.with_suffix(".jsonl")
+    show = Show(load_setlist(path), ShowOptions(duration=2.0, metrics=metrics), VirtualTime(), None)
+    show.add_source(Bare(show.queue))
+    assert show.load() == []
+    assert show.run().scene_errors == 0
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [note for _, note in note_ons(lines)] == [40]
