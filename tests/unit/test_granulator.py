@@ -142,6 +142,22 @@ def _dc(pool) -> int:
     return mono_table(pool, "dc", np.ones(RATE * 2))
 
 
+@pytest.mark.parametrize("start", [0.0, 0.01], ids=["from the table's start", "inside the table"])
+def test_a_hann_grain_is_the_exact_hann_window_across_blocks(pool, start):
+    """A grain of ones is its window: 0.5 - 0.5 cos(2 pi n / length) to float32's precision over
+    four blocks, on the one-pass path (inside the table) and the general one (its first frame)."""
+    rack = _rack(pool, table=_dc(pool), window="hann", gain_db=-20.0)
+    length = 1000
+    assert rack.instrument("grains").fire(SLOT, start, length / RATE, gain=1.0)
+    left = _render(rack, 4 * BLOCK / RATE)[:, 0]
+    exact = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(length) / length)
+    level = left[length // 2] / exact[length // 2]
+    assert level > 0.01
+    # A window read from a 2,048-point table (linear interpolation) is up to 1e-6 off: too far.
+    assert np.max(np.abs(left[:length] - level * exact)) < 2e-7 * level
+    assert np.all(left[length:] == 0.0)
+
+
 @pytest.mark.parametrize("window,shape", [("hann", 0.5), ("tukey", 0.0), ("tukey", 0.5),
                                           ("expodec", 0.5), ("table", 0.5)])
 def test_no_window_clicks_at_start_stop_or_parameter_changes(pool, window, shape):
