@@ -74,6 +74,16 @@ def _run_one(key: str, console: Console) -> BenchResult:
     return result
 
 
+def _where(machine: list[tuple[str, str]], doc: str) -> str:
+    """Where an update was measured: the machine the document describes, or this one's CPU and
+    cores when they differ from its (sessions may run on other machines than the full run's)."""
+    rows = dict(machine)
+    same = all(f"| {label} | {rows[label]} |" in doc for label in ("CPU", "Cores"))
+    if same:
+        return "on the machine described above"
+    return f"on another machine than the one described above ({rows['CPU']}, {rows['Cores']} cores)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", metavar="NAME",
@@ -95,10 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         DOC.write_text(markdown(results, machine, "python -m bench"), encoding="utf-8")
         console.print(f"wrote {DOC.relative_to(Path.cwd()) if DOC.is_relative_to(Path.cwd()) else DOC}")
     elif args.update and DOC.is_file():
+        text = DOC.read_text(encoding="utf-8")
         note = (f"_Measured on {time.strftime('%Y-%m-%d')} by `python -m bench --update "
-                f"{' '.join(names)}`, on the machine described above, apart from the other "
-                "benchmarks' run._")
-        DOC.write_text(splice(DOC.read_text(encoding="utf-8"), results, note), encoding="utf-8")
+                f"{' '.join(names)}`, {_where(machine, text)}, apart from the other benchmarks' run._")
+        DOC.write_text(splice(text, results, note), encoding="utf-8")
         console.print(f"updated {', '.join(names)} in {DOC.name}")
     else:
         console.print(f"(a partial run: {DOC.name} left as it was)")

@@ -28,3 +28,13 @@ def test_an_update_replaces_the_rows_and_section_of_each_benchmark_it_ran_and_ke
     assert sections[3].rstrip().endswith("_measured apart_")
     assert sections[0] == document.split("### ")[1] and sections[2] == document.split("### ")[3]
     assert "| cores | 2 |" in updated
+
+
+def test_an_update_names_its_machine_when_it_is_not_the_documents() -> None:
+    from bench.__main__ import _where
+
+    doc = "| | |\n|---|---|\n| CPU | AMD EPYC |\n| Cores | 2 logical |\n"
+    assert _where([("CPU", "AMD EPYC"), ("Cores", "2 logical")], doc) == "on the machine described above"
+    assert _where([("CPU", "Intel Xeon"), ("Cores", "2 logical")], doc) == \
+        "on another machine than the one described above (Intel Xeon, 2 logical cores)"
+    assert "another machine" in _where([("CPU", "AMD EPYC"), ("Cores", "16 logical")], doc)
