@@ -281,7 +281,7 @@ def test_a_source_with_only_start_and_poll_plays_into_the_show(tmp_path):
                 self.sent = True
                 self.queue.push(self.origin + 1.0, NoteOn(channel=0, note=40, velocity=90))
 
-    path = waltz_setlist(tmp_path).with_name("bare.toml")
+    path = tmp_path / "bare.toml"
     path.write_text('title = "bare"\npieces = ["ldd"]\nresolution = "320x180"\n'
                     '[[cues]]\nid = "one"\nscene = "ldd_cubic"\n')
     metrics = path.with_suffix(".jsonl")
