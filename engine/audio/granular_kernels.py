@@ -20,9 +20,10 @@ reads as zeros past its end.
 fraction ``shape`` of the grain, at least 2 ms each side); ``expodec`` (a 2 ms rise, then an
 exponential decay of 60 dB over the grain, and a 2 ms fall); ``table`` (the table's own envelope:
 flat, with only the 2 ms rise and fall, so a grain never clicks). A Hann grain's window is
-computed by a cosine recurrence started afresh at every block (exact to about 1e-13; a block of
-1,000 grains took 10 % less time than with the window read from a table); the tapers come from
-one table of the Hann window read with linear interpolation (error under 1e-6).
+computed by a cosine recurrence started afresh at every block (within 2e-12 of the cosine over a
+256-frame block; a block of 1,000 grains took 10 % less time than with the window read from a
+table); the tapers come from one table of the Hann window read with linear interpolation (error
+under 1e-6).
 """
 
 from __future__ import annotations
