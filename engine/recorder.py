@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import training_cores
 from engine.child_process import stop_child, wait_until
 from engine.encoder import check_output
 from engine.record_protocol import CTRL, MESSAGE, SHOW_BUSY, STARTING, Slots, shm_folder
@@ -104,6 +105,7 @@ class Recorder:
         """Start the encoder process (it opens the file once its imports are done)."""
         self.process = subprocess.Popen([sys.executable, "-m", "engine.encoder_process", str(self._settings)],
                                         stdin=subprocess.PIPE, bufsize=0, start_new_session=True)
+        training_cores.widen_child(self.process.pid)  # every CPU, though the show's thread has half
         log.info("recording to %s (encoder process %d)", self.path, self.process.pid)
 
     def wait_ready(self, timeout: float = 10.0) -> None:

@@ -100,7 +100,8 @@ class SceneContext:
         self.outbox.append(event)
 
     def trainer(self, learner: Any, name: str, *, seed: int | None = None, steps_per_tick: float = 1,
-                steps_per_call: int = 1, niceness: int = 19, resumable: bool = True) -> Any:
+                steps_per_call: int = 1, niceness: int = 19, resumable: bool = True,
+                own_cores: bool = True) -> Any:
         """A :class:`engine.learners.Trainer` for ``learner`` that trains beside the show, made
         for how the show runs: live, a background thread (calls of ``steps_per_call`` steps);
         in a render, ``steps_per_tick`` steps in each tick (a fraction: one step every few
@@ -115,7 +116,11 @@ class SceneContext:
         trainer last saved (every 2 s), computing only the steps after it; until the catch-up
         reaches that state, the scene sees the one it had before. False for a scene that keeps
         something from every state it sees (as the first piece's trails are): the catch-up
-        computes every step."""
+        computes every step.
+
+        ``own_cores``: live, the trainer and XLA's pool on half of the CPUs, the show's threads on
+        the other (:mod:`engine.training_cores`); False where the scene runs jax kernels of its
+        own beside the show (they would wait behind training on the pool's half)."""
         from engine.learners.trainer import Trainer
 
         if name in self.trainers:
@@ -124,7 +129,7 @@ class SceneContext:
         trainer = Trainer(learner, self.seed_for(name) if seed is None else seed,
                           paced_steps_per_tick=steps_per_tick if self.paced and replayed is None else None,
                           replay_steps=replayed, steps_per_call=steps_per_call, niceness=niceness, name=name,
-                          gated=True, resumable=resumable)
+                          gated=True, resumable=resumable, own_cores=own_cores)
         self.trainers[name] = trainer
         return trainer
 

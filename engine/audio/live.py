@@ -30,6 +30,7 @@ from engine.audio.config import MixerConfig
 from engine.audio.control import AudioOut
 from engine.audio.rack import RackConfig, legacy_rack_config
 from engine.audio.server import EXIT_DEVICE_LOST, ServerSettings
+from engine import training_cores
 from engine.child_process import stop_child, wait_until
 
 log = logging.getLogger("showrunner.audio")
@@ -161,6 +162,7 @@ class LiveAudio(AudioOut):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "engine.audio.server", str(self._settings_file)],
             stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, **SINGLE_THREADED})
+        training_cores.widen_child(self.process.pid)  # every CPU, though the show's thread has half
         log.debug("audio process %d started", self.process.pid)
         self._write_note()
 

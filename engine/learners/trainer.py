@@ -53,6 +53,7 @@ from typing import Any, Generic, TypeVar
 import jax
 import numpy as np
 
+from engine import training_cores as cores
 from engine.learners import checkpoint, precision
 from engine.learners.protocol import Learner
 
@@ -133,6 +134,9 @@ class Trainer(Generic[State]):
             a snapshot is published after each call.
         niceness: XLA's compute pool runs at this Unix niceness once a live thread trains (0..19;
             :func:`lower_training_priority`), so the show's thread always gets a core first.
+        own_cores: the live thread and XLA's pool train on half of the CPUs and the show's
+            threads run on the other half (:mod:`engine.training_cores`); False for a scene whose
+            show-side work runs jax kernels too (they would queue on the pool's half).
         name: for logs and errors (default: the learner's name).
         gated: paced trainers train only between :meth:`start` and :meth:`stop`, as a live thread
             does (a scene's trainers: a cue that does not start its trainer trains in no render);
@@ -144,7 +148,7 @@ class Trainer(Generic[State]):
     def __init__(self, learner: Learner[State], seed: int = 0, *, paced_steps_per_tick: float | None = None,
                  replay_steps: Callable[[int], int] | None = None, steps_per_call: int = 1,
                  niceness: int = 19, name: str | None = None, gated: bool = False,
-                 resumable: bool = True) -> None:
+                 resumable: bool = True, own_cores: bool = True) -> None:
         if paced_steps_per_tick is not None and not 0 <= paced_steps_per_tick < 1e6:
             raise ValueError(f"paced_steps_per_tick must be >= 0, got {paced_steps_per_tick}")
         if paced_steps_per_tick is not None and replay_steps is not None:
@@ -158,6 +162,7 @@ class Trainer(Generic[State]):
         self.steps_per_call = steps_per_call
         self.name = name or learner.name
         self.niceness = niceness
+        self.own_cores = own_cores
         self.compile_seconds = 0.0
         self.error: BaseException | None = None  # what stopped the live thread, if anything did
         self._init: Any = None
@@ -480,8 +485,8 @@ class Trainer(Generic[State]):
         count = self.steps_per_call
         self._compiled(self._init)
         saved_at, saved, last = time.perf_counter(), steps, None
+        lowered = entered = False
         try:
-            lowered = False
             with precision.scope(self.learner.precision):  # per thread: not inherited from the caller
                 while self._generation == generation:
                     started = time.perf_counter()
@@ -490,7 +495,12 @@ class Trainer(Generic[State]):
                     summary = jax.device_get(summary)
                     if not lowered:  # after the first call: XLA's pool exists by then
                         lower_training_priority(self.niceness)
+                        if self.own_cores:
+                            cores.enter()  # this thread and the pool on CPUs of their own
+                            entered = True
                         lowered = True
+                    elif entered:
+                        cores.refresh()  # threads started since: to their half
                     steps += self.steps_per_call
                     snapshot = Snapshot(state, summary, steps, self._show_time, time.perf_counter() - started)
                     with self._lock:
@@ -506,3 +516,6 @@ class Trainer(Generic[State]):
         except Exception as error:  # the show goes on with the last snapshot; the scene can look
             self.error = error
             log.exception("trainer %s stopped: %s", self.name, error)
+        finally:
+            if entered:
+                cores.leave()

@@ -1,0 +1,154 @@
+"""A core of its own for training: while a model trains beside the live show, the process's CPUs
+are split in two, the training half for XLA's compute pool and the threads that train, the show
+half for every other thread (the show's loop, MIDI, OSC, a scene's decoder).
+
+Why: the training pool at SCHED_IDLE (:func:`engine.learners.trainer.lower_training_priority`)
+still slowed the show's frames about 2x at p99 on two cores (measured, a 30 ms-step conv net:
+frame p99 6.3 ms against 3.1 ms). The scheduler gives the waking show thread a core, but the
+caches and the memory bus it finds are the pool's. With the pool and the trainer's thread on CPU 1
+and everything else on CPU 0 the same show measured 2.74 ms against 2.71 ms (1.0x), at about 2/3
+of the training speed (21 steps/s against 30). The split holds while any thread is registered with
+:func:`enter` and is undone, on every thread, when the last one calls :func:`leave`.
+
+``SHOWRUNNER_TRAINING_CORES=shared`` turns it off (training as fast as the machine allows, frames
+slower); a process allowed one CPU never splits. Threads started while split inherit their
+parent's half; :func:`refresh` (the trainer calls it after each call) puts new ones where they
+belong, and :func:`widen_child` gives a child process (the audio process, the encoder) the full
+set back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+log = logging.getLogger("showrunner.learners")
+
+ENVIRONMENT = "SHOWRUNNER_TRAINING_CORES"
+_XLA_POOL = "tf_XLAEigen"  # the name of XLA's CPU compute pool threads
+
+_lock = threading.Lock()
+_training: set[int] = set()  # native thread ids registered by enter()
+_full: frozenset[int] | None = None  # the process's CPUs before the split; None while not split
+_halves: tuple[frozenset[int], frozenset[int]] | None = None  # (show, training)
+_placed: frozenset[int] = frozenset()  # the threads of the last placement (refresh compares)
+
+
+def halves(cpus: set[int] | frozenset[int]) -> tuple[frozenset[int], frozenset[int]] | None:
+    """``cpus`` split into (show, training): the training half is the upper ``len // 2`` CPUs
+    (on two CPUs: {0} and {1}); None for fewer than two."""
+    ordered = sorted(cpus)
+    if len(ordered) < 2:
+        return None
+    cut = len(ordered) - len(ordered) // 2
+    return frozenset(ordered[:cut]), frozenset(ordered[cut:])
+
+
+def enabled() -> bool:
+    """Whether training may take a core of its own (``SHOWRUNNER_TRAINING_CORES`` is not
+    "shared", and the platform can pin threads)."""
+    setting = os.environ.get(ENVIRONMENT, "split").strip().lower()
+    return setting != "shared" and hasattr(os, "sched_setaffinity")
+
+
+def split() -> tuple[frozenset[int], frozenset[int]] | None:
+    """The (show, training) halves while the split holds, else None."""
+    return _halves
+
+
+def enter() -> bool:
+    """Register the calling thread as one that trains, and split the CPUs if they are not yet.
+    Returns whether the split holds (False: turned off, one CPU, or the platform cannot)."""
+    global _full, _halves
+    if not enabled():
+        return False
+    tid = threading.get_native_id()
+    with _lock:
+        if _halves is None:
+            try:
+                full = frozenset(os.sched_getaffinity(0))
+            except OSError:
+                return False
+            pair = halves(full)
+            if pair is None:
+                return False
+            _full, _halves = full, pair
+            log.info("training on CPU %s, the show on CPU %s (%s=shared to share them)",
+                     _names(pair[1]), _names(pair[0]), ENVIRONMENT)
+        _training.add(tid)
+        _place()
+    return True
+
+
+def leave() -> None:
+    """Unregister the calling thread; the last one to leave gives every thread the full set back."""
+    global _full, _halves
+    tid = threading.get_native_id()
+    with _lock:
+        if tid not in _training:
+            return
+        _training.discard(tid)
+        if _training:
+            _pin(tid, _halves[0])  # no longer training: the show's half
+            return
+        full, _full, _halves = _full, None, None
+        for task in _tasks():
+            _pin(task, full)
+        log.debug("training ended: every thread on CPU %s", _names(full))
+
+
+def refresh() -> None:
+    """Place threads started since the last placement (cheap when none were: one directory listing)."""
+    if _halves is None:
+        return
+    with _lock:
+        if _halves is not None and frozenset(_tasks()) != _placed:
+            _place()
+
+
+def widen_child(pid: int) -> None:
+    """Give child process ``pid`` (just started from a thread of the show's half) the full set of
+    CPUs the process had before the split; nothing while not split."""
+    full = _full
+    if full is None:
+        return
+    for task in _tasks(pid):
+        _pin(task, full)
+
+
+def _place() -> None:
+    """Every thread to its half (caller holds the lock, split holds)."""
+    global _placed
+    show, training = _halves
+    tasks = _tasks()
+    _training.intersection_update(tasks)  # a registered thread that ended without leaving
+    for task in tasks:
+        _pin(task, training if task in _training or _comm(task) == _XLA_POOL else show)
+    _placed = frozenset(tasks)
+
+
+def _tasks(pid: int | str = "self") -> list[int]:
+    try:
+        return [int(task) for task in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return []
+
+
+def _comm(tid: int) -> str:
+    try:
+        with open(f"/proc/self/task/{tid}/comm") as file:
+            return file.read().strip()
+    except OSError:
+        return ""
+
+
+def _pin(tid: int, cpus: frozenset[int]) -> None:
+    try:
+        os.sched_setaffinity(tid, cpus)
+    except OSError:  # the thread ended meanwhile
+        pass
+
+
+def _names(cpus: frozenset[int]) -> str:
+    return ",".join(str(cpu) for cpu in sorted(cpus))
