@@ -15,6 +15,10 @@ slower); a process allowed one CPU never splits. Threads started while split inh
 parent's half; :func:`refresh` (the trainer calls it after each call) puts new ones where they
 belong, and :func:`widen_child` gives a child process (the audio process, the encoder) the full
 set back.
+
+A scene's helper thread (the grain VAE's decoders) may ask for the training half while split
+(:func:`assign`): at normal priority it runs ahead of the idle pool there, away from the show's
+frames.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ _training: set[int] = set()  # native thread ids registered by enter()
 _full: frozenset[int] | None = None  # the process's CPUs before the split; None while not split
 _halves: tuple[frozenset[int], frozenset[int]] | None = None  # (show, training)
 _placed: frozenset[int] = frozenset()  # the threads of the last placement (refresh compares)
+_assigned: dict[int, str] = {}  # native thread id: TRAINING or EVERY, while split (assign)
+
+TRAINING = "training"  # the training half (the pool at SCHED_IDLE there yields to a normal thread)
+EVERY = "every"  # every CPU of the process, whether split or not
 
 
 def halves(cpus: set[int] | frozenset[int]) -> tuple[frozenset[int], frozenset[int]] | None:
@@ -98,6 +106,28 @@ def leave() -> None:
         log.debug("training ended: every thread on CPU %s", _names(full))
 
 
+def assign(half: str) -> None:
+    """Where the calling thread (a scene's helper: a decoder, a listener) runs while the CPUs are
+    split, instead of the show's half: :data:`TRAINING` (beside the trainer, ahead of XLA's idle
+    pool and away from the show's frames) or :data:`EVERY`. Kept until the thread ends or calls
+    :func:`unassign`; placed at once when split, else when a split begins."""
+    if half not in (TRAINING, EVERY):
+        raise ValueError(f"half must be {TRAINING!r} or {EVERY!r}, got {half!r}")
+    tid = threading.get_native_id()
+    with _lock:
+        _assigned[tid] = half
+        if _halves is not None:
+            _pin(tid, _halves[1] if half == TRAINING else _full)
+
+
+def unassign() -> None:
+    """The calling thread back to the show's half (while split)."""
+    tid = threading.get_native_id()
+    with _lock:
+        if _assigned.pop(tid, None) is not None and _halves is not None and tid not in _training:
+            _pin(tid, _halves[0])
+
+
 def refresh() -> None:
     """Place threads started since the last placement (cheap when none were: one directory listing)."""
     if _halves is None:
@@ -123,8 +153,13 @@ def _place() -> None:
     show, training = _halves
     tasks = _tasks()
     _training.intersection_update(tasks)  # a registered thread that ended without leaving
+    for task in set(_assigned) - set(tasks):
+        del _assigned[task]
     for task in tasks:
-        _pin(task, training if task in _training or _comm(task) == _XLA_POOL else show)
+        if task in _training or _comm(task) == _XLA_POOL or _assigned.get(task) == TRAINING:
+            _pin(task, training)
+        else:
+            _pin(task, _full if _assigned.get(task) == EVERY else show)
     _placed = frozenset(tasks)
 
 

@@ -205,3 +205,37 @@ def test_a_trainer_without_own_cores_trains_on_every_cpu():
         trainer.stop()
         assert trainer.join(30)
     assert affinity(threading.get_native_id()) == FULL
+
+
+@needs_two
+def test_assigned_helpers_go_where_they_asked_while_split_and_back_after():
+    show, training = training_cores.halves(FULL)
+    early = Worker()  # assigned before the split begins: placed when it does
+    early.run(lambda: training_cores.assign(training_cores.TRAINING))
+    assert affinity(early.tid) == FULL  # nothing to do while not split
+    trainer, late, anywhere = Worker(), Worker(), Worker()
+    try:
+        trainer.run(training_cores.enter)
+        assert affinity(early.tid) == training
+        late.run(lambda: training_cores.assign(training_cores.TRAINING))  # during the split: at once
+        anywhere.run(lambda: training_cores.assign(training_cores.EVERY))
+        assert affinity(late.tid) == training
+        assert affinity(anywhere.tid) == FULL
+        trainer.run(training_cores.refresh)  # a placement keeps them where they asked
+        assert (affinity(early.tid), affinity(late.tid), affinity(anywhere.tid)) == (training, training, FULL)
+        late.run(training_cores.unassign)
+        assert affinity(late.tid) == show
+        trainer.run(training_cores.refresh)
+        assert affinity(late.tid) == show
+    finally:
+        trainer.run(training_cores.leave)
+        for worker in (early, anywhere):
+            worker.run(training_cores.unassign)
+    for worker in (early, late, anywhere, trainer):
+        assert affinity(worker.tid) == FULL
+        worker.close()
+
+
+def test_assign_takes_a_half_it_knows():
+    with pytest.raises(ValueError, match="half must be"):
+        training_cores.assign("show")
