@@ -46,6 +46,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, create_model
 
+from engine import training_cores
 from engine.events import OscMessage
 from engine.scene import Scene, SceneParams
 from scenes.granolar.data import cut_grains, grain_set
@@ -138,6 +139,7 @@ class _Worker:
         return result
 
     def _run(self) -> None:
+        training_cores.assign(training_cores.TRAINING)  # while split: away from the show's frames
         main = threading.main_thread()
         while not self._stopped and main.is_alive():
             if not self._wake.wait(0.1):
@@ -193,11 +195,12 @@ class VaeGrains(Scene):
         self.learner = GrainVae(grains, VaeConfig(batch=params.batch, beta=params.beta,
                                                   learning_rate=params.learning_rate,
                                                   live_share=params.live_share))
-        # own_cores=False: the decoder's jax kernels would queue behind training on the pool's CPU
-        # (measured, 8 s runs on 2 CPUs: training/not frame p99 1.43x at 3.3 steps/s split, 1.40x
-        # at 7.2 steps/s shared; OSC move p99 20.8 ms against 23.6 ms)
-        self.trainer = self.context.trainer(self.learner, "vae", steps_per_tick=params.render_steps_per_tick,
-                                            own_cores=False)
+        # Live, training splits the CPUs (engine.training_cores): the decoder's threads (numpy, at
+        # normal priority) go to the training half with it, ahead of XLA's idle pool there, so the
+        # show's half draws alone. Measured, 8 s runs on 2 CPUs, training/not frame p99 at the
+        # median of 7 rounds: 6.7 against 5.3 ms (1.26x), at 3.1 steps/s; with the CPUs shared, 8.7
+        # against 5.2 ms (1.67x, 4 rounds) at 5.9 steps/s; OSC move p99 alike (15-23 ms, 17-27 ms).
+        self.trainer = self.context.trainer(self.learner, "vae", steps_per_tick=params.render_steps_per_tick)
         self.trainer.load()
         if params.checkpoint:
             self.trainer.restore(self.context.path(params.checkpoint))
@@ -359,7 +362,8 @@ class VaeGrains(Scene):
             # Live, a decode's chunks of grains side by side on the cores (bit for bit as in a render).
             spread = min(-(-self.params.grains // DECODE_CHUNK), os.cpu_count() or 1)
             if spread > 1:
-                self._pool = ThreadPoolExecutor(spread, thread_name_prefix="vae decode")
+                self._pool = ThreadPoolExecutor(spread, thread_name_prefix="vae decode",
+                                                initializer=training_cores.assign, initargs=(training_cores.TRAINING,))
                 self._map = self._pool.map
             self.worker = _Worker(self.compose, "vae decoder", write)
             self.analyser = _Worker(self.analyse, "vae axes")

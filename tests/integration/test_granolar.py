@@ -4,12 +4,15 @@ granulator plays; the latent point from OSC, a bad one dropped and counted."""
 
 from __future__ import annotations
 
+import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from engine import training_cores
 from engine.audio.offline import OfflineAudio
 from engine.audio.sound_settings import build_sound
 from engine.clock import VirtualTime
@@ -321,7 +324,28 @@ def test_frames_stay_at_60_hz_while_the_model_trains_beside_a_live_show(tmp_path
         assert show.load() == []
         trainer = show.scenes[0].trainer
         trainer.join(10)
-        summary = show.run()
+        placed: list[tuple[frozenset, frozenset, frozenset]] = []  # (training half, decoders', show's)
+        done = threading.Event()
+        main = threading.get_native_id()
+
+        def watch() -> None:  # the decoder's threads beside the trainer while the CPUs are split
+            while not done.wait(0.05):
+                halves = training_cores.split()
+                helpers = [t.native_id for t in threading.enumerate() if t.name.startswith("vae decode")]
+                if halves is not None and helpers:
+                    try:
+                        cpus = frozenset().union(*(os.sched_getaffinity(tid) for tid in helpers))
+                        placed.append((halves[1], cpus, frozenset(os.sched_getaffinity(main))))
+                    except OSError:
+                        pass
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            summary = show.run()
+        finally:
+            done.set()
+            watcher.join(5)
         trainer.join(10)
         assert int(display.read_pixels().max()) > 0
     finally:
@@ -333,3 +357,8 @@ def test_frames_stay_at_60_hz_while_the_model_trains_beside_a_live_show(tmp_path
     assert trainer.error is None and trainer.latest.steps >= 10, trainer.latest.steps
     p99 = float(np.percentile(frames, 99))
     assert p99 <= 1000 / 60, f"frame time p99 {p99:.1f} ms while training"
+    if len(os.sched_getaffinity(0)) >= 2:  # CI has two CPUs: training splits them
+        assert placed, "the CPUs were never split while the model trained"
+        training, decoders, shown = placed[-1]
+        assert decoders == training and shown.isdisjoint(training), placed[-1]
+        assert training_cores.split() is None  # and given back when the cue ended
