@@ -34,10 +34,20 @@ _XLA_POOL = "tf_XLAEigen"  # the name of XLA's CPU compute pool threads
 
 _lock = threading.Lock()
 _training: set[int] = set()  # native thread ids registered by enter()
-_full: frozenset[int] | None = None  # the process's CPUs before the split; None while not split
 _halves: tuple[frozenset[int], frozenset[int]] | None = None  # (show, training)
 _placed: frozenset[int] = frozenset()  # the threads of the last placement (refresh compares)
 _assigned: dict[int, str] = {}  # native thread id: TRAINING or EVERY, while split (assign)
+
+
+
+def _process_cpus() -> frozenset[int] | None:
+    try:  # the main thread's: taken at import, before any split
+        return frozenset(os.sched_getaffinity(os.getpid()))
+    except (OSError, AttributeError):
+        return None
+
+
+_full: frozenset[int] | None = _process_cpus()  # the process's CPUs, what a split divides
 
 TRAINING = "training"  # the training half (the pool at SCHED_IDLE there yields to a normal thread)
 EVERY = "every"  # every CPU of the process, whether split or not
@@ -68,42 +78,47 @@ def split() -> tuple[frozenset[int], frozenset[int]] | None:
 def enter() -> bool:
     """Register the calling thread as one that trains, and split the CPUs if they are not yet.
     Returns whether the split holds (False: turned off, one CPU, or the platform cannot)."""
-    global _full, _halves
-    if not enabled():
+    global _halves
+    if not enabled() or _full is None:
         return False
     tid = threading.get_native_id()
     with _lock:
+        pair = _halves or halves(_full)
+        if pair is None:
+            return False
         if _halves is None:
-            try:
-                full = frozenset(os.sched_getaffinity(0))
-            except OSError:
-                return False
-            pair = halves(full)
-            if pair is None:
-                return False
-            _full, _halves = full, pair
             log.info("training on CPU %s, the show on CPU %s (%s=shared to share them)",
                      _names(pair[1]), _names(pair[0]), ENVIRONMENT)
         _training.add(tid)
-        _place()
+        _place(pair)
+        _halves = pair  # published once every thread is where it belongs
     return True
 
 
 def leave() -> None:
     """Unregister the calling thread; the last one to leave gives every thread the full set back."""
-    global _full, _halves
+    global _halves
     tid = threading.get_native_id()
     with _lock:
         if tid not in _training:
             return
         _training.discard(tid)
         if _training:
-            _pin(tid, _halves[0])  # no longer training: the show's half
+            _pin(tid, _full if _assigned.get(tid) == EVERY else
+                 _halves[1] if _assigned.get(tid) == TRAINING else _halves[0])
             return
-        full, _full, _halves = _full, None, None
-        for task in _tasks():
-            _pin(task, full)
-        log.debug("training ended: every thread on CPU %s", _names(full))
+        done: set[int] = set()
+        while True:  # again until no thread started meanwhile (it would keep its half)
+            tasks = set(_tasks()) - done
+            if not tasks:
+                break
+            for task in tasks:
+                _pin(task, _full)
+            done |= tasks
+        _halves = None
+        for task in set(_assigned) - done:  # helpers that ended (their ids may come again)
+            del _assigned[task]
+        log.debug("training ended: every thread on CPU %s", _names(_full))
 
 
 def assign(half: str) -> None:
@@ -134,23 +149,22 @@ def refresh() -> None:
         return
     with _lock:
         if _halves is not None and frozenset(_tasks()) != _placed:
-            _place()
+            _place(_halves)
 
 
 def widen_child(pid: int) -> None:
-    """Give child process ``pid`` (just started from a thread of the show's half) the full set of
-    CPUs the process had before the split; nothing while not split."""
-    full = _full
-    if full is None:
+    """Give child process ``pid`` (just started, perhaps from a thread on the show's half) every CPU
+    of this process, split or not (a split may begin or end while it starts)."""
+    if _full is None or not hasattr(os, "sched_setaffinity"):
         return
     for task in _tasks(pid):
-        _pin(task, full)
+        _pin(task, _full)
 
 
-def _place() -> None:
-    """Every thread to its half (caller holds the lock, split holds)."""
+def _place(pair: tuple[frozenset[int], frozenset[int]]) -> None:
+    """Every thread to its half of ``pair`` (caller holds the lock)."""
     global _placed
-    show, training = _halves
+    show, training = pair
     tasks = _tasks()
     _training.intersection_update(tasks)  # a registered thread that ended without leaving
     for task in set(_assigned) - set(tasks):

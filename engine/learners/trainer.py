@@ -136,7 +136,8 @@ class Trainer(Generic[State]):
             :func:`lower_training_priority`), so the show's thread always gets a core first.
         own_cores: the live thread and XLA's pool train on half of the CPUs and the show's
             threads run on the other half (:mod:`engine.training_cores`); False for a scene whose
-            show-side work runs jax kernels too (they would queue on the pool's half).
+            show-side work runs jax kernels too (they would queue on the pool's half): its thread
+            then keeps every CPU even while another trainer has split them (XLA's pool does not).
         name: for logs and errors (default: the learner's name).
         gated: paced trainers train only between :meth:`start` and :meth:`stop`, as a live thread
             does (a scene's trainers: a cue that does not start its trainer trains in no render);
@@ -495,11 +496,12 @@ class Trainer(Generic[State]):
                     summary = jax.device_get(summary)
                     if not lowered:  # after the first call: XLA's pool exists by then
                         lower_training_priority(self.niceness)
+                        entered = lowered = True
                         if self.own_cores:
                             cores.enter()  # this thread and the pool on CPUs of their own
-                            entered = True
-                        lowered = True
-                    elif entered:
+                        else:
+                            cores.assign(cores.EVERY)  # shared, though another trainer split them
+                    elif self.own_cores:
                         cores.refresh()  # threads started since: to their half
                     steps += self.steps_per_call
                     snapshot = Snapshot(state, summary, steps, self._show_time, time.perf_counter() - started)
@@ -518,4 +520,4 @@ class Trainer(Generic[State]):
             log.exception("trainer %s stopped: %s", self.name, error)
         finally:
             if entered:
-                cores.leave()
+                cores.leave() if self.own_cores else cores.unassign()

@@ -59,12 +59,16 @@ class Worker:
 @pytest.fixture(autouse=True)
 def whole_process_back():
     yield
-    assert training_cores.split() is None, "a test left the CPUs split"
-    for task in os.listdir("/proc/self/task"):
+    left_split = training_cores.split() is not None
+    for task in os.listdir("/proc/self/task"):  # whatever happened, the next test starts whole
         try:
             os.sched_setaffinity(int(task), FULL)
         except OSError:
             pass
+    training_cores._halves = None
+    training_cores._training.clear()
+    training_cores._assigned.clear()
+    assert not left_split, "a test left the CPUs split"
 
 
 def test_the_training_half_is_the_upper_half():
@@ -168,25 +172,27 @@ def test_a_live_trainer_trains_on_its_half_and_gives_the_cpus_back_when_stopped(
     show, training = training_cores.halves(FULL)
     trainer = Trainer(Regressor(RegressorConfig()), seed=3)
     trainer.load()
-    seen: list[tuple[frozenset, frozenset]] = []
+    seen = None
     trainer.start()
     try:
         for _ in range(400):  # the split comes after the first call (XLA's pool exists by then)
             if training_cores.split() is not None and trainer._thread is not None:
-                seen.append((affinity(trainer._thread.native_id), affinity(threading.get_native_id())))
-                break
+                seen = (affinity(trainer._thread.native_id), affinity(threading.get_native_id()))
+                if seen == (training, show):
+                    break
             threading.Event().wait(0.05)
     finally:
         trainer.stop()
         assert trainer.join(30)
-    assert seen == [(training, show)]
+    assert seen == (training, show)
     assert trainer.latest.steps > 0
     assert training_cores.split() is None
     assert affinity(threading.get_native_id()) == FULL
 
 
 def test_a_trainer_without_own_cores_trains_on_every_cpu():
-    """A scene whose show-side work runs jax (the ear, the grain VAE) keeps the CPUs shared."""
+    """A scene whose show-side work runs jax (the ear) keeps the CPUs shared, even while another
+    trainer has split them."""
     from engine.learners import Trainer
     from engine.learners.regressor import Regressor, RegressorConfig
 
@@ -201,6 +207,15 @@ def test_a_trainer_without_own_cores_trains_on_every_cpu():
         assert trainer.latest.steps >= 3
         assert training_cores.split() is None
         assert affinity(trainer._thread.native_id) == FULL
+        if len(FULL) >= 2:
+            other = Worker()
+            try:
+                other.run(training_cores.enter)
+                assert training_cores.split() is not None
+                assert affinity(trainer._thread.native_id) == FULL
+            finally:
+                other.run(training_cores.leave)
+                other.close()
     finally:
         trainer.stop()
         assert trainer.join(30)
