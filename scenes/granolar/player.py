@@ -140,34 +140,37 @@ class _Worker:
 
     def _run(self) -> None:
         training_cores.assign(training_cores.TRAINING)  # while split: away from the show's frames
-        main = threading.main_thread()
-        while not self._stopped and main.is_alive():
-            if not self._wake.wait(0.1):
-                continue
-            self._wake.clear()
-            job, self._pending = self._pending, None
-            if job is None:
-                continue
-            self.busy = True
-            try:
-                result = self.compose(*job)
-                if self.write is not None:
-                    # The previous table's swap is pending for at most a block or two.
-                    deadline = time.monotonic() + 0.2
-                    while not self.write(result.table):
-                        if self._stopped or time.monotonic() > deadline:
-                            result = None
-                            break
-                        time.sleep(0.0005)
-                    else:
-                        result.written_at = time.perf_counter()
-                        self.written.append((result.written_at, result.point))
-                if result is not None:
-                    self._result = result
-            except Exception as error:  # the show goes on with the table it has
-                self.error = error
-            finally:
-                self.busy = False
+        try:
+            main = threading.main_thread()
+            while not self._stopped and main.is_alive():
+                if not self._wake.wait(0.1):
+                    continue
+                self._wake.clear()
+                job, self._pending = self._pending, None
+                if job is None:
+                    continue
+                self.busy = True
+                try:
+                    result = self.compose(*job)
+                    if self.write is not None:
+                        # The previous table's swap is pending for at most a block or two.
+                        deadline = time.monotonic() + 0.2
+                        while not self.write(result.table):
+                            if self._stopped or time.monotonic() > deadline:
+                                result = None
+                                break
+                            time.sleep(0.0005)
+                        else:
+                            result.written_at = time.perf_counter()
+                            self.written.append((result.written_at, result.point))
+                    if result is not None:
+                        self._result = result
+                except Exception as error:  # the show goes on with the table it has
+                    self.error = error
+                finally:
+                    self.busy = False
+        finally:
+            training_cores.unassign()
 
     def close(self) -> None:
         self._stopped = True
@@ -198,8 +201,9 @@ class VaeGrains(Scene):
         # Live, training splits the CPUs (engine.training_cores): the decoder's threads (numpy, at
         # normal priority) go to the training half with it, ahead of XLA's idle pool there, so the
         # show's half draws alone. Measured, 8 s runs on 2 CPUs, training/not frame p99 at the
-        # median of 7 rounds: 6.7 against 5.3 ms (1.26x), at 3.1 steps/s; with the CPUs shared, 8.7
-        # against 5.2 ms (1.67x, 4 rounds) at 5.9 steps/s; OSC move p99 alike (15-23 ms, 17-27 ms).
+        # median of 7 rounds: 6.7 against 5.3 ms (1.26x; the benchmark's 12-s rounds: 1.40x), at
+        # 3.1 steps/s; with the CPUs shared, 8.7 against 5.2 ms (1.67x, 4 rounds) at 5.9 steps/s;
+        # OSC move p99 alike (15-23 ms, 17-27 ms).
         self.trainer = self.context.trainer(self.learner, "vae", steps_per_tick=params.render_steps_per_tick)
         self.trainer.load()
         if params.checkpoint:
