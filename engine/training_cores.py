@@ -30,14 +30,13 @@ import threading
 log = logging.getLogger("showrunner.learners")
 
 ENVIRONMENT = "SHOWRUNNER_TRAINING_CORES"
-_XLA_POOL = "tf_XLAEigen"  # the name of XLA's CPU compute pool threads
+XLA_POOL = "tf_XLAEigen"  # the name of XLA's CPU compute pool threads
 
 _lock = threading.Lock()
 _training: set[int] = set()  # native thread ids registered by enter()
 _halves: tuple[frozenset[int], frozenset[int]] | None = None  # (show, training)
 _placed: frozenset[int] = frozenset()  # the threads of the last placement (refresh compares)
 _assigned: dict[int, str] = {}  # native thread id: TRAINING or EVERY, while split (assign)
-
 
 
 def _process_cpus() -> frozenset[int] | None:
@@ -104,8 +103,7 @@ def leave() -> None:
             return
         _training.discard(tid)
         if _training:
-            _pin(tid, _full if _assigned.get(tid) == EVERY else
-                 _halves[1] if _assigned.get(tid) == TRAINING else _halves[0])
+            _pin(tid, _home(tid, _halves))  # no longer training: where a helper asked, else the show's
             return
         done: set[int] = set()
         while True:  # again until no thread started meanwhile (it would keep its half)
@@ -132,15 +130,15 @@ def assign(half: str) -> None:
     with _lock:
         _assigned[tid] = half
         if _halves is not None:
-            _pin(tid, _halves[1] if half == TRAINING else _full)
+            _pin(tid, _home(tid, _halves))
 
 
 def unassign() -> None:
     """The calling thread back to the show's half (while split)."""
     tid = threading.get_native_id()
     with _lock:
-        if _assigned.pop(tid, None) is not None and _halves is not None and tid not in _training:
-            _pin(tid, _halves[0])
+        if _assigned.pop(tid, None) is not None and _halves is not None:
+            _pin(tid, _home(tid, _halves))
 
 
 def refresh() -> None:
@@ -164,17 +162,28 @@ def widen_child(pid: int) -> None:
 def _place(pair: tuple[frozenset[int], frozenset[int]]) -> None:
     """Every thread to its half of ``pair`` (caller holds the lock)."""
     global _placed
-    show, training = pair
     tasks = _tasks()
     _training.intersection_update(tasks)  # a registered thread that ended without leaving
     for task in set(_assigned) - set(tasks):
         del _assigned[task]
     for task in tasks:
-        if task in _training or _comm(task) == _XLA_POOL or _assigned.get(task) == TRAINING:
-            _pin(task, training)
-        else:
-            _pin(task, _full if _assigned.get(task) == EVERY else show)
+        _pin(task, _home(task, pair))
     _placed = frozenset(tasks)
+
+
+def _home(tid: int, pair: tuple[frozenset[int], frozenset[int]]) -> frozenset[int]:
+    """Where thread ``tid`` runs while split into ``pair``: the training half for a thread that
+    trains, XLA's pool and a helper assigned there; every CPU for a helper assigned EVERY; else the
+    show's half (caller holds the lock)."""
+    show, training = pair
+    if tid in _training or _assigned.get(tid) == TRAINING or _comm(tid) == XLA_POOL:
+        return training
+    return _full if _assigned.get(tid) == EVERY else show
+
+
+def xla_pool_threads() -> list[int]:
+    """The native ids of XLA's compute pool threads in this process (none before jax computes)."""
+    return [tid for tid in _tasks() if _comm(tid) == XLA_POOL]
 
 
 def _tasks(pid: int | str = "self") -> list[int]:

@@ -61,9 +61,9 @@ log = logging.getLogger("showrunner.learners")
 
 State = TypeVar("State")
 
-# XLA's CPU client runs heavy kernels (convolutions, large matrix products) on a pool of threads of
-# this name, shared by the whole process; small calls (the curve learners') run on the caller.
-_XLA_POOL = "tf_XLAEigen"
+# XLA's CPU client runs heavy kernels (convolutions, large matrix products) on a pool of threads
+# (engine.training_cores.XLA_POOL), shared by the whole process; small calls (the curve learners')
+# run on the caller.
 
 
 def lower_training_priority(niceness: int) -> int:
@@ -79,22 +79,14 @@ def lower_training_priority(niceness: int) -> int:
     of threads changed.
     """
     changed = 0
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return 0
-    for task in tasks:
+    for tid in cores.xla_pool_threads():
         try:
-            tid = int(task)
-            with open(f"/proc/self/task/{task}/comm") as file:
-                if file.read().strip() != _XLA_POOL:
-                    continue
             if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
                 os.setpriority(os.PRIO_PROCESS, tid, niceness)
                 changed += 1
             if hasattr(os, "SCHED_IDLE") and os.sched_getscheduler(tid) != os.SCHED_IDLE:
                 os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-        except (OSError, ValueError):
+        except OSError:  # the thread ended meanwhile
             continue
     return changed
 
