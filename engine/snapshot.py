@@ -17,8 +17,8 @@ that the restoring show lacks is a :class:`SnapshotError` naming its path (the r
 every scene kind, tests/integration/test_snapshots.py, keep that from shipping). A class that holds
 state the pickle cannot see gives ``__snapshot__`` / ``__restore__``: the sample pool does, for
 the tables written during the show. A class names in ``snapshot_loaded`` the attributes that
-loading makes and the show never changes (a learner's training grains, the ear's resampling
-taps): they are saved by path too, as the restoring show has made the same (half a snapshot's
+loading makes and the show never changes (a learner's training grains, the ear's neuron
+graph): they are saved by path too, as the restoring show has made the same (half a snapshot's
 bytes, in the tour).
 """
 

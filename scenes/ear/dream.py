@@ -173,6 +173,16 @@ def seamless(clip: np.ndarray, fade: int = 256) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
+def distorted(clip: np.ndarray, amount: float) -> np.ndarray:
+    """The loss's distortion of a loop: the soft clip tanh(g x) / tanh(g) at drive g = ``amount``
+    (0, NaN or below: the loop as it is; it tends to that as g falls): quiet parts pushed up,
+    peaks held at +-1, the seam kept (it is pointwise)."""
+    if not np.isfinite(amount) or amount <= 1e-4:
+        return clip
+    drive = min(float(amount), 50.0)
+    return (np.tanh(drive * np.asarray(clip, np.float64)) / np.tanh(drive)).astype(np.float32)
+
+
 def start_material(kind: str, frames: int, seed: int, sound: np.ndarray | None = None) -> np.ndarray:
     """A clip to start from: "silence" (near: 1e-4 noise, so the gradient is not zero), "noise"
     (0.05 RMS), or ``sound`` (a recording, the show's last seconds), tiled or cut to length."""

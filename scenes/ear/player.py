@@ -2,10 +2,12 @@
 scaleogram scrolling beside them) and dreams loops: clips optimised so that a chosen region of
 neurons fires, played by a sampler, each new one taking over at the current one's loop end.
 
-**Listening.** Every ``1 / listen_rate`` s the last 4 s of the show's sound (``listen``: "mix",
-what the audience hears, the ear's loops included; "input", the microphone or line, the input
-file in renders) go through the ear; each neuron is lit by its normalised activation at the
-newest time step, ``relu((pre - mean) / std)`` under the statistics of the data it learned.
+**Listening.** Every ``1 / listen_rate`` s the ear hears the show's sound that came since it last
+listened (``listen``: "mix", what the audience hears, the ear's loops included; "input", the
+microphone or line, the input file in renders): only the new frames go through it
+(scenes/ear/listen.py, numpy, off XLA's pool); each neuron is lit by its normalised activation at
+its layer's newest step, ``relu((pre - mean) / std)`` under the statistics of the data it learned,
+and the scaleogram of the last 4 s scrolls beside them.
 
 **Dreaming** (``dream = true``). A loop of ``bars`` 4/4 bars at ``tempo`` (2 bars at 120 bpm: 4 s)
 starts from ``start`` ("silence", "noise", "sample": pool table ``sample``, "show": the last
@@ -45,10 +47,9 @@ from scipy.signal import resample_poly
 
 from engine.midi import NoteOn
 from engine.scene import Scene, SceneParams
-from scenes.ear import dream, network
+from scenes.ear import dream, listen, network
 
 VOICE = 0x7E00  # the sampler voice the loops play on (a scene voice id)
-RESAMPLE = (320, 147)  # 22,050 Hz * 320 / 147 = 48,000 Hz
 
 
 class EarParams(SceneParams):
@@ -85,26 +86,8 @@ class EarParams(SceneParams):
     learning_rate: float = Field(1e-3, gt=0.0, le=0.1)
     render_train_steps_per_tick: float = Field(0.1, ge=0.0, le=10.0)
     detune_scale: float = Field(0.0, ge=0.0, le=0.1, description="learning: detune = this x the loss")
-
-
-RESAMPLE_TAPS = 12  # each side of a resampled sample
-
-
-def ear_rate_taps(length: int, rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """How to resample the last :data:`network.CLIP` samples at 22,050 Hz from ``length`` samples
-    at ``rate`` (at least CLIP * rate / 22,050 + RESAMPLE_TAPS): for each output sample, the
-    indices of 2 x RESAMPLE_TAPS input samples and their weights (windowed sinc, low-passed
-    under 0.9 of the new Nyquist frequency; the last output sample RESAMPLE_TAPS input samples
-    before the newest). Computed once: a listen is a gather and a weighted sum."""
-    ratio = rate / network.RATE
-    position = (length - 1 - RESAMPLE_TAPS) - (network.CLIP - 1 - np.arange(network.CLIP)) * ratio
-    base = np.floor(position).astype(np.int64)
-    taps = base[:, None] + np.arange(-RESAMPLE_TAPS + 1, RESAMPLE_TAPS + 1)[None, :]
-    distance = position[:, None] - taps
-    cutoff = 0.45 / max(ratio, 1.0)  # cycles per input sample
-    window = 0.5 + 0.5 * np.cos(np.pi * distance / RESAMPLE_TAPS)
-    weights = 2 * cutoff * np.sinc(2 * cutoff * distance) * window
-    return np.clip(taps, 0, length - 1).astype(np.int32), weights.astype(np.float32)
+    distort_scale: float = Field(0.0, ge=0.0, le=2.0, description="learning: each loop written is soft-clipped "
+                                                                  "at drive = this x the loss")
 
 
 def loop_frames(tempo: float, bars: float) -> int:
@@ -156,7 +139,7 @@ class _Thread:
 class Ear(Scene):
     name = "ear"
     Params = EarParams
-    snapshot_loaded = ("resampling", "graph")  # engine.snapshot: made at load, never changed
+    snapshot_loaded = ("graph",)  # engine.snapshot: made at load, never changed
 
     def load(self) -> None:
         from scenes.ear import layout
@@ -170,11 +153,11 @@ class Ear(Scene):
 
             # it learns from what it hears alone, from the first clip heard on (see _learn)
             learner = EarCpc.for_playing(EarConfig(live_share=1.0, learning_rate=self.params.learning_rate))
-            # own_cores=False: the listener's and the dreamer's jax kernels would queue behind training
-            # on the pool's CPU (measured, 8 s runs on 2 CPUs: learning/idle frame p99 1.54-1.85x at
-            # 3.2 steps/s split, 1.61-1.64x at 4.8 steps/s shared)
+            # own_cores=True: the listener is numpy on the show's thread now (scenes/ear/listen.py), so
+            # the split keeps training off the show's CPU (measured, 4 rounds of 8 s on 2 CPUs: learning/idle
+            # frame p99 median 1.10x at 4.9 steps/s split, 1.35x at 5.7 steps/s shared)
             self.trainer = self.context.trainer(learner, "ear", steps_per_tick=self.params.render_train_steps_per_tick,
-                                                own_cores=False)
+                                                own_cores=True)
             self.trainer.load()
             self.trainer.restore(path)
             state = self.trainer.latest.state
@@ -185,9 +168,7 @@ class Ear(Scene):
         self.positions = layout.cached_layout(path, self.graph, layout.charges(self.graph, var))
         audio = self.context.audio
         self.rate = audio.rack.sample_rate if audio.rack is not None else 48000
-        self.show_clip = int(np.ceil(network.CLIP * self.rate / network.RATE)) + RESAMPLE_TAPS
-        self.resampling = tuple(jnp.asarray(a) for a in ear_rate_taps(self.show_clip, self.rate))
-        self._hear = jax.jit(self._hear_show)
+        self.show_clip = int(np.ceil(network.CLIP * self.rate / network.RATE)) + listen.TAPS
         self.dreamer = dream.Dreamer()
         self._reset()
         from engine.audio.control import NoAudio
@@ -202,9 +183,9 @@ class Ear(Scene):
             if capacity < needed:
                 raise ValueError(f"table '{self.params.tables[0]}' holds {capacity} frames; a loop of "
                                  f"{self.params.bars} bars at {self.params.tempo} bpm needs {needed}")
-        # Compile now (never on stage): the listener, a key split and a dream step for the target
-        # layer (another layer, chosen live, compiles on the dreamer's thread: about 2 s).
-        self._listen_once(self._recent())
+        # Compile now (never on stage): a key split and a dream step for the target layer (another
+        # layer, chosen live, compiles on the dreamer's thread: about 2 s).
+        self._listen_once(self._recent(0), 0)
         if self.params.dream:
             frames = loop_frames(self.params.tempo, self.params.bars)
             key, sub = jax.random.split(jax.random.PRNGKey(np.uint32(self.context.seed_for("loop", "0"))))
@@ -228,6 +209,9 @@ class Ear(Scene):
         self.loop_step = 0
         self.begin = True  # the next dream step begins a loop
         self.loop_value = 0.0
+        self.learning = False  # training on stage has begun (from the first clip heard on)
+        self.loss = 0.0  # the newest training loss, once learning
+        self.drives: list[float] = []  # the distortion drive of each loop finished: the last 16
         self.loops_made = 0
         self.finished: tuple[np.ndarray, np.ndarray, float] | None = None  # (loop, to play, value)
         self.playing: str | None = None
@@ -239,7 +223,8 @@ class Ear(Scene):
         self._loop_began = 0.0
         self.listener: _Thread | None = None
         self.dreaming: _Thread | None = None
-        self._sound: np.ndarray | None = None
+        self._sound: tuple[np.ndarray, int] | None = None  # (the show's newest sound, its end) to listen to
+        self.hearing = listen.Listener(self.rate)
         self._show_sound: np.ndarray | None = None
         self.ring = np.zeros(self.show_clip, np.float32)  # the show's last 4 s at its rate, mono
         self.ring_at = 0  # frames ever appended
@@ -252,7 +237,8 @@ class Ear(Scene):
     @staticmethod
     def hear(params, mean, var, clip: jax.Array) -> tuple[jax.Array, jax.Array]:
         """A clip (N,) at 22,050 Hz -> its scaleogram (T, 96) and every drawn neuron's normalised
-        activation at the newest time step, in the graph's order (layer, bin, channel)."""
+        activation at the newest time step, in the graph's order (layer, bin, channel): the whole
+        clip in jax, the peer of :class:`scenes.ear.listen.Listener` in the benchmark."""
         spectrum = network.scaleogram(clip[None])
         layers = network.forward(params, spectrum)
         lit = []
@@ -261,12 +247,6 @@ class Ear(Scene):
             std = jnp.sqrt(jnp.maximum(var[name], dream.STD_FLOOR ** 2))
             lit.append(jax.nn.relu((pre - mean[name]) / std).ravel())
         return spectrum[0], jnp.concatenate(lit)
-
-    def _hear_show(self, params, mean, var, sound: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """:meth:`hear` of the show's last sound at its own rate (resampled in the same compiled
-        call: the listener's thread only dispatches it)."""
-        taps, weights = self.resampling
-        return self.hear(params, mean, var, jnp.sum(weights * sound[taps], axis=1))
 
     def target(self) -> dream.Target:
         p = self.params
@@ -315,15 +295,18 @@ class Ear(Scene):
         recent = np.concatenate([self.ring[at:], self.ring[:at]])
         return recent if frames is None else recent[len(recent) - min(frames, len(recent)):]
 
-    def _listen_once(self, sound: np.ndarray) -> None:
-        spectrum, lit = self._hear(*self.model, jnp.asarray(sound))
-        self.heard = (np.asarray(spectrum), np.asarray(lit))
+    def _listen_once(self, sound: np.ndarray, end: int) -> None:
+        self.heard = self.hearing.hear(self.model, sound, end)
         self.listens += 1
 
+    def _newest(self) -> tuple[np.ndarray, int]:
+        """The show's sound the next listen needs (what came since the last), and its end."""
+        return self._recent(self.hearing.needed(self.ring_at)), self.ring_at
+
     def _listener_work(self, stopped) -> None:
-        sound, self._sound = self._sound, None
-        if sound is not None:
-            self._listen_once(sound)
+        newest, self._sound = self._sound, None
+        if newest is not None:
+            self._listen_once(*newest)
 
     # Dreaming ------------------------------------------------------------------------------------
     def _begin_loop(self) -> None:
@@ -372,9 +355,13 @@ class Ear(Scene):
             self.loops_made += 1
             self.begin = True
             mix = self.params.mix
-            data = dream.seamless((1 - mix) * self.loop + mix * self.start_clip) * self.params.gain
+            data = np.clip(dream.seamless((1 - mix) * self.loop + mix * self.start_clip) * self.params.gain, -1.0, 1.0)
+            drive = self.params.distort_scale * self.loss if self.learning else 0.0
+            data = dream.distorted(data, drive)  # the loss distorts the loop (0: as it is)
+            self.drives.append(drive)
+            del self.drives[:-16]
             # resampled here (the dreamer's thread live), not in the tick that plays it
-            self.finished = (self.loop.copy(), self._to_show(np.clip(data, -1.0, 1.0)), self.loop_value)
+            self.finished = (self.loop.copy(), self._to_show(data), self.loop_value)
 
     def _dream_work(self, stopped) -> None:
         while not stopped() and self.params.dream and self.finished is None:
@@ -446,8 +433,11 @@ class Ear(Scene):
         if seen.steps != self.model_steps:
             state = seen.state
             self.model, self.model_steps = (state.params, state.mean, state.var), seen.steps
-            if self.params.detune_scale > 0 and self.learning:  # its loss detunes the overtones
-                self.context.audio.detune(self.params.detune_scale * float(seen.summary["loss"]))
+            if self.learning:
+                loss = float(seen.summary["loss"])
+                self.loss = loss if np.isfinite(loss) else 0.0  # and the dreamer's loops: _dream_steps
+                if self.params.detune_scale > 0:  # its loss detunes the overtones
+                    self.context.audio.detune(self.params.detune_scale * self.loss)
         clip_seconds = network.CLIP / network.RATE
         if self.heard is not None and self.time - self.fed_at >= clip_seconds - 1e-9:
             count = min(network.CLIP_FRAMES, int(round((self.time - self.fed_at) * network.RATE / network.HOP)))
@@ -469,9 +459,9 @@ class Ear(Scene):
         if p.listen != "off" and self.time - self.listened_at >= 1.0 / p.listen_rate - 1e-9:
             self.listened_at = self.time
             if self.listener is None:
-                self._listen_once(self._recent())
+                self._listen_once(*self._newest())
             else:
-                self._sound = self._recent()
+                self._sound = self._newest()
                 self.listener.wake()
         if p.dream:
             if p.start == "show" and self.dreaming is not None and self.begin:
@@ -491,5 +481,6 @@ class Ear(Scene):
         if self.trainer is not None:
             summary = self.trainer.seen.summary
             status.update(steps=int(self.trainer.seen.steps), loss=float(summary["loss"]),
-                          accuracy=float(summary["accuracy"]), heard=self.fed)
+                          accuracy=float(summary["accuracy"]), heard=self.fed,
+                          drive=round(self.drives[-1], 4) if self.drives else 0.0)
         return status

@@ -250,7 +250,7 @@ def test_the_ear_learns_from_what_it_hears_the_same_in_every_render(tmp_path):
 
     path = setlist_copy(tmp_path, ("piano",), extra='train = true, render_train_steps_per_tick = 0.05, '
                                                    'steps_per_loop = 20, render_steps_per_tick = 2, '
-                                                   'detune_scale = 0.01')
+                                                   'detune_scale = 0.01, distort_scale = 0.3')
     notes = [(0.1 + 0.5 * i, NoteOn(48 + 5 * (i % 6), 100)) for i in range(16)]
     runs = []
     for _ in range(2):
@@ -265,6 +265,9 @@ def test_the_ear_learns_from_what_it_hears_the_same_in_every_render(tmp_path):
             assert len(detunes) == 13 and detunes[-1] == pytest.approx(
                 0.01 * float(scene.trainer.latest.summary["loss"]))
             assert scene.trainer.fed == 2 and scene.fed == 2 * 172
+            # and distorts the loops dreamed since: drive 0.3 x the loss when each was finished
+            assert scene.drives[0] == 0.0 and max(scene.drives) > 0.3  # the loss is over 1
+            assert all(d == 0.0 or d > 0.3 for d in scene.drives)
             # it starts learning with the first clip (at 4 s): 0.05 steps a tick from then on
             assert int(state.live_count) == 2 * 172 and scene.trainer.latest.steps == 13
             live = np.asarray(state.live[:2 * 172])

@@ -109,6 +109,18 @@ def test_a_seamless_loop_meets_itself():
     np.testing.assert_array_equal(loop[:3000], clip[:3000])
 
 
+def test_the_loss_distorts_a_loop_by_soft_clipping_it():
+    clip = (0.5 * np.sin(np.linspace(0, 40 * np.pi, 4000))).astype(np.float32)
+    for amount in (0.0, -1.0, float("nan")):
+        assert dream.distorted(clip, amount) is clip  # no drive: the loop as it is
+    assert np.allclose(dream.distorted(clip, 1e-3), clip, atol=1e-4)  # it tends to that
+    shaped = dream.distorted(clip, 3.0)
+    assert shaped.dtype == np.float32 and np.all(np.abs(shaped) <= 1.0)
+    assert np.abs(shaped).max() > 0.9 > 0.5 >= np.abs(clip).max()  # pushed up, towards a square
+    assert np.array_equal(np.sign(shaped), np.sign(clip))
+    assert dream.distorted(np.float32([1.0, -1.0]), 1e9).tolist() == [1.0, -1.0]  # peaks held at +-1
+
+
 def test_the_layout_energy_falls_and_its_cache_reloads_bit_for_bit(tmp_path):
     graph = layout.neuron_graph()
     assert len(graph) == sum(b * c for b, c in network.layer_shapes().values())
