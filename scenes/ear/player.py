@@ -183,6 +183,11 @@ class Ear(Scene):
             if capacity < needed:
                 raise ValueError(f"table '{self.params.tables[0]}' holds {capacity} frames; a loop of "
                                  f"{self.params.bars} bars at {self.params.tempo} bpm needs {needed}")
+        self.picture = None
+        if self.context.gl is not None:
+            from scenes.ear.picture import Picture
+
+            self.picture = Picture(self.context, self)
         # Compile now (never on stage): a key split and a dream step for the target layer (another
         # layer, chosen live, compiles on the dreamer's thread: about 2 s).
         self._listen_once(self._recent(0), 0)
@@ -192,16 +197,12 @@ class Ear(Scene):
             clip = jnp.asarray(dream.start_material("silence", frames * network.HOP, 0))
             clip, value = self.dreamer.step(*self.model, clip, sub, self.target(), self.regularisers())
             float(value), np.asarray(clip)
-        self.picture = None
-        if self.context.gl is not None:
-            from scenes.ear.picture import Picture
-
-            self.picture = Picture(self.context, self)
 
     def _reset(self) -> None:
         self.time = 0.0
         self.listened_at = -1.0
         self.heard: tuple[np.ndarray, np.ndarray] | None = None  # (scaleogram, activations)
+        self.heard_image: bytes | None = None  # the scaleogram as the picture's texture shows it
         self.listens = 0
         self.lock = threading.Lock()
         self.loop: np.ndarray | None = None  # the loop being dreamed (22,050 Hz)
@@ -297,6 +298,8 @@ class Ear(Scene):
 
     def _listen_once(self, sound: np.ndarray, end: int) -> None:
         self.heard = self.hearing.hear(self.model, sound, end)
+        if self.picture is not None:  # the scaleogram's image made here (live: the listener's thread), not in a frame
+            self.heard_image = self.picture.scaleogram_image(self.heard[0])
         self.listens += 1
 
     def _newest(self) -> tuple[np.ndarray, int]:
