@@ -172,9 +172,14 @@ def load_with_extra(path: str | Path, learner: Learner[State]) -> tuple[State, d
         if leaf.shape != tuple(want.shape) or leaf.dtype != want.dtype:
             raise UserError(f"{where}: array {index} is {leaf.dtype.name}{list(leaf.shape)}, the learner expects "
                             f"{np.dtype(want.dtype).name}{list(want.shape)} (other settings or size?)")
-    settings = learner.describe()
-    if header.get("settings") != json.loads(json.dumps(settings)):
-        log.warning("%s was saved with other settings than %s has now; loading it with the current ones",
-                    path, learner.name)
+    settings, saved = json.loads(json.dumps(learner.describe())), header.get("settings")
+    if saved != settings:
+        if isinstance(saved, dict) and isinstance(settings, dict):
+            changed = ", ".join(f"{key} {saved.get(key)!r} -> {settings.get(key)!r}"
+                                for key in sorted(set(saved) | set(settings)) if saved.get(key) != settings.get(key))
+        else:
+            changed = "other settings"
+        log.warning("%s was saved with other settings than %s has now (%s); loading it with the current ones",
+                    path, learner.name, changed)
     extra = header.get("extra")
     return jax.tree_util.tree_unflatten(tree, leaves), extra if isinstance(extra, dict) else {}

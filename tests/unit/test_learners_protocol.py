@@ -110,6 +110,17 @@ def test_a_damaged_checkpoint_is_a_one_line_user_error(tmp_path, damage):
     assert "truncated or corrupt" in message
 
 
+def test_a_checkpoint_loaded_with_other_settings_says_which(tmp_path, caplog):
+    path = paced_run(SMALL, 1).save(tmp_path / "small.npz")
+    faster = RegressorConfig(**{**SMALL.__dict__, "learning_rate": 2 * SMALL.learning_rate})
+    with caplog.at_level("WARNING", logger="showrunner.learners"):
+        checkpoint.load(path, Regressor(SMALL))
+        assert not caplog.records
+        checkpoint.load(path, Regressor(faster))
+    [record] = caplog.records
+    assert f"(learning_rate {SMALL.learning_rate!r} -> {faster.learning_rate!r})" in record.getMessage()
+
+
 def test_a_checkpoint_of_another_learner_or_size_is_refused_naming_the_problem(tmp_path):
     path = paced_run(SMALL, 1).save(tmp_path / "small.npz")
     with pytest.raises(UserError, match="expects"):
