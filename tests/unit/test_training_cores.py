@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 
 import pytest
 
 from engine import training_cores
+from tests.conftest import ROOT
 
 FULL = frozenset(os.sched_getaffinity(0))
 needs_two = pytest.mark.skipif(len(FULL) < 2, reason="a split needs two CPUs (CI has two)")
@@ -254,3 +256,30 @@ def test_assigned_helpers_go_where_they_asked_while_split_and_back_after():
 def test_assign_takes_a_half_it_knows():
     with pytest.raises(ValueError, match="half must be"):
         training_cores.assign("show")
+
+
+def test_lower_training_priority_puts_xla_pool_idle_and_nothing_else():
+    """In a process of its own (the pool stays lowered for the rest of a process): after a
+    computation has started XLA's pool, every pool thread is at niceness 19 in SCHED_IDLE, the
+    calling thread keeps its class and niceness, and a second call changes nothing."""
+    script = """
+import os, threading
+import jax.numpy as jnp
+from engine import training_cores
+from engine.learners.trainer import lower_training_priority
+me = threading.get_native_id()
+before = (os.sched_getscheduler(me), os.getpriority(os.PRIO_PROCESS, me))
+x = jnp.ones((512, 512))
+(x @ x).block_until_ready()
+pool = training_cores.xla_pool_threads()
+assert pool, "no XLA pool thread after a computation"
+assert lower_training_priority(19) == len(pool)
+for tid in pool:
+    assert os.sched_getscheduler(tid) == os.SCHED_IDLE and os.getpriority(os.PRIO_PROCESS, tid) == 19, tid
+assert (os.sched_getscheduler(me), os.getpriority(os.PRIO_PROCESS, me)) == before
+assert lower_training_priority(19) == 0
+print("pool", len(pool))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("pool ")
