@@ -164,15 +164,14 @@ def _parts() -> dict[str, float]:
     jit_step = jax.jit(learner.step)
     from scenes.ear.listen import Listener
 
-    listener = Listener(48000)
     show = (0.1 * np.random.default_rng(3).standard_normal(48000 * 30)).astype(np.float32)
-    fed = [0]
+    fed = {"end": 0, "listener": Listener(48000)}
 
     def listen_new():  # the scene's listen: what came in a 30th of a second (1,600 samples at 48 kHz)
-        fed[0] = fed[0] + 1600 if fed[0] + 1600 <= len(show) else 1600
-        if fed[0] == 1600:
-            listener.__init__(48000)
-        end = fed[0]
+        if fed["end"] + 1600 > len(show):  # the sound used up: a new listener from its start
+            fed["end"], fed["listener"] = 0, Listener(48000)
+        fed["end"] += 1600
+        end, listener = fed["end"], fed["listener"]
         return listener.hear(model, show[max(0, end - listener.needed(end)):end], end)
 
     times = _timed({

@@ -34,7 +34,7 @@ from scenes.ear import dream, network
 
 TAPS = 12  # show samples each side of a resampled sample
 HISTORY = {"e0": 3, "e1": 4, "e3": 4, "a0": 4, "a1": 7, "context": 13}  # steps of its input a layer reads
-FREQ_STRIDE = {name: stride[1] for name, _kernel, stride, _c_in, _c_out in network.ENCODER}
+STRIDE = {name: stride for name, _kernel, stride, _c_in, _c_out in network.ENCODER}
 KERNEL = {name: kernel for name, kernel, _stride, _c_in, _c_out in network.ENCODER}
 
 
@@ -52,9 +52,7 @@ def resampling_weights(rate: int) -> tuple[int, int, np.ndarray]:
 
 
 def _freq_padding(name: str) -> tuple[int, int]:
-    _kt, kf = KERNEL[name]
-    extra = kf - FREQ_STRIDE[name]
-    return extra // 2, extra - extra // 2
+    return network._padding(KERNEL[name], STRIDE[name])[1]
 
 
 def _gather(name: str, bins: int) -> np.ndarray:
@@ -62,8 +60,8 @@ def _gather(name: str, bins: int) -> np.ndarray:
     bins each output bin reads, (bins out, kf)."""
     _kt, kf = KERNEL[name]
     low, high = _freq_padding(name)
-    out = (bins + low + high - kf) // FREQ_STRIDE[name] + 1
-    return np.arange(out)[:, None] * FREQ_STRIDE[name] + np.arange(kf)[None, :]
+    out = (bins + low + high - kf) // STRIDE[name][1] + 1
+    return np.arange(out)[:, None] * STRIDE[name][1] + np.arange(kf)[None, :]
 
 
 def _conv_newest(x: np.ndarray, w: np.ndarray, b: np.ndarray, gather: np.ndarray) -> np.ndarray:

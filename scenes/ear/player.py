@@ -153,7 +153,7 @@ class Ear(Scene):
 
             # it learns from what it hears alone, from the first clip heard on (see _learn)
             learner = EarCpc.for_playing(EarConfig(live_share=1.0, learning_rate=self.params.learning_rate))
-            # own_cores=True: the listener is numpy on the show's thread now (scenes/ear/listen.py), so
+            # own_cores=True: the listener is numpy now (scenes/ear/listen.py), off XLA's pool, so
             # the split keeps training off the show's CPU (measured, 4 rounds of 8 s on 2 CPUs: learning/idle
             # frame p99 median 1.10x at 4.9 steps/s split, 1.35x at 5.7 steps/s shared)
             self.trainer = self.context.trainer(learner, "ear", steps_per_tick=self.params.render_train_steps_per_tick,
@@ -291,10 +291,13 @@ class Ear(Scene):
         self.ring_at += count
 
     def _recent(self, frames: int | None = None) -> np.ndarray:
-        """The ring's last ``frames`` (all of it by default), oldest first, a copy."""
+        """The ring's last ``frames`` (all of it by default), oldest first, a copy (only those are
+        copied: a listen in the tick reads a 30th of a second, not the 4 s)."""
+        count = len(self.ring) if frames is None else min(frames, len(self.ring))
         at = self.ring_at % len(self.ring)
-        recent = np.concatenate([self.ring[at:], self.ring[:at]])
-        return recent if frames is None else recent[len(recent) - min(frames, len(recent)):]
+        if count <= at:
+            return self.ring[at - count:at].copy()
+        return np.concatenate([self.ring[at - count:], self.ring[:at]])
 
     def _listen_once(self, sound: np.ndarray, end: int) -> None:
         self.heard = self.hearing.hear(self.model, sound, end)
