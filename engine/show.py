@@ -171,6 +171,7 @@ class Show:
         self._pending_events: list[str] = []
         self._metrics: MetricsLog | None = None
         self._last_frame_ms: float | None = None
+        self._last_ticks_ms = 0.0  # the last frame's ticks, all of them (said when a frame is late)
         self._error_counts: dict[tuple[int, str], int] = {}
         self._compilations = 0
         self.frame_sink: Callable[[], None] | None = None  # called after each frame is drawn
@@ -357,10 +358,14 @@ class Show:
                     self.recorder.show_busy(True)  # a yielding encoder waits until the rest
                 now = self.time.now()
                 steps = self.clock.advance(now - last)
+                if steps.dropped > 0:
+                    # Where the time went: the last frame's ticks and drawing are the show's; the
+                    # rest (a process that had the CPU, a pause, a slow disk) is the machine's.
+                    log.warning("frame took too long: %.0f ms of show time dropped (%.0f ms since the last "
+                                "frame: its ticks took %.0f ms, its drawing %.0f ms)", steps.dropped * 1000,
+                                (now - last) * 1000, self._last_ticks_ms, self._last_frame_ms or 0.0)
                 last = self._last_now = now
                 self._origin += steps.dropped
-                if steps.dropped > 0:
-                    log.warning("frame took too long: %.0f ms of show time dropped", steps.dropped * 1000)
                 for source in self.sources:
                     source.poll(now)
                     notices = getattr(source, "take_notices", None)
@@ -368,12 +373,14 @@ class Show:
                         self._pending_events.extend(notices())
                 self._handle_window_events(now)
                 first = self.clock.tick_count - steps.ticks + 1
+                ticks_started = time.perf_counter()
                 for tick in range(first, self.clock.tick_count + 1):
                     self._tick(tick)
                     self.summary.ticks = tick
                     if self._end_at is not None and tick * self.clock.dt >= self._end_at - 1e-9:
                         self._quit = True
                         break
+                self._last_ticks_ms = (time.perf_counter() - ticks_started) * 1000
                 if self.heartbeat is not None:
                     self._beat()
                 if self.clock.tick_count > 0 and self.draw_frames:  # nothing before the first cue

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -167,9 +168,15 @@ def test_a_flood_of_random_and_malformed_packets_never_stops_the_show_or_its_fra
     # up with no flood at all), so a handful of intervals over 3x the median is the machine's.
     long = [(tick, gap) for tick, gap in zip(ticks, gaps) if gap > 3 * statistics.median(gaps)]
     assert len(long) <= 0.005 * len(gaps) + 2, f"frame intervals over 3x the median (tick, ticks): {long}"
-    assert max(gaps) <= 15, f"the picture froze for {max(gaps)} ticks"
     log = next((tmp_path / "logs").glob("show-*.log")).read_text()
-    assert "OSC in the last second" in log and "frame took too long" not in log
+    assert "OSC in the last second" in log
+    # A frame can run at most 5 ticks, so a stall shows as show time dropped (said in the log), not
+    # as a longer interval. A flood that held the show would drop seconds of it. One frame late by
+    # 100 ms in the 16 s is the machine's: measured here with no OSC at all while another process
+    # spent its time in the kernel (dd from /dev/urandom): 100 and 133 + 17 ms dropped, the late
+    # frame's ticks and drawing taking 100-119 ms of CPU they did not get (the same with the flood).
+    dropped = [int(ms) for ms in re.findall(r"frame took too long: (\d+) ms of show time dropped", log)]
+    assert len(dropped) <= 2 and sum(dropped) <= 250, dropped
 
 
 def test_osc_moves_with_impossible_values_are_refused_not_raised(tmp_path):
