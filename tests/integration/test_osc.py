@@ -13,8 +13,6 @@ import subprocess
 import threading
 import time
 
-import pytest
-
 from tests.conftest import PERFORMANCES, ROOT, showrunner_command
 
 SETLIST = """
