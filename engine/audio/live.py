@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import training_cores
 from engine.audio import command_ring as cmd
 from engine.audio import shared
 from engine.audio.config import MixerConfig
 from engine.audio.control import AudioOut
 from engine.audio.rack import RackConfig, legacy_rack_config
 from engine.audio.server import EXIT_DEVICE_LOST, ServerSettings
-from engine import training_cores
 from engine.child_process import stop_child, wait_until
 
 log = logging.getLogger("showrunner.audio")

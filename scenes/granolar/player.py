@@ -147,30 +147,35 @@ class _Worker:
                     continue
                 self._wake.clear()
                 job, self._pending = self._pending, None
-                if job is None:
-                    continue
-                self.busy = True
-                try:
-                    result = self.compose(*job)
-                    if self.write is not None:
-                        # The previous table's swap is pending for at most a block or two.
-                        deadline = time.monotonic() + 0.2
-                        while not self.write(result.table):
-                            if self._stopped or time.monotonic() > deadline:
-                                result = None
-                                break
-                            time.sleep(0.0005)
-                        else:
-                            result.written_at = time.perf_counter()
-                            self.written.append((result.written_at, result.point))
-                    if result is not None:
-                        self._result = result
-                except Exception as error:  # the show goes on with the table it has
-                    self.error = error
-                finally:
-                    self.busy = False
+                if job is not None:
+                    self._do(job)
         finally:
             training_cores.unassign()
+
+    def _do(self, job) -> None:
+        """One job: composed, written (live sound), kept for the scene's next tick."""
+        self.busy = True
+        try:
+            result = self.compose(*job)
+            if self.write is not None and not self._written(result):
+                return
+            self._result = result
+        except Exception as error:  # the show goes on with the table it has
+            self.error = error
+        finally:
+            self.busy = False
+
+    def _written(self, result) -> bool:
+        """Write ``result``'s table; the previous table's swap is pending for at most a block or
+        two. False when the worker stops or the audio process never takes it."""
+        deadline = time.monotonic() + 0.2
+        while not self.write(result.table):
+            if self._stopped or time.monotonic() > deadline:
+                return False
+            time.sleep(0.0005)
+        result.written_at = time.perf_counter()
+        self.written.append((result.written_at, result.point))
+        return True
 
     def close(self) -> None:
         self._stopped = True
