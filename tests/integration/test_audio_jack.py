@@ -273,3 +273,28 @@ def test_no_thread_of_the_audio_process_outranks_its_jack_callback(live):
     assert threads[callback][0] == os.SCHED_FIFO, threads
     assert all(priority <= threads[callback][1] for _, priority, _ in realtime.values()), threads
     assert len(threads) <= 4, threads  # main, libjack's callback and two libjack helpers: no pools
+
+
+def test_the_audio_process_plays_without_page_faults(live):
+    """A page fault in the callback waits on the kernel (a realtime thread's classic xrun). PyAudio
+    entered Python with a thread state made and deleted every block (an mmap and munmap of its
+    frame stack: about 190 faults a second), and the callback's first pass over the tap touched a
+    new page every block or so. Kept and mapped ahead (engine.audio.server), the process playing
+    a note and writing a fresh tap takes none."""
+    audio = live(HOLD)
+    audio.note_on(60, 100)
+    time.sleep(0.5)
+
+    def faults() -> int:  # minor and major, every thread
+        total = 0
+        for tid in os.listdir(f"/proc/{audio.pid}/task"):
+            with open(f"/proc/{audio.pid}/task/{tid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+                total += int(fields[7]) + int(fields[9])
+        return total
+
+    before, blocks = faults(), audio.state.get("blocks")
+    time.sleep(2.0)
+    after, played = faults(), audio.state.get("blocks") - blocks
+    assert played > 200, played  # 2 s of 256-frame blocks is 375
+    assert after - before <= 5, f"{after - before} page faults in {played} blocks"
