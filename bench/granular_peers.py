@@ -180,7 +180,7 @@ def _result() -> BenchResult:
                 f"cloud of {granulator_load.GRAINS / granulator_load.DURATION:,.0f} grains per "
                 f"second) over {granulator_load.BLOCKS} blocks of {granulator_load.BLOCK} frames. "
                 "Differences that remain: our process also runs the rack's limiter and bus gain, "
-                "copies each block to its tap and has a Python main thread waking every 20 ms; "
+                "copies each block to its tap and has a Python main thread waking every 100 ms; "
                 "pyo's process has an idle Python main thread waiting on its stdin."),
         goal=(f"Goal: at each density our process's CPU time <= {GOAL_RATIO:g}x the better "
               f"peer's (the lower of pyo's and scsynth's), and the granulator at "

@@ -38,6 +38,8 @@ log = logging.getLogger("showrunner.audio")
 OUTPUT_UNDERFLOW = 0x4  # paOutputUnderflow
 STALL = 1.0  # seconds without a callback before the stream counts as lost
 RETRY = 1.0  # seconds between attempts to open a device
+IDLE_DRAIN = 0.02  # seconds between the main thread's drains of the ring while no stream plays
+WATCH = 0.1  # seconds between its looks at a playing stream (stalled? the show ended?)
 # SCHED_FIFO priority asked for: under ALSA, PortAudio's callback thread inherits it; under JACK,
 # libjack gives the callback thread the server's priority - 5 (5 with jackd's default 10), and the
 # other threads here, which inherit this one, stay below it.
@@ -317,7 +319,9 @@ class AudioServer:
                         state.set("status", shared.DEVICE_LOST)
                         logging.shutdown()
                         os._exit(EXIT_DEVICE_LOST)
-                time.sleep(0.02)
+                # Silent, the ring flows through here; playing, the callback drains it and this
+                # thread only watches (a stall, the show's end), so it wakes 10 times a second.
+                time.sleep(IDLE_DRAIN if self.stream is None else WATCH)
         finally:
             self._close()
             if self.midi is not None:
