@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -29,6 +30,11 @@ BUNDLED_MIDI = ROOT / "assets" / "midi" / "partitura_mozart_k265_var1.mid"
 
 def showrunner_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "engine.cli", *args]
+
+
+def dropped_show_ms(log: str) -> list[int]:
+    """The show time, in ms, each late frame dropped, as a show log says it (engine/show.py)."""
+    return [int(ms) for ms in re.findall(r"frame took too long: (\d+) ms of show time dropped", log)]
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ played after the flood are taken as usual."""
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, showrunner_command
+from tests.conftest import ROOT, dropped_show_ms, showrunner_command
 
 pytestmark = pytest.mark.jack
 SENDER = ROOT / "tests" / "integration" / "midi_sender.py"
@@ -65,7 +64,7 @@ def test_a_midi_flood_leaves_frames_coming_and_is_reported_as_an_overload(tmp_pa
     assert len(ticks) >= 0.25 * len(lines)  # measured: 51-69 % of the ticks drew a frame (34 % on 2026-12-02)
     # A frame of over 5 ticks drops show time (said in the log): before, the flood dropped seconds
     # of it; now at most a few ticks now and then (0-5 drops of one tick in 14 runs here).
-    dropped = [int(ms) for ms in re.findall(r"frame took too long: (\d+) ms of show time dropped", log)]
+    dropped = dropped_show_ms(log)
     # On 2026-12-02 the machine was slower: 1.0-2.1 s dropped in all, mostly in drops of 17-50 ms
     # (one of 372 ms), at this commit and at the one before that day's changes alike.
     assert sum(dropped) <= 3000 and max(dropped, default=0) <= 500, dropped

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import socket
 import statistics
 import subprocess
 import threading
 import time
 
-from tests.conftest import PERFORMANCES, ROOT, showrunner_command
+from tests.conftest import PERFORMANCES, ROOT, dropped_show_ms, showrunner_command
 
 SETLIST = """
 title = "osc"
@@ -173,7 +172,7 @@ def test_a_flood_of_random_and_malformed_packets_never_stops_the_show_or_its_fra
     # 100 ms in the 16 s is the machine's: measured here with no OSC at all while another process
     # spent its time in the kernel (dd from /dev/urandom): 100 and 133 + 17 ms dropped, the late
     # frame's ticks and drawing taking 100-119 ms of CPU they did not get (the same with the flood).
-    dropped = [int(ms) for ms in re.findall(r"frame took too long: (\d+) ms of show time dropped", log)]
+    dropped = dropped_show_ms(log)
     assert len(dropped) <= 2 and sum(dropped) <= 250, dropped
 
 
