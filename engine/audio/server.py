@@ -45,6 +45,9 @@ WATCH = 0.1  # seconds between its looks at a playing stream (stalled? the show 
 # other threads here, which inherit this one, stay below it.
 RT_PRIORITY = 4
 EXIT_DEVICE_LOST = 3  # exit status: the stream died; the engine restarts the process
+# The health fields the callback writes every block, by index (no lookups in the callback).
+_BLOCKS, _LOAD, _LOAD_PEAK, _LOAD_MEAN, _VOICES, _LIMITER_DB = (
+    shared.FIELD[name] for name in ("blocks", "load", "load_peak", "load_mean", "voices", "limiter_db"))
 
 
 class ServerSettings(BaseModel):
@@ -115,6 +118,7 @@ class AudioServer:
         self._leftover = np.zeros((0, 2), np.float32)
         self._errors = 0
         self._callback_thread: int | None = None  # the thread the device's callbacks come on
+        self._ring_header = state.ring.header  # (written, read): commands wait when they differ
         # The instruments whose view scenes read (engine.audio.shared), and whether the last view
         # each published held rows (an idle one is written once more, empty, then left alone).
         self._views = [index for index, instrument in enumerate(self.rack.instruments[:shared.VIEWS])
@@ -130,7 +134,8 @@ class AudioServer:
         gc.collect()
         gc.freeze()
 
-    # The callback (PortAudio's thread).
+    # The callback (PortAudio's thread). It runs cold, once a block, so every line costs: the
+    # ring is drained only when it holds commands or a MIDI port is read here.
     def callback(self, in_data, frame_count, _time_info, status):
         started = time.perf_counter()
         if self._callback_thread != threading.get_native_id():  # the first block of a stream
@@ -142,7 +147,9 @@ class AudioServer:
         try:
             if status & OUTPUT_UNDERFLOW:
                 state.set("underruns", state.get("underruns") + 1)
-            self._drain()
+            header = self._ring_header
+            if self.midi is not None or header[0] != header[1]:
+                self._drain()
             block = self._frames(frame_count)
             if self._views:
                 self._publish_views()
@@ -201,18 +208,20 @@ class AudioServer:
         return joined[:count]
 
     def _account(self, started: float, seconds: float) -> None:
-        health, field = self.state.health, shared.FIELD
+        health, state = self.state.health, self.state
         load = seconds / self.period
-        blocks = int(health[field["blocks"]])
-        self.state.loads[blocks % shared.LOADS] = seconds
-        self.state.block_starts[blocks % shared.LOADS] = started
-        health[field["load"]] = load
-        health[field["load_peak"]] = max(load, health[field["load_peak"]] * 0.995)
-        health[field["load_mean"]] = 0.99 * health[field["load_mean"]] + 0.01 * load
-        if blocks % 16 == 0:  # for the HUD: no need to count voices every block
-            health[field["voices"]] = self.rack.voices_sounding()
-            health[field["limiter_db"]] = self.rack.limiter.reduction_db
-        health[field["blocks"]] = blocks + 1
+        blocks = int(health[_BLOCKS])
+        slot = blocks % shared.LOADS
+        state.loads[slot] = seconds
+        state.block_starts[slot] = started
+        peak = float(health[_LOAD_PEAK]) * 0.995
+        health[_LOAD] = load
+        health[_LOAD_PEAK] = load if load > peak else peak
+        health[_LOAD_MEAN] = 0.99 * float(health[_LOAD_MEAN]) + 0.01 * load
+        if not blocks & 15:  # for the HUD: no need to count voices every block
+            health[_VOICES] = self.rack.voices_sounding()
+            health[_LIMITER_DB] = self.rack.limiter.reduction_db
+        health[_BLOCKS] = blocks + 1
 
     # The device (main thread).
     def _open(self) -> bool:
