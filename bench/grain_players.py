@@ -168,17 +168,15 @@ class ScsynthPlayer:
         self._log.close()
 
 
-class PyoPlayer:
-    """pyo's ``Particle`` in a child process (:mod:`bench.pyo_grains`), told what to play on its
-    stdin."""
+class _ChildPlayer:
+    """A player in a Python child process (``python -m MODULE ARGS``) that prints ``ready``, then
+    answers each command line on its stdin with ``ok``."""
 
-    name = "pyo"
-    ports = rf"^{PYO_CLIENT}:output_[12]$"
+    name = "child"
 
-    def __init__(self, wav: Path) -> None:
+    def __init__(self, module: str, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.pyo_grains", str(wav), repr(GAIN), repr(DURATION),
-             repr(PITCH_JITTER), repr(POSITION), repr(POSITION_DEVIATION)],
+            [sys.executable, "-m", module, *args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             cwd=Path(__file__).resolve().parent.parent)
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -195,7 +193,7 @@ class PyoPlayer:
         self._lines.put(None)
 
     def _expect(self, word: str, timeout: float) -> None:
-        """Read the child's lines until ``word`` (pyo prints notices of its own before it)."""
+        """Read the child's lines until ``word`` (it may print notices of its own before it)."""
         seen: list[str] = []
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
@@ -204,28 +202,17 @@ class PyoPlayer:
             except queue.Empty:
                 break
             if line is None:
-                raise RuntimeError(f"the pyo player exited ({self.process.wait()}): "
+                raise RuntimeError(f"the {self.name} player exited ({self.process.wait()}): "
                                    f"{' | '.join(seen[-3:])}")
             if line == word:
                 return
             if line:
                 seen.append(line)
-        raise RuntimeError(f"the pyo player did not say {word!r} within {timeout:g} s")
-
-    def _tell(self, command: str) -> None:
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        self._expect("ok", 5.0)
+        raise RuntimeError(f"the {self.name} player did not say {word!r} within {timeout:g} s")
 
     @property
     def pid(self) -> int:
         return self.process.pid
-
-    def play(self, density: float) -> None:
-        self._tell(f"play {density!r}")
-
-    def stop(self) -> None:
-        self._tell("stop")
 
     def close(self) -> None:
         def ask() -> None:
@@ -236,3 +223,36 @@ class PyoPlayer:
                 self.process.terminate()
 
         stop_child(self.process, ask)
+
+
+class PyoPlayer(_ChildPlayer):
+    """pyo's ``Particle`` in a child process (:mod:`bench.pyo_grains`), told what to play on its
+    stdin."""
+
+    name = "pyo"
+    ports = rf"^{PYO_CLIENT}:output_[12]$"
+
+    def __init__(self, wav: Path) -> None:
+        super().__init__("bench.pyo_grains", str(wav), repr(GAIN), repr(DURATION), repr(PITCH_JITTER),
+                         repr(POSITION), repr(POSITION_DEVIATION))
+
+    def _tell(self, command: str) -> None:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        self._expect("ok", 5.0)
+
+    def play(self, density: float) -> None:
+        self._tell(f"play {density!r}")
+
+    def stop(self) -> None:
+        self._tell("stop")
+
+
+class FloorPlayer(_ChildPlayer):
+    """Not a player: PyAudio's floor (:mod:`bench.pyaudio_floor`), a stream whose callback returns
+    silence, measured beside the players as what any PyAudio process pays before its first sample."""
+
+    name = "floor"
+
+    def __init__(self) -> None:
+        super().__init__("bench.pyaudio_floor")

@@ -4,7 +4,9 @@ block at 1,000 simultaneous grains.
 
 On one private JACK server (dummy driver, 256 frames per period) the three players of
 :mod:`bench.grain_players` run at once, each its own process. In turn, one plays (200 or 1,000
-grains per second) while the others are silent, and the CPU time of every process over that window
+grains per second) while the others are silent, and the CPU time of every process over that window (and of a
+fourth that never plays: a PyAudio stream whose callback returns silence, the floor of any process
+that plays through PyAudio)
 (``/proc/PID/stat`` utime + stime, all threads) is read at both ends: the playing one's is its cost
 for the stream, the silent ones' their fixed cost as JACK clients. The order of the players turns
 each round, and a JACK client records whoever plays; a silent capture is an error, not a figure.
@@ -29,7 +31,7 @@ import soundfile
 
 from bench import granulator_load
 from bench.grain_players import (DURATION, GAIN, PERIOD, PITCH_JITTER, POSITION, POSITION_DEVIATION,
-                                 SAMPLE_RATE, OurPlayer, PyoPlayer, ScsynthPlayer)
+                                 SAMPLE_RATE, FloorPlayer, OurPlayer, PyoPlayer, ScsynthPlayer)
 from bench.jack_recorder import JackRecorder
 from bench.jack_server import JackUnavailable, jack_server
 from bench.result import BenchResult, Figure
@@ -110,7 +112,7 @@ def _measure(wav: Path, table: np.ndarray) -> dict:
     underruns and the JACK server's missed cycles."""
     names = ("ours", "pyo", "scsynth")
     playing = {density: {name: [] for name in names} for density in DENSITIES}
-    silent = {name: [] for name in names}
+    silent = {name: [] for name in (*names, "floor")}
     peaks = {name: float("inf") for name in names}
     found = {"playing": playing, "silent": silent, "peaks": peaks, "reports": {}}
     with jack_server(SAMPLE_RATE, PERIOD):
@@ -120,9 +122,11 @@ def _measure(wav: Path, table: np.ndarray) -> dict:
             players.append(OurPlayer(table))
             players.append(PyoPlayer(wav))
             players.append(ScsynthPlayer(wav))
+            trio = list(players)
+            players.append(FloorPlayer())  # read every window, never plays
             underruns = players[0].audio.health()["xruns"]
             for round_ in range(ROUNDS):
-                order = players[round_ % 3:] + players[:round_ % 3]
+                order = trio[round_ % 3:] + trio[:round_ % 3]
                 for density in DENSITIES:
                     for player in order:
                         shares, peak, report = _window(players, player, density, recorder)
@@ -153,7 +157,11 @@ def _result() -> BenchResult:
                 "on its bus, the table in the shared sample pool), pyo's `Particle` (pyo's JACK "
                 f"server, buffer {PERIOD}, `bench/pyo_grains.py`) and SuperCollider's `scsynth` "
                 f"(JACK, `-z {PERIOD} -Z {PERIOD}`) with one synth of `GrainBuf.ar(2, ...)` written "
-                "from Python (`bench/scgf.py`, `bench/grain_players.py`). All three play the same "
+                "from Python (`bench/scgf.py`, `bench/grain_players.py`). A fourth process never "
+                "plays: PyAudio's floor (`bench/pyaudio_floor.py`, a PyAudio stream on the same "
+                "server whose callback returns silence, its thread state kept as ours keeps it), "
+                "what any process that plays through PyAudio pays before it computes a sample. "
+                "All three play the same "
                 f"stream: synchronous grains (our `timing = \"sync\"`, `Impulse.ar(density)`, "
                 f"`Particle` `dev = 0`) of {DURATION * 1000:.0f} ms with a Hann window (ours, "
                 "GrainBuf's built-in envelope, pyo's `HannTable`), read from one mono table "
@@ -213,6 +221,7 @@ def run() -> BenchResult:
         result.error = "silent in the capture: " + ", ".join(
             f"{name} (peak {peak:.4f})" for name, peak in quiet.items())
         return result
+    floor = 100 * median(found["silent"]["floor"])
     for density in DENSITIES:
         shares = {name: 100 * median(values) for name, values in found["playing"][density].items()}
         better = min(shares["pyo"], shares["scsynth"])
@@ -224,9 +233,12 @@ def run() -> BenchResult:
             Figure(f"{tag}: scsynth GrainBuf, CPU % of one core", shares["scsynth"], "%"),
             Figure(f"{tag}: ours / better peer", ratio, "x", f"<= {GOAL_RATIO:g}",
                    bool(ratio <= GOAL_RATIO)),
+            Figure(f"{tag}: ours less the PyAudio floor / better peer", (shares["ours"] - floor) / better, "x"),
         ]
     for name, values in found["silent"].items():
-        result.figures.append(Figure(f"{name}, silent: CPU % of one core", 100 * median(values), "%"))
+        label = "PyAudio floor (a stream whose callback returns silence)" if name == "floor" \
+            else f"{name}, silent"
+        result.figures.append(Figure(f"{label}: CPU % of one core", 100 * median(values), "%"))
     result.figures += [
         Figure(f"{granulator_load.GRAINS:,} grains at once: median block, % of the block", share,
                "%", f"<= {GOAL_SHARE:g} %", bool(share <= GOAL_SHARE)),
@@ -243,6 +255,12 @@ def run() -> BenchResult:
                 f"{name} {100 * median(values) - idle[name]:.2f}"
                 for name, values in found["playing"][density].items())
             for density in DENSITIES) + ".",
+        f"The PyAudio floor: {floor:.2f} % of one core for a process that plays only silence "
+        "through PyAudio (`bench/pyaudio_floor.py`: JACK's client thread, PortAudio, and PyAudio "
+        "entering Python every period), against the better peer's "
+        + ", ".join(f"{min(100 * median(found['playing'][d]['pyo']), 100 * median(found['playing'][d]['scsynth'])):.2f} % "
+                    f"at {d:,.0f}/s" for d in DENSITIES)
+        + " for the whole stream. Per round, floor: " + ", ".join(f"{100 * v:.1f}" for v in found["silent"]["floor"]) + ".",
         "Per round, % of one core: " + "; ".join(
             f"{density:,.0f}/s: " + ", ".join(f"{name} {text}" for name, text in by_name.items())
             for density, by_name in rounds.items()) + ".",
