@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import leftovers
 from engine.errors import UserError
 
 MAGIC = 0x53484F57504F4F4C  # "SHOWPOOL"
@@ -90,6 +91,7 @@ class SamplePool:
         of N frames takes 4 N: two channels, two buffers) and ``max_tables`` slots."""
         if capacity_frames < 1 or max_tables < 1:
             raise ValueError("a sample pool needs capacity_frames >= 1 and max_tables >= 1")
+        leftovers.sweep()  # what killed shows left in memory goes first
         shm = os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
         folder = "/dev/shm" if shm else None
         handle, name = tempfile.mkstemp(prefix="showrunner-pool-", dir=folder)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine import leftovers
 from engine.audio.command_ring import FIELDS, CommandRing
 from engine.midi import ControlChange, MidiEvent, NoteOff, NoteOn, PitchBend, ProgramChange
 
@@ -212,6 +213,7 @@ class SharedAudioState:
 
     @classmethod
     def create(cls) -> SharedAudioState:
+        leftovers.sweep()  # what killed shows left in memory goes first
         folder = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
         handle, name = tempfile.mkstemp(prefix="showrunner-audio-", dir=folder)
         with os.fdopen(handle, "wb") as file:
