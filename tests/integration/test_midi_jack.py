@@ -22,7 +22,7 @@ import mido
 import pytest
 
 from engine.midi_port import CLIENT_NAME
-from tests.conftest import PERFORMANCES, ROOT, showrunner_command
+from tests.conftest import PERFORMANCES, ROOT, dropped_show_ms, showrunner_command
 from tests.jack_cycles import MISSED_CYCLE, left_out, unexplained_losses
 
 pytestmark = pytest.mark.jack
@@ -143,12 +143,39 @@ def test_every_note_of_a_real_performance_arrives_once_in_order_at_the_right_tic
     assert exact >= 0.99 * len(got)
     assert exact + late_by_one == len(got)
 
-    # Arrival times keep the performance's own timing: a constant offset, within one tick.
+    # Arrival times keep the performance's own timing: a constant offset, within one tick. A frame
+    # the machine held up drops show time (said in the show's log), after which every arrival is
+    # stamped that much earlier: the offset steps down by it, once per drop, in order. A stall of
+    # the show itself would drop seconds; the machine's have dropped 50 ms here (134 ms without
+    # the CPU, the frame's ticks and drawing taking 1 ms each).
+    log = next((tmp_path / "logs").glob("show-*.log")).read_text()
+    drops = [ms / 1000 for ms in dropped_show_ms(log)]
+    assert len(drops) <= 2 and sum(drops) <= 0.25, drops
     offsets = [stamp - at for (_, _, stamp), (at, _) in zip(got, matched, strict=True)]
+    deviations = offset_deviations(offsets, drops)
+    within_a_tick = sum(d <= 1 / TICK_RATE for d in deviations)
+    assert within_a_tick >= 0.99 * len(offsets), (sorted(deviations)[-5:], drops)
+    assert max(deviations) < 0.1
+
+
+def offset_deviations(offsets: list[float], drops: list[float]) -> list[float]:
+    """How far each offset (arrival stamp less file time, in the order sent) lies from the
+    performance's constant offset, less what the show dropped before it: the levels are the
+    offset before any drop, then that less the first drop, less the first two... Each offset is
+    measured from the nearest level at or after the previous offset's (drops come in order), and
+    the level before any drop is the one that fits the most offsets within a tick."""
+    levels = [-sum(drops[:k]) for k in range(len(drops) + 1)]
+
+    def measured(base: float) -> list[float]:
+        level, out = 0, []
+        for offset in offsets:
+            level = min(range(level, len(levels)), key=lambda k: abs(offset - base - levels[k]))
+            out.append(abs(offset - base - levels[level]))
+        return out
+
     centre = statistics.median(offsets)
-    within_a_tick = sum(abs(o - centre) <= 1 / TICK_RATE for o in offsets)
-    assert within_a_tick >= 0.99 * len(offsets), sorted(abs(o - centre) for o in offsets)[-5:]
-    assert max(abs(o - centre) for o in offsets) < 0.1
+    bases = [centre - level for level in levels]
+    return min((measured(base) for base in bases), key=lambda d: -sum(x <= 1 / TICK_RATE for x in d))
 
 
 def test_show_goes_on_when_the_midi_port_vanishes_and_reconnects_when_it_returns(tmp_path, jack):
