@@ -1,7 +1,7 @@
 """A stand-in for a MIDI piano: plays a MIDI file (or a list of notes) out of a JACK MIDI port.
 
 Run as its own process by the tests: ``python midi_sender.py PORT_NAME --file F [--seconds S]
-[--wait-for PATH] [--late] [--delay S] [--hold S] [--send-log PATH]``. It creates a virtual JACK
+[--from S] [--wait-for PATH] [--late] [--delay S] [--hold S] [--send-log PATH]``. It creates a virtual JACK
 output port (with ``--late``, only after the wait), waits until PATH exists and is non-empty (the
 engine has started), plays the file in real time from its own tempo map, holds the port open for
 ``--hold`` seconds, then exits (taking its port with it, like an unplugged piano). With
@@ -26,6 +26,9 @@ def main() -> int:
     parser.add_argument("--file")
     parser.add_argument("--notes", help="comma-separated MIDI notes to play 50 ms apart")
     parser.add_argument("--seconds", type=float, default=None, help="play only this much of the file")
+    parser.add_argument("--from", dest="start", type=float, default=0.0,
+                        help="play the file from this many seconds in (before: only its controller and "
+                             "program changes, sent at once)")
     parser.add_argument("--wait-for", default=None)
     parser.add_argument("--hold", type=float, default=0.5)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before playing")
@@ -57,12 +60,25 @@ def main() -> int:
     if args.file:
         messages = []
         at = 0.0
+        skipped = set()  # (channel, note) of notes begun before --from: their note-offs go too
         for msg in mido.MidiFile(args.file):
             at += msg.time
             if args.seconds is not None and at > args.seconds:
                 break
-            if not msg.is_meta and msg.type != "sysex":
-                messages.append((at, msg.bytes()))
+            if msg.is_meta or msg.type == "sysex":
+                continue
+            if at < args.start:  # the piano's state at --from (pedals, programs); no notes
+                if msg.type == "note_on" and msg.velocity > 0:
+                    skipped.add((msg.channel, msg.note))
+                elif msg.type in ("control_change", "program_change"):
+                    messages.append((0.0, msg.bytes()))
+                continue
+            if msg.type in ("note_on", "note_off") and (msg.channel, msg.note) in skipped:
+                if msg.type == "note_off" or msg.velocity == 0:
+                    skipped.discard((msg.channel, msg.note))
+                    continue
+                skipped.discard((msg.channel, msg.note))  # struck again: it sounds from here
+            messages.append((at - args.start, msg.bytes()))
     else:
         messages = []
         for index, note in enumerate(int(n) for n in args.notes.split(",")):
