@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import signal
 import subprocess
@@ -93,9 +92,32 @@ def frames(path: Path) -> list[str]:
         return [hashlib.md5(b"".join(bytes(p) for p in f.planes)).hexdigest() for f in container.decode(video=0)]
 
 
+def replayed(folder: Path, name: str) -> list[str]:
+    """The frames of a replay of the performance log ``name`` wrote in ``folder``."""
+    done = subprocess.run(showrunner_command(
+        "replay", str(folder / f"{name}.perf.jsonl"), "--out", str(folder / f"{name}.mkv"), "--size",
+        "160x90", "--fps", "20", "--lossless", "--log-dir", str(folder / "logs")),
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "replay took other cues" not in done.stderr
+    return frames(folder / f"{name}.mkv")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, jack) -> tuple[dict[int, dict], list[str]]:
+    """The show that never dies, run once for both ways of coming back: its metrics by tick and
+    its performance log's replay, frame by frame."""
+    folder = tmp_path_factory.mktemp("whole")
+    whole = start(folder, piece(folder), "whole", "--no-recover", "--midi-file", str(PERFORMANCE),
+                  "--duration", str(SECONDS), jack=jack)
+    _, err = whole.communicate(timeout=300)
+    assert whole.returncode == 0, err[-3000:]
+    return {line["tick"]: line for line in lines(folder / "whole.jsonl")}, replayed(folder, "whole")
+
+
 @pytest.mark.jack
 @pytest.mark.parametrize("every", [0, 2], ids=["from_the_start", "from_a_saved_state"])
-def test_a_show_killed_in_its_second_part_comes_back_at_the_same_moment(tmp_path, jack, every):
+def test_a_show_killed_in_its_second_part_comes_back_at_the_same_moment(tmp_path, jack, uninterrupted, every):
     # The show that comes back ticks through the log from its start, or from the state the show
     # that died saved last (every 2 s here: 4.0 or 6.0 s into the show, 1.5 s into the knot at
     # the kill); either way it goes on exactly as the show that never died.
@@ -122,10 +144,7 @@ def test_a_show_killed_in_its_second_part_comes_back_at_the_same_moment(tmp_path
         assert back.group(5) is None and int(back.group(4)) == resumed
 
     assert "playing on through audio process" in err  # its sound played on through the gap
-    whole = start(tmp_path, setlist, "whole", "--no-recover", *args, jack=jack)
-    _, err = whole.communicate(timeout=300)
-    assert whole.returncode == 0, err[-3000:]
-    reference = {line["tick"]: line for line in lines(tmp_path / "whole.jsonl")}
+    reference, whole_frames = uninterrupted
     after = [tick for tick in sorted(crashed) if tick > resumed]
     assert len(after) >= (SECONDS - PART - 3) * 60 and after[-1] == max(reference)
 
@@ -154,14 +173,7 @@ def test_a_show_killed_in_its_second_part_comes_back_at_the_same_moment(tmp_path
     assert sum("loss" in crashed[tick] and crashed[tick]["cue"] == "knot" for tick in after) > 30  # learning
 
     # The performance log of the show that died and came back replays as the uninterrupted one.
-    for name in ("crashed", "whole"):
-        done = subprocess.run(showrunner_command(
-            "replay", str(tmp_path / f"{name}.perf.jsonl"), "--out", str(tmp_path / f"{name}.mkv"), "--size",
-            "160x90", "--fps", "20", "--lossless", "--log-dir", str(tmp_path / "logs")),
-            capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert "replay took other cues" not in done.stderr
-    assert frames(tmp_path / "crashed.mkv") == frames(tmp_path / "whole.mkv")
+    assert replayed(tmp_path, "crashed") == whole_frames
 
 
 def dice(tmp_path: Path) -> Path:
