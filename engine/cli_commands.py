@@ -27,7 +27,7 @@ from engine.clock import RealTime, VirtualTime
 from engine.display import open_display
 from engine.encoder import check_output
 from engine import midi_learn
-from engine.errors import UserError, check_writable
+from engine.errors import UserError, check_not_an_input, check_writable
 from engine.midi import EventQueue
 from engine.midi_file import MidiFilePerformer, Performance, load_performance
 from engine.midi_port import MidiPortInput, api_from_environment
@@ -47,10 +47,18 @@ def _load_inputs(args: argparse.Namespace) -> tuple[LoadedSetlist, Performance |
     if args.cue:
         setlist.index_of(args.cue)
     performance = load_performance(args.midi_file) if getattr(args, "midi_file", None) else None
+    check_not_an_input(_outputs(args), {"setlist": args.setlist, "MIDI file": getattr(args, "midi_file", None)})
     if args.metrics:
         check_writable(args.metrics, "metrics log")  # unwritable: exit 2 now, not after the window opened
     args.midi_learn = midi_learn.for_setlist(setlist)  # MIDI learn: a bad learn_file exits 2 now
     return setlist, performance
+
+
+def _outputs(args: argparse.Namespace) -> dict[str, Path | None]:
+    """The files a command writes, by what they are."""
+    names = {"metrics": "metrics log", "perf_log": "performance log", "record": "recording", "out": "output",
+             "audio_out": "sound file"}
+    return {what: getattr(args, name, None) for name, what in names.items()}
 
 
 def _video_source(args: argparse.Namespace, setlist: LoadedSetlist, offline: bool):
@@ -657,6 +665,7 @@ def replay(args: argparse.Namespace) -> int:
 def prepare_replay(args: argparse.Namespace) -> OfflineJob:
     from engine import perflog
 
+    check_not_an_input(_outputs(args), {"performance log": args.log})
     recording = perflog.load(args.log)  # its values are checked: bad ones are one-line errors
     header = recording.header
     setlist = load_setlist(header["setlist"]["path"], text=header["setlist"]["text"])
@@ -797,6 +806,7 @@ def _render_sound(args, log_path: Path, job: OfflineJob) -> int:
 def plot(args: argparse.Namespace) -> int:
     from engine.plot import plot_metrics
 
+    check_not_an_input({"plot": args.out}, {"metrics log": args.metrics})
     summary = plot_metrics(args.metrics, args.out)
     learners = ", ".join(summary["learners"]) or "none (no loss in this log)"
     print(f"wrote {args.out}: {summary['ticks']} ticks, {summary['notes']} note onsets, learners: {learners}")

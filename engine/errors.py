@@ -31,3 +31,19 @@ def check_writable(path: Path, what: str) -> None:
                 pass
     except OSError as error:
         raise UserError(f"cannot write {what} {path}: {error.strerror or error}") from None
+
+
+def check_not_an_input(outputs: dict[str, Path | None], inputs: dict[str, Path | None]) -> None:
+    """An output that names one of the command's inputs (the same file, by any path) is bad input:
+    writing it would destroy what the performer made (a performance log, a metrics log)."""
+    def same(a: Path, b: Path) -> bool:
+        try:
+            return os.path.samefile(a, b)
+        except OSError:  # one of them does not exist (yet): the same path or not
+            return Path(a).resolve() == Path(b).resolve()
+
+    for out_name, out in outputs.items():
+        for in_name, source in inputs.items():
+            if out is not None and source is not None and same(Path(out), Path(source)):
+                raise UserError(f"the {out_name} {out} is the {in_name}: writing it would destroy it; "
+                                "name another file")

@@ -976,6 +976,31 @@ def test_bad_input_found_early_leaves_an_earlier_metrics_log_as_it_was(tmp_path,
     assert result.returncode == 2 and metrics.read_text() == '{"tick": 1}\n'
 
 
+@pytest.mark.parametrize("option", ["--metrics", "--out", "--audio-out"])
+def test_an_output_naming_the_performance_log_is_refused_and_the_log_kept(tmp_path, flash_show, option):
+    setlist, _ = flash_show
+    log = tmp_path / "show.perf.jsonl"
+    text = flash_log(setlist)
+    log.write_text(text)
+    (tmp_path / "same.jsonl").symlink_to(log)  # the same file by another name
+    outputs = {"--out": str(tmp_path / "x.mkv"), option: str(tmp_path / "same.jsonl")}
+    result = subprocess.run(showrunner_command("replay", str(log), *[w for pair in outputs.items() for w in pair],
+                                               "--log-dir", str(tmp_path / "logs")),
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "would destroy it" in result.stderr, result.stderr
+    assert log.read_text() == text
+
+
+def test_a_plot_over_its_own_metrics_log_is_refused(tmp_path):
+    metrics = tmp_path / "m.jsonl"
+    metrics.write_text('{"tick": 1, "time": 0.0}\n')
+    result = subprocess.run(showrunner_command("plot", str(metrics), "--out", str(metrics)),
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "would destroy it" in result.stderr, result.stderr
+    assert metrics.read_text() == '{"tick": 1, "time": 0.0}\n'
+
+
 def test_a_replay_of_a_good_flash_log_renders(tmp_path, flash_show):
     """The control for the bad logs above: the same log, unchanged, replays."""
     setlist, _ = flash_show
