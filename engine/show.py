@@ -244,7 +244,8 @@ class Show:
             try:
                 scene.load()
             except Exception as error:
-                log.exception("cue %s: scene %s failed to load", cue.id, cue.cue.scene)
+                # The traceback for the show log's file; the one line is the caller's to say.
+                log.debug("cue %s: scene %s failed to load", cue.id, cue.cue.scene, exc_info=True)
                 failures.append(f"cue '{cue.id}': scene '{cue.cue.scene}' failed to load: {error}")
                 scene = Scene(context=context)  # an empty stand-in keeps the cue list intact
             self.scenes.append(scene)

@@ -5,6 +5,7 @@ granulator; the tape of the grain tools; the picture drawn where the grains read
 from __future__ import annotations
 
 import json
+import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from engine.midi_file import MidiFilePerformer, load_performance
 from engine.setlist import load_setlist
 from engine.show import Show, ShowOptions
 from scenes.grains.clouds import GrainClouds
-from tests.conftest import PERFORMANCES, ROOT
+from tests.conftest import PERFORMANCES, ROOT, showrunner_command
 
 SETLIST = ROOT / "setlists" / "grains.toml"
 CUES = ["hold", "cloud", "salad", "tape"]
@@ -278,3 +279,12 @@ def test_midi_learn_binds_a_controller_to_a_grain_knob(tmp_path):
         learn = midi_learn.MidiLearn(load_setlist(path), [binding])
         with show_of(path, seconds, events=events, start_cue="cloud", learn=learn) as (_, audio, _):
             assert values(audio)["duration"] == pytest.approx(duration)
+
+
+def test_check_says_a_scene_that_fails_to_load_in_one_line_without_a_traceback(tmp_path):
+    path = setlist_copy(tmp_path, 60.0, tape_seconds=50.0)
+    result = subprocess.run(showrunner_command("check", str(path)), cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "scene 'grain_clouds' failed to load: table 'tape'" in lines[0], result.stderr
