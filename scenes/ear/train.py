@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.errors import UserError
+from engine.errors import UserError, check_writable
 from scenes.granolar.train import _positive
 
 
@@ -45,6 +45,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.out.is_dir():
         raise UserError(f"--out {args.out}: is a folder; give the checkpoint's file name")
+    check_writable(args.out, "checkpoint")  # now, not after the training it would hold
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from engine.learners import checkpoint

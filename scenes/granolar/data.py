@@ -71,6 +71,9 @@ def grain_set(sounds: dict[str, np.ndarray], sample_rate: int, seed: int = 0,
         grains.append(cut)
         sources.append(np.full(len(cut), index, np.int32))
     every, source = np.concatenate(grains), np.concatenate(sources)
+    if len(every) < 2:  # one is held out: the model needs one more to learn from
+        raise UserError(f"{', '.join(sounds)}: one grain to learn from; the model needs two (one is held "
+                        f"out): at least {GRAIN + GRAIN // 2} samples of sound at {sample_rate} Hz")
     order = np.random.default_rng(seed).permutation(len(every))
     held = max(1, int(round(HELD_OUT * len(every))))
     held_index, train_index = np.sort(order[:held]), np.sort(order[held:])

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.errors import UserError
+from engine.errors import UserError, check_writable
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "audio" / "grains"
 DEFAULT_RECORDINGS = [ASSETS / name for name in (
@@ -56,6 +56,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.out.is_dir():
         raise UserError(f"--out {args.out}: is a folder; give the checkpoint's file name")
+    check_writable(args.out, "checkpoint")  # now, not after the training it would hold
     import jax
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 

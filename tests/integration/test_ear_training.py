@@ -54,6 +54,7 @@ def run_train(*args: str) -> subprocess.CompletedProcess:
     (["--out", "x.ckpt", "--piano", "/nonexistent.mid"], "no such MIDI file"),
     (["--out", "x.ckpt", "--steps", "0"], "above 0"),
     (["--out", "x.ckpt", str(ROOT / "assets" / "audio" / "grains" / "smstools_mridangam.wav")], "too short"),
+    (["--out", "/proc/nowhere/ear.ckpt", "--steps", "3"], "cannot write checkpoint /proc/nowhere/ear.ckpt"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, says, tmp_path):
     done = run_train(*[a.replace("x.ckpt", str(tmp_path / "x.ckpt")) for a in args])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -244,3 +245,16 @@ def test_grains_heard_live_fill_a_ring_that_a_share_of_each_minibatch_is_drawn_f
 
     assert reconstruction(0.9, 0) == reconstruction(-0.5, 0)
     assert reconstruction(0.9, 1) != reconstruction(-0.5, 1)
+
+
+def test_train_vae_with_one_grain_or_an_unwritable_checkpoint_is_one_line_before_any_step(tmp_path):
+    tiny = tmp_path / "tiny.wav"  # 600 samples: one grain of 512, held out
+    soundfile.write(tiny, 0.5 * np.sin(np.arange(600) * 0.05), RATE)
+    voice = tmp_path / "voice.wav"
+    soundfile.write(voice, soundfile.read(SHARED_DATA / "audio" / "smstools_singing-female.wav")[0][:44100], 44100)
+    for recording, out, message in ((tiny, tmp_path / "x.ckpt", "one grain to learn from"),
+                                    (voice, Path("/proc/nowhere/x.ckpt"), "cannot write checkpoint")):
+        bad = subprocess.run(showrunner_command("train", "vae", str(recording), "--out", str(out), "--steps", "3"),
+                             capture_output=True, text=True, timeout=300)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr
+        assert "0 steps" not in bad.stderr and "steps in" not in bad.stderr
