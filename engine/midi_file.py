@@ -62,6 +62,11 @@ def load_performance(path: str | os.PathLike) -> Performance:
     if midi.type == 2:
         raise UserError(f"{path}: MIDI file type 2 (independent sequences) is not supported; "
                         "use type 0 or 1")
+    if midi.type not in (0, 1):
+        raise UserError(f"{path}: invalid MIDI file: type {midi.type} (a Standard MIDI File is type 0, 1 or 2)")
+    if not 0 < midi.ticks_per_beat < 0x8000:  # the header's top bit set: SMPTE frames, read as negative
+        raise UserError(f"{path}: MIDI file timed in {'SMPTE frames' if midi.ticks_per_beat < 0 else 'zero ticks a beat'}"
+                        " is not supported; save it with ticks per quarter note")
     events: list[tuple[float, MidiEvent]] = []
     now = 0.0
     try:

@@ -32,6 +32,31 @@ def test_malformed_midi_file_gives_a_clear_error_within_a_second(shared_data, na
     assert "\n" not in message
 
 
+def _header_file(path, kind: int, division: int):
+    """A MIDI file of one track with one note (a second long at 120 bpm, were its division 480),
+    its header's type and division as given."""
+    track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=90, time=0),
+                            mido.Message("note_off", note=60, time=960)])
+    body = mido.MidiFile(type=0, ticks_per_beat=480, tracks=[track])
+    body.save(path)
+    data = bytearray(path.read_bytes())
+    data[8:10], data[12:14] = kind.to_bytes(2, "big"), division.to_bytes(2, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("kind, division, reason", [
+    (0, 0, "zero ticks a beat"),
+    (0, 0xE728, "SMPTE frames"),  # 25 frames a second, 40 ticks a frame: mido reads -6360 ticks a beat
+    (7, 480, "type 7"),
+], ids=["division-0", "smpte", "type-7"])
+def test_a_midi_header_we_cannot_time_is_one_line(tmp_path, kind, division, reason):
+    path = _header_file(tmp_path / "odd.mid", kind, division)
+    with pytest.raises(UserError) as error:
+        load_performance(path)
+    assert reason in str(error.value) and "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize("name", sorted(MALFORMED_FILES))
 def test_malformed_midi_file_on_the_command_line_exits_2_with_one_line(shared_data, tmp_path, name):
     result = subprocess.run(showrunner_command("render", str(ROOT / "setlists" / "demo.toml"),
