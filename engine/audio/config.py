@@ -64,7 +64,7 @@ class MixerConfig(BaseModel):
     def _twelve_offsets(cls, value):
         if isinstance(value, list) and len(value) != 12:
             raise ValueError("a tuning table is twelve cent offsets, for C, C#, D ... B")
-        if isinstance(value, list) and any(abs(cents) > 1200 for cents in value):
+        if isinstance(value, list) and any(not abs(cents) <= 1200 for cents in value):  # NaN too
             raise ValueError("tuning offsets are cents between -1200 and 1200")
         return value
 

@@ -326,6 +326,8 @@ def test_mixer_config_accepts_named_tunings_and_tables_of_twelve(tuning) -> None
     (MixerConfig, {"tuning": [0.0] * 11}, "twelve cent offsets"),
     (MixerConfig, {"tuning": [0.0] * 13}, "twelve cent offsets"),
     (MixerConfig, {"tuning": [0.0] * 11 + [1201.0]}, "between -1200 and 1200"),
+    (MixerConfig, {"tuning": [float("nan")] + [0.0] * 11}, "between -1200 and 1200"),
+    (MixerConfig, {"tuning": [float("inf")] + [0.0] * 11}, "between -1200 and 1200"),
     (OvertoneSettings, {"envelope": "gate"}, "'percussive' or 'adsr'"),
     (OvertoneSettings, {"polyphony": 0}, "greater than or equal to 1"),
     (OvertoneSettings, {"detune_glide": -0.1}, "greater than or equal to 0"),
