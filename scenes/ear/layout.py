@@ -24,6 +24,7 @@ loading the ear again reads it back bit for bit.
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,7 +202,7 @@ def cached_layout(checkpoint: Path | None, graph: Graph, q: np.ndarray, seed: in
             with np.load(cache) as stored:
                 if str(stored["key"]) == key and stored["positions"].shape == (len(graph), 2):
                     return stored["positions"]
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):  # cut short, garbled: laid out again
             pass
     positions = lay_out(graph, q, seed)
     try:

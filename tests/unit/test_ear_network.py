@@ -141,3 +141,7 @@ def test_the_layout_energy_falls_and_its_cache_reloads_bit_for_bit(tmp_path):
     checkpoint.write_bytes(b"another checkpoint")  # another model: laid out again
     third = layout.cached_layout(checkpoint, graph, q)
     assert third.shape == first.shape
+    cache = tmp_path / "ear.ckpt.layout.npz"
+    cache.write_bytes(cache.read_bytes()[:1000])  # cut short (a full disk, a copy stopped): laid out again
+    np.testing.assert_array_equal(layout.cached_layout(checkpoint, graph, q), third)
+    np.testing.assert_array_equal(layout.cached_layout(checkpoint, graph, q), third)  # and cached again
