@@ -40,6 +40,7 @@ from engine.showlog import start_show_log
 
 log = logging.getLogger("showrunner")
 console = Console(stderr=True)
+LONGEST_REPLAY = 7 * 86400  # seconds: a week-long installation replays; a log that says more is damaged
 
 
 def _load_inputs(args: argparse.Namespace) -> tuple[LoadedSetlist, Performance | None]:
@@ -686,6 +687,9 @@ def prepare_replay(args: argparse.Namespace) -> OfflineJob:
     piano = audio_header["piano"] if audio_header["live"] else \
         _piano_wanted(settings.audio.piano, live_port=performer.startswith("port"))
     seconds = recording.end / tick_rate
+    if seconds > LONGEST_REPLAY:  # a garbled end (or tick) would render for years
+        raise UserError(f"{args.log}: it ends at tick {recording.end} ({seconds / 86400:,.0f} days), beyond "
+                        f"the longest show a replay takes ({LONGEST_REPLAY / 86400:.0f} days): a damaged log?")
     heard = _input_sound(args, setlist)
     notes = []
     if not recording.complete:

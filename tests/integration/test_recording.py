@@ -1001,6 +1001,17 @@ def test_a_plot_over_its_own_metrics_log_is_refused(tmp_path):
     assert metrics.read_text() == '{"tick": 1, "time": 0.0}\n'
 
 
+def test_a_log_whose_end_is_years_away_is_one_line_not_a_render_for_years(tmp_path, flash_show):
+    setlist, _ = flash_show
+    log = tmp_path / "show.perf.jsonl"
+    log.write_text(flash_log(setlist).replace('{"end": 30}', '{"end": 99999999999}'))
+    result = subprocess.run(showrunner_command("replay", str(log), "--out", str(tmp_path / "x.mkv"),
+                                               "--log-dir", str(tmp_path / "logs")),
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "beyond the longest show" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_replay_of_a_good_flash_log_renders(tmp_path, flash_show):
     """The control for the bad logs above: the same log, unchanged, replays."""
     setlist, _ = flash_show
