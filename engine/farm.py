@@ -207,8 +207,27 @@ def _absolute(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def unreachable(address: str, timeout: float = 3.0) -> str | None:
+    """Why a Ray cluster's ``host:port`` (or ``ray://host:port``) takes no connection now, or None
+    (also for ``auto`` and the forms Ray resolves itself). Ray's own connect retries for many
+    minutes before it gives up."""
+    import socket
+
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return None
+    except OSError as error:
+        return error.strerror or str(error) or type(error).__name__
+
+
 def _start_ray(ray, args: argparse.Namespace) -> None:
     if args.ray_address:
+        problem = unreachable(args.ray_address)
+        if problem is not None:
+            raise UserError(f"cannot reach the Ray cluster at {args.ray_address}: {problem}")
         try:
             ray.init(address=args.ray_address, log_to_driver=False, logging_level=logging.WARNING)
         except (ConnectionError, ValueError, RuntimeError) as error:

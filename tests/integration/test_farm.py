@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ import av
 import numpy as np
 import pytest
 
-from engine.farm import boundaries, frame_count
+from engine.farm import boundaries, frame_count, unreachable
 from tests.conftest import ROOT, showrunner_command
 
 PERFORMANCE = ROOT / "assets" / "midi" / "performances" / "asap_Bach_Prelude_bwv846_Shi05M.mid"
@@ -126,6 +127,28 @@ def test_workers_must_be_a_positive_number(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "expected 1 to 1024 workers" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_ray_address_that_takes_no_connection_is_one_line_at_once(tmp_path):
+    started = time.monotonic()
+    done = subprocess.run(showrunner_command("render", str(ROOT / "setlists" / "demo.toml"), "--duration", "1",
+                                             "--out", str(tmp_path / "x.mkv"), "--ray-address", "127.0.0.1:1",
+                                             "--log-dir", str(tmp_path / "logs")),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == ["showrunner: cannot reach the Ray cluster at 127.0.0.1:1: "
+                                                "Connection refused"], done.stderr
+    assert time.monotonic() - started < 30  # Ray's own connect retried for many minutes
+    assert not (tmp_path / "x.mkv").exists()
+
+
+def test_a_listening_address_is_reachable():
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert unreachable(f"127.0.0.1:{port}") is None and unreachable(f"ray://127.0.0.1:{port}") is None
+    assert unreachable("auto") is None  # Ray finds it itself
 
 
 def test_chunks_cover_every_frame_once():
