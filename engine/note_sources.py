@@ -73,7 +73,7 @@ def make_source(spec: dict[str, Any], where: str) -> NoteSource:
     parameter (``where`` names the cue)."""
     spec = dict(spec)
     kind = spec.pop("kind", None)
-    cls = _KINDS.get(kind)
+    cls = _KINDS.get(kind) if isinstance(kind, str) else None  # a list, a table: no kind
     if cls is None:
         known = ", ".join(source_kinds()) or "none (is the piece that brings it in `pieces`?)"
         raise UserError(f"{where}: unknown note source kind {kind!r} (kinds: {known})")

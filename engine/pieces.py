@@ -48,6 +48,9 @@ def load(names: list[str] | None = None) -> list[str]:
     for name in wanted:
         module = known.get(name, name)
         if module not in _loaded:
+            if not all(part.isidentifier() for part in str(module).split(".")):  # "", ".x", "a..b"
+                raise UserError(f"no piece '{name}': a piece is an installed piece's name "
+                                f"({', '.join(sorted(known)) or 'none'}) or a module path such as 'mypieces.grains'")
             try:
                 importlib.import_module(module)
             except ModuleNotFoundError as error:

@@ -75,8 +75,9 @@ def _read(metrics: Path) -> _Show:
 
 
 def _add(show: _Show, record: Any, current: str | None, metrics: Path, number: int) -> None:
-    if not isinstance(record, dict) or not _number(record.get("time")) or not isinstance(record.get("cue"), str):
-        raise UserError(f"{metrics} line {number}: expected a tick object with a numeric \"time\" and a \"cue\"")
+    if not isinstance(record, dict) or not _number(record.get("time")) or not math.isfinite(record["time"]) \
+            or not isinstance(record.get("cue"), str):
+        raise UserError(f"{metrics} line {number}: expected a tick object with a finite numeric \"time\" and a \"cue\"")
     time, cue = float(record["time"]), record["cue"]
     events = record.get("events") or []
     loss = record.get("loss")

@@ -99,6 +99,8 @@ def test_a_waltz_plays_its_bars_notes_each_half_twice():
 def test_a_bad_source_or_a_broken_line_is_one_line(tmp_path):
     with pytest.raises(UserError, match="unknown note source kind 'dies'"):
         make_source({"kind": "dies"}, "cue 'x'")
+    with pytest.raises(UserError, match=r"unknown note source kind \['dice'\]"):  # a list: not a kind
+        make_source({"kind": ["dice"]}, "cue 'x'")
     with pytest.raises(UserError, match=r"source.tempo"):
         make_source({"kind": "dice", "tempo": -1}, "cue 'x'")
     broken = tmp_path / "bars.csv"

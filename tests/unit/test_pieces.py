@@ -4,6 +4,7 @@ engine finds them by name (entry points) or module path."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import textwrap
@@ -54,6 +55,14 @@ def test_an_unknown_piece_is_a_one_line_error(tmp_path):
     setlist = tmp_path / "bad.toml"
     setlist.write_text('title = "t"\npieces = ["nosuchpiece"]\n[[cues]]\nid = "a"\nscene = "pulse"\n')
     with pytest.raises(UserError, match=r"no piece 'nosuchpiece' \(installed pieces: builtin, composition, ear, grains, granolar, ldd"):
+        load_setlist(setlist)
+
+
+@pytest.mark.parametrize("name", ["", ".x", "a..b", "1piece"])
+def test_a_piece_name_that_is_no_module_path_is_a_one_line_error(tmp_path, name):
+    setlist = tmp_path / "bad.toml"
+    setlist.write_text(f'title = "t"\npieces = ["{name}"]\n[[cues]]\nid = "a"\nscene = "pulse"\n')
+    with pytest.raises(UserError, match=f"no piece '{re.escape(name)}': a piece is an installed piece's name"):
         load_setlist(setlist)
 
 

@@ -259,8 +259,12 @@ def test_a_last_line_cut_by_a_crash_is_left_out(tmp_path: Path) -> None:
 
 def test_a_line_without_time_or_cue_is_named_by_number(tmp_path: Path) -> None:
     path = write_log(tmp_path, [tick(0, 0.0, events=("cue",)), {"tick": 1, "cue": "a"}])
-    with pytest.raises(UserError, match=r"line 2: expected a tick object with a numeric \"time\""):
+    with pytest.raises(UserError, match=r"line 2: expected a tick object with a finite numeric \"time\""):
         plot_metrics(path, tmp_path / "loss.png")
+    for time in ("Infinity", "NaN"):  # Python's json reads both; matplotlib cannot place them
+        path.write_text('{"tick": 0, "time": 0.0, "cue": "a"}\n{"tick": 1, "time": %s, "cue": "a"}\n' % time)
+        with pytest.raises(UserError, match=r"line 2: expected a tick object with a finite numeric"):
+            plot_metrics(path, tmp_path / "loss.png")
 
 
 def test_a_loss_that_is_not_a_number_is_named_by_line(tmp_path: Path) -> None:
