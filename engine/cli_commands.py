@@ -183,10 +183,13 @@ def _load_scenes(show: Show) -> None:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(show: Show) -> Iterator[None]:
+def _stop_on_signals(show: Show) -> Iterator[list[int]]:
     """Ctrl-C or SIGTERM ends the show cleanly at the next frame; a second one stops at once."""
 
+    received: list[int] = []  # the signals that came: an empty list, the show ended itself
+
     def stop(signum, _frame) -> None:
+        received.append(signum)
         if show.quit_requested:
             raise KeyboardInterrupt
         log.warning("%s: ending the show (again to stop at once)", signal.Signals(signum).name)
@@ -194,7 +197,7 @@ def _stop_on_signals(show: Show) -> Iterator[None]:
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield received
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -752,7 +755,11 @@ def _render_sound(args, log_path: Path, job: OfflineJob) -> int:
 
     settings = job.setlist.settings
     config = settings.audio.mixer_config()
-    recorder = Recorder(args.out, job.size, job.options.fps, live=False, sample_rate=config.sample_rate,
+    # Over an earlier file, the render goes to a file of its own first: the earlier one is replaced
+    # only by a whole render, never by one stopped or failed halfway.
+    out = Path(args.out)
+    target = out.with_name(f".{out.stem}.rendering-{os.getpid()}{out.suffix}") if out.exists() else out
+    recorder = Recorder(target, job.size, job.options.fps, live=False, sample_rate=config.sample_rate,
                         lossless=getattr(args, "lossless", False))
     wav = display = None
     try:
@@ -770,9 +777,12 @@ def _render_sound(args, log_path: Path, job: OfflineJob) -> int:
         recorder.close()
         if wav is not None:
             wav.close()
+        if target != out:
+            target.unlink(missing_ok=True)
         raise
     started = time.perf_counter()
     end = job.end
+    whole = False
     try:
         show = offline_show(args, job, display, audio, recorder)
         with Progress(TextColumn("rendering"), BarColumn(), TextColumn("{task.description}"),
@@ -786,14 +796,17 @@ def _render_sound(args, log_path: Path, job: OfflineJob) -> int:
                                 description=f"{done:.1f} / {end:.1f} s ({rate:.2f}x real time)")
 
             show.frame_sink = advance
-            with _stop_on_signals(show):
+            with _stop_on_signals(show) as stopped:
                 summary = show.run(performer_end=job.performer_end)
+        whole = not stopped
     finally:
         stats = recorder.close()
         display.close()
         audio.close()
         if wav is not None:
             wav.close()
+        if target != out:
+            _keep_render(target, out, whole and not (recorder.failed or stats["errors"]))
     elapsed = time.perf_counter() - started
     rendered = summary.ticks / settings.tick_rate
     log.info("wrote %s: %d frames at %g fps, %.1f s of sound; %.1f s rendered in %.1f s (%.2fx real time)",
@@ -805,6 +818,19 @@ def _render_sound(args, log_path: Path, job: OfflineJob) -> int:
         raise RuntimeError(f"the video {args.out} could not be written completely (see the log)")
     report(summary, log_path, args.metrics)
     return 0
+
+
+def _keep_render(target: Path, out: Path, whole: bool) -> None:
+    """A render made beside an earlier ``out``: whole, it replaces it; stopped or failed, it is kept
+    as OUT-STEM.partial.EXT and the earlier file stays as it was."""
+    if not target.exists():
+        return
+    if whole:
+        os.replace(target, out)
+        return
+    partial = out.with_name(f"{out.stem}.partial{out.suffix}")
+    os.replace(target, partial)
+    log.warning("the render did not finish: %s is left as it was; what was rendered is in %s", out, partial)
 
 
 def plot(args: argparse.Namespace) -> int:

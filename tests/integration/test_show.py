@@ -312,6 +312,32 @@ def test_sigterm_ends_a_render_cleanly_with_a_playable_video(tmp_path, egl):
     assert json.loads(lines[-1])["tick"] == len(lines)  # every line complete, none lost
 
 
+def test_a_render_stopped_over_an_earlier_file_leaves_that_file_and_keeps_its_part_beside(tmp_path, egl):
+    import signal
+    import time
+
+    out, metrics = tmp_path / "show.mp4", tmp_path / "m.jsonl"
+    out.write_bytes(b"an earlier render")
+    render = subprocess.Popen(showrunner_command("render", str(DEMO_SETLIST), "--midi-file", str(BUNDLED_MIDI),
+                                                 "--out", str(out), "--fps", "30", "--metrics", str(metrics),
+                                                 "--log-dir", str(tmp_path / "logs")),
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not metrics.exists() or metrics.stat().st_size < 5_000:
+        assert render.poll() is None, render.stderr.read()
+        time.sleep(0.1)
+    render.send_signal(signal.SIGINT)
+    _, stderr = render.communicate(timeout=60)
+    assert render.returncode == 0, stderr
+    assert out.read_bytes() == b"an earlier render" and "did not finish" in stderr
+    assert len(decoded_frame_hashes(tmp_path / "show.partial.mp4")) > 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing hidden left
+    whole = subprocess.run(showrunner_command("render", str(DEMO_SETLIST), "--duration", "1", "--out", str(out),
+                                              "--fps", "30", "--log-dir", str(tmp_path / "logs")),
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert whole.returncode == 0, whole.stderr
+    assert len(decoded_frame_hashes(out)) == 30  # a whole render replaces it
+
+
 @pytest.mark.parametrize("out, reason", [("/proc/no/such.mkv", "cannot write video"), (".", "it is a folder")])
 def test_unwritable_video_output_is_bad_input_found_before_rendering(tmp_path, out, reason):
     result = subprocess.run(showrunner_command("render", str(DEMO_SETLIST), "--midi-file", str(BUNDLED_MIDI),
