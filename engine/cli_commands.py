@@ -847,6 +847,9 @@ def check(args: argparse.Namespace) -> int:
     setlist = load_setlist(args.setlist)
     midi_learn.for_setlist(setlist)  # MIDI learn: the learn_file's bindings are checked too
     settings = setlist.settings
+    fallback = setlist.resolve_path(settings.camera.fallback) if settings.camera.fallback else None
+    if fallback is not None and not fallback.is_file():  # run and render refuse it
+        raise UserError(f"{setlist.path}: camera fallback video not found: {fallback}")
     rack, pool = _sound(setlist, _piano_wanted(settings.audio.piano, live_port=False))
     display = None
     try:

@@ -112,18 +112,20 @@ def open_source(source: str | int | None, fallback: str | Path | None, offline: 
     camera and no fallback. Offline, a camera device cannot be read deterministically: the fallback
     file stands in for it (with a notice), else no video. ``loop``: a file source starts again at
     its end (False: it holds its last picture, as a recording of the camera should)."""
-    resolved = resolve_source(source, fallback)
-    if resolved is None:
-        return None
-    is_file = isinstance(resolved, str) and Path(resolved).is_file()
-    if offline:
-        if is_file:
-            return FileFrames(resolved, loop=loop)
+    if offline:  # no camera is looked for: a name need not match one on this machine
+        index = isinstance(source, int) or re.fullmatch(r"\d+", str(source))
+        if source is None or (not index and Path(source).is_file()):
+            resolved = resolve_source(source, fallback)
+            return None if resolved is None else FileFrames(resolved, loop=loop)
         if fallback is not None:
             log.info("rendering offline: the fallback video %s stands in for camera %s", fallback, source)
             return FileFrames(resolve_source(None, fallback))
         log.warning("rendering offline: camera %s cannot be rendered and there is no fallback video", source)
         return None
+    resolved = resolve_source(source, fallback)
+    if resolved is None:
+        return None
+    is_file = isinstance(resolved, str) and Path(resolved).is_file()
     capture = FileCapture(resolved, loop=loop) if is_file else LiveCapture(resolved)
     capture.start()
     log.info("video input: %s", describe(resolved))

@@ -158,6 +158,17 @@ def test_camera_sources_resolve_to_index_file_or_name(video_file, tmp_path):
         resolve_source(None, tmp_path / "none.mkv")
 
 
+def test_offline_a_camera_by_name_or_index_is_its_fallback_file_on_any_machine(video_file):
+    # No camera is looked for offline: "Logitech" matches none here, and a replay of a show filmed
+    # with one renders on a machine without it.
+    for source in ("Logitech", "/dev/video0", 0, "3"):
+        frames = open_source(source, video_file, offline=True)
+        assert isinstance(frames, FileFrames) and frames.latest() is not None
+        frames.stop()
+    assert open_source("Logitech", None, offline=True) is None  # said in the log: no video
+    assert isinstance(open_source(str(video_file), None, offline=True), FileFrames)
+
+
 def test_the_texture_uploads_once_per_new_frame(gl, video_file):
     frames = FileFrames(video_file)
     texture = VideoTexture(gl, frames)

@@ -225,3 +225,12 @@ def test_resolve_path_is_relative_to_the_setlist_folder(tmp_path: Path) -> None:
     setlist = load_setlist(_write(tmp_path, MINIMAL.format(extra="")))
     assert setlist.resolve_path("media/clip.mp4") == tmp_path / "media" / "clip.mp4"
     assert setlist.resolve_path("/abs/clip.mp4") == Path("/abs/clip.mp4")
+
+
+def test_check_refuses_a_camera_fallback_that_run_and_render_would_refuse(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'title = "t"\n[camera]\nfallback = "no-such-video.mkv"\n'
+                            '[[cues]]\nid = "intro"\nscene = "pulse"\n')
+    result = _check(path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"showrunner: {path}: camera fallback video not found: {tmp_path / 'no-such-video.mkv'}"]
