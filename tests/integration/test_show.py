@@ -290,21 +290,29 @@ def test_render_at_a_low_frame_rate_keeps_every_tick(tmp_path, egl):
     assert len(decoded_frame_hashes(tmp_path / "slow.mkv")) == 15
 
 
-def test_sigterm_ends_a_render_cleanly_with_a_playable_video(tmp_path, egl):
-    import signal
+def stopped_render(tmp_path, out, metrics, stop, after_bytes: int) -> str:
+    """Render the demo into ``out`` and send ``stop`` once ``after_bytes`` of metrics are written;
+    its stderr, once it ended with status 0."""
     import time
 
-    out, metrics = tmp_path / "stopped.mp4", tmp_path / "m.jsonl"
     render = subprocess.Popen(showrunner_command("render", str(DEMO_SETLIST), "--midi-file", str(BUNDLED_MIDI),
                                                  "--out", str(out), "--fps", "30", "--metrics", str(metrics),
                                                  "--log-dir", str(tmp_path / "logs")),
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while not metrics.exists() or metrics.stat().st_size < 10_000:
+    while not metrics.exists() or metrics.stat().st_size < after_bytes:
         assert render.poll() is None, render.stderr.read()
         time.sleep(0.1)
-    render.send_signal(signal.SIGTERM)
+    render.send_signal(stop)
     _, stderr = render.communicate(timeout=60)
     assert render.returncode == 0, stderr
+    return stderr
+
+
+def test_sigterm_ends_a_render_cleanly_with_a_playable_video(tmp_path, egl):
+    import signal
+
+    out, metrics = tmp_path / "stopped.mp4", tmp_path / "m.jsonl"
+    stderr = stopped_render(tmp_path, out, metrics, signal.SIGTERM, 10_000)
     assert "SIGTERM: ending the show" in stderr
     frames = decoded_frame_hashes(out)
     lines = metrics.read_text().splitlines()
@@ -314,20 +322,10 @@ def test_sigterm_ends_a_render_cleanly_with_a_playable_video(tmp_path, egl):
 
 def test_a_render_stopped_over_an_earlier_file_leaves_that_file_and_keeps_its_part_beside(tmp_path, egl):
     import signal
-    import time
 
     out, metrics = tmp_path / "show.mp4", tmp_path / "m.jsonl"
     out.write_bytes(b"an earlier render")
-    render = subprocess.Popen(showrunner_command("render", str(DEMO_SETLIST), "--midi-file", str(BUNDLED_MIDI),
-                                                 "--out", str(out), "--fps", "30", "--metrics", str(metrics),
-                                                 "--log-dir", str(tmp_path / "logs")),
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while not metrics.exists() or metrics.stat().st_size < 5_000:
-        assert render.poll() is None, render.stderr.read()
-        time.sleep(0.1)
-    render.send_signal(signal.SIGINT)
-    _, stderr = render.communicate(timeout=60)
-    assert render.returncode == 0, stderr
+    stderr = stopped_render(tmp_path, out, metrics, signal.SIGINT, 5_000)
     assert out.read_bytes() == b"an earlier render" and "did not finish" in stderr
     assert len(decoded_frame_hashes(tmp_path / "show.partial.mp4")) > 0
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing hidden left
