@@ -41,7 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SETLIST = ROOT / "setlists" / "granolar.toml"
 SECONDS_VARIABLE = "SHOWRUNNER_GRANOLAR_SECONDS"
 ROUNDS_VARIABLE = "SHOWRUNNER_GRANOLAR_ROUNDS"
-KINDS = ("not training", "training")
+DUTY = 0.5  # the third kind of run: training live at this train_duty
+HALF = f"training at duty {DUTY:g}"
+KINDS = ("not training", "training", HALF)
 GOAL_FRAME_RATIO = 1.2
 GOAL_MOVE_MS = 20.0
 MOVE_EVERY = (0.2, 0.4)
@@ -61,10 +63,11 @@ class LiveRun:
     underruns: int
 
 
-def _setlist(folder: Path, train: bool) -> Path:
+def _setlist(folder: Path, train: bool, duty: float = 1.0) -> Path:
     header, *cues = SETLIST.read_text().split("\n[[cues]]\n")
     [learn] = [cue for cue in cues if cue.startswith('id = "learn"')]
-    text = "\n[[cues]]\n".join([header, learn.replace("spread = 0.4 }", f"spread = 0.4, train = {str(train).lower()} }}")])
+    text = "\n[[cues]]\n".join([header, learn.replace(
+        "spread = 0.4 }", f"spread = 0.4, train = {str(train).lower()}, train_duty = {duty} }}")])
     path = folder / "granolar.toml"
     path.write_text(text.replace('"../assets/', f'"{ROOT}/assets/'))
     return path
@@ -81,7 +84,7 @@ def _live_run(kind: str, seconds: float, folder: Path, seed: int) -> LiveRun:
     from engine.setlist import load_setlist
     from engine.show import Show, ShowOptions
 
-    path = _setlist(folder, train=kind == "training")
+    path = _setlist(folder, train=kind != "not training", duty=DUTY if kind == HALF else 1.0)
     setlist = load_setlist(path)
     rack, pool = build_sound(path, setlist.settings.audio.mixer_config(), setlist.settings.sound,
                              False, setlist.resolve_path)

@@ -101,7 +101,7 @@ class SceneContext:
 
     def trainer(self, learner: Any, name: str, *, seed: int | None = None, steps_per_tick: float = 1,
                 steps_per_call: int = 1, niceness: int = 19, resumable: bool = True,
-                own_cores: bool = True) -> Any:
+                own_cores: bool = True, duty: float = 1.0) -> Any:
         """A :class:`engine.learners.Trainer` for ``learner`` that trains beside the show, made
         for how the show runs: live, a background thread (calls of ``steps_per_call`` steps);
         in a render, ``steps_per_tick`` steps in each tick (a fraction: one step every few
@@ -129,7 +129,7 @@ class SceneContext:
         trainer = Trainer(learner, self.seed_for(name) if seed is None else seed,
                           paced_steps_per_tick=steps_per_tick if self.paced and replayed is None else None,
                           replay_steps=replayed, steps_per_call=steps_per_call, niceness=niceness, name=name,
-                          gated=True, resumable=resumable, own_cores=own_cores)
+                          gated=True, resumable=resumable, own_cores=own_cores, duty=duty)
         self.trainers[name] = trainer
         return trainer
 

@@ -136,12 +136,18 @@ class Trainer(Generic[State]):
             False: every paced tick trains (offline training, tests).
         resumable: a show catching up after its process died may go on from the state the live
             thread saved (``publish_to`` / ``resume_from``) instead of computing every step.
+        duty: live, the share of the wall clock the thread trains (0.01..1; :attr:`duty`, settable
+            while it runs): after a call of t seconds it rests t x (1 - duty) / duty. Paced and
+            replayed trainers ignore it (their steps follow the ticks).
     """
+
+    MIN_DUTY = 0.01
+    REST_SLICE = 0.02  # seconds: a resting thread looks this often for a stop or a new duty
 
     def __init__(self, learner: Learner[State], seed: int = 0, *, paced_steps_per_tick: float | None = None,
                  replay_steps: Callable[[int], int] | None = None, steps_per_call: int = 1,
                  niceness: int = 19, name: str | None = None, gated: bool = False,
-                 resumable: bool = True, own_cores: bool = True) -> None:
+                 resumable: bool = True, own_cores: bool = True, duty: float = 1.0) -> None:
         if paced_steps_per_tick is not None and not 0 <= paced_steps_per_tick < 1e6:
             raise ValueError(f"paced_steps_per_tick must be >= 0, got {paced_steps_per_tick}")
         if paced_steps_per_tick is not None and replay_steps is not None:
@@ -156,6 +162,8 @@ class Trainer(Generic[State]):
         self.name = name or learner.name
         self.niceness = niceness
         self.own_cores = own_cores
+        self.duty = duty
+        self.rested = 0.0  # seconds the live threads have rested for the duty since load
         self.compile_seconds = 0.0
         self.error: BaseException | None = None  # what stopped the live thread, if anything did
         self._init: Any = None
@@ -186,6 +194,18 @@ class Trainer(Generic[State]):
         self.resumed = 0  # jumps to a state read from resume_from
         self._epoch = 0  # resets and restores since construction: the same count in a replay
         self._resume_file: tuple | None = None  # (stat key, epoch, steps, state) of the last read
+
+    @property
+    def duty(self) -> float:
+        """Live, the share of the wall clock the thread trains (see the class's ``duty``)."""
+        return self._duty
+
+    @duty.setter
+    def duty(self, value: float) -> None:
+        value = float(value)
+        if not self.MIN_DUTY <= value <= 1.0:  # NaN fails too
+            raise ValueError(f"duty must be between {self.MIN_DUTY} and 1, got {value}")
+        self._duty = value
 
     @property
     def paced(self) -> bool:
@@ -445,6 +465,18 @@ class Trainer(Generic[State]):
             state, summary = self._step(state)
         return state, (self._summary(state) if summary is None else summary)
 
+    def _rest(self, busy: float, generation: int) -> None:
+        """The live thread, after a call that kept it ``busy`` seconds: rest so that it trains
+        :attr:`duty` of the time, in slices (a stop, or a duty raised meanwhile, ends it early)."""
+        started = time.perf_counter()
+        while self._generation == generation:
+            duty = self._duty
+            left = busy * (1.0 - duty) / duty - (time.perf_counter() - started)
+            if left <= 0.0:
+                break
+            time.sleep(min(left, self.REST_SLICE))
+        self.rested += time.perf_counter() - started
+
     def _restart_from(self, state: State, steps: int) -> None:
         """A new generation starting at ``state``: any live thread stops; the evaluation of the
         state (0 steps) is published."""
@@ -505,6 +537,8 @@ class Trainer(Generic[State]):
                         if not self._publish(snapshot, epoch, publish_to):
                             publish_to = None
                         saved_at, saved = time.perf_counter(), snapshot.steps
+                    if self._duty < 1.0:
+                        self._rest(time.perf_counter() - started, generation)
             if publish_to is not None and last is not None and last.steps != saved:  # stopped: where it got
                 self._publish(last, epoch, publish_to)
         except Exception as error:  # the show goes on with the last snapshot; the scene can look

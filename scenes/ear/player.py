@@ -85,6 +85,8 @@ class EarParams(SceneParams):
     train: bool = False
     learning_rate: float = Field(1e-3, gt=0.0, le=0.1)
     render_train_steps_per_tick: float = Field(0.1, ge=0.0, le=10.0)
+    train_duty: float = Field(1.0, ge=0.01, le=1.0, description="learning live: the share of the time it trains "
+                                                               "(it rests after each step)")
     detune_scale: float = Field(0.0, ge=0.0, le=0.1, description="learning: detune = this x the loss")
     distort_scale: float = Field(0.0, ge=0.0, le=2.0, description="learning: each loop written is soft-clipped "
                                                                   "at drive = this x the loss")
@@ -157,7 +159,7 @@ class Ear(Scene):
             # the split keeps training off the show's CPU (measured, 4 rounds of 8 s on 2 CPUs: learning/idle
             # frame p99 median 1.10x at 4.9 steps/s split, 1.35x at 5.7 steps/s shared)
             self.trainer = self.context.trainer(learner, "ear", steps_per_tick=self.params.render_train_steps_per_tick,
-                                                own_cores=True)
+                                                own_cores=True, duty=self.params.train_duty)
             self.trainer.load()
             self.trainer.restore(path)
             state = self.trainer.latest.state
@@ -458,6 +460,7 @@ class Ear(Scene):
         self.time += dt
         p = self.params
         if self.trainer is not None:
+            self.trainer.duty = p.train_duty  # moved live by a controller or OSC
             self._learn()
         if p.listen != "off" or (p.dream and p.start == "show"):
             sound, self.heard_at = self.context.audio.heard_since(self.heard_at, "input" if p.listen == "input" else "mix")

@@ -70,6 +70,8 @@ class _Base(SceneParams):
     checkpoint: str | None = Field(
         None, description="start from this checkpoint (a path, relative to the setlist's folder)")
     render_steps_per_tick: float = Field(0.1, ge=0, le=10, description="training steps a tick in renders")
+    train_duty: float = Field(1.0, ge=0.01, le=1, description="live, the share of the time the model trains "
+                                                             "(it rests after each step; renders: render_steps_per_tick)")
     listen: Literal["off", "input", "mix"] = Field(
         "off", description="also learn what the show hears: its audio input, or its own mix")
     listen_every: float = Field(2.0, ge=0.25, le=2.5, description="seconds of sound fed to the model at a time")
@@ -209,7 +211,8 @@ class VaeGrains(Scene):
         # median of 7 rounds: 6.7 against 5.3 ms (1.26x; the benchmark's 12-s rounds: 1.40x), at
         # 3.1 steps/s; with the CPUs shared, 8.7 against 5.2 ms (1.67x, 4 rounds) at 5.9 steps/s;
         # OSC move p99 alike (15-23 ms, 17-27 ms).
-        self.trainer = self.context.trainer(self.learner, "vae", steps_per_tick=params.render_steps_per_tick)
+        self.trainer = self.context.trainer(self.learner, "vae", steps_per_tick=params.render_steps_per_tick,
+                                            duty=params.train_duty)
         self.trainer.load()
         if params.checkpoint:
             self.trainer.restore(self.context.path(params.checkpoint))
@@ -418,6 +421,7 @@ class VaeGrains(Scene):
 
     def tick(self, dt: float) -> None:
         self.time += dt
+        self.trainer.duty = self.params.train_duty  # moved live by a controller or OSC
         self._listen()
         self._analyse()
         point = self.point()

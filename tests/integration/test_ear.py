@@ -250,7 +250,7 @@ def test_the_ear_learns_from_what_it_hears_the_same_in_every_render(tmp_path):
 
     path = setlist_copy(tmp_path, ("piano",), extra='train = true, render_train_steps_per_tick = 0.05, '
                                                    'steps_per_loop = 20, render_steps_per_tick = 2, '
-                                                   'detune_scale = 0.01, distort_scale = 0.3')
+                                                   'detune_scale = 0.01, distort_scale = 0.3, train_duty = 0.5')
     notes = [(0.1 + 0.5 * i, NoteOn(48 + 5 * (i % 6), 100)) for i in range(16)]
     runs = []
     for _ in range(2):
@@ -277,6 +277,7 @@ def test_the_ear_learns_from_what_it_hears_the_same_in_every_render(tmp_path):
             runs.append((audio.samples(), live, np.asarray(state.params["e0_w"])))
             status = scene.status()
             assert status["steps"] == 13 and status["heard"] == 2 * 172
+            assert scene.trainer.duty == 0.5  # live it would rest; a render trains by the ticks all the same
     start = np.asarray(jax.tree_util.tree_leaves(
         __import__("scenes.ear.learner", fromlist=["load_ear"]).load_ear(CHECKPOINT).params["e0_w"]))
     assert not np.array_equal(runs[0][2], start)  # it learned

@@ -102,6 +102,10 @@ def test_osc_latent_moves_the_point_and_a_bad_one_is_dropped_and_counted(tmp_pat
         assert scene.status()["dropped"] == 4
         # the knobs (MIDI learn, /showrunner/param) move it while OSC has not
         assert scene.set_param("z1", 9.0) is not None  # out of range: refused
+        # the training duty moves live too (a controller, /showrunner/param), refused outside 0.01..1
+        assert scene.set_param("train_duty", 0.25) is None and scene.set_param("train_duty", 0.0) is not None
+        scene.tick(1 / 60)
+        assert scene.trainer.duty == 0.25
         scene.exit()
 
 
@@ -241,7 +245,6 @@ def test_a_replay_of_a_live_run_plays_its_osc_moves_at_the_same_ticks(tmp_path):
     import json
     import random
     import threading
-    import time
 
     from pythonosc.udp_client import SimpleUDPClient
 

@@ -161,3 +161,46 @@ def test_a_damaged_saved_state_is_computed_past(tmp_path):
     (tmp_path / "net.ckpt").write_bytes(b"not a checkpoint")
     trainer, computed = _catch_up(counts, tmp_path / "net.ckpt")
     assert computed == counts[-1] and trainer.latest.steps == counts[-1] and trainer.resumed == 0
+
+
+def test_a_trainer_at_a_duty_trains_that_share_of_the_time_and_stops_at_once_while_resting():
+    trainer = Trainer(Regressor(), seed=1, duty=0.25)
+    trainer.load()
+    try:
+        trainer.start()
+        deadline = time.perf_counter() + 10
+        while trainer.latest.steps < 1 and time.perf_counter() < deadline:  # the first call compiles
+            time.sleep(0.01)
+        steps, rested, started = trainer.latest.steps, trainer.rested, time.perf_counter()
+        time.sleep(3.0)
+        elapsed = time.perf_counter() - started
+        rest_share = (trainer.rested - rested) / elapsed
+        quarter_steps = trainer.latest.steps - steps
+        assert 0.6 <= rest_share <= 0.85, rest_share  # 0.75 asked; a rest in progress is not counted yet
+        trainer.duty = 1.0  # raised mid-rest: the thread trains on without finishing the rest
+        steps, rested = trainer.latest.steps, trainer.rested
+        time.sleep(3.0)
+        full_steps = trainer.latest.steps - steps
+        assert trainer.rested - rested < 0.3  # at most what was left of the rest it was in
+        assert full_steps >= 2.5 * quarter_steps, (full_steps, quarter_steps)
+        trainer.duty = 0.01  # a 30-50 ms step, then a rest of seconds
+        time.sleep(0.5)
+        assert trainer.running
+        asked = time.perf_counter()
+        assert trainer.join(1.0), "a resting trainer did not stop within a second"
+        assert time.perf_counter() - asked < 0.3
+    finally:
+        trainer.join(5)
+    assert trainer.error is None
+
+
+def test_a_duty_outside_its_range_is_refused():
+    trainer = Trainer(Regressor(), seed=1)
+    for bad in (0.0, 1.5, float("nan"), -1.0):
+        try:
+            trainer.duty = bad
+        except ValueError as error:
+            assert "duty must be between" in str(error)
+        else:
+            raise AssertionError(f"duty {bad} was taken")
+    assert trainer.duty == 1.0
