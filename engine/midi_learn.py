@@ -246,6 +246,8 @@ def load_bindings(path: Path, setlist: LoadedSetlist) -> list[Binding]:
     except json.JSONDecodeError as error:
         raise UserError(f"{path}: not JSON (line {error.lineno}: {error.msg}); expected a list of "
                         "MIDI learn bindings") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply; expected a list of MIDI learn bindings") from None
     if not isinstance(raw, list):
         raise UserError(f"{path}: expected a list of MIDI learn bindings ({{\"channel\", \"control\", "
                         f"\"cue\", \"parameter\", \"low\", \"high\"}}), got {type(raw).__name__}")

@@ -305,7 +305,7 @@ def load(path: Path) -> Replay:
     for number, line in enumerate(lines, start=1):
         try:
             records.append(json.loads(line))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deeply
             if number == len(lines) > 1:  # the show died mid-line: the rest is still good
                 break
             raise UserError(f"{path}: line {number} is not JSON; is this a performance log?") from None
@@ -395,7 +395,7 @@ class Follower:
             self._lines += 1
             try:
                 record = json.loads(raw)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deeply
                 raise UserError(f"{self.path}: line {self._lines} is not JSON") from None
             if self.replay is None:
                 if not isinstance(record, dict) or record.get("format") != FORMAT \

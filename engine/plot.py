@@ -60,7 +60,7 @@ def _read(metrics: Path) -> _Show:
                     continue
                 try:
                     record = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: nested too deeply
                     if not line.endswith(b"\n"):  # the last line, cut short when the show died
                         break
                     raise UserError(f"{metrics} line {number}: not JSON (expected one JSON object per tick)") \

@@ -219,6 +219,8 @@ def load_setlist(path: str | os.PathLike, text: str | None = None) -> LoadedSetl
         raise UserError(f"{path}: not a text file (expected UTF-8 TOML)") from None
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{path}: invalid TOML: {error}") from None
+    except RecursionError:
+        raise UserError(f"{path}: invalid TOML: nested too deeply") from None
     except OSError as error:
         raise UserError(f"{path}: cannot read setlist: {error.strerror}") from None
     try:

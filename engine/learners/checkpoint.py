@@ -134,6 +134,8 @@ def read(path: str | Path) -> tuple[dict[str, Any], list[np.ndarray]]:
         raise UserError(f"{where}: truncated or corrupt ({error})") from None
     except KeyError as error:
         raise UserError(f"{where}: truncated or corrupt (missing {error})") from None
+    except RecursionError:  # a header of JSON nested too deeply
+        raise UserError(f"{where}: corrupt (its header is nested too deeply)") from None
     except (ValueError, OSError, UnicodeDecodeError) as error:  # bad zip members, bad JSON, bad arrays
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserError(f"{where}: truncated or corrupt ({reason})") from None

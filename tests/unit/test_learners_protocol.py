@@ -110,6 +110,13 @@ def test_a_damaged_checkpoint_is_a_one_line_user_error(tmp_path, damage):
     assert "truncated or corrupt" in message
 
 
+def test_a_checkpoint_whose_header_is_nested_too_deeply_is_a_one_line_user_error(tmp_path):
+    path = tmp_path / "deep.npz"
+    np.savez(path, header=np.frombuffer(("[" * 100_000 + "]" * 100_000).encode(), np.uint8))
+    with pytest.raises(UserError, match="corrupt .its header is nested too deeply"):
+        checkpoint.load(path, Regressor(SMALL))
+
+
 def test_a_checkpoint_loaded_with_other_settings_says_which(tmp_path, caplog):
     path = paced_run(SMALL, 1).save(tmp_path / "small.npz")
     faster = RegressorConfig(**{**SMALL.__dict__, "learning_rate": 2 * SMALL.learning_rate})

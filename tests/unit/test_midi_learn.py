@@ -144,6 +144,7 @@ def test_a_setlist_without_learn_file_has_no_bindings_and_nowhere_to_save(tmp_pa
 
 @pytest.mark.parametrize(("content", "message"), [
     ("{not json", "not JSON (line 1"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ('{"channel": 1}', "expected a list of MIDI learn bindings"),
     ('[{"channel": 0, "control": 21, "cue": "one", "parameter": "decay"}]',
      "binding #1: channel: Input should be greater than or equal to 1"),

@@ -89,6 +89,7 @@ def header_with(extra: str) -> str:
     (header_with(', "start_cue": "a\\nb"'), "start_cue: String should match pattern"),
     ('{"format": "showrunner-performance", "version": "1\\n2"}\n', "version '1.n2' is not supported"),
     (header_with("") + 'nope\n{"end": 4}\n', "line 2 is not JSON"),
+    ("[" * 100_000 + "]" * 100_000 + "\n", "line 1 is not JSON"),  # nested past Python's recursion limit
     (header_with("") + '{"tick": 3, "trained": {"a/net": -1}}\n', "line 2: .*trained.a/net: Input should be greater"),
     (header_with("") + '{"tick": 3, "trained": {"a/net": "many"}}\n', "line 2: .*trained.a/net: Input should be a valid"),
 ])

@@ -247,6 +247,15 @@ def test_a_line_that_is_not_json_is_named_by_number(tmp_path: Path) -> None:
     assert not (tmp_path / "loss.png").exists()
 
 
+def test_a_line_nested_too_deeply_is_named_by_number(tmp_path: Path) -> None:
+    path = one_cue_log(tmp_path, seconds=1.0)
+    lines = path.read_text().splitlines()
+    lines[2] = "[" * 100_000 + "]" * 100_000  # past Python's recursion limit
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"metrics\.jsonl line 3: not JSON"):
+        plot_metrics(path, tmp_path / "loss.png")
+
+
 def test_a_last_line_cut_by_a_crash_is_left_out(tmp_path: Path) -> None:
     path = one_cue_log(tmp_path, seconds=1.0)
     whole = len(path.read_text().splitlines())

@@ -234,3 +234,11 @@ def test_check_refuses_a_camera_fallback_that_run_and_render_would_refuse(tmp_pa
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"showrunner: {path}: camera fallback video not found: {tmp_path / 'no-such-video.mkv'}"]
+
+
+def test_a_setlist_nested_too_deeply_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")  # past Python's recursion limit
+    with pytest.raises(UserError, match="invalid TOML: nested too deeply") as error:
+        load_setlist(path)
+    assert "\n" not in str(error.value)
