@@ -26,6 +26,8 @@ PREFIXES = ("showrunner-audio-", "showrunner-pool-")  # shared files (/dev/shm, 
 SETTINGS = "showrunner-audio-*.json"  # the audio process's settings (the temp folder)
 MIN_AGE = 60.0  # seconds: younger files may be between their creation and their mapping
 MARK = "showrunner-"
+AGAIN = 10.0  # seconds: a show's sweep within this long of its last one does nothing
+_swept_at = float("-inf")  # time.monotonic() of this process's last sweep of the usual folders
 
 
 def shared_folders() -> list[Path]:
@@ -61,7 +63,14 @@ def in_use() -> set[str]:
 def sweep(folders: list[Path] | None = None, settings_folder: Path | None = None,
           min_age: float = MIN_AGE) -> list[Path]:
     """Remove the leftovers of shows that are gone; the paths removed. Never raises: a file or a
-    folder that cannot be read, and a file that cannot be removed, is left."""
+    folder that cannot be read, and a file that cannot be removed, is left. A sweep of the usual
+    folders (no arguments) within :data:`AGAIN` seconds of the last does nothing: a show that
+    makes its audio state and its sample pool sweeps once."""
+    global _swept_at
+    if folders is None and settings_folder is None:
+        if time.monotonic() - _swept_at < AGAIN:
+            return []
+        _swept_at = time.monotonic()
     try:
         return _sweep(folders, settings_folder, min_age)
     except OSError:

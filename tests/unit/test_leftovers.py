@@ -69,13 +69,14 @@ def test_a_folder_that_cannot_be_read_sweeps_nothing(tmp_path):
     assert sweep([tmp_path / "missing"], tmp_path / "missing too") == []
 
 
-def test_a_new_pool_or_audio_state_first_removes_what_killed_shows_left():
+def test_a_new_pool_or_audio_state_first_removes_what_killed_shows_left(monkeypatch):
+    from engine import leftovers
     from engine.audio.pool import SamplePool
     from engine.audio.shared import SharedAudioState
-    from engine.leftovers import shared_folders
 
-    folder = shared_folders()[0]
+    folder = leftovers.shared_folders()[0]
     for make in (lambda: SamplePool.create(1024, 1), SharedAudioState.create):
+        monkeypatch.setattr(leftovers, "_swept_at", float("-inf"))  # as in a new show's process
         orphan = _file(folder / f"showrunner-pool-orphan-{os.getpid()}")
         made = make()
         try:
@@ -84,3 +85,18 @@ def test_a_new_pool_or_audio_state_first_removes_what_killed_shows_left():
         finally:
             made.close()
             orphan.unlink(missing_ok=True)
+
+
+def test_a_show_sweeps_the_usual_folders_once_for_its_state_and_its_pool(monkeypatch, tmp_path):
+    from engine import leftovers
+
+    looked: list[int] = []
+    monkeypatch.setattr(leftovers, "_swept_at", float("-inf"))
+    monkeypatch.setattr(leftovers, "shared_folders", lambda: looked.append(1) or [tmp_path])
+    monkeypatch.setattr(leftovers.tempfile, "gettempdir", lambda: str(tmp_path))
+    leftovers.sweep()  # the audio state's
+    leftovers.sweep()  # the pool's, a moment later: nothing to do again
+    assert looked == [1]
+    monkeypatch.setattr(leftovers, "_swept_at", leftovers._swept_at - leftovers.AGAIN)
+    leftovers.sweep()  # a show that makes another pool later sweeps again
+    assert looked == [1, 1]
