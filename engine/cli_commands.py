@@ -817,7 +817,18 @@ def _render_sound(args, log_path: Path, job: OfflineJob) -> int:
     if recorder.failed or stats["errors"]:
         raise RuntimeError(f"the video {args.out} could not be written completely (see the log)")
     report(summary, log_path, args.metrics)
-    return 0
+    return render_status(summary)
+
+
+def render_status(summary: ShowSummary) -> int:
+    """A render's exit status once its file is written: 1 when a cue's scene failed to load (the
+    cue is black in the video; the log has said which), else 0."""
+    if not summary.load_failures:
+        return 0
+    count = len(summary.load_failures)
+    log.error("%d cue(s) failed to load and are black in the video: %s", count,
+              "; ".join(summary.load_failures))
+    return 1
 
 
 def _keep_render(target: Path, out: Path, whole: bool) -> None:

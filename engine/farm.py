@@ -91,7 +91,7 @@ def render(args: argparse.Namespace, job, log_path: Path) -> int:
     ``args.workers`` chunks on Ray into ``args.out``."""
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from engine.cli_commands import console, report
+    from engine.cli_commands import console, render_status, report
 
     ray = _ray()
     args = _absolute(args)
@@ -187,7 +187,7 @@ def render(args: argparse.Namespace, job, log_path: Path) -> int:
              summary.ticks / job.setlist.settings.tick_rate, elapsed,
              summary.ticks / job.setlist.settings.tick_rate / max(elapsed, 1e-9))
     report(summary, log_path, args.metrics)
-    return 0
+    return render_status(summary)
 
 
 def _cause(error: BaseException) -> str:

@@ -104,6 +104,7 @@ class ShowSummary:
     recompilations: int = 0  # jax compilations after the scenes loaded (0 in a healthy show)
     overload: int = 0  # input events left out because a tick brought more than the show takes
     replay_differences: int = 0  # ticks in which a replay took another cue than the live show
+    load_failures: list[str] = field(default_factory=list)  # one line per cue whose scene failed to load
 
     @property
     def median_frame_ms(self) -> float:
@@ -255,6 +256,7 @@ class Show:
                                              f"{problem}")
             if progress is not None:
                 progress(index + 1, cue.id)
+        self.summary.load_failures = list(failures)
         if self.display is not None:
             self.display.warm_up()
         one_blas_thread()  # a BLAS the scenes loaded (scipy's own)

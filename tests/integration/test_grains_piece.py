@@ -288,3 +288,15 @@ def test_check_says_a_scene_that_fails_to_load_in_one_line_without_a_traceback(t
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "scene 'grain_clouds' failed to load: table 'tape'" in lines[0], result.stderr
+
+
+def test_a_render_with_a_cue_that_failed_to_load_is_written_and_exits_1(tmp_path):
+    path = setlist_copy(tmp_path, 60.0, tape_seconds=50.0)
+    out = tmp_path / "grains.mkv"
+    result = subprocess.run(showrunner_command("render", str(path), "--out", str(out), "--duration", "0.5",
+                                               "--size", "160x90", "--log-dir", str(tmp_path)),
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert "1 cue(s) failed to load and are black in the video: cue 'tape'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert out.stat().st_size > 0  # written whole all the same
