@@ -175,8 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def train_help() -> str:
+    """``showrunner train --help``: the usage and the models the installed pieces can train."""
+    from engine import pieces
+
+    models = sorted(pieces.installed_training())
+    return ("usage: showrunner train MODEL [ARGUMENTS ...]\n\n"
+            "Train a piece's model offline and save a checkpoint.\n\n"
+            f"models: {', '.join(models) or 'none (no installed piece brings one)'}\n"
+            "a model's own arguments: showrunner train MODEL --help\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"] and argv[1:2] in (["-h"], ["--help"]):
+        print(train_help(), end="")
+        return 0
     args = build_parser().parse_args(argv)
     if args.command == "run" and not args.no_recover and args.resume is None and args.standby_fd is None:
         from engine import supervisor
