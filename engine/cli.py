@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = commands.add_parser("plot", help="plot the loss over a show from its metrics log")
     plot.add_argument("metrics", type=Path, help="a metrics log (--metrics of run, render, replay)")
-    plot.add_argument("--out", metavar="FILE.png", type=Path, required=True)
+    plot.add_argument("--out", metavar="FILE.png", type=Path, required=True,
+                      help="the picture: .png, .svg or .pdf")
 
     commands.add_parser("devices", help="list MIDI ports, audio devices and cameras")
 

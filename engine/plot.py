@@ -113,8 +113,12 @@ def _add(show: _Show, record: Any, current: str | None, metrics: Path, number: i
             show.note_times.append(float(stamp))
 
 
+FORMATS = ("png", "svg", "pdf")  # what --out's ending may ask for
+
+
 def plot_metrics(metrics: Path, out: Path, size: tuple[int, int] = (1600, 900)) -> dict:
-    """Draw the loss of every learner in the metrics log ``metrics`` into the PNG ``out``.
+    """Draw the loss of every learner in the metrics log ``metrics`` into ``out``: a PNG, or an SVG
+    or PDF when its name ends so (any other ending is bad input).
 
     ``size`` is (width, height) in pixels. The x axis is show time in seconds, spanning the log's
     first to last tick; the y axis is logarithmic when every loss is positive, linear otherwise.
@@ -125,6 +129,10 @@ def plot_metrics(metrics: Path, out: Path, size: tuple[int, int] = (1600, 900)) 
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure registry
 
     metrics, out = Path(metrics), Path(out)
+    kind = out.suffix.lower().lstrip(".")
+    if kind not in FORMATS:
+        raise UserError(f"plot {out}: the name must end in {', '.join('.' + k for k in FORMATS)} "
+                        f"(the kind of file written)")
     width, height = size
     if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
         raise UserError(f"plot size must be positive whole pixels, not {size!r}")
@@ -168,7 +176,7 @@ def plot_metrics(metrics: Path, out: Path, size: tuple[int, int] = (1600, 900)) 
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out, format="png", dpi=DPI)
+        figure.savefig(out, format=kind, dpi=DPI)
     except OSError as error:
         raise UserError(f"cannot write plot {out}: {error.strerror or error}") from None
     return {"ticks": show.ticks, "learners": learners, "cues": [cue for _, cue in show.cue_starts],

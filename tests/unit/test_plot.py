@@ -297,6 +297,18 @@ def test_output_under_a_file_is_a_user_error(tmp_path: Path) -> None:
 
 
 def test_output_that_is_a_folder_is_a_user_error(tmp_path: Path) -> None:
-    (tmp_path / "plots").mkdir()
-    with pytest.raises(UserError, match=r"cannot write plot .*plots: Is a directory"):
-        plot_metrics(one_cue_log(tmp_path), tmp_path / "plots")
+    (tmp_path / "plots.png").mkdir()
+    with pytest.raises(UserError, match=r"cannot write plot .*plots\.png: Is a directory"):
+        plot_metrics(one_cue_log(tmp_path), tmp_path / "plots.png")
+
+
+def test_the_ending_of_out_picks_svg_or_pdf_and_another_is_refused(tmp_path: Path) -> None:
+    path = one_cue_log(tmp_path, seconds=1.0)
+    plot_metrics(path, tmp_path / "loss.svg")
+    assert b"<svg" in (tmp_path / "loss.svg").read_bytes()[:2000]
+    plot_metrics(path, tmp_path / "loss.PDF")
+    assert (tmp_path / "loss.PDF").read_bytes().startswith(b"%PDF")
+    for name in ("loss.jpg", "loss"):
+        with pytest.raises(UserError, match=r"the name must end in \.png, \.svg, \.pdf"):
+            plot_metrics(path, tmp_path / name)
+        assert not (tmp_path / name).exists()
