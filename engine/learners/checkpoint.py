@@ -116,6 +116,13 @@ def read(path: str | Path) -> tuple[dict[str, Any], list[np.ndarray]]:
     if not path.is_file():
         raise UserError(f"{where}: no such file")
     try:
+        with open(path, "rb") as file:
+            magic = file.read(4)
+    except OSError as error:
+        raise UserError(f"{where}: cannot read it ({error.strerror or error})") from None
+    if magic != b"PK\x03\x04":  # np.load would take anything else for a pickle, and say so
+        raise UserError(f"{where}: truncated or corrupt ({'empty' if not magic else 'not a zip archive'})")
+    try:
         with np.load(path, allow_pickle=False) as archive:
             names = set(archive.files)
             if "header" not in names:
