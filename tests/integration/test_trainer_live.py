@@ -12,7 +12,7 @@ from engine.learners.regressor import Regressor
 
 PERIOD = 1 / 60
 ROUND_SECONDS = 3.0
-ROUNDS = 5
+ROUNDS = 3
 # On time: at p99 no tick is late by half a period (a frame would then be drawn a tick behind).
 # The goal, frame time p99 within 1.2x of the show without training, is a benchmark
 # figure (`python -m bench trainer`, docs/benchmarks.md and docs/learners.md), not asserted: on
