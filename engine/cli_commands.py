@@ -821,13 +821,12 @@ def _render_sound(args, log_path: Path, job: OfflineJob) -> int:
 
 
 def render_status(summary: ShowSummary) -> int:
-    """A render's exit status once its file is written: 1 when a cue's scene failed to load (the
-    cue is black in the video; the log has said which), else 0."""
+    """A render's exit status once its file is written: 1 when a cue did not load whole (its
+    scene, shown black, or its note source; the log has said which), else 0."""
     if not summary.load_failures:
         return 0
-    count = len(summary.load_failures)
-    log.error("%d cue(s) failed to load and are black in the video: %s", count,
-              "; ".join(summary.load_failures))
+    log.error("the video is written, but %d problem(s) loading cues (a cue whose scene failed to "
+              "load is black in it): %s", len(summary.load_failures), "; ".join(summary.load_failures))
     return 1
 
 

@@ -166,6 +166,10 @@ def render(args: argparse.Namespace, job, log_path: Path) -> int:
                     chunks[index] = (path, result["first_pts"])
                     summary.frames += result["frames"]
                     summary.scene_errors += result["scene_errors"]
+                    # A worker on another machine may fail to load what loaded here (a file only here).
+                    summary.load_failures += [f"{failure} (on the worker of chunk {index + 1})"
+                                              for failure in result["load_failures"]
+                                              if failure not in summary.load_failures]
         sound_file = encoder.finish()
         log.info("every chunk drawn and the sound encoded %.1f s after the start; joining",
                  time.time() - started_wall)
@@ -401,6 +405,7 @@ def render_chunk(command: str, args: argparse.Namespace, index: int, start: int,
             raise RuntimeError(f"chunk {index + 1}: the video could not be written completely")
         board.set.remote(index, stats["frames"])
         return {"video": path.read_bytes(), "frames": stats["frames"], "scene_errors": summary.scene_errors,
+                "load_failures": list(summary.load_failures),
                 "first_pts": recorder.first_pts if index > 0 else 0, "marks": marks}
     finally:
         recorder.close()

@@ -8,7 +8,8 @@ but without one, or when its audio process died with it, they stay until the mac
 :func:`sweep` removes those whose show is gone: files of ours older than :data:`MIN_AGE` that no
 process maps or holds open (read from ``/proc/*/maps`` and ``/proc/*/fd``), so the files of a show
 that runs, or of an audio process that plays on for a show coming back, stay; and settings files
-whose state file is gone. A new audio state or sample pool sweeps before it is made.
+whose state file is gone. A new audio state or sample pool sweeps before it is made (once in 10 s:
+a show making both sweeps once).
 """
 
 from __future__ import annotations

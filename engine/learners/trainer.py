@@ -137,12 +137,14 @@ class Trainer(Generic[State]):
         resumable: a show catching up after its process died may go on from the state the live
             thread saved (``publish_to`` / ``resume_from``) instead of computing every step.
         duty: live, the share of the wall clock the thread trains (0.01..1; :attr:`duty`, settable
-            while it runs): after a call of t seconds it rests t x (1 - duty) / duty. Paced and
+            while it runs): after a call of t seconds it rests t x (1 - duty) / duty (at most
+            :attr:`LONGEST_REST`; not after the first call, which pays warm-ups). Paced and
             replayed trainers ignore it (their steps follow the ticks).
     """
 
     MIN_DUTY = 0.01
     REST_SLICE = 0.02  # seconds: a resting thread looks this often for a stop or a new duty
+    LONGEST_REST = 30.0  # seconds: one rest, whatever a slow call and a low duty ask
 
     def __init__(self, learner: Learner[State], seed: int = 0, *, paced_steps_per_tick: float | None = None,
                  replay_steps: Callable[[int], int] | None = None, steps_per_call: int = 1,
@@ -467,11 +469,12 @@ class Trainer(Generic[State]):
 
     def _rest(self, busy: float, generation: int) -> None:
         """The live thread, after a call that kept it ``busy`` seconds: rest so that it trains
-        :attr:`duty` of the time, in slices (a stop, or a duty raised meanwhile, ends it early)."""
+        :attr:`duty` of the time, at most :attr:`LONGEST_REST`, in slices (a stop ends it; a duty
+        changed meanwhile shortens or lengthens it)."""
         started = time.perf_counter()
         while self._generation == generation:
             duty = self._duty
-            left = busy * (1.0 - duty) / duty - (time.perf_counter() - started)
+            left = min(busy * (1.0 - duty) / duty, self.LONGEST_REST) - (time.perf_counter() - started)
             if left <= 0.0:
                 break
             time.sleep(min(left, self.REST_SLICE))
@@ -518,6 +521,8 @@ class Trainer(Generic[State]):
                     state, summary = self._call(self._take_fed(state), count)
                     jax.block_until_ready(summary)  # waits for the call with the GIL released
                     summary = jax.device_get(summary)
+                    busy = time.perf_counter() - started  # the call alone: what the duty shares out
+                    first = not lowered
                     if not lowered:  # after the first call: XLA's pool exists by then
                         lower_training_priority(self.niceness)
                         entered = lowered = True
@@ -537,8 +542,8 @@ class Trainer(Generic[State]):
                         if not self._publish(snapshot, epoch, publish_to):
                             publish_to = None
                         saved_at, saved = time.perf_counter(), snapshot.steps
-                    if self._duty < 1.0:
-                        self._rest(time.perf_counter() - started, generation)
+                    if self._duty < 1.0 and not first:  # the first call pays warm-ups: no rest for those
+                        self._rest(busy, generation)
             if publish_to is not None and last is not None and last.steps != saved:  # stopped: where it got
                 self._publish(last, epoch, publish_to)
         except Exception as error:  # the show goes on with the last snapshot; the scene can look

@@ -157,3 +157,17 @@ def test_chunks_cover_every_frame_once():
             starts = boundaries(frames, chunks)
             assert starts == sorted(set(starts)) and all(1 < start <= frames for start in starts)
             assert len(starts) == min(chunks, frames) - 1 or frames < chunks
+
+
+def test_a_farm_render_with_a_cue_that_failed_to_load_is_written_and_exits_1(tmp_path):
+    from tests.integration.test_grains_piece import setlist_copy
+
+    path = setlist_copy(tmp_path, 60.0, tape_seconds=50.0)  # the "tape" cue's table is too small
+    out = tmp_path / "grains.mkv"
+    done = subprocess.run(showrunner_command("render", str(path), "--out", str(out), "--duration", "1",
+                                             "--size", "160x90", "--workers", "2", "--log-dir", str(tmp_path)),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    # said once, though the pass and both workers loaded the cue
+    assert "the video is written, but 1 problem(s) loading cues" in done.stderr, done.stderr
+    assert "in 2 chunks on 2 workers" in done.stderr and out.stat().st_size > 0

@@ -297,6 +297,7 @@ def test_a_render_with_a_cue_that_failed_to_load_is_written_and_exits_1(tmp_path
                                                "--size", "160x90", "--log-dir", str(tmp_path)),
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr
-    assert "1 cue(s) failed to load and are black in the video: cue 'tape'" in result.stderr
+    assert "the video is written, but 1 problem(s) loading cues" in result.stderr
+    assert "cue 'tape': scene 'grain_clouds' failed to load" in result.stderr
     assert "Traceback" not in result.stderr
     assert out.stat().st_size > 0  # written whole all the same
