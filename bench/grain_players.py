@@ -225,16 +225,8 @@ class _ChildPlayer:
         stop_child(self.process, ask)
 
 
-class PyoPlayer(_ChildPlayer):
-    """pyo's ``Particle`` in a child process (:mod:`bench.pyo_grains`), told what to play on its
-    stdin."""
-
-    name = "pyo"
-    ports = rf"^{PYO_CLIENT}:output_[12]$"
-
-    def __init__(self, wav: Path) -> None:
-        super().__init__("bench.pyo_grains", str(wav), repr(GAIN), repr(DURATION), repr(PITCH_JITTER),
-                         repr(POSITION), repr(POSITION_DEVIATION))
+class _ToldPlayer(_ChildPlayer):
+    """A child player told what to play on its stdin (``play DENSITY``, ``stop``)."""
 
     def _tell(self, command: str) -> None:
         self.process.stdin.write(command + "\n")
@@ -246,6 +238,28 @@ class PyoPlayer(_ChildPlayer):
 
     def stop(self) -> None:
         self._tell("stop")
+
+
+class PyoPlayer(_ToldPlayer):
+    """pyo's ``Particle`` in a child process (:mod:`bench.pyo_grains`)."""
+
+    name = "pyo"
+    ports = rf"^{PYO_CLIENT}:output_[12]$"
+
+    def __init__(self, wav: Path) -> None:
+        super().__init__("bench.pyo_grains", str(wav), repr(GAIN), repr(DURATION), repr(PITCH_JITTER),
+                         repr(POSITION), repr(POSITION_DEVIATION))
+
+
+class FusedPlayer(_ToldPlayer):
+    """Not one of ours nor a peer: the yardstick (:mod:`bench.fused_grains`), the same stream made
+    in one compiled call a block inside a PyAudio callback."""
+
+    name = "fused"
+    ports = r"^fused_grains:out_[01]$"
+
+    def __init__(self, wav: Path) -> None:
+        super().__init__("bench.fused_grains", str(wav))
 
 
 class FloorPlayer(_ChildPlayer):

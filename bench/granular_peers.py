@@ -3,10 +3,11 @@
 block at 1,000 simultaneous grains.
 
 On one private JACK server (dummy driver, 256 frames per period) the three players of
-:mod:`bench.grain_players` run at once, each its own process. In turn, one plays (200 or 1,000
-grains per second) while the others are silent, and the CPU time of every process over that window (and of a
-fourth that never plays: a PyAudio stream whose callback returns silence, the floor of any process
-that plays through PyAudio)
+:mod:`bench.grain_players` and a yardstick (:mod:`bench.fused_grains`: the same stream made in one
+compiled call a block inside a PyAudio callback) run at once, each its own process. In turn, one
+plays (200 or 1,000 grains per second) while the others are silent, and the CPU time of every
+process over that window (and of a fifth that never plays: a PyAudio stream whose callback returns
+silence, the floor of any process that plays through PyAudio)
 (``/proc/PID/stat`` utime + stime, all threads) is read at both ends: the playing one's is its cost
 for the stream, the silent ones' their fixed cost as JACK clients. The order of the players turns
 each round, and a JACK client records whoever plays; a silent capture is an error, not a figure.
@@ -31,7 +32,8 @@ import soundfile
 
 from bench import granulator_load
 from bench.grain_players import (DURATION, GAIN, PERIOD, PITCH_JITTER, POSITION, POSITION_DEVIATION,
-                                 SAMPLE_RATE, FloorPlayer, OurPlayer, PyoPlayer, ScsynthPlayer)
+                                 SAMPLE_RATE, FloorPlayer, FusedPlayer, OurPlayer, PyoPlayer,
+                                 ScsynthPlayer)
 from bench.jack_recorder import JackRecorder
 from bench.jack_server import JackUnavailable, jack_server
 from bench.result import BenchResult, Figure
@@ -110,7 +112,7 @@ def _measure(wav: Path, table: np.ndarray) -> dict:
     """Every round's shares, by density and player (playing) and by player (silent), the lowest
     peak heard from each player, what ours and scsynth said of themselves at the top density, our
     underruns and the JACK server's missed cycles."""
-    names = ("ours", "pyo", "scsynth")
+    names = ("ours", "pyo", "scsynth", "fused")
     playing = {density: {name: [] for name in names} for density in DENSITIES}
     silent = {name: [] for name in (*names, "floor")}
     peaks = {name: float("inf") for name in names}
@@ -122,11 +124,12 @@ def _measure(wav: Path, table: np.ndarray) -> dict:
             players.append(OurPlayer(table))
             players.append(PyoPlayer(wav))
             players.append(ScsynthPlayer(wav))
-            trio = list(players)
+            players.append(FusedPlayer(wav))  # the yardstick: the stream in one compiled call a block
+            turns = list(players)
             players.append(FloorPlayer())  # read every window, never plays
             underruns = players[0].audio.health()["xruns"]
             for round_ in range(ROUNDS):
-                order = trio[round_ % 3:] + trio[:round_ % 3]
+                order = turns[round_ % len(turns):] + turns[:round_ % len(turns)]
                 for density in DENSITIES:
                     for player in order:
                         shares, peak, report = _window(players, player, density, recorder)
@@ -157,11 +160,14 @@ def _result() -> BenchResult:
                 "on its bus, the table in the shared sample pool), pyo's `Particle` (pyo's JACK "
                 f"server, buffer {PERIOD}, `bench/pyo_grains.py`) and SuperCollider's `scsynth` "
                 f"(JACK, `-z {PERIOD} -Z {PERIOD}`) with one synth of `GrainBuf.ar(2, ...)` written "
-                "from Python (`bench/scgf.py`, `bench/grain_players.py`). A fourth process never "
+                "from Python (`bench/scgf.py`, `bench/grain_players.py`). A yardstick plays in turn "
+                "with them: `bench/fused_grains.py`, a PyAudio stream whose callback makes each block "
+                "of the same stream (4-point Hermite reads, a limiter like the rack's) in one numba "
+                "call, with none of the rack's Python around it. A fifth process never "
                 "plays: PyAudio's floor (`bench/pyaudio_floor.py`, a PyAudio stream on the same "
                 "server whose callback returns silence, its thread state kept as ours keeps it), "
                 "what any process that plays through PyAudio pays before it computes a sample. "
-                "All three play the same "
+                "All play the same "
                 f"stream: synchronous grains (our `timing = \"sync\"`, `Impulse.ar(density)`, "
                 f"`Particle` `dev = 0`) of {DURATION * 1000:.0f} ms with a Hann window (ours, "
                 "GrainBuf's built-in envelope, pyo's `HannTable`), read from one mono table "
@@ -234,6 +240,9 @@ def run() -> BenchResult:
             Figure(f"{tag}: ours / better peer", ratio, "x", f"<= {GOAL_RATIO:g}",
                    bool(ratio <= GOAL_RATIO)),
             Figure(f"{tag}: ours less the PyAudio floor / better peer", (shares["ours"] - floor) / better, "x"),
+            Figure(f"{tag}: yardstick, one compiled call a block (bench/fused_grains.py), CPU % of one core",
+                   shares["fused"], "%"),
+            Figure(f"{tag}: yardstick / better peer", shares["fused"] / better, "x"),
         ]
     for name, values in found["silent"].items():
         label = "PyAudio floor (a stream whose callback returns silence)" if name == "floor" \
