@@ -20,7 +20,8 @@ morphing from one end to the other), which a
 granulator of the rack plays from the piano (the cue routes notes to it): its notes pick the pitch
 and its velocity the level, as in the grains piece. The table is decoded again when the point moves
 (a decode only: 32 grains in chunks of 8, live side by side on the cores: 3.7 ms median on two
-cores here) and, while the model learns, every ``decode_every`` seconds with the principal axes
+cores here; live, an OSC move is first heard from 8 grains decoded at the new point, each
+repeated over four slots, written the moment they are decoded, then from the full table) and, while the model learns, every ``decode_every`` seconds with the principal axes
 found again for the model as it is (about 75 ms), so the audience hears it get better.
 
 **Listening.** With ``listen = "input"`` (the microphone or line; the input file in renders) or
@@ -54,6 +55,10 @@ from scenes.granolar.learner import FEED, GrainVae, VaeConfig
 from scenes.granolar.vae import DECODE_CHUNK, GRAIN, LATENT, decode_numpy, prepare_decoder
 
 HOP = GRAIN // 2
+# Live, an OSC move is heard first from a table of this many grains decoded at the new point (one
+# product of DECODE_CHUNK: a quarter of the 32-grain decode), each repeated over the table's slots;
+# the full table follows at once. Its first grain is the point's own, as in the full decode.
+EXPRESS = 8
 PCA_GRAINS = 256
 LATENT_ADDRESSES = ("/latent", "/showrunner/latent")
 
@@ -100,6 +105,7 @@ class Decoded:
     request: int
     point: np.ndarray  # the latent point decoded (principal coordinates)
     written_at: float = 0.0  # live, written by the decoder itself: when (perf_counter)
+    express: bool = False  # a move's first table: EXPRESS grains decoded, repeated (the full one follows)
 
 
 def _latent(values) -> np.ndarray | None:
@@ -122,7 +128,7 @@ class _Worker:
     def __init__(self, compose, name: str, write=None) -> None:
         self.compose = compose
         self.write = write  # live sound: the worker writes each decoded table itself, at once
-        self.written: deque[tuple[float, np.ndarray]] = deque(maxlen=4096)  # (when, point) written
+        self.written: deque[tuple[float, np.ndarray, bool]] = deque(maxlen=4096)  # (when, point, express)
         self._pending = None
         self._result: Any = None
         self._wake = threading.Event()
@@ -155,13 +161,17 @@ class _Worker:
             training_cores.unassign()
 
     def _do(self, job) -> None:
-        """One job: composed, written (live sound), kept for the scene's next tick."""
+        """One job: composed, written (live sound), kept for the scene's next tick. An express job
+        (its last item True: a move's first table) is followed by the same job in full, unless a
+        newer one is waiting by then."""
         self.busy = True
         try:
             result = self.compose(*job)
             if self.write is not None and not self._written(result):
                 return
             self._result = result
+            if job[-1] is True and self._pending is None and not self._stopped:
+                self._do(job[:-1])
         except Exception as error:  # the show goes on with the table it has
             self.error = error
         finally:
@@ -176,7 +186,7 @@ class _Worker:
                 return False
             time.sleep(0.0005)
         result.written_at = time.perf_counter()
-        self.written.append((result.written_at, result.point))
+        self.written.append((result.written_at, result.point, result.express))
         return True
 
     def close(self) -> None:
@@ -260,7 +270,7 @@ class VaeGrains(Scene):
         self.time = 0.0
         self.listened_at = 0.0
         self.heard = 0  # grains fed to the model from the show's sound
-        self.table_writes: deque[tuple[float, np.ndarray]] = deque(maxlen=4096)
+        self.table_writes: deque[tuple[float, np.ndarray, bool]] = deque(maxlen=4096)
 
     # The point ------------------------------------------------------------------------------------
     def point(self) -> np.ndarray:
@@ -291,7 +301,7 @@ class VaeGrains(Scene):
         state = self.trainer.latest.state
         self.requested_point = point
         self.express += 1  # only this thread counts them
-        worker.request((state.params, state.stats, point, -1, self.basis))
+        worker.request((state.params, state.stats, point, -1, self.basis, True))
 
     # Decoding -------------------------------------------------------------------------------------
     def analyse(self, params, stats) -> tuple[np.ndarray, ...]:
@@ -317,26 +327,41 @@ class VaeGrains(Scene):
             self._host = cached
         return cached[2]
 
-    def compose(self, params, stats, coordinates: np.ndarray, request: int, basis) -> Decoded:
+    def compose(self, params, stats, coordinates: np.ndarray, request: int, basis,
+                express: bool = False) -> Decoded:
         """Decode grains around ``coordinates`` (principal coordinates of ``basis``) with the
         model's ``params``: the table and what the picture shows (about 6 ms for 32 grains, in
-        numpy: never behind a training step in XLA's pool)."""
+        numpy: never behind a training step in XLA's pool). ``express``: only :data:`EXPRESS` of
+        them (the first ones around the point; along a trajectory, evenly spaced), each repeated
+        over the slots it stands for."""
         means, centre, axes, deviations, projected = basis
         latent = centre + axes @ (deviations * coordinates)
-        if self.params.mode == "trajectory":  # from the point's mirror image, through the centre, to it
+        trajectory = self.params.mode == "trajectory"
+        if trajectory:  # from the point's mirror image, through the centre, to it
             steps = np.linspace(-1.0, 1.0, len(self.noise))[:, None] * coordinates
             points = centre + (steps * deviations) @ axes.T
         else:
             points = latent + (self.noise * self.params.spread * deviations) @ axes.T
+        slots = len(points)
+        if express and slots > EXPRESS:
+            if trajectory:
+                points = points[np.round(np.linspace(0, slots - 1, EXPRESS)).astype(int)]
+                spread = np.round(np.linspace(0, EXPRESS - 1, slots)).astype(int)  # each slot: its nearest
+            else:
+                points, spread = points[:EXPRESS], np.arange(slots) % EXPRESS
+        else:
+            express, spread = False, None
         decoded = decode_numpy(None, points.astype(np.float32), prepared=self._on_host(params, stats),
                                map_chunks=self._map)
         decoded = np.clip(np.nan_to_num(decoded, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+        if spread is not None:
+            decoded = decoded[spread]
         table = np.zeros(HOP * (len(decoded) + 1), np.float32)
         for index, grain in enumerate(decoded):
             table[index * HOP:index * HOP + GRAIN] += grain * self.window
         nearest = int(np.argmin(np.sum((means - latent) ** 2, axis=1)))
         return Decoded(table, coordinates[:2].copy(), projected, decoded[0], self.pca_grains[nearest],
-                       request, np.array(coordinates, np.float32))
+                       request, np.array(coordinates, np.float32), express=express)
 
     def _request(self, point: np.ndarray) -> None:
         state = self.trainer.seen.state
@@ -396,9 +421,10 @@ class VaeGrains(Scene):
             self._pool.shutdown(wait=False)
             self._pool, self._map = None, map
 
-    def writes(self) -> list[tuple[float, np.ndarray]]:
-        """When each table went to the audio side (wall clock) and its point, oldest first: a
-        measure, never played from (bench/granolar.py times a move from its OSC message)."""
+    def writes(self) -> list[tuple[float, np.ndarray, bool]]:
+        """When each table went to the audio side (wall clock), its point and whether it was a
+        move's express table, oldest first: a measure, never played from (bench/granolar.py times
+        a move from its OSC message)."""
         live = list(self.worker.written) if self.worker is not None else []
         return sorted(list(self.table_writes) + live, key=lambda write: write[0])
 
@@ -434,7 +460,7 @@ class VaeGrains(Scene):
             self.shown, self.ready = self.ready, None
         elif self.ready is not None and self.context.audio.write_table(self.params.table, self.ready.table):
             self.shown, self.ready = self.ready, None
-            self.table_writes.append((time.perf_counter(), self.shown.point))
+            self.table_writes.append((time.perf_counter(), self.shown.point, self.shown.express))
         summary = self.trainer.seen.summary
         steps = int(self.trainer.seen.steps)
         if not self.losses or self.losses[-1][0] != steps:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -107,6 +108,69 @@ def test_osc_latent_moves_the_point_and_a_bad_one_is_dropped_and_counted(tmp_pat
         scene.tick(1 / 60)
         assert scene.trainer.duty == 0.25
         scene.exit()
+
+
+@pytest.mark.parametrize("mode", ["point", "trajectory"])
+def test_a_moves_express_table_is_its_first_grains_repeated_then_the_full_table(tmp_path, mode):
+    """Live, an OSC move is heard first from EXPRESS grains decoded at the new point, repeated over
+    the table's slots; point mode: the first ones around the point (the table's first slots as the
+    full table's); a trajectory: evenly spaced along it, each slot taking its nearest."""
+    from scenes.granolar.player import EXPRESS, HOP
+
+    path = setlist_copy(tmp_path)
+    if mode == "trajectory":
+        path.write_text(path.read_text().replace('spread = 0.4 }', 'spread = 0.4, mode = "trajectory" }'))
+    with show_of(path, 0.1) as (show, audio):
+        scene = show.scenes[0]
+        state = scene.trainer.latest.state
+        point = np.array([1.5, -1.0] + [0.0] * (LATENT - 2), np.float32)
+        full = scene.compose(state.params, state.stats, point, 1, scene.basis)
+        quick = scene.compose(state.params, state.stats, point, 1, scene.basis, True)
+    slots = scene.params.grains
+    assert quick.express and not full.express and len(quick.table) == len(full.table) == HOP * (slots + 1)
+    assert np.isfinite(quick.table).all() and np.abs(quick.table).max() <= 1.0
+    assert np.array_equal(quick.grain, full.grain)  # the picture's grain: the first, decoded alike
+    if mode == "point":
+        assert np.array_equal(quick.table[:EXPRESS * HOP], full.table[:EXPRESS * HOP])
+        assert not np.allclose(quick.table[EXPRESS * HOP:], full.table[EXPRESS * HOP:])
+        # slots EXPRESS .. 2 EXPRESS - 1 repeat slots 0 .. EXPRESS - 1 (where each overlaps the next)
+        assert np.array_equal(quick.table[(EXPRESS + 1) * HOP:2 * EXPRESS * HOP], quick.table[HOP:EXPRESS * HOP])
+    else:  # the ends of the line are the full table's ends
+        assert np.allclose(quick.table[-HOP:], full.table[-HOP:], atol=1e-5)
+        assert np.allclose(quick.table[:HOP], full.table[:HOP], atol=1e-5)
+
+
+def test_an_express_job_is_followed_by_its_full_job_unless_a_newer_one_waits():
+    from scenes.granolar.player import Decoded, _Worker
+
+    done: list[tuple] = []
+    release = threading.Event()
+
+    def compose(point, tag, express=False):
+        done.append((point, express))
+        if point == "a" and express:
+            release.wait(5)
+        return Decoded(np.zeros(4, np.float32), None, None, None, None, 0, np.zeros(2), express=express)
+
+    writes: list[bool] = []
+    worker = _Worker(compose, "test decoder", write=lambda table: writes.append(True) or True)
+    try:
+        worker.request(("b", 0, True))
+        deadline = time.monotonic() + 5
+        while len(done) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert done == [("b", True), ("b", False)]  # express, then in full
+        worker.request(("a", 0, True))
+        while len(done) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        worker.request(("c", 0, True))  # a newer move while "a" decodes: "a" is not decoded in full
+        release.set()
+        while len(done) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert done == [("b", True), ("b", False), ("a", True), ("c", True), ("c", False)]
+        assert [express for _, _, express in worker.written] == [True, False, True, True, False]
+    finally:
+        worker.close()
 
 
 def test_a_trajectory_joins_grains_decoded_along_the_line_through_the_centre(tmp_path):
