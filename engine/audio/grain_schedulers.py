@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from engine.audio.granular_kernels import (
-    HARMONIC, SILENCED_LEFT, STEPS, fitted_length, fitted_start, spawn_grain)
+    HARMONIC, SILENCED_LEFT, STEPS, fitted_length, fitted_start, render_grains, spawn_grain)
 from engine.audio.sampler_kernels import front_buffer
 
 _JIT = {"cache": True, "fastmath": True, "nogil": True, "error_model": "numpy"}
@@ -203,3 +203,18 @@ def schedule_block(frames, rate, headers, data_size, values, clouds, spawning, g
         cloud[C_NEXT] -= frames
         cloud[C_GRID] -= frames
         cloud[C_SCAN] = _wrap(cloud[C_SCAN] + values[SCAN] * frames / rate)
+
+
+@njit(**_JIT)
+def granulator_block(out_left, out_right, rate, data, headers, values, clouds, spawning, spawn,
+                     grains, active, cursor, counters, rng, salad_tables, salad_harmonics,
+                     salad_count, hann, gain_start, gain_end, scratch):  # pragma: no cover - compiled
+    """A granulator's block in one compiled call (one entry from Python: each paid a cold cache
+    in the audio callback): when ``spawn``, :func:`schedule_block`, then
+    :func:`engine.audio.granular_kernels.render_grains` into ``out_left``/``out_right`` with
+    ``scratch`` ((3, frames) float64) as its scratch space. Returns the grains still active."""
+    if spawn:
+        schedule_block(out_left.size, rate, headers, data.size, values, clouds, spawning, grains,
+                       active, cursor, counters, rng, salad_tables, salad_harmonics, salad_count)
+    return render_grains(out_left, out_right, data, headers, grains, active, hann, gain_start,
+                         gain_end, scratch[0], scratch[1], scratch[2])

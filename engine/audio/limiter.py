@@ -9,6 +9,74 @@ threshold towards ``ceiling`` (tanh): far over the knee it rounds to the ceiling
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
+
+# Not fastmath: a multiply and an add stay two roundings, as numpy's are (tests/unit/
+# test_audio_mixer.py compares the two bit for bit).
+_JIT = {"cache": True, "nogil": True}
+
+
+@njit(**_JIT)
+def _limit(stereo, ramp, start, threshold, recovery):  # pragma: no cover - compiled
+    """The gain computer on a (2, N) float64 block in place: the block's peak, the gain glided
+    from ``start`` towards what brings it to ``threshold``; (the gain at the block's end, whether
+    a sample is still over the threshold)."""
+    n = stereo.shape[1]
+    peak = 0.0
+    unordered = False  # a NaN: numpy's peak would be NaN, and no gain change
+    for c in range(2):
+        for i in range(n):
+            a = abs(stereo[c, i])
+            if a > peak:
+                peak = a
+            elif a != a:
+                unordered = True
+    target = 1.0
+    if peak > 0.0 and not unordered:
+        target = min(1.0, threshold / peak)
+    end = target if target < start else start + (target - start) * recovery
+    if end > 0.9999:
+        end = 1.0
+    if start != 1.0 or end != 1.0:
+        step = end - start
+        for i in range(n):
+            g = start + step * ramp[i]
+            stereo[0, i] *= g
+            stereo[1, i] *= g
+    over = False
+    for c in range(2):
+        for i in range(n):
+            if abs(stereo[c, i]) > threshold:
+                over = True
+    return end, over
+
+
+@njit(**_JIT)
+def master_block(mix, ramp, gain_start, gain_end, start, threshold, recovery,
+                 out):  # pragma: no cover - compiled
+    """The rack's last step on its (2, N) float64 mix: the master gain (``gain_start`` to
+    ``gain_end`` across the block), the limiter's gain computer (:func:`_limit`) and, when no
+    sample is left over the threshold, the block written to ``out`` ((N, 2) float32). Returns
+    (the limiter's gain at the block's end, whether the knee is still to apply: then ``out`` is
+    not written)."""
+    n = mix.shape[1]
+    if gain_start == gain_end:
+        if gain_start != 1.0:
+            for i in range(n):
+                mix[0, i] *= gain_start
+                mix[1, i] *= gain_start
+    else:
+        step = gain_end - gain_start
+        for i in range(n):
+            g = gain_start + step * ramp[i]
+            mix[0, i] *= g
+            mix[1, i] *= g
+    end, over = _limit(mix, ramp, start, threshold, recovery)
+    if not over:
+        for i in range(n):
+            out[i, 0] = mix[0, i]
+            out[i, 1] = mix[1, i]
+    return end, over
 
 
 class SoftLimiter:
@@ -30,15 +98,23 @@ class SoftLimiter:
 
     def process(self, stereo: np.ndarray) -> None:
         """Limit a (2, N) float64 block in place."""
-        peak = float(np.max(np.abs(stereo)))
-        target = min(1.0, self.threshold / peak) if peak > 0 else 1.0
-        start = self.gain
-        end = target if target < start else start + (target - start) * self.recovery
-        if end > 0.9999:
-            end = 1.0  # recovered (-0.001 dB away): snap, so an idle mixer can skip its work
-        if start != 1.0 or end != 1.0:
-            stereo *= start + (end - start) * self._ramp
-        self.gain = end
+        # The gain snaps to 1 within -0.001 dB, so an idle mixer can skip its work.
+        self.gain, over = _limit(stereo, self._ramp, self.gain, self.threshold, self.recovery)
+        if over:
+            self.knee(stereo)
+
+    def finish(self, mix: np.ndarray, out: np.ndarray, gain_start: float, gain_end: float) -> None:
+        """The rack's last step: ``mix`` ((2, N) float64) scaled by the master gain (from
+        ``gain_start`` to ``gain_end`` across the block), limited, and written to ``out`` ((N, 2)
+        float32); one compiled call unless the knee is needed."""
+        self.gain, over = master_block(mix, self._ramp, gain_start, gain_end, self.gain,
+                                       self.threshold, self.recovery, out)
+        if over:
+            self.knee(mix)
+            out[:] = mix.T
+
+    def knee(self, stereo: np.ndarray) -> None:
+        """Bend what is over the threshold towards the ceiling (tanh), in place."""
         over = np.abs(stereo) > self.threshold
         if over.any():
             room = self.ceiling - self.threshold

@@ -314,9 +314,9 @@ class Rack:
                 mix += bus
         if mix is None:
             mix = self._zeros
-        self._scale(mix, 0)
-        self.limiter.process(mix)
-        self._out[:] = mix.T
+        start = self.bus_gain[0]  # the master gain, the limiter and the output in one compiled call
+        self.bus_gain[0] = end = self.bus_target[0]
+        self.limiter.finish(mix, self._out, start, end)
         return self._out
 
     def _silent(self) -> bool:

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from engine import leftovers
 from engine.audio.command_ring import FIELDS, CommandRing
@@ -58,6 +59,35 @@ LAYOUT = _layout()
 SIZE = sum(8 * count for _offset, count in LAYOUT.values())
 
 
+NO_INPUT = np.zeros((0, 2), np.float32)  # what write_tap takes for "no audio input"
+_TAP_FRAMES_FIELD = FIELD["tap_frames"]
+
+
+@njit(cache=True, nogil=True)
+def write_tap(tap, health, played, heard):  # pragma: no cover - compiled
+    """Append ``played`` ((N, 2) float32) and ``heard`` ((N, channels) float32; fewer rows: none,
+    zeros; one channel: on both) to the ``tap`` ring at the frame count health's ``tap_frames``
+    holds, and count them. Compiled: in the audio callback each numpy call paid a cold cache."""
+    size = tap.shape[0]
+    written = int(health[_TAP_FRAMES_FIELD])
+    count = played.shape[0]
+    channels = heard.shape[1] if heard.shape[0] >= count else 0
+    for i in range(count):
+        row = (written + i) % size
+        tap[row, 0] = played[i, 0]
+        tap[row, 1] = played[i, 1]
+        if channels == 0:
+            tap[row, 2] = 0.0
+            tap[row, 3] = 0.0
+        elif channels == 1:
+            tap[row, 2] = heard[i, 0]
+            tap[row, 3] = heard[i, 0]
+        else:
+            tap[row, 2] = heard[i, 0]
+            tap[row, 3] = heard[i, 1]
+    health[_TAP_FRAMES_FIELD] = written + count
+
+
 def tap_rows(tap: np.ndarray, start: int, stop: int, columns: slice) -> np.ndarray:
     """Frames ``start`` .. ``stop`` of a ring ``tap`` (frame n at row n % len), as a copy: two
     slices, not an index array."""
@@ -90,6 +120,7 @@ class SharedAudioState:
         self.views = section("views", np.float64).reshape(VIEWS, VIEW_ITEMS)
         # The rows part of each view, as the instrument writes it.
         self.view_rows = [self.views[index, 2:].reshape(VIEW_ROWS, VIEW_COLUMNS) for index in range(VIEWS)]
+        self._view_headers = [memoryview(self.views[index, :2]) for index in range(VIEWS)]
         self.heard = section("heard", np.float64).reshape(HEARD, HEARD_FIELDS)
 
     def write_heard(self, stamp: float, event: MidiEvent) -> None:
@@ -138,13 +169,14 @@ class SharedAudioState:
         events.reverse()
         return events, not complete and count > HEARD
 
-    def write_view(self, index: int, instrument) -> None:
+    def write_view(self, index: int, instrument) -> int:
         """Publish instrument ``index``'s view (audio process, after a block): the sequence number
-        is odd while the rows change, so a reader never takes a torn view."""
-        header = self.views[index]
+        is odd while the rows change, so a reader never takes a torn view. Returns its rows."""
+        header = self._view_headers[index]  # Python floats, not numpy scalars, in the callback
         header[0] += 1
-        header[1] = instrument.view(self.view_rows[index])
+        header[1] = count = instrument.view(self.view_rows[index])
         header[0] += 1
+        return count
 
     def read_view(self, index: int, columns: int) -> np.ndarray | None:
         """A copy of instrument ``index``'s latest view, (rows, columns), or None when the audio
@@ -163,24 +195,8 @@ class SharedAudioState:
     def write_tap(self, played: np.ndarray, heard: np.ndarray | None) -> None:
         """Append a block to the tap (audio process): ``played`` (N, 2) mixer output, ``heard``
         (N, channels) audio input or None. ``tap_frames`` counts frames ever written."""
-        index = FIELD["tap_frames"]
-        written = int(self.health[index])
-        count = len(played)
-        start = written % TAP_FRAMES
-        if start + count > TAP_FRAMES:  # blocks divide the tap unless a device chose odd sizes
-            split = TAP_FRAMES - start
-            self.write_tap(played[:split], None if heard is None else heard[:split])
-            self.write_tap(played[split:], None if heard is None else heard[split:])
-            return
-        rows = self.tap[start:start + count]
-        rows[:, :2] = played
-        if heard is None:
-            rows[:, 2:] = 0.0
-        else:
-            rows[:, 2:2 + heard.shape[1]] = heard
-            if heard.shape[1] == 1:
-                rows[:, 3] = heard[:, 0]
-        self.health[index] = written + count
+        write_tap(self.tap, self.health, np.ascontiguousarray(played, np.float32),
+                  NO_INPUT if heard is None else np.ascontiguousarray(heard, np.float32))
 
     def read_tap(self, since: int) -> tuple[np.ndarray, int]:
         """What the tap holds after frame ``since`` (at most the last TAP_FRAMES), as a

@@ -279,6 +279,27 @@ def test_the_tap_keeps_only_the_latest_frames(engine_side) -> None:
     assert kept[0, 0] == 3 and kept[-1, 0] == TAP_FRAMES // 4096 + 2
 
 
+def test_the_callbacks_bookkeeping_writes_the_tap_and_the_health_in_one_call(engine_side) -> None:
+    from engine.audio.server import _finish_block
+
+    state = SharedAudioState.attach(engine_side.path)
+    period = 256 / 48000
+    stereo_in = np.frombuffer(np.full((256, 2), 0.5, np.float32).tobytes(), np.float32).reshape(256, 2)
+    for index, (seconds, heard) in enumerate([(0.001, np.zeros((0, 2), np.float32)),
+                                              (0.004, stereo_in)]):
+        played = np.full((256, 2), index + 1.0, np.float32)
+        assert _finish_block(state.tap, state.health, state.loads, state.block_starts, played, heard,
+                             10.0 + index, seconds, period) == index
+    assert engine_side.get("blocks") == 2 and engine_side.get("tap_frames") == 512
+    assert engine_side.get("load") == pytest.approx(0.004 / period)
+    assert engine_side.get("load_peak") == pytest.approx(0.004 / period)
+    assert engine_side.loads[:2].tolist() == [0.001, 0.004]
+    assert engine_side.block_starts[:2].tolist() == [10.0, 11.0]
+    tap, _count = engine_side.read_tap(0)
+    assert np.all(tap[:256, :2] == 1.0) and np.all(tap[:256, 2:] == 0.0)  # no input: zeros
+    assert np.all(tap[256:, :2] == 2.0) and np.all(tap[256:, 2:] == 0.5)
+
+
 def test_the_owner_removes_the_file_on_close_and_an_attached_side_does_not() -> None:
     owner = SharedAudioState.create()
     attached = SharedAudioState.attach(owner.path)

@@ -76,7 +76,9 @@ class GranulatorInstrument(Instrument):
         # The kernel's scratch space: a grain's window, the grains' sum before the gain ramp.
         self._scratch = np.zeros((3, host.block_size))
         self._gain = 10.0 ** (settings.gain_db / 20.0)  # linear, where the last block ended
+        self._level = self._gain_of_values()  # linear, the setting now (kept where it changes)
         self._grains = 0  # active grains after the last change
+        self._spawning = False  # any cloud spawning (self.spawning.any(), kept where it changes)
         self._pedal = False
         self._sequence = 0
 
@@ -129,6 +131,7 @@ class GranulatorInstrument(Instrument):
         self._sequence += 1
         self.spawning[cloud], self.voice_id[cloud], self.order[cloud] = True, voice, self._sequence
         self.held[cloud] = False
+        self._spawning = True
 
     def note_off(self, voice: int, note: int) -> None:
         clouds = np.flatnonzero(self.spawning & (self.voice_id == voice) & ~self.held)
@@ -165,6 +168,7 @@ class GranulatorInstrument(Instrument):
         self.spawning[clouds] = False
         self.held[clouds] = False
         self.voice_id[clouds] = -1
+        self._spawning = bool(self.spawning.any())
 
     def _victim(self) -> int:
         """The cloud to steal: the oldest held by the pedal, else the oldest."""
@@ -182,6 +186,11 @@ class GranulatorInstrument(Instrument):
             if self.parameters[parameter] in WHOLE:
                 value = float(round(value))
             self.values[parameter] = value
+            if parameter == schedulers.GAIN_DB:
+                self._level = self._gain_of_values()
+
+    def _gain_of_values(self) -> float:
+        return 10.0 ** (self.values[schedulers.GAIN_DB] / 20.0)
 
     def command(self, kind: int, voice: int, note: int, value: float, a: float, b: float,
                 c: float) -> None:
@@ -229,24 +238,19 @@ class GranulatorInstrument(Instrument):
     # Sound.
     def render(self, left: np.ndarray, right: np.ndarray) -> None:
         pool = self.host.pool
-        gain = 10.0 ** (self.values[schedulers.GAIN_DB] / 20.0)
+        gain = self._level
         if pool is None or self.idle():
             self._gain = gain
             return
-        if self.spawning.any():
-            schedulers.schedule_block(
-                int(left.size), float(self.host.sample_rate), pool.headers, int(pool.data.size),
-                self.values, self.clouds, self.spawning, self.grains, self.active, self.cursor,
-                self.counters, self.rng, self.salad_tables, self.salad_harmonics,
-                int(self.salad_count))
-        scratch = self._scratch
-        self._grains = kernels.render_grains(left, right, pool.data, pool.headers, self.grains,
-                                             self.active, self.hann, self._gain, gain,
-                                             scratch[0], scratch[1], scratch[2])
+        self._grains = schedulers.granulator_block(
+            left, right, float(self.host.sample_rate), pool.data, pool.headers, self.values,
+            self.clouds, self.spawning, self._spawning, self.grains, self.active, self.cursor,
+            self.counters, self.rng, self.salad_tables, self.salad_harmonics, int(self.salad_count),
+            self.hann, self._gain, gain, self._scratch)
         self._gain = gain
 
     def idle(self) -> bool:
-        return self._grains == 0 and not self.spawning.any()
+        return self._grains == 0 and not self._spawning
 
     def view(self, out: np.ndarray) -> int:
         """A row per sounding grain (:data:`engine.audio.granular_kernels.VIEW_FIELDS`): its
@@ -303,9 +307,10 @@ class GranulatorInstrument(Instrument):
             self.salad_tables[:], self.salad_harmonics[:], self.salad_count = saved_salad
             self.active[:] = False
             self.spawning[:] = self.held[:] = False
+            self._spawning = False
             self.voice_id[:] = -1
             self.counters[:] = 0
             self.cursor[:] = 0
             self.rng[0] = np.uint64(self.settings.seed)
             self._grains, self._pedal, self._sequence = 0, False, 0
-            self._gain = 10.0 ** (saved_values[schedulers.GAIN_DB] / 20.0)
+            self._gain = self._level = self._gain_of_values()
