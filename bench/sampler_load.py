@@ -135,8 +135,9 @@ def run() -> BenchResult:
                 f"dummy -r {SAMPLE_RATE} -p {BLOCK}`, a `LiveAudio` with the same rack and pool, "
                 f"the same voices started through `instrument(\"sampler\").play(...)`; after "
                 f"{LIVE_SETTLE:g} s, the audio process's own compute time of each block over "
-                f"{LIVE_SECONDS:g} s (`SharedAudioState.loads`: the whole callback, draining the "
-                "ring, rendering, writing the tap), over the period; and the same for "
+                f"{LIVE_SECONDS:g} s (`SharedAudioState.loads`: the callback from entry until the "
+                "block's bytes are ready, draining the ring and rendering; the tap and health "
+                "report after it are one compiled call), over the period; and the same for "
                 f"{LIVE_IDLE:g} s before any voice, the callback's fixed cost. Reported: median "
                 "and p99 of each. The machine runs other work, so p99 includes preemption."),
         goal=("Goal: none set for this figure yet; for scale, the overtone mixer's goal is a median "

@@ -172,6 +172,7 @@ class Rack:
         self._ramp = np.arange(1, n + 1, dtype=np.float64) / n
         self._out = np.zeros((n, 2), np.float32)
         self._zeros = np.zeros((2, n))
+        self.quiet = False  # the last block was silent with nothing moving (render's fast path)
         self._wire()
 
     def _frequencies(self) -> np.ndarray:
@@ -295,7 +296,9 @@ class Rack:
         """The next block: a (block_size, 2) float32 array (reused: copy it to keep it)."""
         if self._silent():
             self._out.fill(0.0)
+            self.quiet = True
             return self._out
+        self.quiet = False
         mix = None
         for index, renders, bus, left, right in self._playing:
             if not renders:

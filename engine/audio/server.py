@@ -142,6 +142,11 @@ class AudioServer:
         self.input_channels = 0
         self._leftover = np.zeros((0, 2), np.float32)
         self._errors = 0
+        # Asleep: the last block was silent with nothing moving and nothing left to publish, and no
+        # command has come since, so the next is zeros too: the callback skips the rack.
+        self._asleep = False
+        self._silence = b""
+        self._zero_block = np.zeros((self.block_size, 2), np.float32)
         self._callback_thread: int | None = None  # the thread the device's callbacks come on
         # (written, read): commands wait when they differ (read as Python ints: no numpy scalars)
         self._ring_header = memoryview(state.ring.header)
@@ -177,10 +182,15 @@ class AudioServer:
             if self.settings.realtime:
                 outrank_this_process()
         state = self.state
+        header = self._ring_header
+        if self._asleep and header[0] == header[1] and frame_count == self.block_size \
+                and not status & OUTPUT_UNDERFLOW:
+            _finish_block(state.tap, state.health, state.loads, state.block_starts, self._zero_block,
+                          _NO_INPUT, started, time.perf_counter() - started, self.period)
+            return self._silence, 0  # paContinue
         try:
             if status & OUTPUT_UNDERFLOW:
                 state.set("underruns", state.get("underruns") + 1)
-            header = self._ring_header
             if self.midi is not None or header[0] != header[1]:
                 self._drain()
             block = self._frames(frame_count)
@@ -204,9 +214,21 @@ class AudioServer:
             health = state.health
             health[_VOICES] = self.rack.voices_sounding()
             health[_LIMITER_DB] = self.rack.limiter.reduction_db
+        if self.rack.quiet and self.midi is None and not self.input_channels \
+                and frame_count == self.block_size and True not in self._viewed:
+            self._fall_asleep()
         return data, 0  # paContinue
 
+    def _fall_asleep(self) -> None:
+        health = self.state.health
+        health[_VOICES] = self.rack.voices_sounding()
+        health[_LIMITER_DB] = self.rack.limiter.reduction_db
+        if len(self._silence) != 4 * self.channels * self.block_size:
+            self._silence = bytes(4 * self.channels * self.block_size)
+        self._asleep = True
+
     def _drain(self) -> None:
+        self._asleep = False  # a command may start a sound
         for record in self.state.ring.take():
             try:
                 self.rack.apply_record(record)
@@ -276,6 +298,7 @@ class AudioServer:
             # Notes held while there was no stream are stale. The callback is not running yet, so
             # the rack is still this thread's to touch.
             self.rack.apply(cmd.PANIC)
+            self._asleep = False
             self.stream.start_stream()
         except Exception as error:
             self._close()

@@ -300,6 +300,41 @@ def test_the_callbacks_bookkeeping_writes_the_tap_and_the_health_in_one_call(eng
     assert np.all(tap[256:, :2] == 2.0) and np.all(tap[256:, 2:] == 0.5)
 
 
+def test_the_callback_sleeps_through_silence_and_wakes_at_the_next_command(engine_side) -> None:
+    """Silent with nothing moving, the callback skips the rack (zeros, still counted and tapped)
+    until a command comes; then it plays at once, and sleeps again when the sound has ended."""
+    from engine.audio.rack import legacy_rack_config
+    from engine.audio.server import AudioServer, ServerSettings
+
+    settings = ServerSettings(state=str(engine_side.path), rack=legacy_rack_config(MixerConfig(), False),
+                              realtime=False)
+    server = AudioServer(settings, SharedAudioState.attach(engine_side.path))
+    rendered = []
+    render = server.rack.render
+    server.rack.render = lambda: rendered.append(1) or render()
+
+    def block() -> np.ndarray:
+        data, flag = server.callback(None, 256, None, 0)
+        assert flag == 0 and len(data) == 256 * 2 * 4
+        return np.frombuffer(data, np.float32)
+
+    assert not block().any() and server._asleep and len(rendered) == 1
+    assert not block().any() and len(rendered) == 1  # asleep: the rack is not called
+    engine_side.ring.push(cmd.NOTE_ON, 60, 60, 100.0)
+    assert block().any() and not server._asleep and len(rendered) == 2
+    engine_side.ring.push(cmd.NOTE_OFF, 60, 60, 0.0)
+    for _ in range(2000):  # the release rings out, the limiter recovers
+        block()
+        if server._asleep:
+            break
+    assert server._asleep and engine_side.get("voices") == 0 and engine_side.get("limiter_db") == 0
+    count = len(rendered)
+    assert not block().any() and len(rendered) == count
+    blocks = int(engine_side.get("blocks"))
+    assert engine_side.get("tap_frames") == 256 * blocks  # every block counted and tapped, asleep too
+    assert not engine_side.read_tap(256 * (blocks - 1))[0].any()
+
+
 def test_the_owner_removes_the_file_on_close_and_an_attached_side_does_not() -> None:
     owner = SharedAudioState.create()
     attached = SharedAudioState.attach(owner.path)
