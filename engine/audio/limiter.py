@@ -17,6 +17,24 @@ _JIT = {"cache": True, "nogil": True}
 
 
 @njit(**_JIT)
+def _gain(stereo, ramp, start, end):  # pragma: no cover - compiled
+    """Scale a (2, N) block in place by a gain moving from ``start`` to ``end`` across it
+    (``start + (end - start) * ramp``, reaching ``end`` on the last frame); a steady gain of 1
+    leaves it alone. A steady gain multiplies by ``start`` itself: what the ramp gives exactly."""
+    if start == end:
+        if start != 1.0:
+            for i in range(stereo.shape[1]):
+                stereo[0, i] *= start
+                stereo[1, i] *= start
+        return
+    step = end - start
+    for i in range(stereo.shape[1]):
+        g = start + step * ramp[i]
+        stereo[0, i] *= g
+        stereo[1, i] *= g
+
+
+@njit(**_JIT)
 def _limit(stereo, ramp, start, threshold, recovery):  # pragma: no cover - compiled
     """The gain computer on a (2, N) float64 block in place: the block's peak, the gain glided
     from ``start`` towards what brings it to ``threshold``; (the gain at the block's end, whether
@@ -37,12 +55,7 @@ def _limit(stereo, ramp, start, threshold, recovery):  # pragma: no cover - comp
     end = target if target < start else start + (target - start) * recovery
     if end > 0.9999:
         end = 1.0
-    if start != 1.0 or end != 1.0:
-        step = end - start
-        for i in range(n):
-            g = start + step * ramp[i]
-            stereo[0, i] *= g
-            stereo[1, i] *= g
+    _gain(stereo, ramp, start, end)
     over = False
     for c in range(2):
         for i in range(n):
@@ -59,21 +72,10 @@ def master_block(mix, ramp, gain_start, gain_end, start, threshold, recovery,
     sample is left over the threshold, the block written to ``out`` ((N, 2) float32). Returns
     (the limiter's gain at the block's end, whether the knee is still to apply: then ``out`` is
     not written)."""
-    n = mix.shape[1]
-    if gain_start == gain_end:
-        if gain_start != 1.0:
-            for i in range(n):
-                mix[0, i] *= gain_start
-                mix[1, i] *= gain_start
-    else:
-        step = gain_end - gain_start
-        for i in range(n):
-            g = gain_start + step * ramp[i]
-            mix[0, i] *= g
-            mix[1, i] *= g
+    _gain(mix, ramp, gain_start, gain_end)
     end, over = _limit(mix, ramp, start, threshold, recovery)
     if not over:
-        for i in range(n):
+        for i in range(mix.shape[1]):
             out[i, 0] = mix[0, i]
             out[i, 1] = mix[1, i]
     return end, over
