@@ -5,7 +5,8 @@ frames, 1280x720 with the scene's picture on the headless EGL display, its sound
 ``LiveAudio`` audio process on a private JACK server (dummy driver, 48 kHz, 256 frames a period)
 and OSC in through the show's ``OscInput``. A python-osc client in this process sends ``/latent``
 with a fresh random point every 0.2-0.4 s. Three kinds of run, back to back in rounds, their order
-turning: the model training (its background thread), training at ``train_duty = 0.5`` and not
+turning: the model training (in its training process, which the show stops during each frame's
+work: ``train_process``, the default), training at ``train_duty = 0.5`` and not
 (``train = false``). Per run: frame
 time p99 (the metrics' ``frame_ms``), frames a second, training steps a second, decodes and
 decoded grains a second, and for each OSC move the wall time from the client's send to the first
@@ -208,7 +209,8 @@ def run() -> BenchResult:
                 "1280x720 with the scene's picture on the headless EGL display, sound from the audio "
                 "process on a private JACK server (dummy driver, 48 kHz, 256 frames), OSC in through the "
                 "show's listener; a python-osc client sends `/latent` with a random point every "
-                f"{MOVE_EVERY[0]}-{MOVE_EVERY[1]} s. {rounds} rounds of {seconds:g} s, training, training "
+                f"{MOVE_EVERY[0]}-{MOVE_EVERY[1]} s. {rounds} rounds of {seconds:g} s, training (in the scene's "
+                "training process, stopped during each frame's work: `train_process`, the default), training "
                 f"at `train_duty = {DUTY:g}` and not (`train = false`), the order turning (`{SECONDS_VARIABLE}`, `{ROUNDS_VARIABLE}`). A move's "
                 "time runs from the client's send to the first table decoded at that point written to "
                 "the audio side (the decoder's thread writes it: live, a move is first decoded as 8 "

@@ -101,7 +101,7 @@ class SceneContext:
 
     def trainer(self, learner: Any, name: str, *, seed: int | None = None, steps_per_tick: float = 1,
                 steps_per_call: int = 1, niceness: int = 19, resumable: bool = True,
-                own_cores: bool = True, duty: float = 1.0) -> Any:
+                own_cores: bool = True, duty: float = 1.0, process: bool = False) -> Any:
         """A :class:`engine.learners.Trainer` for ``learner`` that trains beside the show, made
         for how the show runs: live, a background thread (calls of ``steps_per_call`` steps);
         in a render, ``steps_per_tick`` steps in each tick (a fraction: one step every few
@@ -120,7 +120,11 @@ class SceneContext:
 
         ``own_cores``: live, the trainer and XLA's pool on half of the CPUs, the show's threads on
         the other (:mod:`engine.training_cores`); False where the scene runs jax kernels of its
-        own beside the show (they would wait behind training on the pool's half)."""
+        own beside the show (they would wait behind training on the pool's half).
+
+        ``process``: live, the steps run in a process of their own that waits while the show
+        works on a frame (:mod:`engine.learners.training_process`, :mod:`engine.compute_gate`);
+        for a learner heavy enough to slow the frames from another CPU."""
         from engine.learners.trainer import Trainer
 
         if name in self.trainers:
@@ -129,7 +133,8 @@ class SceneContext:
         trainer = Trainer(learner, self.seed_for(name) if seed is None else seed,
                           paced_steps_per_tick=steps_per_tick if self.paced and replayed is None else None,
                           replay_steps=replayed, steps_per_call=steps_per_call, niceness=niceness, name=name,
-                          gated=True, resumable=resumable, own_cores=own_cores, duty=duty)
+                          gated=True, resumable=resumable, own_cores=own_cores, duty=duty,
+                          process=process)
         self.trainers[name] = trainer
         return trainer
 

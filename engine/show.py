@@ -31,7 +31,7 @@ from engine.errors import UserError
 from engine.hud import Hud
 from engine.keyboard import TICK_ACTIONS, VELOCITY, KeyAction, KeyboardInstrument
 from engine.metrics import MetricsLog
-from engine import midi_learn
+from engine import compute_gate, midi_learn
 from engine.midi_learn import LearnChange, MidiLearn
 from engine.midi import SOFT, ControlChange, EventQueue, NoteOff, NoteOn, PedalState, ProgramChange, describe
 from engine.note_sources import SourcePlayer, make_source
@@ -359,6 +359,8 @@ class Show:
                     break
                 if self.recorder is not None:
                     self.recorder.show_busy(True)  # a yielding encoder waits until the rest
+                if not freewheel:
+                    compute_gate.busy()  # training processes wait until the rest (live)
                 now = self.time.now()
                 steps = self.clock.advance(now - last)
                 if steps.dropped > 0:
@@ -400,8 +402,10 @@ class Show:
                         deadline = self.time.now()
                     if self.recorder is not None:
                         self.recorder.show_busy(False)
+                    compute_gate.rest()
                     self.time.sleep(wait)
         finally:
+            compute_gate.rest()
             if self.recorder is not None:
                 self.recorder.show_busy(False)
                 if self.display is not None:
@@ -413,10 +417,13 @@ class Show:
             self.stack.exit_all()
             # The show is over: a trainer's live thread ends its call now (a process that exits
             # while XLA computes on another thread aborts in C++).
+            # A training process (engine.learners.training_process) ends with the last of its trainers.
             for scene in self.scenes:
                 for trainer in scene.context.trainers.values():
                     if not trainer.join(10.0):
                         log.warning("trainer %s did not stop within 10 s", trainer.name)
+                    elif trainer.process:
+                        trainer.close()
             if self.video is not None:
                 self.video.close()
         self.summary.scene_errors = self.stack.errors

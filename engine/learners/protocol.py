@@ -81,3 +81,14 @@ class Learner(ABC, Generic[State]):
         """The settings that shaped the state, as JSON values (kept in a checkpoint's header; a
         checkpoint made with other settings loads with a warning). Default: none."""
         return {}
+
+    def recipe(self) -> tuple[Any, tuple]:
+        """How to make this learner again in a training process (``Trainer(process=True)``,
+        :mod:`engine.learners.training_process`): a picklable callable and its arguments (the
+        class and its settings and data). Default: the learner itself pickled, which works for a
+        learner of plain attributes (an optax optimizer's closures do not pickle)."""
+        return _same, (self,)
+
+
+def _same(learner: Any) -> Any:
+    return learner

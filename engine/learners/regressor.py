@@ -102,6 +102,9 @@ class Regressor(Learner[TrainState]):
         teacher = np.random.default_rng(19).normal(size=(3, 3, 1, 4)) / 3
         self.teacher = teacher.astype(self.dtype)
 
+    def recipe(self):  # made again in a training process: its optimizer's closures do not pickle
+        return type(self), (self.config,)
+
     # Data ------------------------------------------------------------------------------------------
     def minibatch(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``batch`` images (B, S, S, 1) and their targets (B,) drawn from ``key``."""

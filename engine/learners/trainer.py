@@ -41,6 +41,7 @@ steps, or, live, nothing but pinning :attr:`Trainer.seen`) and logs the count it
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import threading
@@ -53,6 +54,7 @@ from typing import Any, Generic, TypeVar
 import jax
 import numpy as np
 
+from engine import compute_gate
 from engine import training_cores as cores
 from engine.learners import checkpoint, precision
 from engine.learners.protocol import Learner
@@ -140,6 +142,12 @@ class Trainer(Generic[State]):
             while it runs): after a call of t seconds it rests t x (1 - duty) / duty (at most
             :attr:`LONGEST_REST`; not after the first call, which pays warm-ups). Paced and
             replayed trainers ignore it (their steps follow the ticks).
+        process: live, the thread's calls run in a process of its own
+            (:mod:`engine.learners.training_process`) that the show stops while it works on a
+            frame (:mod:`engine.compute_gate`), instead of on this process's XLA pool; the
+            snapshots' states are then numpy. For a learner whose steps are heavy enough to slow
+            the frames from the other CPU; it pickles (or says how it is made again). Paced and
+            replayed trainers ignore it.
     """
 
     MIN_DUTY = 0.01
@@ -149,7 +157,8 @@ class Trainer(Generic[State]):
     def __init__(self, learner: Learner[State], seed: int = 0, *, paced_steps_per_tick: float | None = None,
                  replay_steps: Callable[[int], int] | None = None, steps_per_call: int = 1,
                  niceness: int = 19, name: str | None = None, gated: bool = False,
-                 resumable: bool = True, own_cores: bool = True, duty: float = 1.0) -> None:
+                 resumable: bool = True, own_cores: bool = True, duty: float = 1.0,
+                 process: bool = False) -> None:
         if paced_steps_per_tick is not None and not 0 <= paced_steps_per_tick < 1e6:
             raise ValueError(f"paced_steps_per_tick must be >= 0, got {paced_steps_per_tick}")
         if paced_steps_per_tick is not None and replay_steps is not None:
@@ -165,6 +174,9 @@ class Trainer(Generic[State]):
         self.niceness = niceness
         self.own_cores = own_cores
         self.duty = duty
+        self.process = process
+        self._process: Any = None  # live with ``process``: its Learning in the training process, kept between generations
+        self._starting: Any = None  # a future of the one being made since load()
         self.rested = 0.0  # seconds the live threads have rested for the duty since load
         self.compile_seconds = 0.0
         self.error: BaseException | None = None  # what stopped the live thread, if anything did
@@ -184,6 +196,7 @@ class Trainer(Generic[State]):
         self._started = False  # between start() and stop() (gated paced trainers train only then)
         self._absorb: Any = None
         self._fed: list[Any] = []  # data handed over by feed(), absorbed before the next step
+        self._asked: list[tuple[str, tuple, Any]] = []  # ask(): (name, args, future) for the next call
         self.fed = 0  # pieces of data absorbed since load
         self.feed_dropped = 0  # pieces dropped because too many waited (MAX_WAITING)
         # Recovery (engine.supervisor): live, the thread saves its newest state here every
@@ -241,6 +254,8 @@ class Trainer(Generic[State]):
                 self._step = jax.jit(step).lower(shape).compile()
                 self._summary = jax.jit(learner.summary).lower(shape).compile()
         self.compile_seconds = time.perf_counter() - started
+        if self.process and not self.paced:
+            self._make_process()
         log.info("trainer %s compiled in %.2f s on %s (%s, %s)", self.name, self.compile_seconds,
                  jax.default_backend(), learner.precision, "paced" if self.paced else "live")
         self.reset()
@@ -386,12 +401,33 @@ class Trainer(Generic[State]):
         return True
 
     def _take_fed(self, state: State) -> State:
-        with self._lock:
-            fed, self._fed = self._fed, []
-        for data in fed:
+        for data in self._fed_list():
             state = self._absorb(state, data)
             self.fed += 1
         return state
+
+    def ask(self, name: str, *args: Any) -> concurrent.futures.Future:
+        """Live with a training process: ``learner.<name>(state, *args)`` (jax, compiled there)
+        with the state of the next call, done in that process after the call (so it waits, as
+        the training does, while the show works on a frame). A future of its numpy result; it
+        fails with the call when the process does. Raises RuntimeError for a trainer without a
+        training process (paced, or live in a thread): compute it in the scene instead."""
+        if not self.process or self.paced:
+            raise RuntimeError(f"Trainer {self.name}: ask() needs a live trainer in a process")
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            self._asked.append((name, args, future))
+        return future
+
+    def _take_asked(self) -> list[tuple[str, tuple, concurrent.futures.Future]]:
+        with self._lock:
+            asked, self._asked = self._asked, []
+        return asked
+
+    def _fed_list(self) -> list[Any]:
+        with self._lock:
+            fed, self._fed = self._fed, []
+        return fed
 
     def stop(self) -> None:
         """Ask the live thread to stop after its current call (its result is dropped); never waits.
@@ -514,15 +550,35 @@ class Trainer(Generic[State]):
         self._compiled(self._init)
         saved_at, saved, last = time.perf_counter(), steps, None
         lowered = entered = False
+        elsewhere = None
         try:
+            if self.process:
+                elsewhere = self._process_for(state)
+                compute_gate.hold(elsewhere.pid)
+                lowered = True  # nothing of this process's to lower or to place
             with precision.scope(self.learner.precision):  # per thread: not inherited from the caller
                 while self._generation == generation:
                     started = time.perf_counter()
-                    state, summary = self._call(self._take_fed(state), count)
-                    jax.block_until_ready(summary)  # waits for the call with the GIL released
-                    summary = jax.device_get(summary)
+                    if elsewhere is not None:
+                        fed, jobs = self._fed_list(), self._take_asked()
+                        try:
+                            state, summary, results = elsewhere.call(fed, count, [job[:2] for job in jobs])
+                        except BaseException as error:
+                            for _, _, future in jobs:
+                                future.set_exception(error)
+                            raise
+                        for (_, _, future), result in zip(jobs, results):
+                            if isinstance(result, BaseException):
+                                future.set_exception(result)
+                            else:
+                                future.set_result(result)
+                        self.fed += len(fed)
+                    else:
+                        state, summary = self._call(self._take_fed(state), count)
+                        jax.block_until_ready(summary)  # waits for the call with the GIL released
+                        summary = jax.device_get(summary)
                     busy = time.perf_counter() - started  # the call alone: what the duty shares out
-                    first = not lowered
+                    first = not lowered  # (a training process has compiled before its first call)
                     if not lowered:  # after the first call: XLA's pool exists by then
                         lower_training_priority(self.niceness)
                         entered = lowered = True
@@ -550,5 +606,61 @@ class Trainer(Generic[State]):
             self.error = error
             log.exception("trainer %s stopped: %s", self.name, error)
         finally:
+            if elsewhere is not None:
+                compute_gate.release(elsewhere.pid)
             if entered:
                 cores.leave() if self.own_cores else cores.unassign()
+
+    def _process_for(self, state: State) -> Any:
+        """The training process (made on the first live start, or again when it died), told to
+        go on from ``state``."""
+        from engine.learners.training_process import Learning
+
+        starting, self._starting = self._starting, None
+        if starting is not None:  # made from load() on: ready by now, or soon
+            try:
+                self._process = starting.result()
+            except Exception as error:  # said once here; a new one is tried below
+                log.warning("trainer %s: the training process made at load failed: %s", self.name, error)
+        if self._process is not None and not self._process.alive:
+            self._process.close()
+            self._process = None
+        if self._process is None:
+            self._process = Learning(self.learner, self.niceness)
+        self._process.begin(state)
+        return self._process
+
+    def _make_process(self) -> None:
+        """Live with ``process``: start making the training process now (load), beside the rest
+        of the loading, so that the first start (or a show back after its process died, once it
+        has caught up) trains at once rather than seconds later."""
+        from engine.learners.training_process import Learning
+
+        if self._process is not None or self._starting is not None:
+            return
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def make() -> None:
+            try:
+                made = Learning(self.learner, self.niceness)
+                log.info("trainer %s: a training process (%d), compiled in %.2f s", self.name, made.pid,
+                         made.compile_seconds)
+                future.set_result(made)
+            except BaseException as error:
+                future.set_exception(error)
+
+        self._starting = future
+        threading.Thread(target=make, name=f"trainer {self.name} process", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop, and end the training process if there is one (a new start makes another)."""
+        self.join(10.0)
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            try:
+                self._process = self._process or starting.result(60)
+            except Exception:
+                pass
+        process, self._process = self._process, None
+        if process is not None:
+            process.close()

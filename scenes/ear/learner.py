@@ -82,6 +82,9 @@ class EarCpc(Learner[EarState]):
         self.feed_example = {"frames": jax.ShapeDtypeStruct((network.CLIP_FRAMES, network.BINS), jnp.float32),
                              "count": jax.ShapeDtypeStruct((), jnp.int32)}
 
+    def recipe(self):  # made again in a training process: its optimizer's closures do not pickle
+        return type(self), (self.spectra, self.config)
+
     def init(self, seed: jax.Array) -> EarState:
         params_key, key = jax.random.split(jax.random.PRNGKey(seed))
         params = network.init_params(params_key)

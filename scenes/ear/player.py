@@ -87,6 +87,11 @@ class EarParams(SceneParams):
     render_train_steps_per_tick: float = Field(0.1, ge=0.0, le=10.0)
     train_duty: float = Field(1.0, ge=0.01, le=1.0, description="learning live: the share of the time it trains "
                                                                "(it rests after each step)")
+    # Measured (python -m bench ear, 5 rounds on 2 CPUs): learning / idle frame p99 1.42x with the
+    # steps in a process, as in a thread (1.43x): here the frames wait for the dreams and the
+    # listening, not for the training; so a thread, the lighter, unless asked.
+    train_process: bool = Field(False, description="learning live: train in a process of its own that waits "
+                                                    "while the show works on a frame (false: a thread of the show)")
     detune_scale: float = Field(0.0, ge=0.0, le=0.1, description="learning: detune = this x the loss")
     distort_scale: float = Field(0.0, ge=0.0, le=2.0, description="learning: each loop written is soft-clipped "
                                                                   "at drive = this x the loss")
@@ -159,7 +164,8 @@ class Ear(Scene):
             # the split keeps training off the show's CPU (measured, 4 rounds of 8 s on 2 CPUs: learning/idle
             # frame p99 median 1.10x at 4.9 steps/s split, 1.35x at 5.7 steps/s shared)
             self.trainer = self.context.trainer(learner, "ear", steps_per_tick=self.params.render_train_steps_per_tick,
-                                                own_cores=True, duty=self.params.train_duty)
+                                                own_cores=True, duty=self.params.train_duty,
+                                                process=self.params.train_process)
             self.trainer.load()
             self.trainer.restore(path)
             state = self.trainer.latest.state

@@ -80,6 +80,9 @@ class GrainVae(Learner[VaeState]):
         self.feed_example = {"grains": jax.ShapeDtypeStruct((FEED, vae.GRAIN), jnp.float32),
                              "count": jax.ShapeDtypeStruct((), jnp.int32)}
 
+    def recipe(self):  # made again in a training process: its optimizer's closures do not pickle
+        return type(self), (self.grains, self.config)
+
     def init(self, seed: jax.Array) -> VaeState:
         params_key, key = jax.random.split(jax.random.PRNGKey(seed))
         params = vae.init_params(params_key)
@@ -152,6 +155,10 @@ class GrainVae(Learner[VaeState]):
     @staticmethod
     def encode_means(params: vae.Params, stats: vae.Params, grains: jax.Array) -> jax.Array:
         return vae.encode(params, grains, stats)[0]
+
+    def encoded_means(self, state: VaeState, grains: jax.Array) -> jax.Array:
+        """:meth:`encode_means` with a state's model (``Trainer.ask`` in a training process)."""
+        return vae.encode(state.params, grains, state.stats)[0]
 
 
 def to_numpy(tree: Any) -> Any:

@@ -7,14 +7,14 @@ import time
 import zipfile
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from engine.errors import UserError
-from engine.learners import Learner, Trainer, checkpoint
-from scenes.ldd.learners import LearnerGroup
+from engine.learners import Trainer, checkpoint
 from engine.learners.regressor import Regressor, RegressorConfig
+from scenes.ldd.learners import LearnerGroup
+from tests.counting_learner import Counting
 
 SMALL = RegressorConfig(image_size=8, channels=4, layers=2, batch=4, learning_rate=1e-2)
 
@@ -156,24 +156,8 @@ def test_a_float32_and_a_float64_learner_coexist_with_their_own_dtypes():
     assert jax.numpy.ones(2).dtype == np.float32
 
 
-class _Counting(Learner):
-    """Counts its steps and sums what it is fed."""
-
-    name = "counting"
-    feed_example = {"x": jax.ShapeDtypeStruct((3,), np.float32)}
-
-    def init(self, seed):
-        return {"steps": jnp.zeros((), jnp.int32), "fed": jnp.zeros((), jnp.float32)}
-
-    def step(self, state):
-        return {**state, "steps": state["steps"] + 1}
-
-    def absorb(self, state, data):
-        return {**state, "fed": state["fed"] + data["x"].sum()}
-
-
 def test_fed_data_is_absorbed_before_the_next_step_paced_and_live():
-    trainer = Trainer(_Counting(), paced_steps_per_tick=0.5)
+    trainer = Trainer(Counting(), paced_steps_per_tick=0.5)
     trainer.load()
     trainer.tick(0.0)  # half a step owed: no step
     assert trainer.feed({"x": np.array([1, 2, 3], np.float32)})
@@ -181,7 +165,7 @@ def test_fed_data_is_absorbed_before_the_next_step_paced_and_live():
     assert float(trainer.seen.state["fed"]) == 6.0 and int(trainer.seen.state["steps"]) == 1
     assert trainer.fed == 1
 
-    live = Trainer(_Counting())
+    live = Trainer(Counting())
     live.load()
     for _ in range(Trainer.MAX_WAITING + 2):  # nothing trains: the oldest are dropped and counted
         live.feed({"x": np.ones(3, np.float32)})
