@@ -28,7 +28,6 @@ ENVIRONMENT = "SHOWRUNNER_FRAME_GATE"
 _lock = threading.Lock()
 _held: dict[int, int] = {}  # pids the frames stop: how many hold each
 _stopped: set[int] = set()  # of those, stopped now
-_busy = False
 stops = 0  # frames that stopped at least one process (a measure)
 
 
@@ -61,12 +60,10 @@ def release(pid: int, every: bool = False) -> None:
 
 def busy() -> None:
     """The show starts a frame's work: every held process stops."""
-    global _busy, stops
+    global stops
     if not _held:
-        _busy = True
         return
     with _lock:
-        _busy = True
         for pid in set(_held) - _stopped:
             if _send(pid, signal.SIGSTOP):
                 _stopped.add(pid)
@@ -76,8 +73,6 @@ def busy() -> None:
 
 def rest() -> None:
     """The show rests until its next frame (or ends its loop): every stopped process goes on."""
-    global _busy
-    _busy = False
     if not _stopped:
         return
     with _lock:

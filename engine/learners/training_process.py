@@ -134,6 +134,9 @@ class TrainingProcess:
         return message
 
     def _why(self, error: BaseException) -> str:
+        from engine import compute_gate
+
+        compute_gate.release(self._process.pid, every=True)  # before it is reaped: its pid may come again
         try:
             code = self._process.wait(1.0)
         except subprocess.TimeoutExpired:
