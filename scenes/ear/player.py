@@ -87,9 +87,9 @@ class EarParams(SceneParams):
     render_train_steps_per_tick: float = Field(0.1, ge=0.0, le=10.0)
     train_duty: float = Field(1.0, ge=0.01, le=1.0, description="learning live: the share of the time it trains "
                                                                "(it rests after each step)")
-    # Measured (python -m bench ear, 5 rounds on 2 CPUs): learning / idle frame p99 1.42x with the
-    # steps in a process, as in a thread (1.43x): here the frames wait for the dreams and the
-    # listening, not for the training; so a thread, the lighter, unless asked.
+    # Measured on 2 CPUs, learning / idle frame p99: 1.58x with the steps in a process against
+    # 1.21x in a thread (3 interleaved rounds of 10 s): a process leaves the show's CPUs unsplit,
+    # and the dreams' jax (in the show's process) then runs on the show's CPU too. So a thread.
     train_process: bool = Field(False, description="learning live: train in a process of its own that waits "
                                                     "while the show works on a frame (false: a thread of the show)")
     detune_scale: float = Field(0.0, ge=0.0, le=0.1, description="learning: detune = this x the loss")
