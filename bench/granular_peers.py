@@ -35,7 +35,7 @@ from bench.grain_players import (DURATION, GAIN, PERIOD, PITCH_JITTER, POSITION,
                                  SAMPLE_RATE, FloorPlayer, FusedPlayer, OurPlayer, PyoPlayer,
                                  ScsynthPlayer)
 from bench.jack_recorder import JackRecorder
-from bench.jack_server import JackUnavailable, jack_server
+from bench.jack_server import JackUnavailable, jack_server, realtime_threads
 from bench.result import BenchResult, Figure
 from bench.scsynth_peer import _callback_share, _scsynth_version, cpu_seconds
 from engine.audio.pool import load_audio_file
@@ -117,7 +117,8 @@ def _measure(wav: Path, table: np.ndarray) -> dict:
     silent = {name: [] for name in (*names, "floor")}
     peaks = {name: float("inf") for name in names}
     found = {"playing": playing, "silent": silent, "peaks": peaks, "reports": {}}
-    with jack_server(SAMPLE_RATE, PERIOD):
+    with jack_server(SAMPLE_RATE, PERIOD, realtime="auto") as jack:
+        found["jack"] = jack.detail if jack.realtime else f"not realtime: {jack.detail}"
         players: list = []
         recorder = SwitchingRecorder(seconds=SECONDS + SETTLE + 5)
         try:
@@ -128,6 +129,8 @@ def _measure(wav: Path, table: np.ndarray) -> dict:
             turns = list(players)
             players.append(FloorPlayer())  # read every window, never plays
             underruns = players[0].audio.health()["xruns"]
+            time.sleep(SETTLE)  # every client's audio thread has run its first period
+            found["scheduling"] = {player.name: realtime_threads(player.pid) for player in players}
             for round_ in range(ROUNDS):
                 order = turns[round_ % len(turns):] + turns[:round_ % len(turns)]
                 for density in DENSITIES:
@@ -154,7 +157,9 @@ def _result() -> BenchResult:
     return BenchResult(
         key="granular",
         title="Granulator CPU against pyo and scsynth",
-        method=(f"A private `jackd --no-realtime -d dummy -r {SAMPLE_RATE} -p {PERIOD}` runs three "
+        method=(f"A private realtime `jackd -R -P 10 -d dummy -r {SAMPLE_RATE} -p {PERIOD}` (as on a "
+                "show machine: libjack runs every client's audio thread SCHED_FIFO 5, ours as the "
+                "peers'; where the machine refuses realtime, `--no-realtime`, said below) runs three "
                 "players at once, each its own process and JACK client: our audio process "
                 f"(`LiveAudio`, {PERIOD} frames per block, its `Rack` holding the granulator alone "
                 "on its bus, the table in the shared sample pool), pyo's `Particle` (pyo's JACK "
@@ -282,6 +287,9 @@ def run() -> BenchResult:
             f"{name} {peak:.2f}" for name, peak in found["peaks"].items())
         + f" (ours after its limiter); our process counted {found['underruns']} underrun(s), "
         f"the JACK server {found['jack_xruns']} missed cycle(s) over the run.",
+        f"JACK: {found['jack']}. Realtime threads of each player (thread, policy, priority): "
+        + "; ".join(f"{name} {', '.join(f'{policy} {priority}' for _, policy, priority in threads) or 'none'}"
+                    for name, threads in found["scheduling"].items()) + ".",
         f"Block timing ({granulator_load.GRAINS:,} grains): at least {fewest} grains sounding in "
         f"every timed block; median {share:.1f} %, p99 {p99:.1f} % of a "
         f"{granulator_load.BLOCK}-frame block ({1000 * block:.2f} ms).",

@@ -218,3 +218,30 @@ def granulator_block(out_left, out_right, rate, data, headers, values, clouds, s
                        active, cursor, counters, rng, salad_tables, salad_harmonics, salad_count)
     return render_grains(out_left, out_right, data, headers, grains, active, hann, gain_start,
                          gain_end, scratch[0], scratch[1], scratch[2])
+
+
+# A granulator's scalars, kept in one float64 array (``GranulatorInstrument.scalars``) that the
+# instrument's Python side and the compiled block both read and write: the gain where the last
+# block ended (linear), the gain set now (linear), the grains active after the last block or
+# command, whether any cloud spawns (0 / 1) and the length of the salad's table list.
+S_GAIN, S_LEVEL, S_GRAINS, S_SPAWNING, S_SALAD_COUNT = range(5)
+SCALARS = 5
+
+
+@njit(**_JIT)
+def granulator_play(out_left, out_right, rate, data, headers, values, clouds, spawning, grains,
+                    active, cursor, counters, rng, salad_tables, salad_harmonics, hann, scratch,
+                    scalars):  # pragma: no cover - compiled
+    """A granulator's block with its scalars in ``scalars`` (see :data:`S_GAIN`): nothing but the
+    gain moving on when it is idle (no grain active, no cloud spawning), else
+    :func:`granulator_block`. Returns whether it played (False: idle)."""
+    level = scalars[S_LEVEL]
+    if scalars[S_GRAINS] == 0.0 and scalars[S_SPAWNING] == 0.0:
+        scalars[S_GAIN] = level
+        return False
+    scalars[S_GRAINS] = granulator_block(
+        out_left, out_right, rate, data, headers, values, clouds, spawning,
+        scalars[S_SPAWNING] != 0.0, grains, active, cursor, counters, rng, salad_tables,
+        salad_harmonics, int(scalars[S_SALAD_COUNT]), hann, scalars[S_GAIN], level, scratch)
+    scalars[S_GAIN] = level
+    return True

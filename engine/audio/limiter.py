@@ -89,9 +89,21 @@ class SoftLimiter:
                  ceiling: float = 0.977, release: float = 0.3) -> None:
         self.threshold = threshold
         self.ceiling = ceiling
-        self.gain = 1.0
+        # [the gain now, threshold, recovery]: an array, so that a compiled block
+        # (engine.audio.rack_block) carries the gain on where Python would.
+        self.state = np.array([1.0, threshold, 0.0])
         self.recovery = 1.0 - float(np.exp(-block_size / (release * sample_rate)))
+        self.state[2] = self.recovery
         self._ramp = np.arange(1, block_size + 1, dtype=np.float64) / block_size
+
+    @property
+    def gain(self) -> float:
+        """The limiter's gain now (1: no reduction)."""
+        return float(self.state[0])
+
+    @gain.setter
+    def gain(self, value: float) -> None:
+        self.state[0] = value
 
     @property
     def reduction_db(self) -> float:

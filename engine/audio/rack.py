@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import os
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +25,7 @@ from engine.audio import command_ring as cmd
 from engine.audio.config import LEGACY_INSTRUMENT, MixerConfig
 from engine.audio.instrument import Host, Instrument, instrument_class
 from engine.audio.limiter import SoftLimiter
+from engine.audio.rack_block import QUIET, ZEROS, granulator_rack
 from engine.audio.tuning import cent_offsets, frequencies_from_offsets
 from engine.errors import UserError
 
@@ -31,6 +33,9 @@ log = logging.getLogger("showrunner.audio")
 
 MASTER = "master"
 HELD_VOICES = 16 * 128  # note voice ids (channel * 128 + note) whose instruments the rack tracks
+# "off": every rack renders in Python (the compiled block, engine.audio.rack_block, unused): for
+# comparing the two.
+COMPILED = os.environ.get("SHOWRUNNER_COMPILED_RACK", "on") != "off"
 
 
 def db_to_gain(db: float) -> float:
@@ -159,17 +164,21 @@ class Rack:
         self.bus_names = config.bus_names()
         self.bus_of = [self.bus_names.index(spec.bus) for spec in config.instruments]
         self.limiter = SoftLimiter(config.sample_rate, n)
-        self.bus_target = [db_to_gain(config.master_gain_db),
-                           *(db_to_gain(db) for db in config.buses.values())]
-        self.bus_gain = list(self.bus_target)
-        # The buses in mix order, each with the instruments that play into it and a buffer.
+        targets = [db_to_gain(config.master_gain_db), *(db_to_gain(db) for db in config.buses.values())]
+        # The master's and each bus's gain: where it is (row 0) and where it goes (row 1); the
+        # next block ramps it there.
+        self._gains = np.array([targets, targets], np.float64)
+        # The buses in mix order, each with the instruments that play into it and a buffer (a
+        # row of one array: the compiled block takes them all).
+        self._bus_buffers = np.zeros((len(self.bus_names) - 1, 2, n))
         self._buses = [(index, [i for i, bus in enumerate(self.bus_of) if bus == index],
-                        np.zeros((2, n))) for index in range(1, len(self.bus_names))]
+                        self._bus_buffers[index - 1]) for index in range(1, len(self.bus_names))]
         self.routes = [self.names.index(name) for name in config.notes]
         # Per note voice: a bit per instrument slot that took its note-on, so its note-off reaches
         # the instruments that play it even when the routing changed in between.
         self._held = np.zeros(HELD_VOICES, np.int64)
         self._ramp = np.arange(1, n + 1, dtype=np.float64) / n
+        self._rate = float(config.sample_rate)
         self._out = np.zeros((n, 2), np.float32)
         self._zeros = np.zeros((2, n))
         self.quiet = False  # the last block was silent with nothing moving (render's fast path)
@@ -181,6 +190,16 @@ class Rack:
         retuned = self.note_hz > 0
         frequencies[retuned] = self.note_hz[retuned]
         return frequencies
+
+    @property
+    def bus_gain(self) -> list[float]:
+        """The master's and each bus's gain now (linear)."""
+        return self._gains[0].tolist()
+
+    @property
+    def bus_target(self) -> list[float]:
+        """The gains they are moving to (linear): set by GAIN, reached at the next block's end."""
+        return self._gains[1].tolist()
 
     def instrument(self, name: str) -> Instrument:
         return self.instruments[self.names.index(name)]
@@ -269,10 +288,11 @@ class Rack:
 
     def _rack_command(self, kind: int, voice: int, value: float) -> None:
         if kind == cmd.GAIN:
-            if 0 <= voice < len(self.bus_target) and np.isfinite(value):
-                self.bus_target[voice] = db_to_gain(min(value, 24.0))
+            gains = self._gains
+            if 0 <= voice < gains.shape[1] and np.isfinite(value):
+                gains[1, voice] = db_to_gain(min(value, 24.0))
                 if voice > 0 and not self._buses[voice - 1][1]:  # no instrument: nothing to ramp
-                    self.bus_gain[voice] = self.bus_target[voice]
+                    gains[0, voice] = gains[1, voice]
         elif kind == cmd.TUNE:
             if 0 <= voice < 12 and np.isfinite(value) and abs(value) <= 1200:
                 self.tuning_offsets[voice] = float(value)
@@ -294,15 +314,18 @@ class Rack:
     # Audio.
     def render(self) -> np.ndarray:
         """The next block: a (block_size, 2) float32 array (reused: copy it to keep it)."""
+        if self._compiled is not None:
+            return self._render_compiled()
         if self._silent():
             self._out.fill(0.0)
             self.quiet = True
             return self._out
         self.quiet = False
         mix = None
+        gains = self._gains
         for index, renders, bus, left, right in self._playing:
             if not renders:
-                self.bus_gain[index] = self.bus_target[index]
+                gains[0, index] = gains[1, index]
                 continue
             bus.fill(0.0)
             for render in renders:
@@ -317,9 +340,24 @@ class Rack:
                 mix += bus
         if mix is None:
             mix = self._zeros
-        start = self.bus_gain[0]  # the master gain, the limiter and the output in one compiled call
-        self.bus_gain[0] = end = self.bus_target[0]
+        start = gains[0, 0]  # the master gain, the limiter and the output in one compiled call
+        gains[0, 0] = end = gains[1, 0]
         self.limiter.finish(mix, self._out, start, end)
+        return self._out
+
+    def _render_compiled(self) -> np.ndarray:
+        """:meth:`render` in one compiled call (:mod:`engine.audio.rack_block`); the knee, when a
+        block needs it, in Python as :meth:`SoftLimiter.finish` applies it."""
+        members, states = self._compiled
+        pool = self.pool
+        status, mix = granulator_rack(self._bus_buffers, members, self._gains, self._ramp,
+                                      self.limiter.state, self._zeros, self._out,
+                                      self._rate, pool.data, pool.headers, states)
+        self.quiet = status == QUIET
+        if status == 1:
+            mixed = self._zeros if mix == ZEROS else self._bus_buffers[mix]
+            self.limiter.knee(mixed)
+            self._out[:] = mixed.T
         return self._out
 
     def _silent(self) -> bool:
@@ -328,7 +366,8 @@ class Rack:
         for idle in self._idle_checks:
             if not idle():
                 return False
-        return self.limiter.gain == 1.0 and self.bus_gain == self.bus_target
+        gains = self._gains
+        return self.limiter.gain == 1.0 and bool((gains[0] == gains[1]).all())
 
     def _wire(self) -> None:
         """The callback's fast paths, over the instruments that have not failed: each bus's render
@@ -337,19 +376,27 @@ class Rack:
         self._idle_checks = [self.instruments[slot].idle for slot in working]
         self._playing = [(index, [self.instruments[slot].render for slot in members if slot in working],
                           bus, bus[0], bus[1]) for index, members, bus in self._buses]
+        # The whole block in one compiled call when every working instrument has the rack's
+        # compiled kernel (a rack of granulators playing from a pool).
+        self._compiled = None
+        if COMPILED and self.pool is not None and working and all(
+                getattr(self.instruments[slot], "rack_kernel", None) == "granulator" for slot in working):
+            self._compiled = (np.array([self.bus_of[slot] - 1 for slot in working], np.int64),
+                              tuple(self.instruments[slot].kernel_state() for slot in working))
 
     def _render_slot(self, render) -> int:
         return next(slot for slot, instrument in enumerate(self.instruments)
                     if instrument.render == render)
 
     def _scale(self, bus: np.ndarray, index: int) -> None:
-        start, end = self.bus_gain[index], self.bus_target[index]
+        gains = self._gains
+        start, end = gains[0, index], gains[1, index]
         if start == end:
             if start != 1.0:
                 bus *= start
         else:
             bus *= start + (end - start) * self._ramp
-            self.bus_gain[index] = end
+            gains[0, index] = end
 
     def voices_sounding(self) -> int:
         return sum(instrument.sounding() for instrument in self.instruments)

@@ -156,6 +156,7 @@ class AudioServer:
         self._views = [index for index, instrument in enumerate(self.rack.instruments[:shared.VIEWS])
                        if instrument.view_fields]
         self._viewed = [True] * len(self._views)
+        self._blocks = 0  # blocks played before the last one (its count when it was played)
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -209,8 +210,9 @@ class AudioServer:
                 log.exception("audio callback failed (silence for this block; the show goes on)")
             data = bytes(4 * self.channels * frame_count)
             block, heard = np.zeros((frame_count, 2), np.float32), _NO_INPUT
-        blocks = _finish_block(state.tap, state.health, state.loads, state.block_starts, block, heard,
-                               started, time.perf_counter() - started, self.period)
+        self._blocks = blocks = _finish_block(state.tap, state.health, state.loads, state.block_starts,
+                                              block, heard, started, time.perf_counter() - started,
+                                              self.period)
         if not blocks & 15:  # for the HUD: no need to count voices every block
             self._report_voices()
         if self.rack.quiet and self.midi is None and not self.input_channels \
@@ -249,12 +251,18 @@ class AudioServer:
                     self.rack.apply(*command)  # to the instruments the cue routes notes to
 
     def _publish_views(self) -> None:
-        rack, state = self.rack, self.state
+        """Each view a reader wants written (an idle instrument's once more, empty, then left);
+        one nobody reads any more emptied once."""
+        rack, state, blocks = self.rack, self.state, self._blocks
         for k, index in enumerate(self._views):
-            instrument = rack.instruments[index]
-            if rack.broken[index] or (instrument.idle() and not self._viewed[k]):
+            if rack.broken[index]:
                 continue
-            self._viewed[k] = state.write_view(index, instrument) > 0
+            if state.view_wanted(index, blocks):
+                if self._viewed[k] or not rack.instruments[index].idle():
+                    self._viewed[k] = state.write_view(index, rack.instruments[index]) > 0
+            elif self._viewed[k]:
+                state.clear_view(index)
+                self._viewed[k] = False
 
     def _frames(self, count: int) -> np.ndarray:
         if count == self.block_size and len(self._leftover) == 0:

@@ -35,7 +35,11 @@ TEXT_BYTES = 256  # the output device's name
 VIEWS = 8  # instruments of the rack (the first slots) whose view is shared
 VIEW_ROWS = 512  # rows of a view (the granulator: sounding grains drawn)
 VIEW_COLUMNS = 8  # at most; an instrument's view_fields say how many it writes
-VIEW_ITEMS = 2 + VIEW_ROWS * VIEW_COLUMNS  # a sequence number (odd while written), a row count, rows
+# A view: a sequence number (odd while written), a row count, the block until which a reader wants
+# it (each read moves it VIEW_WANTED blocks on), rows. The audio process writes it after each block
+# only while it is wanted: nobody drawing it, it costs nothing.
+VIEW_ITEMS = 3 + VIEW_ROWS * VIEW_COLUMNS
+VIEW_WANTED = 128  # blocks (0.68 s at 48 kHz and 256 frames)
 # The MIDI the audio process took from the port itself, newest last: what a show restarted after its
 # process died takes in for the gap (engine.supervisor). A row: stamp (time.monotonic), kind, channel, a, b.
 HEARD = 1024
@@ -119,8 +123,8 @@ class SharedAudioState:
                               offset=LAYOUT["tap"][0])
         self.views = section("views", np.float64).reshape(VIEWS, VIEW_ITEMS)
         # The rows part of each view, as the instrument writes it.
-        self.view_rows = [self.views[index, 2:].reshape(VIEW_ROWS, VIEW_COLUMNS) for index in range(VIEWS)]
-        self._view_headers = [memoryview(self.views[index, :2]) for index in range(VIEWS)]
+        self.view_rows = [self.views[index, 3:].reshape(VIEW_ROWS, VIEW_COLUMNS) for index in range(VIEWS)]
+        self._view_headers = [memoryview(self.views[index, :3]) for index in range(VIEWS)]
         self.heard = section("heard", np.float64).reshape(HEARD, HEARD_FIELDS)
 
     def write_heard(self, stamp: float, event: MidiEvent) -> None:
@@ -178,10 +182,24 @@ class SharedAudioState:
         header[0] += 1
         return count
 
+    def view_wanted(self, index: int, blocks: int) -> bool:
+        """Whether a reader wants instrument ``index``'s view at block ``blocks`` (audio process)."""
+        return self._view_headers[index][2] > blocks
+
+    def clear_view(self, index: int) -> None:
+        """Publish an empty view (audio process: nobody reads it any more, so what a reader finds
+        when it comes back is no rows, never old ones)."""
+        header = self._view_headers[index]
+        header[0] += 1
+        header[1] = 0.0
+        header[0] += 1
+
     def read_view(self, index: int, columns: int) -> np.ndarray | None:
         """A copy of instrument ``index``'s latest view, (rows, columns), or None when the audio
-        process was writing it during each of three tries."""
+        process was writing it during each of three tries. Each read asks the audio process to
+        go on publishing it for VIEW_WANTED blocks."""
         header = self.views[index]
+        header[2] = self.health[FIELD["blocks"]] + VIEW_WANTED
         for _ in range(3):
             before = header[0]
             if int(before) % 2:

@@ -300,6 +300,47 @@ def test_the_callbacks_bookkeeping_writes_the_tap_and_the_health_in_one_call(eng
     assert np.all(tap[256:, :2] == 2.0) and np.all(tap[256:, 2:] == 0.5)
 
 
+def test_a_view_is_written_only_while_a_reader_wants_it(engine_side) -> None:
+    """The granulator's view (its sounding grains) costs the callback nothing while no scene reads
+    it: written after each block for VIEW_WANTED blocks after a read, then emptied once and left."""
+    from engine.audio.pool import SamplePool
+    from engine.audio.rack import InstrumentSpec, RackConfig
+    from engine.audio.server import AudioServer, ServerSettings
+    from engine.audio.shared import VIEW_WANTED
+
+    pool = SamplePool.create(2 * 48000, max_tables=1)
+    try:
+        slot = pool.allocate("sine", 48000, 1)
+        pool.fill(slot, np.sin(np.arange(48000) * 0.05))
+        rack = RackConfig(buses={"grains": 0.0}, pool=str(pool.path), notes=["grains"],
+                          instruments=[InstrumentSpec(name="grains", kind="granulator", bus="grains",
+                                                      settings={"table": slot, "density": 100.0})])
+        server = AudioServer(ServerSettings(state=str(engine_side.path), rack=rack, realtime=False),
+                             SharedAudioState.attach(engine_side.path))
+        sequence = engine_side.views[0]
+
+        def blocks(count: int) -> None:
+            for _ in range(count):
+                server.callback(None, 256, None, 0)
+
+        engine_side.ring.push(cmd.NOTE_ON, 60, 60, 100.0)
+        blocks(20)
+        unread = sequence[0]
+        blocks(20)
+        assert sequence[0] == unread and sequence[1] == 0  # playing, unread: not written
+        assert len(engine_side.read_view(0, 6)) == 0
+        blocks(1)
+        assert sequence[0] == unread + 2 and len(engine_side.read_view(0, 6)) > 0  # read: written
+        blocks(VIEW_WANTED // 2)
+        assert sequence[0] == unread + 2 * (1 + VIEW_WANTED // 2)  # every block while wanted
+        blocks(VIEW_WANTED + 2)  # no read since: emptied once, then left alone
+        left = sequence[0]
+        blocks(10)
+        assert sequence[0] == left and sequence[1] == 0 and len(engine_side.read_view(0, 6)) == 0
+    finally:
+        pool.close()
+
+
 def test_the_callback_sleeps_through_silence_and_wakes_at_the_next_command(engine_side) -> None:
     """Silent with nothing moving, the callback skips the rack (zeros, still counted and tapped)
     until a command comes; then it plays at once, and sleeps again when the sound has ended."""

@@ -303,3 +303,56 @@ def test_the_view_shows_each_grain_where_it_reads_lit_by_its_window(pool, window
     else:
         raise AssertionError("the grain never ended")
     assert any(row is not None and row[V_ENVELOPE] > 0.5 for row in rows)
+
+
+def _two_bus_rack(pool, table: int, stereo: int) -> Rack:
+    """Three granulators on two buses (one of them a salad of two tables), the master at +6 dB."""
+    specs = [InstrumentSpec(name="a", kind="granulator", bus="one",
+                            settings={"table": table, "density": 300.0, "seed": 3}),
+             InstrumentSpec(name="b", kind="granulator", bus="two",
+                            settings={"table": stereo, "timing": "sync", "window": "tukey",
+                                      "density": 90.0, "seed": 5}),
+             InstrumentSpec(name="c", kind="granulator", bus="one",
+                            settings={"mode": "salad", "tables": [table, stereo], "seed": 7})]
+    return Rack(RackConfig(buses={"one": 0.0, "two": -3.0}, master_gain_db=6.0, instruments=specs,
+                           notes=["a", "b", "c"]), pool)
+
+
+def test_the_compiled_rack_block_plays_what_the_python_rack_plays(pool, monkeypatch):
+    """A rack of granulators renders in one compiled call (engine.audio.rack_block): over notes,
+    the pedal, bus and master gain ramps, a limiter pushed into its knee, GRAIN commands, a panic
+    and the silence after it, the same samples and the same quiet blocks as the Python path."""
+    import engine.audio.rack as rack_module
+
+    table = _sine(pool, 220.0)
+    stereo = pool.allocate("stereo", RATE * 2, 2)
+    pool.fill(stereo, np.stack([np.sin(np.arange(RATE * 2) * 0.03), np.cos(np.arange(RATE * 2) * 0.05)], 1))
+    compiled = _two_bus_rack(pool, table, stereo)
+    monkeypatch.setattr(rack_module, "COMPILED", False)
+    python = _two_bus_rack(pool, table, stereo)
+    assert compiled._compiled is not None and python._compiled is None
+    knees = []
+    bend = compiled.limiter.knee
+    monkeypatch.setattr(compiled.limiter, "knee", lambda mix: (knees.append(1), bend(mix)))
+    script = {0: [(cmd.NOTE_ON, 60, 60, 100.0, cmd.ROUTED)],
+              20: [(cmd.GAIN, 2, 0, -12.0, cmd.RACK), (cmd.SUSTAIN, 0, 0, 127.0, cmd.ROUTED)],
+              30: [(cmd.NOTE_OFF, 60, 60, 0.0, cmd.ROUTED), (cmd.NOTE_ON, 67, 67, 127.0, cmd.ROUTED)],
+              45: [(cmd.GAIN, 0, 0, 18.0, cmd.RACK)],  # loud: the limiter and its knee
+              80: [(cmd.GAIN, 0, 0, 0.0, cmd.RACK), (cmd.SUSTAIN, 0, 0, 0.0, cmd.ROUTED)],
+              90: [(cmd.GRAIN, 40, table, 0.5, 0, 0.3, 0.05, 1.5)],
+              120: [(cmd.PANIC, 0, 0, 0.0, cmd.EVERY)]}
+    quiet, lowest = [], 1.0
+    for block in range(1000):
+        for kind, voice, note, value, target, *abc in script.get(block, []):
+            for rack in (compiled, python):
+                rack.apply(kind, voice, note, value, target, *abc)
+        a, b = compiled.render(), python.render()
+        assert np.array_equal(a, b), f"block {block}"
+        assert compiled.quiet == python.quiet
+        assert compiled.limiter.gain == python.limiter.gain
+        assert compiled.bus_gain == python.bus_gain
+        quiet.append(compiled.quiet)
+        lowest = min(lowest, compiled.limiter.gain)
+    assert not quiet[0] and quiet[-1]  # it played, and went quiet after the panic
+    assert lowest < 0.5 and knees  # the limiter worked, its knee too
+    assert [i.grains_started for i in compiled.instruments] == [i.grains_started for i in python.instruments]

@@ -43,6 +43,18 @@ PANIC_FADE = 0.005  # seconds: panic fades every grain out over this
 MAX_DELAY = 60.0  # seconds: the furthest ahead GRAIN schedules a grain
 
 
+def _scalar(index: int, kind: type):
+    """A property over one of the instrument's scalars (:data:`grain_schedulers.S_GAIN`, ...),
+    which the compiled block reads and writes where the Python side does."""
+    def get(self):
+        return kind(self.scalars[index])
+
+    def put(self, value) -> None:
+        self.scalars[index] = value
+
+    return property(get, put)
+
+
 class GranulatorInstrument(Instrument):
     kind = "granulator"
     Settings = GranulatorSettings
@@ -51,9 +63,16 @@ class GranulatorInstrument(Instrument):
     table_settings = TABLE_SETTINGS  # settings naming pool tables
     view_fields = kernels.VIEW_FIELDS  # a row per sounding grain (see kernels.grain_view)
     _LIMITS = tuple(LIMITS[name] for name in schedulers.PARAMETERS)
+    rack_kernel = "granulator"  # the rack plays it in its compiled block (engine.audio.rack_block)
+    _gain = _scalar(schedulers.S_GAIN, float)  # linear, where the last block ended
+    _level = _scalar(schedulers.S_LEVEL, float)  # linear, the setting now (kept where it changes)
+    _grains = _scalar(schedulers.S_GRAINS, int)  # active grains after the last change
+    _spawning = _scalar(schedulers.S_SPAWNING, bool)  # any cloud spawning (spawning.any())
+    salad_count = _scalar(schedulers.S_SALAD_COUNT, int)  # tables in the salad's list
 
     def __init__(self, settings: GranulatorSettings, host: Host) -> None:
         super().__init__(settings, host)
+        self.scalars = np.zeros(schedulers.SCALARS)
         self.values = np.array([self.parameter_number(name, getattr(settings, name))
                                 for name in self.parameters], np.float64)
         self.grains = np.zeros((settings.max_grains, kernels.GRAIN_FIELDS))
@@ -75,10 +94,8 @@ class GranulatorInstrument(Instrument):
         self.hann = kernels.hann_table()
         # The kernel's scratch space: a grain's window, the grains' sum before the gain ramp.
         self._scratch = np.zeros((3, host.block_size))
-        self._gain = 10.0 ** (settings.gain_db / 20.0)  # linear, where the last block ended
-        self._level = self._gain_of_values()  # linear, the setting now (kept where it changes)
-        self._grains = 0  # active grains after the last change
-        self._spawning = False  # any cloud spawning (self.spawning.any(), kept where it changes)
+        self._gain = 10.0 ** (settings.gain_db / 20.0)
+        self._level = self._gain_of_values()
         self._pedal = False
         self._sequence = 0
 
@@ -238,16 +255,19 @@ class GranulatorInstrument(Instrument):
     # Sound.
     def render(self, left: np.ndarray, right: np.ndarray) -> None:
         pool = self.host.pool
-        gain = self._level
-        if pool is None or self.idle():
-            self._gain = gain
+        if pool is None:
+            self._gain = self._level
             return
-        self._grains = schedulers.granulator_block(
-            left, right, float(self.host.sample_rate), pool.data, pool.headers, self.values,
-            self.clouds, self.spawning, self._spawning, self.grains, self.active, self.cursor,
-            self.counters, self.rng, self.salad_tables, self.salad_harmonics, int(self.salad_count),
-            self.hann, self._gain, gain, self._scratch)
-        self._gain = gain
+        schedulers.granulator_play(left, right, float(self.host.sample_rate), pool.data,
+                                   pool.headers, *self.kernel_state())
+
+    def kernel_state(self) -> tuple:
+        """What :func:`engine.audio.grain_schedulers.granulator_play` takes after the pool: the
+        instrument's arrays, the same objects for its whole life (the rack's compiled block keeps
+        them)."""
+        return (self.values, self.clouds, self.spawning, self.grains, self.active, self.cursor,
+                self.counters, self.rng, self.salad_tables, self.salad_harmonics, self.hann,
+                self._scratch, self.scalars)
 
     def idle(self) -> bool:
         return self._grains == 0 and not self._spawning
