@@ -39,7 +39,7 @@ class VoiceBank:
     def __init__(self, sample_rate: int, block_size: int, partials: int, polyphony: int,
                  spread: float = 0.8, fade: float = 0.005) -> None:
         self.sample_rate = sample_rate
-        self.block_size = n = block_size
+        self.block_size = block_size
         self.partials = partials
         self.polyphony = polyphony
         # As many spare slots as voices: a whole new chord can steal a whole old one, every stolen

@@ -437,7 +437,8 @@ class VaeGrains(Scene):
                                                 initializer=_beside_training)
                 self._map = self._pool.map
             self.worker = _Worker(self.compose, "vae decoder", write)
-            self.analyser = _Worker(self.analyse, "vae axes")
+            if not self.trainer.process:  # a training process encodes the axes itself
+                self.analyser = _Worker(self.analyse, "vae axes")
         if self.params.train:
             self.trainer.start()
         self._request(self.point())
