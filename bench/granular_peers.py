@@ -120,6 +120,10 @@ def _measure(wav: Path, table: np.ndarray) -> dict:
     with jack_server(SAMPLE_RATE, PERIOD, realtime="auto") as jack:
         found["jack"] = jack.detail if jack.realtime else f"not realtime: {jack.detail}"
         players: list = []
+        # First in JACK's graph, never measured: the client the server wakes first paid about
+        # twice what the others pay for the same callback (a silent PyAudio stream, 4 at once:
+        # 1.4-1.7 % of a core first against 0.65-0.9 % after it), whoever it was.
+        sentinel = FloorPlayer()
         recorder = SwitchingRecorder(seconds=SECONDS + SETTLE + 5)
         try:
             players.append(OurPlayer(table))
@@ -149,6 +153,7 @@ def _measure(wav: Path, table: np.ndarray) -> dict:
             for player in reversed(players):
                 player.close()
             recorder.close()
+            sentinel.close()
     return found
 
 
@@ -160,7 +165,9 @@ def _result() -> BenchResult:
         method=(f"A private realtime `jackd -R -P 10 -d dummy -r {SAMPLE_RATE} -p {PERIOD}` (as on a "
                 "show machine: libjack runs every client's audio thread SCHED_FIFO 5, ours as the "
                 "peers'; where the machine refuses realtime, `--no-realtime`, said below) runs three "
-                "players at once, each its own process and JACK client: our audio process "
+                "players at once, after a silent PyAudio stream that is never measured (the client "
+                "JACK wakes first pays about twice the others' cost per period: before it, ours, "
+                "started first, paid it), each its own process and JACK client: our audio process "
                 f"(`LiveAudio`, {PERIOD} frames per block, its `Rack` holding the granulator alone "
                 "on its bus, the table in the shared sample pool), pyo's `Particle` (pyo's JACK "
                 f"server, buffer {PERIOD}, `bench/pyo_grains.py`) and SuperCollider's `scsynth` "
