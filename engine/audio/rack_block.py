@@ -16,29 +16,13 @@ from __future__ import annotations
 from numba import njit
 
 from engine.audio.grain_schedulers import S_GRAINS, S_SPAWNING, granulator_play
-from engine.audio.limiter import master_block
+from engine.audio.limiter import _gain, master_block
 
 # Not fastmath: each bus's gain and sum round as numpy's do in the Python path.
 _JIT = {"cache": True, "nogil": True}
 
 QUIET = -2  # granulator_rack's first result when the block is silence (``out`` zeroed)
 ZEROS = -1  # its second when no bus has a working instrument (the mix was ``zeros``)
-
-
-@njit(**_JIT)
-def _scale(bus, ramp, start, end):  # pragma: no cover - compiled
-    """Rack._scale: the bus times its gain, ramped from ``start`` to ``end`` when they differ."""
-    if start == end:
-        if start != 1.0:
-            for c in range(2):
-                for i in range(bus.shape[1]):
-                    bus[c, i] *= start
-        return
-    step = end - start
-    for i in range(bus.shape[1]):
-        g = start + step * ramp[i]
-        bus[0, i] *= g
-        bus[1, i] *= g
 
 
 @njit(**_JIT)
@@ -86,7 +70,7 @@ def granulator_rack(buses, members, gains, ramp, limiter, zeros, out, rate, data
         for k in range(len(states)):
             if members[k] == b:
                 granulator_play(bus[0], bus[1], rate, data, headers, *states[k])
-        _scale(bus, ramp, gains[0, b + 1], gains[1, b + 1])
+        _gain(bus, ramp, gains[0, b + 1], gains[1, b + 1])  # Rack._scale
         gains[0, b + 1] = gains[1, b + 1]
         if mix == ZEROS:
             mix = b
