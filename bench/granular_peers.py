@@ -124,8 +124,9 @@ def _measure(wav: Path, table: np.ndarray) -> dict:
         # twice what the others pay for the same callback (a silent PyAudio stream, 4 at once:
         # 1.4-1.7 % of a core first against 0.65-0.9 % after it), whoever it was.
         sentinel = FloorPlayer()
-        recorder = SwitchingRecorder(seconds=SECONDS + SETTLE + 5)
+        recorder = None
         try:
+            recorder = SwitchingRecorder(seconds=SECONDS + SETTLE + 5)
             players.append(OurPlayer(table))
             players.append(PyoPlayer(wav))
             players.append(ScsynthPlayer(wav))
@@ -152,7 +153,8 @@ def _measure(wav: Path, table: np.ndarray) -> dict:
         finally:
             for player in reversed(players):
                 player.close()
-            recorder.close()
+            if recorder is not None:
+                recorder.close()
             sentinel.close()
     return found
 

@@ -89,11 +89,10 @@ class SoftLimiter:
                  ceiling: float = 0.977, release: float = 0.3) -> None:
         self.threshold = threshold
         self.ceiling = ceiling
+        self.recovery = 1.0 - float(np.exp(-block_size / (release * sample_rate)))
         # [the gain now, threshold, recovery]: an array, so that a compiled block
         # (engine.audio.rack_block) carries the gain on where Python would.
-        self.state = np.array([1.0, threshold, 0.0])
-        self.recovery = 1.0 - float(np.exp(-block_size / (release * sample_rate)))
-        self.state[2] = self.recovery
+        self.state = np.array([1.0, threshold, self.recovery])
         self._ramp = np.arange(1, block_size + 1, dtype=np.float64) / block_size
 
     @property
@@ -124,8 +123,13 @@ class SoftLimiter:
         self.gain, over = master_block(mix, self._ramp, gain_start, gain_end, self.gain,
                                        self.threshold, self.recovery, out)
         if over:
-            self.knee(mix)
-            out[:] = mix.T
+            self.bend(mix, out)
+
+    def bend(self, mix: np.ndarray, out: np.ndarray) -> None:
+        """The knee on ``mix`` ((2, N)), written to ``out`` ((N, 2) float32): what a block whose
+        gain computer left a sample over the threshold still needs."""
+        self.knee(mix)
+        out[:] = mix.T
 
     def knee(self, stereo: np.ndarray) -> None:
         """Bend what is over the threshold towards the ceiling (tanh), in place."""

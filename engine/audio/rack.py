@@ -355,9 +355,7 @@ class Rack:
                                       self._rate, pool.data, pool.headers, states)
         self.quiet = status == QUIET
         if status == 1:
-            mixed = self._zeros if mix == ZEROS else self._bus_buffers[mix]
-            self.limiter.knee(mixed)
-            self._out[:] = mixed.T
+            self.limiter.bend(self._zeros if mix == ZEROS else self._bus_buffers[mix], self._out)
         return self._out
 
     def _silent(self) -> bool:

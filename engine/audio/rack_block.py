@@ -8,7 +8,7 @@ rack of granulators, in one call: each bus zeroed, its instruments played into i
 (:func:`engine.audio.grain_schedulers.granulator_play`), scaled by its gain (ramped across the
 block when it changes), the buses summed in their order, the master gain and the limiter's gain
 computer (:func:`engine.audio.limiter.master_block`). The arithmetic is the Python path's, in the
-same order: the two give the same samples (tests/unit/test_rack.py).
+same order: the two give the same samples (tests/unit/test_granulator.py).
 """
 
 from __future__ import annotations
