@@ -22,10 +22,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.audio import command_ring as cmd
+from engine.audio import shared
+from engine.audio.arena import Arena
 from engine.audio.config import LEGACY_INSTRUMENT, MixerConfig
 from engine.audio.instrument import Host, Instrument, instrument_class
 from engine.audio.limiter import SoftLimiter
-from engine.audio.rack_block import QUIET, ZEROS, granulator_rack
+from engine.audio.rack_block import (KERNEL_FIELDS, QUIET, ZEROS, granulator_callback, granulator_rack,
+                                     rack_arrays)
 from engine.audio.tuning import cent_offsets, frequencies_from_offsets
 from engine.errors import UserError
 
@@ -171,8 +174,8 @@ class Rack:
         # The buses in mix order, each with the instruments that play into it and a buffer (a
         # row of one array: the compiled block takes them all).
         self._bus_buffers = np.zeros((len(self.bus_names) - 1, 2, n))
-        self._buses = [(index, [i for i, bus in enumerate(self.bus_of) if bus == index],
-                        self._bus_buffers[index - 1]) for index in range(1, len(self.bus_names))]
+        self._members = [[i for i, bus in enumerate(self.bus_of) if bus == index]
+                         for index in range(1, len(self.bus_names))]
         self.routes = [self.names.index(name) for name in config.notes]
         # Per note voice: a bit per instrument slot that took its note-on, so its note-off reaches
         # the instruments that play it even when the routing changed in between.
@@ -182,6 +185,8 @@ class Rack:
         self._out = np.zeros((n, 2), np.float32)
         self._zeros = np.zeros((2, n))
         self.quiet = False  # the last block was silent with nothing moving (render's fast path)
+        self.on_wire = None  # called after the fast paths change (an instrument failed)
+        self._mix_row = 0
         self._wire()
 
     def _frequencies(self) -> np.ndarray:
@@ -291,7 +296,7 @@ class Rack:
             gains = self._gains
             if 0 <= voice < gains.shape[1] and np.isfinite(value):
                 gains[1, voice] = db_to_gain(min(value, 24.0))
-                if voice > 0 and not self._buses[voice - 1][1]:  # no instrument: nothing to ramp
+                if voice > 0 and not self._members[voice - 1]:  # no instrument: nothing to ramp
                     gains[0, voice] = gains[1, voice]
         elif kind == cmd.TUNE:
             if 0 <= voice < 12 and np.isfinite(value) and abs(value) <= 1200:
@@ -348,15 +353,30 @@ class Rack:
     def _render_compiled(self) -> np.ndarray:
         """:meth:`render` in one compiled call (:mod:`engine.audio.rack_block`); the knee, when a
         block needs it, in Python as :meth:`SoftLimiter.finish` applies it."""
-        members, states = self._compiled
         pool = self.pool
-        status, mix = granulator_rack(self._bus_buffers, members, self._gains, self._ramp,
-                                      self.limiter.state, self._zeros, self._out,
-                                      self._rate, pool.data, pool.headers, states)
+        status, mix = granulator_rack(*self._compiled, self._rate, pool.data, pool.headers)
         self.quiet = status == QUIET
         if status == 1:
             self.limiter.bend(self._zeros if mix == ZEROS else self._bus_buffers[mix], self._out)
         return self._out
+
+    @property
+    def fused(self) -> tuple | None:
+        """What :func:`engine.audio.rack_block.granulator_callback` takes after the start time
+        (the arena, its layout, the rate, the pool's data and headers), when the rack renders in
+        one compiled call; else None."""
+        if self._compiled is None:
+            return None
+        return (*self._compiled, self._rate, self.pool.data, self.pool.headers)
+
+    @property
+    def out(self) -> np.ndarray:
+        """The block :meth:`render` and the compiled callback write ((N, 2) float32)."""
+        return self._out
+
+    def bend_compiled(self) -> None:
+        """The limiter's knee on the mix the compiled block left (it said KNEE), into ``out``."""
+        self.limiter.bend(self._bus_buffers[self._mix_row], self._out)
 
     def _silent(self) -> bool:
         """Nothing sounds and nothing is moving: the block is zeros (the idle callback's cost is
@@ -371,16 +391,31 @@ class Rack:
         """The callback's fast paths, over the instruments that have not failed: each bus's render
         methods and its two channel views, and every idle check (rebuilt when one fails)."""
         working = [slot for slot, broken in enumerate(self.broken) if not broken]
-        self._idle_checks = [self.instruments[slot].idle for slot in working]
-        self._playing = [(index, [self.instruments[slot].render for slot in members if slot in working],
-                          bus, bus[0], bus[1]) for index, members, bus in self._buses]
         # The whole block in one compiled call when every working instrument has the rack's
-        # compiled kernel (a rack of granulators playing from a pool).
+        # compiled kernel (a rack of granulators playing from a pool), over one arena holding
+        # the rack's arrays and theirs (engine.audio.arena: two arguments, not dozens).
         self._compiled = None
         if COMPILED and self.pool is not None and working and all(
                 getattr(self.instruments[slot], "rack_kernel", None) == "granulator" for slot in working):
-            self._compiled = (np.array([self.bus_of[slot] - 1 for slot in working], np.int64),
-                              tuple(self.instruments[slot].kernel_state() for slot in working))
+            members = np.array([self.bus_of[slot] - 1 for slot in working], np.int64)
+            arena = Arena(rack_arrays(self._bus_buffers, self._gains, self._ramp, self.limiter.state,
+                                      self._zeros, self._out, members,
+                                      [self.instruments[slot].kernel_state() for slot in working]))
+            views = arena.views
+            (self._bus_buffers, self._gains, self._ramp, self.limiter.state, self._zeros,
+             self._out) = views[:6]
+            for k, slot in enumerate(working):
+                start = len(views) - len(working) * KERNEL_FIELDS + k * KERNEL_FIELDS
+                self.instruments[slot].adopt_kernel_state(views[start:start + KERNEL_FIELDS])
+            self._compiled = (arena.buffer, arena.layout)
+            self._mix_row = int(members.min())  # the first bus in mix order: where it sums them
+        self._buses = [(index, members, self._bus_buffers[index - 1])
+                       for index, members in enumerate(self._members, start=1)]
+        self._idle_checks = [self.instruments[slot].idle for slot in working]
+        self._playing = [(index, [self.instruments[slot].render for slot in members if slot in working],
+                          bus, bus[0], bus[1]) for index, members, bus in self._buses]
+        if self.on_wire is not None:
+            self.on_wire()
 
     def _render_slot(self, render) -> int:
         return next(slot for slot, instrument in enumerate(self.instruments)
@@ -406,6 +441,8 @@ class Rack:
         for instrument in probe.instruments:
             instrument.warm_up()
         probe.render()
+        if probe.fused is not None:  # the audio callback's whole block, on scratch shared memory
+            granulator_callback(0.0, *probe.fused, np.zeros(shared.SIZE, np.uint8), 1.0)
 
 
 def overtone_rack(config: MixerConfig, piano: bool = False) -> Rack:

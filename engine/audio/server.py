@@ -26,12 +26,12 @@ import threading
 import time
 
 import numpy as np
-from numba import njit
 from pydantic import BaseModel, ConfigDict
 
 from engine.audio import command_ring as cmd
 from engine.audio import shared
 from engine.audio.rack import Rack, RackConfig
+from engine.audio.rack_block import KNEE, REPORT, SILENT, VIEWED, granulator_callback
 from engine.midi import EventQueue
 
 log = logging.getLogger("showrunner.audio")
@@ -46,34 +46,10 @@ WATCH = 0.1  # seconds between its looks at a playing stream (stalled? the show 
 # other threads here, which inherit this one, stay below it.
 RT_PRIORITY = 4
 EXIT_DEVICE_LOST = 3  # exit status: the stream died; the engine restarts the process
-# The health fields the callback writes every block, by index (no lookups in the callback).
-_BLOCKS, _LOAD, _LOAD_PEAK, _LOAD_MEAN, _VOICES, _LIMITER_DB = (
-    shared.FIELD[name] for name in ("blocks", "load", "load_peak", "load_mean", "voices", "limiter_db"))
+# The health fields the callback writes, by index (no lookups in the callback).
+_BLOCKS, _VOICES, _LIMITER_DB = (shared.FIELD[name] for name in ("blocks", "voices", "limiter_db"))
 _NO_INPUT = shared.NO_INPUT
-
-
-@njit(cache=True, nogil=True)
-def _finish_block(tap, health, loads, block_starts, played, heard, started,
-                  seconds, period):  # pragma: no cover - compiled
-    """The callback's bookkeeping in one compiled call (each numpy call there paid a cold cache:
-    measured, the silent callback took 42-45 us a block without the numpy tap copy and
-    accounting, 62 us with them): ``played``
-    ((N, 2) float32) and ``heard`` ((N, channels) float32, or no rows: zeros) appended to the tap
-    (:func:`engine.audio.shared.write_tap`), and the block's compute
-    time ``seconds`` (from ``started``, time.perf_counter()) noted in the health report and the
-    recent loads. Returns the blocks counted before this one."""
-    shared.write_tap(tap, health, played, heard)
-    load = seconds / period
-    blocks = int(health[_BLOCKS])
-    slot = blocks % loads.shape[0]
-    loads[slot] = seconds
-    block_starts[slot] = started
-    peak = health[_LOAD_PEAK] * 0.995
-    health[_LOAD] = load
-    health[_LOAD_PEAK] = load if load > peak else peak
-    health[_LOAD_MEAN] = 0.99 * health[_LOAD_MEAN] + 0.01 * load
-    health[_BLOCKS] = blocks + 1
-    return blocks
+_finish_block = shared.finish_block
 
 
 class ServerSettings(BaseModel):
@@ -146,7 +122,7 @@ class AudioServer:
         # Asleep: the last block was silent with nothing moving and nothing left to publish, and no
         # command has come since, so the next is zeros too: the callback skips the rack.
         self._asleep = False
-        self._silence = b""
+        self._silence = bytes(8 * self.block_size)  # a silent block (of the device's channels: _open)
         self._zero_block = np.zeros((self.block_size, 2), np.float32)
         self._callback_thread: int | None = None  # the thread the device's callbacks come on
         # (written, read): commands wait when they differ (read as Python ints: no numpy scalars)
@@ -157,6 +133,14 @@ class AudioServer:
                        if instrument.view_fields]
         self._viewed = [True] * len(self._views)
         self._blocks = 0  # blocks played before the last one (its count when it was played)
+        self._any_viewed = True  # True in self._viewed
+        # The whole block in one compiled call (engine.audio.rack_block.granulator_callback)
+        # when the rack has one and nothing else (an input, a MIDI port) is read in the callback:
+        # its arguments after the start time, and the block it writes.
+        self._fast: tuple | None = None
+        self._fast_out = self.rack.out
+        self.rack.on_wire = self._choose_path
+        self._choose_path()  # and again when a stream opens (its channels, an input, a port)
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -164,11 +148,11 @@ class AudioServer:
         self.state.map_pages()
         # The bookkeeping kernel loaded (numba's cache) for every input the callback can hand it
         # (no input; an input's buffer, read-only), on scratch arrays like the shared ones.
-        state, n = self.state, self.block_size
-        tap, health = np.zeros_like(state.tap[:2 * n]), np.zeros_like(state.health)
-        loads, block = np.zeros_like(state.loads), np.zeros((n, 2), np.float32)
+        n = self.block_size
+        memory = np.zeros_like(self.state.memory)
+        health, block = shared.health_of(memory), np.zeros((n, 2), np.float32)
         for heard in (_NO_INPUT, np.frombuffer(bytes(8 * n), np.float32).reshape(n, 2)):
-            _finish_block(tap, health, loads, loads.copy(), block, heard, 0.0, 0.0, self.period)
+            _finish_block(memory, health, block, heard, 0.0, 0.0, self.period)
         # What exists now lives for the whole show: keep it out of the cyclic collector's sweeps,
         # so a collection that lands in a callback stays short.
         gc.collect()
@@ -183,13 +167,22 @@ class AudioServer:
             keep_thread_state()
             if self.settings.realtime:
                 outrank_this_process()
-        state = self.state
         header = self._ring_header
+        if self._fast is not None and frame_count == self.block_size and not status:
+            if header[0] != header[1]:
+                self._drain()
+            fast = self._fast  # (a command may have broken an instrument)
+            if fast is not None:
+                code = granulator_callback(started, *fast)
+                if code or self._any_viewed:
+                    return self._after_fused(code, started)
+                return self._fast_out.tobytes(), 0  # paContinue
+        state = self.state
         if self._asleep and header[0] == header[1] and frame_count == self.block_size \
                 and not status & OUTPUT_UNDERFLOW:
-            _finish_block(state.tap, state.health, state.loads, state.block_starts, self._zero_block,
-                          _NO_INPUT, started, time.perf_counter() - started, self.period)
-            return self._silence, 0  # paContinue
+            _finish_block(state.memory, state.health, self._zero_block, _NO_INPUT, started,
+                          time.perf_counter() - started, self.period)
+            return self._silence, 0
         try:
             if status & OUTPUT_UNDERFLOW:
                 state.set("underruns", state.get("underruns") + 1)
@@ -210,15 +203,56 @@ class AudioServer:
                 log.exception("audio callback failed (silence for this block; the show goes on)")
             data = bytes(4 * self.channels * frame_count)
             block, heard = np.zeros((frame_count, 2), np.float32), _NO_INPUT
-        self._blocks = blocks = _finish_block(state.tap, state.health, state.loads, state.block_starts,
-                                              block, heard, started, time.perf_counter() - started,
-                                              self.period)
+        self._blocks = blocks = _finish_block(state.memory, state.health, block, heard, started,
+                                              time.perf_counter() - started, self.period)
         if not blocks & 15:  # for the HUD: no need to count voices every block
             self._report_voices()
         if self.rack.quiet and self.midi is None and not self.input_channels \
                 and frame_count == self.block_size and True not in self._viewed:
             self._fall_asleep()
         return data, 0  # paContinue
+
+    def _after_fused(self, code: int, started: float) -> tuple[bytes, int]:
+        """What the compiled callback's block left to Python (``code``'s bits): the knee (then
+        the block is finished here), the views, the report every 16 blocks; silence returned as
+        it is."""
+        try:
+            if code & KNEE:
+                state = self.state
+                self.rack.bend_compiled()
+                self._blocks = max(int(state.health[_BLOCKS]) - 1, 0)
+                if self._views:
+                    self._publish_views()
+                self._blocks = blocks = _finish_block(state.memory, state.health, self._fast_out,
+                                                      _NO_INPUT, started, time.perf_counter() - started,
+                                                      self.period)
+                if not blocks & 15:
+                    self._report_voices()
+                return self._fast_out.tobytes(), 0
+            if code & VIEWED or self._any_viewed:
+                # As the other path counts: the blocks before the last one when this one began.
+                self._blocks = max(int(self.state.health[_BLOCKS]) - 2, 0)
+                self._publish_views()
+            if code & REPORT:
+                self._report_voices()
+        except Exception:
+            self._errors += 1
+            self.state.set("callback_errors", self._errors)
+            if self._errors == 1:
+                log.exception("audio callback failed (silence for this block; the show goes on)")
+            return self._silence, 0
+        return (self._silence if code & SILENT else self._fast_out.tobytes()), 0
+
+    def _choose_path(self) -> None:
+        """The callback's path: the rack's compiled block with the bookkeeping in the same call
+        when the rack has one and the callback reads nothing else (no input, no MIDI port, a
+        stereo device, no frames left over from an odd-sized block); else the general one."""
+        fused = self.rack.fused
+        self._fast_out = self.rack.out
+        self._fast = None
+        if fused is not None and self.midi is None and not self.input_channels \
+                and self.channels == 2 and len(self._leftover) == 0:
+            self._fast = (*fused, self.state.memory, self.period)
 
     def _report_voices(self) -> None:
         """The voices sounding and the limiter's reduction, for the HUD."""
@@ -228,8 +262,6 @@ class AudioServer:
 
     def _fall_asleep(self) -> None:
         self._report_voices()  # asleep, the every-16-blocks report stops: leave it current
-        if len(self._silence) != 4 * self.channels * self.block_size:
-            self._silence = bytes(4 * self.channels * self.block_size)
         self._asleep = True
 
     def _drain(self) -> None:
@@ -263,6 +295,7 @@ class AudioServer:
             elif self._viewed[k]:
                 state.clear_view(index)
                 self._viewed[k] = False
+        self._any_viewed = True in self._viewed
 
     def _frames(self, count: int) -> np.ndarray:
         if count == self.block_size and len(self._leftover) == 0:
@@ -274,6 +307,7 @@ class AudioServer:
             have += self.block_size
         joined = np.concatenate(parts)
         self._leftover = joined[count:]
+        self._choose_path()  # the compiled block's path only while no frames are left over
         return joined[:count]
 
     # The device (main thread).
@@ -310,6 +344,8 @@ class AudioServer:
             # the rack is still this thread's to touch.
             self.rack.apply(cmd.PANIC)
             self._asleep = False
+            self._silence = bytes(4 * self.channels * self.block_size)
+            self._choose_path()
             self.stream.start_stream()
         except Exception as error:
             self._close()

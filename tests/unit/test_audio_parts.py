@@ -280,7 +280,7 @@ def test_the_tap_keeps_only_the_latest_frames(engine_side) -> None:
 
 
 def test_the_callbacks_bookkeeping_writes_the_tap_and_the_health_in_one_call(engine_side) -> None:
-    from engine.audio.server import _finish_block
+    from engine.audio.shared import finish_block
 
     state = SharedAudioState.attach(engine_side.path)
     period = 256 / 48000
@@ -288,8 +288,8 @@ def test_the_callbacks_bookkeeping_writes_the_tap_and_the_health_in_one_call(eng
     for index, (seconds, heard) in enumerate([(0.001, np.zeros((0, 2), np.float32)),
                                               (0.004, stereo_in)]):
         played = np.full((256, 2), index + 1.0, np.float32)
-        assert _finish_block(state.tap, state.health, state.loads, state.block_starts, played, heard,
-                             10.0 + index, seconds, period) == index
+        assert finish_block(state.memory, state.health, played, heard, 10.0 + index, seconds,
+                            period) == index
     assert engine_side.get("blocks") == 2 and engine_side.get("tap_frames") == 512
     assert engine_side.get("load") == pytest.approx(0.004 / period)
     assert engine_side.get("load_peak") == pytest.approx(0.004 / period)

@@ -356,3 +356,60 @@ def test_the_compiled_rack_block_plays_what_the_python_rack_plays(pool, monkeypa
     assert not quiet[0] and quiet[-1]  # it played, and went quiet after the panic
     assert lowest < 0.5 and knees  # the limiter worked, its knee too
     assert [i.grains_started for i in compiled.instruments] == [i.grains_started for i in python.instruments]
+
+
+def test_the_callbacks_compiled_block_plays_and_reports_what_the_general_callback_does(pool,
+                                                                                       monkeypatch):
+    """An audio process whose rack is all granulators makes each block in one compiled call with
+    its bookkeeping (engine.audio.rack_block.granulator_callback). Against the same process on
+    the general path, over the same commands (notes, the pedal, gain ramps, the limiter's knee,
+    a panic, the silence after, an odd-sized block and a view read): the same bytes, the same
+    tap, the same health report and views; each block's compute time noted."""
+    from engine.audio.server import AudioServer, ServerSettings
+    from engine.audio.shared import LOADS, SharedAudioState
+
+    table = _sine(pool, 220.0)
+    stereo = pool.allocate("stereo", RATE * 2, 2)
+    pool.fill(stereo, np.stack([np.sin(np.arange(RATE * 2) * 0.03), np.cos(np.arange(RATE * 2) * 0.05)], 1))
+    config = _two_bus_rack(pool, table, stereo).config.model_copy(update={"pool": str(pool.path)})
+    states = [SharedAudioState.create(), SharedAudioState.create()]
+    try:
+        fast, general = (AudioServer(ServerSettings(state=str(state.path), rack=config, realtime=False),
+                                     SharedAudioState.attach(state.path)) for state in states)
+        monkeypatch.setattr(general, "_choose_path", lambda: None)
+        general._fast = None
+        assert fast._fast is not None
+        knees = []
+        bend = fast.rack.bend_compiled
+        monkeypatch.setattr(fast.rack, "bend_compiled", lambda: (knees.append(1), bend()))
+        script = {0: [(cmd.NOTE_ON, 60, 60, 100.0, cmd.ROUTED)],
+                  20: [(cmd.GAIN, 2, 0, -12.0, cmd.RACK), (cmd.SUSTAIN, 0, 0, 127.0, cmd.ROUTED)],
+                  30: [(cmd.NOTE_OFF, 60, 60, 0.0, cmd.ROUTED), (cmd.NOTE_ON, 67, 67, 127.0, cmd.ROUTED)],
+                  45: [(cmd.GAIN, 0, 0, 18.0, cmd.RACK)],  # loud: the limiter and its knee
+                  80: [(cmd.GAIN, 0, 0, 0.0, cmd.RACK), (cmd.SUSTAIN, 0, 0, 0.0, cmd.ROUTED)],
+                  120: [(cmd.PANIC, 0, 0, 0.0, cmd.EVERY)]}
+        paths = []
+        for block in range(400):
+            for kind, voice, note, value, target in script.get(block, []):
+                for state in states:
+                    state.ring.push(kind, voice, note, value, target=target)
+            if block == 60:
+                for state in states:
+                    state.read_view(0, 6)  # a scene draws the grains: written while wanted
+            frames = {100: 100, 101: 156}.get(block, BLOCK)  # odd-sized blocks: frames left over
+            outputs = [server.callback(None, frames, None, 0) for server in (fast, general)]
+            assert outputs[0] == outputs[1], f"block {block}"
+            paths.append(fast._fast is not None)
+            for field in ("blocks", "tap_frames", "voices", "limiter_db", "callback_errors"):
+                assert states[0].get(field) == states[1].get(field), (block, field)
+            assert np.array_equal(states[0].views, states[1].views), block
+        assert knees and not paths[100] and paths[101]  # the knee; the general path while frames were left
+        assert states[0].get("voices") == 0 and states[0].get("callback_errors") == 0
+        assert np.array_equal(states[0].tap, states[1].tap) and np.abs(states[0].tap).max() > 0.1
+        assert np.array_equal(states[0].views[0, :2], states[1].views[0, :2])
+        loads = states[0].loads[:400]
+        assert (loads > 0).all() and (loads < 1.0).all()
+        assert states[0].get("load") == pytest.approx(loads[399 % LOADS] / fast.period)
+    finally:
+        for state in states:
+            state.close()

@@ -261,13 +261,22 @@ class GranulatorInstrument(Instrument):
         schedulers.granulator_play(left, right, float(self.host.sample_rate), pool.data,
                                    pool.headers, *self.kernel_state())
 
+    # What granulator_play takes after the pool, by attribute: the instrument's arrays.
+    kernel_fields = ("values", "clouds", "spawning", "grains", "active", "cursor", "counters", "rng",
+                     "salad_tables", "salad_harmonics", "hann", "_scratch", "scalars")
+
     def kernel_state(self) -> tuple:
         """What :func:`engine.audio.grain_schedulers.granulator_play` takes after the pool: the
-        instrument's arrays, the same objects for its whole life (the rack's compiled block keeps
-        them)."""
+        instrument's arrays (:attr:`kernel_fields`), named here (the Python render's path)."""
         return (self.values, self.clouds, self.spawning, self.grains, self.active, self.cursor,
                 self.counters, self.rng, self.salad_tables, self.salad_harmonics, self.hann,
                 self._scratch, self.scalars)
+
+    def adopt_kernel_state(self, arrays) -> None:
+        """Use ``arrays`` (copies of :meth:`kernel_state`'s, in its order, e.g. views of the rack's
+        :class:`engine.audio.arena.Arena`) from now on, in place of the instrument's own."""
+        for name, array in zip(self.kernel_fields, arrays, strict=True):
+            setattr(self, name, array)
 
     def idle(self) -> bool:
         return self._grains == 0 and not self._spawning
