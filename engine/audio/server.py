@@ -167,7 +167,13 @@ class AudioServer:
             keep_thread_state()
             if self.settings.realtime:
                 outrank_this_process()
+        state = self.state
         header = self._ring_header
+        if self._asleep and header[0] == header[1] and frame_count == self.block_size \
+                and not status & OUTPUT_UNDERFLOW:
+            _finish_block(state.memory, state.health, self._zero_block, _NO_INPUT, started,
+                          time.perf_counter() - started, self.period)
+            return self._silence, 0  # paContinue
         if self._fast is not None and frame_count == self.block_size and not status:
             if header[0] != header[1]:
                 self._drain()
@@ -176,13 +182,7 @@ class AudioServer:
                 code = granulator_callback(started, *fast)
                 if code or self._any_viewed:
                     return self._after_fused(code, started)
-                return self._fast_out.tobytes(), 0  # paContinue
-        state = self.state
-        if self._asleep and header[0] == header[1] and frame_count == self.block_size \
-                and not status & OUTPUT_UNDERFLOW:
-            _finish_block(state.memory, state.health, self._zero_block, _NO_INPUT, started,
-                          time.perf_counter() - started, self.period)
-            return self._silence, 0
+                return self._fast_out.tobytes(), 0
         try:
             if status & OUTPUT_UNDERFLOW:
                 state.set("underruns", state.get("underruns") + 1)
@@ -235,6 +235,8 @@ class AudioServer:
                 self._publish_views()
             if code & REPORT:
                 self._report_voices()
+            if code & SILENT and not self._any_viewed:
+                self._fall_asleep()  # the next blocks are zeros until a command comes
         except Exception:
             self._errors += 1
             self.state.set("callback_errors", self._errors)
