@@ -8,6 +8,8 @@ threshold towards ``ceiling`` (tanh): far over the knee it rounds to the ceiling
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -81,6 +83,13 @@ def master_block(mix, ramp, gain_start, gain_end, start, threshold, recovery,
     return end, over
 
 
+@njit(**_JIT)
+def reduction_db(gain):  # pragma: no cover - compiled
+    """The reduction a limiter's ``gain`` makes, in dB (0 = none): compiled, so that the rack's
+    compiled callback and Python report the same number."""
+    return -20.0 * math.log10(gain)
+
+
 class SoftLimiter:
     """Args: threshold and ceiling are linear amplitudes (defaults -3 dBFS and -0.2 dBFS);
     release in seconds; sample_rate in Hz; block_size in frames."""
@@ -107,7 +116,7 @@ class SoftLimiter:
     @property
     def reduction_db(self) -> float:
         """The gain reduction now, in dB (0 = none), for the health report."""
-        return -20.0 * float(np.log10(self.gain))
+        return reduction_db(float(self.state[0]))
 
     def process(self, stereo: np.ndarray) -> None:
         """Limit a (2, N) float64 block in place."""

@@ -27,7 +27,7 @@ from numba.extending import intrinsic
 from engine.audio import shared
 from engine.audio.arena import bool_1, f32_2, f64_1, f64_2, f64_3, i64_1, u64_1
 from engine.audio.grain_schedulers import S_GRAINS, S_SPAWNING, granulator_play
-from engine.audio.limiter import _gain, master_block
+from engine.audio.limiter import _gain, master_block, reduction_db
 
 # Not fastmath: each bus's gain and sum round as numpy's do in the Python path.
 _JIT = {"cache": True, "nogil": True}
@@ -42,7 +42,6 @@ KERNEL_FIELDS = 13  # GranulatorInstrument.kernel_fields
 SILENT = 1  # the block is silence and nothing moves (``out`` zeroed)
 KNEE = 2  # the limiter's knee is to be applied; nothing after the render was done
 VIEWED = 4  # a reader wants a view
-REPORT = 8  # time for the voices and limiter report (every 16 blocks)
 
 
 def rack_arrays(buses, gains, ramp, limiter, zeros, out, members, states) -> list:
@@ -159,10 +158,11 @@ def granulator_callback(started, arena, layout, rate, data, headers, memory,
     then (unless the knee is still to apply) the block appended to the tap and its compute time
     (from ``started``, time.perf_counter(), to now) to the health report and the recent loads in
     the shared memory ``memory`` (:attr:`engine.audio.shared.SharedAudioState.memory`), with no
-    audio input. Returns the bits of what is left to Python: SILENT, KNEE (then nothing after
-    the render was done: the caller bends the mix, whose bus row is ``mix``'s, and finishes the
-    block), VIEWED (a reader wants a view: the callback publishes them), REPORT (the voices and
-    the limiter for the HUD, every 16 blocks)."""
+    audio input; every 16 blocks, and at a silent one (the callback may fall asleep), the voices
+    sounding and the limiter's reduction for the HUD, as the server's report. Returns the bits
+    of what is left to Python: SILENT, KNEE (then nothing after the render was done: the caller
+    bends the mix and finishes the block), VIEWED (a reader wants a view: the callback
+    publishes them)."""
     status, mix = granulator_rack(arena, layout, rate, data, headers)
     if status == 1:
         return KNEE
@@ -172,6 +172,10 @@ def granulator_callback(started, arena, layout, rate, data, headers, memory,
         code |= VIEWED
     blocks = shared.finish_block(memory, health, f32_2(arena, layout, OUT), shared.NO_INPUT, started,
                                  _monotonic() - started, period)
-    if not blocks & 15:
-        code |= REPORT
+    if not blocks & 15 or code & SILENT:  # the HUD's voices and limiter (the server's report)
+        voices = 0.0
+        for k in range(i64_1(arena, layout, MEMBERS).size):
+            voices += f64_1(arena, layout, RACK_FIELDS + k * KERNEL_FIELDS + KERNEL_FIELDS - 1)[S_GRAINS]
+        health[shared.VOICES_FIELD] = voices
+        health[shared.LIMITER_DB_FIELD] = reduction_db(f64_1(arena, layout, LIMITER)[0])
     return code

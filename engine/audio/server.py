@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from engine.audio import command_ring as cmd
 from engine.audio import shared
 from engine.audio.rack import Rack, RackConfig
-from engine.audio.rack_block import KNEE, REPORT, SILENT, VIEWED, granulator_callback
+from engine.audio.rack_block import KNEE, SILENT, VIEWED, granulator_callback
 from engine.midi import EventQueue
 
 log = logging.getLogger("showrunner.audio")
@@ -139,6 +139,11 @@ class AudioServer:
         # its arguments after the start time, and the block it writes.
         self._fast: tuple | None = None
         self._fast_out = self.rack.out
+        # What the fast path hands PortAudio: the block itself when PyAudio takes an array
+        # (its parsing of the callback's result reads any buffer that needs no release: no copy),
+        # else bytes of it.
+        self._pass_arrays = arrays_pass_to_pyaudio()
+        self._fast_data = self._fast_out.tobytes
         self.rack.on_wire = self._choose_path
         self._choose_path()  # and again when a stream opens (its channels, an input, a port)
         self._warm_up()
@@ -182,7 +187,7 @@ class AudioServer:
                 code = granulator_callback(started, *fast)
                 if code or self._any_viewed:
                     return self._after_fused(code, started)
-                return self._fast_out.tobytes(), 0
+                return self._fast_data(), 0
         try:
             if status & OUTPUT_UNDERFLOW:
                 state.set("underruns", state.get("underruns") + 1)
@@ -214,8 +219,7 @@ class AudioServer:
 
     def _after_fused(self, code: int, started: float) -> tuple[bytes, int]:
         """What the compiled callback's block left to Python (``code``'s bits): the knee (then
-        the block is finished here), the views, the report every 16 blocks; silence returned as
-        it is."""
+        the block is finished here), the views; silence returned as it is."""
         try:
             if code & KNEE:
                 state = self.state
@@ -228,32 +232,32 @@ class AudioServer:
                                                       self.period)
                 if not blocks & 15:
                     self._report_voices()
-                return self._fast_out.tobytes(), 0
+                return self._fast_data(), 0
             if code & VIEWED or self._any_viewed:
                 # As the other path counts: the blocks before the last one when this one began.
                 self._blocks = max(int(self.state.health[_BLOCKS]) - 2, 0)
                 self._publish_views()
-            if code & REPORT:
-                self._report_voices()
             if code & SILENT and not self._any_viewed:
-                self._fall_asleep()  # the next blocks are zeros until a command comes
+                self._asleep = True  # the next blocks are zeros until a command comes (reported)
         except Exception:
             self._errors += 1
             self.state.set("callback_errors", self._errors)
             if self._errors == 1:
                 log.exception("audio callback failed (silence for this block; the show goes on)")
             return self._silence, 0
-        return (self._silence if code & SILENT else self._fast_out.tobytes()), 0
+        return (self._silence if code & SILENT else self._fast_data()), 0
 
     def _choose_path(self) -> None:
         """The callback's path: the rack's compiled block with the bookkeeping in the same call
         when the rack has one and the callback reads nothing else (no input, no MIDI port, a
-        stereo device, no frames left over from an odd-sized block); else the general one."""
+        stereo device, no frames left over from an odd-sized block) and no instrument has failed
+        (the report counts a failed one's voices); else the general one."""
         fused = self.rack.fused
         self._fast_out = self.rack.out
+        self._fast_data = self._fast_out.view if self._pass_arrays else self._fast_out.tobytes
         self._fast = None
         if fused is not None and self.midi is None and not self.input_channels \
-                and self.channels == 2 and len(self._leftover) == 0:
+                and self.channels == 2 and len(self._leftover) == 0 and True not in self.rack.broken:
             self._fast = (*fused, self.state.memory, self.period)
 
     def _report_voices(self) -> None:
@@ -436,6 +440,27 @@ class AudioServer:
             return not select.select([self._keeper], [], [], 0)[0]  # readable: it has ended
         parent = self.settings.parent
         return parent is None or os.getppid() == parent
+
+
+def arrays_pass_to_pyaudio() -> bool:
+    """Whether a callback may return its block as a numpy array rather than bytes: PyAudio reads
+    the result with PyArg_ParseTuple's "z#", which takes a buffer with no release function
+    (numpy's arrays have none) and copies from it at once. Asked of this Python and numpy, as
+    PyAudio would, so that a numpy that changes falls back to bytes."""
+    parse = getattr(ctypes.pythonapi, "_PyArg_ParseTuple_SizeT", None)
+    if parse is None:
+        return False
+    parse.restype = ctypes.c_int
+    parse.argtypes = (ctypes.py_object, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
+                      ctypes.POINTER(ctypes.c_ssize_t), ctypes.POINTER(ctypes.c_int))
+    block = np.zeros((4, 2), np.float32)
+    data, size, flag = ctypes.c_void_p(), ctypes.c_ssize_t(), ctypes.c_int()
+    try:
+        parsed = parse((block, 7), b"z#i", ctypes.byref(data), ctypes.byref(size), ctypes.byref(flag))
+    except Exception:  # a TypeError set by the parser surfaces here
+        return False
+    return bool(parsed) and data.value == block.ctypes.data and size.value == block.nbytes \
+        and flag.value == 7
 
 
 def raise_priority(realtime: bool = True) -> str:

@@ -98,6 +98,7 @@ _STARTS_AT = LAYOUT["block_starts"][0]
 _TAP_AT = LAYOUT["tap"][0]
 _VIEWS_AT = LAYOUT["views"][0]
 _BLOCKS, _LOAD, _LOAD_PEAK, _LOAD_MEAN = (FIELD[name] for name in ("blocks", "load", "load_peak", "load_mean"))
+VOICES_FIELD, LIMITER_DB_FIELD = FIELD["voices"], FIELD["limiter_db"]
 
 
 @njit(cache=True, nogil=True, inline="always")
