@@ -167,8 +167,10 @@ class AudioServer:
     # ring is drained only when it holds commands or a MIDI port is read here.
     def callback(self, in_data, frame_count, _time_info, status):
         started = time.perf_counter()
-        if self._callback_thread != threading.get_native_id():  # the first block of a stream
-            self._callback_thread = threading.get_native_id()
+        # The first block of a stream (get_ident reads pthread_self; get_native_id would be a
+        # gettid system call every block).
+        if self._callback_thread != threading.get_ident():
+            self._callback_thread = threading.get_ident()
             keep_thread_state()
             if self.settings.realtime:
                 outrank_this_process()
