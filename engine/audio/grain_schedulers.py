@@ -229,19 +229,21 @@ SCALARS = 5
 
 
 @njit(**_JIT)
+def granulator_idle(scalars):  # pragma: no cover - compiled
+    """Whether a granulator is idle: no grain active and no cloud spawning (its ``scalars``)."""
+    return scalars[S_GRAINS] == 0.0 and scalars[S_SPAWNING] == 0.0
+
+
+@njit(**_JIT)
 def granulator_play(out_left, out_right, rate, data, headers, values, clouds, spawning, grains,
                     active, cursor, counters, rng, salad_tables, salad_harmonics, hann, scratch,
                     scalars):  # pragma: no cover - compiled
     """A granulator's block with its scalars in ``scalars`` (see :data:`S_GAIN`): nothing but the
-    gain moving on when it is idle (no grain active, no cloud spawning), else
-    :func:`granulator_block`. Returns whether it played (False: idle)."""
+    gain moving on when it is idle (:func:`granulator_idle`), else :func:`granulator_block`."""
     level = scalars[S_LEVEL]
-    if scalars[S_GRAINS] == 0.0 and scalars[S_SPAWNING] == 0.0:
-        scalars[S_GAIN] = level
-        return False
-    scalars[S_GRAINS] = granulator_block(
-        out_left, out_right, rate, data, headers, values, clouds, spawning,
-        scalars[S_SPAWNING] != 0.0, grains, active, cursor, counters, rng, salad_tables,
-        salad_harmonics, int(scalars[S_SALAD_COUNT]), hann, scalars[S_GAIN], level, scratch)
+    if not granulator_idle(scalars):
+        scalars[S_GRAINS] = granulator_block(
+            out_left, out_right, rate, data, headers, values, clouds, spawning,
+            scalars[S_SPAWNING] != 0.0, grains, active, cursor, counters, rng, salad_tables,
+            salad_harmonics, int(scalars[S_SALAD_COUNT]), hann, scalars[S_GAIN], level, scratch)
     scalars[S_GAIN] = level
-    return True

@@ -441,6 +441,7 @@ class Rack:
         for instrument in probe.instruments:
             instrument.warm_up()
         probe.render()
+        probe.limiter.reduction_db  # the HUD's report, compiled: loaded now
         if probe.fused is not None:  # the audio callback's whole block, on scratch shared memory
             granulator_callback(0.0, *probe.fused, np.zeros(shared.SIZE, np.uint8), 1.0)
 

@@ -26,7 +26,7 @@ from numba.extending import intrinsic
 
 from engine.audio import shared
 from engine.audio.arena import bool_1, f32_2, f64_1, f64_2, f64_3, i64_1, u64_1
-from engine.audio.grain_schedulers import S_GRAINS, S_SPAWNING, granulator_play
+from engine.audio.grain_schedulers import S_GRAINS, granulator_idle, granulator_play
 from engine.audio.limiter import _gain, master_block, reduction_db
 
 # Not fastmath: each bus's gain and sum round as numpy's do in the Python path.
@@ -116,8 +116,7 @@ def granulator_rack(arena, layout, rate, data, headers):  # pragma: no cover - c
         if gains[0, b] != gains[1, b]:
             quiet = False
     for k in range(count):
-        scalars = f64_1(arena, layout, RACK_FIELDS + k * KERNEL_FIELDS + KERNEL_FIELDS - 1)
-        if scalars[S_GRAINS] != 0.0 or scalars[S_SPAWNING] != 0.0:
+        if not granulator_idle(f64_1(arena, layout, RACK_FIELDS + k * KERNEL_FIELDS + KERNEL_FIELDS - 1)):
             quiet = False
     if quiet:
         out[:] = 0.0

@@ -279,7 +279,7 @@ class GranulatorInstrument(Instrument):
             setattr(self, name, array)
 
     def idle(self) -> bool:
-        return self._grains == 0 and not self._spawning
+        return schedulers.granulator_idle(self.scalars)
 
     def view(self, out: np.ndarray) -> int:
         """A row per sounding grain (:data:`engine.audio.granular_kernels.VIEW_FIELDS`): its
@@ -300,8 +300,8 @@ class GranulatorInstrument(Instrument):
         return self._grains
 
     def warm_up(self) -> None:
-        """Run both kernels on every path (each mode and window, mono and stereo tables, a fired
-        grain, a panic) on a small pool of its own, so numba's cache loads before the stream opens;
+        """Run the kernels on every path (each mode and window, mono and stereo tables, a fired
+        grain, a panic, the view, the idle check) on a small pool of its own, so numba's cache loads before the stream opens;
         then put everything back as it was built."""
         from engine.audio.pool import SamplePool
 
@@ -329,6 +329,7 @@ class GranulatorInstrument(Instrument):
             self.view(np.zeros((4, len(self.view_fields))))
             self.panic()
             self.render(left, right)
+            self.idle()
         finally:
             self.host.pool = saved_pool
             pool.close()
