@@ -8,3 +8,7 @@ The rack (:mod:`engine.audio.rack`) runs identically in the live audio process
 (:mod:`engine.audio.pool`). The engine talks to either side through
 :class:`engine.audio.control.AudioOut`.
 """
+
+from engine.audio import kernel_cache
+
+kernel_cache.install()  # before any kernel of this package is decorated (see kernel_cache)

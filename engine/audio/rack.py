@@ -186,6 +186,7 @@ class Rack:
         self._zeros = np.zeros((2, n))
         self.quiet = False  # the last block was silent with nothing moving (render's fast path)
         self.on_wire = None  # called after the fast paths change (an instrument failed)
+        self._rendering = self._rewire = False  # an instrument failed in render: rewire after it
         self._mix_row = 0
         self._wire()
 
@@ -278,9 +279,13 @@ class Rack:
             self._break(slot, hook)
 
     def _break(self, slot: int, hook: str) -> None:
-        """An instrument raised: it is silent from now on, the others play on."""
+        """An instrument raised: it is silent from now on, the others play on (the fast paths
+        rebuilt at once, or after the block when it raised in one: render holds them)."""
         self.broken[slot] = True
-        self._wire()
+        if self._rendering:
+            self._rewire = True
+        else:
+            self._wire()
         log.exception("instrument '%s' (%s) failed in %s; it is silent from now on, the rest of "
                       "the rack plays on", self.names[slot], type(self.instruments[slot]).__name__, hook)
 
@@ -337,6 +342,7 @@ class Rack:
                 try:
                     render(left, right)
                 except Exception:  # silenced from the next block on; the others play on
+                    self._rendering = True
                     self._break(self._render_slot(render), "render")
             self._scale(bus, index)
             if mix is None:
@@ -348,6 +354,11 @@ class Rack:
         start = gains[0, 0]  # the master gain, the limiter and the output in one compiled call
         gains[0, 0] = end = gains[1, 0]
         self.limiter.finish(mix, self._out, start, end)
+        if self._rendering:  # an instrument failed in this block: the paths rebuilt after it
+            self._rendering = False
+            if self._rewire:
+                self._rewire = False
+                self._wire()
         return self._out
 
     def _render_compiled(self) -> np.ndarray:

@@ -19,6 +19,7 @@ read from the clock at its end.
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -37,7 +38,12 @@ ZEROS = -1  # its second when no bus has a working instrument (the mix was ``zer
 # The arena's rack arrays, by index; each instrument's kernel_state() follows, KERNEL_FIELDS each.
 BUSES, GAINS, RAMP, LIMITER, ZERO_MIX, OUT, MEMBERS = range(7)
 RACK_FIELDS = 7
-KERNEL_FIELDS = 13  # GranulatorInstrument.kernel_fields
+# What _play reads each of an instrument's arrays as (GranulatorInstrument.kernel_fields' order):
+# (dtype, dimensions); rack_arrays refuses others (the arena would read their bytes as these).
+KERNEL_TYPES = ((np.float64, 1), (np.float64, 2), (np.bool_, 1), (np.float64, 2), (np.bool_, 1),
+                (np.int64, 1), (np.int64, 1), (np.uint64, 1), (np.int64, 1), (np.int64, 1),
+                (np.float64, 1), (np.float64, 2), (np.float64, 1))
+KERNEL_FIELDS = len(KERNEL_TYPES)
 # granulator_callback's result: bits for what is left to Python after the block.
 SILENT = 1  # the block is silence and nothing moves (``out`` zeroed)
 KNEE = 2  # the limiter's knee is to be applied; nothing after the render was done
@@ -51,8 +57,9 @@ def rack_arrays(buses, gains, ramp, limiter, zeros, out, members, states) -> lis
     ``kernel_state()``."""
     arrays = [buses, gains, ramp, limiter, zeros, out, members]
     for state in states:
-        if len(state) != KERNEL_FIELDS:
-            raise ValueError(f"a kernel state has {len(state)} arrays, not {KERNEL_FIELDS}")
+        kinds = [(array.dtype, array.ndim) for array in state]
+        if kinds != [(np.dtype(dtype), ndim) for dtype, ndim in KERNEL_TYPES]:
+            raise ValueError(f"a kernel state of {kinds}, not {KERNEL_TYPES}")
         arrays.extend(state)
     return arrays
 
@@ -71,11 +78,6 @@ def _monotonic(typingctx):  # pragma: no cover - compiled
         nanoseconds = builder.sitofp(builder.load(cgutils.gep_inbounds(builder, slot, 0, 1)), f64)
         return builder.fadd(seconds, builder.fmul(nanoseconds, ir.Constant(f64, 1e-9)))
     return types.float64(), codegen
-
-
-@njit(**_JIT)
-def monotonic():  # pragma: no cover - compiled
-    return _monotonic()
 
 
 @njit(**_JIT)
@@ -159,16 +161,16 @@ def granulator_callback(started, arena, layout, rate, data, headers, memory,
     the shared memory ``memory`` (:attr:`engine.audio.shared.SharedAudioState.memory`), with no
     audio input; every 16 blocks, and at a silent one (the callback may fall asleep), the voices
     sounding and the limiter's reduction for the HUD, as the server's report. Returns the bits
-    of what is left to Python: SILENT, KNEE (then nothing after the render was done: the caller
-    bends the mix and finishes the block), VIEWED (a reader wants a view: the callback
-    publishes them)."""
+    of what is left to Python: SILENT; KNEE (the caller bends the mix) or VIEWED (a reader wants
+    a view: the caller publishes it), and with either nothing after the render was done (the
+    caller finishes the block, so that its compute time counts that work too)."""
     status, mix = granulator_rack(arena, layout, rate, data, headers)
+    code = SILENT if status == QUIET else 0
     if status == 1:
         return KNEE
     health = shared.health_of(memory)
-    code = SILENT if status == QUIET else 0
     if shared.view_wanted(memory, health):
-        code |= VIEWED
+        return code | VIEWED
     blocks = shared.finish_block(memory, health, f32_2(arena, layout, OUT), shared.NO_INPUT, started,
                                  _monotonic() - started, period)
     if not blocks & 15 or code & SILENT:  # the HUD's voices and limiter (the server's report)

@@ -132,7 +132,6 @@ class AudioServer:
         self._views = [index for index, instrument in enumerate(self.rack.instruments[:shared.VIEWS])
                        if instrument.view_fields]
         self._viewed = [True] * len(self._views)
-        self._blocks = 0  # blocks played before the last one (its count when it was played)
         self._any_viewed = True  # True in self._viewed
         # The whole block in one compiled call (engine.audio.rack_block.granulator_callback)
         # when the rack has one and nothing else (an input, a MIDI port) is read in the callback:
@@ -197,21 +196,18 @@ class AudioServer:
                 self._drain()
             block = self._frames(frame_count)
             if self._views:
-                self._publish_views()
+                self._publish_views(max(int(state.health[_BLOCKS]) - 1, 0))
             heard = _NO_INPUT
             if self.input_channels and in_data:
                 heard = np.frombuffer(in_data, np.float32).reshape(-1, self.input_channels)
             data = block.tobytes() if self.channels == 2 else \
                 block.mean(axis=1, dtype=np.float32).tobytes()
         except Exception:
-            self._errors += 1
-            state.set("callback_errors", self._errors)
-            if self._errors == 1:
-                log.exception("audio callback failed (silence for this block; the show goes on)")
+            self._callback_failed()
             data = bytes(4 * self.channels * frame_count)
             block, heard = np.zeros((frame_count, 2), np.float32), _NO_INPUT
-        self._blocks = blocks = _finish_block(state.memory, state.health, block, heard, started,
-                                              time.perf_counter() - started, self.period)
+        blocks = _finish_block(state.memory, state.health, block, heard, started,
+                               time.perf_counter() - started, self.period)
         if not blocks & 15:  # for the HUD: no need to count voices every block
             self._report_voices()
         if self.rack.quiet and self.midi is None and not self.input_channels \
@@ -220,34 +216,43 @@ class AudioServer:
         return data, 0  # paContinue
 
     def _after_fused(self, code: int, started: float) -> tuple[bytes, int]:
-        """What the compiled callback's block left to Python (``code``'s bits): the knee (then
-        the block is finished here), the views; silence returned as it is."""
-        try:
-            if code & KNEE:
-                state = self.state
-                self.rack.bend_compiled()
-                self._blocks = max(int(state.health[_BLOCKS]) - 1, 0)
+        """What the compiled callback's block left to Python (``code``'s bits): the knee or the
+        views, then the block's bookkeeping; an instrument's view to empty once nobody reads it;
+        silence returned as it is."""
+        state = self.state
+        if code & (KNEE | VIEWED):
+            block, bent = self._fast_out, False
+            try:
+                if code & KNEE:
+                    self.rack.bend_compiled()
+                bent = True
                 if self._views:
-                    self._publish_views()
-                self._blocks = blocks = _finish_block(state.memory, state.health, self._fast_out,
-                                                      _NO_INPUT, started, time.perf_counter() - started,
-                                                      self.period)
-                if not blocks & 15:
-                    self._report_voices()
-                return self._fast_data(), 0
-            if code & VIEWED or self._any_viewed:
+                    self._publish_views(max(int(state.health[_BLOCKS]) - 1, 0))
+            except Exception:
+                self._callback_failed()
+                if not bent:  # the block was not finished: silence, counted and tapped
+                    block, code = self._zero_block, SILENT
+            blocks = _finish_block(state.memory, state.health, block, _NO_INPUT, started,
+                                   time.perf_counter() - started, self.period)
+            if not blocks & 15:
+                self._report_voices()
+        elif self._any_viewed:  # (a cheap write: after the block's time was taken)
+            try:
                 # As the other path counts: the blocks before the last one when this one began.
-                self._blocks = max(int(self.state.health[_BLOCKS]) - 2, 0)
-                self._publish_views()
-            if code & SILENT and not self._any_viewed:
+                self._publish_views(max(int(state.health[_BLOCKS]) - 2, 0))
+            except Exception:
+                self._callback_failed()  # the views only: the block plays
+        if code & SILENT:
+            if not self._any_viewed and not code & VIEWED:
                 self._asleep = True  # the next blocks are zeros until a command comes (reported)
-        except Exception:
-            self._errors += 1
-            self.state.set("callback_errors", self._errors)
-            if self._errors == 1:
-                log.exception("audio callback failed (silence for this block; the show goes on)")
             return self._silence, 0
-        return (self._silence if code & SILENT else self._fast_data()), 0
+        return self._fast_data(), 0
+
+    def _callback_failed(self) -> None:
+        self._errors += 1
+        self.state.set("callback_errors", self._errors)
+        if self._errors == 1:
+            log.exception("audio callback failed (silence for this block; the show goes on)")
 
     def _choose_path(self) -> None:
         """The callback's path: the rack's compiled block with the bookkeeping in the same call
@@ -290,10 +295,11 @@ class AudioServer:
                 if command is not None:
                     self.rack.apply(*command)  # to the instruments the cue routes notes to
 
-    def _publish_views(self) -> None:
+    def _publish_views(self, blocks: int) -> None:
         """Each view a reader wants written (an idle instrument's once more, empty, then left);
-        one nobody reads any more emptied once."""
-        rack, state, blocks = self.rack, self.state, self._blocks
+        one nobody reads any more emptied once. ``blocks``: the blocks played before the last
+        one when this block began."""
+        rack, state = self.rack, self.state
         for k, index in enumerate(self._views):
             if rack.broken[index]:
                 continue

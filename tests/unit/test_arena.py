@@ -50,3 +50,18 @@ def test_the_granulators_kernel_state_is_its_kernel_fields() -> None:
     copies = [array.copy() for array in state]
     grains.adopt_kernel_state(copies)
     assert all(a is b for a, b in zip(grains.kernel_state(), copies))
+
+
+def test_the_rack_refuses_a_kernel_state_the_arena_would_misread() -> None:
+    from engine.audio.instrument import Host
+    from engine.audio.instruments.granulator import GranulatorInstrument, GranulatorSettings
+    from engine.audio.rack_block import rack_arrays
+
+    grains = GranulatorInstrument(GranulatorSettings(), Host(48000, 256, np.full(128, 440.0), None))
+    state = list(grains.kernel_state())
+    rack = [np.zeros((1, 2, 256)), np.ones((2, 2)), np.ones(256), np.ones(3), np.zeros((2, 256)),
+            np.zeros((256, 2), np.float32), np.zeros(1, np.int64)]
+    assert len(rack_arrays(*rack, [state])) == len(rack) + len(state)
+    state[5] = state[5].astype(np.int32)  # the cursor read as int64: garbage
+    with pytest.raises(ValueError, match="kernel state"):
+        rack_arrays(*rack, [state])

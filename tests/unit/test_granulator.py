@@ -363,10 +363,11 @@ def test_the_callbacks_compiled_block_plays_and_reports_what_the_general_callbac
     """An audio process whose rack is all granulators makes each block in one compiled call with
     its bookkeeping (engine.audio.rack_block.granulator_callback). Against the same process on
     the general path, over the same commands (notes, the pedal, gain ramps, the limiter's knee,
-    a panic, the silence after, an odd-sized block and a view read): the same bytes, the same
+    a panic, the silence after, odd-sized and underrun blocks, a view read): the same bytes, the same
     tap, the same health report and views, both asleep in the silence; each block's compute time
     noted."""
-    from engine.audio.server import AudioServer, ServerSettings
+    from engine.audio import server as server_module
+    from engine.audio.server import OUTPUT_UNDERFLOW, AudioServer, ServerSettings
     from engine.audio.shared import LOADS, SharedAudioState
 
     table = _sine(pool, 220.0)
@@ -380,16 +381,19 @@ def test_the_callbacks_compiled_block_plays_and_reports_what_the_general_callbac
         monkeypatch.setattr(general, "_choose_path", lambda: None)
         general._fast = None
         assert fast._fast is not None
-        knees = []
+        knees, calls = [], []
         bend = fast.rack.bend_compiled
         monkeypatch.setattr(fast.rack, "bend_compiled", lambda: (knees.append(1), bend()))
+        block_call = server_module.granulator_callback  # only the fast path calls it
+        monkeypatch.setattr(server_module, "granulator_callback",
+                            lambda *args: calls.append(1) or block_call(*args))
         script = {0: [(cmd.NOTE_ON, 60, 60, 100.0, cmd.ROUTED)],
                   20: [(cmd.GAIN, 2, 0, -12.0, cmd.RACK), (cmd.SUSTAIN, 0, 0, 127.0, cmd.ROUTED)],
                   30: [(cmd.NOTE_OFF, 60, 60, 0.0, cmd.ROUTED), (cmd.NOTE_ON, 67, 67, 127.0, cmd.ROUTED)],
                   45: [(cmd.GAIN, 0, 0, 18.0, cmd.RACK)],  # loud: the limiter and its knee
                   80: [(cmd.GAIN, 0, 0, 0.0, cmd.RACK), (cmd.SUSTAIN, 0, 0, 0.0, cmd.ROUTED)],
                   120: [(cmd.PANIC, 0, 0, 0.0, cmd.EVERY)]}
-        paths, arrays = [], 0
+        paths, arrays, taken = [], 0, []
         for block in range(900):  # the limiter recovers in about 500 blocks after the loud part
             for kind, voice, note, value, target in script.get(block, []):
                 for state in states:
@@ -398,7 +402,10 @@ def test_the_callbacks_compiled_block_plays_and_reports_what_the_general_callbac
                 for state in states:
                     state.read_view(0, 6)  # a scene draws the grains: written while wanted
             frames = {100: 100, 101: 156}.get(block, BLOCK)  # odd-sized blocks: frames left over
-            outputs = [server.callback(None, frames, None, 0) for server in (fast, general)]
+            status = OUTPUT_UNDERFLOW if block in (70, 300) else 0  # the general path, views wanted or not
+            before = len(calls)
+            outputs = [server.callback(None, frames, None, status) for server in (fast, general)]
+            taken.append(len(calls) > before)
             if isinstance(outputs[0][0], np.ndarray):  # the block itself: PortAudio copies it
                 assert np.shares_memory(outputs[0][0], fast.rack.out)
                 arrays += 1
@@ -409,6 +416,8 @@ def test_the_callbacks_compiled_block_plays_and_reports_what_the_general_callbac
                 assert states[0].get(field) == states[1].get(field), (block, field)
             assert np.array_equal(states[0].views, states[1].views), block
         assert knees and not paths[100] and paths[101]  # the knee; the general path while frames were left
+        assert not taken[70] and not taken[100] and not taken[300] and sum(taken) > 400
+        assert states[0].get("underruns") == states[1].get("underruns") == 2
         assert arrays > 100 if fast._pass_arrays else arrays == 0
         assert states[0].get("voices") == 0 and states[0].get("callback_errors") == 0
         assert (fast._asleep, general._asleep) == (True, True)  # silent since the panic: both skip the rack
@@ -421,3 +430,27 @@ def test_the_callbacks_compiled_block_plays_and_reports_what_the_general_callbac
     finally:
         for state in states:
             state.close()
+
+
+def test_an_instrument_failing_in_render_rebuilds_the_rack_after_the_block(pool):
+    """When the last instrument that kept a rack off its one-call block fails in render, the rack
+    moves to it after that block, not in the middle (the block's gain ramps land in the arrays it
+    goes on with: none is played twice)."""
+    from tests.unit.test_rack import Broken  # registers the failing instrument kind
+
+    table = _sine(pool, 220.0)
+    specs = [InstrumentSpec(name="x", kind=Broken.kind, bus="bx", settings={}),
+             InstrumentSpec(name="g", kind="granulator", bus="bg", settings={"table": table})]
+    rack = Rack(RackConfig(buses={"bx": 0.0, "bg": 0.0}, instruments=specs, notes=["x", "g"]), pool)
+    assert rack._compiled is None
+    rack.apply(cmd.NOTE_ON, 60, 60, 100.0)
+    rack.apply(cmd.GAIN, 0, 0, -12.0, cmd.RACK)
+    rack.apply(cmd.GAIN, 2, 0, -12.0, cmd.RACK)
+    rack.render()  # x raises in it
+    assert rack.broken == [True, False] and rack._compiled is not None
+    assert rack.bus_gain == rack.bus_target == pytest.approx([10 ** (-12 / 20), 1.0, 10 ** (-12 / 20)])
+    assert np.shares_memory(rack.limiter.state, rack._compiled[0])
+    for _ in range(20):
+        block = rack.render()
+        assert rack.bus_gain == rack.bus_target and np.isfinite(block).all()
+    assert np.abs(block).max() > 0.0
