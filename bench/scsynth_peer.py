@@ -138,8 +138,8 @@ def thread_cpu_seconds(pid: int) -> dict[int, float]:
 
 def _callback_share(audio: LiveAudio) -> float:
     """Share of one core our callback spent computing over the last blocks the shared state keeps
-    (its own timing of each block, from entry until the block's bytes are ready; the tap and the
-    health report, one compiled call, come after)."""
+    (its own timing of each block, from entry until the block is ready; on the granulators'
+    one-call path the tap is written within it, elsewhere after)."""
     state = audio.state
     last = int(state.get("blocks")) - 1
     first = max(0, last - (LOADS - 16))  # clear of the block being written
