@@ -49,14 +49,19 @@ def _bytes(arena, layout, index, itemsize):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
+def _rows(flat, layout, index):  # pragma: no cover - compiled
+    """A flat view as array ``index``'s two dimensions."""
+    return flat.reshape((layout[index, 1], layout[index, 2]))
+
+
+@njit(**_JIT)
 def f64_1(arena, layout, index):  # pragma: no cover - compiled
     return _bytes(arena, layout, index, 8).view(np.float64)
 
 
 @njit(**_JIT)
 def f64_2(arena, layout, index):  # pragma: no cover - compiled
-    return _bytes(arena, layout, index, 8).view(np.float64).reshape(
-        (layout[index, 1], layout[index, 2]))
+    return _rows(_bytes(arena, layout, index, 8).view(np.float64), layout, index)
 
 
 @njit(**_JIT)
@@ -67,8 +72,7 @@ def f64_3(arena, layout, index):  # pragma: no cover - compiled
 
 @njit(**_JIT)
 def f32_2(arena, layout, index):  # pragma: no cover - compiled
-    return _bytes(arena, layout, index, 4).view(np.float32).reshape(
-        (layout[index, 1], layout[index, 2]))
+    return _rows(_bytes(arena, layout, index, 4).view(np.float32), layout, index)
 
 
 @njit(**_JIT)

@@ -27,8 +27,8 @@ from engine.audio.arena import Arena
 from engine.audio.config import LEGACY_INSTRUMENT, MixerConfig
 from engine.audio.instrument import Host, Instrument, instrument_class
 from engine.audio.limiter import SoftLimiter
-from engine.audio.rack_block import (KERNEL_FIELDS, QUIET, ZEROS, granulator_callback, granulator_rack,
-                                     rack_arrays)
+from engine.audio.rack_block import (KERNEL_FIELDS, MEMBERS, QUIET, RACK_FIELDS, ZEROS,
+                                     granulator_callback, granulator_rack, rack_arrays)
 from engine.audio.tuning import cent_offsets, frequencies_from_offsets
 from engine.errors import UserError
 
@@ -414,9 +414,9 @@ class Rack:
                                       [self.instruments[slot].kernel_state() for slot in working]))
             views = arena.views
             (self._bus_buffers, self._gains, self._ramp, self.limiter.state, self._zeros,
-             self._out) = views[:6]
+             self._out) = views[:MEMBERS]  # (members: the compiled block's alone)
             for k, slot in enumerate(working):
-                start = len(views) - len(working) * KERNEL_FIELDS + k * KERNEL_FIELDS
+                start = RACK_FIELDS + k * KERNEL_FIELDS
                 self.instruments[slot].adopt_kernel_state(views[start:start + KERNEL_FIELDS])
             self._compiled = (arena.buffer, arena.layout)
             self._mix_row = int(members.min())  # the first bus in mix order: where it sums them

@@ -81,6 +81,12 @@ def _monotonic(typingctx):  # pragma: no cover - compiled
 
 
 @njit(**_JIT)
+def _scalars(arena, layout, k):  # pragma: no cover - compiled
+    """Instrument k's scalars (the last of its kernel state)."""
+    return f64_1(arena, layout, RACK_FIELDS + (k + 1) * KERNEL_FIELDS - 1)
+
+
+@njit(**_JIT)
 def _play(arena, layout, k, bus, rate, data, headers):  # pragma: no cover - compiled
     """Instrument k of the arena played into ``bus`` ((2, N))."""
     i = RACK_FIELDS + k * KERNEL_FIELDS
@@ -118,7 +124,7 @@ def granulator_rack(arena, layout, rate, data, headers):  # pragma: no cover - c
         if gains[0, b] != gains[1, b]:
             quiet = False
     for k in range(count):
-        if not granulator_idle(f64_1(arena, layout, RACK_FIELDS + k * KERNEL_FIELDS + KERNEL_FIELDS - 1)):
+        if not granulator_idle(_scalars(arena, layout, k)):
             quiet = False
     if quiet:
         out[:] = 0.0
@@ -176,7 +182,7 @@ def granulator_callback(started, arena, layout, rate, data, headers, memory,
     if not blocks & 15 or code & SILENT:  # the HUD's voices and limiter (the server's report)
         voices = 0.0
         for k in range(i64_1(arena, layout, MEMBERS).size):
-            voices += f64_1(arena, layout, RACK_FIELDS + k * KERNEL_FIELDS + KERNEL_FIELDS - 1)[S_GRAINS]
+            voices += _scalars(arena, layout, k)[S_GRAINS]
         health[shared.VOICES_FIELD] = voices
         health[shared.LIMITER_DB_FIELD] = reduction_db(f64_1(arena, layout, LIMITER)[0])
     return code
