@@ -16,6 +16,7 @@ SYSTEM_STAMP := $(VENV)/.system-packages
 BENCH_APT_PACKAGES := supercollider-server
 BENCH_STAMP := $(VENV)/.bench-packages
 VENV_STAMP := $(VENV)/.installed
+KERNELS_STAMP := $(VENV)/.kernels
 # A tour of every piece (setlists/tour.toml: the concert, about 20 s a piece), recorded to video.
 DEMO_SETLIST ?= setlists/tour.toml
 DEMO_MIDI ?= assets/midi/performances/asap_Bach_Prelude_bwv846_Shi05M.mid
@@ -33,7 +34,7 @@ EAR_SOURCES := $(addprefix scenes/ear/,network.py learner.py data.py train.py la
 
 .PHONY: setup demo test bench clean
 
-setup: $(VENV_STAMP) $(VAE_CHECKPOINT) $(EAR_CHECKPOINT)
+setup: $(VENV_STAMP) $(KERNELS_STAMP) $(VAE_CHECKPOINT) $(EAR_CHECKPOINT)
 
 # $(call apt_install,PACKAGES,WHAT): install the missing Debian packages (apt when root; otherwise
 # print the exact apt line and fail).
@@ -64,9 +65,15 @@ $(VENV_STAMP): $(SYSTEM_STAMP) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,farm]'  # farm: Ray, for the render farm and its tests
-	$(BIN)/python -m engine.audio.kernels  # compile the audio kernels once (cached by numba)
-	$(BIN)/python -m scenes.ldd.sound.kernels  # and the first piece's overtone voice's
-	$(BIN)/python -m engine.audio.hpss  # and librosa's separation, which samples may ask for
+	$(BIN)/python -m engine.audio.hpss  # librosa's separation compiled once, which samples may ask for
+	@touch $@
+
+# The audio kernels compiled (cached by numba) after any change to their sources: the audio
+# kernels' cache is stamped with all of engine/audio (engine/audio/kernel_cache.py), so the first
+# audio process after a change would otherwise compile them all before its stream opens.
+$(KERNELS_STAMP): $(VENV_STAMP) $(wildcard engine/audio/*.py) scenes/ldd/sound/kernels.py
+	$(BIN)/python -m engine.audio.kernels
+	$(BIN)/python -m scenes.ldd.sound.kernels  # the first piece's overtone voice's
 	@touch $@
 
 # Trained into a temporary file and renamed when done: an interrupted run leaves no checkpoint that

@@ -87,13 +87,29 @@ def warm_up() -> None:
 
 
 def _warm_up_granulator() -> None:
-    """The granulator's kernels (:mod:`engine.audio.granular_kernels`), every path once."""
+    """The granulator's kernels (:mod:`engine.audio.granular_kernels`), every path once, and a
+    rack of one in its one-call block (:mod:`engine.audio.rack_block`) with the callback's
+    bookkeeping (:func:`engine.audio.shared.finish_block`, with and without an input)."""
+    from engine.audio import shared
     from engine.audio.instrument import Host
     from engine.audio.instruments.granulator import GranulatorInstrument, GranulatorSettings
+    from engine.audio.pool import SamplePool
+    from engine.audio.rack import InstrumentSpec, Rack, RackConfig
 
     frequencies = 440.0 * 2.0 ** ((np.arange(128) - 69) / 12.0)
     GranulatorInstrument(GranulatorSettings(max_grains=64, polyphony=2),
                          Host(48000, 64, frequencies)).warm_up()
+    pool = SamplePool.create(4096, max_tables=1)
+    try:
+        config = RackConfig(buses={"grains": 0.0}, notes=["grains"], instruments=[
+            InstrumentSpec(name="grains", kind="granulator", bus="grains", settings={"max_grains": 64})])
+        Rack(config, pool).warm_up()
+    finally:
+        pool.close()
+    memory = np.zeros(shared.SIZE, np.uint8)
+    block = np.zeros((64, 2), np.float32)
+    for heard in (shared.NO_INPUT, np.frombuffer(bytes(block), np.float32).reshape(64, 2)):
+        shared.finish_block(memory, shared.health_of(memory), block, heard, 0.0, 0.0, 1.0)
 
 
 if __name__ == "__main__":
