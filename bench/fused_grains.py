@@ -1,13 +1,15 @@
 """A yardstick for the granular benchmark, as a child process of its own (its CPU time is measured
-from outside): a PyAudio stream on JACK whose callback makes each block in ONE compiled call.
+from outside): a PortAudio stream on JACK whose callback is compiled and makes each block in ONE
+compiled call, with no Python in any block.
 
 It plays the benchmark's grain stream (bench/grain_players.py: synchronous grains of DURATION with
 a Hann window, position and pitch drawn per grain, GAIN each, 4-point Hermite interpolation as our
 granulator reads) through a peak limiter like the rack's, all in one numba function over arrays
-made before the stream opens: no Python between the callback's entry and its return but that one
-call. It is not an instrument of the project (no commands, no routing, no views, no tap, no
-health report): it shows what a PyAudio process pays for this stream when the block is computed
-without Python, against our audio process, whose rack calls Python for each of those parts.
+made before the stream opens, called by a numba ``cfunc`` that PortAudio calls (opened as our
+audio process opens its compiled callback: engine.audio.native_stream). It is not an instrument of
+the project (no commands, no routing, no views, no tap, no health report): it shows what a process
+of this design pays for this stream with nothing else to do, against our audio process, whose
+block does all of those.
 
 ``python -m bench.fused_grains TABLE.wav`` opens the default output (JACK's; JACK client
 ``fused_grains``) at 48 kHz, 256 frames per buffer, 2 channels of float32, prints ``ready``, then
@@ -20,11 +22,11 @@ import ctypes
 import sys
 
 import numpy as np
-from numba import njit
+from numba import carray, cfunc, njit, types
 
 from bench.grain_players import (DURATION, GAIN, PERIOD, PITCH_JITTER, POSITION, POSITION_DEVIATION,
                                  SAMPLE_RATE)
-from engine.audio.server import keep_thread_state
+from engine.audio.native_stream import NativeStream, pointer_at
 
 CLIENT = b"fused_grains"
 MAX_GRAINS = 512
@@ -88,6 +90,30 @@ def block(out, mix, table, window, grains, state):  # pragma: no cover - compile
     state[LIMIT] = end
 
 
+_ARRAYS = 6  # the words the callback reads: mix, table (address, size), window, grains, state
+
+
+@cfunc(types.int32(types.voidptr, types.voidptr, types.uint64, types.voidptr, types.uint64,
+                   types.voidptr), cache=True, nopython=True)
+def callback(_input, output, _frames, _time_info, _status, user):  # pragma: no cover - compiled
+    """PortAudio's callback: the block, from the arrays whose addresses ``user`` holds."""
+    words = carray(user, (_ARRAYS,), np.uint64)
+    block(carray(output, (2 * PERIOD,), np.float32), carray(pointer_at(words[0]), (PERIOD,), np.float64),
+          carray(pointer_at(words[1]), (words[2],), np.float64),
+          carray(pointer_at(words[3]), (LENGTH,), np.float64),
+          carray(pointer_at(words[4]), (MAX_GRAINS, 4), np.float64),
+          carray(pointer_at(words[5]), (5,), np.float64))
+    return 0
+
+
+class _Words:
+    def __init__(self, *arrays: np.ndarray) -> None:
+        mix, table, window, grains, state = arrays
+        self.array = np.array([mix.ctypes.data, table.ctypes.data, table.size, window.ctypes.data,
+                               grains.ctypes.data, state.ctypes.data], np.uint64)
+        self.address, self._kept = self.array.ctypes.data, arrays
+
+
 def main(argv: list[str]) -> int:
     import pyaudio
     import soundfile
@@ -96,33 +122,24 @@ def main(argv: list[str]) -> int:
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(LENGTH) / LENGTH)
     grains = np.zeros((MAX_GRAINS, 4))
     state = np.array([0.0, 200.0, 1.0, 0.0, 1.0 - np.exp(-PERIOD / (0.3 * SAMPLE_RATE))])
-    out = np.zeros(2 * PERIOD, np.float32)
     mix = np.zeros(PERIOD)
-    block(out, mix, table, window, grains, state)  # compiled (or loaded from numba's cache) now
-    kept: list[bool] = []
-
-    def callback(_in_data, _frame_count, _time_info, _status):
-        if not kept:
-            kept.append(True)
-            keep_thread_state()
-        block(out, mix, table, window, grains, state)
-        return out.tobytes(), pyaudio.paContinue
-
+    words = _Words(mix, table, window, grains, state)
     ctypes.CDLL("libportaudio.so.2").PaJack_SetClientName(CLIENT)
-    audio = pyaudio.PyAudio()
-    stream = audio.open(rate=SAMPLE_RATE, channels=2, format=pyaudio.paFloat32, output=True,
-                        frames_per_buffer=PERIOD, stream_callback=callback)
+    audio = pyaudio.PyAudio()  # PortAudio started, the default device found
+    info = audio.get_default_output_device_info()
+    stream = NativeStream(int(info["index"]), 2, SAMPLE_RATE, PERIOD, info["defaultLowOutputLatency"],
+                          words, callback.address)
+    stream.start_stream()
     print("ready", flush=True)
     for line in sys.stdin:
-        words = line.split()
-        if words[:1] == ["quit"]:
+        words_ = line.split()
+        if words_[:1] == ["quit"]:
             break
-        if words[:1] == ["play"] and len(words) == 2:
-            state[WAIT], state[DENSITY], state[PLAYING] = 0.0, float(words[1]), 1.0
-        elif words[:1] == ["stop"]:
+        if words_[:1] == ["play"] and len(words_) == 2:
+            state[WAIT], state[DENSITY], state[PLAYING] = 0.0, float(words_[1]), 1.0
+        elif words_[:1] == ["stop"]:
             state[PLAYING] = 0.0
         print("ok", flush=True)
-    stream.stop_stream()
     stream.close()
     audio.terminate()
     return 0

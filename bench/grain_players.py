@@ -253,7 +253,7 @@ class PyoPlayer(_ToldPlayer):
 
 class FusedPlayer(_ToldPlayer):
     """Not one of ours nor a peer: the yardstick (:mod:`bench.fused_grains`), the same stream made
-    in one compiled call a block inside a PyAudio callback."""
+    in one compiled call a block by a compiled PortAudio callback."""
 
     name = "fused"
     ports = r"^fused_grains:out_[01]$"

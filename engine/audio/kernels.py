@@ -106,6 +106,8 @@ def _warm_up_granulator() -> None:
         Rack(config, pool).warm_up()
     finally:
         pool.close()
+    from engine.audio import native_stream  # noqa: F401  (its compiled PortAudio callback, cached)
+
     memory = np.zeros(shared.SIZE, np.uint8)
     block = np.zeros((64, 2), np.float32)
     for heard in (shared.NO_INPUT, np.frombuffer(bytes(block), np.float32).reshape(64, 2)):

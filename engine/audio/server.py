@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict
 from engine.audio import command_ring as cmd
 from engine.audio import shared
 from engine.audio.rack import Rack, RackConfig
+from engine.audio.native_stream import (ANY_VIEWED, ASLEEP, FAST, NOT_RENDERED, PYTHON_CALLBACK, STARTED,
+                                       NativeStream, Words)
 from engine.audio.rack_block import KNEE, SILENT, VIEWED, granulator_callback
 from engine.midi import EventQueue
 
@@ -39,6 +41,9 @@ log = logging.getLogger("showrunner.audio")
 OUTPUT_UNDERFLOW = 0x4  # paOutputUnderflow
 STALL = 1.0  # seconds without a callback before the stream counts as lost
 RETRY = 1.0  # seconds between attempts to open a device
+# Whether a stream on the fused path gets the compiled PortAudio callback (engine.audio.native_stream)
+# rather than PyAudio's: SHOWRUNNER_NATIVE_CALLBACK=0 keeps PyAudio's (to compare, or if in doubt).
+NATIVE = os.environ.get("SHOWRUNNER_NATIVE_CALLBACK", "1") != "0"
 IDLE_DRAIN = 0.02  # seconds between the main thread's drains of the ring while no stream plays
 WATCH = 0.1  # seconds between its looks at a playing stream (stalled? the show ended?)
 # SCHED_FIFO priority asked for: under ALSA, PortAudio's callback thread inherits it; under JACK,
@@ -143,6 +148,15 @@ class AudioServer:
         # else bytes of it.
         self._pass_arrays = arrays_pass_to_pyaudio()
         self._fast_data = self._fast_out.tobytes
+        # The compiled PortAudio callback's words (engine.audio.native_stream), when the stream
+        # was opened with it: it does the blocks that need no Python and calls _native_block for
+        # the rest.
+        self._native = False
+        self._words = Words()
+        self._native_entry = PYTHON_CALLBACK(self._native_block)
+        self._words.point(state.memory, state.ring.header, self._zero_block, self.block_size,
+                          float(settings.rack.sample_rate), self.period,
+                          ctypes.cast(self._native_entry, ctypes.c_void_p).value)
         self.rack.on_wire = self._choose_path
         self._choose_path()  # and again when a stream opens (its channels, an input, a port)
         self._warm_up()
@@ -266,6 +280,40 @@ class AudioServer:
         if fused is not None and self.midi is None and not self.input_channels \
                 and self.channels == 2 and len(self._leftover) == 0 and True not in self.rack.broken:
             self._fast = (*fused, self.state.memory, self.period)
+            self._words.fused(*fused)
+        self._sync_words()
+
+    def _sync_words(self) -> None:
+        """What the compiled PortAudio callback reads of this side's state (the path, asleep,
+        a view to write or empty)."""
+        words = self._words
+        words.flag(FAST, self._fast is not None)
+        words.flag(ASLEEP, self._asleep)
+        words.flag(ANY_VIEWED, self._any_viewed)
+
+    def _native_block(self, input_, output, frames, status, code, started) -> int:
+        """What the compiled callback left to Python (engine.audio.native_stream): the whole block
+        (``code`` NOT_RENDERED: :meth:`callback`, as PyAudio would call it) or what follows the
+        fused call (:meth:`_after_fused`), into PortAudio's ``output``."""
+        words = self._words
+        self._asleep = words.is_set(ASLEEP)
+        try:
+            if code == NOT_RENDERED:
+                heard = ctypes.string_at(input_, 4 * self.input_channels * frames) \
+                    if input_ and self.input_channels else None
+                data, _ = self.callback(heard, frames, None, status)
+            else:
+                data, _ = self._after_fused(code, started)
+            if isinstance(data, bytes):
+                ctypes.memmove(output, data, len(data))
+            else:
+                ctypes.memmove(output, data.ctypes.data, data.nbytes)
+        except Exception:  # the wrapper itself: silence, counted, the show goes on
+            self._callback_failed()
+            ctypes.memset(output, 0, 4 * self.channels * frames)
+        words.flag(STARTED, True)
+        self._sync_words()
+        return 0  # paContinue
 
     def _report_voices(self) -> None:
         """The voices sounding and the limiter's reduction, for the HUD."""
@@ -349,17 +397,32 @@ class AudioServer:
                 self.channels = self.input_channels = min(self.channels, int(in_info["maxInputChannels"]))
                 duplex = {"input": True, "input_device_index": in_index}
                 label += f", input {in_label}"
-            with quiet_c_stderr():
-                self.stream = self.pa.open(
-                    rate=config.sample_rate, channels=self.channels, format=pyaudio.paFloat32,
-                    output=True, output_device_index=index, frames_per_buffer=self.block_size,
-                    stream_callback=self.callback, start=False, **duplex)
             # Notes held while there was no stream are stale. The callback is not running yet, so
             # the rack is still this thread's to touch.
             self.rack.apply(cmd.PANIC)
             self._asleep = False
             self._silence = bytes(4 * self.channels * self.block_size)
             self._choose_path()
+            with quiet_c_stderr():
+                self._native = False
+                if self._fast is not None and NATIVE:
+                    # The compiled callback (engine.audio.native_stream): Python only for what
+                    # a block leaves to it. The same device and parameters as PyAudio's.
+                    self._words.flag(STARTED, False)  # its first block goes to Python (the thread)
+                    self._sync_words()
+                    try:
+                        self.stream = NativeStream(index, self.channels, config.sample_rate,
+                                                   self.block_size, info["defaultLowOutputLatency"],
+                                                   self._words)
+                        self._native = True
+                    except OSError as error:  # PyAudio's callback does the same work
+                        log.warning("the compiled audio callback could not open (%s): PyAudio's "
+                                    "plays instead", error)
+                if not self._native:
+                    self.stream = self.pa.open(
+                        rate=config.sample_rate, channels=self.channels, format=pyaudio.paFloat32,
+                        output=True, output_device_index=index, frames_per_buffer=self.block_size,
+                        stream_callback=self.callback, start=False, **duplex)
             self.stream.start_stream()
         except Exception as error:
             self._close()
@@ -367,9 +430,11 @@ class AudioServer:
         self.state.device = label
         self.state.set("latency", self.stream.get_output_latency())
         self.state.set("input_channels", self.input_channels)
+        self.state.set("compiled_callback", 1.0 if self._native else 0.0)  # which callback plays
         self.state.set("status", shared.RUNNING)
-        log.info("audio out: %s, %d Hz, %d frames per block, %.1f ms output latency", label,
-                 self.settings.rack.sample_rate, self.block_size, 1000 * self.stream.get_output_latency())
+        log.info("audio out: %s, %d Hz, %d frames per block, %.1f ms output latency, %s callback",
+                 label, self.settings.rack.sample_rate, self.block_size,
+                 1000 * self.stream.get_output_latency(), "compiled" if self._native else "PyAudio's")
         return True
 
     def _failed(self, reason: str) -> bool:

@@ -25,7 +25,7 @@ CAPACITY = 4096  # commands in flight
 LOADS = 4096  # recent blocks whose compute time and start time are kept, for benchmarks
 HEALTH_FIELDS = ("blocks", "underruns", "load", "load_peak", "load_mean", "status", "pid", "voices",
                  "limiter_db", "latency", "starts", "callback_errors", "tap_frames", "input_channels",
-                 "midi_heard")
+                 "midi_heard", "compiled_callback")
 TAP_FRAMES = 1 << 19  # 10.9 s at 48 kHz of what was played and heard, for the recorder and scenes
 TAP_CHANNELS = 4  # mixer left, right; audio input left, right (zeros without an input)
 FIELD = {name: index for index, name in enumerate(HEALTH_FIELDS)}  # for the callback's fast path

@@ -243,6 +243,7 @@ def test_tap_keeps_what_was_played_and_what_the_input_heard(live, recorder):
         source.deactivate()
         source.close()
     assert audio.state.get("input_channels") == 2
+    assert audio.state.get("compiled_callback") == 0.0  # an input: PyAudio's callback, in Python
     assert len(tap) >= int(0.9 * RATE)
     played, heard = tap[-RATE // 2:, 0], tap[-RATE // 2:, 2]
     assert peak_near(played, RATE, 440.0) == pytest.approx(440.0, abs=0.5)

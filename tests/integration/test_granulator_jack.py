@@ -202,20 +202,27 @@ def test_a_cloud_live_through_jack_has_the_spectrum_of_its_offline_render(live, 
 
 # 2. A synchronous cloud, sample for sample.
 @listens_again
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled-callback", "pyaudio-callback"])
 def test_a_synchronous_cloud_sounds_the_same_live_as_offline_sample_for_sample(live, recorder,
-                                                                               sound):
+                                                                               sound, compiled,
+                                                                               monkeypatch):
     """A sync cloud over the vibraphone, grains scattered in position, pitch and pan (so the seeded
     draws are compared too), started and stopped by note commands. As for the sampler: the note-on
     lands live at whatever block follows its sending; the capture is aligned on the first sound,
     the note-off is stamped offline at the first block where the live sound leaves the render
     without it (the first grain it kept from starting), and then the whole capture, both sides,
-    must equal the render."""
+    must equal the render. Through the compiled PortAudio callback (engine.audio.native_stream)
+    and, with SHOWRUNNER_NATIVE_CALLBACK=0, through PyAudio's."""
+    if not compiled:
+        monkeypatch.setenv("SHOWRUNNER_NATIVE_CALLBACK", "0")  # read by the audio process it starts
     density = 40.0
     rack = with_settings(*sound, table="vibraphone", timing="sync", density=density, duration=0.07,
                          position=0.2, position_deviation=0.1, pitch_deviation=0.5,
                          pan_deviation=0.7, window="tukey", gain_db=-12.0)
     pool = sound[1]
     audio = live(rack, pool)
+    # A rack of granulators alone: PortAudio calls the compiled callback, unless told not to
+    assert audio.state.get("compiled_callback") == (1.0 if compiled else 0.0)
     steps = [lambda out: out.instrument("clouds").note_on(62, 100),
              lambda out: out.instrument("clouds").note_off(62)]
     sent = []

@@ -366,6 +366,19 @@ def test_the_callbacks_compiled_block_plays_and_reports_what_the_general_callbac
     a panic, the silence after, odd-sized and underrun blocks, a view read): the same bytes, the same
     tap, the same health report and views, both asleep in the silence; each block's compute time
     noted."""
+    _against_the_general_callback(pool, monkeypatch, native=False)
+
+
+def test_the_compiled_portaudio_callback_plays_and_reports_what_the_general_callback_does(pool,
+                                                                                          monkeypatch):
+    """The same, with PortAudio's callback itself compiled (engine.audio.native_stream, called here
+    as PortAudio would call it): Python is entered only for what a block leaves to it (its first
+    block, commands, the knee, a view, a status flag, odd sizes), never in the silence."""
+    _against_the_general_callback(pool, monkeypatch, native=True)
+
+
+def _against_the_general_callback(pool, monkeypatch, native: bool) -> None:
+    from engine.audio import native_stream
     from engine.audio import server as server_module
     from engine.audio.server import OUTPUT_UNDERFLOW, AudioServer, ServerSettings
     from engine.audio.shared import LOADS, SharedAudioState
@@ -381,19 +394,31 @@ def test_the_callbacks_compiled_block_plays_and_reports_what_the_general_callbac
         monkeypatch.setattr(general, "_choose_path", lambda: None)
         general._fast = None
         assert fast._fast is not None
-        knees, calls = [], []
+        knees, calls, entered = [], [], []
         bend = fast.rack.bend_compiled
         monkeypatch.setattr(fast.rack, "bend_compiled", lambda: (knees.append(1), bend()))
         block_call = server_module.granulator_callback  # only the fast path calls it
         monkeypatch.setattr(server_module, "granulator_callback",
                             lambda *args: calls.append(1) or block_call(*args))
+        for name in ("callback", "_after_fused"):  # what the compiled PortAudio callback calls
+            method = getattr(fast, name)
+            monkeypatch.setattr(fast, name, lambda *args, method=method: entered.append(1) or method(*args))
+
+        def play(server, frames: int, status: int):
+            if native and server is fast:
+                out = np.full(2 * frames, np.nan, np.float32)
+                flag = native_stream.native_callback.ctypes(None, out.ctypes.data, frames, None, status,
+                                                            fast._words.address)
+                return out, flag
+            return server.callback(None, frames, None, status)
+
         script = {0: [(cmd.NOTE_ON, 60, 60, 100.0, cmd.ROUTED)],
                   20: [(cmd.GAIN, 2, 0, -12.0, cmd.RACK), (cmd.SUSTAIN, 0, 0, 127.0, cmd.ROUTED)],
                   30: [(cmd.NOTE_OFF, 60, 60, 0.0, cmd.ROUTED), (cmd.NOTE_ON, 67, 67, 127.0, cmd.ROUTED)],
                   45: [(cmd.GAIN, 0, 0, 18.0, cmd.RACK)],  # loud: the limiter and its knee
                   80: [(cmd.GAIN, 0, 0, 0.0, cmd.RACK), (cmd.SUSTAIN, 0, 0, 0.0, cmd.ROUTED)],
                   120: [(cmd.PANIC, 0, 0, 0.0, cmd.EVERY)]}
-        paths, arrays, taken = [], 0, []
+        paths, arrays, taken, python = [], 0, [], []
         for block in range(900):  # the limiter recovers in about 500 blocks after the loud part
             for kind, voice, note, value, target in script.get(block, []):
                 for state in states:
@@ -403,10 +428,11 @@ def test_the_callbacks_compiled_block_plays_and_reports_what_the_general_callbac
                     state.read_view(0, 6)  # a scene draws the grains: written while wanted
             frames = {100: 100, 101: 156}.get(block, BLOCK)  # odd-sized blocks: frames left over
             status = OUTPUT_UNDERFLOW if block in (70, 300) else 0  # the general path, views wanted or not
-            before = len(calls)
-            outputs = [server.callback(None, frames, None, status) for server in (fast, general)]
+            before, into = len(calls), len(entered)
+            outputs = [play(server, frames, status) for server in (fast, general)]
             taken.append(len(calls) > before)
-            if isinstance(outputs[0][0], np.ndarray):  # the block itself: PortAudio copies it
+            python.append(len(entered) > into)
+            if not native and isinstance(outputs[0][0], np.ndarray):  # the block itself: PortAudio copies it
                 assert np.shares_memory(outputs[0][0], fast.rack.out)
                 arrays += 1
             assert [bytes(data) for data, _flag in outputs] == [bytes(outputs[1][0])] * 2, f"block {block}"
@@ -416,11 +442,18 @@ def test_the_callbacks_compiled_block_plays_and_reports_what_the_general_callbac
                 assert states[0].get(field) == states[1].get(field), (block, field)
             assert np.array_equal(states[0].views, states[1].views), block
         assert knees and not paths[100] and paths[101]  # the knee; the general path while frames were left
-        assert not taken[70] and not taken[100] and not taken[300] and sum(taken) > 400
+        if native:
+            # Python: the first block, each with commands, the knee's, the view's, the odd and
+            # underrun ones; none in the silence after the panic.
+            assert python[0] and python[70] and python[100] and python[300] and not any(python[200:300])
+            assert 20 < sum(python) < 350 and not any(taken[150:])
+            assert fast._words.is_set(native_stream.ASLEEP) and general._asleep
+        else:
+            assert not taken[70] and not taken[100] and not taken[300] and sum(taken) > 400
+            assert arrays > 100 if fast._pass_arrays else arrays == 0
+            assert (fast._asleep, general._asleep) == (True, True)  # silent since the panic: both skip the rack
         assert states[0].get("underruns") == states[1].get("underruns") == 2
-        assert arrays > 100 if fast._pass_arrays else arrays == 0
         assert states[0].get("voices") == 0 and states[0].get("callback_errors") == 0
-        assert (fast._asleep, general._asleep) == (True, True)  # silent since the panic: both skip the rack
         assert np.array_equal(states[0].tap, states[1].tap) and np.abs(states[0].tap).max() > 0.1
         assert np.array_equal(states[0].views[0, :2], states[1].views[0, :2])
         blocks = int(states[0].get("blocks"))
