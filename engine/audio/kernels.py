@@ -106,7 +106,9 @@ def _warm_up_granulator() -> None:
         Rack(config, pool).warm_up()
     finally:
         pool.close()
-    from engine.audio import native_stream  # noqa: F401  (its compiled PortAudio callback, cached)
+    from engine.audio import native_stream
+
+    native_stream.native_callback()  # the compiled PortAudio callback, into numba's cache
 
     memory = np.zeros(shared.SIZE, np.uint8)
     block = np.zeros((64, 2), np.float32)

@@ -5,7 +5,7 @@ PyAudio enters Python for every block: the GIL, a thread state, the arguments it
 result it parses, before and after our code runs cold. Measured on the granular benchmark's
 stream (docs/granular.md), that entry alone cost as much as the grains. Here PortAudio (the library
 PyAudio wraps and has already started: the same devices, the same indices) calls
-:data:`native_callback`, which does the whole block in compiled code when it can: asleep, a silent
+:func:`native_callback`, which does the whole block in compiled code when it can: asleep, a silent
 block and its bookkeeping; else, on the fused path, :func:`engine.audio.rack_block.
 granulator_callback`, its block copied to PortAudio's buffer. Whatever it leaves to Python (the
 stream's first block, commands in the ring, a status flag from PortAudio, an odd-sized block, the
@@ -23,6 +23,7 @@ stream starts, so the compiled side never reads a half-written set.
 from __future__ import annotations
 
 import ctypes
+import functools
 
 import numpy as np
 from llvmlite import ir
@@ -68,10 +69,10 @@ _SIGNATURE = types.int32(types.voidptr, types.voidptr, types.uint64, types.voidp
                          types.voidptr)
 
 
-@cfunc(_SIGNATURE, cache=True, nopython=True)
-def native_callback(input_, output, frames, _time_info, status, user):  # pragma: no cover - compiled
+def _callback(input_, output, frames, _time_info, status, user):  # pragma: no cover - compiled
     """PortAudio's callback (PaStreamCallback): the block in compiled code when it can be, else
-    the server's Python callback (see the module's doc). Returns paContinue."""
+    the server's Python callback (see the module's doc). Returns paContinue, or what the Python
+    callback returns."""
     words = carray(user, (WORDS,), np.uint64)
     doubles = carray(user, (WORDS,), np.float64)
     started = _monotonic()
@@ -107,8 +108,15 @@ def native_callback(input_, output, frames, _time_info, status, user):  # pragma
     return _call_python(words[PYTHON], input_, output, frames, status, code, started)
 
 
+@functools.cache
+def native_callback():
+    """:func:`_callback` compiled as a C function (numba's cache; compiled on first use, not at
+    import: the engine imports this module without ever playing through it)."""
+    return cfunc(_SIGNATURE, cache=True, nopython=True)(_callback)
+
+
 class Words:
-    """The machine words :data:`native_callback` reads (its ``userData``), and the arrays they
+    """The machine words :func:`native_callback` reads (its ``userData``), and the arrays they
     point at, kept alive here."""
 
     def __init__(self) -> None:
@@ -173,6 +181,7 @@ class _StreamInfo(ctypes.Structure):
 
 
 PA_FLOAT32 = 0x1
+PA_CLIP_OFF = 0x1  # a stream flag, as PyAudio opens its streams: the limiter keeps samples in range
 _LIBRARY = "libportaudio.so.2"
 
 
@@ -194,7 +203,7 @@ def _portaudio() -> ctypes.CDLL:
 
 class NativeStream:
     """A PortAudio output stream (float32, interleaved) whose callback is the compiled function at
-    ``callback`` (a PaStreamCallback: :data:`native_callback`) with ``user`` as its userData (an
+    ``callback`` (a PaStreamCallback: :func:`native_callback`) with ``user`` as its userData (an
     object with an ``address``, kept alive with the stream: :class:`Words`): the part of PyAudio's
     Stream the server uses (start_stream, is_active, get_output_latency, close). PortAudio must be
     initialised (a PyAudio instance); ``device`` is an index of PyAudio's (PortAudio's)."""
@@ -206,8 +215,8 @@ class NativeStream:
         self._handle = ctypes.c_void_p()
         parameters = _Parameters(device, channels, PA_FLOAT32, latency, None)
         self._check(self._pa.Pa_OpenStream(
-            ctypes.byref(self._handle), None, ctypes.byref(parameters), float(rate), frames, 0,
-            native_callback.address if callback is None else callback, user.address))
+            ctypes.byref(self._handle), None, ctypes.byref(parameters), float(rate), frames, PA_CLIP_OFF,
+            native_callback().address if callback is None else callback, user.address))
 
     def _check(self, error: int) -> None:
         if error < 0:

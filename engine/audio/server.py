@@ -32,13 +32,14 @@ from engine.audio import command_ring as cmd
 from engine.audio import shared
 from engine.audio.rack import Rack, RackConfig
 from engine.audio.native_stream import (ANY_VIEWED, ASLEEP, FAST, NOT_RENDERED, PYTHON_CALLBACK, STARTED,
-                                       NativeStream, Words)
+                                       NativeStream, Words, native_callback)
 from engine.audio.rack_block import KNEE, SILENT, VIEWED, granulator_callback
 from engine.midi import EventQueue
 
 log = logging.getLogger("showrunner.audio")
 
 OUTPUT_UNDERFLOW = 0x4  # paOutputUnderflow
+PA_ABORT = 2  # paAbort: a callback's result that stops the stream at once
 STALL = 1.0  # seconds without a callback before the stream counts as lost
 RETRY = 1.0  # seconds between attempts to open a device
 # Whether a stream on the fused path gets the compiled PortAudio callback (engine.audio.native_stream)
@@ -152,6 +153,7 @@ class AudioServer:
         # was opened with it: it does the blocks that need no Python and calls _native_block for
         # the rest.
         self._native = False
+        self._native_refused = False  # the arrays were not what it reads: never opened, FAST off
         self._words = Words()
         self._native_entry = PYTHON_CALLBACK(self._native_block)
         self._words.point(state.memory, state.ring.header, self._zero_block, self.block_size,
@@ -163,6 +165,8 @@ class AudioServer:
 
     def _warm_up(self) -> None:
         self.rack.warm_up()
+        if NATIVE:
+            native_callback()  # the compiled PortAudio callback, loaded (numba's cache)
         self.state.map_pages()
         # The bookkeeping kernel loaded (numba's cache) for every input the callback can hand it
         # (no input; an input's buffer, read-only), on scratch arrays like the shared ones.
@@ -280,14 +284,19 @@ class AudioServer:
         if fused is not None and self.midi is None and not self.input_channels \
                 and self.channels == 2 and len(self._leftover) == 0 and True not in self.rack.broken:
             self._fast = (*fused, self.state.memory, self.period)
-            self._words.fused(*fused)
+            if NATIVE and not self._native_refused:
+                try:
+                    self._words.fused(*fused)
+                except ValueError as error:  # the compiled callback leaves every block to Python
+                    self._native_refused = True
+                    log.warning("the compiled audio callback refused the rack's arrays (%s)", error)
         self._sync_words()
 
     def _sync_words(self) -> None:
         """What the compiled PortAudio callback reads of this side's state (the path, asleep,
         a view to write or empty)."""
         words = self._words
-        words.flag(FAST, self._fast is not None)
+        words.flag(FAST, self._fast is not None and not self._native_refused)
         words.flag(ASLEEP, self._asleep)
         words.flag(ANY_VIEWED, self._any_viewed)
 
@@ -304,13 +313,21 @@ class AudioServer:
                 data, _ = self.callback(heard, frames, None, status)
             else:
                 data, _ = self._after_fused(code, started)
+            size = 4 * self.channels * frames  # PortAudio's buffer: never more, zeros for less
             if isinstance(data, bytes):
-                ctypes.memmove(output, data, len(data))
+                written = min(len(data), size)
+                ctypes.memmove(output, data, written)
             else:
-                ctypes.memmove(output, data.ctypes.data, data.nbytes)
-        except Exception:  # the wrapper itself: silence, counted, the show goes on
-            self._callback_failed()
+                written = min(data.nbytes, size)
+                ctypes.memmove(output, data.ctypes.data, written)
+            if written < size:
+                ctypes.memset(output + written, 0, size - written)
+        except Exception:
+            # What escapes the callback's own handlers: as under PyAudio, silence and the stream
+            # aborted, so the process ends and the engine starts a fresh one.
+            log.exception("audio callback failed outside its handlers; the stream stops")
             ctypes.memset(output, 0, 4 * self.channels * frames)
+            return PA_ABORT
         words.flag(STARTED, True)
         self._sync_words()
         return 0  # paContinue
@@ -405,7 +422,7 @@ class AudioServer:
             self._choose_path()
             with quiet_c_stderr():
                 self._native = False
-                if self._fast is not None and NATIVE:
+                if self._fast is not None and NATIVE and not self._native_refused:
                     # The compiled callback (engine.audio.native_stream): Python only for what
                     # a block leaves to it. The same device and parameters as PyAudio's.
                     self._words.flag(STARTED, False)  # its first block goes to Python (the thread)

@@ -377,6 +377,42 @@ def test_the_compiled_portaudio_callback_plays_and_reports_what_the_general_call
     _against_the_general_callback(pool, monkeypatch, native=True)
 
 
+def test_the_compiled_portaudio_callback_stops_the_stream_when_python_fails_outside_its_handlers(
+        pool, monkeypatch):
+    """What escapes the Python callback's own handlers ends the stream, as under PyAudio (the
+    process then ends and the engine starts a fresh one): paAbort, and the block silent. A block
+    the compiled side does alone is untouched by a broken Python side."""
+    from engine.audio import native_stream
+    from engine.audio.server import PA_ABORT, AudioServer, ServerSettings
+    from engine.audio.shared import SharedAudioState
+
+    table = _sine(pool, 220.0)
+    stereo = pool.allocate("stereo", RATE * 2, 2)
+    config = _two_bus_rack(pool, table, stereo).config.model_copy(update={"pool": str(pool.path)})
+    state = SharedAudioState.create()
+    try:
+        server = AudioServer(ServerSettings(state=str(state.path), rack=config, realtime=False),
+                             SharedAudioState.attach(state.path))
+        play = native_stream.native_callback().ctypes
+        out = np.full(2 * BLOCK, np.nan, np.float32)
+        assert play(None, out.ctypes.data, BLOCK, None, 0, server._words.address) == 0  # Python: the first
+        assert np.isfinite(out).all()
+
+        def broken(*_args):
+            raise RuntimeError("a bug outside the callback's handlers")
+
+        monkeypatch.setattr(server, "callback", broken)
+        out[:] = np.nan
+        assert play(None, out.ctypes.data, BLOCK, None, 0, server._words.address) == 0  # compiled alone
+        assert np.isfinite(out).all()
+        state.ring.push(cmd.NOTE_ON, 60, 60, 100.0, target=cmd.ROUTED)  # a command: Python's block
+        out[:] = np.nan
+        assert play(None, out.ctypes.data, BLOCK, None, 0, server._words.address) == PA_ABORT
+        assert not out.any()
+    finally:
+        state.close()
+
+
 def _against_the_general_callback(pool, monkeypatch, native: bool) -> None:
     from engine.audio import native_stream
     from engine.audio import server as server_module
@@ -407,7 +443,7 @@ def _against_the_general_callback(pool, monkeypatch, native: bool) -> None:
         def play(server, frames: int, status: int):
             if native and server is fast:
                 out = np.full(2 * frames, np.nan, np.float32)
-                flag = native_stream.native_callback.ctypes(None, out.ctypes.data, frames, None, status,
+                flag = native_stream.native_callback().ctypes(None, out.ctypes.data, frames, None, status,
                                                             fast._words.address)
                 return out, flag
             return server.callback(None, frames, None, status)
