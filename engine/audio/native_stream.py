@@ -32,7 +32,7 @@ from numba.extending import intrinsic
 
 from engine.audio import shared
 from engine.audio.arena import f32_2
-from engine.audio.rack_block import OUT, SILENT, _monotonic, granulator_callback
+from engine.audio.rack_block import OUT, SILENT, monotonic, granulator_callback
 
 # Words: flags, then addresses and sizes, then two doubles (as their bits).
 (FAST, ASLEEP, STARTED, ANY_VIEWED, PYTHON, ARENA, ARENA_BYTES, LAYOUT, LAYOUT_ROWS, DATA, DATA_SIZE,
@@ -40,7 +40,6 @@ from engine.audio.rack_block import OUT, SILENT, _monotonic, granulator_callback
  PERIOD) = range(21)
 WORDS = 21
 NOT_RENDERED = -1  # the Python callback's ``code`` when no compiled block ran
-OUTPUT_UNDERFLOW = 0x4  # PortAudio's paOutputUnderflow
 # The Python side: (input, output, frames, status flags, code, started) -> paContinue (0).
 PYTHON_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ulong,
                                    ctypes.c_ulong, ctypes.c_int64, ctypes.c_double)
@@ -75,7 +74,7 @@ def _callback(input_, output, frames, _time_info, status, user):  # pragma: no c
     callback returns."""
     words = carray(user, (WORDS,), np.uint64)
     doubles = carray(user, (WORDS,), np.float64)
-    started = _monotonic()
+    started = monotonic()
     ring = carray(pointer_at(words[RING]), (2,), np.int64)
     code = NOT_RENDERED
     if words[STARTED] != 0 and status == 0 and frames == words[BLOCK] and ring[0] == ring[1]:
@@ -84,7 +83,7 @@ def _callback(input_, output, frames, _time_info, status, user):  # pragma: no c
         if words[ASLEEP] != 0:
             zeros = carray(pointer_at(words[ZEROS]), (frames, 2), np.float32)
             shared.finish_block(memory, shared.health_of(memory), zeros, shared.NO_INPUT, started,
-                                _monotonic() - started, doubles[PERIOD])
+                                monotonic() - started, doubles[PERIOD])
             block[:] = 0.0
             return 0
         if words[FAST] != 0:
@@ -115,6 +114,11 @@ def native_callback():
     return cfunc(_SIGNATURE, cache=True, nopython=True)(_callback)
 
 
+def _contiguous(*arrays: np.ndarray) -> None:
+    if not all(array.flags.c_contiguous for array in arrays):
+        raise ValueError("the native callback reads C-contiguous arrays only")
+
+
 class Words:
     """The machine words :func:`native_callback` reads (its ``userData``), and the arrays they
     point at, kept alive here."""
@@ -138,9 +142,7 @@ class Words:
               rate: float, period: float, python: int) -> None:
         """The arrays every block reads: the shared memory, the command ring's header, a zero
         block, the block size, rate and period, and the Python callback's address."""
-        for array in (memory, ring_header, zeros):
-            if not array.flags.c_contiguous:
-                raise ValueError("the native callback reads C-contiguous arrays only")
+        _contiguous(memory, ring_header, zeros)
         words = self.array
         words[MEMORY], words[MEMORY_BYTES] = memory.ctypes.data, memory.nbytes
         words[RING], words[ZEROS], words[BLOCK] = ring_header.ctypes.data, zeros.ctypes.data, block
@@ -151,9 +153,7 @@ class Words:
     def fused(self, arena: np.ndarray, layout: np.ndarray, rate: float, data: np.ndarray,
               headers: np.ndarray) -> None:
         """The fused call's arrays (the rack's ``fused`` tuple, less its memory and period)."""
-        for array in (arena, layout, data, headers):
-            if not array.flags.c_contiguous:
-                raise ValueError("the native callback reads C-contiguous arrays only")
+        _contiguous(arena, layout, data, headers)
         if layout.dtype != np.int64 or layout.shape[1:] != (4,) or data.dtype != np.float32 \
                 or headers.dtype != np.int64 or headers.ndim != 2 or arena.dtype != np.uint8:
             raise ValueError("the fused call's arrays are not of the types the native callback reads")

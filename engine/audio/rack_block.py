@@ -65,7 +65,7 @@ def rack_arrays(buses, gains, ramp, limiter, zeros, out, members, states) -> lis
 
 
 @intrinsic
-def _monotonic(typingctx):  # pragma: no cover - compiled
+def monotonic(typingctx):  # pragma: no cover - compiled
     """CLOCK_MONOTONIC in seconds: time.perf_counter()'s clock (Linux), read in compiled code."""
     def codegen(context, builder, signature, args):
         i32, i64, f64 = ir.IntType(32), ir.IntType(64), ir.DoubleType()
@@ -178,7 +178,7 @@ def granulator_callback(started, arena, layout, rate, data, headers, memory,
     if shared.view_wanted(memory, health):
         return code | VIEWED
     blocks = shared.finish_block(memory, health, f32_2(arena, layout, OUT), shared.NO_INPUT, started,
-                                 _monotonic() - started, period)
+                                 monotonic() - started, period)
     if not blocks & 15 or code & SILENT:  # the HUD's voices and limiter (the server's report)
         voices = 0.0
         for k in range(i64_1(arena, layout, MEMBERS).size):

@@ -426,7 +426,6 @@ class AudioServer:
                     # The compiled callback (engine.audio.native_stream): Python only for what
                     # a block leaves to it. The same device and parameters as PyAudio's.
                     self._words.flag(STARTED, False)  # its first block goes to Python (the thread)
-                    self._sync_words()
                     try:
                         self.stream = NativeStream(index, self.channels, config.sample_rate,
                                                    self.block_size, info["defaultLowOutputLatency"],

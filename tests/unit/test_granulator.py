@@ -377,6 +377,14 @@ def test_the_compiled_portaudio_callback_plays_and_reports_what_the_general_call
     _against_the_general_callback(pool, monkeypatch, native=True)
 
 
+def _server_rack(pool):
+    """An audio process's rack of two granulator buses (a sine, a stereo table) in ``pool``."""
+    table = _sine(pool, 220.0)
+    stereo = pool.allocate("stereo", RATE * 2, 2)
+    pool.fill(stereo, np.stack([np.sin(np.arange(RATE * 2) * 0.03), np.cos(np.arange(RATE * 2) * 0.05)], 1))
+    return _two_bus_rack(pool, table, stereo).config.model_copy(update={"pool": str(pool.path)})
+
+
 def test_the_compiled_portaudio_callback_stops_the_stream_when_python_fails_outside_its_handlers(
         pool, monkeypatch):
     """What escapes the Python callback's own handlers ends the stream, as under PyAudio (the
@@ -386,9 +394,7 @@ def test_the_compiled_portaudio_callback_stops_the_stream_when_python_fails_outs
     from engine.audio.server import PA_ABORT, AudioServer, ServerSettings
     from engine.audio.shared import SharedAudioState
 
-    table = _sine(pool, 220.0)
-    stereo = pool.allocate("stereo", RATE * 2, 2)
-    config = _two_bus_rack(pool, table, stereo).config.model_copy(update={"pool": str(pool.path)})
+    config = _server_rack(pool)
     state = SharedAudioState.create()
     try:
         server = AudioServer(ServerSettings(state=str(state.path), rack=config, realtime=False),
@@ -419,10 +425,7 @@ def _against_the_general_callback(pool, monkeypatch, native: bool) -> None:
     from engine.audio.server import OUTPUT_UNDERFLOW, AudioServer, ServerSettings
     from engine.audio.shared import LOADS, SharedAudioState
 
-    table = _sine(pool, 220.0)
-    stereo = pool.allocate("stereo", RATE * 2, 2)
-    pool.fill(stereo, np.stack([np.sin(np.arange(RATE * 2) * 0.03), np.cos(np.arange(RATE * 2) * 0.05)], 1))
-    config = _two_bus_rack(pool, table, stereo).config.model_copy(update={"pool": str(pool.path)})
+    config = _server_rack(pool)
     states = [SharedAudioState.create(), SharedAudioState.create()]
     try:
         fast, general = (AudioServer(ServerSettings(state=str(state.path), rack=config, realtime=False),
