@@ -123,21 +123,21 @@ def main(argv: list[str]) -> int:
     grains = np.zeros((MAX_GRAINS, 4))
     state = np.array([0.0, 200.0, 1.0, 0.0, 1.0 - np.exp(-PERIOD / (0.3 * SAMPLE_RATE))])
     mix = np.zeros(PERIOD)
-    words = _Words(mix, table, window, grains, state)
+    user = _Words(mix, table, window, grains, state)
     ctypes.CDLL("libportaudio.so.2").PaJack_SetClientName(CLIENT)
     audio = pyaudio.PyAudio()  # PortAudio started, the default device found
     info = audio.get_default_output_device_info()
     stream = NativeStream(int(info["index"]), 2, SAMPLE_RATE, PERIOD, info["defaultLowOutputLatency"],
-                          words, callback.address)
+                          user, callback.address)
     stream.start_stream()
     print("ready", flush=True)
     for line in sys.stdin:
-        words_ = line.split()
-        if words_[:1] == ["quit"]:
+        words = line.split()
+        if words[:1] == ["quit"]:
             break
-        if words_[:1] == ["play"] and len(words_) == 2:
-            state[WAIT], state[DENSITY], state[PLAYING] = 0.0, float(words_[1]), 1.0
-        elif words_[:1] == ["stop"]:
+        if words[:1] == ["play"] and len(words) == 2:
+            state[WAIT], state[DENSITY], state[PLAYING] = 0.0, float(words[1]), 1.0
+        elif words[:1] == ["stop"]:
             state[PLAYING] = 0.0
         print("ok", flush=True)
     stream.close()

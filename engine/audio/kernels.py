@@ -90,7 +90,7 @@ def _warm_up_granulator() -> None:
     """The granulator's kernels (:mod:`engine.audio.granular_kernels`), every path once, and a
     rack of one in its one-call block (:mod:`engine.audio.rack_block`) with the callback's
     bookkeeping (:func:`engine.audio.shared.finish_block`, with and without an input)."""
-    from engine.audio import shared
+    from engine.audio import native_stream, shared
     from engine.audio.instrument import Host
     from engine.audio.instruments.granulator import GranulatorInstrument, GranulatorSettings
     from engine.audio.pool import SamplePool
@@ -106,14 +106,8 @@ def _warm_up_granulator() -> None:
         Rack(config, pool).warm_up()
     finally:
         pool.close()
-    from engine.audio import native_stream
-
     native_stream.native_callback()  # the compiled PortAudio callback, into numba's cache
-
-    memory = np.zeros(shared.SIZE, np.uint8)
-    block = np.zeros((64, 2), np.float32)
-    for heard in (shared.NO_INPUT, np.frombuffer(bytes(block), np.float32).reshape(64, 2)):
-        shared.finish_block(memory, shared.health_of(memory), block, heard, 0.0, 0.0, 1.0)
+    shared.warm_up_finish_block()
 
 
 if __name__ == "__main__":

@@ -168,13 +168,7 @@ class AudioServer:
         if NATIVE:
             native_callback()  # the compiled PortAudio callback, loaded (numba's cache)
         self.state.map_pages()
-        # The bookkeeping kernel loaded (numba's cache) for every input the callback can hand it
-        # (no input; an input's buffer, read-only), on scratch arrays like the shared ones.
-        n = self.block_size
-        memory = np.zeros_like(self.state.memory)
-        health, block = shared.health_of(memory), np.zeros((n, 2), np.float32)
-        for heard in (_NO_INPUT, np.frombuffer(bytes(8 * n), np.float32).reshape(n, 2)):
-            _finish_block(memory, health, block, heard, 0.0, 0.0, self.period)
+        shared.warm_up_finish_block()  # the bookkeeping kernel, for every input the callback has
         # What exists now lives for the whole show: keep it out of the cyclic collector's sweeps,
         # so a collection that lands in a callback stays short.
         gc.collect()

@@ -147,6 +147,15 @@ def finish_block(memory, health, played, heard, started, seconds,
     return blocks
 
 
+def warm_up_finish_block() -> None:
+    """:func:`finish_block` loaded (numba's cache) for every input the callback can hand it (no
+    input; an input's buffer, read-only), on scratch arrays of the shared ones' types."""
+    memory = np.zeros(SIZE, np.uint8)
+    block = np.zeros((64, 2), np.float32)
+    for heard in (NO_INPUT, np.frombuffer(bytes(block), np.float32).reshape(64, 2)):
+        finish_block(memory, health_of(memory), block, heard, 0.0, 0.0, 1.0)
+
+
 def tap_rows(tap: np.ndarray, start: int, stop: int, columns: slice) -> np.ndarray:
     """Frames ``start`` .. ``stop`` of a ring ``tap`` (frame n at row n % len), as a copy: two
     slices, not an index array."""
